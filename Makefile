@@ -1,0 +1,22 @@
+# Shoal's entry points. `make run` starts the platform on embedded defaults;
+# `make test` runs the whole suite (what CI runs).
+.PHONY: run build test generate lint clean
+
+build:
+	go build -o bin/shoal ./cmd/shoal
+
+run: build
+	./bin/shoal serve
+
+test:
+	scripts/test.sh
+
+generate:
+	scripts/protodeps.sh
+	go tool -modfile=tools.go.mod buf generate
+
+lint:
+	scripts/check-proto.sh
+
+clean:
+	rm -rf bin .build

@@ -1,0 +1,91 @@
+// Command shoal is Shoal's one binary: `shoal serve` runs the platform (all
+// services, or the --target subset), and the other subcommands are clients.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/shoalml/shoal/internal/app"
+	"github.com/shoalml/shoal/internal/buildinfo"
+	"github.com/shoalml/shoal/internal/config"
+)
+
+const usage = `Shoal: train, register and serve image classifiers over gRPC and REST.
+
+Usage:
+  shoal serve [flags]      run the platform (see shoal serve --help)
+  shoal version            print the version
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "shoal:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, buildinfo.Version())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("shoal serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg app.Config
+	cfg.RegisterFlags(fs)
+	printConfig := fs.Bool("print-config", false, "print the effective configuration as YAML and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: shoal serve [flags]\n\nEvery flag can also be set in the YAML file given by --config.file (keys nested at each '.')\nor as an environment variable (SHOAL_ + the flag name in upper case, '.' and '-' as '_').\nPrecedence: defaults < file < environment < flags.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := config.Load(fs, args, os.LookupEnv); err != nil {
+		return err
+	}
+	if *printConfig {
+		return config.Print(stdout, fs, app.Secret, "print-config")
+	}
+	log := app.NewLogger(cfg, stderr)
+	a, err := app.New(cfg, log, buildinfo.Version())
+	if err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	var lc net.ListenConfig
+	grpcLis, err := lc.Listen(ctx, "tcp", cfg.Server.GRPCAddress)
+	if err != nil {
+		return fmt.Errorf("grpc listener: %w", err)
+	}
+	httpLis, err := lc.Listen(ctx, "tcp", cfg.Server.HTTPAddress)
+	if err != nil {
+		grpcLis.Close()
+		return fmt.Errorf("http listener: %w", err)
+	}
+	return a.Run(ctx, app.Listeners{GRPC: grpcLis, HTTP: httpLis})
+}

@@ -1,0 +1,333 @@
+// Package app wires Shoal's services, storage and servers into one process
+// for a --target, starts them in order and stops them in reverse.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"gorm.io/gorm"
+
+	oippb "github.com/shoalml/shoal/gen/inference"
+	datasetpb "github.com/shoalml/shoal/gen/shoal/dataset/v1"
+	inferencepb "github.com/shoalml/shoal/gen/shoal/inference/v1"
+	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
+	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
+	"github.com/shoalml/shoal/internal/gateway"
+	"github.com/shoalml/shoal/internal/server"
+	"github.com/shoalml/shoal/internal/storage/blob"
+	"github.com/shoalml/shoal/internal/storage/db"
+	"github.com/shoalml/shoal/services/dataset"
+	"github.com/shoalml/shoal/services/inference"
+	"github.com/shoalml/shoal/services/registry"
+	"github.com/shoalml/shoal/services/trainer"
+)
+
+// grpcNames are the gRPC service names each module serves, for health.
+var grpcNames = map[string][]string{
+	Dataset:   {datasetpb.DatasetService_ServiceDesc.ServiceName},
+	Trainer:   {trainerpb.TrainerService_ServiceDesc.ServiceName},
+	Registry:  {registrypb.RegistryService_ServiceDesc.ServiceName},
+	Inference: {inferencepb.InferenceService_ServiceDesc.ServiceName, oippb.GRPCInferenceService_ServiceDesc.ServiceName},
+}
+
+// Listeners are the two sockets the process serves on; the caller owns
+// them, which lets tests use :0.
+type Listeners struct {
+	GRPC net.Listener
+	HTTP net.Listener
+}
+
+// App is one Shoal process.
+type App struct {
+	cfg     Config
+	targets []string
+	log     *slog.Logger
+	version string
+	metrics *prometheus.Registry
+	ready   atomic.Bool
+}
+
+// New validates cfg and returns the process; it does no I/O.
+func New(cfg Config, log *slog.Logger, version string) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	targets, _ := ParseTarget(cfg.Target)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &App{cfg: cfg, targets: targets, log: log, version: version, metrics: reg}, nil
+}
+
+// NewLogger returns the process's logger for cfg's log settings.
+func NewLogger(cfg Config, w io.Writer) *slog.Logger {
+	level, _ := ParseLogLevel(cfg.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// service is what every Shoal service offers the app; Start and Run are
+// optional (see starter and runner).
+type service interface {
+	Register(grpc.ServiceRegistrar)
+}
+
+type starter interface{ Start(context.Context) error }
+
+type runner interface{ Run(context.Context) error }
+
+// Run starts the process and serves until ctx is done or a server fails,
+// then stops everything in reverse order within the configured bounds.
+func (a *App) Run(ctx context.Context, lis Listeners) (err error) {
+	if lis.GRPC == nil || lis.HTTP == nil {
+		return errors.New("app: both listeners are required")
+	}
+	a.log.Info("starting", "version", a.version, "target", a.targets,
+		"grpc", lis.GRPC.Addr().String(), "http", lis.HTTP.Addr().String())
+
+	// Storage first: everything else depends on it.
+	need := needs(a.targets)
+	var checks []server.Check
+	var gdb *gorm.DB
+	if need.db {
+		if gdb, err = db.Open(ctx, a.cfg.DB, a.log); err != nil {
+			return err
+		}
+		sqlDB, err := gdb.DB()
+		if err != nil {
+			return fmt.Errorf("db: %w", err)
+		}
+		defer sqlDB.Close()
+		checks = append(checks, server.Check{Name: "db", Check: sqlDB.PingContext})
+	}
+	var blobs blob.Store
+	if need.blob {
+		if blobs, err = blob.Open(ctx, a.cfg.Blob); err != nil {
+			return err
+		}
+		checks = append(checks, server.Check{Name: "blob", Check: blobs.Ping})
+	}
+
+	// Services call each other through gRPC clients, also in one process:
+	// a local service is reached through this process's own listener.
+	conns, err := a.dial(lis.GRPC.Addr())
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+
+	g := server.NewGRPC(a.cfg.Server, a.log, a.metrics)
+	services, err := a.build(gdb, blobs, conns)
+	if err != nil {
+		return err
+	}
+	for _, m := range a.targets {
+		if s, ok := services[m]; ok {
+			s.Register(g.Server)
+		}
+	}
+	for _, m := range a.targets {
+		if s, ok := services[m].(starter); ok {
+			if err := s.Start(ctx); err != nil {
+				return fmt.Errorf("%s: start: %w", m, err)
+			}
+		}
+	}
+
+	errc := make(chan error, 2)
+	go func() { errc <- g.Server.Serve(lis.GRPC) }()
+
+	var api http.Handler
+	if slices.Contains(a.targets, Gateway) {
+		gw, err := gateway.New(ctx, gateway.Conns{
+			Dataset: conns[Dataset], Trainer: conns[Trainer], Registry: conns[Registry], Inference: conns[Inference],
+		})
+		if err != nil {
+			g.Server.Stop()
+			return err
+		}
+		api = gw
+	}
+	httpSrv := &http.Server{
+		Handler: server.NewHTTPHandler(a.cfg.Server, server.HTTPOptions{
+			API: api, Gatherer: a.metrics, Ready: a.ready.Load, Checks: checks,
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	go func() { errc <- httpSrv.Serve(lis.HTTP) }()
+
+	// Long-running work (job workers, alias watchers) starts last and
+	// stops first; its context also ends the services' open streams.
+	runCtx, stopRunners := context.WithCancel(context.WithoutCancel(ctx))
+	var runners sync.WaitGroup
+	runErr := make(chan error, len(a.targets))
+	for _, m := range a.targets {
+		if r, ok := services[m].(runner); ok {
+			runners.Go(func() {
+				if err := r.Run(runCtx); err != nil && runCtx.Err() == nil {
+					runErr <- fmt.Errorf("%s: %w", m, err)
+				}
+			})
+		}
+	}
+
+	for _, m := range a.targets {
+		for _, name := range grpcNames[m] {
+			g.Health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+		}
+	}
+	g.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	a.ready.Store(true)
+	a.log.Info("serving", "grpc", lis.GRPC.Addr().String(), "http", lis.HTTP.Addr().String())
+
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		err = fmt.Errorf("server stopped: %w", err)
+	case err = <-runErr:
+	}
+	a.shutdown(g, httpSrv, stopRunners, &runners)
+	return err
+}
+
+// shutdown stops in reverse order: readiness and health first, so traffic
+// moves elsewhere; then the runners and open streams; then HTTP and gRPC,
+// which finish in-flight requests until the deadline and are then cut.
+func (a *App) shutdown(g *server.GRPC, httpSrv *http.Server, stopRunners context.CancelFunc, runners *sync.WaitGroup) {
+	a.log.Info("shutting down", "delay", a.cfg.Server.ShutdownDelay, "timeout", a.cfg.Server.ShutdownTimeout)
+	a.ready.Store(false)
+	g.Health.Shutdown()
+	time.Sleep(a.cfg.Server.ShutdownDelay)
+
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Server.ShutdownTimeout)
+	defer cancel()
+
+	stopRunners()
+	waitOrDeadline(ctx, runners.Wait)
+
+	if err := httpSrv.Shutdown(ctx); err != nil {
+		a.log.Warn("http: in-flight requests cut off at the shutdown deadline", "err", err)
+		httpSrv.Close()
+	}
+	if !waitOrDeadline(ctx, g.Server.GracefulStop) {
+		a.log.Warn("grpc: in-flight RPCs cut off at the shutdown deadline")
+		g.Server.Stop()
+	}
+	a.log.Info("stopped")
+}
+
+// waitOrDeadline runs fn and reports whether it returned before ctx ended.
+func waitOrDeadline(ctx context.Context, fn func()) bool {
+	done := make(chan struct{})
+	go func() { fn(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// dial opens a client connection to every service some module of this
+// process calls or the gateway proxies.
+func (a *App) dial(self net.Addr) (map[string]*grpc.ClientConn, error) {
+	conns := map[string]*grpc.ClientConn{}
+	for _, m := range a.targets {
+		for _, dep := range calls[m] {
+			if conns[dep] != nil {
+				continue
+			}
+			target := *a.cfg.Clients.Addresses[dep]
+			if slices.Contains(a.targets, dep) {
+				target = loopback(self)
+			}
+			c, err := grpc.NewClient(target,
+				grpc.WithTransportCredentials(insecure.NewCredentials()),
+				grpc.WithDefaultCallOptions(
+					grpc.MaxCallRecvMsgSize(a.cfg.Server.MaxMessageBytes),
+					grpc.MaxCallSendMsgSize(a.cfg.Server.MaxMessageBytes),
+				),
+			)
+			if err != nil {
+				for _, c := range conns {
+					c.Close()
+				}
+				return nil, fmt.Errorf("clients: %s at %q: %w", dep, target, err)
+			}
+			conns[dep] = c
+		}
+	}
+	return conns, nil
+}
+
+// loopback turns a listener address into one a client can dial: a wildcard
+// host (":9090", "[::]:9090") becomes the loopback address.
+func loopback(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// build constructs the services of this process.
+func (a *App) build(gdb *gorm.DB, blobs blob.Store, conns map[string]*grpc.ClientConn) (map[string]service, error) {
+	out := map[string]service{}
+	var err error
+	for _, m := range a.targets {
+		log := a.log.With("service", m)
+		var s service
+		switch m {
+		case Dataset:
+			s, err = dataset.New(a.cfg.Dataset, dataset.Deps{Log: log, DB: gdb, Blobs: blobs})
+		case Registry:
+			s, err = registry.New(a.cfg.Registry, registry.Deps{Log: log, DB: gdb, Blobs: blobs})
+		case Trainer:
+			s, err = trainer.New(a.cfg.Trainer, trainer.Deps{
+				Log: log, DB: gdb, Blobs: blobs,
+				Datasets: datasetpb.NewDatasetServiceClient(conns[Dataset]),
+				Registry: registrypb.NewRegistryServiceClient(conns[Registry]),
+			})
+		case Inference:
+			s, err = inference.New(a.cfg.Inference, inference.Deps{
+				Log: log, Blobs: blobs, Version: a.version,
+				Registry: registrypb.NewRegistryServiceClient(conns[Registry]),
+			})
+		case Gateway:
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[m] = s
+	}
+	return out, nil
+}
+
+// Ready reports whether the process has started and is not shutting down.
+func (a *App) Ready() bool { return a.ready.Load() }

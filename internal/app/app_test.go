@@ -1,0 +1,289 @@
+package app_test
+
+import (
+	"context"
+	"flag"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+
+	"github.com/shoalml/shoal/internal/app"
+	"github.com/shoalml/shoal/internal/storage/db"
+	"github.com/shoalml/shoal/internal/storage/db/dbtest"
+)
+
+// defaults returns the configuration with every default, on :0 ports and
+// storage under a temporary directory.
+func defaults(t *testing.T) app.Config {
+	t.Helper()
+	var cfg app.Config
+	cfg.RegisterFlags(flag.NewFlagSet("test", flag.ContinueOnError))
+	dir := t.TempDir()
+	cfg.DB.DSN = dir + "/shoal.db"
+	cfg.Blob.Local.Dir = dir + "/blobs"
+	cfg.LogLevel = "warn"
+	cfg.Server.ShutdownTimeout = 5 * time.Second
+	return cfg
+}
+
+// shared points cfg at storage several processes can share: a fresh
+// PostgreSQL database and an S3 bucket (the real S3 server when the
+// test environment names one, an in-process one otherwise).
+func shared(t *testing.T, cfg *app.Config) {
+	t.Helper()
+	cfg.DB = dbtest.Config(t, db.Postgres)
+	cfg.Blob.Backend = "s3"
+	cfg.Blob.S3.Bucket = "shoal-app-test"
+	cfg.Blob.S3.CreateBucket = true
+	cfg.Blob.S3.Insecure = true
+	if ep := os.Getenv("SHOAL_TEST_S3_ENDPOINT"); ep != "" {
+		cfg.Blob.S3.Endpoint = ep
+		cfg.Blob.S3.AccessKey = os.Getenv("SHOAL_TEST_S3_ACCESS_KEY")
+		cfg.Blob.S3.SecretKey = os.Getenv("SHOAL_TEST_S3_SECRET_KEY")
+		return
+	}
+	srv := httptest.NewServer(gofakes3.New(s3mem.New()).Server())
+	t.Cleanup(srv.Close)
+	cfg.Blob.S3.Endpoint = strings.TrimPrefix(srv.URL, "http://")
+	cfg.Blob.S3.AccessKey, cfg.Blob.S3.SecretKey = "test", "test-secret"
+}
+
+type running struct {
+	grpc *grpc.ClientConn
+	http string
+	stop func() error
+}
+
+// start runs an App on :0 listeners until the test ends.
+func start(t *testing.T, cfg app.Config) running {
+	t.Helper()
+	a, err := app.New(cfg, app.NewLogger(cfg, io.Discard), "test")
+	if err != nil {
+		t.Fatalf("app.New(target=%s) = %v; want nil", cfg.Target, err)
+	}
+	grpcLis := listen(t)
+	httpLis := listen(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, app.Listeners{GRPC: grpcLis, HTTP: httpLis}) }()
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(30 * time.Second):
+			t.Fatalf("Run did not return within 30s of cancel")
+			return nil
+		}
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("Run() = %v; want nil after cancel", err)
+		}
+	})
+	conn, err := grpc.NewClient(grpcLis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	r := running{grpc: conn, http: "http://" + httpLis.Addr().String(), stop: stop}
+	waitReady(t, r, a)
+	return r
+}
+
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// waitReady waits on the health service's Watch stream (no polling) until
+// the process reports SERVING.
+func waitReady(t *testing.T, r running, a *app.App) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stream, err := healthpb.NewHealthClient(r.grpc).Watch(ctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
+	if err != nil {
+		t.Fatalf("Health.Watch() = %v", err)
+	}
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("Health.Watch: Recv() = %v before SERVING", err)
+		}
+		if resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			break
+		}
+	}
+	if !a.Ready() {
+		t.Fatalf("Ready() = false after health turned SERVING; want true")
+	}
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+var grpcServices = map[string][]string{
+	app.Dataset:   {"shoal.dataset.v1.DatasetService"},
+	app.Trainer:   {"shoal.trainer.v1.TrainerService"},
+	app.Registry:  {"shoal.registry.v1.RegistryService"},
+	app.Inference: {"shoal.inference.v1.InferenceService", "inference.GRPCInferenceService"},
+}
+
+func TestEveryTargetStartsAndAnswersHealth(t *testing.T) {
+	for _, target := range []string{"all", "dataset", "trainer", "registry", "inference", "gateway", "dataset,registry"} {
+		t.Run(target, func(t *testing.T) {
+			cfg := defaults(t)
+			cfg.Target = target
+			modules, err := app.ParseTarget(target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if target != "all" {
+				shared(t, &cfg)
+				for _, s := range app.Services {
+					// Dialing is lazy; these services are never called here.
+					*cfg.Clients.Addresses[s] = "127.0.0.1:1"
+				}
+			}
+			r := start(t, cfg)
+
+			health := healthpb.NewHealthClient(r.grpc)
+			for _, m := range modules {
+				for _, name := range grpcServices[m] {
+					resp, err := health.Check(t.Context(), &healthpb.HealthCheckRequest{Service: name})
+					if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+						t.Errorf("Health.Check(%s) = %v, %v; want SERVING", name, resp.GetStatus(), err)
+					}
+				}
+			}
+			for _, s := range app.Services {
+				if slices.Contains(modules, s) {
+					continue
+				}
+				for _, name := range grpcServices[s] {
+					if _, err := health.Check(t.Context(), &healthpb.HealthCheckRequest{Service: name}); err == nil {
+						t.Errorf("Health.Check(%s) = nil error in --target=%s; want NotFound (not served here)", name, target)
+					}
+				}
+			}
+			for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+				if code, body := httpGet(t, r.http+path); code != http.StatusOK {
+					t.Errorf("GET %s = %d %q; want 200", path, code, body)
+				}
+			}
+		})
+	}
+}
+
+func TestReflectionListsEveryService(t *testing.T) {
+	r := start(t, defaults(t))
+	stream, err := reflectionpb.NewServerReflectionClient(r.grpc).ServerReflectionInfo(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&reflectionpb.ServerReflectionRequest{
+		MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range resp.GetListServicesResponse().GetService() {
+		got = append(got, s.GetName())
+	}
+	want := []string{
+		"grpc.health.v1.Health",
+		"grpc.reflection.v1.ServerReflection",
+		"inference.GRPCInferenceService",
+		"shoal.dataset.v1.DatasetService",
+		"shoal.inference.v1.InferenceService",
+		"shoal.registry.v1.RegistryService",
+		"shoal.trainer.v1.TrainerService",
+	}
+	for _, w := range want {
+		if !slices.Contains(got, w) {
+			t.Errorf("reflection ListServices = %v; missing %s", got, w)
+		}
+	}
+}
+
+func TestShutdownTurnsHealthNotServing(t *testing.T) {
+	r := start(t, defaults(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stream, err := healthpb.NewHealthClient(r.grpc).Watch(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := stream.Recv(); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("first Watch status = %v, %v; want SERVING", resp.GetStatus(), err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.stop() }()
+	// The health service reports NOT_SERVING before the server goes away,
+	// so clients and load balancers move off first.
+	resp, err := stream.Recv()
+	if err == nil && resp.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Errorf("Watch status after stop = %v; want NOT_SERVING", resp.GetStatus())
+	}
+	cancel() // a watcher that saw NOT_SERVING goes away, letting the server drain
+	if err := <-done; err != nil {
+		t.Errorf("Run() = %v; want nil", err)
+	}
+}
+
+func TestRESTGoesThroughGRPC(t *testing.T) {
+	r := start(t, defaults(t))
+	resp, err := http.Get(r.http + "/v2/health/live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"live":true`) {
+		t.Errorf("GET /v2/health/live = %d %s; want 200 {\"live\":true}", resp.StatusCode, body)
+	}
+	// The request id set by the gRPC interceptor comes back as a header,
+	// which proves the call passed through the gRPC server.
+	if resp.Header.Get("X-Request-Id") == "" {
+		t.Errorf("GET /v2/health/live: no X-Request-Id header; want the id from the gRPC interceptor")
+	}
+	code, body2 := httpGet(t, r.http+"/v1/no-such-thing")
+	if code != http.StatusNotFound {
+		t.Errorf("GET /v1/no-such-thing = %d %s; want 404", code, body2)
+	}
+}

@@ -1,0 +1,159 @@
+package app
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/shoalml/shoal/internal/server"
+	"github.com/shoalml/shoal/internal/storage/blob"
+	"github.com/shoalml/shoal/internal/storage/db"
+	"github.com/shoalml/shoal/services/dataset"
+	"github.com/shoalml/shoal/services/inference"
+	"github.com/shoalml/shoal/services/registry"
+	"github.com/shoalml/shoal/services/trainer"
+)
+
+// Config is the whole process's configuration.
+type Config struct {
+	Target    string
+	LogLevel  string
+	LogFormat string
+	Server    server.Config
+	DB        db.Config
+	Blob      blob.Config
+	Clients   ClientsConfig
+	Dataset   dataset.Config
+	Trainer   trainer.Config
+	Registry  registry.Config
+	Inference inference.Config
+}
+
+// ClientsConfig says where the services that do not run in this process are.
+type ClientsConfig struct {
+	Addresses map[string]*string
+}
+
+// RegisterFlags registers every flag of the process with its default.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Target, "target", All, "what this process runs: all, or a comma-separated list of "+strings.Join(Modules, ", "))
+	fs.StringVar(&c.LogLevel, "log.level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log.format", "text", "log format: text or json")
+	c.Server.RegisterFlags(fs)
+	c.DB.RegisterFlags(fs)
+	c.Blob.RegisterFlags(fs)
+	c.Clients.RegisterFlags(fs)
+	c.Dataset.RegisterFlags(fs)
+	c.Trainer.RegisterFlags(fs)
+	c.Registry.RegisterFlags(fs)
+	c.Inference.RegisterFlags(fs)
+}
+
+// RegisterFlags registers clients.<service>-address for each service.
+func (c *ClientsConfig) RegisterFlags(fs *flag.FlagSet) {
+	c.Addresses = map[string]*string{}
+	for _, s := range Services {
+		c.Addresses[s] = fs.String("clients."+s+"-address", "",
+			"host:port of the "+s+" service's gRPC server, when it does not run in this process")
+	}
+}
+
+// Validate checks each section, then the rules that span sections.
+func (c *Config) Validate() error {
+	targets, err := ParseTarget(c.Target)
+	if err != nil {
+		return err
+	}
+	errs := []error{c.Server.Validate()}
+	if _, err := ParseLogLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("--log.format=%q: use text or json", c.LogFormat))
+	}
+	need := needs(targets)
+	if need.db {
+		errs = append(errs, c.DB.Validate())
+	}
+	if need.blob {
+		errs = append(errs, c.Blob.Validate())
+	}
+	for _, section := range []struct {
+		name string
+		v    interface{ Validate() error }
+	}{{Dataset, &c.Dataset}, {Trainer, &c.Trainer}, {Registry, &c.Registry}, {Inference, &c.Inference}} {
+		if slices.Contains(targets, section.name) {
+			errs = append(errs, section.v.Validate())
+		}
+	}
+
+	// A process that runs only some services is one of several: the
+	// others must reach the same state, so storage that lives inside one
+	// process cannot be used.
+	if !runsAll(targets) {
+		where := "--target=" + strings.Join(targets, ",")
+		if need.db && !c.DB.Shared() {
+			errs = append(errs, fmt.Errorf("--db.driver=%s keeps its data in a file of this process, which the other processes of a split deployment (%s) cannot share: set --db.driver=postgres or mysql with --db.dsn, or run everything in one process with --target=all", c.DB.Driver, where))
+		}
+		if need.blob && !c.Blob.Shared() {
+			errs = append(errs, fmt.Errorf("--blob.backend=%s keeps blobs on this machine's disk, which the other processes of a split deployment (%s) cannot share: set --blob.backend=s3 with --blob.s3.endpoint and --blob.s3.bucket, or run everything in one process with --target=all", c.Blob.Backend, where))
+		}
+	}
+	for _, m := range targets {
+		for _, dep := range calls[m] {
+			if !slices.Contains(targets, dep) && *c.Clients.Addresses[dep] == "" {
+				errs = append(errs, fmt.Errorf("%s calls the %s service, which this process does not run: add it to --target or set --clients.%s-address=HOST:PORT", m, dep, dep))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ParseLogLevel parses a --log.level value.
+func ParseLogLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("--log.level=%q: use debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// Secret masks the values of settings that hold credentials, for
+// --print-config.
+func Secret(name, value string) string {
+	if value == "" {
+		return value
+	}
+	switch {
+	case strings.Contains(name, "secret"), strings.Contains(name, "password"):
+		return "****"
+	case name == "db.dsn":
+		return redactDSN(value)
+	}
+	return value
+}
+
+// redactDSN hides the password in the three DSN forms: URL
+// (postgres://u:p@h/db), MySQL (u:p@tcp(h)/db) and key=value (password=p).
+func redactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" && u.User != nil {
+		return u.Redacted()
+	}
+	if at := strings.LastIndex(dsn, "@"); at > 0 && !strings.Contains(dsn[:at], "=") {
+		if colon := strings.Index(dsn[:at], ":"); colon >= 0 {
+			return dsn[:colon+1] + "****" + dsn[at:]
+		}
+		return dsn
+	}
+	fields := strings.Fields(dsn)
+	for i, f := range fields {
+		if k, _, ok := strings.Cut(f, "="); ok && strings.EqualFold(k, "password") {
+			fields[i] = k + "=****"
+		}
+	}
+	return strings.Join(fields, " ")
+}

@@ -1,0 +1,99 @@
+package app_test
+
+import (
+	"flag"
+	"strings"
+	"testing"
+
+	"github.com/shoalml/shoal/internal/app"
+)
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		set  map[string]string
+		want []string // substrings of the error; none means valid
+	}{
+		{name: "defaults", set: nil},
+		{name: "unknown target", set: map[string]string{"target": "dataset,bogus"}, want: []string{`unknown module "bogus"`}},
+		{name: "empty target", set: map[string]string{"target": ""}, want: []string{"--target is empty"}},
+		{name: "inference alone on local blobs", set: map[string]string{"target": "inference", "clients.registry-address": "registry:9090"},
+			want: []string{"--blob.backend=local keeps blobs on this machine's disk", "--target=inference", "--blob.backend=s3"}},
+		{name: "dataset alone on sqlite", set: map[string]string{"target": "dataset", "blob.backend": "s3", "blob.s3.endpoint": "s3:9000", "blob.s3.bucket": "shoal"},
+			want: []string{"--db.driver=sqlite keeps its data in a file of this process", "--db.driver=postgres or mysql"}},
+		{name: "split mode on shared storage", set: map[string]string{"target": "dataset", "db.driver": "postgres", "db.dsn": "postgres://u@db/shoal", "blob.backend": "s3", "blob.s3.endpoint": "s3:9000", "blob.s3.bucket": "shoal"}},
+		{name: "gateway alone needs addresses", set: map[string]string{"target": "gateway"},
+			want: []string{"gateway calls the dataset service", "--clients.dataset-address", "--clients.inference-address"}},
+		{name: "gateway alone with addresses", set: map[string]string{"target": "gateway", "clients.dataset-address": "d:1", "clients.trainer-address": "t:1", "clients.registry-address": "r:1", "clients.inference-address": "i:1"}},
+		{name: "trainer without registry", set: map[string]string{"target": "trainer,dataset", "db.driver": "mysql", "db.dsn": "root@tcp(db)/shoal", "blob.backend": "s3", "blob.s3.endpoint": "s3:9000", "blob.s3.bucket": "shoal"},
+			want: []string{"trainer calls the registry service"}},
+		{name: "bad log level", set: map[string]string{"log.level": "loud"}, want: []string{"--log.level"}},
+		{name: "bad address", set: map[string]string{"grpc.listen-address": "9090"}, want: []string{"--grpc.listen-address"}},
+		{name: "tiny messages", set: map[string]string{"grpc.max-message-bytes": "1024"}, want: []string{"photos need at least"}},
+		{name: "unknown db driver", set: map[string]string{"db.driver": "oracle"}, want: []string{"oracle"}},
+		{name: "postgres without dsn", set: map[string]string{"db.driver": "postgres"}, want: []string{"db.dsn"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var cfg app.Config
+			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			cfg.RegisterFlags(fs)
+			for k, v := range tt.set {
+				if err := fs.Set(k, v); err != nil {
+					t.Fatalf("Set(%s, %s) = %v", k, v, err)
+				}
+			}
+			err := cfg.Validate()
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("Validate() = %v; want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate() = nil; want an error containing %q", tt.want)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Validate() = %q; want it to contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestSecretMasksCredentials(t *testing.T) {
+	tests := []struct{ name, value, want string }{
+		{"blob.s3.secret-key", "hunter2", "****"},
+		{"db.dsn", "postgres://shoal:hunter2@db:5432/shoal", "postgres://shoal:xxxxx@db:5432/shoal"},
+		{"db.dsn", "shoal:hunter2@tcp(db:3306)/shoal", "shoal:****@tcp(db:3306)/shoal"},
+		{"db.dsn", "host=db user=shoal password=hunter2 dbname=shoal", "host=db user=shoal password=**** dbname=shoal"},
+		{"db.dsn", "./data/shoal.db", "./data/shoal.db"},
+		{"target", "all", "all"},
+	}
+	for _, tt := range tests {
+		if got := app.Secret(tt.name, tt.value); got != tt.want {
+			t.Errorf("Secret(%s, %q) = %q; want %q", tt.name, tt.value, got, tt.want)
+		}
+	}
+}
+
+func TestModulesStartAfterWhatTheyCall(t *testing.T) {
+	for i, m := range app.Modules {
+		for _, dep := range app.Calls(m) {
+			j := indexOf(app.Modules, dep)
+			if j < 0 || j >= i {
+				t.Errorf("module %s calls %s, which starts at position %d, not before %d: reorder Modules", m, dep, j, i)
+			}
+		}
+	}
+}
+
+func indexOf(s []string, v string) int {
+	for i, x := range s {
+		if x == v {
+			return i
+		}
+	}
+	return -1
+}

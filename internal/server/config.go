@@ -1,0 +1,52 @@
+// Package server builds Shoal's two listeners' servers: the gRPC server
+// (reflection, health, interceptors) and the HTTP server (grpc-gateway,
+// health and readiness probes, Prometheus metrics).
+package server
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"time"
+)
+
+// Config configures the gRPC and HTTP servers.
+type Config struct {
+	GRPCAddress     string
+	HTTPAddress     string
+	MaxMessageBytes int
+	ShutdownDelay   time.Duration
+	ShutdownTimeout time.Duration
+	CORSOrigins     string
+}
+
+// MiB is a mebibyte.
+const MiB = 1 << 20
+
+// RegisterFlags registers the server flags with their defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.GRPCAddress, "grpc.listen-address", ":9090", "address the gRPC server listens on")
+	fs.StringVar(&c.HTTPAddress, "http.listen-address", ":8080", "address the HTTP server (REST gateway, /healthz, /readyz, /metrics, UI) listens on")
+	fs.IntVar(&c.MaxMessageBytes, "grpc.max-message-bytes", 64*MiB, "largest gRPC message (and REST body) accepted or sent, in bytes; photos must fit")
+	fs.DurationVar(&c.ShutdownDelay, "server.shutdown-delay", 0, "how long to keep serving after health turns NOT_SERVING on shutdown, so load balancers stop routing here first")
+	fs.DurationVar(&c.ShutdownTimeout, "server.shutdown-timeout", 15*time.Second, "how long in-flight requests may take to finish on shutdown before they are cut off")
+	fs.StringVar(&c.CORSOrigins, "http.cors-origins", "", "comma-separated origins allowed to call the REST API from a browser (\"*\" for any); empty disables CORS")
+}
+
+// Validate reports settings that cannot work.
+func (c *Config) Validate() error {
+	var errs []error
+	for name, addr := range map[string]string{"grpc.listen-address": c.GRPCAddress, "http.listen-address": c.HTTPAddress} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("--%s=%q is not host:port (for example :9090 or 127.0.0.1:9090)", name, addr))
+		}
+	}
+	if c.MaxMessageBytes < 4*MiB {
+		errs = append(errs, fmt.Errorf("--grpc.max-message-bytes=%d is too small: photos need at least %d (4 MiB)", c.MaxMessageBytes, 4*MiB))
+	}
+	if c.ShutdownDelay < 0 || c.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("--server.shutdown-delay must be >= 0 and --server.shutdown-timeout > 0"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,126 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Check is a readiness check: nil when the dependency it probes works.
+type Check struct {
+	Name  string
+	Check func(context.Context) error
+}
+
+// HTTPOptions are what the HTTP handler serves besides the probes.
+type HTTPOptions struct {
+	// API serves the REST gateway (and, later, the UI); nil serves only the
+	// probes and metrics.
+	API http.Handler
+	// Gatherer is the registry /metrics exposes.
+	Gatherer prometheus.Gatherer
+	// Ready reports whether the process as a whole is ready (all services
+	// started and not shutting down).
+	Ready func() bool
+	// Checks are run by /readyz once Ready is true.
+	Checks []Check
+}
+
+// NewHTTPHandler returns the HTTP handler: /healthz (liveness), /readyz
+// (readiness, with each check's result), /metrics, and the API.
+func NewHTTPHandler(cfg Config, opts HTTPOptions) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ready(w, r, opts)
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
+	if opts.API != nil {
+		mux.Handle("/", limitBody(opts.API, int64(cfg.MaxMessageBytes)))
+	}
+	return cors(mux, cfg.CORSOrigins)
+}
+
+func ready(w http.ResponseWriter, r *http.Request, opts HTTPOptions) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if opts.Ready != nil && !opts.Ready() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "not ready: starting or shutting down")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	var b strings.Builder
+	failed := false
+	for _, c := range opts.Checks {
+		if err := c.Check(ctx); err != nil {
+			failed = true
+			// The reason stays in the server log; the probe names only the
+			// failing dependency.
+			fmt.Fprintf(&b, "%s: failing\n", c.Name)
+			continue
+		}
+		fmt.Fprintf(&b, "%s: ok\n", c.Name)
+	}
+	if failed {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	fmt.Fprint(w, b.String())
+}
+
+// limitBody refuses request bodies larger than the gRPC message limit with
+// 413 before they are read whole.
+func limitBody(next http.Handler, limit int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > limit {
+			http.Error(w, fmt.Sprintf("request body of %d bytes is over the limit of %d bytes", r.ContentLength, limit), http.StatusRequestEntityTooLarge)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// cors answers browser preflights and tags responses for the allowed origins.
+func cors(next http.Handler, origins string) http.Handler {
+	if origins == "" {
+		return next
+	}
+	allowed := map[string]bool{}
+	for _, o := range strings.Split(origins, ",") {
+		allowed[strings.TrimSpace(o)] = true
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		if origin != "" && (allowed["*"] || allowed[origin]) {
+			h := w.Header()
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Add("Vary", "Origin")
+			h.Set("Access-Control-Expose-Headers", "X-Request-Id, Retry-After")
+			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+				h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE")
+				h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization, X-Request-Id")
+				h.Set("Access-Control-Max-Age", "600")
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// ErrServerClosed is returned by Serve after a shutdown; callers treat it as
+// a clean stop.
+var ErrServerClosed = http.ErrServerClosed
+
+// IsClosed reports whether err only says the server was shut down.
+func IsClosed(err error) bool { return err == nil || errors.Is(err, http.ErrServerClosed) }

@@ -1,0 +1,94 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shoalml/shoal/internal/server"
+)
+
+func defaultConfig() server.Config {
+	var c server.Config
+	c.RegisterFlags(flag.NewFlagSet("test", flag.ContinueOnError))
+	return c
+}
+
+func TestProbes(t *testing.T) {
+	ready := false
+	dbErr := errors.New("dial tcp 10.1.2.3:5432: connection refused")
+	h := server.NewHTTPHandler(defaultConfig(), server.HTTPOptions{
+		Gatherer: prometheus.NewRegistry(),
+		Ready:    func() bool { return ready },
+		Checks: []server.Check{
+			{Name: "db", Check: func(context.Context) error { return dbErr }},
+			{Name: "blob", Check: func(context.Context) error { return nil }},
+		},
+	})
+	get := func(path string) (int, string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		return rec.Code, rec.Body.String()
+	}
+	if code, _ := get("/healthz"); code != 200 {
+		t.Errorf("/healthz = %d; want 200 (liveness does not depend on readiness)", code)
+	}
+	if code, body := get("/readyz"); code != 503 || !strings.Contains(body, "starting or shutting down") {
+		t.Errorf("/readyz before ready = %d %q; want 503", code, body)
+	}
+	ready = true
+	code, body := get("/readyz")
+	if code != 503 || !strings.Contains(body, "db: failing") || !strings.Contains(body, "blob: ok") {
+		t.Errorf("/readyz with db down = %d %q; want 503 naming db", code, body)
+	}
+	if strings.Contains(body, "10.1.2.3") {
+		t.Errorf("/readyz = %q; leaks the database address", body)
+	}
+	dbErr = nil
+	if code, body := get("/readyz"); code != 200 {
+		t.Errorf("/readyz all ok = %d %q; want 200", code, body)
+	}
+	if code, _ := get("/metrics"); code != 200 {
+		t.Errorf("/metrics = %d; want 200", code)
+	}
+}
+
+func TestBodyLimitAndCORS(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.MaxMessageBytes = 8 << 20
+	cfg.CORSOrigins = "http://localhost:5173"
+	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+			http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
+		}
+	})
+	h := server.NewHTTPHandler(cfg, server.HTTPOptions{API: api, Gatherer: prometheus.NewRegistry()})
+
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/datasets", strings.NewReader(strings.Repeat("x", 9<<20))))
+	if rec.Code != http.StatusRequestEntityTooLarge {
+		t.Errorf("POST 9 MiB with an 8 MiB limit = %d; want 413", rec.Code)
+	}
+
+	req := httptest.NewRequest("OPTIONS", "/v1/datasets", nil)
+	req.Header.Set("Origin", "http://localhost:5173")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusNoContent || rec.Header().Get("Access-Control-Allow-Origin") != "http://localhost:5173" {
+		t.Errorf("preflight from allowed origin = %d %v; want 204 with Allow-Origin", rec.Code, rec.Header())
+	}
+	req.Header.Set("Origin", "http://evil.example")
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Header().Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("preflight from other origin got Allow-Origin %q; want none", rec.Header().Get("Access-Control-Allow-Origin"))
+	}
+}

@@ -1,0 +1,217 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// RequestIDHeader carries a request's id in gRPC metadata and, through the
+// gateway, as the X-Request-Id HTTP header.
+const RequestIDHeader = "x-request-id"
+
+type requestIDKey struct{}
+
+// RequestID returns the id of the request ctx belongs to, or "".
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// call is what the interceptors learn about one RPC; the logging
+// interceptor owns it and prints it once, at the end.
+type call struct {
+	cause error // the handler's error before masking
+	panic any
+}
+
+type callKey struct{}
+
+// Interceptors observe every RPC: they give it a request id, recover
+// panics, mask internal errors, log one line and record metrics.
+type Interceptors struct {
+	log     *slog.Logger
+	handled *prometheus.CounterVec
+	latency *prometheus.HistogramVec
+}
+
+// NewInterceptors registers the RPC metrics with reg.
+func NewInterceptors(log *slog.Logger, reg prometheus.Registerer) *Interceptors {
+	i := &Interceptors{
+		log: log,
+		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shoal_grpc_server_handled_total",
+			Help: "RPCs completed, by service, method and status code.",
+		}, []string{"service", "method", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "shoal_grpc_server_handling_seconds",
+			Help:    "Time from an RPC's start to its end, by service and method.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 14),
+		}, []string{"service", "method"}),
+	}
+	reg.MustRegister(i.handled, i.latency)
+	return i
+}
+
+// Unary returns the unary server interceptor.
+func (i *Interceptors) Unary() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+		ctx, c, done := i.begin(ctx, info.FullMethod)
+		defer func() { done(err) }()
+		defer func() {
+			if r := recover(); r != nil {
+				c.panic = r
+				err = i.recovered(ctx, info.FullMethod, r)
+			}
+		}()
+		resp, err = handler(ctx, req)
+		return resp, mask(ctx, c, err)
+	}
+}
+
+// Stream returns the streaming server interceptor.
+func (i *Interceptors) Stream() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+		ctx, c, done := i.begin(ss.Context(), info.FullMethod)
+		defer func() { done(err) }()
+		defer func() {
+			if r := recover(); r != nil {
+				c.panic = r
+				err = i.recovered(ctx, info.FullMethod, r)
+			}
+		}()
+		err = handler(srv, &serverStream{ServerStream: ss, ctx: ctx})
+		return mask(ctx, c, err)
+	}
+}
+
+// begin sets up one RPC and returns the function that ends it.
+func (i *Interceptors) begin(ctx context.Context, fullMethod string) (context.Context, *call, func(error)) {
+	start := time.Now()
+	id := incomingRequestID(ctx)
+	ctx = context.WithValue(ctx, requestIDKey{}, id)
+	c := &call{}
+	ctx = context.WithValue(ctx, callKey{}, c)
+	// The id goes back to the caller so a user can quote it in a report.
+	_ = grpc.SetHeader(ctx, metadata.Pairs(RequestIDHeader, id))
+
+	service, method := splitMethod(fullMethod)
+	return ctx, c, func(err error) {
+		elapsed := time.Since(start)
+		code := status.Code(err)
+		i.handled.WithLabelValues(service, method, code.String()).Inc()
+		i.latency.WithLabelValues(service, method).Observe(elapsed.Seconds())
+
+		attrs := []slog.Attr{
+			slog.String("method", fullMethod),
+			slog.String("code", code.String()),
+			slog.Duration("duration", elapsed),
+			slog.String("request_id", id),
+		}
+		level := slog.LevelInfo
+		switch {
+		case c.panic != nil:
+			level = slog.LevelError
+			attrs = append(attrs, slog.Any("panic", c.panic))
+		case c.cause != nil:
+			level = slog.LevelError
+			attrs = append(attrs, slog.String("error", c.cause.Error()))
+		case err != nil:
+			if serverFault(code) {
+				level = slog.LevelError
+			} else {
+				level = slog.LevelWarn
+			}
+			attrs = append(attrs, slog.String("error", status.Convert(err).Message()))
+		}
+		i.log.LogAttrs(ctx, level, "rpc", attrs...)
+	}
+}
+
+func (i *Interceptors) recovered(ctx context.Context, method string, r any) error {
+	i.log.ErrorContext(ctx, "rpc panicked", slog.String("method", method), slog.Any("panic", r),
+		slog.String("request_id", RequestID(ctx)), slog.String("stack", string(debug.Stack())))
+	return status.Errorf(codes.Internal, "internal error (request id %s)", RequestID(ctx))
+}
+
+// mask keeps internal details (SQL, S3, file paths) away from clients:
+// errors that are not gRPC statuses, and statuses a handler marked as
+// internal, become a generic Internal error naming the request id. The
+// original is kept for the log line.
+func mask(ctx context.Context, c *call, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) {
+		return status.FromContextError(err).Err()
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return status.FromContextError(err).Err()
+	}
+	st, ok := status.FromError(err)
+	if ok && !serverFault(st.Code()) {
+		return err
+	}
+	c.cause = err
+	return status.Errorf(codes.Internal, "internal error (request id %s)", RequestID(ctx))
+}
+
+// serverFault reports codes whose messages may carry internal details.
+func serverFault(c codes.Code) bool {
+	switch c {
+	case codes.Internal, codes.Unknown, codes.DataLoss:
+		return true
+	}
+	return false
+}
+
+func incomingRequestID(ctx context.Context) string {
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get(RequestIDHeader); len(v) > 0 && validRequestID(v[0]) {
+			return v[0]
+		}
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// validRequestID accepts ids that are safe to log and echo back.
+func validRequestID(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func splitMethod(full string) (service, method string) {
+	// full is "/package.Service/Method".
+	for i := len(full) - 1; i > 0; i-- {
+		if full[i] == '/' {
+			return full[1:i], full[i+1:]
+		}
+	}
+	return "unknown", full
+}
+
+type serverStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *serverStream) Context() context.Context { return s.ctx }

@@ -1,0 +1,201 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/shoalml/shoal/internal/server"
+)
+
+// fakeHealth is a real gRPC service whose behaviour each test sets.
+type fakeHealth struct {
+	healthpb.UnimplementedHealthServer
+	check func(ctx context.Context) error
+	watch func(stream grpc.ServerStreamingServer[healthpb.HealthCheckResponse]) error
+}
+
+func (f *fakeHealth) Check(ctx context.Context, _ *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	if err := f.check(ctx); err != nil {
+		return nil, err
+	}
+	return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
+}
+
+func (f *fakeHealth) Watch(_ *healthpb.HealthCheckRequest, s grpc.ServerStreamingServer[healthpb.HealthCheckResponse]) error {
+	return f.watch(s)
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// serve runs fake behind the production interceptors over bufconn.
+func serve(t *testing.T, fake *fakeHealth) (healthpb.HealthClient, *syncBuffer, *prometheus.Registry) {
+	t.Helper()
+	logs := &syncBuffer{}
+	reg := prometheus.NewRegistry()
+	ic := server.NewInterceptors(slog.New(slog.NewTextHandler(logs, nil)), reg)
+	s := grpc.NewServer(grpc.ChainUnaryInterceptor(ic.Unary()), grpc.ChainStreamInterceptor(ic.Stream()))
+	healthpb.RegisterHealthServer(s, fake)
+	lis := bufconn.Listen(1 << 20)
+	go s.Serve(lis)
+	t.Cleanup(s.Stop)
+	conn, err := grpc.NewClient("passthrough:///bufconn",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return healthpb.NewHealthClient(conn), logs, reg
+}
+
+func TestInterceptorsMaskInternalErrors(t *testing.T) {
+	tests := []struct {
+		name     string
+		err      error
+		wantCode codes.Code
+		wantMsg  string // substring the client sees
+		hidden   string // must not reach the client, must reach the log
+	}{
+		{"plain error", errors.New(`pq: relation "datasets" does not exist`), codes.Internal, "internal error (request id", "does not exist"},
+		{"internal status", status.Error(codes.Internal, "s3: AccessDenied bucket shoal"), codes.Internal, "internal error", "AccessDenied"},
+		{"unknown status", status.Error(codes.Unknown, "dial tcp 10.0.0.1:5432"), codes.Internal, "internal error", "10.0.0.1"},
+		{"client error passes", status.Error(codes.NotFound, `dataset "fish" not found`), codes.NotFound, `dataset "fish" not found`, ""},
+		{"invalid argument passes", status.Error(codes.InvalidArgument, "name is required"), codes.InvalidArgument, "name is required", ""},
+		{"wrapped deadline", context.DeadlineExceeded, codes.DeadlineExceeded, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			client, logs, _ := serve(t, &fakeHealth{check: func(context.Context) error { return tt.err }})
+			_, err := client.Check(t.Context(), &healthpb.HealthCheckRequest{})
+			st := status.Convert(err)
+			if st.Code() != tt.wantCode || !strings.Contains(st.Message(), tt.wantMsg) {
+				t.Errorf("Check() = %v; want code %v with message containing %q", err, tt.wantCode, tt.wantMsg)
+			}
+			if tt.hidden != "" {
+				if strings.Contains(st.Message(), tt.hidden) {
+					t.Errorf("Check() = %v; leaks %q to the client", err, tt.hidden)
+				}
+				if !strings.Contains(logs.String(), tt.hidden) {
+					t.Errorf("log = %q; want the original error %q in it", logs, tt.hidden)
+				}
+			}
+		})
+	}
+}
+
+func TestInterceptorsLogOneLinePerRPC(t *testing.T) {
+	client, logs, reg := serve(t, &fakeHealth{check: func(ctx context.Context) error {
+		if server.RequestID(ctx) != "abc-123" {
+			return status.Errorf(codes.FailedPrecondition, "request id = %q; want abc-123", server.RequestID(ctx))
+		}
+		return nil
+	}})
+	var header metadata.MD
+	ctx := metadata.AppendToOutgoingContext(t.Context(), "x-request-id", "abc-123")
+	if _, err := client.Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Header(&header)); err != nil {
+		t.Fatalf("Check() = %v", err)
+	}
+	if got := header.Get("x-request-id"); len(got) != 1 || got[0] != "abc-123" {
+		t.Errorf("response header x-request-id = %v; want [abc-123]", got)
+	}
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("log has %d lines; want 1:\n%s", len(lines), logs)
+	}
+	for _, want := range []string{"method=/grpc.health.v1.Health/Check", "code=OK", "duration=", "request_id=abc-123"} {
+		if !strings.Contains(lines[0], want) {
+			t.Errorf("log line %q; want it to contain %q", lines[0], want)
+		}
+	}
+	if got := testutil.ToFloat64(counter(t, reg)); got != 1 {
+		t.Errorf("shoal_grpc_server_handled_total = %v; want 1", got)
+	}
+}
+
+func counter(t *testing.T, reg *prometheus.Registry) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "shoal_grpc_server_handled_total" {
+			c := prometheus.NewCounter(prometheus.CounterOpts{Name: "sum"})
+			for _, m := range mf.GetMetric() {
+				c.Add(m.GetCounter().GetValue())
+			}
+			return c
+		}
+	}
+	t.Fatal("shoal_grpc_server_handled_total not registered")
+	return nil
+}
+
+func TestInterceptorsRecoverPanics(t *testing.T) {
+	client, logs, _ := serve(t, &fakeHealth{
+		check: func(context.Context) error { panic("nil map write in handler") },
+		watch: func(grpc.ServerStreamingServer[healthpb.HealthCheckResponse]) error { panic("stream handler bug") },
+	})
+	_, err := client.Check(t.Context(), &healthpb.HealthCheckRequest{})
+	if status.Code(err) != codes.Internal || strings.Contains(err.Error(), "nil map") {
+		t.Errorf("Check() = %v; want Internal without the panic text", err)
+	}
+	stream, err := client.Watch(t.Context(), &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); status.Code(err) != codes.Internal {
+		t.Errorf("Watch().Recv() = %v; want Internal", err)
+	}
+	// The server survived: a second call still gets an answer.
+	if _, err := client.Check(t.Context(), &healthpb.HealthCheckRequest{}); status.Code(err) != codes.Internal {
+		t.Errorf("second Check() = %v; want Internal (server still up)", err)
+	}
+	for _, want := range []string{"nil map write in handler", "stream handler bug", "stack="} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs)
+		}
+	}
+}
+
+func TestInterceptorsRejectUnsafeRequestIDs(t *testing.T) {
+	client, logs, _ := serve(t, &fakeHealth{check: func(context.Context) error { return nil }})
+	ctx := metadata.AppendToOutgoingContext(t.Context(), "x-request-id", "bad id level=ERROR forged")
+	if _, err := client.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logs.String(), "forged") {
+		t.Errorf("log = %q; an unsafe request id was logged as is", logs)
+	}
+}

@@ -1,0 +1,85 @@
+package blob_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/shoalml/shoal/internal/storage/blob"
+	"github.com/shoalml/shoal/internal/storage/blob/blobtest"
+)
+
+func newLocal(t *testing.T) *blob.Local {
+	t.Helper()
+	s, err := blob.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatalf("NewLocal() = %v; want nil", err)
+	}
+	return s
+}
+
+func TestLocalConformance(t *testing.T) {
+	blobtest.Run(t, func(t *testing.T) blob.Store { return newLocal(t) })
+}
+
+func TestLocalLayout(t *testing.T) {
+	dir := t.TempDir()
+	s, err := blob.NewLocal(dir)
+	if err != nil {
+		t.Fatalf("NewLocal(%q) = %v; want nil", dir, err)
+	}
+	ctx := t.Context()
+	if err := s.Put(ctx, "train/Trout/1.jpg", strings.NewReader("jpeg"), 4); err != nil {
+		t.Fatalf("Put() = %v; want nil", err)
+	}
+	// Objects are plain files at their key's path, so that the store can be
+	// inspected, backed up or imported with ordinary tools.
+	b, err := os.ReadFile(filepath.Join(dir, "train", "Trout", "1.jpg"))
+	if err != nil || string(b) != "jpeg" {
+		t.Fatalf("ReadFile(train/Trout/1.jpg) = %q, %v; want %q", b, err, "jpeg")
+	}
+	// Staging leaves nothing behind.
+	tmp, err := os.ReadDir(filepath.Join(dir, ".shoal-tmp"))
+	if err != nil || len(tmp) != 0 {
+		t.Fatalf("ReadDir(.shoal-tmp) = %v, %v; want empty", tmp, err)
+	}
+	// Deleting the last object of a directory removes the emptied parents.
+	if err := s.Delete(ctx, "train/Trout/1.jpg"); err != nil {
+		t.Fatalf("Delete() = %v; want nil", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "train")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Stat(train) after Delete = %v; want not exist", err)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("Stat(root) after Delete = %v; want the root kept", err)
+	}
+}
+
+func TestLocalReservedKey(t *testing.T) {
+	s := newLocal(t)
+	for _, key := range []string{".shoal-tmp", ".shoal-tmp/x"} {
+		if err := s.Put(t.Context(), key, strings.NewReader("x"), 1); !errors.Is(err, blob.ErrInvalidKey) {
+			t.Errorf("Put(%q) = %v; want ErrInvalidKey", key, err)
+		}
+	}
+	// Only the top-level name is reserved.
+	if err := s.Put(t.Context(), "a/.shoal-tmp", strings.NewReader("x"), 1); err != nil {
+		t.Errorf("Put(a/.shoal-tmp) = %v; want nil", err)
+	}
+}
+
+func TestLocalPingMissingRoot(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "blobs")
+	s, err := blob.NewLocal(dir)
+	if err != nil {
+		t.Fatalf("NewLocal(%q) = %v; want nil", dir, err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ping(t.Context()); err == nil {
+		t.Fatalf("Ping() with root removed = nil; want an error")
+	}
+}

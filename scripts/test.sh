@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: static checks, the contracts, and
+# every Go test with -race against real PostgreSQL, MariaDB and S3 servers,
+# which this script starts when they are not running.
+#
+#   make test          (or scripts/test.sh)
+#   SHOAL_TEST_PKGS=./internal/... scripts/test.sh    a subset of packages
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+log "format, vet, build"
+unformatted=$(git ls-files -co --exclude-standard '*.go' | grep -v '^gen/' | xargs -r gofmt -l)
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+go vet ./...
+go build ./...
+
+log "contracts"
+scripts/check-proto.sh
+
+log "SQL servers"
+eval "$(scripts/test-sql.sh)"
+export SHOAL_TEST_SQL_REQUIRED=1
+
+log "S3 server"
+s3dir=$(mktemp -d)
+trap 'scripts/seaweedfs.sh stop "$s3dir" >/dev/null 2>&1 || true; rm -rf "$s3dir"' EXIT
+scripts/seaweedfs.sh build >/dev/null
+eval "$(scripts/seaweedfs.sh start "$s3dir")"
+export SHOAL_TEST_S3_REQUIRED=1
+
+log "go test -race"
+# -p 2: this suite runs on 2-core machines; more parallel packages only
+# contend for the same cores and the shared servers.
+go test -race -count=1 -p 2 -timeout 30m ${SHOAL_TEST_PKGS:-./...}
