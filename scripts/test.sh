@@ -38,3 +38,6 @@ log "go test -race"
 # -p 2: this suite runs on 2-core machines; more parallel packages only
 # contend for the same cores and the shared servers.
 go test -race -count=1 -p 2 -timeout 30m ${SHOAL_TEST_PKGS:-./...}
+
+log "smoke test of the binary"
+scripts/smoke.sh

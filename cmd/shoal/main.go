@@ -62,6 +62,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg app.Config
 	cfg.RegisterFlags(fs)
 	printConfig := fs.Bool("print-config", false, "print the effective configuration as YAML and exit")
+	checkConfig := fs.Bool("check-config", false, "validate the configuration and exit (0 when valid)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: shoal serve [flags]\n\nEvery flag can also be set in the YAML file given by --config.file (keys nested at each '.')\nor as an environment variable (SHOAL_ + the flag name in upper case, '.' and '-' as '_').\nPrecedence: defaults < file < environment < flags.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -70,12 +71,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *printConfig {
-		return config.Print(stdout, fs, app.Secret, "print-config")
+		return config.Print(stdout, fs, app.Secret, "print-config", "check-config")
 	}
 	log := app.NewLogger(cfg, stderr)
 	a, err := app.New(cfg, log, buildinfo.Version())
 	if err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	if *checkConfig {
+		fmt.Fprintln(stdout, "configuration is valid")
+		return nil
 	}
 	var lc net.ListenConfig
 	grpcLis, err := lc.Listen(ctx, "tcp", cfg.Server.GRPCAddress)
