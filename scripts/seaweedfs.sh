@@ -106,9 +106,12 @@ is_our_weed() {
 	[[ $cmdline == *weed* && $cmdline == *" mini "* ]]
 }
 
-# s3_call METHOD PATH: one signed S3 request; prints the HTTP status.
+# s3_call METHOD PATH [BODY]: one signed S3 request; prints the HTTP status.
 s3_call() {
+	# curl before 8.x does not send x-amz-content-sha256, which S3 requires
+	# (SeaweedFS answers SignatureDoesNotMatch without it).
 	curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X "$1" \
+		-H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
 		--aws-sigv4 'aws:amz:us-east-1:s3' --user "$access_key:$secret_key" \
 		${3:+--data-binary "$3"} "http://127.0.0.1:$s3_port$2" || true
 }

@@ -1,3 +1,8 @@
+// Builds SeaweedFS's weed binary for scripts/seaweedfs.sh (a real S3 server
+// for tests), from the Go module proxy. It is a module of its own so that
+// SeaweedFS's hundreds of dependencies stay out of Shoal's go.mod. go.sum is
+// committed so that every build compiles the same code. To change versions,
+// in this directory: go get -tool github.com/seaweedfs/seaweedfs/weed@VERSION
 module shoal.local/seaweedfs-build
 
 go 1.26.8

@@ -35,7 +35,9 @@ type Store interface {
 	// object (or its absence) is left as it was.
 	Put(ctx context.Context, key string, r io.Reader, size int64) error
 	// Get opens the object for reading; it fails with ErrNotFound if missing.
-	// The caller must close the reader.
+	// The reader yields one whole version of the object, even if the key is
+	// overwritten meanwhile. Reading may fail once ctx is done; the caller
+	// must close the reader.
 	Get(ctx context.Context, key string) (io.ReadCloser, error)
 	// Stat describes the object; it fails with ErrNotFound if missing.
 	Stat(ctx context.Context, key string) (Info, error)

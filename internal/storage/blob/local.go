@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // localTempDir is where Put stages new objects before renaming them into
@@ -39,10 +40,30 @@ func NewLocal(dir string) (*Local, error) {
 	if err != nil {
 		return nil, fmt.Errorf("blob: local: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Join(root, localTempDir), 0o755); err != nil {
+	tmp := filepath.Join(root, localTempDir)
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return nil, fmt.Errorf("blob: local: %w", err)
 	}
+	removeStale(tmp, time.Now().Add(-staleTempAge))
 	return &Local{root: root}, nil
+}
+
+// staleTempAge is how old a staged file must be for NewLocal to take it for
+// the leftover of a crashed Put; no upload should take this long.
+const staleTempAge = 24 * time.Hour
+
+// removeStale removes files in dir last modified before cutoff. It is best
+// effort: leftovers only waste space.
+func removeStale(dir string, cutoff time.Time) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() && fi.ModTime().Before(cutoff) {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // path maps a key to its file, rejecting invalid and reserved keys.
@@ -209,6 +230,9 @@ func (l *Local) Delete(ctx context.Context, key string) error {
 func (l *Local) List(ctx context.Context, prefix string, fn func(Info) error) error {
 	if err := validatePrefix(prefix); err != nil {
 		return err
+	}
+	if strings.HasPrefix(prefix, localTempDir+"/") {
+		return nil // reserved: no key lives there
 	}
 	dir := ""
 	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {

@@ -2,10 +2,12 @@ package blob_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shoalml/shoal/internal/storage/blob"
 	"github.com/shoalml/shoal/internal/storage/blob/blobtest"
@@ -57,11 +59,53 @@ func TestLocalLayout(t *testing.T) {
 	}
 }
 
+func TestLocalRemovesStaleTempFiles(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := blob.NewLocal(dir); err != nil {
+		t.Fatalf("NewLocal(%q) = %v; want nil", dir, err)
+	}
+	stale := filepath.Join(dir, ".shoal-tmp", "put-crashed")
+	fresh := filepath.Join(dir, ".shoal-tmp", "put-in-progress")
+	for _, p := range []string{stale, fresh} {
+		if err := os.WriteFile(p, []byte("partial"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-48 * time.Hour)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := blob.NewLocal(dir); err != nil {
+		t.Fatalf("NewLocal(%q) again = %v; want nil", dir, err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Stat(stale temp file) = %v; want it removed", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("Stat(fresh temp file) = %v; want it kept (a Put may still be writing it)", err)
+	}
+}
+
 func TestLocalReservedKey(t *testing.T) {
-	s := newLocal(t)
+	dir := t.TempDir()
+	s, err := blob.NewLocal(dir)
+	if err != nil {
+		t.Fatalf("NewLocal(%q) = %v; want nil", dir, err)
+	}
 	for _, key := range []string{".shoal-tmp", ".shoal-tmp/x"} {
 		if err := s.Put(t.Context(), key, strings.NewReader("x"), 1); !errors.Is(err, blob.ErrInvalidKey) {
 			t.Errorf("Put(%q) = %v; want ErrInvalidKey", key, err)
+		}
+	}
+	// Objects being written are not listed.
+	if err := os.WriteFile(filepath.Join(dir, ".shoal-tmp", "put-123"), []byte("partial"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, prefix := range []string{"", ".shoal-tmp", ".shoal-tmp/"} {
+		if err := s.List(t.Context(), prefix, func(i blob.Info) error {
+			return fmt.Errorf("listed %q", i.Key)
+		}); err != nil {
+			t.Errorf("List(%q) = %v; want nothing listed", prefix, err)
 		}
 	}
 	// Only the top-level name is reserved.

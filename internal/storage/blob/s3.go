@@ -157,21 +157,20 @@ func (e *errRecorder) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Get starts the download before returning, so that a missing key is
-// reported here rather than on the first Read.
+// Get issues one GET and returns its response body, so that a missing key is
+// reported here and the content is one version even if the key is being
+// overwritten. (minio-go's Client.GetObject instead sends a HEAD, then a GET
+// conditional on the HEAD's ETag, which fails mid-read under an overwrite.)
+// Reading the body fails once ctx is done.
 func (s *S3) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	if err := ValidateKey(key); err != nil {
 		return nil, err
 	}
-	obj, err := s.client.GetObject(ctx, s.bucket, s.prefix+key, minio.GetObjectOptions{})
+	body, _, _, err := minio.Core{Client: s.client}.GetObject(ctx, s.bucket, s.prefix+key, minio.GetObjectOptions{})
 	if err != nil {
 		return nil, s.wrapErr(ctx, "get", key, err)
 	}
-	if _, err := obj.Stat(); err != nil {
-		_ = obj.Close()
-		return nil, s.wrapErr(ctx, "get", key, err)
-	}
-	return obj, nil
+	return body, nil
 }
 
 // Stat issues a HEAD request.
