@@ -1,0 +1,151 @@
+package gateway_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"google.golang.org/genproto/googleapis/api/httpbody"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+
+	datasetpb "github.com/shoalml/shoal/gen/shoal/dataset/v1"
+	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
+	"github.com/shoalml/shoal/internal/gateway"
+)
+
+// fakeDataset and fakeRegistry are real gRPC services with canned answers.
+type fakeDataset struct {
+	datasetpb.UnimplementedDatasetServiceServer
+}
+
+func (fakeDataset) GetImageContent(ctx context.Context, req *datasetpb.GetImageContentRequest) (*datasetpb.GetImageContentResponse, error) {
+	if req.GetImageId() != "img1" {
+		return nil, status.Errorf(codes.NotFound, "image %q not found", req.GetImageId())
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	_ = grpc.SetHeader(ctx, metadata.Pairs("x-request-id", strings.Join(md.Get("x-request-id"), "")))
+	return &datasetpb.GetImageContentResponse{Body: &httpbody.HttpBody{ContentType: "image/png", Data: []byte("\x89PNG fake bytes")}}, nil
+}
+
+type fakeRegistry struct {
+	registrypb.UnimplementedRegistryServiceServer
+}
+
+func (fakeRegistry) WatchAliases(req *registrypb.WatchAliasesRequest, s grpc.ServerStreamingServer[registrypb.WatchAliasesResponse]) error {
+	for i := int64(1); i <= 3; i++ {
+		if err := s.Send(&registrypb.WatchAliasesResponse{
+			Type:     registrypb.AliasEventType_ALIAS_EVENT_TYPE_SET,
+			Alias:    &registrypb.Alias{Model: req.GetModel(), Alias: "production", Version: i},
+			Revision: i,
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func newGateway(t *testing.T) http.Handler {
+	t.Helper()
+	s := grpc.NewServer()
+	datasetpb.RegisterDatasetServiceServer(s, fakeDataset{})
+	registrypb.RegisterRegistryServiceServer(s, fakeRegistry{})
+	lis := bufconn.Listen(1 << 20)
+	go s.Serve(lis)
+	t.Cleanup(s.Stop)
+	conn, err := grpc.NewClient("passthrough:///bufconn",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	mux, err := gateway.New(t.Context(), gateway.Conns{Dataset: conn, Registry: conn})
+	if err != nil {
+		t.Fatalf("gateway.New() = %v", err)
+	}
+	return mux
+}
+
+func TestHTTPBodyIsServedRaw(t *testing.T) {
+	h := newGateway(t)
+	req := httptest.NewRequest("GET", "/v1/datasets/fish/images/img1/content", nil)
+	req.Header.Set("X-Request-Id", "req-42")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET content = %d %s; want 200", rec.Code, rec.Body)
+	}
+	if ct := rec.Header().Get("Content-Type"); ct != "image/png" {
+		t.Errorf("Content-Type = %q; want image/png (the body's own type)", ct)
+	}
+	if got := rec.Body.String(); got != "\x89PNG fake bytes" {
+		t.Errorf("body = %q; want the raw image bytes", got)
+	}
+	if got := rec.Header().Get("X-Request-Id"); got != "req-42" {
+		t.Errorf("X-Request-Id = %q; want req-42 passed to gRPC and back", got)
+	}
+}
+
+func TestErrorsAreJSONWithHTTPStatus(t *testing.T) {
+	h := newGateway(t)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/datasets/fish/images/nope/content", nil))
+	if rec.Code != http.StatusNotFound {
+		t.Errorf("GET missing image = %d; want 404", rec.Code)
+	}
+	var body struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || body.Code != int(codes.NotFound) || !strings.Contains(body.Message, `"nope" not found`) {
+		t.Errorf("error body = %s (%v); want {code: 5, message: ...not found}", rec.Body, err)
+	}
+	// A service this gateway was not given has no routes.
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/jobs", nil))
+	if rec.Code != http.StatusNotFound {
+		t.Errorf("GET /v1/jobs without a trainer = %d; want 404", rec.Code)
+	}
+}
+
+func TestServerStreamIsNDJSON(t *testing.T) {
+	srv := httptest.NewServer(newGateway(t))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/v1/aliases:watch?model=fish")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var versions []string
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		var line struct {
+			Result struct {
+				Alias struct {
+					Model   string `json:"model"`
+					Version string `json:"version"` // int64 is a JSON string
+				} `json:"alias"`
+			} `json:"result"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			t.Fatalf("line %q is not JSON: %v", sc.Text(), err)
+		}
+		if line.Result.Alias.Model != "fish" {
+			t.Errorf("line %q: model = %q; want fish (query parameter bound)", sc.Text(), line.Result.Alias.Model)
+		}
+		versions = append(versions, line.Result.Alias.Version)
+	}
+	if got := strings.Join(versions, ","); got != "1,2,3" {
+		t.Errorf("NDJSON versions = %s; want 1,2,3 in order", got)
+	}
+}
