@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Proves that the validation fails on broken manifests: breaks them one way
+# at a time, in a copy of the repository, and expects the tests to fail each
+# time. Prints one line per break: "ok" with the first errors, or "!!".
+# Not part of the suite (about a minute); run it after changing the tests.
+#
+#   deployments/validate/mutations.sh
+set -uo pipefail
+src=$(cd "$(dirname "$0")/../.." && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+rsync -a --exclude /.git --exclude /bin --exclude /.build --exclude /data --exclude /frontend/node_modules "$src/" "$work/repo/"
+if [[ -z ${SHOAL_BIN:-} ]]; then
+	(cd "$src" && go build -o "$work/shoal" ./cmd/shoal) || exit 1
+	SHOAL_BIN=$work/shoal
+fi
+cd "$work/repo/deployments/validate"
+go test -c -o "$work/validate.test" . >/dev/null || exit 1
+k=../kubernetes c=../compose
+failures=0
+# mutate NAME FILE SED-EXPR, or mutate NAME - 'CMD:shell command'
+mutate() {
+	rsync -a --delete --exclude validate "$src/deployments/" "$work/repo/deployments/"
+	if [[ $3 == CMD:* ]]; then
+		eval "${3#CMD:}"
+	else
+		cp "$2" "$work/before"
+		sed -i "$3" "$2"
+		if cmp -s "$2" "$work/before"; then
+			echo "!! $1: the sed expression changed nothing"
+			failures=$((failures + 1))
+			return
+		fi
+	fi
+	local out
+	if out=$(SHOAL_BIN=$SHOAL_BIN "$work/validate.test" -test.count=1 2>&1); then
+		echo "!! $1: the tests PASSED"
+		failures=$((failures + 1))
+	else
+		echo "ok $1 -> $(grep -E '^\s+\S+_test.go:[0-9]+:' <<<"$out" | grep -v ' calls \[' | head -2 | sed 's/^ *//' | cut -c1-200 | paste -sd'|')"
+	fi
+}
+mutate "k8s: typo'd field readinesProbe" $k/registry.yaml 's/readinessProbe:/readinesProbe:/'
+mutate "k8s: typo'd nested field" $k/dataset.yaml 's/allowPrivilegeEscalation:/allowPrivilegeEscalaton:/'
+mutate "k8s: liveness probe removed" $k/inference.yaml '/livenessProbe:/,/failureThreshold: 3/d'
+mutate "k8s: unknown target" $k/registry.yaml 's/--target=registry/--target=registy/'
+mutate "k8s: grace period too short" $k/trainer.yaml 's/terminationGracePeriodSeconds: 35/terminationGracePeriodSeconds: 20/'
+mutate "k8s: wrong peer port" $k/trainer.yaml 's/dataset.shoal.svc:9090/dataset.shoal.svc:9091/'
+mutate "k8s: peer by bare name" $k/gateway.yaml 's/inference.shoal.svc:9090/inference:9090/'
+mutate "k8s: missing client address" $k/inference.yaml '/--clients.registry-address/d'
+mutate "k8s: superfluous client address" $k/registry.yaml 's/- --target=registry/- --target=registry\n            - --clients.dataset-address=dataset.shoal.svc:9090/'
+mutate "k8s: Service selects nothing" $k/registry.yaml '/^kind: Service/,$s/component: registry/component: registy/'
+mutate "k8s: secret key typo" $k/dataset.yaml 's/key: db-dsn/key: db_dsn/'
+mutate "k8s: local blobs in shoal.yaml" $k/shoal.yaml 's/backend: s3/backend: local/'
+mutate "k8s: unknown setting in shoal.yaml" $k/shoal.yaml 's/shutdown-delay: 5s/shutdown-dealy: 5s/'
+mutate "k8s: file not in kustomization" - 'CMD:printf "apiVersion: v1\nkind: Service\n" > ../kubernetes/ingress.yaml'
+mutate "k8s: readOnlyRootFilesystem false" $k/gateway.yaml 's/readOnlyRootFilesystem: true/readOnlyRootFilesystem: false/'
+mutate "k8s: memory limit removed" $k/gateway.yaml '/limits:/,/memory: 512Mi/{/memory: 512Mi/d}'
+mutate "k8s: inference 1 replica" $k/inference.yaml 's/replicas: 2/replicas: 1/'
+mutate "k8s: HPA points elsewhere" $k/inference.yaml '/scaleTargetRef:/,/name: inference/s/name: inference/name: inferense/'
+mutate "k8s: startup probe wrong service" $k/trainer.yaml 's/service: shoal.trainer.v1.TrainerService/service: shoal.registry.v1.RegistryService/'
+mutate "compose: unknown target" $c/compose.yaml 's/--target=dataset/--target=datasets/'
+mutate "compose: typo'd field" $c/compose.yaml 's/^  stop_grace_period: 30s/  stop_grace_periode: 30s/'
+mutate "compose: grace period too short" $c/compose.yaml 's/^  stop_grace_period: 30s/  stop_grace_period: 10s/'
+mutate "compose: depends_on service_started" $c/compose.yaml '/^  trainer:/,/^  inference:/s/condition: service_healthy/condition: service_started/'
+mutate "compose: healthcheck removed" $c/compose.yaml '/^  registry:/,/^  dataset:/{/healthcheck:/,/test:/d}'
+mutate "compose: inference 1 replica" $c/compose.yaml 's/replicas: 2/replicas: 1/'
+mutate "compose: peer not a service" $c/compose.yaml 's/--clients.inference-address=inference:9090/--clients.inference-address=inferencer:9090/'
+mutate "compose: DSN dropped from registry" $c/compose.yaml '/^  registry:/,/^  dataset:/s/<<: \[\*db-env, \*s3-env\]/<<: *s3-env/'
+mutate "compose: bad duration in shoal.yaml" $c/shoal.yaml 's/shutdown-timeout: 20s/shutdown-timeout: 20/'
+mutate "compose: config not mounted" $c/compose.yaml 's|target: /etc/shoal/shoal.yaml|target: /etc/shoal/config.yaml|'
+mutate "Dockerfile: entrypoint" ../Dockerfile 's|ENTRYPOINT \["/shoal"\]|ENTRYPOINT ["/bin/shoal"]|'
+mutate "Dockerfile: static base" ../Dockerfile 's|distroless/cc-debian12:nonroot|distroless/static-debian12:nonroot|'
+mutate "Dockerfile: no health probe" ../Dockerfile '/COPY --from=build \/out\/grpc-health-probe/d'
+mutate "compose: unpinned S3 image" $c/compose.yaml 's|chrislusf/seaweedfs:4.53|chrislusf/seaweedfs:latest|'
+mutate "k8s: gateway without a Service" $k/gateway.yaml '/^kind: Service/,$s/component: gateway/component: gateways/'
+mutate "k8s: typo in kustomization" $k/kustomization.yaml 's/^configMapGenerator:/configMapGenerators:/'
+mutate "k8s: probe on named port as grpc port" $k/registry.yaml 's/              port: 9090/              port: grpc/'
+
+echo "$failures break(s) not caught"
+((failures == 0))
