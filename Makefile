@@ -5,8 +5,8 @@
 build:
 	go build -o bin/shoal ./cmd/shoal
 
-run: build
-	./bin/shoal serve
+run:
+	scripts/run.sh
 
 test:
 	scripts/test.sh
@@ -20,3 +20,4 @@ lint:
 
 clean:
 	rm -rf bin .build
+

@@ -20,6 +20,9 @@ fi
 go vet ./...
 go build ./...
 
+log "deployment manifests"
+scripts/check-deployments.sh
+
 log "contracts"
 scripts/check-proto.sh
 
@@ -33,6 +36,12 @@ trap 'scripts/seaweedfs.sh stop "$s3dir" >/dev/null 2>&1 || true; rm -rf "$s3dir
 scripts/seaweedfs.sh build >/dev/null
 eval "$(scripts/seaweedfs.sh start "$s3dir")"
 export SHOAL_TEST_S3_REQUIRED=1
+
+log "ONNX Runtime"
+ONNXRUNTIME_SHARED_LIBRARY_PATH=$(scripts/setup-onnxruntime.sh); export ONNXRUNTIME_SHARED_LIBRARY_PATH SHOAL_TEST_ORT_REQUIRED=1
+
+log "demo data (Fashion-MNIST)"
+scripts/setup-demo-data.sh; export SHOAL_TEST_DEMO_REQUIRED=1
 
 log "go test -race"
 # -p 2: this suite runs on 2-core machines; more parallel packages only

@@ -15,13 +15,18 @@ import (
 
 	"github.com/shoalml/shoal/internal/app"
 	"github.com/shoalml/shoal/internal/buildinfo"
+	"github.com/shoalml/shoal/internal/cli"
 	"github.com/shoalml/shoal/internal/config"
+	"github.com/shoalml/shoal/internal/demodata"
 )
 
 const usage = `Shoal: train, register and serve image classifiers over gRPC and REST.
 
 Usage:
   shoal serve [flags]      run the platform (see shoal serve --help)
+  shoal models <command>   list, show, upload, promote and delete model versions (see shoal models help)
+  shoal dataset <command>  create, import, upload, stats, snapshot and list datasets (see shoal dataset help)
+  shoal demo-data [flags]  write the offline Fashion-MNIST demo tree (see shoal demo-data --help)
   shoal version            print the version
 `
 
@@ -45,6 +50,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stdout, stderr)
+	case "models":
+		return cli.Models(ctx, args[1:], stdout, stderr)
+	case "dataset":
+		return cli.Dataset(ctx, args[1:], stdout, stderr)
+	case "demo-data":
+		return demodata.Run(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, buildinfo.Version())
 		return nil

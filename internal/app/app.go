@@ -265,6 +265,9 @@ func (a *App) dial(self net.Addr) (map[string]*grpc.ClientConn, error) {
 			}
 			c, err := grpc.NewClient(target,
 				grpc.WithTransportCredentials(insecure.NewCredentials()),
+				// Spread calls over every address the name resolves to, so
+				// a headless Service of replicas shares the load.
+				grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
 				grpc.WithDefaultCallOptions(
 					grpc.MaxCallRecvMsgSize(a.cfg.Server.MaxMessageBytes),
 					grpc.MaxCallSendMsgSize(a.cfg.Server.MaxMessageBytes),
@@ -304,9 +307,9 @@ func (a *App) build(gdb *gorm.DB, blobs blob.Store, conns map[string]*grpc.Clien
 		var s service
 		switch m {
 		case Dataset:
-			s, err = dataset.New(a.cfg.Dataset, dataset.Deps{Log: log, DB: gdb, Blobs: blobs})
+			s, err = dataset.New(a.cfg.Dataset, dataset.Deps{Log: log, DB: gdb, Blobs: blobs, ObjectStore: a.objectStore()})
 		case Registry:
-			s, err = registry.New(a.cfg.Registry, registry.Deps{Log: log, DB: gdb, Blobs: blobs})
+			s, err = registry.New(a.cfg.Registry, registry.Deps{Log: log, DB: gdb, Blobs: blobs, ONNXRuntime: a.cfg.ONNXRuntime})
 		case Trainer:
 			s, err = trainer.New(a.cfg.Trainer, trainer.Deps{
 				Log: log, DB: gdb, Blobs: blobs,
@@ -327,6 +330,20 @@ func (a *App) build(gdb *gorm.DB, blobs blob.Store, conns map[string]*grpc.Clien
 		out[m] = s
 	}
 	return out, nil
+}
+
+// objectStore opens bucket prefixes on the blob store's S3 server, with its
+// credentials, for the dataset service's object-store imports; nil when
+// blobs are not in S3.
+func (a *App) objectStore() func(ctx context.Context, bucket, prefix string) (blob.Store, error) {
+	if a.cfg.Blob.Backend != blob.BackendS3 {
+		return nil
+	}
+	return func(ctx context.Context, bucket, prefix string) (blob.Store, error) {
+		cfg := a.cfg.Blob.S3
+		cfg.Bucket, cfg.Prefix, cfg.CreateBucket = bucket, prefix, false
+		return blob.NewS3(ctx, cfg)
+	}
 }
 
 // Ready reports whether the process has started and is not shutting down.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/shoalml/shoal/internal/onnxrt"
 	"github.com/shoalml/shoal/internal/server"
 	"github.com/shoalml/shoal/internal/storage/blob"
 	"github.com/shoalml/shoal/internal/storage/db"
@@ -27,10 +28,13 @@ type Config struct {
 	DB        db.Config
 	Blob      blob.Config
 	Clients   ClientsConfig
-	Dataset   dataset.Config
-	Trainer   trainer.Config
-	Registry  registry.Config
-	Inference inference.Config
+	// ONNXRuntime is shared by the services that load ONNX models
+	// (Registry, Inference): one runtime per process.
+	ONNXRuntime onnxrt.Config
+	Dataset     dataset.Config
+	Trainer     trainer.Config
+	Registry    registry.Config
+	Inference   inference.Config
 }
 
 // ClientsConfig says where the services that do not run in this process are.
@@ -47,6 +51,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.DB.RegisterFlags(fs)
 	c.Blob.RegisterFlags(fs)
 	c.Clients.RegisterFlags(fs)
+	c.ONNXRuntime.RegisterFlags(fs)
 	c.Dataset.RegisterFlags(fs)
 	c.Trainer.RegisterFlags(fs)
 	c.Registry.RegisterFlags(fs)
@@ -81,6 +86,9 @@ func (c *Config) Validate() error {
 	}
 	if need.blob {
 		errs = append(errs, c.Blob.Validate())
+	}
+	if slices.Contains(targets, Registry) || slices.Contains(targets, Inference) {
+		errs = append(errs, c.ONNXRuntime.Validate())
 	}
 	for _, section := range []struct {
 		name string

@@ -6,12 +6,16 @@ package registry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"gorm.io/gorm"
 
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
+	"github.com/shoalml/shoal/internal/onnxrt"
 	"github.com/shoalml/shoal/internal/storage/blob"
 	"github.com/shoalml/shoal/internal/storage/db"
 )
@@ -21,12 +25,25 @@ type Deps struct {
 	Log   *slog.Logger
 	DB    *gorm.DB
 	Blobs blob.Store
+	// ONNXRuntime locates the ONNX Runtime library that checks uploads;
+	// Start loads it.
+	ONNXRuntime onnxrt.Config
 }
 
 // Service is the Registry service.
 type Service struct {
 	cfg  Config
 	deps Deps
+
+	ortMu sync.Mutex
+	ort   *onnxrt.Runtime // nil until loaded; see runtime
+
+	// changes wakes WatchAliases streams: at once after an alias change in
+	// this process, and from Run's poll after one in another process.
+	changes *notifier
+	// stopping is closed when Run's context ends, which ends open streams.
+	stopping     chan struct{}
+	stoppingOnce sync.Once
 }
 
 // New returns the service; it does no I/O.
@@ -34,12 +51,38 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Log == nil || deps.DB == nil || deps.Blobs == nil {
 		return nil, errors.New("registry: Log, DB and Blobs are required")
 	}
-	return &Service{cfg: cfg, deps: deps}, nil
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Service{cfg: cfg, deps: deps, changes: newNotifier(), stopping: make(chan struct{})}, nil
 }
 
-// Start brings the service's tables up to date.
+// Start brings the service's tables up to date and loads ONNX Runtime,
+// which checks every upload. A missing runtime is logged, not fatal: the
+// registry still serves what it holds, and uploads answer
+// FAILED_PRECONDITION saying how to install it until it is there.
 func (s *Service) Start(ctx context.Context) error {
-	return db.Migrate(ctx, s.deps.DB, "registry", migrations)
+	if err := db.Migrate(ctx, s.deps.DB, "registry", migrations); err != nil {
+		return err
+	}
+	if _, err := s.runtime(); err != nil {
+		s.deps.Log.Warn("uploads are refused until ONNX Runtime is installed", "err", err)
+	}
+	return nil
+}
+
+// runtime returns ONNX Runtime, loading it on first use.
+func (s *Service) runtime() (*onnxrt.Runtime, error) {
+	s.ortMu.Lock()
+	defer s.ortMu.Unlock()
+	if s.ort == nil {
+		rt, err := onnxrt.Load(s.deps.ONNXRuntime)
+		if err != nil {
+			return nil, err
+		}
+		s.ort = rt
+	}
+	return s.ort, nil
 }
 
 // Register adds the service's RPCs to r.
@@ -47,5 +90,64 @@ func (s *Service) Register(r grpc.ServiceRegistrar) {
 	registrypb.RegisterRegistryServiceServer(r, &handler{svc: s})
 }
 
-// migrations are the service's schema versions, in order.
-var migrations = []db.Migration{}
+// Run polls the alias revision so that watchers learn of changes made by
+// other processes sharing the database, until ctx ends; then it ends the
+// open WatchAliases streams.
+func (s *Service) Run(ctx context.Context) error {
+	defer s.stoppingOnce.Do(func() { close(s.stopping) })
+	seen, err := s.currentRevision(ctx)
+	if err != nil && ctx.Err() == nil {
+		s.deps.Log.Warn("alias revision poll failed; retrying", "err", err)
+	}
+	t := time.NewTicker(s.cfg.WatchPollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		rev, err := s.currentRevision(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.deps.Log.Warn("alias revision poll failed; retrying", "err", err)
+			}
+			continue
+		}
+		if rev != seen {
+			seen = rev
+			s.changes.broadcast()
+		}
+	}
+}
+
+func (s *Service) currentRevision(ctx context.Context) (int64, error) {
+	var r aliasRevisionRow
+	if err := s.deps.DB.WithContext(ctx).Take(&r, 1).Error; err != nil {
+		return 0, fmt.Errorf("read alias revision: %w", err)
+	}
+	return r.Revision, nil
+}
+
+// notifier is a broadcast: wait returns a channel that broadcast closes.
+// Take the channel before looking for changes, so that a change made in
+// between still wakes the waiter.
+type notifier struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func newNotifier() *notifier { return &notifier{ch: make(chan struct{})} }
+
+func (n *notifier) wait() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.ch
+}
+
+func (n *notifier) broadcast() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	close(n.ch)
+	n.ch = make(chan struct{})
+}

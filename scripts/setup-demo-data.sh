@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs Debian's dataset-fashion-mnist package (Fashion-MNIST by Zalando
+# Research, MIT licence), from which `shoal demo-data` writes the offline demo
+# dataset. Idempotent; needs root (or sudo) only when the package is missing.
+#
+#   scripts/setup-demo-data.sh && shoal demo-data --out ./data/import/fashion-mnist
+set -euo pipefail
+
+dir=/usr/share/datasets/fashion-mnist
+if [ -f "$dir/t10k-labels-idx1-ubyte.gz" ]; then
+	exit 0
+fi
+sudo=""
+if [ "$(id -u)" != 0 ]; then
+	sudo=sudo
+fi
+if ! $sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1; then
+	$sudo apt-get update -qq >/dev/null
+	$sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null
+fi
+if [ ! -f "$dir/t10k-labels-idx1-ubyte.gz" ]; then
+	echo "setup-demo-data: dataset-fashion-mnist installed, but $dir has no IDX files" >&2
+	exit 1
+fi

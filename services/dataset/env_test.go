@@ -1,0 +1,204 @@
+package dataset
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+
+	datasetpb "github.com/shoalml/shoal/gen/shoal/dataset/v1"
+	"github.com/shoalml/shoal/internal/server"
+	"github.com/shoalml/shoal/internal/storage/blob"
+	"github.com/shoalml/shoal/internal/storage/db"
+	"github.com/shoalml/shoal/internal/storage/db/dbtest"
+)
+
+// env is a dataset service on a bufconn listener behind the production
+// interceptors, with an import root under a temporary directory.
+type env struct {
+	client datasetpb.DatasetServiceClient
+	svc    *Service
+	blobs  blob.Store
+	root   string // the configured import root
+	addr   string // a TCP address of the same server, for the CLI
+	conn   *grpc.ClientConn
+}
+
+type envOpts struct {
+	db          db.Config
+	blobs       blob.Store
+	cfg         func(*Config)
+	objectStore func(ctx context.Context, bucket, prefix string) (blob.Store, error)
+}
+
+func defaultConfig() Config {
+	var c Config
+	c.RegisterFlags(flag.NewFlagSet("test", flag.ContinueOnError))
+	return c
+}
+
+func newEnv(t testing.TB, o envOpts) *env {
+	t.Helper()
+	if o.db.Driver == "" {
+		o.db = dbtest.Config(t, db.SQLite)
+	}
+	if o.blobs == nil {
+		var err error
+		if o.blobs, err = blob.NewLocal(t.TempDir()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root := t.TempDir()
+	cfg := defaultConfig()
+	cfg.ImportRoots = root
+	cfg.MaxImageBytes = 1 << 20
+	cfg.MaxImagePixels = 4 << 20
+	if o.cfg != nil {
+		o.cfg(&cfg)
+	}
+	log := dbtest.Logger(t)
+	svc, err := New(cfg, Deps{Log: log, DB: dbtest.Open(t, o.db), Blobs: o.blobs, ObjectStore: o.objectStore})
+	if err != nil {
+		t.Fatalf("New() = %v", err)
+	}
+	if err := svc.Start(t.Context()); err != nil {
+		t.Fatalf("Start() = %v", err)
+	}
+	var scfg server.Config
+	scfg.RegisterFlags(flag.NewFlagSet("server", flag.ContinueOnError))
+	g := server.NewGRPC(scfg, log, prometheus.NewRegistry())
+	svc.Register(g.Server)
+	lis := bufconn.Listen(1 << 20)
+	go func() { _ = g.Server.Serve(lis) }()
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = g.Server.Serve(tcp) }()
+	t.Cleanup(g.Server.Stop)
+	conn, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &env{client: datasetpb.NewDatasetServiceClient(conn), svc: svc, blobs: o.blobs, root: root, addr: tcp.Addr().String(), conn: conn}
+}
+
+func (e *env) create(t testing.TB, name string) {
+	t.Helper()
+	if _, err := e.client.CreateDataset(t.Context(), &datasetpb.CreateDatasetRequest{Name: name}); err != nil {
+		t.Fatalf("CreateDataset(%q) = %v", name, err)
+	}
+}
+
+// importResult is everything an ImportImages stream said.
+type importResult struct {
+	done       *datasetpb.ImportCounts
+	rejections map[string]string // path -> reason
+	progress   int
+	err        error
+}
+
+func (e *env) importLocal(t testing.TB, dataset, path string) importResult {
+	t.Helper()
+	return e.importReq(t, &datasetpb.ImportImagesRequest{Dataset: dataset,
+		Source: &datasetpb.ImportImagesRequest_Local{Local: &datasetpb.LocalSource{Path: path}}})
+}
+
+func (e *env) importReq(t testing.TB, req *datasetpb.ImportImagesRequest) importResult {
+	t.Helper()
+	stream, err := e.client.ImportImages(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := importResult{rejections: map[string]string{}}
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			if res.done == nil {
+				t.Fatalf("ImportImages ended without a done event")
+			}
+			return res
+		}
+		if err != nil {
+			res.err = err
+			return res
+		}
+		switch ev := msg.GetEvent().(type) {
+		case *datasetpb.ImportImagesResponse_Progress:
+			res.progress++
+		case *datasetpb.ImportImagesResponse_Rejection:
+			res.rejections[ev.Rejection.GetPath()] = ev.Rejection.GetReason()
+		case *datasetpb.ImportImagesResponse_Done:
+			res.done = ev.Done
+		}
+	}
+}
+
+func wantCode(t *testing.T, what string, err error, code codes.Code) {
+	t.Helper()
+	if status.Code(err) != code {
+		t.Fatalf("%s = %v; want code %s", what, err, code)
+	}
+}
+
+// writeFile writes data at root/rel, making folders.
+func writeFile(t testing.TB, root, rel string, data []byte) {
+	t.Helper()
+	p := filepath.Join(root, filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// failingStore is a blob.Store whose Puts fail after the first n, as a
+// storage outage in the middle of an import.
+type failingStore struct {
+	blob.Store
+	left atomic.Int64
+}
+
+var errOutage = errors.New("storage outage (test)")
+
+func (f *failingStore) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	if f.left.Add(-1) < 0 {
+		return errOutage
+	}
+	return f.Store.Put(ctx, key, r, size)
+}
+
+func countBlobs(t testing.TB, s blob.Store) int {
+	t.Helper()
+	n := 0
+	if err := s.List(t.Context(), blobKeyPrefix, func(blob.Info) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func countRows(t testing.TB, e *env, dataset string) int64 {
+	t.Helper()
+	resp, err := e.client.GetDataset(t.Context(), &datasetpb.GetDatasetRequest{Name: dataset})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.GetDataset().GetImageCount()
+}

@@ -1,0 +1,373 @@
+package dataset
+
+import (
+	"archive/tar"
+	"archive/zip"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/shoalml/shoal/internal/storage/blob"
+)
+
+// localSource is a folder on the server, read through os.Root so that no
+// path (symlinks included) can lead outside it.
+type localSource struct {
+	root *os.Root
+}
+
+func (l localSource) walk(ctx context.Context, emit func(entry) error, reject func(string, string) error) error {
+	top, err := l.readDir(".")
+	if err != nil {
+		return fmt.Errorf("read import root: %w", err)
+	}
+	for _, d := range top {
+		name := d.Name()
+		if strings.HasPrefix(name, ".") || !d.IsDir() {
+			continue // README, NOTICE, .DS_Store: not part of the layout
+		}
+		if _, ok := splitDirs[name]; !ok {
+			if err := reject(name+"/", unknownSplit); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := l.walkSplit(ctx, name, emit, reject); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l localSource) walkSplit(ctx context.Context, split string, emit func(entry) error, reject func(string, string) error) error {
+	labels, err := l.readDir(split)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", split, err)
+	}
+	for _, d := range labels {
+		rel := split + "/" + d.Name()
+		switch {
+		case strings.HasPrefix(d.Name(), "."):
+			continue
+		case d.Type()&fs.ModeSymlink != 0:
+			if err := reject(rel+"/", l.symlinkReason(rel, true)); err != nil {
+				return err
+			}
+			continue
+		case !d.IsDir():
+			if err := reject(rel, "file outside a label folder: expected split/Label/file"); err != nil {
+				return err
+			}
+			continue
+		}
+		if r := checkLabel(d.Name()); r != "" {
+			if err := reject(rel+"/", r); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := l.walkLabel(ctx, rel, emit, reject); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l localSource) walkLabel(ctx context.Context, dir string, emit func(entry) error, reject func(string, string) error) error {
+	files, err := l.readDir(dir)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", dir, err)
+	}
+	n := 0
+	for _, d := range files {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel := dir + "/" + d.Name()
+		e, ignore, reason := placeFile(rel)
+		switch {
+		case ignore:
+			continue
+		case reason != "":
+		case d.Type()&fs.ModeSymlink != 0:
+			reason = l.symlinkReason(rel, false)
+		case d.IsDir():
+			reason = "nested folder: expected split/Label/file"
+			rel += "/"
+		case !d.Type().IsRegular():
+			reason = "not a regular file"
+		}
+		n++
+		if reason != "" {
+			if err := reject(rel, reason); err != nil {
+				return err
+			}
+			continue
+		}
+		e.open = func(context.Context) (io.ReadCloser, error) { return l.root.Open(rel) }
+		if info, err := d.Info(); err == nil {
+			e.size = info.Size()
+		}
+		if err := emit(e); err != nil {
+			return err
+		}
+	}
+	if n == 0 {
+		return reject(dir+"/", "empty label folder")
+	}
+	return nil
+}
+
+// symlinkReason says why a symlink is refused, or "" for a link to a
+// regular file inside the root, which is imported like the file itself.
+func (l localSource) symlinkReason(rel string, wantDir bool) string {
+	fi, err := l.root.Stat(rel)
+	switch {
+	case err != nil && strings.Contains(err.Error(), "path escapes from parent"):
+		return "symlink leads outside the import root"
+	case err != nil:
+		return "broken symlink"
+	case wantDir || fi.IsDir():
+		return "symlinked folders are not followed"
+	case !fi.Mode().IsRegular():
+		return "not a regular file"
+	}
+	return ""
+}
+
+// readDir lists a folder in name order, so imports walk deterministically.
+func (l localSource) readDir(rel string) ([]fs.DirEntry, error) {
+	f, err := l.root.Open(rel)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	ents, err := f.ReadDir(-1)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(ents, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	return ents, nil
+}
+
+// objectSource is a prefix of a bucket, listed and read through a
+// blob.Store rooted at that prefix.
+type objectSource struct {
+	store blob.Store
+	where string // bucket/prefix, for messages
+}
+
+func (o objectSource) walk(ctx context.Context, emit func(entry) error, reject func(string, string) error) error {
+	n := 0
+	badSplit := map[string]bool{}
+	err := o.store.List(ctx, "", func(info blob.Info) error {
+		n++
+		e, ignore, reason := placeFile(info.Key)
+		switch {
+		case ignore:
+			return nil
+		case reason == unknownSplit:
+			dir, _, _ := strings.Cut(info.Key, "/")
+			if badSplit[dir] {
+				return nil
+			}
+			badSplit[dir] = true
+			return reject(dir+"/", reason)
+		case reason != "":
+			return reject(info.Key, reason)
+		}
+		e.size = info.Size
+		key := info.Key
+		e.open = func(ctx context.Context) (io.ReadCloser, error) { return o.store.Get(ctx, key) }
+		return emit(e)
+	})
+	if err != nil {
+		if isNoSuchBucket(err) {
+			return status.Errorf(codes.NotFound, "bucket of %s does not exist", o.where)
+		}
+		return fmt.Errorf("%w: list %s: %w", errStorage, o.where, err)
+	}
+	if n == 0 {
+		return status.Errorf(codes.NotFound, "no objects under %s", o.where)
+	}
+	return nil
+}
+
+// zipSource is a .zip archive, whose entries workers open directly.
+type zipSource struct{ r *zip.Reader }
+
+func (z zipSource) walk(ctx context.Context, emit func(entry) error, reject func(string, string) error) error {
+	t := newArchiveTracker()
+	for _, f := range z.r.File {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		mode := f.Mode()
+		e, ok, err := t.place(f.Name, mode.IsDir(), mode&fs.ModeSymlink != 0 || !(mode.IsRegular() || mode.IsDir()), reject)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		e.size = int64(f.UncompressedSize64)
+		e.open = func(context.Context) (io.ReadCloser, error) { return f.Open() }
+		if err := emit(e); err != nil {
+			return err
+		}
+	}
+	return t.finish(reject)
+}
+
+// tarSource is a .tar or .tar.gz archive, read in order: each entry's bytes
+// are read here (bounded by the image size limit) and handed over.
+type tarSource struct {
+	r        io.Reader
+	maxBytes int64
+}
+
+func (ts tarSource) walk(ctx context.Context, emit func(entry) error, reject func(string, string) error) error {
+	t := newArchiveTracker()
+	tr := tar.NewReader(ts.r)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return t.finish(reject)
+		}
+		if err != nil {
+			return status.Errorf(codes.InvalidArgument, "archive is not a valid tar file: %v", err)
+		}
+		if h.Typeflag == tar.TypeXGlobalHeader {
+			continue
+		}
+		isDir := h.Typeflag == tar.TypeDir
+		e, ok, err := t.place(h.Name, isDir, !isDir && h.Typeflag != tar.TypeReg, reject)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		if h.Size > ts.maxBytes {
+			if err := reject(e.path, fmt.Sprintf("%d bytes, more than the limit of %d", h.Size, ts.maxBytes)); err != nil {
+				return err
+			}
+			continue
+		}
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			return status.Errorf(codes.InvalidArgument, "archive is truncated or corrupt at %q: %v", h.Name, err)
+		}
+		e.data = data
+		if err := emit(e); err != nil {
+			return err
+		}
+	}
+}
+
+// archiveTracker applies the layout rules to archive entry names and finds
+// label folders that hold no file.
+type archiveTracker struct {
+	labelDirs map[string]bool // split/Label -> has a file
+	badSplit  map[string]bool
+}
+
+func newArchiveTracker() *archiveTracker {
+	return &archiveTracker{labelDirs: map[string]bool{}, badSplit: map[string]bool{}}
+}
+
+// place returns the entry for an archive member, or ok=false when it was
+// skipped or rejected (err is reject's).
+func (t *archiveTracker) place(name string, isDir, isLink bool, reject func(string, string) error) (entry, bool, error) {
+	if unsafeArchivePath(name) {
+		return entry{}, false, reject(name, "unsafe archive path (absolute or with ..): not imported")
+	}
+	rel := cleanArchivePath(name)
+	if rel == "" {
+		return entry{}, false, nil
+	}
+	parts := strings.Split(rel, "/")
+	if isDir {
+		if len(parts) >= 1 {
+			if _, ok := splitDirs[parts[0]]; !ok && !strings.HasPrefix(parts[0], ".") && !t.badSplit[parts[0]] {
+				t.badSplit[parts[0]] = true
+				return entry{}, false, reject(parts[0]+"/", unknownSplit)
+			}
+		}
+		if len(parts) == 2 && !strings.HasPrefix(parts[1], ".") {
+			if _, seen := t.labelDirs[rel]; !seen {
+				t.labelDirs[rel] = false
+			}
+		}
+		return entry{}, false, nil
+	}
+	e, ignore, reason := placeFile(rel)
+	switch {
+	case ignore:
+		return entry{}, false, nil
+	case reason == unknownSplit:
+		if t.badSplit[parts[0]] {
+			return entry{}, false, nil
+		}
+		t.badSplit[parts[0]] = true
+		return entry{}, false, reject(parts[0]+"/", reason)
+	case reason != "":
+		return entry{}, false, reject(rel, reason)
+	}
+	t.labelDirs[parts[0]+"/"+parts[1]] = true
+	if isLink {
+		return entry{}, false, reject(rel, "links in archives are not imported")
+	}
+	return e, true, nil
+}
+
+func (t *archiveTracker) finish(reject func(string, string) error) error {
+	var empty []string
+	for dir, has := range t.labelDirs {
+		if !has {
+			empty = append(empty, dir)
+		}
+	}
+	slices.Sort(empty)
+	for _, dir := range empty {
+		if err := reject(dir+"/", "empty label folder"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openArchive returns the source for a spooled archive, by its file name.
+func openArchive(f *os.File, size int64, name string, maxImageBytes int64) (source, func() error, error) {
+	lower := strings.ToLower(name)
+	switch {
+	case strings.HasSuffix(lower, ".zip"):
+		zr, err := zip.NewReader(f, size)
+		if err != nil {
+			return nil, nil, status.Errorf(codes.InvalidArgument, "archive %q is not a valid zip file", filepath.Base(name))
+		}
+		return zipSource{r: zr}, func() error { return nil }, nil
+	case strings.HasSuffix(lower, ".tar.gz"), strings.HasSuffix(lower, ".tgz"):
+		gz, err := gzip.NewReader(f)
+		if err != nil {
+			return nil, nil, status.Errorf(codes.InvalidArgument, "archive %q is not a valid gzip file", filepath.Base(name))
+		}
+		return tarSource{r: gz, maxBytes: maxImageBytes}, gz.Close, nil
+	case strings.HasSuffix(lower, ".tar"):
+		return tarSource{r: f, maxBytes: maxImageBytes}, func() error { return nil }, nil
+	}
+	return nil, nil, status.Errorf(codes.InvalidArgument, "archive %q: unknown kind; name it .zip, .tar, .tar.gz or .tgz", filepath.Base(name))
+}

@@ -1,0 +1,234 @@
+package dataset
+
+import (
+	"archive/tar"
+	"archive/zip"
+	"bytes"
+	"compress/gzip"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+
+	datasetpb "github.com/shoalml/shoal/gen/shoal/dataset/v1"
+	"github.com/shoalml/shoal/internal/imaging/imagingtest"
+)
+
+// member is one archive entry; link makes it a symlink, dir a folder.
+type member struct {
+	name      string
+	data      []byte
+	dir, link bool
+}
+
+func archiveMembers() []member {
+	return []member{
+		{name: "NOTICE", data: []byte("attribution")},
+		{name: "train/", dir: true},
+		{name: "train/Gold Fish/", dir: true},
+		{name: "train/Gold Fish/a.png", data: imagingtest.PNG(10, 10, 1)},
+		{name: "./train/Gold Fish/b.jpg", data: imagingtest.JPEG(10, 10, 2)},
+		{name: "test/Shark/c.png", data: imagingtest.PNG(10, 10, 3)},
+		{name: "test/Empty/", dir: true},
+		{name: "../evil/train/X/x.png", data: imagingtest.PNG(4, 4, 4)},
+		{name: "/abs/train/X/y.png", data: imagingtest.PNG(4, 4, 5)},
+		{name: "train/Shark/link.png", link: true},
+		{name: "train/Shark/junk.png", data: []byte("junk")},
+		{name: "other/Shark/z.png", data: imagingtest.PNG(4, 4, 6)},
+	}
+}
+
+var wantArchiveRejections = map[string]string{
+	"../evil/train/X/x.png": "unsafe archive path",
+	"/abs/train/X/y.png":    "unsafe archive path",
+	"train/Shark/link.png":  "links in archives are not imported",
+	"train/Shark/junk.png":  "not an image",
+	"other/":                "unknown split folder",
+	"test/Empty/":           "empty label folder",
+}
+
+func makeZip(t *testing.T, ms []member) []byte {
+	var b bytes.Buffer
+	zw := zip.NewWriter(&b)
+	for _, m := range ms {
+		h := &zip.FileHeader{Name: m.name, Method: zip.Deflate}
+		switch {
+		case m.dir:
+			h.SetMode(0o755 | 1<<31) // fs.ModeDir
+		case m.link:
+			h.SetMode(0o777 | 1<<27) // fs.ModeSymlink
+			m.data = []byte("/etc/passwd")
+		default:
+			h.SetMode(0o644)
+		}
+		w, err := zw.CreateHeader(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(m.data)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func makeTar(t *testing.T, ms []member, gz bool) []byte {
+	var b bytes.Buffer
+	var gw *gzip.Writer
+	tw := tar.NewWriter(&b)
+	if gz {
+		gw = gzip.NewWriter(&b)
+		tw = tar.NewWriter(gw)
+	}
+	for _, m := range ms {
+		h := &tar.Header{Name: m.name, Mode: 0o644, Size: int64(len(m.data)), Typeflag: tar.TypeReg}
+		switch {
+		case m.dir:
+			h.Typeflag, h.Size = tar.TypeDir, 0
+		case m.link:
+			h.Typeflag, h.Linkname, h.Size = tar.TypeSymlink, "/etc/passwd", 0
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if !m.dir && !m.link {
+			tw.Write(m.data)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if gz {
+		gw.Close()
+	}
+	return b.Bytes()
+}
+
+func (e *env) upload(t *testing.T, msgs ...*datasetpb.UploadImagesRequest) (*datasetpb.UploadImagesResponse, error) {
+	t.Helper()
+	stream, err := e.client.UploadImages(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs {
+		if err := stream.Send(m); err != nil {
+			break // the server ended the stream; CloseAndRecv says why
+		}
+	}
+	return stream.CloseAndRecv()
+}
+
+func header(ds string) *datasetpb.UploadImagesRequest {
+	return &datasetpb.UploadImagesRequest{Payload: &datasetpb.UploadImagesRequest_Header{Header: &datasetpb.UploadHeader{Dataset: ds}}}
+}
+
+// chunks splits an archive into several messages, as a client would.
+func chunks(name string, data []byte, size int) []*datasetpb.UploadImagesRequest {
+	var out []*datasetpb.UploadImagesRequest
+	for i := 0; i < len(data); i += size {
+		c := &datasetpb.ArchiveChunk{Data: data[i:min(i+size, len(data))]}
+		if i == 0 {
+			c.FileName = name
+		}
+		out = append(out, &datasetpb.UploadImagesRequest{Payload: &datasetpb.UploadImagesRequest_ArchiveChunk{ArchiveChunk: c}})
+	}
+	return out
+}
+
+func TestUploadArchives(t *testing.T) {
+	ms := archiveMembers()
+	tests := []struct {
+		name string
+		data []byte
+	}{
+		{"fish.zip", makeZip(t, ms)},
+		{"fish.tar", makeTar(t, ms, false)},
+		{"fish.tar.gz", makeTar(t, ms, true)},
+		{"FISH.TGZ", makeTar(t, ms, true)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, envOpts{})
+			e.create(t, "fish")
+			msgs := append([]*datasetpb.UploadImagesRequest{header("fish")}, chunks(tt.name, tt.data, 700)...)
+			resp, err := e.upload(t, msgs...)
+			if err != nil {
+				t.Fatalf("UploadImages = %v", err)
+			}
+			got := map[string]string{}
+			for _, r := range resp.GetRejections() {
+				got[r.GetPath()] = r.GetReason()
+			}
+			for p, want := range wantArchiveRejections {
+				if !strings.Contains(got[p], want) {
+					t.Errorf("rejection of %q = %q; want %q", p, got[p], want)
+				}
+			}
+			if len(got) != len(wantArchiveRejections) {
+				t.Errorf("rejections = %v; want %d", got, len(wantArchiveRejections))
+			}
+			if c := resp.GetCounts(); c.GetAdded() != 3 || c.GetRejected() != int64(len(wantArchiveRejections)) {
+				t.Errorf("counts = %v; want 3 added, %d rejected", c, len(wantArchiveRejections))
+			}
+			again, err := e.upload(t, msgs...)
+			if err != nil || again.GetCounts().GetAdded() != 0 || again.GetCounts().GetDuplicates() != 3 {
+				t.Errorf("second upload = %v, %v; want 0 added, 3 duplicates", again.GetCounts(), err)
+			}
+		})
+	}
+}
+
+func TestUploadFiles(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.create(t, "fish")
+	file := func(split datasetpb.Split, label, name string, data []byte) *datasetpb.UploadImagesRequest {
+		return &datasetpb.UploadImagesRequest{Payload: &datasetpb.UploadImagesRequest_File{File: &datasetpb.UploadFile{
+			Split: split, Label: label, FileName: name, Content: data}}}
+	}
+	train, test := datasetpb.Split_SPLIT_TRAIN, datasetpb.Split_SPLIT_TEST
+	resp, err := e.upload(t, header("fish"),
+		file(train, "Gold Fish", "a.png", imagingtest.PNG(5, 5, 1)),
+		file(test, "Shark", "dir/b.jpg", imagingtest.JPEG(5, 5, 2)),
+		file(train, "Gold Fish", "a-again.png", imagingtest.PNG(5, 5, 1)),
+		file(datasetpb.Split_SPLIT_UNSPECIFIED, "Shark", "c.png", imagingtest.PNG(5, 5, 3)),
+		file(train, "", "d.png", imagingtest.PNG(5, 5, 4)),
+		file(train, "a/b", "e.png", imagingtest.PNG(5, 5, 5)),
+		file(train, "Shark", "f.png", []byte("nope")),
+	)
+	want := &datasetpb.ImportCounts{Seen: 7, Added: 2, Duplicates: 1, Rejected: 4}
+	if err != nil || !equalCounts(resp.GetCounts(), want) {
+		t.Fatalf("UploadImages = %v, %v; want %v", resp, err, want)
+	}
+	list, err := e.client.ListImages(t.Context(), &datasetpb.ListImagesRequest{Dataset: "fish", Label: "Shark"})
+	if err != nil || len(list.GetImages()) != 1 || list.GetImages()[0].GetFileName() != "b.jpg" {
+		t.Fatalf("ListImages(Shark) = %v, %v; want b.jpg", list, err)
+	}
+
+	tests := []struct {
+		name string
+		msgs []*datasetpb.UploadImagesRequest
+		code codes.Code
+	}{
+		{"no header", []*datasetpb.UploadImagesRequest{file(train, "A", "a.png", imagingtest.PNG(2, 2, 1))}, codes.InvalidArgument},
+		{"missing dataset", []*datasetpb.UploadImagesRequest{header("nope")}, codes.NotFound},
+		{"unknown archive kind", append([]*datasetpb.UploadImagesRequest{header("fish")}, chunks("x.rar", []byte("data"), 10)...), codes.InvalidArgument},
+		{"corrupt zip", append([]*datasetpb.UploadImagesRequest{header("fish")}, chunks("x.zip", []byte("not a zip"), 10)...), codes.InvalidArgument},
+		{"corrupt tar.gz", append([]*datasetpb.UploadImagesRequest{header("fish")}, chunks("x.tar.gz", []byte("not gzip"), 10)...), codes.InvalidArgument},
+		{"files then archive", []*datasetpb.UploadImagesRequest{header("fish"), file(train, "A", "a.png", imagingtest.PNG(2, 2, 9)), chunks("x.zip", []byte("z"), 10)[0]}, codes.InvalidArgument},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := e.upload(t, tt.msgs...)
+			wantCode(t, "UploadImages", err, tt.code)
+		})
+	}
+}
+
+func TestUploadArchiveTooLarge(t *testing.T) {
+	e := newEnv(t, envOpts{cfg: func(c *Config) { c.MaxArchiveBytes = 1000 }})
+	e.create(t, "fish")
+	msgs := append([]*datasetpb.UploadImagesRequest{header("fish")}, chunks("big.tar", make([]byte, 5000), 600)...)
+	_, err := e.upload(t, msgs...)
+	wantCode(t, "UploadImages(big archive)", err, codes.ResourceExhausted)
+}

@@ -1,0 +1,112 @@
+package registry
+
+import (
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/shoalml/shoal/internal/storage/db"
+)
+
+// migrations are the service's schema versions, in order. Each creates one
+// table from a type frozen here, so later changes to the runtime rows cannot
+// change what a released migration does.
+var migrations = []db.Migration{
+	{ID: "0001_create_models", Up: createTable(&v1Model{})},
+	{ID: "0002_create_versions", Up: createTable(&v1Version{})},
+	{ID: "0003_create_artifacts", Up: createTable(&v1Artifact{})},
+	{ID: "0004_create_aliases", Up: createTable(&v1Alias{})},
+	{ID: "0005_create_alias_events", Up: createTable(&v1AliasEvent{})},
+	{ID: "0006_create_alias_revision", Up: func(tx *gorm.DB) error {
+		if err := createTable(&v1AliasRevision{})(tx); err != nil {
+			return err
+		}
+		return tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&v1AliasRevision{ID: 1}).Error
+	}},
+}
+
+// createTable is idempotent, since MySQL commits DDL at once and a failed
+// migration may have left its table behind.
+func createTable(model any) func(tx *gorm.DB) error {
+	return func(tx *gorm.DB) error {
+		if tx.Migrator().HasTable(model) {
+			return nil
+		}
+		return tx.Migrator().CreateTable(model)
+	}
+}
+
+type v1Model struct {
+	ID          int64     `gorm:"primaryKey;autoIncrement"`
+	Name        string    `gorm:"size:63;not null;uniqueIndex:registry_models_name"`
+	Description string    `gorm:"not null"`
+	Labels      string    `gorm:"not null"` // JSON array
+	VersionSeq  int64     `gorm:"not null"` // last number handed out; numbers are never reused
+	CreatedAt   time.Time `gorm:"not null"`
+}
+
+func (v1Model) TableName() string { return "registry_models" }
+
+type v1Version struct {
+	ID              int64     `gorm:"primaryKey;autoIncrement"`
+	ModelID         int64     `gorm:"not null;uniqueIndex:registry_versions_number,priority:1;index:registry_versions_accuracy,priority:1"`
+	Number          int64     `gorm:"not null;uniqueIndex:registry_versions_number,priority:2"`
+	Labels          string    `gorm:"not null"` // JSON array
+	InputSpec       string    `gorm:"not null"` // protojson InputSpec
+	Metrics         string    `gorm:"not null"` // protojson Metrics
+	TestAccuracy    float64   `gorm:"not null;index:registry_versions_accuracy,priority:2"`
+	HyperParameters string    `gorm:"not null"` // JSON object
+	Lineage         string    `gorm:"not null"` // protojson Lineage
+	Architecture    string    `gorm:"size:255;not null"`
+	Creator         string    `gorm:"size:255;not null"`
+	Description     string    `gorm:"not null"`
+	ArtifactSHA256  string    `gorm:"column:artifact_sha256;size:64;not null;index:registry_versions_artifact"`
+	ArtifactSize    int64     `gorm:"not null"`
+	CreatedAt       time.Time `gorm:"not null"`
+}
+
+func (v1Version) TableName() string { return "registry_versions" }
+
+// v1Artifact is one stored blob. Its row is what concurrent uploads and
+// deletions of the same content lock, so that a blob is never deleted
+// while a version that references it is being created.
+type v1Artifact struct {
+	SHA256    string    `gorm:"column:sha256;primaryKey;size:64"`
+	SizeBytes int64     `gorm:"not null"`
+	CreatedAt time.Time `gorm:"not null"`
+}
+
+func (v1Artifact) TableName() string { return "registry_artifacts" }
+
+type v1Alias struct {
+	ID        int64     `gorm:"primaryKey;autoIncrement"`
+	ModelID   int64     `gorm:"not null;uniqueIndex:registry_aliases_name,priority:1"`
+	Name      string    `gorm:"size:63;not null;uniqueIndex:registry_aliases_name,priority:2"`
+	Version   int64     `gorm:"not null"`
+	UpdatedAt time.Time `gorm:"not null"`
+}
+
+func (v1Alias) TableName() string { return "registry_aliases" }
+
+type v1AliasEvent struct {
+	Revision  int64     `gorm:"primaryKey;autoIncrement:false;index:registry_alias_events_model,priority:2"`
+	Model     string    `gorm:"size:63;not null;index:registry_alias_events_model,priority:1"`
+	Alias     string    `gorm:"size:63;not null"`
+	Version   int64     `gorm:"not null"`
+	Type      int32     `gorm:"not null"`
+	CreatedAt time.Time `gorm:"not null"`
+}
+
+func (v1AliasEvent) TableName() string { return "registry_alias_events" }
+
+// v1AliasRevision is a single row holding the last alias revision. Every
+// alias change increments it in its own transaction, which serialises alias
+// changes: revisions commit in order, so a reader that sees revision n has
+// already been able to see every revision before it.
+type v1AliasRevision struct {
+	ID       int64 `gorm:"primaryKey;autoIncrement:false"`
+	Revision int64 `gorm:"not null"`
+}
+
+func (v1AliasRevision) TableName() string { return "registry_alias_revision" }
