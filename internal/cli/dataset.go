@@ -16,8 +16,6 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
 
 	datasetpb "github.com/shoalml/shoal/gen/shoal/dataset/v1"
 )
@@ -55,7 +53,7 @@ func Dataset(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case "create":
 		desc := fs.String("description", "", "free text shown in the UI")
 		run = func(ctx context.Context, c datasetpb.DatasetServiceClient, pos []string) error {
-			if err := datasetArgs(pos, 1, 1, "create NAME [--description TEXT]"); err != nil {
+			if err := wantArgs(pos, 1, 1, "dataset create NAME [--description TEXT]"); err != nil {
 				return err
 			}
 			resp, err := c.CreateDataset(ctx, &datasetpb.CreateDatasetRequest{Name: pos[0], Description: *desc})
@@ -70,7 +68,7 @@ func Dataset(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		label := fs.String("label", "", "only this label")
 		limit := fs.Int("limit", 50, "images to list")
 		run = func(ctx context.Context, c datasetpb.DatasetServiceClient, pos []string) error {
-			if err := datasetArgs(pos, 0, 1, "ls [NAME] [--split S] [--label L] [--limit N]"); err != nil {
+			if err := wantArgs(pos, 0, 1, "dataset ls [NAME] [--split S] [--label L] [--limit N]"); err != nil {
 				return err
 			}
 			if len(pos) == 0 {
@@ -113,7 +111,7 @@ func Dataset(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case "stats":
 		snapshot := fs.Int64("snapshot", 0, "stats of this snapshot version instead of the current images")
 		run = func(ctx context.Context, c datasetpb.DatasetServiceClient, pos []string) error {
-			if err := datasetArgs(pos, 1, 1, "stats NAME [--snapshot N]"); err != nil {
+			if err := wantArgs(pos, 1, 1, "dataset stats NAME [--snapshot N]"); err != nil {
 				return err
 			}
 			return stats(ctx, c, pos[0], *snapshot, stdout)
@@ -121,7 +119,7 @@ func Dataset(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case "snapshot":
 		desc := fs.String("description", "", "free text, e.g. what changed")
 		run = func(ctx context.Context, c datasetpb.DatasetServiceClient, pos []string) error {
-			if err := datasetArgs(pos, 1, 1, "snapshot NAME [--description TEXT]"); err != nil {
+			if err := wantArgs(pos, 1, 1, "dataset snapshot NAME [--description TEXT]"); err != nil {
 				return err
 			}
 			resp, err := c.CreateSnapshot(ctx, &datasetpb.CreateSnapshotRequest{Dataset: pos[0], Description: *desc})
@@ -134,14 +132,14 @@ func Dataset(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	case "snapshots":
 		run = func(ctx context.Context, c datasetpb.DatasetServiceClient, pos []string) error {
-			if err := datasetArgs(pos, 1, 1, "snapshots NAME"); err != nil {
+			if err := wantArgs(pos, 1, 1, "dataset snapshots NAME"); err != nil {
 				return err
 			}
 			return snapshotList(ctx, c, pos[0], stdout)
 		}
 	case "rm", "delete":
 		run = func(ctx context.Context, c datasetpb.DatasetServiceClient, pos []string) error {
-			if err := datasetArgs(pos, 1, 1, "rm NAME"); err != nil {
+			if err := wantArgs(pos, 1, 1, "dataset rm NAME"); err != nil {
 				return err
 			}
 			resp, err := c.DeleteDataset(ctx, &datasetpb.DeleteDatasetRequest{Name: pos[0]})
@@ -162,29 +160,9 @@ func Dataset(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-	conn, err := grpc.NewClient(*addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
-	if err != nil {
-		return fmt.Errorf("--addr=%q: %w", *addr, err)
-	}
-	defer conn.Close()
-	if err := run(ctx, datasetpb.NewDatasetServiceClient(conn), pos); err != nil {
-		if st, ok := status.FromError(err); ok {
-			return rpcError{st}
-		}
-		return err
-	}
-	return nil
-}
-
-func datasetArgs(pos []string, minN, maxN int, usage string) error {
-	if len(pos) < minN || len(pos) > maxN {
-		return fmt.Errorf("usage: shoal dataset %s", usage)
-	}
-	return nil
+	return call(ctx, *addr, *timeout, func(ctx context.Context, conn *grpc.ClientConn) error {
+		return run(ctx, datasetpb.NewDatasetServiceClient(conn), pos)
+	})
 }
 
 func parseSplit(s string) (datasetpb.Split, error) {

@@ -86,16 +86,24 @@ func Models(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	return call(ctx, *addr, *timeout, func(ctx context.Context, conn *grpc.ClientConn) error {
+		return run(ctx, registrypb.NewRegistryServiceClient(conn), pos)
+	})
+}
+
+// call dials addr and runs fn within timeout; an error the server answered
+// comes back as an rpcError.
+func call(ctx context.Context, addr string, timeout time.Duration, fn func(context.Context, *grpc.ClientConn) error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	conn, err := grpc.NewClient(*addr,
+	conn, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
 	if err != nil {
-		return fmt.Errorf("--addr=%q: %w", *addr, err)
+		return fmt.Errorf("--addr=%q: %w", addr, err)
 	}
 	defer conn.Close()
-	if err := run(ctx, registrypb.NewRegistryServiceClient(conn), pos); err != nil {
+	if err := fn(ctx, conn); err != nil {
 		if st, ok := status.FromError(err); ok {
 			return rpcError{st}
 		}
@@ -130,9 +138,11 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// wantArgs checks the number of positional arguments; usage is the
+// command's synopsis after "shoal ".
 func wantArgs(pos []string, minN, maxN int, usage string) error {
 	if len(pos) < minN || len(pos) > maxN {
-		return fmt.Errorf("usage: shoal models %s", usage)
+		return fmt.Errorf("usage: shoal %s", usage)
 	}
 	return nil
 }
@@ -146,7 +156,7 @@ func parseVersion(s string) (int64, error) {
 }
 
 func modelsList(ctx context.Context, c registrypb.RegistryServiceClient, pos []string, out io.Writer) error {
-	if err := wantArgs(pos, 0, 1, "ls [MODEL]"); err != nil {
+	if err := wantArgs(pos, 0, 1, "models ls [MODEL]"); err != nil {
 		return err
 	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
@@ -187,7 +197,7 @@ func modelsList(ctx context.Context, c registrypb.RegistryServiceClient, pos []s
 }
 
 func modelsShow(ctx context.Context, c registrypb.RegistryServiceClient, pos []string, out io.Writer) error {
-	if err := wantArgs(pos, 1, 2, "show MODEL [VERSION|ALIAS]"); err != nil {
+	if err := wantArgs(pos, 1, 2, "models show MODEL [VERSION|ALIAS]"); err != nil {
 		return err
 	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
@@ -267,7 +277,7 @@ func modelsShow(ctx context.Context, c registrypb.RegistryServiceClient, pos []s
 }
 
 func modelsPromote(ctx context.Context, c registrypb.RegistryServiceClient, pos []string, alias string, out io.Writer) error {
-	if err := wantArgs(pos, 2, 2, "promote MODEL VERSION [--alias production]"); err != nil {
+	if err := wantArgs(pos, 2, 2, "models promote MODEL VERSION [--alias production]"); err != nil {
 		return err
 	}
 	v, err := parseVersion(pos[1])
@@ -283,7 +293,7 @@ func modelsPromote(ctx context.Context, c registrypb.RegistryServiceClient, pos 
 }
 
 func modelsRemove(ctx context.Context, c registrypb.RegistryServiceClient, pos []string, out io.Writer) error {
-	if err := wantArgs(pos, 1, 2, "rm MODEL [VERSION]"); err != nil {
+	if err := wantArgs(pos, 1, 2, "models rm MODEL [VERSION]"); err != nil {
 		return err
 	}
 	if len(pos) == 1 {
@@ -407,7 +417,7 @@ func parseFloats(flagName, s string) ([]float32, error) {
 // run hashes the file, then streams it after the spec, so the server can
 // check that what arrived is what was sent.
 func (u *uploadFlags) run(ctx context.Context, c registrypb.RegistryServiceClient, pos []string, out io.Writer) error {
-	if err := wantArgs(pos, 1, 1, "upload --model NAME --labels A,B,... --size N [flags] FILE.onnx"); err != nil {
+	if err := wantArgs(pos, 1, 1, "models upload --model NAME --labels A,B,... --size N [flags] FILE.onnx"); err != nil {
 		return err
 	}
 	spec, err := u.spec()
