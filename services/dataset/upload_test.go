@@ -5,6 +5,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -12,6 +13,8 @@ import (
 
 	datasetpb "github.com/shoalml/shoal/gen/shoal/dataset/v1"
 	"github.com/shoalml/shoal/internal/imaging/imagingtest"
+	"github.com/shoalml/shoal/internal/storage/db"
+	"github.com/shoalml/shoal/internal/storage/db/dbtest"
 )
 
 // member is one archive entry; link makes it a symlink, dir a folder.
@@ -147,35 +150,51 @@ func TestUploadArchives(t *testing.T) {
 		{"fish.tar.gz", makeTar(t, ms, true)},
 		{"FISH.TGZ", makeTar(t, ms, true)},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, envOpts{})
-			e.create(t, "fish")
-			msgs := append([]*datasetpb.UploadImagesRequest{header("fish")}, chunks(tt.name, tt.data, 700)...)
-			resp, err := e.upload(t, msgs...)
-			if err != nil {
-				t.Fatalf("UploadImages = %v", err)
-			}
-			got := map[string]string{}
-			for _, r := range resp.GetRejections() {
-				got[r.GetPath()] = r.GetReason()
-			}
-			for p, want := range wantArchiveRejections {
-				if !strings.Contains(got[p], want) {
-					t.Errorf("rejection of %q = %q; want %q", p, got[p], want)
-				}
-			}
-			if len(got) != len(wantArchiveRejections) {
-				t.Errorf("rejections = %v; want %d", got, len(wantArchiveRejections))
-			}
-			if c := resp.GetCounts(); c.GetAdded() != 3 || c.GetRejected() != int64(len(wantArchiveRejections)) {
-				t.Errorf("counts = %v; want 3 added, %d rejected", c, len(wantArchiveRejections))
-			}
-			again, err := e.upload(t, msgs...)
-			if err != nil || again.GetCounts().GetAdded() != 0 || again.GetCounts().GetDuplicates() != 3 {
-				t.Errorf("second upload = %v, %v; want 0 added, 3 duplicates", again.GetCounts(), err)
-			}
-		})
+	// Every SQL driver; on the servers, blobs go to the real S3 server too.
+	dbtest.Each(t, func(t *testing.T, cfg db.Config) {
+		var e *env
+		if cfg.Driver == db.SQLite {
+			e = newEnv(t, envOpts{db: cfg})
+		} else {
+			e, _ = s3Env(t, cfg)
+		}
+		for i, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				name := fmt.Sprintf("fish-%d", i)
+				e.create(t, name)
+				uploadArchive(t, e, name, tt.name, tt.data)
+			})
+		}
+	})
+}
+
+// uploadArchive uploads one archive of archiveMembers twice and checks the
+// rejections, the counts and that the second upload adds nothing.
+func uploadArchive(t *testing.T, e *env, dataset, fileName string, data []byte) {
+	t.Helper()
+	msgs := append([]*datasetpb.UploadImagesRequest{header(dataset)}, chunks(fileName, data, 700)...)
+	resp, err := e.upload(t, msgs...)
+	if err != nil {
+		t.Fatalf("UploadImages = %v", err)
+	}
+	got := map[string]string{}
+	for _, r := range resp.GetRejections() {
+		got[r.GetPath()] = r.GetReason()
+	}
+	for p, want := range wantArchiveRejections {
+		if !strings.Contains(got[p], want) {
+			t.Errorf("rejection of %q = %q; want %q", p, got[p], want)
+		}
+	}
+	if len(got) != len(wantArchiveRejections) {
+		t.Errorf("rejections = %v; want %d", got, len(wantArchiveRejections))
+	}
+	if c := resp.GetCounts(); c.GetAdded() != 3 || c.GetRejected() != int64(len(wantArchiveRejections)) {
+		t.Errorf("counts = %v; want 3 added, %d rejected", c, len(wantArchiveRejections))
+	}
+	again, err := e.upload(t, msgs...)
+	if err != nil || again.GetCounts().GetAdded() != 0 || again.GetCounts().GetDuplicates() != 3 {
+		t.Errorf("second upload = %v, %v; want 0 added, 3 duplicates", again.GetCounts(), err)
 	}
 }
 
