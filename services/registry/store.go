@@ -13,8 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
-	"github.com/jackc/pgx/v5/pgconn"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -212,7 +210,7 @@ func (s *Service) createVersion(ctx context.Context, nv newVersion) (*registrypb
 	// deadlock victim) and the retry finds the model.
 	for attempt := 0; attempt < 5; attempt++ {
 		out, err = s.createVersionTx(ctx, nv)
-		if err == nil || !(db.IsUniqueViolation(err) || isRetryable(err)) || ctx.Err() != nil {
+		if err == nil || !(db.IsUniqueViolation(err) || db.IsRetryable(err)) || ctx.Err() != nil {
 			break
 		}
 	}
@@ -431,19 +429,4 @@ func pageSize(n int32) (int, error) {
 		return 1000, nil
 	}
 	return int(n), nil
-}
-
-// isRetryable reports a transaction the server aborted to break a deadlock
-// or a serialisation conflict, for which running it again is the remedy.
-// (A candidate for internal/storage/db, next to IsUniqueViolation.)
-func isRetryable(err error) bool {
-	var my *mysql.MySQLError
-	var pg *pgconn.PgError
-	switch {
-	case errors.As(err, &my):
-		return my.Number == 1213 // ER_LOCK_DEADLOCK
-	case errors.As(err, &pg):
-		return pg.Code == "40P01" || pg.Code == "40001" // deadlock_detected, serialization_failure
-	}
-	return false
 }

@@ -52,6 +52,18 @@ func IsForeignKeyViolation(err error) bool {
 	return false
 }
 
+// IsRetryable reports a transaction the server aborted to break a deadlock
+// or a serialisation conflict, for which running it again is the remedy.
+func IsRetryable(err error) bool {
+	switch code := driverCode(err).(type) {
+	case uint16:
+		return code == 1213 // ER_LOCK_DEADLOCK
+	case string:
+		return code == "40P01" || code == "40001" // deadlock_detected, serialization_failure
+	}
+	return false
+}
+
 // IsNotFound reports a lookup that matched no row: gorm's First/Take/Last, or a raw Scan.
 func IsNotFound(err error) bool {
 	return errors.Is(err, gorm.ErrRecordNotFound) || errors.Is(err, sql.ErrNoRows)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
 
 	"github.com/shoalml/shoal/internal/storage/db"
@@ -69,4 +71,23 @@ func TestErrorClassification(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestIsRetryable(t *testing.T) {
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{&mysql.MySQLError{Number: 1213}, true},
+		{&mysql.MySQLError{Number: 1062}, false},
+		{fmt.Errorf("tx: %w", &pgconn.PgError{Code: "40P01"}), true},
+		{&pgconn.PgError{Code: "40001"}, true},
+		{&pgconn.PgError{Code: "23505"}, false},
+		{errors.New("connection reset"), false},
+	}
+	for _, tt := range tests {
+		if got := db.IsRetryable(tt.err); got != tt.want {
+			t.Errorf("IsRetryable(%v) = %v; want %v", tt.err, got, tt.want)
+		}
+	}
 }
