@@ -21,3 +21,7 @@ lint:
 clean:
 	rm -rf bin .build
 
+# Training throughput and Fashion-MNIST accuracy (slow: see the script).
+.PHONY: bench-train
+bench-train:
+	scripts/bench-train.sh
