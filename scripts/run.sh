@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The newcomer's path (`make run`): sets up what the platform needs on this
 # machine, starts `shoal serve` on embedded defaults (one process, SQLite and
-# blobs under ./data), and loads the offline demo dataset into it, then keeps
+# blobs under ./data), loads the offline demo dataset into it, trains a model
+# on it and promotes it to production, so /predict answers; then keeps
 # serving until interrupted. Extra arguments go to `shoal serve`; set the
 # listen addresses with SHOAL_GRPC_LISTEN_ADDRESS and SHOAL_HTTP_LISTEN_ADDRESS.
 #
 # Steps, each skipped when already done:
 #   1. ONNX Runtime's shared library (npm: onnxruntime-node), for the registry
 #   2. the Fashion-MNIST demo tree in ./data/import/fashion-mnist (Debian package)
-#   3. the `fashion-demo` dataset, imported from that tree, with a snapshot
+#   3. the `fashion` dataset, imported from that tree, with a snapshot
+#   4. the `fashion` model, trained on that snapshot and promoted to production
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,12 +45,26 @@ done
 [ -n "$ready" ] || { log "the server did not become ready within 60s"; kill -TERM "$pid"; exit 1; }
 
 addr=localhost:${grpc_addr##*:}
-if ! bin/shoal dataset ls --addr "$addr" | grep -q '^fashion-demo\b'; then
-	bin/shoal dataset create fashion-demo --addr "$addr" --description "Fashion-MNIST demo (Zalando Research, MIT)"
+if ! bin/shoal dataset ls --addr "$addr" | awk '$1 == "fashion" { found = 1 } END { exit !found }'; then
+	bin/shoal dataset create fashion --addr "$addr" --description "Fashion-MNIST demo (Zalando Research, MIT)"
 fi
-bin/shoal dataset import fashion-demo "$tree" --addr "$addr"
-if ! bin/shoal dataset snapshots fashion-demo --addr "$addr" | grep -q '^ *1\b'; then
-	bin/shoal dataset snapshot fashion-demo --addr "$addr" --description "demo"
+bin/shoal dataset import fashion "$tree" --addr "$addr"
+if ! bin/shoal dataset snapshots fashion --addr "$addr" | grep -q '^ *1\b'; then
+	bin/shoal dataset snapshot fashion --addr "$addr" --description "demo"
 fi
-log "ready: gRPC $addr, REST http://localhost:${http_addr##*:} (try: curl localhost:${http_addr##*:}/v1/datasets/fashion-demo/stats)"
+if ! bin/shoal models show fashion production --addr "$addr" >/dev/null 2>&1; then
+	log "training the demo model (about a minute on 2 cores)"
+	bin/shoal train --dataset fashion --snapshot 1 --promote always --follow --addr "$addr"
+fi
+
+# Inference follows the promotion on its own; wait until it answers.
+sample=$(find "$tree/test/Bag" -name '*.png' | sort | head -n 1)
+for _ in $(seq 1 150); do
+	bin/shoal predict "$sample" --addr "$addr" --top-k 1 >/dev/null 2>&1 && break
+	sleep 0.2
+done
+bin/shoal predict "$sample" --addr "$addr" --top-k 1
+port=${http_addr##*:}
+log "ready: gRPC $addr, REST http://localhost:$port"
+log "try: curl -F file=@$sample localhost:$port/predict"
 wait "$pid"

@@ -48,10 +48,10 @@ log "go test -race"
 # contend for the same cores and the shared servers.
 go test -race -count=1 -p 2 -timeout 30m ${SHOAL_TEST_PKGS:-./...}
 
-log "go test internal/ml (without -race)"
+log "go test internal/ml services/trainer (without -race)"
 # Under -race, checkptr aborts inside GoMLX's pure-Go matmul, so the
 # training tests skip there; this run exercises them.
-go test -count=1 ./internal/ml
+go test -count=1 ./internal/ml ./services/trainer
 
 log "smoke test of the binary"
 scripts/smoke.sh

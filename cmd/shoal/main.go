@@ -26,6 +26,8 @@ Usage:
   shoal serve [flags]      run the platform (see shoal serve --help)
   shoal models <command>   list, show, upload, promote and delete model versions (see shoal models help)
   shoal dataset <command>  create, import, upload, stats, snapshot and list datasets (see shoal dataset help)
+  shoal predict IMAGE...   classify images with a served model (see shoal predict --help)
+  shoal train --dataset D  train a model on a dataset, --follow to watch it (see shoal train --help)
   shoal demo-data [flags]  write the offline Fashion-MNIST demo tree (see shoal demo-data --help)
   shoal version            print the version
 `
@@ -54,6 +56,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cli.Models(ctx, args[1:], stdout, stderr)
 	case "dataset":
 		return cli.Dataset(ctx, args[1:], stdout, stderr)
+	case "predict":
+		return cli.Predict(ctx, args[1:], stdout, stderr)
+	case "train":
+		return cli.Train(ctx, args[1:], stdout, stderr)
 	case "demo-data":
 		return demodata.Run(ctx, args[1:], stdout, stderr)
 	case "version":

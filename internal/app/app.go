@@ -313,12 +313,13 @@ func (a *App) build(gdb *gorm.DB, blobs blob.Store, conns map[string]*grpc.Clien
 		case Trainer:
 			s, err = trainer.New(a.cfg.Trainer, trainer.Deps{
 				Log: log, DB: gdb, Blobs: blobs,
-				Datasets: datasetpb.NewDatasetServiceClient(conns[Dataset]),
-				Registry: registrypb.NewRegistryServiceClient(conns[Registry]),
+				Datasets:    datasetpb.NewDatasetServiceClient(conns[Dataset]),
+				Registry:    registrypb.NewRegistryServiceClient(conns[Registry]),
+				ONNXRuntime: a.cfg.ONNXRuntime,
 			})
 		case Inference:
 			s, err = inference.New(a.cfg.Inference, inference.Deps{
-				Log: log, Blobs: blobs, Version: a.version,
+				Log: log, Blobs: blobs, Version: a.version, ONNXRuntime: a.cfg.ONNXRuntime, Metrics: a.metrics,
 				Registry: registrypb.NewRegistryServiceClient(conns[Registry]),
 			})
 		case Gateway:

@@ -5,13 +5,20 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/genproto/googleapis/api/httpbody"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -40,9 +47,13 @@ func New(ctx context.Context, conns Conns) (*runtime.ServeMux, error) {
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
 		runtime.WithForwardResponseOption(httpBodyContentType),
+		runtime.WithErrorHandler(retryAfterOnOverload),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{
 			Marshaler: &runtime.JSONPb{
-				MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: false},
+				// Zero values are written out, so a client reads
+				// {"ready": false} rather than {}, as the Open Inference
+				// Protocol's clients expect.
+				MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
 				UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 			},
 		}),
@@ -66,7 +77,10 @@ func New(ctx context.Context, conns Conns) (*runtime.ServeMux, error) {
 			if err := inferencepb.RegisterInferenceServiceHandlerClient(ctx, mux, inferencepb.NewInferenceServiceClient(conns.Inference)); err != nil {
 				return err
 			}
-			return oippb.RegisterGRPCInferenceServiceHandlerClient(ctx, mux, oippb.NewGRPCInferenceServiceClient(conns.Inference))
+			if err := oippb.RegisterGRPCInferenceServiceHandlerClient(ctx, mux, oippb.NewGRPCInferenceServiceClient(conns.Inference)); err != nil {
+				return err
+			}
+			return mux.HandlePath(http.MethodPost, "/predict", predictHandler(mux, inferencepb.NewInferenceServiceClient(conns.Inference)))
 		}},
 	}
 	for _, r := range regs {
@@ -107,4 +121,135 @@ func httpBodyContentType(_ context.Context, w http.ResponseWriter, m proto.Messa
 		w.Header().Set("Content-Type", b.GetBody().GetContentType())
 	}
 	return nil
+}
+
+// retryAfterOnOverload is the default error handler plus a Retry-After
+// header on 429 (RESOURCE_EXHAUSTED: an inference queue is full), which
+// tells well-behaved clients when to come back.
+func retryAfterOnOverload(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	if status.Code(err) == codes.ResourceExhausted {
+		w.Header().Set("Retry-After", "1")
+	}
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+}
+
+// maxPredictUpload bounds a POST /predict body; the Inference service
+// applies its own, usually smaller, per-image limit.
+const maxPredictUpload = 32 << 20
+
+// predictResponse is the original API's answer, extended: the top label
+// and its probability, the top-k list and the model version that answered.
+type predictResponse struct {
+	Prediction string        `json:"prediction"`
+	Confidence float32       `json:"confidence"`
+	TopK       []labelScore  `json:"top_k"`
+	Model      string        `json:"model"`
+	Version    int64         `json:"version"`
+	Timings    *timingsMilli `json:"timings_ms,omitempty"`
+}
+
+type labelScore struct {
+	Label       string  `json:"label"`
+	Index       int32   `json:"index"`
+	Probability float32 `json:"probability"`
+}
+
+type timingsMilli struct {
+	Preprocess float64 `json:"preprocess"`
+	Queue      float64 `json:"queue"`
+	Compute    float64 `json:"compute"`
+	Total      float64 `json:"total"`
+	BatchSize  int32   `json:"batch_size"`
+}
+
+// predictHandler serves the original API's POST /predict: one image in the
+// multipart field "file" (optional fields or query parameters model,
+// version, alias, top_k). It calls Inference through its gRPC client, so
+// the request passes the same interceptors as any other; errors are the
+// gateway's usual JSON errors.
+func predictHandler(mux *runtime.ServeMux, client inferencepb.InferenceServiceClient) runtime.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, _ map[string]string) {
+		_, outbound := runtime.MarshalerForRequest(mux, r)
+		fail := func(ctx context.Context, err error) {
+			runtime.HTTPError(ctx, mux, outbound, w, r, err)
+		}
+		ctx, err := runtime.AnnotateContext(r.Context(), mux, r, "/shoal.inference.v1.InferenceService/Predict",
+			runtime.WithHTTPPathPattern("/predict"))
+		if err != nil {
+			fail(r.Context(), err)
+			return
+		}
+		req, err := parsePredictForm(w, r)
+		if err != nil {
+			fail(ctx, err)
+			return
+		}
+		var md runtime.ServerMetadata
+		resp, err := client.Predict(ctx, req, grpc.Header(&md.HeaderMD), grpc.Trailer(&md.TrailerMD))
+		ctx = runtime.NewServerMetadataContext(ctx, md)
+		if err != nil {
+			fail(ctx, err)
+			return
+		}
+		for k, vs := range md.HeaderMD {
+			if h, ok := outgoingHeader(k); ok && h == requestIDHeader {
+				w.Header()[h] = vs
+			}
+		}
+		out := predictResponse{Model: resp.GetModel(), Version: resp.GetVersion(), TopK: []labelScore{}}
+		for _, l := range resp.GetResults()[0].GetLabels() {
+			out.TopK = append(out.TopK, labelScore{Label: l.GetLabel(), Index: l.GetIndex(), Probability: l.GetProbability()})
+		}
+		if len(out.TopK) > 0 {
+			out.Prediction, out.Confidence = out.TopK[0].Label, out.TopK[0].Probability
+		}
+		if t := resp.GetTimings(); t != nil {
+			ms := func(d interface{ AsDuration() time.Duration }) float64 {
+				return float64(d.AsDuration().Microseconds()) / 1000
+			}
+			out.Timings = &timingsMilli{Preprocess: ms(t.GetPreprocess()), Queue: ms(t.GetQueue()), Compute: ms(t.GetCompute()),
+				Total: ms(t.GetTotal()), BatchSize: t.GetBatchSize()}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(out)
+	}
+}
+
+// parsePredictForm reads the multipart upload into a PredictRequest.
+func parsePredictForm(w http.ResponseWriter, r *http.Request) (*inferencepb.PredictRequest, error) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxPredictUpload)
+	// Files stay in memory up to the whole limit: the bytes go to gRPC anyway.
+	if err := r.ParseMultipartForm(maxPredictUpload); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, status.Errorf(codes.InvalidArgument, "upload larger than %d bytes", maxPredictUpload)
+		}
+		return nil, status.Errorf(codes.InvalidArgument, "want a multipart/form-data body with the image in the field \"file\": %v", err)
+	}
+	f, _, err := r.FormFile("file")
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, `the multipart field "file" with the image is required`)
+	}
+	defer f.Close()
+	img, err := io.ReadAll(f)
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "read the uploaded file: %v", err)
+	}
+	req := &inferencepb.PredictRequest{Images: [][]byte{img}, Model: r.FormValue("model"), Alias: r.FormValue("alias")}
+	for _, p := range []struct {
+		name string
+		set  func(int64)
+	}{
+		{"version", func(v int64) { req.Version = v }},
+		{"top_k", func(v int64) { req.TopK = int32(v) }},
+	} {
+		if s := r.FormValue(p.name); s != "" {
+			v, err := strconv.ParseInt(s, 10, 32)
+			if err != nil {
+				return nil, status.Errorf(codes.InvalidArgument, "%s %q: not an integer", p.name, s)
+			}
+			p.set(v)
+		}
+	}
+	return req, nil
 }

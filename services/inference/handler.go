@@ -1,7 +1,10 @@
 package inference
 
 import (
+	"cmp"
 	"context"
+	"slices"
+	"strconv"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -19,10 +22,40 @@ type handler struct {
 
 var _ inferencepb.InferenceServiceServer = (*handler)(nil)
 
-// ListLoadedModels lists the loaded model versions; none are loaded until
-// the service loads models from the Registry.
+// ListLoadedModels lists the model versions held in sessions, loading ones
+// included (ready false), ordered by name and version.
 func (h *handler) ListLoadedModels(context.Context, *inferencepb.ListLoadedModelsRequest) (*inferencepb.ListLoadedModelsResponse, error) {
-	return &inferencepb.ListLoadedModelsResponse{}, nil
+	s := h.svc
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	resp := &inferencepb.ListLoadedModelsResponse{}
+	for k, e := range s.models {
+		lm := &inferencepb.LoadedModel{Model: k.model, Version: k.version}
+		select {
+		case <-e.done:
+		default:
+			resp.Models = append(resp.Models, lm) // still loading
+			continue
+		}
+		if e.m == nil {
+			continue
+		}
+		lm.Ready = e.m.ready.Load()
+		lm.Sessions = int32(len(e.m.sessions))
+		lm.MaxBatchSize = int32(e.m.buckets[len(e.m.buckets)-1])
+		lm.QueueLength = int32(e.m.batcher.Len())
+		for a, v := range s.aliases {
+			if a.model == k.model && v == k.version {
+				lm.Aliases = append(lm.Aliases, a.alias)
+			}
+		}
+		slices.Sort(lm.Aliases)
+		resp.Models = append(resp.Models, lm)
+	}
+	slices.SortFunc(resp.Models, func(a, b *inferencepb.LoadedModel) int {
+		return cmp.Or(cmp.Compare(a.Model, b.Model), cmp.Compare(a.Version, b.Version))
+	})
+	return resp, nil
 }
 
 // oipHandler is the Open Inference Protocol surface.
@@ -38,9 +71,9 @@ func (h *oipHandler) ServerLive(context.Context, *oippb.ServerLiveRequest) (*oip
 	return &oippb.ServerLiveResponse{Live: true}, nil
 }
 
-// ServerReady is true once a model is loaded and warm; none is yet.
+// ServerReady is true once a model is loaded and warm.
 func (h *oipHandler) ServerReady(context.Context, *oippb.ServerReadyRequest) (*oippb.ServerReadyResponse, error) {
-	return &oippb.ServerReadyResponse{Ready: false}, nil
+	return &oippb.ServerReadyResponse{Ready: h.svc.ready()}, nil
 }
 
 // ServerMetadata names the server and the protocol extensions it supports.
@@ -48,11 +81,35 @@ func (h *oipHandler) ServerMetadata(context.Context, *oippb.ServerMetadataReques
 	return &oippb.ServerMetadataResponse{Name: "shoal", Version: h.svc.deps.Version, Extensions: []string{}}, nil
 }
 
-// ModelReady reports a model's readiness; no model is loaded yet, so every
-// name is unknown.
+// ModelReady reports whether a model (its production version, or the
+// version asked for) is loaded and warm in this process. It never loads
+// anything: a model this process does not hold is NotFound.
 func (h *oipHandler) ModelReady(_ context.Context, req *oippb.ModelReadyRequest) (*oippb.ModelReadyResponse, error) {
 	if req.GetName() == "" {
 		return nil, status.Error(codes.InvalidArgument, "name is required")
 	}
-	return nil, status.Errorf(codes.NotFound, "model %q is not loaded", req.GetName())
+	s := h.svc
+	var version int64
+	if req.GetVersion() != "" {
+		v, err := strconv.ParseInt(req.GetVersion(), 10, 64)
+		if err != nil || v <= 0 {
+			return nil, status.Errorf(codes.InvalidArgument, "version %q: must be a positive integer", req.GetVersion())
+		}
+		version = v
+	} else {
+		s.mu.Lock()
+		v, ok := s.aliases[aliasKey{req.GetName(), defaultAlias}]
+		s.mu.Unlock()
+		if !ok {
+			return nil, status.Errorf(codes.NotFound, "model %q is not loaded", req.GetName())
+		}
+		version = v
+	}
+	s.mu.Lock()
+	_, held := s.models[versionKey{req.GetName(), version}]
+	s.mu.Unlock()
+	if !held {
+		return nil, status.Errorf(codes.NotFound, "model %q version %d is not loaded", req.GetName(), version)
+	}
+	return &oippb.ModelReadyResponse{Ready: s.loaded(versionKey{req.GetName(), version}) != nil}, nil
 }

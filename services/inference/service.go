@@ -4,14 +4,21 @@
 package inference
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	oippb "github.com/shoalml/shoal/gen/inference"
 	inferencepb "github.com/shoalml/shoal/gen/shoal/inference/v1"
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
+	"github.com/shoalml/shoal/internal/onnxrt"
 	"github.com/shoalml/shoal/internal/storage/blob"
 )
 
@@ -22,14 +29,68 @@ type Deps struct {
 	Log      *slog.Logger
 	Blobs    blob.Store
 	Registry registrypb.RegistryServiceClient
+	// ONNXRuntime says where the ONNX Runtime library is; Start loads it.
+	ONNXRuntime onnxrt.Config
 	// Version is reported by the Open Inference Protocol's ServerMetadata.
 	Version string
+	// Metrics registers the service's Prometheus series; nil keeps them
+	// unregistered.
+	Metrics prometheus.Registerer
 }
 
 // Service is the Inference service.
 type Service struct {
 	cfg  Config
 	deps Deps
+	rt   *onnxrt.Runtime
+	met  *metrics
+
+	mu sync.Mutex
+	// runCtx is Run's context, which owns every model's batcher; nil until
+	// Run starts, and loads are refused before then.
+	runCtx context.Context
+	models map[versionKey]*entry
+	// aliases maps the aliases this process follows to the version it
+	// serves for them: the Registry's value once that version is warm.
+	aliases map[aliasKey]int64
+	// view is the Registry's aliases as the watch last saw them, valid once
+	// synced.
+	view   map[aliasKey]int64
+	synced bool
+	// changed wakes the reconcile loop (capacity 1).
+	changed chan struct{}
+	// owned tracks the goroutines of loads and batchers, all ended by
+	// runCtx.
+	owned sync.WaitGroup
+}
+
+type versionKey struct {
+	model   string
+	version int64
+}
+
+type aliasKey struct{ model, alias string }
+
+// entry is a cached model version: loading until done is closed, then m or
+// err.
+type entry struct {
+	done chan struct{}
+	m    *model
+	err  error
+	// pinned entries were asked for by version number and are kept even
+	// when no followed alias points at them.
+	pinned bool
+}
+
+// loaded returns the entry's model once its load has finished, else nil;
+// m and err are written before done is closed and only read after.
+func (e *entry) loaded() *model {
+	select {
+	case <-e.done:
+		return e.m
+	default:
+		return nil
+	}
 }
 
 // New returns the service; it does no I/O.
@@ -37,7 +98,26 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Log == nil || deps.Blobs == nil || deps.Registry == nil {
 		return nil, errors.New("inference: Log, Blobs and Registry are required")
 	}
-	return &Service{cfg: cfg, deps: deps}, nil
+	reg := deps.Metrics
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	met, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("inference: metrics: %w", err)
+	}
+	return &Service{cfg: cfg, deps: deps, met: met, models: map[versionKey]*entry{}, aliases: map[aliasKey]int64{},
+		view: map[aliasKey]int64{}, changed: make(chan struct{}, 1)}, nil
+}
+
+// Start loads ONNX Runtime; a missing library is a start-up error.
+func (s *Service) Start(context.Context) error {
+	rt, err := onnxrt.Load(s.deps.ONNXRuntime)
+	if err != nil {
+		return fmt.Errorf("inference: %w", err)
+	}
+	s.rt = rt
+	return nil
 }
 
 // Register adds the service's RPCs, Shoal's and the Open Inference
@@ -46,4 +126,169 @@ func (s *Service) Register(r grpc.ServiceRegistrar) {
 	h := &handler{svc: s}
 	inferencepb.RegisterInferenceServiceServer(r, h)
 	oippb.RegisterGRPCInferenceServiceServer(r, &oipHandler{svc: s})
+}
+
+// Run owns the loaded models: it follows the Registry's aliases, loading
+// and swapping in new versions, until ctx ends; then it stops every
+// batcher and frees every session.
+func (s *Service) Run(ctx context.Context) error {
+	if s.rt == nil {
+		return errors.New("inference: Run before Start")
+	}
+	s.mu.Lock()
+	s.runCtx = ctx
+	s.mu.Unlock()
+	s.follow(ctx)
+	s.owned.Wait()
+	return nil
+}
+
+// ready reports whether any model version is warm.
+func (s *Service) ready() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.models {
+		if m := e.loaded(); m != nil && m.ready.Load() {
+			return true
+		}
+	}
+	return false
+}
+
+// loaded returns the warm version, or nil.
+func (s *Service) loaded(k versionKey) *model {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.models[k]; e != nil {
+		if m := e.loaded(); m != nil && m.ready.Load() {
+			return m
+		}
+	}
+	return nil
+}
+
+// acquire returns version k, loaded and warm, loading it if need be; v is
+// its Registry record, fetched if nil. Concurrent callers share one load,
+// which runs under Run's context so a caller giving up does not abort it.
+func (s *Service) acquire(ctx context.Context, k versionKey, v *registrypb.Version, pin bool) (*model, error) {
+	s.mu.Lock()
+	e := s.models[k]
+	if e == nil {
+		if s.runCtx == nil || s.runCtx.Err() != nil {
+			s.mu.Unlock()
+			return nil, status.Error(codes.Unavailable, "the inference service is not running")
+		}
+		e = &entry{done: make(chan struct{})}
+		s.models[k] = e
+		runCtx := s.runCtx
+		s.owned.Go(func() { s.loadEntry(runCtx, k, v, e) })
+	}
+	if pin {
+		e.pinned = true
+	}
+	s.mu.Unlock()
+	select {
+	case <-e.done:
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+	return e.m, e.err
+}
+
+// loadEntry fills e, starts the model's batcher under runCtx, and forgets
+// e if the load failed so a later request tries again.
+func (s *Service) loadEntry(runCtx context.Context, k versionKey, v *registrypb.Version, e *entry) {
+	defer close(e.done)
+	if v == nil {
+		resp, err := s.deps.Registry.GetVersion(runCtx, &registrypb.GetVersionRequest{Model: k.model, Version: k.version})
+		if err != nil {
+			e.err = registryError(err, fmt.Sprintf("version %d of model %q", k.version, k.model))
+			s.forget(k, e)
+			return
+		}
+		v = resp.GetVersion()
+	}
+	m, err := s.load(runCtx, v)
+	if err != nil {
+		s.deps.Log.Error("inference: load failed", "model", k.model, "version", k.version, "err", err)
+		e.err = loadError(err, k)
+		s.forget(k, e)
+		return
+	}
+	m.ready.Store(true)
+	e.m = m
+	s.deps.Log.Info("inference: model loaded", "model", k.model, "version", k.version,
+		"sessions", len(m.sessions), "batch_sizes", m.buckets)
+	s.owned.Go(func() {
+		m.batcher.Run(runCtx) //nolint:errcheck // returns nil
+		m.free()
+		s.mu.Lock()
+		_, again := s.models[k] // reloaded since: keep its series
+		s.mu.Unlock()
+		if !again {
+			s.met.forget(m.name, m.version)
+		}
+	})
+}
+
+func (s *Service) forget(k versionKey, e *entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.models[k] == e {
+		delete(s.models, k)
+	}
+}
+
+// retire drains and frees version k unless it is pinned or a followed
+// alias still names it.
+func (s *Service) retire(k versionKey) {
+	s.mu.Lock()
+	e := s.models[k]
+	if e == nil || e.pinned {
+		s.mu.Unlock()
+		return
+	}
+	for a, v := range s.aliases {
+		if a.model == k.model && v == k.version {
+			s.mu.Unlock()
+			return
+		}
+	}
+	delete(s.models, k)
+	s.mu.Unlock()
+	<-e.done
+	if e.m != nil {
+		e.m.ready.Store(false)
+		// The batcher finishes what is queued, then its goroutine frees
+		// the sessions; callers that still hold e.m retry on ErrClosed.
+		e.m.batcher.Close()
+		s.deps.Log.Info("inference: model retired", "model", k.model, "version", k.version)
+	}
+}
+
+// registryError turns a Registry failure into the status to return: its
+// own words for what the caller got wrong, Unavailable when it cannot be
+// reached, and a wrapped internal error otherwise.
+func registryError(err error, what string) error {
+	st, ok := status.FromError(err)
+	if !ok {
+		return fmt.Errorf("registry: %s: %w", what, err)
+	}
+	switch st.Code() {
+	case codes.NotFound, codes.InvalidArgument:
+		return status.Error(st.Code(), st.Message())
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+		return status.Errorf(codes.Unavailable, "the model registry is unavailable: %s", st.Message())
+	}
+	return fmt.Errorf("registry: %s: %w", what, err)
+}
+
+func loadError(err error, k versionKey) error {
+	if errors.Is(err, errBadModel) {
+		return status.Errorf(codes.FailedPrecondition, "model %q version %d cannot be served: %v", k.model, k.version, err)
+	}
+	if errors.Is(err, blob.ErrNotFound) {
+		return status.Errorf(codes.FailedPrecondition, "model %q version %d: its artifact is missing from the blob store", k.model, k.version)
+	}
+	return fmt.Errorf("load %s v%d: %w", k.model, k.version, err)
 }

@@ -7,13 +7,16 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 
+	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"gorm.io/gorm"
 
 	datasetpb "github.com/shoalml/shoal/gen/shoal/dataset/v1"
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
+	"github.com/shoalml/shoal/internal/onnxrt"
 	"github.com/shoalml/shoal/internal/storage/blob"
 	"github.com/shoalml/shoal/internal/storage/db"
 )
@@ -26,12 +29,28 @@ type Deps struct {
 	Blobs    blob.Store
 	Datasets datasetpb.DatasetServiceClient
 	Registry registrypb.RegistryServiceClient
+	// ONNXRuntime locates the runtime that exports and verifies models
+	// (and trains, with the onnx backend).
+	ONNXRuntime onnxrt.Config
 }
 
 // Service is the Trainer service.
 type Service struct {
 	cfg  Config
 	deps Deps
+	st   store
+	// changes wakes watchers and idle workers whenever this process writes
+	// an event or queues a job.
+	changes *notifier
+	// stopping closes when Run returns, ending the open WatchJob streams.
+	stopping     chan struct{}
+	stoppingOnce sync.Once
+	// owner identifies this process's workers in the jobs' leases.
+	owner string
+
+	mu sync.Mutex
+	// cancels stops the jobs this process is running, by id.
+	cancels map[string]context.CancelCauseFunc
 }
 
 // New returns the service; it does no I/O.
@@ -39,7 +58,11 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Log == nil || deps.DB == nil || deps.Blobs == nil || deps.Datasets == nil || deps.Registry == nil {
 		return nil, errors.New("trainer: Log, DB, Blobs, Datasets and Registry are required")
 	}
-	return &Service{cfg: cfg, deps: deps}, nil
+	return &Service{
+		cfg: cfg, deps: deps, st: store{db: deps.DB}, changes: newNotifier(),
+		stopping: make(chan struct{}), owner: uuid.NewString(),
+		cancels: map[string]context.CancelCauseFunc{},
+	}, nil
 }
 
 // Start brings the service's tables up to date.
@@ -52,5 +75,25 @@ func (s *Service) Register(r grpc.ServiceRegistrar) {
 	trainerpb.RegisterTrainerServiceServer(r, &handler{svc: s})
 }
 
-// migrations are the service's schema versions, in order.
-var migrations = []db.Migration{}
+// notifier is a broadcast: wait returns a channel that broadcast closes.
+// Take the channel before looking for changes, so that a change made in
+// between still wakes the waiter.
+type notifier struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func newNotifier() *notifier { return &notifier{ch: make(chan struct{})} }
+
+func (n *notifier) wait() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.ch
+}
+
+func (n *notifier) broadcast() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	close(n.ch)
+	n.ch = make(chan struct{})
+}

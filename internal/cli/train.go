@@ -1,0 +1,238 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
+)
+
+const trainUsage = `Usage: shoal train --dataset D [flags]
+       shoal train --watch JOB_ID
+
+Queues a training job on the trainer. With --follow it shows live progress and a
+per-epoch table until the job ends, and exits non-zero unless the job succeeded.
+Zero-valued flags take the server's defaults (see ListArchitectures).
+
+Flags:
+`
+
+// trainFlags are `shoal train`'s settings.
+type trainFlags struct {
+	dataset, model, arch, promote, backend string
+	snapshot, seed                         int64
+	epochs, batch, size, channels          int
+	lr, valFraction                        float64
+	follow                                 bool
+}
+
+func registerTrainFlags(fs *flag.FlagSet) *trainFlags {
+	f := &trainFlags{}
+	fs.StringVar(&f.dataset, "dataset", "", "dataset to train on (required)")
+	fs.Int64Var(&f.snapshot, "snapshot", 0, "snapshot version; 0 takes a new snapshot")
+	fs.StringVar(&f.model, "model", "", "model to register the result under; default the dataset's name")
+	fs.StringVar(&f.arch, "architecture", "", "network (small-cnn, small-cnn-wide, resnet-small, resnet18); default small-cnn")
+	fs.IntVar(&f.epochs, "epochs", 0, "passes over the training data; default 10")
+	fs.IntVar(&f.batch, "batch-size", 0, "images per step; default 64")
+	fs.Float64Var(&f.lr, "learning-rate", 0, "Adam learning rate; default 0.001")
+	fs.IntVar(&f.size, "image-size", 0, "input height and width; default per architecture")
+	fs.IntVar(&f.channels, "channels", 0, "input channels, 1 or 3; default per architecture")
+	fs.Float64Var(&f.valFraction, "validation-fraction", 0, "share of the train split held out for validation; default 0.2")
+	fs.Int64Var(&f.seed, "seed", 0, "seed for the split, initialisation and shuffling")
+	fs.StringVar(&f.backend, "backend", "", "compute backend (onnx or go); default the server's")
+	fs.StringVar(&f.promote, "promote", "never", "move the production alias: never, if-better or always")
+	fs.BoolVar(&f.follow, "follow", false, "follow the job's progress until it ends")
+	return f
+}
+
+func (f *trainFlags) spec() (*trainerpb.JobSpec, error) {
+	if f.dataset == "" {
+		return nil, errors.New("--dataset is required")
+	}
+	policies := map[string]trainerpb.PromotionPolicy{
+		"never": trainerpb.PromotionPolicy_PROMOTION_POLICY_NEVER, "if-better": trainerpb.PromotionPolicy_PROMOTION_POLICY_IF_BETTER,
+		"always": trainerpb.PromotionPolicy_PROMOTION_POLICY_ALWAYS,
+	}
+	p, ok := policies[f.promote]
+	if !ok {
+		return nil, fmt.Errorf("--promote=%q: want never, if-better or always", f.promote)
+	}
+	return &trainerpb.JobSpec{
+		Dataset: f.dataset, SnapshotVersion: f.snapshot, Model: f.model, Architecture: f.arch,
+		ImageSize: int32(f.size), Channels: int32(f.channels), Epochs: int32(f.epochs), BatchSize: int32(f.batch),
+		LearningRate: f.lr, ValidationFraction: f.valFraction, Seed: f.seed, Backend: f.backend, Promotion: p,
+	}, nil
+}
+
+// Train runs `shoal train ...`.
+func Train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("shoal train", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, trainUsage); fs.PrintDefaults() }
+	addr := fs.String("addr", "localhost:9090", "gRPC address of the trainer")
+	timeout := fs.Duration("timeout", 24*time.Hour, "bound on the whole command, following included")
+	watch := fs.String("watch", "", "follow an existing job by id instead of starting one")
+	f := registerTrainFlags(fs)
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return fmt.Errorf("unexpected arguments %q (see shoal train --help)", pos)
+	}
+	if *watch != "" {
+		return call(ctx, *addr, *timeout, func(ctx context.Context, conn *grpc.ClientConn) error {
+			return followJob(ctx, trainerpb.NewTrainerServiceClient(conn), *watch, stdout)
+		})
+	}
+	spec, err := f.spec()
+	if err != nil {
+		return err
+	}
+	return call(ctx, *addr, *timeout, func(ctx context.Context, conn *grpc.ClientConn) error {
+		c := trainerpb.NewTrainerServiceClient(conn)
+		resp, err := c.StartTraining(ctx, &trainerpb.StartTrainingRequest{Spec: spec})
+		if err != nil {
+			return err
+		}
+		j := resp.GetJob()
+		s := j.GetSpec()
+		fmt.Fprintf(stdout, "job %s queued: %s on %s snapshot %d, %d epochs, batch %d, learning rate %g, %dx%dx%d\n",
+			j.GetId(), s.GetArchitecture(), s.GetDataset(), s.GetSnapshotVersion(), s.GetEpochs(), s.GetBatchSize(),
+			s.GetLearningRate(), s.GetChannels(), s.GetImageSize(), s.GetImageSize())
+		if !f.follow {
+			fmt.Fprintf(stdout, "follow it with: shoal train --watch %s\n", j.GetId())
+			return nil
+		}
+		return followJob(ctx, c, j.GetId(), stdout)
+	})
+}
+
+// followJob prints a job's events until its final state, reconnecting from
+// the last sequence seen when the server restarts. It fails unless the job
+// succeeded.
+func followJob(ctx context.Context, c trainerpb.TrainerServiceClient, id string, out io.Writer) error {
+	p := &jobPrinter{out: out}
+	var after int64
+	for attempt := 0; ; {
+		stream, err := c.WatchJob(ctx, &trainerpb.WatchJobRequest{JobId: id, AfterSequence: after}, grpc.WaitForReady(true))
+		for err == nil {
+			var ev *trainerpb.WatchJobResponse
+			if ev, err = stream.Recv(); err == nil {
+				attempt = 0
+				after = ev.GetSequence()
+				if done, ferr := p.event(ev); done {
+					return ferr
+				}
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("job %s: the stream ended before the job did", id)
+		}
+		if status.Code(err) != codes.Unavailable || attempt >= 30 {
+			return err
+		}
+		attempt++
+		p.clearLine()
+		fmt.Fprintf(out, "lost the trainer (%v); reconnecting from event %d\n", status.Convert(err).Message(), after)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// jobPrinter renders events: one progress line rewritten in place, and a
+// table row per epoch.
+type jobPrinter struct {
+	out        io.Writer
+	progress   bool // a progress line is on screen
+	headerDone bool
+}
+
+func (p *jobPrinter) clearLine() {
+	if p.progress {
+		fmt.Fprint(p.out, "\r\033[K")
+		p.progress = false
+	}
+}
+
+// event prints ev and reports whether it ended the job, with the job's error.
+func (p *jobPrinter) event(ev *trainerpb.WatchJobResponse) (bool, error) {
+	switch {
+	case ev.GetProgress() != nil:
+		g := ev.GetProgress()
+		p.clearLine()
+		eta := "?"
+		if g.GetEta() != nil {
+			eta = g.GetEta().AsDuration().Round(time.Second).String()
+		}
+		fmt.Fprintf(p.out, "epoch %d/%d  step %d/%d  %s  loss %.4f  %.0f img/s  ETA %s",
+			g.GetEpoch(), g.GetEpochs(), g.GetStep(), g.GetSteps(), bar(g.GetStep(), g.GetSteps(), 20),
+			g.GetTrainLoss(), g.GetImagesPerSecond(), eta)
+		p.progress = true
+		return false, nil
+	case ev.GetEpoch() != nil:
+		p.clearLine()
+		e := ev.GetEpoch()
+		// Fixed widths, since rows arrive one at a time.
+		if !p.headerDone {
+			fmt.Fprintf(p.out, "%5s  %10s  %9s  %9s  %8s  %7s  %8s  %s\n", "epoch", "train loss", "train acc", "val loss", "val acc", "img/s", "time", "best")
+			p.headerDone = true
+		}
+		best := ""
+		if e.GetBest() {
+			best = "*"
+		}
+		fmt.Fprintf(p.out, "%5d  %10.4f  %9.4f  %9.4f  %8.4f  %7.0f  %8s  %s\n", e.GetEpoch(), e.GetTrainLoss(), e.GetTrainAccuracy(),
+			e.GetValLoss(), e.GetValAccuracy(), e.GetImagesPerSecond(), e.GetDuration().AsDuration().Round(100*time.Millisecond), best)
+	case ev.GetLog() != nil:
+		p.clearLine()
+		fmt.Fprintf(p.out, "%s: %s\n", ev.GetLog().GetLevel(), ev.GetLog().GetMessage())
+	case ev.GetEvaluation() != nil:
+		p.clearLine()
+		m := ev.GetEvaluation()
+		fmt.Fprintf(p.out, "test: accuracy %.4f, loss %.4f on %d images\n", m.GetTestAccuracy(), m.GetTestLoss(), m.GetTestExamples())
+		for _, c := range m.GetPerClass() {
+			fmt.Fprintf(p.out, "  %-24s precision %.3f  recall %.3f  f1 %.3f  (%d)\n", c.GetLabel(), c.GetPrecision(), c.GetRecall(), c.GetF1(), c.GetSupport())
+		}
+	case ev.GetRegistered() != nil:
+		p.clearLine()
+		fmt.Fprintf(p.out, "registered %s version %d\n", ev.GetRegistered().GetModel(), ev.GetRegistered().GetVersion())
+	case ev.GetState() != nil:
+		p.clearLine()
+		st := ev.GetState()
+		name := strings.TrimPrefix(st.GetState().String(), "JOB_STATE_")
+		if st.GetReason() != "" {
+			fmt.Fprintf(p.out, "%s: %s\n", name, st.GetReason())
+		} else {
+			fmt.Fprintln(p.out, name)
+		}
+		switch st.GetState() {
+		case trainerpb.JobState_JOB_STATE_SUCCEEDED:
+			return true, nil
+		case trainerpb.JobState_JOB_STATE_FAILED, trainerpb.JobState_JOB_STATE_CANCELLED:
+			return true, fmt.Errorf("job %s: %s", strings.ToLower(name), st.GetReason())
+		}
+	}
+	return false, nil
+}
+
+// bar draws done/total as a fixed-width bar.
+func bar(done, total int32, width int) string {
+	if total <= 0 {
+		return "[" + strings.Repeat(" ", width) + "]"
+	}
+	n := int(int64(done) * int64(width) / int64(total))
+	return "[" + strings.Repeat("=", n) + strings.Repeat(" ", width-n) + "]"
+}

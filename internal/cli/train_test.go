@@ -1,0 +1,54 @@
+package cli
+
+import (
+	"bytes"
+	"flag"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
+)
+
+// Flag handling; the command against a real trainer is tested in
+// services/trainer (cli_test.go).
+func TestTrainSpec(t *testing.T) {
+	fs := flag.NewFlagSet("train", flag.ContinueOnError)
+	f := registerTrainFlags(fs)
+	if _, err := parseInterleaved(fs, []string{"--dataset", "fish", "--snapshot", "3", "--architecture", "resnet-small",
+		"--epochs", "5", "--batch-size", "32", "--learning-rate", "0.01", "--image-size", "64", "--promote", "if-better", "--follow"}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := f.spec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.GetDataset() != "fish" || s.GetSnapshotVersion() != 3 || s.GetArchitecture() != "resnet-small" || s.GetEpochs() != 5 ||
+		s.GetBatchSize() != 32 || s.GetLearningRate() != 0.01 || s.GetImageSize() != 64 ||
+		s.GetPromotion() != trainerpb.PromotionPolicy_PROMOTION_POLICY_IF_BETTER || !f.follow {
+		t.Errorf("spec() = %v", s)
+	}
+}
+
+func TestJobPrinter(t *testing.T) {
+	var out bytes.Buffer
+	p := &jobPrinter{out: &out}
+	events := []*trainerpb.WatchJobResponse{
+		{Event: &trainerpb.WatchJobResponse_Progress{Progress: &trainerpb.StepProgress{Epoch: 1, Epochs: 2, Step: 5, Steps: 10, TrainLoss: 0.5, ImagesPerSecond: 900, Eta: durationpb.New(90 * time.Second)}}},
+		{Event: &trainerpb.WatchJobResponse_Epoch{Epoch: &trainerpb.EpochMetrics{Epoch: 1, TrainLoss: 0.5, ValAccuracy: 0.8, Best: true}}},
+		{Event: &trainerpb.WatchJobResponse_State{State: &trainerpb.StateChange{State: trainerpb.JobState_JOB_STATE_FAILED, Reason: "registry is down"}}},
+	}
+	for i, ev := range events {
+		done, err := p.event(ev)
+		if last := i == len(events)-1; done != last || (last && (err == nil || !strings.Contains(err.Error(), "registry is down"))) {
+			t.Errorf("event(%v) = %v, %v", ev, done, err)
+		}
+	}
+	for _, want := range []string{"epoch 1/2  step 5/10  [==========          ]  loss 0.5000  900 img/s  ETA 1m30s", "train loss", "0.8000", "FAILED: registry is down"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}

@@ -1,0 +1,337 @@
+package inference_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"math"
+	"net"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+
+	oippb "github.com/shoalml/shoal/gen/inference"
+	inferencepb "github.com/shoalml/shoal/gen/shoal/inference/v1"
+	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
+	"github.com/shoalml/shoal/internal/imaging"
+	"github.com/shoalml/shoal/internal/onnxrt/onnxtest"
+	"github.com/shoalml/shoal/internal/server"
+	"github.com/shoalml/shoal/internal/storage/blob"
+	"github.com/shoalml/shoal/internal/storage/db/dbtest"
+	"github.com/shoalml/shoal/services/inference"
+)
+
+// fakeRegistry is a real gRPC RegistryService holding versions and aliases
+// in memory, with the Registry's GetVersion and WatchAliases semantics
+// (CURRENT events, SYNCED, then SET/DELETED).
+type fakeRegistry struct {
+	registrypb.UnimplementedRegistryServiceServer
+	mu       sync.Mutex
+	versions map[string]map[int64]*registrypb.Version
+	aliases  map[[2]string]int64
+	rev      int64
+	watchers map[chan *registrypb.WatchAliasesResponse]bool
+}
+
+func newFakeRegistry() *fakeRegistry {
+	return &fakeRegistry{versions: map[string]map[int64]*registrypb.Version{}, aliases: map[[2]string]int64{},
+		watchers: map[chan *registrypb.WatchAliasesResponse]bool{}}
+}
+
+func (r *fakeRegistry) GetVersion(_ context.Context, req *registrypb.GetVersionRequest) (*registrypb.GetVersionResponse, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	vs, ok := r.versions[req.GetModel()]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "model %q not found", req.GetModel())
+	}
+	n := req.GetVersion()
+	if n == 0 {
+		if n, ok = r.aliases[[2]string{req.GetModel(), req.GetAlias()}]; !ok {
+			return nil, status.Errorf(codes.NotFound, "model %q has no alias %q", req.GetModel(), req.GetAlias())
+		}
+	}
+	v, ok := vs[n]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "model %q has no version %d", req.GetModel(), n)
+	}
+	return &registrypb.GetVersionResponse{Version: v}, nil
+}
+
+func (r *fakeRegistry) WatchAliases(_ *registrypb.WatchAliasesRequest, stream grpc.ServerStreamingServer[registrypb.WatchAliasesResponse]) error {
+	ch := make(chan *registrypb.WatchAliasesResponse, 100)
+	r.mu.Lock()
+	var initial []*registrypb.WatchAliasesResponse
+	for k, v := range r.aliases {
+		initial = append(initial, &registrypb.WatchAliasesResponse{Type: registrypb.AliasEventType_ALIAS_EVENT_TYPE_CURRENT,
+			Alias: &registrypb.Alias{Model: k[0], Alias: k[1], Version: v}, Revision: r.rev})
+	}
+	initial = append(initial, &registrypb.WatchAliasesResponse{Type: registrypb.AliasEventType_ALIAS_EVENT_TYPE_SYNCED, Revision: r.rev})
+	r.watchers[ch] = true
+	r.mu.Unlock()
+	defer func() { r.mu.Lock(); delete(r.watchers, ch); r.mu.Unlock() }()
+	for _, ev := range initial {
+		if err := stream.Send(ev); err != nil {
+			return err
+		}
+	}
+	for {
+		select {
+		case ev := <-ch:
+			if ev == nil {
+				return status.Error(codes.Unavailable, "registry restarting")
+			}
+			if err := stream.Send(ev); err != nil {
+				return err
+			}
+		case <-stream.Context().Done():
+			return stream.Context().Err()
+		}
+	}
+}
+
+// cutWatches ends every open WatchAliases stream with UNAVAILABLE and
+// holds alias changes back from them (as if the Registry were down) until
+// the watchers reconnect.
+func (r *fakeRegistry) cutWatches() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for ch := range r.watchers {
+		ch <- nil
+		delete(r.watchers, ch)
+	}
+}
+
+// setAliasQuietly changes an alias without telling the watchers.
+func (r *fakeRegistry) setAliasQuietly(model, alias string, version int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.aliases[[2]string{model, alias}] = version
+	r.rev++
+}
+
+// setAlias points model's alias at version and tells the watchers.
+func (r *fakeRegistry) setAlias(model, alias string, version int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.aliases[[2]string{model, alias}] = version
+	r.rev++
+	for ch := range r.watchers {
+		ch <- &registrypb.WatchAliasesResponse{Type: registrypb.AliasEventType_ALIAS_EVENT_TYPE_SET,
+			Alias: &registrypb.Alias{Model: model, Alias: alias, Version: version}, Revision: r.rev}
+	}
+}
+
+// testModel is a classifier version: its ONNX graph and how to compute its
+// expected output in Go.
+type testModel struct {
+	c      onnxtest.Classifier
+	spec   *registrypb.InputSpec
+	labels []string
+}
+
+func newTestModel(seed byte) testModel {
+	c := onnxtest.Classifier{Channels: 3, Height: 4, Width: 4, Classes: 3, WeightsFromSeed: seed}
+	return testModel{c: c, labels: []string{"cat", "dog", "fish"},
+		spec: &registrypb.InputSpec{Channels: 3, Height: 4, Width: 4, ResizeMode: registrypb.ResizeMode_RESIZE_MODE_STRETCH,
+			Mean: []float32{0.5, 0.5, 0.5}, Std: []float32{0.25, 0.25, 0.25}, Layout: registrypb.TensorLayout_TENSOR_LAYOUT_NCHW}}
+}
+
+// expect is the model's probabilities for an encoded image, computed in Go
+// the way onnxtest builds the graph (Gemm with w[i][k], bias k) plus the
+// softmax that either the graph or the server applies.
+func (m testModel) expect(t *testing.T, img []byte) []float64 {
+	t.Helper()
+	spec, err := imaging.SpecFromProto(m.spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	decoded, _, err := imaging.Decode(img, imaging.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := make([]float32, spec.Size())
+	if err := imaging.Preprocess(decoded, spec, x); err != nil {
+		t.Fatal(err)
+	}
+	classes := int(m.c.Classes)
+	logits := make([]float64, classes)
+	for k := range classes {
+		logits[k] = float64(k)
+		for i, v := range x {
+			w := float32((i*classes+k+int(m.c.WeightsFromSeed))%7-3) / 100
+			logits[k] += float64(v) * float64(w)
+		}
+	}
+	hi := math.Inf(-1)
+	for _, l := range logits {
+		hi = math.Max(hi, l)
+	}
+	sum := 0.0
+	for i := range logits {
+		logits[i] = math.Exp(logits[i] - hi)
+		sum += logits[i]
+	}
+	for i := range logits {
+		logits[i] /= sum
+	}
+	return logits
+}
+
+type env struct {
+	reg     *fakeRegistry
+	blobs   blob.Store
+	conn    *grpc.ClientConn
+	addr    string // TCP address of the same server, for the CLI
+	client  inferencepb.InferenceServiceClient
+	oip     oippb.GRPCInferenceServiceClient
+	models  map[string]map[int64]testModel
+	metrics *prometheus.Registry
+}
+
+type envOptions struct {
+	cfg func(*inference.Config)
+}
+
+func defaultConfig() inference.Config {
+	var cfg inference.Config
+	cfg.RegisterFlags(flag.NewFlagSet("inference", flag.ContinueOnError))
+	cfg.DefaultModel = "pets"
+	return cfg
+}
+
+func newEnv(t *testing.T, opts envOptions) *env {
+	t.Helper()
+	onnxtest.Runtime(t)
+	e := &env{reg: newFakeRegistry(), models: map[string]map[int64]testModel{}, metrics: prometheus.NewRegistry()}
+	var err error
+	if e.blobs, err = blob.NewLocal(t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	regSrv := grpc.NewServer()
+	registrypb.RegisterRegistryServiceServer(regSrv, e.reg)
+	regConn := serve(t, regSrv)
+
+	cfg := defaultConfig()
+	if opts.cfg != nil {
+		opts.cfg(&cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("Validate() = %v", err)
+	}
+	svc, err := inference.New(cfg, inference.Deps{Log: dbtest.Logger(t), Blobs: e.blobs,
+		Registry: registrypb.NewRegistryServiceClient(regConn), Version: "test", Metrics: e.metrics})
+	if err != nil {
+		t.Fatalf("New() = %v", err)
+	}
+	if err := svc.Start(t.Context()); err != nil {
+		t.Fatalf("Start() = %v", err)
+	}
+	ic := server.NewInterceptors(dbtest.Logger(t), prometheus.NewRegistry())
+	s := grpc.NewServer(grpc.ChainUnaryInterceptor(ic.Unary()), grpc.ChainStreamInterceptor(ic.Stream()))
+	svc.Register(s)
+	conn := serve(t, s)
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.addr = tcp.Addr().String()
+	go s.Serve(tcp) //nolint:errcheck // ends with Stop
+	runCtx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() {
+		defer close(ran)
+		if err := svc.Run(runCtx); err != nil {
+			t.Errorf("Run() = %v", err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-ran })
+	e.conn = conn
+	e.client = inferencepb.NewInferenceServiceClient(conn)
+	e.oip = oippb.NewGRPCInferenceServiceClient(conn)
+	return e
+}
+
+// serve serves s on bufconn until the test ends and returns a client
+// connection to it.
+func serve(t *testing.T, s *grpc.Server) *grpc.ClientConn {
+	t.Helper()
+	lis := bufconn.Listen(1 << 20)
+	go s.Serve(lis) //nolint:errcheck // ends with Stop
+	conn, err := grpc.NewClient("passthrough:///bufconn",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(); s.Stop() })
+	return conn
+}
+
+// addVersion stores m's artifact in the blob store as the Registry does and
+// registers it as model's version n.
+func (e *env) addVersion(t *testing.T, model string, n int64, m testModel) {
+	t.Helper()
+	onnx := m.c.Bytes()
+	e.addVersionBytes(t, model, n, m, onnx)
+}
+
+func (e *env) addVersionBytes(t *testing.T, model string, n int64, m testModel, onnx []byte) {
+	t.Helper()
+	sum := sha256.Sum256(onnx)
+	sha := hex.EncodeToString(sum[:])
+	if err := e.blobs.Put(t.Context(), "registry/artifacts/sha256/"+sha, bytes.NewReader(onnx), int64(len(onnx))); err != nil {
+		t.Fatal(err)
+	}
+	e.reg.mu.Lock()
+	defer e.reg.mu.Unlock()
+	if e.reg.versions[model] == nil {
+		e.reg.versions[model] = map[int64]*registrypb.Version{}
+	}
+	e.reg.versions[model][n] = &registrypb.Version{Model: model, Version: n, Labels: m.labels, InputSpec: m.spec,
+		Artifact: &registrypb.Artifact{Sha256: sha, SizeBytes: int64(len(onnx)), Format: "onnx"}}
+	if e.models[model] == nil {
+		e.models[model] = map[int64]testModel{}
+	}
+	e.models[model][n] = m
+}
+
+// check compares a Predict response with the Go computation of the version
+// it names.
+func (e *env) check(t *testing.T, resp *inferencepb.PredictResponse, images [][]byte) error {
+	m, ok := e.models[resp.GetModel()][resp.GetVersion()]
+	if !ok {
+		return fmt.Errorf("response names %s v%d, which does not exist", resp.GetModel(), resp.GetVersion())
+	}
+	if len(resp.GetResults()) != len(images) {
+		return fmt.Errorf("%d results for %d images", len(resp.GetResults()), len(images))
+	}
+	for i, img := range images {
+		want := m.expect(t, img)
+		labels := resp.GetResults()[i].GetLabels()
+		if len(labels) == 0 {
+			return fmt.Errorf("image %d: no labels", i)
+		}
+		for j, l := range labels {
+			if d := math.Abs(float64(l.GetProbability()) - want[l.GetIndex()]); d > 1e-5 {
+				return fmt.Errorf("%s v%d image %d: P(%s) = %v; want %v", resp.GetModel(), resp.GetVersion(), i, l.GetLabel(), l.GetProbability(), want[l.GetIndex()])
+			}
+			if l.GetLabel() != m.labels[l.GetIndex()] {
+				return fmt.Errorf("label %d = %q; want %q", l.GetIndex(), l.GetLabel(), m.labels[l.GetIndex()])
+			}
+			if j > 0 && l.GetProbability() > labels[j-1].GetProbability() {
+				return fmt.Errorf("image %d: labels not in decreasing probability", i)
+			}
+		}
+	}
+	return nil
+}

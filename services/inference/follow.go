@@ -1,0 +1,236 @@
+package inference
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
+)
+
+// defaultAlias is served when a request names neither version nor alias.
+const defaultAlias = "production"
+
+// resolve returns the warm model version a request asks for: a version
+// number, else an alias (default "production") of a model (default the
+// configured default model). A followed alias resolves locally to the
+// version this process serves for it; any other is asked of the Registry
+// once and followed from then on.
+func (s *Service) resolve(ctx context.Context, name, alias string, version int64) (*model, error) {
+	implicit := name == "" && alias == "" && version == 0
+	if name == "" {
+		name = s.cfg.DefaultModel
+		if name == "" {
+			return nil, status.Error(codes.InvalidArgument, "model is required: no default model is configured (--inference.default-model)")
+		}
+	}
+	switch {
+	case version < 0:
+		return nil, status.Errorf(codes.InvalidArgument, "version %d: must be positive, or 0 for an alias", version)
+	case version > 0:
+		return s.acquire(ctx, versionKey{name, version}, nil, true)
+	}
+	if alias == "" {
+		alias = defaultAlias
+	}
+	ak := aliasKey{name, alias}
+	for {
+		s.mu.Lock()
+		v, followed := s.aliases[ak]
+		s.mu.Unlock()
+		if !followed {
+			break
+		}
+		vk := versionKey{name, v}
+		if m := s.loaded(vk); m != nil {
+			return m, nil
+		}
+		m, err := s.acquire(ctx, vk, nil, false)
+		if err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		now := s.aliases[ak]
+		s.mu.Unlock()
+		if now == v {
+			return m, nil
+		}
+		// The alias moved on while this version was looked up, and it was
+		// retired and then loaded again here: free it and follow the alias.
+		s.retire(vk)
+	}
+	resp, err := s.deps.Registry.GetVersion(ctx, &registrypb.GetVersionRequest{Model: name, Alias: alias})
+	if err != nil {
+		if implicit && status.Code(err) == codes.NotFound {
+			return nil, status.Errorf(codes.Unavailable, "no model is being served yet: the default model %q has no %q version", name, alias)
+		}
+		return nil, registryError(err, fmt.Sprintf("alias %q of model %q", alias, name))
+	}
+	m, err := s.acquire(ctx, versionKey{name, resp.GetVersion().GetVersion()}, resp.GetVersion(), false)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if _, ok := s.aliases[ak]; !ok {
+		s.aliases[ak] = m.version
+	}
+	s.mu.Unlock()
+	s.poke() // the watch may already know a newer version
+	return m, nil
+}
+
+func (s *Service) poke() {
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
+
+// follow keeps the followed aliases in step with the Registry until ctx
+// ends: a receiver keeps s.view equal to the Registry's aliases through
+// WatchAliases (reconnecting with backoff), and after every change
+// reconcile loads the versions they now name and swaps them in.
+func (s *Service) follow(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.watch(ctx)
+	}()
+	failed := map[versionKey]bool{}
+	s.reconcile(ctx, failed) // the default model, if a previous view exists
+	for {
+		select {
+		case <-ctx.Done():
+			<-done
+			return
+		case <-s.changed:
+			s.reconcile(ctx, failed)
+		}
+	}
+}
+
+// watch runs WatchAliases, reconnecting with exponential backoff.
+func (s *Service) watch(ctx context.Context) {
+	const minBackoff, maxBackoff = 100 * time.Millisecond, 10 * time.Second
+	backoff := minBackoff
+	for ctx.Err() == nil {
+		synced, err := s.watchOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if synced {
+			backoff = minBackoff
+		}
+		s.deps.Log.Warn("inference: alias watch interrupted; reconnecting", "err", err, "backoff", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// watchOnce follows one WatchAliases stream until it fails; synced says
+// whether it got as far as the Registry's snapshot.
+func (s *Service) watchOnce(ctx context.Context) (synced bool, err error) {
+	stream, err := s.deps.Registry.WatchAliases(ctx, &registrypb.WatchAliasesRequest{})
+	if err != nil {
+		return false, err
+	}
+	current := map[aliasKey]int64{}
+	for {
+		ev, err := stream.Recv()
+		if err != nil {
+			return synced, err
+		}
+		a := ev.GetAlias()
+		k := aliasKey{a.GetModel(), a.GetAlias()}
+		switch ev.GetType() {
+		case registrypb.AliasEventType_ALIAS_EVENT_TYPE_CURRENT:
+			current[k] = a.GetVersion()
+			continue
+		case registrypb.AliasEventType_ALIAS_EVENT_TYPE_SYNCED:
+			synced = true
+			s.mu.Lock()
+			s.view, s.synced = current, true
+			s.mu.Unlock()
+		case registrypb.AliasEventType_ALIAS_EVENT_TYPE_SET:
+			s.mu.Lock()
+			s.view[k] = a.GetVersion()
+			s.mu.Unlock()
+		case registrypb.AliasEventType_ALIAS_EVENT_TYPE_DELETED:
+			s.mu.Lock()
+			delete(s.view, k)
+			s.mu.Unlock()
+		default:
+			continue
+		}
+		s.poke()
+	}
+}
+
+// reconcile makes every followed alias (and the default model's production
+// alias) serve the version the Registry names: it loads and warms that
+// version first, then swaps it in, then retires the old one. A failed load
+// leaves the old version serving; it is logged and not retried until the
+// alias moves again.
+func (s *Service) reconcile(ctx context.Context, failed map[versionKey]bool) {
+	type change struct {
+		alias    aliasKey
+		from, to int64 // 0: none
+	}
+	var changes []change
+	s.mu.Lock()
+	if !s.synced {
+		s.mu.Unlock()
+		return
+	}
+	followed := map[aliasKey]bool{}
+	for k := range s.aliases {
+		followed[k] = true
+	}
+	if s.cfg.DefaultModel != "" {
+		followed[aliasKey{s.cfg.DefaultModel, defaultAlias}] = true
+	}
+	for k := range followed {
+		from, to := s.aliases[k], s.view[k]
+		if from != to {
+			changes = append(changes, change{k, from, to})
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range changes {
+		if ctx.Err() != nil {
+			return
+		}
+		if c.to != 0 {
+			vk := versionKey{c.alias.model, c.to}
+			if failed[vk] {
+				continue
+			}
+			if _, err := s.acquire(ctx, vk, nil, false); err != nil {
+				failed[vk] = true
+				s.deps.Log.Error("inference: new version failed to load; the previous one keeps serving",
+					"model", c.alias.model, "alias", c.alias.alias, "version", c.to, "serving", c.from, "err", err)
+				continue
+			}
+		}
+		s.mu.Lock()
+		if c.to == 0 {
+			delete(s.aliases, c.alias)
+		} else {
+			s.aliases[c.alias] = c.to
+		}
+		s.mu.Unlock()
+		if c.from != 0 {
+			s.retire(versionKey{c.alias.model, c.from})
+		}
+		s.deps.Log.Info("inference: alias swapped", "model", c.alias.model, "alias", c.alias.alias, "from", c.from, "to", c.to)
+	}
+}

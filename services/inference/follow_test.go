@@ -1,0 +1,141 @@
+package inference_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	oippb "github.com/shoalml/shoal/gen/inference"
+	inferencepb "github.com/shoalml/shoal/gen/shoal/inference/v1"
+	"github.com/shoalml/shoal/internal/imaging/imagingtest"
+)
+
+// until calls cond until it holds, failing the test after 30s.
+func until(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond) // polling an RPC; nothing to wait on
+	}
+}
+
+func loaded(t *testing.T, e *env) []int64 {
+	resp, err := e.client.ListLoadedModels(t.Context(), &inferencepb.ListLoadedModelsRequest{})
+	if err != nil {
+		t.Fatalf("ListLoadedModels() = %v", err)
+	}
+	var out []int64
+	for _, m := range resp.GetModels() {
+		out = append(out, m.GetVersion())
+	}
+	return out
+}
+
+func TestServesProductionOnceWarm(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.addVersion(t, "pets", 1, newTestModel(0))
+	e.reg.setAlias("pets", "production", 1)
+	until(t, "ServerReady", func() bool {
+		r, err := e.oip.ServerReady(t.Context(), &oippb.ServerReadyRequest{})
+		return err == nil && r.GetReady()
+	})
+	r, err := e.oip.ModelReady(t.Context(), &oippb.ModelReadyRequest{Name: "pets"})
+	if err != nil || !r.GetReady() {
+		t.Fatalf("ModelReady(pets) = %v, %v; want ready", r, err)
+	}
+	resp, err := e.client.ListLoadedModels(t.Context(), &inferencepb.ListLoadedModelsRequest{})
+	if err != nil || len(resp.GetModels()) != 1 {
+		t.Fatalf("ListLoadedModels() = %v, %v; want pets v1", resp, err)
+	}
+	m := resp.GetModels()[0]
+	if m.GetModel() != "pets" || m.GetVersion() != 1 || !m.GetReady() || m.GetSessions() != 2 ||
+		m.GetMaxBatchSize() != 32 || !slices.Equal(m.GetAliases(), []string{"production"}) {
+		t.Fatalf("ListLoadedModels() = %v; want pets v1, ready, 2 sessions, batch 32, production", m)
+	}
+}
+
+// TestPromoteUnderLoad promotes ten versions, one after another, while 16
+// callers send requests: no request fails, every answer was computed by
+// the version it names, and retired versions are freed.
+func TestPromoteUnderLoad(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	for v := int64(1); v <= 11; v++ {
+		e.addVersion(t, "pets", v, newTestModel(byte(v)))
+	}
+	e.addVersionBytes(t, "pets", 12, newTestModel(0), []byte("broken"))
+	e.reg.setAlias("pets", "production", 1)
+	images := [][]byte{imagingtest.PNG(6, 5, 1), imagingtest.JPEG(8, 8, 2)}
+
+	ctx, stop := context.WithCancel(context.Background())
+	var (
+		wg       sync.WaitGroup
+		served   sync.Map // version -> true
+		requests atomic.Int64
+	)
+	for range 16 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				resp, err := e.client.Predict(context.Background(), &inferencepb.PredictRequest{Images: images})
+				if err != nil {
+					t.Errorf("Predict() during promotions = %v", err)
+					return
+				}
+				if err := e.check(t, resp, images); err != nil {
+					t.Error(err)
+					return
+				}
+				served.Store(resp.GetVersion(), true)
+				requests.Add(1)
+			}
+		})
+	}
+	for v := int64(2); v <= 11; v++ {
+		if v == 6 {
+			// A version that cannot load leaves v5 serving.
+			e.reg.setAlias("pets", "production", 12)
+			before := requests.Load()
+			until(t, "requests after the failed promotion", func() bool { return requests.Load() > before+50 })
+			if _, ok := served.Load(int64(12)); ok {
+				t.Fatal("the broken version answered")
+			}
+		}
+		e.reg.setAlias("pets", "production", v)
+		until(t, "a response from the promoted version", func() bool { _, ok := served.Load(v); return ok })
+	}
+	stop()
+	wg.Wait()
+	var held []int64
+	defer func() {
+		if t.Failed() {
+			t.Logf("loaded versions at the end: %v", held)
+		}
+	}()
+	until(t, "the old versions to be freed", func() bool {
+		held = loaded(t, e)
+		return slices.Equal(held, []int64{11})
+	})
+	t.Logf("%d requests during 10 promotions", requests.Load())
+}
+
+// TestWatchReconnects cuts the alias watch, promotes while it is down, and
+// expects the service to reconnect and catch up from the snapshot.
+func TestWatchReconnects(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.addVersion(t, "pets", 1, newTestModel(0))
+	e.addVersion(t, "pets", 2, newTestModel(1))
+	e.reg.setAlias("pets", "production", 1)
+	until(t, "v1 loaded", func() bool { return slices.Equal(loaded(t, e), []int64{1}) })
+	e.reg.cutWatches()
+	e.reg.setAliasQuietly("pets", "production", 2)
+	until(t, "v2 swapped in after reconnecting", func() bool { return slices.Equal(loaded(t, e), []int64{2}) })
+	resp, err := e.client.Predict(t.Context(), &inferencepb.PredictRequest{Images: [][]byte{imagingtest.PNG(3, 3, 1)}})
+	if err != nil || resp.GetVersion() != 2 {
+		t.Fatalf("Predict() = v%d, %v; want v2", resp.GetVersion(), err)
+	}
+}

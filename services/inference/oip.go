@@ -1,0 +1,169 @@
+package inference
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"math"
+	"strconv"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	oippb "github.com/shoalml/shoal/gen/inference"
+	"github.com/shoalml/shoal/internal/batcher"
+)
+
+// oipPlatform is the Open Inference Protocol's name for what runs models.
+const oipPlatform = "onnxruntime_onnx"
+
+// oipModel resolves an OIP model name and version string: the version
+// number, or the production alias when empty.
+func (s *Service) oipModel(ctx context.Context, name, version string) (*model, error) {
+	if name == "" {
+		return nil, status.Error(codes.InvalidArgument, "model name is required")
+	}
+	var v int64
+	if version != "" {
+		n, err := strconv.ParseInt(version, 10, 64)
+		if err != nil || n <= 0 {
+			return nil, status.Errorf(codes.InvalidArgument, "version %q: must be a positive integer", version)
+		}
+		v = n
+	}
+	return s.resolve(ctx, name, "", v)
+}
+
+// ModelMetadata describes the served version's input and output tensors.
+func (h *oipHandler) ModelMetadata(ctx context.Context, req *oippb.ModelMetadataRequest) (*oippb.ModelMetadataResponse, error) {
+	m, err := h.svc.oipModel(ctx, req.GetName(), req.GetVersion())
+	if err != nil {
+		return nil, err
+	}
+	return &oippb.ModelMetadataResponse{
+		Name: m.name, Versions: []string{strconv.FormatInt(m.version, 10)}, Platform: oipPlatform,
+		Inputs:  []*oippb.ModelMetadataResponse_TensorMetadata{{Name: m.input.Name, Datatype: "FP32", Shape: m.inputShapeOIP(-1)}},
+		Outputs: []*oippb.ModelMetadataResponse_TensorMetadata{{Name: m.output.Name, Datatype: "FP32", Shape: []int64{-1, int64(m.classes)}}},
+	}, nil
+}
+
+func (m *model) inputShapeOIP(batch int64) []int64 {
+	s := m.inputShape(1)
+	s[0] = batch
+	return s
+}
+
+// ModelInfer runs a preprocessed FP32 batch, given as typed contents or as
+// raw little-endian bytes, through the same batcher as Predict. The output
+// holds probabilities (softmax applied when the graph outputs logits), so
+// it equals Predict's on the same pixels; it comes back raw when the input
+// came raw.
+func (h *oipHandler) ModelInfer(ctx context.Context, req *oippb.ModelInferRequest) (resp *oippb.ModelInferResponse, err error) {
+	s := h.svc
+	defer func() {
+		v, _ := strconv.ParseInt(resp.GetModelVersion(), 10, 64)
+		s.met.request(req.GetModelName(), v, err)
+	}()
+	if len(req.GetInputs()) != 1 {
+		return nil, status.Errorf(codes.InvalidArgument, "%d input tensors; the model takes exactly 1", len(req.GetInputs()))
+	}
+	for attempt := 0; ; attempt++ {
+		m, err := s.oipModel(ctx, req.GetModelName(), req.GetModelVersion())
+		if err != nil {
+			return nil, err
+		}
+		images, raw, err := m.oipImages(req, s.cfg.QueueSize)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range req.GetOutputs() {
+			if o.GetName() != m.output.Name {
+				return nil, status.Errorf(codes.InvalidArgument, "output %q: the model's only output is %q", o.GetName(), m.output.Name)
+			}
+		}
+		scores, info, err := m.batcher.Do(ctx, images)
+		if errors.Is(err, batcher.ErrClosed) && attempt < 3 {
+			continue
+		}
+		if err != nil {
+			return nil, batchError(err, m)
+		}
+		s.met.queue.WithLabelValues(m.name, strconv.FormatInt(m.version, 10)).Observe(info.Queue.Seconds())
+		out := make([]float32, 0, len(scores)*m.classes)
+		for _, sc := range scores {
+			if !m.probs {
+				sc = softmax(sc)
+			}
+			out = append(out, sc...)
+		}
+		resp = &oippb.ModelInferResponse{ModelName: m.name, ModelVersion: strconv.FormatInt(m.version, 10), Id: req.GetId()}
+		t := &oippb.ModelInferResponse_InferOutputTensor{Name: m.output.Name, Datatype: "FP32", Shape: []int64{int64(len(scores)), int64(m.classes)}}
+		if raw {
+			b := make([]byte, 4*len(out))
+			for i, v := range out {
+				binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
+			}
+			resp.RawOutputContents = [][]byte{b}
+		} else {
+			t.Contents = &oippb.InferTensorContents{Fp32Contents: out}
+		}
+		resp.Outputs = []*oippb.ModelInferResponse_InferOutputTensor{t}
+		return resp, nil
+	}
+}
+
+// oipImages checks the input tensor against the model and splits it into
+// images; raw says it came as raw_input_contents.
+func (m *model) oipImages(req *oippb.ModelInferRequest, maxImages int) (images [][]float32, raw bool, err error) {
+	in := req.GetInputs()[0]
+	if in.GetName() != m.input.Name {
+		return nil, false, status.Errorf(codes.InvalidArgument, "input %q: the model's input is %q", in.GetName(), m.input.Name)
+	}
+	if in.GetDatatype() != "FP32" {
+		return nil, false, status.Errorf(codes.InvalidArgument, "input %q has datatype %q; want FP32", in.GetName(), in.GetDatatype())
+	}
+	shape := in.GetShape()
+	want := m.inputShapeOIP(-1)
+	ok := len(shape) == len(want) && shape[0] >= 1
+	for i := 1; ok && i < len(want); i++ {
+		ok = shape[i] == want[i]
+	}
+	if !ok {
+		return nil, false, status.Errorf(codes.InvalidArgument, "input %q has shape %v; want %v with a batch of at least 1", in.GetName(), shape, want)
+	}
+	n := shape[0]
+	if n > int64(maxImages) {
+		return nil, false, status.Errorf(codes.InvalidArgument, "batch of %d; at most %d (--inference.queue-size)", n, maxImages)
+	}
+	size := m.spec.Size()
+	total := int(n) * size
+	var vals []float32
+	typed := in.GetContents().GetFp32Contents()
+	switch {
+	case len(req.GetRawInputContents()) > 0 && in.GetContents() != nil:
+		return nil, false, status.Error(codes.InvalidArgument, "give the input as contents or as raw_input_contents, not both")
+	case len(req.GetRawInputContents()) > 0:
+		if len(req.GetRawInputContents()) != 1 {
+			return nil, false, status.Errorf(codes.InvalidArgument, "%d raw_input_contents for 1 input", len(req.GetRawInputContents()))
+		}
+		b := req.GetRawInputContents()[0]
+		if len(b) != 4*total {
+			return nil, false, status.Errorf(codes.InvalidArgument, "raw_input_contents holds %d bytes; shape %v of FP32 needs %d", len(b), shape, 4*total)
+		}
+		vals = make([]float32, total)
+		for i := range vals {
+			vals[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+		}
+		raw = true
+	default:
+		if len(typed) != total {
+			return nil, false, status.Errorf(codes.InvalidArgument, "input %q has %d fp32_contents; shape %v needs %d", in.GetName(), len(typed), shape, total)
+		}
+		vals = typed
+	}
+	images = make([][]float32, n)
+	for i := range images {
+		images[i] = vals[i*size : (i+1)*size : (i+1)*size]
+	}
+	return images, raw, nil
+}

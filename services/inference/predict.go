@@ -1,0 +1,205 @@
+package inference
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	inferencepb "github.com/shoalml/shoal/gen/shoal/inference/v1"
+	"github.com/shoalml/shoal/internal/batcher"
+	"github.com/shoalml/shoal/internal/imaging"
+)
+
+// defaultTopK is the number of labels returned when a request asks for 0.
+const defaultTopK = 5
+
+// Predict decodes and preprocesses the images in parallel, runs them
+// through the batcher of the version asked for and returns the top-k
+// labels of each.
+func (h *handler) Predict(ctx context.Context, req *inferencepb.PredictRequest) (resp *inferencepb.PredictResponse, err error) {
+	s := h.svc
+	defer func() {
+		name := cmp.Or(req.GetModel(), s.cfg.DefaultModel)
+		s.met.request(cmp.Or(resp.GetModel(), name), resp.GetVersion(), err)
+	}()
+	start := time.Now()
+	switch n := len(req.GetImages()); {
+	case n == 0:
+		return nil, status.Error(codes.InvalidArgument, "images: at least one image is required")
+	case n > s.cfg.QueueSize:
+		return nil, status.Errorf(codes.InvalidArgument, "images: %d images in one request; at most %d (--inference.queue-size)", n, s.cfg.QueueSize)
+	}
+	if req.GetTopK() < 0 {
+		return nil, status.Errorf(codes.InvalidArgument, "top_k %d: must not be negative", req.GetTopK())
+	}
+	// A version retired between resolve and Do refuses the work (ErrClosed)
+	// without computing any of it; resolving again finds its successor.
+	for attempt := 0; ; attempt++ {
+		m, err := s.resolve(ctx, req.GetModel(), req.GetAlias(), req.GetVersion())
+		if err != nil {
+			return nil, err
+		}
+		pre := time.Now()
+		inputs, err := s.preprocess(req.GetImages(), m.spec)
+		if err != nil {
+			return nil, err
+		}
+		preDur := time.Since(pre)
+		s.met.preprocess.WithLabelValues(m.name, strconv.FormatInt(m.version, 10)).Observe(preDur.Seconds())
+		scores, info, err := m.batcher.Do(ctx, inputs)
+		if errors.Is(err, batcher.ErrClosed) && attempt < 3 {
+			continue
+		}
+		if err != nil {
+			return nil, batchError(err, m)
+		}
+		s.met.queue.WithLabelValues(m.name, strconv.FormatInt(m.version, 10)).Observe(info.Queue.Seconds())
+		resp = &inferencepb.PredictResponse{Model: m.name, Version: m.version, Results: make([]*inferencepb.Classification, len(scores))}
+		for i, sc := range scores {
+			resp.Results[i] = &inferencepb.Classification{Labels: m.topK(sc, int(req.GetTopK()))}
+		}
+		resp.Timings = &inferencepb.Timings{
+			Preprocess: durationpb.New(preDur), Queue: durationpb.New(info.Queue), Compute: durationpb.New(info.Compute),
+			Total: durationpb.New(time.Since(start)), BatchSize: int32(info.BatchSize),
+		}
+		return resp, nil
+	}
+}
+
+// batchError maps the batcher's refusals to statuses.
+func batchError(err error, m *model) error {
+	switch {
+	case errors.Is(err, batcher.ErrFull):
+		return status.Errorf(codes.ResourceExhausted, "model %q version %d is overloaded: its queue is full; retry shortly", m.name, m.version)
+	case errors.Is(err, batcher.ErrClosed):
+		return status.Errorf(codes.Unavailable, "model %q version %d is being unloaded; retry", m.name, m.version)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.FromContextError(err).Err()
+	}
+	return err
+}
+
+// preprocess decodes and preprocesses images on up to GOMAXPROCS
+// goroutines, outside the batcher so its workers only compute. Every bad
+// image is named in one InvalidArgument error.
+func (s *Service) preprocess(images [][]byte, spec imaging.Spec) ([][]float32, error) {
+	lim := imaging.Limits{MaxBytes: s.cfg.MaxImageBytes, MaxPixels: s.cfg.MaxImagePixels}
+	out := make([][]float32, len(images))
+	// One allocation for the request's tensors.
+	vals := make([]float32, len(images)*spec.Size())
+	errs := make([]error, len(images))
+	one := func(i int) {
+		dst := vals[i*spec.Size() : (i+1)*spec.Size() : (i+1)*spec.Size()]
+		img, _, err := imaging.Decode(images[i], lim)
+		if err == nil {
+			err = imaging.Preprocess(img, spec, dst)
+		}
+		out[i], errs[i] = dst, err
+	}
+	if workers := min(len(images), runtime.GOMAXPROCS(0)); workers <= 1 {
+		for i := range images {
+			one(i)
+		}
+	} else {
+		var wg sync.WaitGroup
+		next := make(chan int, len(images))
+		for i := range images {
+			next <- i
+		}
+		close(next)
+		for range workers {
+			wg.Go(func() {
+				for i := range next {
+					one(i)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	var bad []string
+	for i, err := range errs {
+		switch {
+		case err == nil:
+		case errors.Is(err, imaging.ErrInvalid):
+			bad = append(bad, fmt.Sprintf("image %d: %v", i, err))
+		default:
+			return nil, fmt.Errorf("preprocess image %d: %w", i, err)
+		}
+	}
+	if len(bad) > 0 {
+		return nil, status.Error(codes.InvalidArgument, joinReasons(bad))
+	}
+	return out, nil
+}
+
+func joinReasons(r []string) string {
+	const most = 10
+	if len(r) > most {
+		r = append(r[:most:most], fmt.Sprintf("and %d more", len(r)-most))
+	}
+	msg := r[0]
+	for _, s := range r[1:] {
+		msg += "; " + s
+	}
+	return msg
+}
+
+// topK returns the k most probable labels of one image's scores, applying
+// softmax unless the graph already outputs probabilities.
+func (m *model) topK(scores []float32, k int) []*inferencepb.LabelScore {
+	if k == 0 {
+		k = defaultTopK
+	}
+	k = min(k, len(scores))
+	probs := scores
+	if !m.probs {
+		probs = softmax(scores)
+	}
+	idx := make([]int, len(probs))
+	for i := range idx {
+		idx[i] = i
+	}
+	// Stable, so equal probabilities keep the label order.
+	slices.SortStableFunc(idx, func(a, b int) int {
+		switch {
+		case probs[a] > probs[b]:
+			return -1
+		case probs[a] < probs[b]:
+			return 1
+		}
+		return 0
+	})
+	out := make([]*inferencepb.LabelScore, k)
+	for i, j := range idx[:k] {
+		out[i] = &inferencepb.LabelScore{Label: m.label(j), Index: int32(j), Probability: probs[j]}
+	}
+	return out
+}
+
+// softmax in float64 with the maximum subtracted, so large logits do not
+// overflow.
+func softmax(x []float32) []float32 {
+	hi := float64(slices.Max(x))
+	sum := 0.0
+	e := make([]float64, len(x))
+	for i, v := range x {
+		e[i] = math.Exp(float64(v) - hi)
+		sum += e[i]
+	}
+	out := make([]float32, len(x))
+	for i := range e {
+		out[i] = float32(e[i] / sum)
+	}
+	return out
+}

@@ -1,0 +1,59 @@
+package trainer
+
+import (
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/shoalml/shoal/internal/storage/db"
+)
+
+// migrations are the service's schema versions, in order. Each creates one
+// table from a type frozen here, so later changes to the runtime rows cannot
+// change what a released migration does.
+var migrations = []db.Migration{
+	{ID: "0001_create_jobs", Up: createTable(&v1Job{})},
+	{ID: "0002_create_job_events", Up: createTable(&v1JobEvent{})},
+}
+
+// createTable is idempotent, since MySQL commits DDL at once and a failed
+// migration may have left its table behind.
+func createTable(model any) func(tx *gorm.DB) error {
+	return func(tx *gorm.DB) error {
+		if tx.Migrator().HasTable(model) {
+			return nil
+		}
+		return tx.Migrator().CreateTable(model)
+	}
+}
+
+type v1Job struct {
+	ID              string     `gorm:"size:36;primaryKey"`
+	Dataset         string     `gorm:"size:63;not null;index:trainer_jobs_dataset"`
+	State           int32      `gorm:"not null;index:trainer_jobs_state"`
+	Spec            string     `gorm:"not null"` // protojson JobSpec, defaults filled in
+	Error           string     `gorm:"not null"`
+	CancelRequested bool       `gorm:"not null"`
+	LastSequence    int64      `gorm:"not null"`
+	TestMetrics     string     `gorm:"not null"` // protojson registry Metrics; empty until evaluated
+	ResultModel     string     `gorm:"size:63;not null"`
+	ResultVersion   int64      `gorm:"not null"`
+	Owner           string     `gorm:"size:36;not null"`
+	HeartbeatAt     *time.Time `gorm:"index:trainer_jobs_heartbeat"`
+	CreatedAt       time.Time  `gorm:"not null"`
+	StartedAt       *time.Time
+	EndedAt         *time.Time
+}
+
+func (v1Job) TableName() string { return "trainer_jobs" }
+
+type v1JobEvent struct {
+	ID       int64     `gorm:"primaryKey;autoIncrement"`
+	JobID    string    `gorm:"size:36;not null;uniqueIndex:trainer_job_events_seq,priority:1"`
+	Sequence int64     `gorm:"not null;uniqueIndex:trainer_job_events_seq,priority:2"`
+	Kind     string    `gorm:"size:16;not null"`
+	Time     time.Time `gorm:"not null"`
+	Payload  string    `gorm:"not null"` // protojson WatchJobResponse
+}
+
+func (v1JobEvent) TableName() string { return "trainer_job_events" }

@@ -1,0 +1,199 @@
+package trainer
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	datasetpb "github.com/shoalml/shoal/gen/shoal/dataset/v1"
+	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
+	"github.com/shoalml/shoal/internal/ml"
+)
+
+// Defaults for JobSpec fields left zero (proto3 cannot tell unset from 0).
+const (
+	defaultEpochs             = 10
+	defaultBatchSize          = 64
+	defaultLearningRate       = 1e-3 // Adam, as the original trainer.
+	defaultValidationFraction = 0.2  // the original's 80/20 split.
+)
+
+// archDefaults are the input each architecture is meant for.
+func archDefaults(name string) (size, channels int) {
+	switch name {
+	case "small-cnn", "small-cnn-wide":
+		return 28, 1
+	case "resnet18":
+		return 224, 3
+	}
+	return 32, 3
+}
+
+// normalizeSpec fills in defaults and rejects what cannot train, with the
+// code and message the caller sees.
+func normalizeSpec(spec *trainerpb.JobSpec) error {
+	if spec == nil {
+		return status.Error(codes.InvalidArgument, "spec is required")
+	}
+	if spec.GetDataset() == "" {
+		return status.Error(codes.InvalidArgument, "spec.dataset is required")
+	}
+	arch, err := ml.LookupArchitecture(spec.GetArchitecture())
+	if err != nil {
+		return status.Errorf(codes.InvalidArgument, "spec.architecture: %v", err)
+	}
+	spec.Architecture = arch.Name
+	size, ch := archDefaults(arch.Name)
+	if spec.ImageSize == 0 {
+		spec.ImageSize = int32(size)
+	}
+	if spec.Channels == 0 {
+		spec.Channels = int32(ch)
+	}
+	if spec.Channels != 1 && spec.Channels != 3 {
+		return status.Errorf(codes.InvalidArgument, "spec.channels = %d; want 1 (grayscale) or 3 (RGB)", spec.Channels)
+	}
+	shape := ml.InputShape{Channels: int(spec.Channels), Height: int(spec.ImageSize), Width: int(spec.ImageSize)}
+	if err := arch.CheckInput(shape); err != nil {
+		return status.Errorf(codes.InvalidArgument, "spec.image_size = %d: %v", spec.ImageSize, err)
+	}
+	if spec.Epochs == 0 {
+		spec.Epochs = defaultEpochs
+	}
+	if spec.Epochs < 0 {
+		return status.Errorf(codes.InvalidArgument, "spec.epochs = %d; must be positive", spec.Epochs)
+	}
+	if spec.BatchSize == 0 {
+		spec.BatchSize = defaultBatchSize
+	}
+	if spec.BatchSize < 0 {
+		return status.Errorf(codes.InvalidArgument, "spec.batch_size = %d; must be positive", spec.BatchSize)
+	}
+	if spec.LearningRate == 0 {
+		spec.LearningRate = defaultLearningRate
+	}
+	if !(spec.LearningRate > 0) || math.IsInf(spec.LearningRate, 0) {
+		return status.Errorf(codes.InvalidArgument, "spec.learning_rate = %v; must be a positive number", spec.LearningRate)
+	}
+	if spec.ValidationFraction == 0 {
+		spec.ValidationFraction = defaultValidationFraction
+	}
+	if !(spec.ValidationFraction > 0 && spec.ValidationFraction <= 0.5) {
+		return status.Errorf(codes.InvalidArgument, "spec.validation_fraction = %v; must be in (0, 0.5]", spec.ValidationFraction)
+	}
+	switch spec.Backend {
+	case "", ml.BackendGo, ml.BackendONNX:
+	default:
+		return status.Errorf(codes.InvalidArgument, "spec.backend = %q; want %q, %q or empty for the server's default", spec.Backend, ml.BackendGo, ml.BackendONNX)
+	}
+	if spec.Model == "" {
+		spec.Model = spec.Dataset
+	}
+	if spec.Promotion == trainerpb.PromotionPolicy_PROMOTION_POLICY_UNSPECIFIED {
+		spec.Promotion = trainerpb.PromotionPolicy_PROMOTION_POLICY_NEVER
+	}
+	if _, ok := trainerpb.PromotionPolicy_name[int32(spec.Promotion)]; !ok {
+		return status.Errorf(codes.InvalidArgument, "spec.promotion = %d is not a known policy", spec.Promotion)
+	}
+	// What internal/ml does not do yet is refused rather than ignored, so a
+	// job never silently trains differently from its spec.
+	unsupported := func(field string) error {
+		return status.Errorf(codes.Unimplemented, "spec.%s is not supported by this trainer yet; leave it unset", field)
+	}
+	switch {
+	case spec.Optimizer != trainerpb.Optimizer_OPTIMIZER_UNSPECIFIED && spec.Optimizer != trainerpb.Optimizer_OPTIMIZER_ADAM:
+		return unsupported("optimizer (only Adam)")
+	case spec.Schedule != trainerpb.LearningRateSchedule_LEARNING_RATE_SCHEDULE_UNSPECIFIED && spec.Schedule != trainerpb.LearningRateSchedule_LEARNING_RATE_SCHEDULE_CONSTANT:
+		return unsupported("schedule (only constant)")
+	case spec.WeightDecay != 0:
+		return unsupported("weight_decay")
+	case spec.Augmentation != nil && (spec.Augmentation.HorizontalFlip || spec.Augmentation.VerticalFlip ||
+		(spec.Augmentation.CropMinScale != 0 && spec.Augmentation.CropMinScale != 1) || spec.Augmentation.ColorJitter != 0):
+		return unsupported("augmentation")
+	case spec.BaseVersion != nil:
+		return unsupported("base_version (fine-tuning)")
+	case spec.EarlyStoppingPatience != 0:
+		return unsupported("early_stopping_patience")
+	}
+	return nil
+}
+
+// snapshotLabels checks a snapshot's label counts and returns its labels,
+// sorted: every label needs training images, and there must be at least two
+// and some test images.
+func snapshotLabels(snap *datasetpb.Snapshot) ([]string, error) {
+	train := map[string]int64{}
+	all := map[string]bool{}
+	var test int64
+	for _, c := range snap.GetCounts() {
+		if c.GetCount() <= 0 {
+			continue
+		}
+		all[c.GetLabel()] = true
+		switch c.GetSplit() {
+		case datasetpb.Split_SPLIT_TRAIN:
+			train[c.GetLabel()] += c.GetCount()
+		case datasetpb.Split_SPLIT_TEST:
+			test += c.GetCount()
+		}
+	}
+	labels := make([]string, 0, len(all))
+	for l := range all {
+		labels = append(labels, l)
+	}
+	sort.Strings(labels)
+	for _, l := range labels {
+		if train[l] == 0 {
+			return nil, status.Errorf(codes.FailedPrecondition, "dataset %q snapshot %d: label %q has no training images", snap.GetDataset(), snap.GetVersion(), l)
+		}
+	}
+	if len(labels) < 2 {
+		return nil, status.Errorf(codes.FailedPrecondition, "dataset %q snapshot %d has %d label(s); a classifier needs at least 2", snap.GetDataset(), snap.GetVersion(), len(labels))
+	}
+	if test == 0 {
+		return nil, status.Errorf(codes.FailedPrecondition, "dataset %q snapshot %d has no test images to evaluate on", snap.GetDataset(), snap.GetVersion())
+	}
+	return labels, nil
+}
+
+// resolveSnapshot takes a new snapshot when the spec names none and checks
+// the snapshot's labels.
+func (s *Service) resolveSnapshot(ctx context.Context, spec *trainerpb.JobSpec) error {
+	var snap *datasetpb.Snapshot
+	if spec.SnapshotVersion == 0 {
+		resp, err := s.deps.Datasets.CreateSnapshot(ctx, &datasetpb.CreateSnapshotRequest{Dataset: spec.Dataset, Description: "taken by the trainer for a training job"})
+		if err != nil {
+			return downstream("Dataset.CreateSnapshot", err)
+		}
+		snap = resp.GetSnapshot()
+		spec.SnapshotVersion = snap.GetVersion()
+	} else if spec.SnapshotVersion < 0 {
+		return status.Errorf(codes.InvalidArgument, "spec.snapshot_version = %d; want a version or 0 for a new snapshot", spec.SnapshotVersion)
+	} else {
+		resp, err := s.deps.Datasets.GetSnapshot(ctx, &datasetpb.GetSnapshotRequest{Dataset: spec.Dataset, Version: spec.SnapshotVersion})
+		if err != nil {
+			return downstream("Dataset.GetSnapshot", err)
+		}
+		snap = resp.GetSnapshot()
+	}
+	_, err := snapshotLabels(snap)
+	return err
+}
+
+// downstream passes another service's answer on when it means something
+// to the caller, and wraps anything else as an internal error.
+func downstream(call string, err error) error {
+	st, ok := status.FromError(err)
+	if ok {
+		switch st.Code() {
+		case codes.NotFound, codes.InvalidArgument, codes.FailedPrecondition, codes.Unavailable,
+			codes.DeadlineExceeded, codes.ResourceExhausted, codes.Canceled, codes.PermissionDenied:
+			return status.Errorf(st.Code(), "%s: %s", call, st.Message())
+		}
+	}
+	return fmt.Errorf("%s: %w", call, err)
+}

@@ -1,0 +1,230 @@
+package trainer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
+	"github.com/shoalml/shoal/internal/ml"
+)
+
+const (
+	// heartbeatEvery is how often a worker renews its job's lease and looks
+	// for a cancellation requested through another process.
+	heartbeatEvery = 2 * time.Second
+	// progressEvery rate-limits step progress events.
+	progressEvery = 250 * time.Millisecond
+)
+
+// errCancelRequested is the cause of a job context cancelled by CancelJob.
+var errCancelRequested = errors.New("cancelled by CancelJob")
+
+// Run runs the worker pool until ctx ends, then hands running jobs back
+// (they resume from their checkpoints at the next start) and ends the open
+// WatchJob streams.
+func (s *Service) Run(ctx context.Context) error {
+	defer s.stoppingOnce.Do(func() { close(s.stopping) })
+	var wg sync.WaitGroup
+	for range s.cfg.Workers {
+		wg.Go(func() { s.work(ctx) })
+	}
+	wg.Wait()
+	return nil
+}
+
+// work is one worker: claim a job, run it, repeat.
+func (s *Service) work(ctx context.Context) {
+	poll := time.NewTicker(s.cfg.PollInterval)
+	defer poll.Stop()
+	for {
+		wake := s.changes.wait()
+		row, err := s.st.claim(ctx, s.owner, s.cfg.JobLease)
+		if err != nil && ctx.Err() == nil {
+			s.deps.Log.Warn("looking for a training job failed; retrying", "err", err)
+		}
+		if row != nil {
+			s.runJob(ctx, row)
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		case <-poll.C: // jobs queued through another process
+		}
+	}
+}
+
+// cancelLocal stops a job if this process runs it.
+func (s *Service) cancelLocal(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.cancels[id]; ok {
+		c(errCancelRequested)
+	}
+}
+
+// runJob runs one claimed job to its final state, or hands it back when
+// the process stops.
+func (s *Service) runJob(ctx context.Context, row *jobRow) {
+	log := s.deps.Log.With("job", row.ID)
+	jobCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	s.mu.Lock()
+	s.cancels[row.ID] = cancel
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.cancels, row.ID)
+		s.mu.Unlock()
+	}()
+
+	var hb sync.WaitGroup
+	hbStop := make(chan struct{})
+	hb.Go(func() { s.heartbeat(jobCtx, row.ID, cancel, hbStop) })
+
+	var spec trainerpb.JobSpec
+	out, err := func() (*outcome, error) {
+		if err := protojson.Unmarshal([]byte(row.Spec), &spec); err != nil {
+			return nil, fmt.Errorf("decode spec: %w", err)
+		}
+		return s.execute(jobCtx, row.ID, &spec)
+	}()
+	close(hbStop)
+	hb.Wait()
+
+	// The final writes must happen even though jobCtx is done.
+	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer wcancel()
+	running := []trainerpb.JobState{trainerpb.JobState_JOB_STATE_RUNNING}
+	cause := context.Cause(jobCtx)
+	switch {
+	case err == nil:
+		metrics, _ := protojson.Marshal(out.metrics)
+		_, err = s.st.transition(wctx, row.ID, running, trainerpb.JobState_JOB_STATE_SUCCEEDED, "", map[string]any{
+			"test_metrics": string(metrics), "result_model": out.version.GetModel(), "result_version": out.version.GetVersion(),
+		})
+		log.Info("training job succeeded", "model", out.version.GetModel(), "version", out.version.GetVersion())
+	case errors.Is(cause, errCancelRequested):
+		_, err = s.st.transition(wctx, row.ID, running, trainerpb.JobState_JOB_STATE_CANCELLED, "cancelled by CancelJob", nil)
+	case errors.Is(cause, errLostJob):
+		log.Warn("another worker took the job over; stopping")
+		err = nil
+	case ctx.Err() != nil:
+		log.Info("shutting down; the job resumes from its last checkpoint at the next start")
+		err = s.st.release(wctx, row.ID, s.owner)
+	default:
+		log.Warn("training job failed", "err", err)
+		_, err = s.st.transition(wctx, row.ID, running, trainerpb.JobState_JOB_STATE_FAILED, reason(err), nil)
+	}
+	if err != nil {
+		log.Error("recording the job's end failed", "err", err)
+	}
+	s.changes.broadcast()
+}
+
+// reason is the job error shown to users: another service's status
+// message, or the error's text.
+func reason(err error) string {
+	if st, ok := status.FromError(err); ok {
+		return st.Message()
+	}
+	return err.Error()
+}
+
+// heartbeat renews the job's lease until stop closes, cancelling the job
+// when CancelJob asked (through any process) or another worker took it.
+func (s *Service) heartbeat(ctx context.Context, id string, cancel context.CancelCauseFunc, stop <-chan struct{}) {
+	t := time.NewTicker(heartbeatEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cancelled, err := s.st.heartbeat(ctx, id, s.owner)
+		switch {
+		case errors.Is(err, errLostJob):
+			cancel(errLostJob)
+		case err != nil:
+			if ctx.Err() == nil {
+				s.deps.Log.Warn("renewing a job's lease failed", "job", id, "err", err)
+			}
+		case cancelled:
+			cancel(errCancelRequested)
+		}
+	}
+}
+
+// emit records one event of a running job and wakes its watchers. Event
+// writes during training are best effort: a lost progress line must not
+// stop training.
+func (s *Service) emit(ctx context.Context, id string, e *trainerpb.WatchJobResponse) {
+	if err := s.st.event(ctx, id, e); err != nil {
+		if ctx.Err() == nil {
+			s.deps.Log.Warn("recording a job event failed", "job", id, "err", err)
+		}
+		return
+	}
+	s.changes.broadcast()
+}
+
+func (s *Service) logf(ctx context.Context, id, format string, args ...any) {
+	s.emit(ctx, id, logEvent("info", fmt.Sprintf(format, args...)))
+}
+
+// checkpointDir is where a job's per-epoch checkpoints live.
+func (s *Service) checkpointDir(id string) string {
+	return filepath.Join(s.cfg.WorkDir, "jobs", id)
+}
+
+// progressReporter turns ml step callbacks into rate-limited progress
+// events with an ETA.
+type progressReporter struct {
+	s       *Service
+	ctx     context.Context
+	id      string
+	epochs  int
+	last    time.Time
+	first   int // global step of the first callback (a resumed run starts late)
+	lossSum float64
+	lossN   int
+	epoch   int
+}
+
+func (p *progressReporter) step(sp ml.StepProgress) {
+	if sp.Epoch != p.epoch {
+		p.epoch, p.lossSum, p.lossN = sp.Epoch, 0, 0
+	}
+	p.lossSum += sp.Loss
+	p.lossN++
+	global := (sp.Epoch-1)*sp.StepsPerEpoch + sp.Step
+	if p.first == 0 {
+		p.first = global
+	}
+	last := sp.Epoch == p.epochs && sp.Step == sp.StepsPerEpoch
+	if !last && time.Since(p.last) < progressEvery {
+		return
+	}
+	p.last = time.Now()
+	prog := &trainerpb.StepProgress{
+		Epoch: int32(sp.Epoch), Epochs: int32(p.epochs), Step: int32(sp.Step), Steps: int32(sp.StepsPerEpoch),
+		TrainLoss: p.lossSum / float64(p.lossN), ImagesPerSecond: sp.ImagesPerSecond,
+	}
+	if done := global - p.first + 1; done > 0 && sp.Elapsed > 0 {
+		remaining := p.epochs*sp.StepsPerEpoch - global
+		prog.Eta = durationpb.New(time.Duration(float64(sp.Elapsed) / float64(done) * float64(remaining)))
+	}
+	p.s.emit(p.ctx, p.id, &trainerpb.WatchJobResponse{Event: &trainerpb.WatchJobResponse_Progress{Progress: prog}})
+}
