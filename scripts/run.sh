@@ -4,7 +4,8 @@
 # blobs under ./data), loads the offline demo dataset into it, trains a model
 # on it and promotes it to production, so /predict answers; then keeps
 # serving until interrupted. Extra arguments go to `shoal serve`; set the
-# listen addresses with SHOAL_GRPC_LISTEN_ADDRESS and SHOAL_HTTP_LISTEN_ADDRESS.
+# listen addresses with SHOAL_GRPC_LISTEN_ADDRESS and SHOAL_HTTP_LISTEN_ADDRESS,
+# and the folder holding ./data with SHOAL_RUN_DIR (default: the repository).
 #
 # Steps, each skipped when already done:
 #   1. ONNX Runtime's shared library (npm: onnxruntime-node), for the registry
@@ -12,26 +13,28 @@
 #   3. the `fashion` dataset, imported from that tree, with a snapshot
 #   4. the `fashion` model, trained on that snapshot and promoted to production
 set -euo pipefail
-cd "$(dirname "$0")/.."
+root=$(cd "$(dirname "$0")/.." && pwd)
+shoal=$root/bin/shoal
 
 log() { echo "run: $*" >&2; }
 
-go build -o bin/shoal ./cmd/shoal
-ONNXRUNTIME_SHARED_LIBRARY_PATH=$(scripts/setup-onnxruntime.sh)
+(cd "$root" && go build -o "$shoal" ./cmd/shoal)
+ONNXRUNTIME_SHARED_LIBRARY_PATH=$("$root/scripts/setup-onnxruntime.sh")
 export ONNXRUNTIME_SHARED_LIBRARY_PATH
+cd "${SHOAL_RUN_DIR:-$root}"
 
 tree=./data/import/fashion-mnist
 if [ ! -f "$tree/NOTICE.md" ]; then
 	log "writing the demo dataset (Fashion-MNIST) to $tree"
-	scripts/setup-demo-data.sh
-	bin/shoal demo-data --out "$tree"
+	"$root/scripts/setup-demo-data.sh"
+	"$shoal" demo-data --out "$tree"
 fi
 
 grpc_addr=${SHOAL_GRPC_LISTEN_ADDRESS:-:9090}
 http_addr=${SHOAL_HTTP_LISTEN_ADDRESS:-:8080}
-bin/shoal serve "$@" &
+"$shoal" serve "$@" &
 pid=$!
-trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid"' INT TERM
+trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid"; exit $?' INT TERM
 
 ready=
 for _ in $(seq 1 300); do
@@ -45,25 +48,25 @@ done
 [ -n "$ready" ] || { log "the server did not become ready within 60s"; kill -TERM "$pid"; exit 1; }
 
 addr=localhost:${grpc_addr##*:}
-if ! bin/shoal dataset ls --addr "$addr" | awk '$1 == "fashion" { found = 1 } END { exit !found }'; then
-	bin/shoal dataset create fashion --addr "$addr" --description "Fashion-MNIST demo (Zalando Research, MIT)"
+if ! "$shoal" dataset ls --addr "$addr" | awk '$1 == "fashion" { found = 1 } END { exit !found }'; then
+	"$shoal" dataset create fashion --addr "$addr" --description "Fashion-MNIST demo (Zalando Research, MIT)"
 fi
-bin/shoal dataset import fashion "$tree" --addr "$addr"
-if ! bin/shoal dataset snapshots fashion --addr "$addr" | grep -q '^ *1\b'; then
-	bin/shoal dataset snapshot fashion --addr "$addr" --description "demo"
+"$shoal" dataset import fashion "$tree" --addr "$addr"
+if ! "$shoal" dataset snapshots fashion --addr "$addr" | grep -q '^ *1\b'; then
+	"$shoal" dataset snapshot fashion --addr "$addr" --description "demo"
 fi
-if ! bin/shoal models show fashion production --addr "$addr" >/dev/null 2>&1; then
+if ! "$shoal" models show fashion production --addr "$addr" >/dev/null 2>&1; then
 	log "training the demo model (about a minute on 2 cores)"
-	bin/shoal train --dataset fashion --snapshot 1 --promote always --follow --addr "$addr"
+	"$shoal" train --dataset fashion --snapshot 1 --promote always --follow --addr "$addr"
 fi
 
 # Inference follows the promotion on its own; wait until it answers.
 sample=$(find "$tree/test/Bag" -name '*.png' | sort | head -n 1)
 for _ in $(seq 1 150); do
-	bin/shoal predict "$sample" --addr "$addr" --top-k 1 >/dev/null 2>&1 && break
+	"$shoal" predict "$sample" --addr "$addr" --top-k 1 >/dev/null 2>&1 && break
 	sleep 0.2
 done
-bin/shoal predict "$sample" --addr "$addr" --top-k 1
+"$shoal" predict "$sample" --addr "$addr" --top-k 1
 port=${http_addr##*:}
 log "ready: gRPC $addr, REST http://localhost:$port"
 log "try: curl -F file=@$sample localhost:$port/predict"

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# End-to-end smoke test of the real binary on embedded defaults, as the
-# README tells a newcomer to use it: start `shoal serve` in an empty
-# directory, list the gRPC services with grpcurl, call the HTTP endpoints,
-# then stop it with SIGTERM and check that it exits cleanly and in time.
+# End-to-end test of the newcomer's path, exactly as `make run` takes it:
+# scripts/run.sh in an empty folder sets up, starts `shoal serve` on embedded
+# defaults, imports the demo dataset, trains and promotes a model; then this
+# script checks what the README promises — POST /predict answers, grpcurl
+# lists every service, health, readiness and metrics answer — and stops the
+# server with SIGTERM, which must end it cleanly and in time.
 #
 #   scripts/smoke.sh
 set -euo pipefail
@@ -10,14 +12,13 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 log() { echo "smoke: $*" >&2; }
-fail() { log "FAIL: $*"; [ -f "$work/shoal.log" ] && tail -n 30 "$work/shoal.log" >&2; exit 1; }
+fail() { log "FAIL: $*"; [ -f "$work/run.log" ] && tail -n 40 "$work/run.log" >&2; exit 1; }
 
 work=$(mktemp -d)
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-go build -o "$work/shoal" ./cmd/shoal
 grpcurl() { go tool -modfile="$root/tools.go.mod" grpcurl "$@"; }
 grpcurl -version >/dev/null 2>&1 # build it before the clock starts
 
@@ -29,15 +30,23 @@ for x in s: x.bind(("127.0.0.1",0))
 print(*[x.getsockname()[1] for x in s])
 PY
 )
-(cd "$work" && exec ./shoal serve --grpc.listen-address="127.0.0.1:$gport" --http.listen-address="127.0.0.1:$hport" >shoal.log 2>&1) &
+SHOAL_RUN_DIR=$work SHOAL_GRPC_LISTEN_ADDRESS=127.0.0.1:$gport SHOAL_HTTP_LISTEN_ADDRESS=127.0.0.1:$hport \
+	scripts/run.sh >"$work/run.log" 2>&1 &
 pid=$!
 
-for _ in $(seq 1 100); do
-	curl -fsS "http://127.0.0.1:$hport/readyz" >/dev/null 2>&1 && break
-	kill -0 "$pid" 2>/dev/null || fail "shoal serve exited during start"
-	sleep 0.1
+# Setting up, importing and training take a few minutes on a fresh machine.
+for _ in $(seq 1 1200); do
+	grep -q '^run: ready' "$work/run.log" && break
+	kill -0 "$pid" 2>/dev/null || fail "scripts/run.sh exited before the platform was ready"
+	sleep 0.5
 done
-curl -fsS "http://127.0.0.1:$hport/readyz" >/dev/null || fail "/readyz not 200 within 10s"
+grep -q '^run: ready' "$work/run.log" || fail "not ready within 10 minutes"
+http=http://127.0.0.1:$hport
+
+sample=$(find "$work/data/import/fashion-mnist/test/Bag" -name '*.png' | sort | head -n 1)
+answer=$(curl -fsS -F "file=@$sample" "$http/predict") || fail "POST /predict"
+grep -q '"prediction":"Bag"' <<<"$answer" || fail "POST /predict of a Bag: $answer"
+grep -q '"version":1' <<<"$answer" || fail "POST /predict names no version 1: $answer"
 
 services=$(grpcurl -plaintext "127.0.0.1:$gport" list)
 for s in grpc.health.v1.Health grpc.reflection.v1.ServerReflection inference.GRPCInferenceService \
@@ -47,9 +56,10 @@ for s in grpc.health.v1.Health grpc.reflection.v1.ServerReflection inference.GRP
 done
 grpcurl -plaintext -d '{"service":"shoal.registry.v1.RegistryService"}' "127.0.0.1:$gport" grpc.health.v1.Health/Check |
 	grep -q SERVING || fail "health of the registry is not SERVING"
-[ "$(curl -fsS "http://127.0.0.1:$hport/healthz")" = ok ] || fail "/healthz"
-curl -fsS "http://127.0.0.1:$hport/metrics" | grep -q '^shoal_grpc_server_handled_total' || fail "/metrics lacks the RPC counter"
-curl -fsS "http://127.0.0.1:$hport/v2/health/live" | grep -q '"live":true' || fail "REST /v2/health/live"
+[ "$(curl -fsS "$http/healthz")" = ok ] || fail "/healthz"
+curl -fsS "$http/readyz" >/dev/null || fail "/readyz"
+curl -fsS "$http/metrics" | grep -q '^shoal_inference_requests_total' || fail "/metrics lacks the inference counter"
+curl -fsS "$http/v2/health/ready" | grep -q '"ready":true' || fail "OIP /v2/health/ready"
 [ -f "$work/data/shoal.db" ] || fail "no SQLite file under ./data"
 
 kill -TERM "$pid"
@@ -57,5 +67,5 @@ for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$pid" 2>/dev/null && fail "still running 20s after SIGTERM"
 wait "$pid" || fail "exit status $? after SIGTERM; want 0"
 pid=
-grep -q 'msg=stopped' "$work/shoal.log" || fail "no 'stopped' line in the log"
-log "ok"
+grep -q 'msg=stopped' "$work/run.log" || fail "no 'stopped' line in the log"
+log "ok: $answer"
