@@ -53,5 +53,5 @@ log "go test internal/ml services/trainer (without -race)"
 # training tests skip there; this run exercises them.
 go test -count=1 ./internal/ml ./services/trainer
 
-log "smoke test of the binary"
+log "the newcomer's path, end to end"
 scripts/smoke.sh
