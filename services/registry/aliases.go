@@ -63,7 +63,7 @@ func (h *handler) SetAlias(ctx context.Context, req *registrypb.SetAliasRequest)
 	if err != nil {
 		return nil, err
 	}
-	h.svc.changes.broadcast()
+	h.svc.changes.Notify()
 	h.svc.deps.Log.Info("alias set", "model", req.GetModel(), "alias", a.Name, "version", a.Version)
 	return &registrypb.SetAliasResponse{Alias: &registrypb.Alias{
 		Model: req.GetModel(), Alias: a.Name, Version: a.Version, UpdateTime: timestamppb.New(a.UpdatedAt),
@@ -101,7 +101,7 @@ func (h *handler) DeleteAlias(ctx context.Context, req *registrypb.DeleteAliasRe
 	if err != nil {
 		return nil, err
 	}
-	h.svc.changes.broadcast()
+	h.svc.changes.Notify()
 	h.svc.deps.Log.Info("alias deleted", "model", req.GetModel(), "alias", req.GetAlias())
 	return &registrypb.DeleteAliasResponse{}, nil
 }
@@ -127,7 +127,7 @@ func (h *handler) WatchAliases(req *registrypb.WatchAliasesRequest, stream grpc.
 	}
 	// Subscribe before reading, so that a change committed after the
 	// snapshot wakes this stream.
-	wake := h.svc.changes.wait()
+	wake := h.svc.changes.Wait()
 	rev, current, err := h.snapshot(ctx, req.GetModel())
 	if err != nil {
 		return err
@@ -164,7 +164,7 @@ func (h *handler) WatchAliases(req *registrypb.WatchAliasesRequest, stream grpc.
 		}
 		select {
 		case <-wake:
-			wake = h.svc.changes.wait()
+			wake = h.svc.changes.Wait()
 		case <-ctx.Done():
 			return status.FromContextError(ctx.Err()).Err()
 		case <-h.svc.stopping:

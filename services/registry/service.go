@@ -15,6 +15,7 @@ import (
 	"gorm.io/gorm"
 
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
+	"github.com/shoalml/shoal/internal/notify"
 	"github.com/shoalml/shoal/internal/onnxrt"
 	"github.com/shoalml/shoal/internal/storage/blob"
 	"github.com/shoalml/shoal/internal/storage/db"
@@ -40,7 +41,7 @@ type Service struct {
 
 	// changes wakes WatchAliases streams: at once after an alias change in
 	// this process, and from Run's poll after one in another process.
-	changes *notifier
+	changes *notify.Broadcast
 	// stopping is closed when Run's context ends, which ends open streams.
 	stopping     chan struct{}
 	stoppingOnce sync.Once
@@ -54,7 +55,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, deps: deps, changes: newNotifier(), stopping: make(chan struct{})}, nil
+	return &Service{cfg: cfg, deps: deps, changes: notify.New(), stopping: make(chan struct{})}, nil
 }
 
 // Start brings the service's tables up to date and loads ONNX Runtime,
@@ -116,7 +117,7 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		if rev != seen {
 			seen = rev
-			s.changes.broadcast()
+			s.changes.Notify()
 		}
 	}
 }
@@ -127,27 +128,4 @@ func (s *Service) currentRevision(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("read alias revision: %w", err)
 	}
 	return r.Revision, nil
-}
-
-// notifier is a broadcast: wait returns a channel that broadcast closes.
-// Take the channel before looking for changes, so that a change made in
-// between still wakes the waiter.
-type notifier struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-func newNotifier() *notifier { return &notifier{ch: make(chan struct{})} }
-
-func (n *notifier) wait() <-chan struct{} {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.ch
-}
-
-func (n *notifier) broadcast() {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	close(n.ch)
-	n.ch = make(chan struct{})
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -68,7 +69,12 @@ func (s *Service) execute(ctx context.Context, id string, spec *trainerpb.JobSpe
 		CheckpointDir: s.checkpointDir(id),
 		OnStep:        prog.step,
 		OnEpoch: func(e ml.EpochMetrics) {
-			s.emit(ctx, id, &trainerpb.WatchJobResponse{Event: &trainerpb.WatchJobResponse_Epoch{Epoch: &trainerpb.EpochMetrics{
+			// The epoch is already checkpointed when this runs, so it must
+			// reach the event log even while the job is being stopped;
+			// otherwise the resumed job would never report it.
+			ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			s.emit(ectx, id, &trainerpb.WatchJobResponse{Event: &trainerpb.WatchJobResponse_Epoch{Epoch: &trainerpb.EpochMetrics{
 				Epoch: int32(e.Epoch), TrainLoss: e.TrainLoss, TrainAccuracy: e.TrainAcc, ValLoss: e.ValLoss, ValAccuracy: e.ValAcc,
 				LearningRate: spec.LearningRate, ImagesPerSecond: e.ImagesPerSecond, Duration: durationpb.New(e.Duration), Best: e.Best,
 			}}})

@@ -63,7 +63,7 @@ func (h *handler) StartTraining(ctx context.Context, req *trainerpb.StartTrainin
 	if err := h.svc.st.insert(ctx, row); err != nil {
 		return nil, err
 	}
-	h.svc.changes.broadcast()
+	h.svc.changes.Notify()
 	job, err := h.job(ctx, row.ID)
 	if err != nil {
 		return nil, err
@@ -143,7 +143,7 @@ func (h *handler) CancelJob(ctx context.Context, req *trainerpb.CancelJobRequest
 		return nil, err
 	}
 	if ok {
-		h.svc.changes.broadcast()
+		h.svc.changes.Notify()
 	} else {
 		if row, err = h.svc.st.get(ctx, id); err != nil {
 			return nil, err
@@ -187,7 +187,7 @@ func (h *handler) WatchJob(req *trainerpb.WatchJobRequest, stream grpc.ServerStr
 	defer poll.Stop()
 	for {
 		// Subscribe before reading, so an event stored in between wakes us.
-		wake := h.svc.changes.wait()
+		wake := h.svc.changes.Wait()
 		events, err := h.svc.st.eventsAfter(ctx, id, after, watchBatch)
 		if err != nil {
 			return err

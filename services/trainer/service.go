@@ -16,6 +16,7 @@ import (
 	datasetpb "github.com/shoalml/shoal/gen/shoal/dataset/v1"
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
+	"github.com/shoalml/shoal/internal/notify"
 	"github.com/shoalml/shoal/internal/onnxrt"
 	"github.com/shoalml/shoal/internal/storage/blob"
 	"github.com/shoalml/shoal/internal/storage/db"
@@ -41,7 +42,7 @@ type Service struct {
 	st   store
 	// changes wakes watchers and idle workers whenever this process writes
 	// an event or queues a job.
-	changes *notifier
+	changes *notify.Broadcast
 	// stopping closes when Run returns, ending the open WatchJob streams.
 	stopping     chan struct{}
 	stoppingOnce sync.Once
@@ -59,7 +60,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		return nil, errors.New("trainer: Log, DB, Blobs, Datasets and Registry are required")
 	}
 	return &Service{
-		cfg: cfg, deps: deps, st: store{db: deps.DB}, changes: newNotifier(),
+		cfg: cfg, deps: deps, st: store{db: deps.DB}, changes: notify.New(),
 		stopping: make(chan struct{}), owner: uuid.NewString(),
 		cancels: map[string]context.CancelCauseFunc{},
 	}, nil
@@ -73,27 +74,4 @@ func (s *Service) Start(ctx context.Context) error {
 // Register adds the service's RPCs to r.
 func (s *Service) Register(r grpc.ServiceRegistrar) {
 	trainerpb.RegisterTrainerServiceServer(r, &handler{svc: s})
-}
-
-// notifier is a broadcast: wait returns a channel that broadcast closes.
-// Take the channel before looking for changes, so that a change made in
-// between still wakes the waiter.
-type notifier struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-func newNotifier() *notifier { return &notifier{ch: make(chan struct{})} }
-
-func (n *notifier) wait() <-chan struct{} {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.ch
-}
-
-func (n *notifier) broadcast() {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	close(n.ch)
-	n.ch = make(chan struct{})
 }

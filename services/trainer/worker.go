@@ -45,7 +45,7 @@ func (s *Service) work(ctx context.Context) {
 	poll := time.NewTicker(s.cfg.PollInterval)
 	defer poll.Stop()
 	for {
-		wake := s.changes.wait()
+		wake := s.changes.Wait()
 		row, err := s.st.claim(ctx, s.owner, s.cfg.JobLease)
 		if err != nil && ctx.Err() == nil {
 			s.deps.Log.Warn("looking for a training job failed; retrying", "err", err)
@@ -128,7 +128,7 @@ func (s *Service) runJob(ctx context.Context, row *jobRow) {
 	if err != nil {
 		log.Error("recording the job's end failed", "err", err)
 	}
-	s.changes.broadcast()
+	s.changes.Notify()
 }
 
 // reason is the job error shown to users: another service's status
@@ -177,7 +177,7 @@ func (s *Service) emit(ctx context.Context, id string, e *trainerpb.WatchJobResp
 		}
 		return
 	}
-	s.changes.broadcast()
+	s.changes.Notify()
 }
 
 func (s *Service) logf(ctx context.Context, id, format string, args ...any) {
