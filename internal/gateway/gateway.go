@@ -196,6 +196,10 @@ func predictHandler(mux *runtime.ServeMux, client inferencepb.InferenceServiceCl
 				w.Header()[h] = vs
 			}
 		}
+		if len(resp.GetResults()) != 1 {
+			fail(ctx, status.Errorf(codes.Internal, "predict answered %d results for one image", len(resp.GetResults())))
+			return
+		}
 		out := predictResponse{Model: resp.GetModel(), Version: resp.GetVersion(), TopK: []labelScore{}}
 		for _, l := range resp.GetResults()[0].GetLabels() {
 			out.TopK = append(out.TopK, labelScore{Label: l.GetLabel(), Index: l.GetIndex(), Probability: l.GetProbability()})
