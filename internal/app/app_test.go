@@ -21,6 +21,7 @@ import (
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 
 	"github.com/shoalml/shoal/internal/app"
+	"github.com/shoalml/shoal/internal/onnxrt/onnxtest"
 	"github.com/shoalml/shoal/internal/storage/db"
 	"github.com/shoalml/shoal/internal/storage/db/dbtest"
 )
@@ -70,6 +71,9 @@ type running struct {
 // start runs an App on :0 listeners until the test ends.
 func start(t *testing.T, cfg app.Config) running {
 	t.Helper()
+	if modules, _ := app.ParseTarget(cfg.Target); slices.Contains(modules, app.Inference) {
+		onnxtest.Runtime(t) // Inference refuses to start without ONNX Runtime
+	}
 	a, err := app.New(cfg, app.NewLogger(cfg, io.Discard), "test")
 	if err != nil {
 		t.Fatalf("app.New(target=%s) = %v; want nil", cfg.Target, err)
