@@ -109,6 +109,7 @@ func installVars(m *Model, vars []savedVar) error {
 		}
 		v.SetTrainable(sv.Trainable)
 	}
+	m.dropCompiled()
 	return nil
 }
 

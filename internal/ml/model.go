@@ -101,7 +101,8 @@ func NewModel(backend compute.Backend, arch Architecture, shape InputShape, numC
 func (m *Model) Backend() compute.Backend { return m.backend }
 
 // Store holds the model's variables (weights, batch-norm averages and
-// optimizer state).
+// optimizer state). Inference graphs compiled before a variable is changed
+// through it may keep the old value (see dropCompiled).
 func (m *Model) Store() *model.Store { return m.store }
 
 // logitsGraph maps NCHW [N,C,H,W] images in [0,1] to [N,K] logits.
@@ -186,13 +187,24 @@ func (m *Model) run(exec *model.Exec, images []float32) ([]float32, error) {
 	return out, nil
 }
 
-// Close releases the compiled graphs and weights.
-func (m *Model) Close() {
+// dropCompiled discards the compiled inference graphs, so the next call
+// compiles them afresh. It must follow every change of the weights: backends
+// that prefer constants for variables (ONNX Runtime) bake the non-trainable
+// ones, the batch-norm averages among them, into a graph when it is compiled,
+// so a graph compiled earlier would go on normalising with stale averages
+// while reading the current trainable weights.
+func (m *Model) dropCompiled() {
 	for _, e := range []*model.Exec{m.logitsExec, m.probsExec} {
 		if e != nil {
 			e.Finalize()
 		}
 	}
+	m.logitsExec, m.probsExec = nil, nil
+}
+
+// Close releases the compiled graphs and weights.
+func (m *Model) Close() {
+	m.dropCompiled()
 	m.store.Finalize()
 	if m.ownsBackend {
 		m.backend.Finalize()

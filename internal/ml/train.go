@@ -223,6 +223,7 @@ func fit(ctx context.Context, cfg Config, m *Model, trainData, valData *Data) (*
 				return nil, err
 			}
 		}
+		m.dropCompiled() // the epoch changed the batch-norm averages.
 		score := em.TrainAcc
 		if valData != nil {
 			ev, err := Evaluate(m, valData)
@@ -374,5 +375,6 @@ func (s snapshot) restore(m *Model) error {
 			return fmt.Errorf("restoring variable %s: %w", path, err)
 		}
 	}
+	m.dropCompiled()
 	return nil
 }
