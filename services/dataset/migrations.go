@@ -3,8 +3,6 @@ package dataset
 import (
 	"time"
 
-	"gorm.io/gorm"
-
 	"github.com/shoalml/shoal/internal/storage/db"
 )
 
@@ -12,22 +10,11 @@ import (
 // table from a type frozen here, so later changes to the runtime models
 // cannot change what a released migration does.
 var migrations = []db.Migration{
-	{ID: "0001_create_datasets", Up: createTable(&v1Dataset{})},
-	{ID: "0002_create_images", Up: createTable(&v1Image{})},
-	{ID: "0003_create_snapshots", Up: createTable(&v1Snapshot{})},
-	{ID: "0004_create_snapshot_images", Up: createTable(&v1SnapshotImage{})},
-	{ID: "0005_create_snapshot_counts", Up: createTable(&v1SnapshotCount{})},
-}
-
-// createTable is idempotent, since MySQL commits DDL at once and a failed
-// migration may have left its table behind.
-func createTable(model any) func(tx *gorm.DB) error {
-	return func(tx *gorm.DB) error {
-		if tx.Migrator().HasTable(model) {
-			return nil
-		}
-		return tx.Migrator().CreateTable(model)
-	}
+	{ID: "0001_create_datasets", Up: db.CreateTable(&v1Dataset{})},
+	{ID: "0002_create_images", Up: db.CreateTable(&v1Image{})},
+	{ID: "0003_create_snapshots", Up: db.CreateTable(&v1Snapshot{})},
+	{ID: "0004_create_snapshot_images", Up: db.CreateTable(&v1SnapshotImage{})},
+	{ID: "0005_create_snapshot_counts", Up: db.CreateTable(&v1SnapshotCount{})},
 }
 
 type v1Dataset struct {

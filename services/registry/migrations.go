@@ -13,28 +13,17 @@ import (
 // table from a type frozen here, so later changes to the runtime rows cannot
 // change what a released migration does.
 var migrations = []db.Migration{
-	{ID: "0001_create_models", Up: createTable(&v1Model{})},
-	{ID: "0002_create_versions", Up: createTable(&v1Version{})},
-	{ID: "0003_create_artifacts", Up: createTable(&v1Artifact{})},
-	{ID: "0004_create_aliases", Up: createTable(&v1Alias{})},
-	{ID: "0005_create_alias_events", Up: createTable(&v1AliasEvent{})},
+	{ID: "0001_create_models", Up: db.CreateTable(&v1Model{})},
+	{ID: "0002_create_versions", Up: db.CreateTable(&v1Version{})},
+	{ID: "0003_create_artifacts", Up: db.CreateTable(&v1Artifact{})},
+	{ID: "0004_create_aliases", Up: db.CreateTable(&v1Alias{})},
+	{ID: "0005_create_alias_events", Up: db.CreateTable(&v1AliasEvent{})},
 	{ID: "0006_create_alias_revision", Up: func(tx *gorm.DB) error {
-		if err := createTable(&v1AliasRevision{})(tx); err != nil {
+		if err := db.CreateTable(&v1AliasRevision{})(tx); err != nil {
 			return err
 		}
 		return tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&v1AliasRevision{ID: 1}).Error
 	}},
-}
-
-// createTable is idempotent, since MySQL commits DDL at once and a failed
-// migration may have left its table behind.
-func createTable(model any) func(tx *gorm.DB) error {
-	return func(tx *gorm.DB) error {
-		if tx.Migrator().HasTable(model) {
-			return nil
-		}
-		return tx.Migrator().CreateTable(model)
-	}
 }
 
 type v1Model struct {

@@ -3,8 +3,6 @@ package trainer
 import (
 	"time"
 
-	"gorm.io/gorm"
-
 	"github.com/shoalml/shoal/internal/storage/db"
 )
 
@@ -12,19 +10,8 @@ import (
 // table from a type frozen here, so later changes to the runtime rows cannot
 // change what a released migration does.
 var migrations = []db.Migration{
-	{ID: "0001_create_jobs", Up: createTable(&v1Job{})},
-	{ID: "0002_create_job_events", Up: createTable(&v1JobEvent{})},
-}
-
-// createTable is idempotent, since MySQL commits DDL at once and a failed
-// migration may have left its table behind.
-func createTable(model any) func(tx *gorm.DB) error {
-	return func(tx *gorm.DB) error {
-		if tx.Migrator().HasTable(model) {
-			return nil
-		}
-		return tx.Migrator().CreateTable(model)
-	}
+	{ID: "0001_create_jobs", Up: db.CreateTable(&v1Job{})},
+	{ID: "0002_create_job_events", Up: db.CreateTable(&v1JobEvent{})},
 }
 
 type v1Job struct {

@@ -26,6 +26,19 @@ type Migration struct {
 	Up func(tx *gorm.DB) error
 }
 
+// CreateTable is a migration step that creates model's table. It is
+// idempotent, since MySQL commits DDL at once and a failed migration may
+// have left its table behind. Pass a type frozen for that migration, so later
+// changes to the runtime rows cannot change what a released migration does.
+func CreateTable(model any) func(tx *gorm.DB) error {
+	return func(tx *gorm.DB) error {
+		if tx.Migrator().HasTable(model) {
+			return nil
+		}
+		return tx.Migrator().CreateTable(model)
+	}
+}
+
 // Errors Migrate returns, for errors.Is.
 var (
 	ErrInvalidMigrations = errors.New("invalid migration list")
