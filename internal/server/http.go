@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -117,10 +116,3 @@ func cors(next http.Handler, origins string) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
-
-// ErrServerClosed is returned by Serve after a shutdown; callers treat it as
-// a clean stop.
-var ErrServerClosed = http.ErrServerClosed
-
-// IsClosed reports whether err only says the server was shut down.
-func IsClosed(err error) bool { return err == nil || errors.Is(err, http.ErrServerClosed) }
