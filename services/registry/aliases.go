@@ -217,7 +217,20 @@ func (h *handler) snapshot(ctx context.Context, model string) (int64, []*registr
 	return rev, out, err
 }
 
+// eventsAfter returns the next alias events after revision rev. Every
+// revision has exactly one event, so when the log's oldest event is beyond
+// rev+1 the events in between were pruned (the watcher fell more than the
+// retention behind) and the stream cannot go on without a gap: it ends with
+// ABORTED, and the client watches again from a new snapshot.
 func (h *handler) eventsAfter(ctx context.Context, model string, rev int64) ([]aliasEventRow, error) {
+	var oldest int64
+	if err := h.db(ctx).Model(&aliasEventRow{}).Select("COALESCE(MIN(revision), 0)").Scan(&oldest).Error; err != nil {
+		return nil, fmt.Errorf("read oldest alias event: %w", err)
+	}
+	if oldest > rev+1 {
+		return nil, status.Errorf(codes.Aborted,
+			"alias events after revision %d were pruned (--registry.alias-event-retention); watch again to start from the current aliases", rev)
+	}
 	q := h.db(ctx).Where("revision > ?", rev).Order("revision").Limit(eventBatch)
 	if model != "" {
 		q = q.Where("model = ?", model)

@@ -14,6 +14,7 @@ import (
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	"github.com/shoalml/shoal/internal/storage/db"
 	"github.com/shoalml/shoal/internal/storage/db/dbtest"
+	"github.com/shoalml/shoal/services/registry"
 )
 
 // TestAliasesAndDelete: aliases resolve, pin their version against
@@ -428,6 +429,75 @@ func TestWatchAliasesUnderConcurrentWrites(t *testing.T) {
 			if n := perAlias[fmt.Sprintf("w%d", i)]; n != each {
 				t.Errorf("alias w%d: %d events; want %d", i, n, each)
 			}
+		}
+	})
+}
+
+// TestAliasEventLogPruning: a registry process prunes alias events older
+// than --registry.alias-event-retention (keeping the newest); a new watch
+// works from the pruned log, and a watcher whose next events were pruned
+// ends with ABORTED rather than skipping them.
+func TestAliasEventLogPruning(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, cfg db.Config) {
+		// a never polls, so its watcher sleeps until a changes an alias.
+		a := newEnv(t, cfg, envOptions{cfg: func(c *registry.Config) { c.WatchPollInterval = time.Hour }})
+		b := newEnv(t, cfg, envOptions{blobs: a.blobs})
+		ctx := t.Context()
+		mustUpload(t, a.client, spec("fish", fish...), classifier(5, 1))
+		mustUpload(t, a.client, spec("fish"), classifier(5, 2))
+		setAlias := func(c registrypb.RegistryServiceClient, version int64) {
+			t.Helper()
+			if _, err := c.SetAlias(ctx, &registrypb.SetAliasRequest{Model: "fish", Alias: "production", Version: version}); err != nil {
+				t.Fatalf("SetAlias(production, %d) = %v", version, err)
+			}
+		}
+		setAlias(a.client, 1)
+		behind, err := a.client.WatchAliases(ctx, &registrypb.WatchAliasesRequest{Model: "fish"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recvWithin(t, behind, 5*time.Second) // CURRENT
+		if m := recvWithin(t, behind, 5*time.Second); m.GetType() != registrypb.AliasEventType_ALIAS_EVENT_TYPE_SYNCED {
+			t.Fatalf("event = %v; want SYNCED", m)
+		}
+		setAlias(b.client, 2) // unseen by the sleeping watcher on a
+		setAlias(b.client, 1)
+		// Age every event past the retention; a process started now prunes
+		// at its first poll.
+		if err := a.gdb.Exec("UPDATE registry_alias_events SET created_at = ?", time.Now().Add(-30*24*time.Hour)).Error; err != nil {
+			t.Fatal(err)
+		}
+		c := newEnv(t, cfg, envOptions{blobs: a.blobs, cfg: func(c *registry.Config) { c.WatchPollInterval = 10 * time.Millisecond }})
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var n int64
+			if err := a.gdb.Table("registry_alias_events").Count(&n).Error; err != nil {
+				t.Fatal(err)
+			}
+			if n == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("alias events after pruning = %d; want 1 (the newest)", n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+
+		fresh, err := c.client.WatchAliases(ctx, &registrypb.WatchAliasesRequest{Model: "fish"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := recvWithin(t, fresh, 5*time.Second); m.GetType() != registrypb.AliasEventType_ALIAS_EVENT_TYPE_CURRENT || m.GetAlias().GetVersion() != 1 {
+			t.Fatalf("first event of a new watch = %v; want CURRENT production=1", m)
+		}
+		recvWithin(t, fresh, 5*time.Second) // SYNCED
+
+		setAlias(a.client, 2) // wakes both watchers
+		if m := recvWithin(t, fresh, 5*time.Second); m.GetType() != registrypb.AliasEventType_ALIAS_EVENT_TYPE_SET || m.GetAlias().GetVersion() != 2 {
+			t.Errorf("new watch after the change = %v; want SET production=2", m)
+		}
+		if _, err := behind.Recv(); status.Code(err) != codes.Aborted {
+			t.Errorf("watcher behind the pruned events: Recv() = %v; want Aborted", err)
 		}
 	})
 }

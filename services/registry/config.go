@@ -19,6 +19,10 @@ type Config struct {
 	// UploadDir holds uploads while they are checked; empty is the
 	// system's temporary directory.
 	UploadDir string
+	// AliasEventRetention is how long alias changes stay in the event log
+	// WatchAliases replays from. Watchers start from a snapshot of the
+	// aliases, so only a watcher that many changes behind needs older ones.
+	AliasEventRetention time.Duration
 }
 
 // RegisterFlags registers the registry.* flags with their defaults.
@@ -26,6 +30,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.MaxArtifactBytes, "registry.max-artifact-bytes", 1<<30, "largest ONNX artifact accepted by CreateVersion, in bytes")
 	fs.DurationVar(&c.WatchPollInterval, "registry.watch-poll-interval", 500*time.Millisecond,
 		"how often WatchAliases looks for alias changes made by other registry processes sharing the database")
+	fs.DurationVar(&c.AliasEventRetention, "registry.alias-event-retention", 7*24*time.Hour,
+		"how long alias changes are kept in the event log that WatchAliases streams follow")
 	fs.StringVar(&c.UploadDir, "registry.upload-dir", "", "directory for uploads being checked; empty for the system's temporary directory")
 }
 
@@ -37,6 +43,9 @@ func (c *Config) Validate() error {
 	}
 	if c.WatchPollInterval < 10*time.Millisecond {
 		errs = append(errs, fmt.Errorf("--registry.watch-poll-interval=%s: must be at least 10ms", c.WatchPollInterval))
+	}
+	if c.AliasEventRetention < time.Minute {
+		errs = append(errs, fmt.Errorf("--registry.alias-event-retention=%s: must be at least 1m", c.AliasEventRetention))
 	}
 	if c.UploadDir != "" {
 		if fi, err := os.Stat(c.UploadDir); err != nil || !fi.IsDir() {

@@ -102,11 +102,18 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	t := time.NewTicker(s.cfg.WatchPollInterval)
 	defer t.Stop()
+	var pruned time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		}
+		if now := time.Now(); now.Sub(pruned) >= pruneInterval(s.cfg.AliasEventRetention) {
+			pruned = now
+			if err := s.pruneAliasEvents(ctx, now.Add(-s.cfg.AliasEventRetention)); err != nil && ctx.Err() == nil {
+				s.deps.Log.Warn("pruning the alias event log failed; retrying later", "err", err)
+			}
 		}
 		rev, err := s.currentRevision(ctx)
 		if err != nil {
@@ -120,6 +127,32 @@ func (s *Service) Run(ctx context.Context) error {
 			s.changes.Notify()
 		}
 	}
+}
+
+// pruneInterval is how often Run prunes the alias event log: often enough
+// that the log holds little more than the retention, rarely enough to cost
+// nothing.
+func pruneInterval(retention time.Duration) time.Duration {
+	return min(retention/10, time.Hour)
+}
+
+// pruneAliasEvents deletes alias events older than before, except the
+// newest: WatchAliases tells a pruned log from a quiet one by its oldest
+// revision, so the log is never emptied.
+func (s *Service) pruneAliasEvents(ctx context.Context, before time.Time) error {
+	tx := s.deps.DB.WithContext(ctx)
+	var newest int64
+	if err := tx.Model(&aliasEventRow{}).Select("COALESCE(MAX(revision), 0)").Scan(&newest).Error; err != nil {
+		return fmt.Errorf("read newest alias event: %w", err)
+	}
+	res := tx.Where("created_at < ? AND revision < ?", before, newest).Delete(&aliasEventRow{})
+	if res.Error != nil {
+		return fmt.Errorf("prune alias events: %w", res.Error)
+	}
+	if res.RowsAffected > 0 {
+		s.deps.Log.Info("pruned alias event log", "events", res.RowsAffected, "before", before)
+	}
+	return nil
 }
 
 func (s *Service) currentRevision(ctx context.Context) (int64, error) {
