@@ -3,7 +3,8 @@
 # scripts/run.sh in an empty folder sets up, starts `shoal serve` on embedded
 # defaults, imports the demo dataset, trains and promotes a model; then this
 # script checks what the README promises — POST /predict answers, grpcurl
-# lists every service, health, readiness and metrics answer — and stops the
+# lists every service, gRPC Predict and OIP ModelInfer agree with it,
+# health, readiness and metrics answer — and stops the
 # server with SIGTERM, which must end it cleanly and in time.
 #
 #   scripts/smoke.sh
@@ -47,6 +48,27 @@ sample=$(find "$work/data/import/fashion-mnist/test/Bag" -name '*.png' | sort | 
 answer=$(curl -fsS -F "file=@$sample" "$http/predict") || fail "POST /predict"
 grep -q '"prediction":"Bag"' <<<"$answer" || fail "POST /predict of a Bag: $answer"
 grep -q '"version":1' <<<"$answer" || fail "POST /predict names no version 1: $answer"
+
+# The same image through the three protocols: REST /predict, gRPC Predict
+# (grpcurl) and the Open Inference Protocol's ModelInfer with a tensor the
+# client preprocessed (shoal predict --protocol oip) agree to 1e-5.
+grpc_answer=$(grpcurl -plaintext -d "{\"images\":[\"$(base64 -w0 "$sample")\"],\"topK\":5}" "127.0.0.1:$gport" \
+	shoal.inference.v1.InferenceService/Predict) || fail "grpcurl Predict"
+oip_answer=$("$root/bin/shoal" predict --addr "127.0.0.1:$gport" --protocol oip --model fashion --top-k 5 --format json "$sample") ||
+	fail "shoal predict --protocol oip"
+python3 - "$answer" "$grpc_answer" "$oip_answer" <<'PY' || fail "the three protocols disagree"
+import json, sys
+rest, grpc, oip = (json.loads(a) for a in sys.argv[1:])
+def probs(labels): return {l["label"]: l.get("probability", 0.0) for l in labels}
+answers = {"REST /predict": probs(rest["top_k"]), "gRPC Predict": probs(grpc["results"][0]["labels"]),
+           "OIP ModelInfer": probs(oip["results"][0]["labels"])}
+ref = answers["REST /predict"]
+for name, p in answers.items():
+    top = max(p, key=p.get)
+    if top != rest["prediction"] or set(p) != set(ref) or any(abs(p[k] - ref[k]) > 1e-5 for k in ref):
+        sys.exit(f"{name} answered {p}; REST /predict {ref}")
+print("smoke: REST, gRPC and OIP agree:", rest["prediction"], ref[rest["prediction"]], file=sys.stderr)
+PY
 
 services=$(grpcurl -plaintext "127.0.0.1:$gport" list)
 for s in grpc.health.v1.Health grpc.reflection.v1.ServerReflection inference.GRPCInferenceService \

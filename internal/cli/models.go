@@ -96,9 +96,7 @@ func Models(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 func call(ctx context.Context, addr string, timeout time.Duration, fn func(context.Context, *grpc.ClientConn) error) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	conn, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
+	conn, err := dial(addr)
 	if err != nil {
 		return fmt.Errorf("--addr=%q: %w", addr, err)
 	}
@@ -110,6 +108,13 @@ func call(ctx context.Context, addr string, timeout time.Duration, fn func(conte
 		return err
 	}
 	return nil
+}
+
+// dial makes the commands' client connection to a Shoal server.
+func dial(addr string) (*grpc.ClientConn, error) {
+	return grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
 }
 
 // rpcError prints a server's answer as "NotFound: model "x" not found"

@@ -1,0 +1,79 @@
+package inference_test
+
+import (
+	"bytes"
+	"math"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	inferencepb "github.com/shoalml/shoal/gen/shoal/inference/v1"
+	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
+	"github.com/shoalml/shoal/internal/cli"
+	"github.com/shoalml/shoal/internal/imaging/imagingtest"
+)
+
+// TestCLIPredictOIPMatchesPredict: `shoal predict --protocol oip`
+// preprocesses on the client and calls ModelInfer; its labels and
+// probabilities are those of the server's Predict on the same files.
+func TestCLIPredictOIPMatchesPredict(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.addVersion(t, "pets", 1, newTestModel(0))
+	e.addVersion(t, "pets", 2, newTestModel(1))
+	e.reg.setAlias("pets", "production", 2)
+	regSrv := grpc.NewServer()
+	registrypb.RegisterRegistryServiceServer(regSrv, e.reg)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go regSrv.Serve(lis) //nolint:errcheck // ends with Stop
+	t.Cleanup(regSrv.Stop)
+
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.png"), filepath.Join(dir, "b.jpg")
+	os.WriteFile(a, imagingtest.PNG(31, 17, 1), 0o600)  //nolint:errcheck // checked by the command
+	os.WriteFile(b, imagingtest.JPEG(40, 40, 2), 0o600) //nolint:errcheck
+	run := func(args ...string) *inferencepb.PredictResponse {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		args = append([]string{"--addr", e.addr, "--format", "json", "--model", "pets", "--top-k", "3"}, args...)
+		if err := cli.Predict(t.Context(), append(args, a, b), &out, &errOut); err != nil {
+			t.Fatalf("Predict(%v) = %v (%s)", args, err, errOut.String())
+		}
+		var resp inferencepb.PredictResponse
+		if err := protojson.Unmarshal(out.Bytes(), &resp); err != nil {
+			t.Fatalf("Predict(%v) printed %q: %v", args, out.String(), err)
+		}
+		return &resp
+	}
+	for _, version := range []string{"0", "1"} {
+		want := run("--version", version)
+		got := run("--version", version, "--protocol", "oip", "--registry-addr", lis.Addr().String())
+		if got.GetVersion() != want.GetVersion() || len(got.GetResults()) != 2 {
+			t.Fatalf("--version %s: oip answered version %d with %d results; want version %d, 2 results", version, got.GetVersion(), len(got.GetResults()), want.GetVersion())
+		}
+		for i, r := range want.GetResults() {
+			for j, l := range r.GetLabels() {
+				g := got.GetResults()[i].GetLabels()[j]
+				if g.GetLabel() != l.GetLabel() || math.Abs(float64(g.GetProbability()-l.GetProbability())) > 1e-5 {
+					t.Errorf("--version %s image %d rank %d: oip %s %.7f; Predict %s %.7f", version, i, j, g.GetLabel(), g.GetProbability(), l.GetLabel(), l.GetProbability())
+				}
+			}
+		}
+	}
+
+	for _, args := range [][]string{
+		{"--protocol", "oip", a},         // no --model: the default model is the server's secret
+		{"--protocol", "http", "--model", "pets", a},
+		{"--format", "yaml", "--model", "pets", a},
+	} {
+		if err := cli.Predict(t.Context(), append([]string{"--addr", e.addr}, args...), new(bytes.Buffer), new(bytes.Buffer)); err == nil {
+			t.Errorf("Predict(%v) = nil; want an error", args)
+		}
+	}
+}
