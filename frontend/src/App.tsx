@@ -29,7 +29,7 @@ export function App() {
       <Ocean />
       <header className="topbar">
         <h1 onClick={onTitle} title="Shoal" data-testid="title">
-          <span className="logo" aria-hidden="true">🐟</span> Shoal
+          <svg className="logo" viewBox="0 0 64 32" aria-hidden="true"><path d="M4 16c10-12 30-14 44-2l12-8v20l-12-8C34 30 14 28 4 16z" fill="#ffb347" /><circle cx="14" cy="14" r="2.2" fill="#06283d" /></svg> Shoal
         </h1>
         <nav>
           {pages.map((p) => (

@@ -13,6 +13,7 @@ export function seconds(d: string | undefined): number {
 
 export function duration(s: number): string {
   if (!Number.isFinite(s) || s < 0) return "–";
+  if (s < 10) return `${s.toFixed(1)} s`;
   if (s < 60) return `${Math.round(s)} s`;
   const m = Math.floor(s / 60);
   return `${m} min ${Math.round(s - m * 60)} s`;

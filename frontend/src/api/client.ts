@@ -8,7 +8,11 @@ export type S<K extends keyof components["schemas"]> = components["schemas"][K];
 // api is the typed REST client generated from gen/openapi/shoal.swagger.json.
 // Its base URL is the page's origin: the console is served by the same
 // server as the API (or, in development, by Vite's proxy).
-export const api = createClient<paths>({ baseUrl: "" });
+export const api = createClient<paths>({
+  baseUrl: globalThis.location?.origin ?? "",
+  // Looked up at each call, not captured once, so tests can stand in for it.
+  fetch: (request: Request) => globalThis.fetch(request),
+});
 
 type Result<T> = { data?: T; error?: unknown; response: Response };
 

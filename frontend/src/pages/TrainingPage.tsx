@@ -109,7 +109,7 @@ function StartForm({ onStarted }: { onStarted: (id: string) => void }) {
         </label>
         <label>Architecture
           <select value={arch?.name ?? ""} onChange={(e) => setArchitecture(e.target.value)} data-testid="train-architecture">
-            {(archs.data ?? []).map((a) => <option key={a.name} value={a.name}>{a.name} ({num(a.parameters).toLocaleString()} parameters)</option>)}
+            {(archs.data ?? []).map((a) => <option key={a.name} value={a.name}>{a.name}{num(a.parameters) > 0 ? ` (${num(a.parameters).toLocaleString()} parameters)` : ""}</option>)}
           </select>
         </label>
         <label>Epochs<input type="number" min={1} value={epochs} onChange={(e) => setEpochs(Number(e.target.value))} data-testid="train-epochs" /></label>
@@ -192,6 +192,7 @@ function LiveJob({ jobId, onEnd }: { jobId: string; onEnd: () => void }) {
   const p = view.progress;
   const eta = p?.eta ? seconds(p.eta) : undefined;
   const epochs = view.epochs;
+  const showRate = epochs.some((e) => (e.imagesPerSecond ?? 0) > 0);
   return (
     <div className="card" data-testid="live-job">
       <h2>Job <code>{jobId.slice(0, 8)}</code> <span className={`state ${view.state}`} data-testid="job-state">{enumLabel(view.state, "JOB_STATE_")}</span></h2>
@@ -215,11 +216,11 @@ function LiveJob({ jobId, onEnd }: { jobId: string; onEnd: () => void }) {
       </div>
       {epochs.length > 0 && (
         <table className="compact">
-          <thead><tr><th>epoch</th><th>train loss</th><th>train acc</th><th>val loss</th><th>val acc</th><th>images/s</th><th>time</th></tr></thead>
+          <thead><tr><th>epoch</th><th>train loss</th><th>train acc</th><th>val loss</th><th>val acc</th>{showRate && <th>images/s</th>}<th>time</th></tr></thead>
           <tbody>{epochs.map((e) => (
             <tr key={e.epoch} className={e.best ? "best" : undefined}>
               <td>{e.epoch}{e.best ? " ★" : ""}</td><td>{e.trainLoss?.toFixed(3)}</td><td>{pct(e.trainAccuracy)}</td>
-              <td>{e.valLoss?.toFixed(3)}</td><td>{pct(e.valAccuracy)}</td><td>{Math.round(e.imagesPerSecond ?? 0)}</td><td>{duration(seconds(e.duration))}</td>
+              <td>{e.valLoss?.toFixed(3)}</td><td>{pct(e.valAccuracy)}</td>{showRate && <td>{Math.round(e.imagesPerSecond ?? 0)}</td>}<td>{duration(seconds(e.duration))}</td>
             </tr>
           ))}</tbody>
         </table>
