@@ -74,3 +74,51 @@ export function sendUpload(body: Blob, onProgress: (fraction: number) => void): 
     xhr.send(body);
   });
 }
+
+// Raw image bytes per request when uploading single images: base64 makes
+// them a third larger, and the server refuses REST bodies over its
+// grpc.max-message-bytes (64 MiB by default).
+export const batchBytes = 16 << 20;
+
+// batches groups files into consecutive runs of at most maxBytes each (a
+// larger file goes alone), so any number of images can be uploaded.
+export function batches(files: File[], maxBytes = batchBytes): File[][] {
+  const out: File[][] = [];
+  let cur: File[] = [];
+  let size = 0;
+  for (const f of files) {
+    if (cur.length > 0 && size + f.size > maxBytes) {
+      out.push(cur);
+      cur = [];
+      size = 0;
+    }
+    cur.push(f);
+    size += f.size;
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
+}
+
+// uploadImages uploads images in as many requests as batches() makes,
+// reporting the overall fraction sent, and returns the summed outcome.
+export async function uploadImages(
+  dataset: string,
+  input: { files: File[]; split: S<"v1Split">; label: string } | { archive: File },
+  onProgress: (fraction: number) => void,
+  send: typeof sendUpload = sendUpload,
+): Promise<UploadResult> {
+  if ("archive" in input) return send(await uploadBody(dataset, input), onProgress);
+  const total = input.files.reduce((a, f) => a + f.size, 0) || 1;
+  const sum: Required<NonNullable<UploadResult["counts"]>> = { seen: "0", added: "0", duplicates: "0", rejected: "0", conflicts: "0" };
+  const rejections: NonNullable<UploadResult["rejections"]> = [];
+  let done = 0;
+  for (const batch of batches(input.files)) {
+    const size = batch.reduce((a, f) => a + f.size, 0);
+    const r = await send(await uploadBody(dataset, { ...input, files: batch }), (f) => onProgress((done + f * size) / total));
+    done += size;
+    for (const k of Object.keys(sum) as (keyof typeof sum)[]) sum[k] = String(Number(sum[k]) + Number(r.counts?.[k] ?? 0));
+    rejections.push(...(r.rejections ?? []));
+  }
+  onProgress(1);
+  return { counts: sum, rejections };
+}

@@ -1,7 +1,7 @@
 import { useState } from "react";
 import { api, num, ok, thumbnailUrl } from "../api/client";
 import type { S } from "../api/client";
-import { sendUpload, uploadBody } from "../api/upload";
+import { uploadImages } from "../api/upload";
 import type { UploadResult } from "../api/upload";
 import { ErrorBanner } from "../components/ErrorBanner";
 import { Progress } from "../components/Progress";
@@ -142,8 +142,7 @@ function Upload({ dataset, onDone }: { dataset: string; onDone: () => void }) {
     setResult(null);
     setProgress(0);
     try {
-      const body = await uploadBody(dataset, mode === "archive" ? { archive: files[0] } : { files, split, label });
-      const r = await sendUpload(body, setProgress);
+      const r = await uploadImages(dataset, mode === "archive" ? { archive: files[0] } : { files, split, label: label.trim() }, setProgress);
       setProgress(1);
       setResult(r);
       setFiles([]);

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { cleanup, fireEvent, render, screen, waitFor } from "@testing-library/react";
+import { act, cleanup, fireEvent, render, screen, waitFor } from "@testing-library/react";
 import { PredictPage } from "./PredictPage";
 import { mockFetch } from "../test-utils";
 
@@ -68,6 +68,20 @@ describe("PredictPage", () => {
     drop(new File([new Uint8Array([1, 2])], "notes.png", { type: "image/png" }));
     expect((await screen.findByRole("alert")).textContent).toBe("Invalid request: image 0: not an image: unknown format×");
     expect(screen.queryByTestId("prediction")).toBeNull();
+  });
+
+  it("classifies a pasted image", async () => {
+    mockFetch([
+      ...models,
+      { method: "POST", path: "/v1/models/fish:predict", body: { model: "fish", version: "2", results: [{ labels: [{ label: "Catfish", probability: 0.7 }] }] } },
+    ]);
+    render(<PredictPage />);
+    await waitFor(() => expect((screen.getByTestId("predict-model") as HTMLSelectElement).value).toBe("fish"));
+    const paste = new Event("paste");
+    Object.defineProperty(paste, "clipboardData", { value: { files: [new File([new Uint8Array([1])], "clip.png", { type: "image/png" })] } });
+    act(() => { window.dispatchEvent(paste); });
+    expect(await screen.findByTestId("prediction-label")).toHaveProperty("textContent", "Catfish");
+    expect(screen.getByAltText("your image")).toBeTruthy();
   });
 
   it("refuses a file that is not an image before sending it", async () => {
