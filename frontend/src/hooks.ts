@@ -8,7 +8,6 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[]) {
   const [error, setError] = useState<unknown>(null);
   const [loading, setLoading] = useState(true);
   const attempt = useRef(0);
-  // eslint-disable-next-line react-hooks/exhaustive-deps
   const run = useCallback(load, deps);
   const reload = useCallback(async () => {
     const mine = ++attempt.current;
