@@ -110,6 +110,9 @@ try {
     const text = await result.textContent();
     check(/^1 added/.test(text.trim()), `upload result = ${text}; want 1 added`);
     check((await page.getByRole("progressbar").getAttribute("aria-valuenow")) === "100", "upload progress bar not at 100%");
+    // The counts and the samples follow the upload.
+    await counts.locator("tr", { hasText: "Bag" }).locator("td", { hasText: "41" }).first().waitFor();
+    await page.locator("[data-testid=samples] h4", { hasText: "Bag (51)" }).waitFor();
     await page.getByRole("button", { name: "Take a snapshot" }).click();
     await page.locator("[data-testid=snapshots] td", { hasText: "v2" }).waitFor();
     await page.screenshot({ path: join(shots, "datasets.png"), fullPage: true });

@@ -95,17 +95,18 @@ function Dataset({ dataset, onChange }: { dataset: S<"v1Dataset">; onChange: () 
       </div>
       <Upload dataset={name} onDone={refresh} />
       <Snapshots dataset={name} onDone={onChange} />
-      {labels.length > 0 && <Samples dataset={name} labels={labels} />}
+      {labels.length > 0 && <Samples dataset={name} labels={labels} revision={num(stats.data?.imageCount)} />}
     </>
   );
 }
 
-function Samples({ dataset, labels }: { dataset: string; labels: string[] }) {
+// revision (the image count) changes after an upload, which reloads the samples.
+function Samples({ dataset, labels, revision }: { dataset: string; labels: string[]; revision: number }) {
   const perLabel = 6;
   const samples = useLoad(() => Promise.all(labels.map(async (label) => {
     const page = await ok(api.GET("/v1/datasets/{dataset}/images", { params: { path: { dataset }, query: { label, pageSize: perLabel } } }));
     return { label, images: page.images ?? [], total: num(page.totalSize) };
-  })), [dataset, labels.join("\n")]);
+  })), [dataset, labels.join("\n"), revision]);
   return (
     <div className="card">
       <h3>Samples</h3>

@@ -51,7 +51,12 @@ describe("ModelsPage", () => {
       { method: "DELETE", path: "/v1/models/fish/versions/1", status: 400, body: { code: 9, message: "version 1 is aliased as production; move the alias first", details: [] } },
     ]);
     render(<ModelsPage />);
-    const row = (await screen.findByTestId("versions")).querySelector("tr[data-version='1']") as HTMLElement;
+    // The table shows before the versions arrive; wait for the row itself.
+    const row = await waitFor(() => {
+      const r = screen.getByTestId("versions").querySelector<HTMLElement>("tr[data-version='1']");
+      if (!r) throw new Error("no row for version 1 yet");
+      return r;
+    });
     fireEvent.click(within(row).getByRole("button", { name: "Delete" }));
     expect((await screen.findByRole("alert")).textContent).toBe("Not possible now: version 1 is aliased as production; move the alias first×");
   });

@@ -73,6 +73,7 @@ describe("TrainingPage", () => {
     const calls = mockFetch([...common, { method: "POST", path: "/v1/jobs", body: { job: { id: "j2" } } }]);
     render(<TrainingPage />);
     await waitFor(() => expect(screen.getAllByRole("option", { name: "v1 (150 images)" })).toHaveLength(1));
+    await waitFor(() => expect(screen.getAllByRole("option", { name: "small-cnn" })).toHaveLength(1));
     fireEvent.change(screen.getByTestId("train-snapshot"), { target: { value: "1" } });
     fireEvent.change(screen.getByTestId("train-epochs"), { target: { value: "3" } });
     fireEvent.click(screen.getByTestId("train-start"));
