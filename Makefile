@@ -1,9 +1,13 @@
 # Shoal's entry points. `make run` starts the platform on embedded defaults;
 # `make test` runs the whole suite (what CI runs).
-.PHONY: run build test generate lint clean
+.PHONY: run build ui test generate lint clean
 
-build:
+# The web console is built first: the binary embeds it.
+build: ui
 	go build -o bin/shoal ./cmd/shoal
+
+ui:
+	scripts/build-ui.sh
 
 run:
 	scripts/run.sh
@@ -19,7 +23,7 @@ lint:
 	scripts/check-proto.sh
 
 clean:
-	rm -rf bin .build
+	rm -rf bin .build internal/webui/dist/app
 
 # Training throughput and Fashion-MNIST accuracy (slow: see the script).
 .PHONY: bench-train

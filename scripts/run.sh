@@ -8,6 +8,7 @@
 # and the folder holding ./data with SHOAL_RUN_DIR (default: the repository).
 #
 # Steps, each skipped when already done:
+#   0. the web console (scripts/build-ui.sh), embedded into bin/shoal
 #   1. ONNX Runtime's shared library (npm: onnxruntime-node), for the registry
 #   2. the Fashion-MNIST demo tree in ./data/import/fashion-mnist (Debian package)
 #   3. the `fashion` dataset, imported from that tree, with a snapshot
@@ -18,6 +19,7 @@ shoal=$root/bin/shoal
 
 log() { echo "run: $*" >&2; }
 
+"$root/scripts/build-ui.sh"
 (cd "$root" && go build -o "$shoal" ./cmd/shoal)
 ONNXRUNTIME_SHARED_LIBRARY_PATH=$("$root/scripts/setup-onnxruntime.sh")
 export ONNXRUNTIME_SHARED_LIBRARY_PATH
@@ -68,6 +70,6 @@ for _ in $(seq 1 150); do
 done
 "$shoal" predict "$sample" --addr "$addr" --top-k 1
 port=${http_addr##*:}
-log "ready: gRPC $addr, REST http://localhost:$port"
+log "ready: gRPC $addr, REST and the web console http://localhost:$port"
 log "try: curl -F file=@$sample localhost:$port/predict"
 wait "$pid"

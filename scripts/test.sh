@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: static checks, the contracts, and
-# every Go test with -race against real PostgreSQL, MariaDB and S3 servers,
-# which this script starts when they are not running.
+# The whole test suite, as CI runs it: static checks, the contracts, every Go
+# test with -race against real PostgreSQL, MariaDB and S3 servers (which this
+# script starts when they are not running), and the web console's tests.
 #
 #   make test          (or scripts/test.sh)
 #   SHOAL_TEST_PKGS=./internal/... scripts/test.sh    a subset of packages
@@ -9,6 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { printf '\n== %s\n' "$*" >&2; }
+
+log "web console build (embedded by go build)"
+scripts/build-ui.sh
 
 log "format, vet, build"
 unformatted=$(git ls-files -co --exclude-standard '*.go' | grep -v '^gen/' | xargs -r gofmt -l)
@@ -52,6 +55,9 @@ log "go test internal/ml services/trainer (without -race)"
 # Under -race, checkptr aborts inside GoMLX's pure-Go matmul, so the
 # training tests skip there; this run exercises them.
 go test -count=1 ./internal/ml ./services/trainer
+
+log "web console: Vitest, then end to end in Chromium against shoal serve"
+scripts/test-ui.sh
 
 log "the newcomer's path, end to end"
 scripts/smoke.sh

@@ -228,3 +228,26 @@ func checkCgo(t *testing.T, build stage) {
 		t.Errorf("%s: with CGO_ENABLED=%s, ./cmd/shoal does not build: no Go files for linux/amd64 in %s (cgo-only packages need CGO_ENABLED=1)", dockerfilePath, value, strings.Join(broken, ", "))
 	}
 }
+
+// TestDockerfileEmbedsConsole checks the image carries the web console: a
+// stage builds frontend/ and the Go build stage copies that build to where
+// internal/webui embeds it. Without it the binary would still build and
+// serve only a page saying the console is missing.
+func TestDockerfileEmbedsConsole(t *testing.T) {
+	stages := parseDockerfile(t)
+	ui := slices.IndexFunc(stages, func(s stage) bool {
+		return slices.ContainsFunc(s.all("RUN"), func(in instruction) bool { return strings.Contains(in.args, "npm run build") })
+	})
+	if ui < 0 {
+		t.Fatalf("%s: no stage runs npm run build (the web console)", dockerfilePath)
+	}
+	build := slices.IndexFunc(stages, func(s stage) bool {
+		return slices.ContainsFunc(s.all("RUN"), func(in instruction) bool { return strings.Contains(in.args, "go build") })
+	})
+	copied := slices.ContainsFunc(stages[build].all("COPY"), func(in instruction) bool {
+		return strings.Contains(in.args, "--from="+stages[ui].name) && strings.HasSuffix(in.args, "internal/webui/dist/app")
+	})
+	if stages[ui].name == "" || !copied {
+		t.Errorf("%s: the go build stage copies no console build (COPY --from=%s ... internal/webui/dist/app)", dockerfilePath, stages[ui].name)
+	}
+}

@@ -72,6 +72,8 @@ mutate "compose: config not mounted" $c/compose.yaml 's|target: /etc/shoal/shoal
 mutate "Dockerfile: entrypoint" ../Dockerfile 's|ENTRYPOINT \["/shoal"\]|ENTRYPOINT ["/bin/shoal"]|'
 mutate "Dockerfile: static base" ../Dockerfile 's|distroless/cc-debian12:nonroot|distroless/static-debian12:nonroot|'
 mutate "Dockerfile: no health probe" ../Dockerfile '/COPY --from=build \/out\/grpc-health-probe/d'
+mutate "Dockerfile: no console build" ../Dockerfile '/^RUN npm run build$/d'
+mutate "Dockerfile: console not embedded" ../Dockerfile '/COPY --from=ui/d'
 mutate "compose: unpinned S3 image" $c/compose.yaml 's|chrislusf/seaweedfs:4.53|chrislusf/seaweedfs:latest|'
 mutate "k8s: gateway without a Service" $k/gateway.yaml '/^kind: Service/,$s/component: gateway/component: gateways/'
 mutate "k8s: typo in kustomization" $k/kustomization.yaml 's/^configMapGenerator:/configMapGenerators:/'

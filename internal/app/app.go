@@ -31,6 +31,7 @@ import (
 	"github.com/shoalml/shoal/internal/server"
 	"github.com/shoalml/shoal/internal/storage/blob"
 	"github.com/shoalml/shoal/internal/storage/db"
+	"github.com/shoalml/shoal/internal/webui"
 	"github.com/shoalml/shoal/services/dataset"
 	"github.com/shoalml/shoal/services/inference"
 	"github.com/shoalml/shoal/services/registry"
@@ -167,7 +168,9 @@ func (a *App) Run(ctx context.Context, lis Listeners) (err error) {
 			g.Server.Stop()
 			return err
 		}
-		api = gw
+		// The web console shares the REST API's server, so the all-in-one
+		// mode needs nothing else.
+		api = webui.Handler(webui.App(), gw)
 	}
 	httpSrv := &http.Server{
 		Handler: server.NewHTTPHandler(a.cfg.Server, server.HTTPOptions{

@@ -24,6 +24,7 @@ import (
 	"github.com/shoalml/shoal/internal/onnxrt/onnxtest"
 	"github.com/shoalml/shoal/internal/storage/db"
 	"github.com/shoalml/shoal/internal/storage/db/dbtest"
+	"github.com/shoalml/shoal/internal/webui"
 )
 
 // defaults returns the configuration with every default, on :0 ports and
@@ -289,5 +290,32 @@ func TestRESTGoesThroughGRPC(t *testing.T) {
 	code, body2 := httpGet(t, r.http+"/v1/no-such-thing")
 	if code != http.StatusNotFound {
 		t.Errorf("GET /v1/no-such-thing = %d %s; want 404", code, body2)
+	}
+}
+
+// The web console shares the HTTP server with the API: its pages answer at
+// / and at client-side routes, and the API's paths still reach the API.
+func TestConsoleBesideTheAPI(t *testing.T) {
+	r := start(t, defaults(t))
+	wantCode, wantBody := http.StatusNotFound, "make build" // a binary built without the console
+	if webui.App() != nil {
+		wantCode, wantBody = http.StatusOK, `<div id="root">`
+	}
+	for _, path := range []string{"/", "/models", "/training?job=1"} {
+		if code, body := httpGet(t, r.http+path); code != wantCode || !strings.Contains(body, wantBody) {
+			t.Errorf("GET %s = %d %q; want %d with %q", path, code, body, wantCode, wantBody)
+		}
+	}
+	resp, err := http.Post(r.http+"/predict", "text/plain", strings.NewReader("not a form"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `"message"`) {
+		t.Errorf("POST /predict (no form) = %d %s; want the API's 400 JSON error", resp.StatusCode, body)
+	}
+	if code, body := httpGet(t, r.http+"/healthz"); code != http.StatusOK || body != "ok\n" {
+		t.Errorf("GET /healthz = %d %q; want 200 ok", code, body)
 	}
 }

@@ -19,7 +19,7 @@ type Check struct {
 
 // HTTPOptions are what the HTTP handler serves besides the probes.
 type HTTPOptions struct {
-	// API serves the REST gateway (and, later, the UI); nil serves only the
+	// API serves the REST gateway and the web console; nil serves only the
 	// probes and metrics.
 	API http.Handler
 	// Gatherer is the registry /metrics exposes.

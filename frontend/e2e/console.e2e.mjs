@@ -1,0 +1,220 @@
+// End-to-end test of the web console against a real `shoal serve`, in
+// Debian's Chromium (never a downloaded browser). scripts/test-ui.sh starts
+// the server on free ports with a tiny dataset `tiny` (snapshot 1) and a
+// model `tiny` version 1 in production, then runs this with:
+//
+//   SHOAL_E2E_URL          the server's HTTP address
+//   SHOAL_E2E_PREDICT      an image to classify
+//   SHOAL_E2E_UPLOAD       an image not yet in the dataset, to upload
+//   SHOAL_E2E_SCREENSHOTS  where the pages' screenshots go
+//
+// It drives the pages as a person would: predict an image, upload to the
+// dataset and take a snapshot, train on it and watch the live chart, promote
+// the new version and see Predict answer with it.
+import { mkdtemp, mkdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const env = (name) => {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set`);
+  return v;
+};
+const base = env("SHOAL_E2E_URL");
+const predictImage = env("SHOAL_E2E_PREDICT");
+const uploadImage = env("SHOAL_E2E_UPLOAD");
+const shots = env("SHOAL_E2E_SCREENSHOTS");
+const executablePath = process.env.SHOAL_E2E_CHROMIUM ?? "/usr/bin/chromium";
+const labels = ["Bag", "Sneaker", "Trouser"];
+// Enough epochs that the job outlasts the page's subscription to its stream
+// (an epoch of the tiny dataset takes about 0.1 s), so epochs arrive live.
+const trainEpochs = 12;
+
+function check(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+
+async function step(name, fn) {
+  const start = Date.now();
+  await fn();
+  console.log(`e2e: ok  ${name} (${((Date.now() - start) / 1000).toFixed(1)} s)`);
+}
+
+await mkdir(shots, { recursive: true });
+const profile = await mkdtemp(join(tmpdir(), "shoal-e2e-chromium-"));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath,
+  headless: true,
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+    "--no-first-run", "--disable-component-update", "--disable-sync",
+  ],
+  viewport: { width: 1280, height: 900 },
+});
+context.setDefaultTimeout(30_000);
+const page = context.pages()[0] ?? (await context.newPage());
+const pageErrors = [];
+page.on("pageerror", (e) => pageErrors.push(String(e)));
+page.on("dialog", (d) => d.accept());
+
+// predict uploads the image on the Predict page and returns what it shows.
+async function predict() {
+  await page.locator("[data-testid=predict-file]").setInputFiles(predictImage);
+  await page.locator("[data-testid=prediction-version]").waitFor();
+  return {
+    label: (await page.locator("[data-testid=prediction-label]").textContent())?.trim(),
+    version: (await page.locator("[data-testid=prediction-version]").textContent())?.trim(),
+    bars: await page.locator(".bars li").count(),
+  };
+}
+
+let failed = false;
+try {
+  await step("Predict: an uploaded image gets a prediction from tiny v1", async () => {
+    await page.goto(`${base}/`);
+    await page.locator("[data-testid=predict-model] option[value=tiny]").waitFor({ state: "attached" });
+    const got = await predict();
+    check(labels.includes(got.label), `prediction label = ${got.label}; want one of ${labels}`);
+    check(/^tiny v1 /.test(got.version), `answered by "${got.version}"; want tiny v1`);
+    check(got.bars === 3, `top-k bars = ${got.bars}; want 3`);
+    await page.locator(".species").waitFor(); // a picture of the predicted class
+    await page.screenshot({ path: join(shots, "predict.png"), fullPage: true });
+  });
+
+  await step("theme: bubbles and fish move, and stop under prefers-reduced-motion", async () => {
+    const anim = () => page.evaluate(() => getComputedStyle(document.querySelector(".bubble")).animationName);
+    check((await anim()) === "rise", `bubble animation = ${await anim()}; want rise`);
+    check(await page.locator(".fish").count() > 0, "no fish");
+    await page.emulateMedia({ reducedMotion: "reduce" });
+    check((await anim()) === "none", `bubble animation under reduced motion = ${await anim()}; want none`);
+    await page.emulateMedia({ reducedMotion: "no-preference" });
+  });
+
+  await step("Datasets: counts, thumbnails, an upload with progress, a new snapshot", async () => {
+    await page.goto(`${base}/datasets?d=tiny`);
+    const counts = page.locator("[data-testid=dataset-counts]");
+    await counts.waitFor();
+    for (const l of labels) await counts.locator("th", { hasText: l }).waitFor();
+    const thumb = page.locator("[data-testid=samples] img").first();
+    await thumb.waitFor();
+    await page.waitForFunction(() => {
+      const imgs = [...document.querySelectorAll("[data-testid=samples] img")];
+      return imgs.length >= 3 && imgs.every((i) => i.complete && i.naturalWidth > 0);
+    });
+    await page.locator("[data-testid=upload-files]").setInputFiles(uploadImage);
+    await page.getByRole("textbox", { name: "label" }).fill("Bag");
+    await page.getByRole("button", { name: "Upload" }).click();
+    const result = page.locator("[data-testid=upload-result]");
+    await result.waitFor();
+    const text = await result.textContent();
+    check(/^1 added/.test(text.trim()), `upload result = ${text}; want 1 added`);
+    check((await page.getByRole("progressbar").getAttribute("aria-valuenow")) === "100", "upload progress bar not at 100%");
+    // The counts and the samples follow the upload.
+    await counts.locator("tr", { hasText: "Bag" }).locator("td", { hasText: "41" }).first().waitFor();
+    await page.locator("[data-testid=samples] h4", { hasText: "Bag (51)" }).waitFor();
+    await page.getByRole("button", { name: "Take a snapshot" }).click();
+    await page.locator("[data-testid=snapshots] td", { hasText: "v2" }).waitFor();
+    await page.screenshot({ path: join(shots, "datasets.png"), fullPage: true });
+  });
+
+  await step("errors: a refused request reads as a message, not JSON", async () => {
+    await page.goto(`${base}/training`);
+    await page.locator("[data-testid=train-dataset] option[value=tiny]").waitFor({ state: "attached" });
+    await page.locator("[data-testid=train-dataset]").selectOption("tiny");
+    await page.getByLabel("horizontal flip").check();
+    await page.locator("[data-testid=train-start]").click();
+    const alert = page.getByRole("alert");
+    await alert.waitFor();
+    const text = (await alert.textContent()).trim();
+    check(/augmentation/i.test(text) && !text.includes("{"), `error shown as: ${text}`);
+    await page.getByLabel("horizontal flip").uncheck();
+    await page.getByRole("button", { name: "dismiss" }).click();
+  });
+
+  let version = "";
+  await step("Training: a job on snapshot 2 streams its epochs live to the charts and completes", async () => {
+    await page.locator("[data-testid=train-snapshot] option[value='2']").waitFor({ state: "attached" });
+    await page.locator("[data-testid=train-snapshot]").selectOption("2");
+    await page.locator("[data-testid=train-epochs]").fill(String(trainEpochs));
+    await page.locator("[data-testid=train-start]").click();
+    await page.locator("[data-testid=live-job]").waitFor();
+    // Record every (state, epochs charted) pair the page goes through.
+    await page.evaluate(() => {
+      const seen = (window.__seen = []);
+      const record = () => {
+        const charts = document.querySelector("[data-testid=job-charts]");
+        const state = document.querySelector("[data-testid=job-state]")?.textContent;
+        if (charts) seen.push(`${state}:${charts.dataset.epochs}`);
+      };
+      record();
+      new MutationObserver(record).observe(document.body, { subtree: true, childList: true, attributes: true, characterData: true });
+    });
+    await page.locator("[data-testid=job-state]", { hasText: "succeeded" }).waitFor({ timeout: 180_000 });
+    const seen = await page.evaluate(() => window.__seen);
+    const epochs = Number(await page.locator("[data-testid=job-charts]").getAttribute("data-epochs"));
+    check(epochs === trainEpochs, `epochs charted at the end = ${epochs}; want ${trainEpochs}`);
+    const live = seen.filter((s) => {
+      const [state, n] = s.split(":");
+      return state === "running" && Number(n) >= 1 && Number(n) < trainEpochs;
+    });
+    check(live.length > 0, `never saw the chart part-way while running; saw ${[...new Set(seen)].join(" ")}`);
+    console.log(`e2e:      the chart grew live through ${new Set(live).size} of ${trainEpochs - 1} part-way states`);
+    const points = await page.locator("[data-testid=job-charts] g[data-series=validation]").first().getAttribute("data-points");
+    check(points === String(trainEpochs), `validation loss points = ${points}; want ${trainEpochs}`);
+    const registered = (await page.locator("[data-testid=job-registered]").textContent()).trim();
+    const m = /tiny v(\d+)/.exec(registered);
+    check(m, `registered: ${registered}`);
+    version = m[1];
+    check(version === "2", `registered version ${version}; want 2`);
+    await page.screenshot({ path: join(shots, "training.png"), fullPage: true });
+  });
+
+  await step(`Models: promote tiny v${version} to production`, async () => {
+    await page.locator("[data-testid=job-registered] a").click();
+    await page.locator("[data-testid=version-detail] .heatmap").waitFor();
+    const row = page.locator(`[data-testid=versions] tr[data-version='${version}']`);
+    await row.locator(`[data-testid=promote-${version}]`).click();
+    await row.locator(".tag", { hasText: "production" }).waitFor();
+    check(await page.locator("[data-testid=versions] tr[data-version='1'] .tag").count() === 0, "v1 still has an alias");
+    await page.screenshot({ path: join(shots, "models.png"), fullPage: true });
+  });
+
+  await step(`Predict: answers with tiny v${version} once Inference has swapped it in`, async () => {
+    await page.goto(`${base}/`);
+    await page.locator("[data-testid=predict-model] option[value=tiny]").waitFor({ state: "attached" });
+    const deadline = Date.now() + 30_000;
+    let got;
+    for (;;) {
+      got = await predict();
+      if (got.version.startsWith(`tiny v${version} `) || Date.now() > deadline) break;
+      // Inference loads and warms the promoted version in the background.
+      await page.waitForTimeout(250);
+    }
+    check(got.version.startsWith(`tiny v${version} `), `answered by "${got.version}"; want tiny v${version}`);
+    await page.locator(".species").waitFor();
+    await page.screenshot({ path: join(shots, "predict.png"), fullPage: true });
+  });
+
+  await step("the Kraken wakes after 20 clicks on the title", async () => {
+    const title = page.locator("[data-testid=title]");
+    for (let i = 0; i < 19; i++) await title.click();
+    check(await page.locator("[data-testid=kraken]").count() === 0, "the Kraken woke before 20 clicks");
+    await title.click();
+    await page.locator("[data-testid=kraken]").waitFor();
+    await page.waitForTimeout(900); // let it surface for the picture
+    await page.screenshot({ path: join(shots, "kraken.png") });
+  });
+
+  check(pageErrors.length === 0, `uncaught errors in the page: ${pageErrors.join("; ")}`);
+} catch (e) {
+  failed = true;
+  console.error(`e2e: FAIL ${e.stack ?? e}`);
+  if (pageErrors.length) console.error(`e2e: page errors: ${pageErrors.join("; ")}`);
+  await page.screenshot({ path: join(shots, "failure.png"), fullPage: true }).catch(() => {});
+  console.error(`e2e: the page at the failure: ${join(shots, "failure.png")}`);
+} finally {
+  await context.close();
+  await rm(profile, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);
