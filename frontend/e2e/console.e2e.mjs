@@ -122,13 +122,20 @@ try {
     await page.goto(`${base}/training`);
     await page.locator("[data-testid=train-dataset] option[value=tiny]").waitFor({ state: "attached" });
     await page.locator("[data-testid=train-dataset]").selectOption("tiny");
-    await page.getByLabel("horizontal flip").check();
+    const advanced = page.locator("[data-testid=train-advanced]");
+    check(!(await advanced.evaluate((d) => d.open)), "the advanced fields are open before asked");
+    const imageSize = page.locator("[data-testid=train-image-size]");
+    check((await imageSize.inputValue()) === "", `image size shows "${await imageSize.inputValue()}"; want it empty`);
+    check((await imageSize.getAttribute("placeholder")) === "28", `image size placeholder = ${await imageSize.getAttribute("placeholder")}; want small-cnn's default 28`);
+    // The console knows an architecture's smallest input but not its largest:
+    // the server refuses this size.
+    await imageSize.fill("1024");
     await page.locator("[data-testid=train-start]").click();
     const alert = page.getByRole("alert");
     await alert.waitFor();
     const text = (await alert.textContent()).trim();
-    check(/augmentation/i.test(text) && !text.includes("{"), `error shown as: ${text}`);
-    await page.getByLabel("horizontal flip").uncheck();
+    check(/^Invalid request: .*image_size = 1024/.test(text) && !text.includes("{"), `error shown as: ${text}`);
+    await imageSize.fill("");
     await page.getByRole("button", { name: "dismiss" }).click();
   });
 
@@ -137,6 +144,8 @@ try {
     await page.locator("[data-testid=train-snapshot] option[value='2']").waitFor({ state: "attached" });
     await page.locator("[data-testid=train-snapshot]").selectOption("2");
     await page.locator("[data-testid=train-epochs]").fill(String(trainEpochs));
+    // Shown for the screenshot; everything in it is left to the server's defaults.
+    await page.locator("[data-testid=train-advanced] summary").click();
     await page.locator("[data-testid=train-start]").click();
     await page.locator("[data-testid=live-job]").waitFor();
     // Record every (state, epochs charted) pair the page goes through.
@@ -162,6 +171,10 @@ try {
     console.log(`e2e:      the chart grew live through ${new Set(live).size} of ${trainEpochs - 1} part-way states`);
     const points = await page.locator("[data-testid=job-charts] g[data-series=validation]").first().getAttribute("data-points");
     check(points === String(trainEpochs), `validation loss points = ${points}; want ${trainEpochs}`);
+    const rates = await page.locator("[data-testid=job-charts] g[data-series='learning rate']").getAttribute("data-points");
+    check(rates === String(trainEpochs), `learning-rate points = ${rates}; want ${trainEpochs}`);
+    const spec = (await page.locator("[data-testid=job-spec]").textContent()).trim();
+    check(/tiny v2 · small-cnn · .*12 epochs · batch 64 · Adam · constant lr 0\.001/.test(spec), `job header: ${spec}`);
     const registered = (await page.locator("[data-testid=job-registered]").textContent()).trim();
     const m = /tiny v(\d+)/.exec(registered);
     check(m, `registered: ${registered}`);

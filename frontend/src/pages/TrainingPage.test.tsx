@@ -12,8 +12,26 @@ const common = [
   { path: "/v1/jobs", body: { jobs: [job] } },
   { path: "/v1/datasets", body: { datasets: [{ name: "fish" }] } },
   { path: "/v1/datasets/fish/snapshots", body: { snapshots: [{ version: "1", imageCount: "150" }] } },
-  { path: "/v1/architectures", body: { architectures: [{ name: "small-cnn", defaultImageSize: 28, minImageSize: 8 }] } },
+  {
+    path: "/v1/architectures",
+    body: {
+      architectures: [
+        { name: "small-cnn", defaultImageSize: 28, minImageSize: 8, defaultChannels: 1 },
+        { name: "resnet-small", defaultImageSize: 32, minImageSize: 16, defaultChannels: 3 },
+      ],
+    },
+  },
   { path: "/v1/jobs/j1", body: { job } },
+  { path: "/v1/models", body: { models: [{ name: "fish", latestVersion: "2" }] } },
+  {
+    path: "/v1/models/fish/versions",
+    body: {
+      versions: [
+        { model: "fish", version: "1", architecture: "small-cnn", metrics: { testAccuracy: 0.8 } },
+        { model: "fish", version: "2", architecture: "resnet-small", aliases: ["production"], inputSpec: { height: 32, width: 32, channels: 3 } },
+      ],
+    },
+  },
 ];
 
 describe("TrainingPage", () => {
@@ -68,19 +86,142 @@ describe("TrainingPage", () => {
     expect(screen.getByTestId("job-state").textContent).toBe("failed");
   });
 
-  it("starts a job with the form's spec", async () => {
+  it("starts a job with only the fields set; the others show the server's defaults", async () => {
     window.history.replaceState(null, "", "/training");
     const calls = mockFetch([...common, { method: "POST", path: "/v1/jobs", body: { job: { id: "j2" } } }]);
     render(<TrainingPage />);
     await waitFor(() => expect(screen.getAllByRole("option", { name: "v1 (150 images)" })).toHaveLength(1));
     await waitFor(() => expect(screen.getAllByRole("option", { name: "small-cnn" })).toHaveLength(1));
-    fireEvent.change(screen.getByTestId("train-snapshot"), { target: { value: "1" } });
-    fireEvent.change(screen.getByTestId("train-epochs"), { target: { value: "3" } });
+    const imageSize = screen.getByTestId("train-image-size") as HTMLInputElement;
+    expect(imageSize.value).toBe("");
+    expect(imageSize.placeholder).toBe("28");
+    expect(imageSize.min).toBe("8");
+    expect((screen.getByTestId("train-epochs") as HTMLInputElement).placeholder).toBe("10");
+    expect((screen.getByTestId("train-learning-rate") as HTMLInputElement).placeholder).toBe("0.001");
+    expect((screen.getByTestId("train-advanced") as HTMLDetailsElement).open).toBe(false);
     fireEvent.click(screen.getByTestId("train-start"));
     await waitFor(() => expect(window.location.search).toBe("?job=j2"));
     const body = JSON.parse(calls.find((c) => c.method === "POST")!.body!);
+    expect(body).toEqual({ spec: { dataset: "fish", architecture: "small-cnn" } });
+  });
+
+  it("sends every field set, with the proto's JSON names and enum strings", async () => {
+    window.history.replaceState(null, "", "/training");
+    const calls = mockFetch([...common, { method: "POST", path: "/v1/jobs", body: { job: { id: "j3" } } }]);
+    render(<TrainingPage />);
+    await waitFor(() => expect(screen.getAllByRole("option", { name: "v1 (150 images)" })).toHaveLength(1));
+    await waitFor(() => expect(screen.getAllByRole("option", { name: "fish" })).toHaveLength(2)); // dataset and base model
+    const change = (id: string, value: string) => fireEvent.change(screen.getByTestId(id), { target: { value } });
+    change("train-snapshot", "1");
+    change("train-model", "fish-v2");
+    change("train-epochs", "3");
+    change("train-batch-size", "32");
+    change("train-learning-rate", "0.01");
+    change("train-image-size", "24");
+    change("train-optimizer", "OPTIMIZER_ADAMW");
+    change("train-schedule", "LEARNING_RATE_SCHEDULE_COSINE");
+    change("train-weight-decay", "0.0001");
+    change("train-patience", "3");
+    change("train-validation-fraction", "0.25");
+    change("train-seed", "9007199254740993");
+    change("train-channels", "1");
+    fireEvent.click(screen.getByTestId("train-hflip"));
+    fireEvent.click(screen.getByTestId("train-vflip"));
+    change("train-crop", "0.6");
+    change("train-jitter", "0.2");
+    change("train-base-model", "fish");
+    await waitFor(() => expect(screen.getAllByRole("option", { name: /^v2 · resnet-small/ })).toHaveLength(1));
+    change("train-base-version", "1");
+    change("train-promotion", "PROMOTION_POLICY_IF_BETTER");
+    change("train-backend", "go");
+    expect(screen.getByText(/^Advanced/).textContent).toBe("Advanced (14 set)");
+    fireEvent.click(screen.getByTestId("train-start"));
+    await waitFor(() => expect(window.location.search).toBe("?job=j3"));
+    const body = JSON.parse(calls.find((c) => c.method === "POST")!.body!);
     expect(body).toEqual({
-      spec: { dataset: "fish", snapshotVersion: "1", architecture: "small-cnn", epochs: 3, batchSize: 64, learningRate: 0.001, promotion: "PROMOTION_POLICY_NEVER" },
+      spec: {
+        dataset: "fish", snapshotVersion: "1", model: "fish-v2", architecture: "small-cnn", epochs: 3, batchSize: 32,
+        learningRate: 0.01, imageSize: 24, channels: 1, optimizer: "OPTIMIZER_ADAMW", schedule: "LEARNING_RATE_SCHEDULE_COSINE",
+        weightDecay: 0.0001, validationFraction: 0.25, seed: "9007199254740993", earlyStoppingPatience: 3,
+        augmentation: { horizontalFlip: true, verticalFlip: true, cropMinScale: 0.6, colorJitter: 0.2 },
+        baseVersion: { model: "fish", version: "1" }, promotion: "PROMOTION_POLICY_IF_BETTER", backend: "go",
+      },
     });
+  });
+
+  it("fine-tunes from the latest version by default, with that version's architecture", async () => {
+    window.history.replaceState(null, "", "/training");
+    const calls = mockFetch([...common, { method: "POST", path: "/v1/jobs", body: { job: { id: "j4" } } }]);
+    render(<TrainingPage />);
+    await waitFor(() => expect(screen.getAllByRole("option", { name: "fish" })).toHaveLength(2));
+    await waitFor(() => expect(screen.getAllByRole("option", { name: "small-cnn" })).toHaveLength(1));
+    fireEvent.change(screen.getByTestId("train-base-model"), { target: { value: "fish" } });
+    await waitFor(() => expect((screen.getByTestId("train-base-version") as HTMLSelectElement).value).toBe("2"));
+    expect(screen.getByTestId("train-base-note").textContent).toContain("resnet-small, 32×32×3");
+    fireEvent.change(screen.getByTestId("train-base-version"), { target: { value: "2" } });
+    await waitFor(() => expect((screen.getByTestId("train-architecture") as HTMLSelectElement).value).toBe("resnet-small"));
+    expect((screen.getByTestId("train-image-size") as HTMLInputElement).placeholder).toBe("32");
+    fireEvent.click(screen.getByTestId("train-start"));
+    await waitFor(() => expect(window.location.search).toBe("?job=j4"));
+    const body = JSON.parse(calls.find((c) => c.method === "POST")!.body!);
+    expect(body).toEqual({ spec: { dataset: "fish", architecture: "resnet-small", baseVersion: { model: "fish", version: "2" } } });
+  });
+
+  it("shows a refused start as the server's message", async () => {
+    window.history.replaceState(null, "", "/training");
+    mockFetch([
+      ...common,
+      {
+        method: "POST", path: "/v1/jobs", status: 400,
+        body: { code: 3, message: 'spec.image_size = 4096: architecture "small-cnn" takes images from 8x8 to 128x128 pixels, got 4096x4096', details: [] },
+      },
+    ]);
+    render(<TrainingPage />);
+    await waitFor(() => expect(screen.getAllByRole("option", { name: "small-cnn" })).toHaveLength(1));
+    fireEvent.change(screen.getByTestId("train-image-size"), { target: { value: "4096" } });
+    fireEvent.click(screen.getByTestId("train-start"));
+    const alert = await screen.findByRole("alert");
+    expect(alert.textContent).toContain("Invalid request: spec.image_size = 4096");
+    expect(window.location.search).toBe("");
+  });
+
+  it("shows each epoch's learning rate and the jobs' optimizer and schedule", async () => {
+    const tuned = {
+      ...job, state: "JOB_STATE_SUCCEEDED",
+      spec: { ...job.spec, optimizer: "OPTIMIZER_SGD", schedule: "LEARNING_RATE_SCHEDULE_STEP", learningRate: 0.1, augmentation: { horizontalFlip: true }, baseVersion: { model: "fish", version: "1" } },
+    };
+    mockFetch([
+      { path: "/v1/jobs", body: { jobs: [tuned, { ...job, id: "j0" }] } },
+      { path: "/v1/jobs/j1", body: { job: tuned } },
+      ...common,
+      {
+        path: "/v1/jobs/j1:watch",
+        body: ndjson([
+          { sequence: "1", epoch: { epoch: 1, trainLoss: 1, valLoss: 0.9, learningRate: 0.1, duration: "0.2s" } },
+          { sequence: "2", epoch: { epoch: 2, trainLoss: 0.5, valLoss: 0.4, learningRate: 0.01, duration: "0.2s" } },
+          { sequence: "3", state: { state: "JOB_STATE_SUCCEEDED" } },
+        ]),
+      },
+    ]);
+    render(<TrainingPage />);
+    await waitFor(() => expect(screen.getByTestId("job-state").textContent).toBe("succeeded"));
+    expect(screen.getByRole("columnheader", { name: "learning rate" })).toBeTruthy();
+    expect(screen.getByRole("cell", { name: "0.01" })).toBeTruthy();
+    expect(screen.getByRole("img", { name: "learning rate" })).toBeTruthy();
+    await waitFor(() => expect(screen.getByTestId("job-spec").textContent).toContain("SGD · step lr 0.1"));
+    expect(screen.getByTestId("job-spec").textContent).toContain("fine-tuned from fish v1 · augmentation: horizontal flip");
+    const summaries = (await screen.findAllByTestId("job-spec-summary")).map((c) => c.textContent);
+    expect(summaries).toEqual(["SGD · step lr 0.1 …", "Adam · constant lr 0.001"]);
+  });
+
+  it("leaves the learning-rate column and chart out when the job does not report it", async () => {
+    mockFetch([
+      ...common,
+      { path: "/v1/jobs/j1:watch", body: ndjson([{ sequence: "1", epoch: { epoch: 1, trainLoss: 1, valLoss: 0.9, duration: "0.2s" } }]) },
+    ]);
+    render(<TrainingPage />);
+    await waitFor(() => expect(screen.getByTestId("job-charts").getAttribute("data-epochs")).toBe("1"));
+    expect(screen.queryByRole("columnheader", { name: "learning rate" })).toBeNull();
+    expect(screen.queryByRole("img", { name: "learning rate" })).toBeNull();
   });
 });

@@ -1,0 +1,42 @@
+import { describe, expect, it } from "vitest";
+import { emptyForm, jobSpec, learningRate, optimizerSummary, specExtras } from "./jobspec";
+
+describe("jobSpec", () => {
+  it.each([
+    { name: "an empty form sends the dataset alone", form: {}, want: { dataset: "fish" } },
+    {
+      name: "zeros, blanks and text that is no number are left unset",
+      form: { snapshot: "0", epochs: "0", batchSize: " ", learningRate: "abc", imageSize: "", seed: "-0", model: "  ", weightDecay: "0", cropMinScale: "0" },
+      want: { dataset: "fish" },
+    },
+    { name: "numbers are sent as numbers", form: { epochs: "7", learningRate: "3e-4", validationFraction: ".1" }, want: { dataset: "fish", epochs: 7, learningRate: 0.0003, validationFraction: 0.1 } },
+    { name: "int64 fields keep every digit, as strings", form: { snapshot: "12", seed: "-9223372036854775808" }, want: { dataset: "fish", snapshotVersion: "12", seed: "-9223372036854775808" } },
+    { name: "one augmentation sends only that one", form: { verticalFlip: true }, want: { dataset: "fish", augmentation: { verticalFlip: true } } },
+    { name: "a base model without a version is not sent", form: { baseModel: "fish" }, want: { dataset: "fish" } },
+    { name: "enums are sent by name", form: { optimizer: "OPTIMIZER_SGD", schedule: "LEARNING_RATE_SCHEDULE_STEP", promotion: "PROMOTION_POLICY_ALWAYS" }, want: { dataset: "fish", optimizer: "OPTIMIZER_SGD", schedule: "LEARNING_RATE_SCHEDULE_STEP", promotion: "PROMOTION_POLICY_ALWAYS" } },
+  ] as const)("$name", ({ form, want }) => {
+    expect(jobSpec({ ...emptyForm, ...form }, "fish")).toEqual(want);
+  });
+});
+
+describe("spec summaries", () => {
+  it.each([
+    [undefined, "–"], [0.001, "0.001"], [0.1, "0.1"], [0.0123456, "0.0123"], [0.0001, "1e-4"], [3.16e-5, "3.16e-5"], [0, "0"],
+  ])("learningRate(%s) = %s", (v, want) => {
+    expect(learningRate(v)).toBe(want);
+  });
+
+  it("reads an unset optimizer and schedule as the server does", () => {
+    expect(optimizerSummary({})).toBe("Adam · constant lr");
+    expect(optimizerSummary({ learningRate: 0.003, optimizer: "OPTIMIZER_ADAMW", schedule: "LEARNING_RATE_SCHEDULE_COSINE", weightDecay: 0.01 }))
+      .toBe("AdamW · cosine lr 0.003 · weight decay 0.01");
+  });
+
+  it("lists fine-tuning, augmentation, early stopping and seed", () => {
+    expect(specExtras({ seed: "0", augmentation: { cropMinScale: 1 } })).toEqual([]);
+    expect(specExtras({
+      baseVersion: { model: "fish", version: "3" }, augmentation: { horizontalFlip: true, cropMinScale: 0.5, colorJitter: 0.1 },
+      earlyStoppingPatience: 2, seed: "42",
+    })).toEqual(["fine-tuned from fish v3", "augmentation: horizontal flip, crop ≥ 0.5, colour jitter 0.1", "early stopping after 2", "seed 42"]);
+  });
+});

@@ -1,0 +1,132 @@
+import type { S } from "./client";
+import { num } from "./client";
+
+// TrainForm is the Training form's state. Numbers are kept as the inputs'
+// text: an empty field (or 0) is left out of the request so the server's
+// default applies.
+export type TrainForm = {
+  snapshot: string;
+  model: string;
+  epochs: string;
+  batchSize: string;
+  learningRate: string;
+  imageSize: string;
+  channels: string;
+  optimizer: S<"v1Optimizer"> | "";
+  schedule: S<"v1LearningRateSchedule"> | "";
+  weightDecay: string;
+  validationFraction: string;
+  seed: string;
+  earlyStoppingPatience: string;
+  horizontalFlip: boolean;
+  verticalFlip: boolean;
+  cropMinScale: string;
+  colorJitter: string;
+  baseModel: string;
+  baseVersion: string;
+  backend: string;
+  promotion: S<"v1PromotionPolicy"> | "";
+};
+
+export const emptyForm: TrainForm = {
+  snapshot: "0", model: "", epochs: "", batchSize: "", learningRate: "", imageSize: "", channels: "",
+  optimizer: "", schedule: "", weightDecay: "", validationFraction: "", seed: "", earlyStoppingPatience: "",
+  horizontalFlip: false, verticalFlip: false, cropMinScale: "", colorJitter: "",
+  baseModel: "", baseVersion: "", backend: "", promotion: "",
+};
+
+// The server's defaults for what the form leaves empty (services/trainer),
+// shown as placeholders.
+export const specDefaults = { epochs: 10, batchSize: 64, learningRate: 0.001, validationFraction: 0.2 };
+
+// set reads a numeric field: undefined when empty, zero or not a number.
+function set(text: string): number | undefined {
+  const v = Number(text.trim());
+  return text.trim() === "" || !Number.isFinite(v) || v === 0 ? undefined : v;
+}
+
+// int64 fields travel as decimal strings, kept as typed so large seeds
+// keep every digit.
+function set64(text: string): string | undefined {
+  const t = text.trim();
+  return /^-?\d+$/.test(t) && !/^-?0+$/.test(t) ? t : undefined;
+}
+
+// jobSpec is the StartTraining spec for the form: only the fields set, with
+// the proto's JSON names and enum strings.
+export function jobSpec(f: TrainForm, dataset: string, architecture?: string): S<"v1JobSpec"> {
+  const spec: S<"v1JobSpec"> = {
+    dataset,
+    snapshotVersion: set64(f.snapshot),
+    model: f.model.trim() || undefined,
+    architecture: architecture || undefined,
+    epochs: set(f.epochs),
+    batchSize: set(f.batchSize),
+    learningRate: set(f.learningRate),
+    imageSize: set(f.imageSize),
+    channels: set(f.channels),
+    optimizer: f.optimizer || undefined,
+    schedule: f.schedule || undefined,
+    weightDecay: set(f.weightDecay),
+    validationFraction: set(f.validationFraction),
+    seed: set64(f.seed),
+    earlyStoppingPatience: set(f.earlyStoppingPatience),
+    backend: f.backend || undefined,
+    promotion: f.promotion || undefined,
+  };
+  const augmentation: S<"v1Augmentation"> = {
+    horizontalFlip: f.horizontalFlip || undefined,
+    verticalFlip: f.verticalFlip || undefined,
+    cropMinScale: set(f.cropMinScale),
+    colorJitter: set(f.colorJitter),
+  };
+  if (Object.values(augmentation).some((v) => v !== undefined)) spec.augmentation = augmentation;
+  if (f.baseModel && set64(f.baseVersion)) spec.baseVersion = { model: f.baseModel, version: set64(f.baseVersion) };
+  return dropUnset(spec);
+}
+
+function dropUnset<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
+// learningRate prints a rate compactly: 0.001, 3.16e-5.
+export function learningRate(v: number | undefined): string {
+  if (v === undefined || !Number.isFinite(v)) return "–";
+  return v >= 0.001 || v === 0 ? String(Number(v.toPrecision(3))) : v.toExponential(2).replace(/\.?0+e/, "e");
+}
+
+const optimizerNames: Record<string, string> = {
+  OPTIMIZER_UNSPECIFIED: "Adam", OPTIMIZER_ADAM: "Adam", OPTIMIZER_ADAMW: "AdamW", OPTIMIZER_SGD: "SGD",
+};
+const scheduleNames: Record<string, string> = {
+  LEARNING_RATE_SCHEDULE_UNSPECIFIED: "constant", LEARNING_RATE_SCHEDULE_CONSTANT: "constant",
+  LEARNING_RATE_SCHEDULE_COSINE: "cosine", LEARNING_RATE_SCHEDULE_STEP: "step",
+};
+
+// optimizerSummary names a spec's optimizer and schedule as the server reads
+// them (unset is Adam with a constant rate): "AdamW · cosine lr 0.003".
+export function optimizerSummary(spec: S<"v1JobSpec">): string {
+  const opt = optimizerNames[spec.optimizer ?? "OPTIMIZER_UNSPECIFIED"] ?? spec.optimizer;
+  const sched = scheduleNames[spec.schedule ?? "LEARNING_RATE_SCHEDULE_UNSPECIFIED"] ?? spec.schedule;
+  const lr = spec.learningRate ? ` ${learningRate(spec.learningRate)}` : "";
+  const wd = spec.weightDecay ? ` · weight decay ${spec.weightDecay}` : "";
+  return `${opt} · ${sched} lr${lr}${wd}`;
+}
+
+// specExtras lists what a spec sets beyond the basics: fine-tuning,
+// augmentation, early stopping, seed.
+export function specExtras(spec: S<"v1JobSpec">): string[] {
+  const out: string[] = [];
+  if (spec.baseVersion?.model) out.push(`fine-tuned from ${spec.baseVersion.model} v${num(spec.baseVersion.version)}`);
+  const a = spec.augmentation;
+  const aug = [
+    a?.horizontalFlip && "horizontal flip",
+    a?.verticalFlip && "vertical flip",
+    a?.cropMinScale && a.cropMinScale < 1 && `crop ≥ ${a.cropMinScale}`,
+    a?.colorJitter && `colour jitter ${a.colorJitter}`,
+  ].filter(Boolean);
+  if (aug.length) out.push(`augmentation: ${aug.join(", ")}`);
+  if (spec.earlyStoppingPatience) out.push(`early stopping after ${spec.earlyStoppingPatience}`);
+  if (num(spec.seed) !== 0) out.push(`seed ${spec.seed}`);
+  return out;
+}

@@ -1,0 +1,204 @@
+import { useState } from "react";
+import { api, num, ok } from "../api/client";
+import { emptyForm, jobSpec, specDefaults } from "../api/jobspec";
+import type { TrainForm } from "../api/jobspec";
+import { ErrorBanner } from "../components/ErrorBanner";
+import { useLoad } from "../hooks";
+import { pct } from "../format";
+
+// StartTrainingForm starts a job: the basics in view, every other JobSpec
+// field under "Advanced". Empty fields are left out of the request so the
+// server's defaults apply; the placeholders show those defaults.
+export function StartTrainingForm({ onStarted }: { onStarted: (id: string) => void }) {
+  const datasets = useLoad(async () => (await ok(api.GET("/v1/datasets", { params: { query: { pageSize: 100 } } }))).datasets ?? [], []);
+  const archs = useLoad(async () => (await ok(api.GET("/v1/architectures"))).architectures ?? [], []);
+  const models = useLoad(async () => (await ok(api.GET("/v1/models", { params: { query: { pageSize: 100 } } }))).models ?? [], []);
+  const [dataset, setDataset] = useState("");
+  const [architecture, setArchitecture] = useState("");
+  const [f, setForm] = useState<TrainForm>(emptyForm);
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  const set = <K extends keyof TrainForm>(k: K, v: TrainForm[K]) => setForm((prev) => ({ ...prev, [k]: v }));
+  // text binds an input or select to a text field of the form.
+  const text = (k: TextField) => ({
+    value: f[k],
+    onChange: (e: React.ChangeEvent<HTMLInputElement | HTMLSelectElement>) => setForm((prev) => ({ ...prev, [k]: e.target.value })),
+  });
+
+  const ds = dataset || datasets.data?.[0]?.name || "";
+  const snaps = useLoad(async () => ds ? (await ok(api.GET("/v1/datasets/{dataset}/snapshots", { params: { path: { dataset: ds } } }))).snapshots ?? [] : [], [ds]);
+  const arch = archs.data?.find((a) => a.name === architecture) ?? archs.data?.[0];
+  const baseVersions = useLoad(async () => f.baseModel
+    ? ((await ok(api.GET("/v1/models/{model}/versions", { params: { path: { model: f.baseModel }, query: { pageSize: 100 } } }))).versions ?? [])
+      .sort((a, b) => num(b.version) - num(a.version))
+    : [], [f.baseModel]);
+  const base = f.baseModel ? baseVersions.data?.find((v) => v.version === f.baseVersion) ?? baseVersions.data?.[0] : undefined;
+  const form: TrainForm = { ...f, baseVersion: base?.version ?? "" };
+  const spec = jobSpec(form, ds, arch?.name);
+  // How many advanced fields are set, each augmentation counted apart.
+  const advancedSet = Object.keys(spec).filter((k) => !basicFields.includes(k) && k !== "augmentation").length +
+    Object.keys(spec.augmentation ?? {}).length;
+
+  const pickBase = (version: string) => {
+    set("baseVersion", version);
+    const v = baseVersions.data?.find((x) => x.version === version);
+    // Fine-tuning keeps the base version's network.
+    if (v?.architecture && archs.data?.some((a) => a.name === v.architecture)) setArchitecture(v.architecture);
+  };
+  const start = async (e: React.FormEvent) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      const r = await ok(api.POST("/v1/jobs", { body: { spec } }));
+      if (r.job?.id) onStarted(r.job.id);
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <form className="card" onSubmit={start}>
+      <h2>Train a model</h2>
+      <ErrorBanner error={datasets.error ?? archs.error} />
+      <div className="grid-form">
+        <label>Dataset
+          <select value={ds} onChange={(e) => { setDataset(e.target.value); set("snapshot", "0"); }} data-testid="train-dataset">
+            {(datasets.data ?? []).map((d) => <option key={d.name} value={d.name}>{d.name}</option>)}
+          </select>
+        </label>
+        <label>Snapshot
+          <select {...text("snapshot")} data-testid="train-snapshot">
+            <option value="0">new snapshot</option>
+            {(snaps.data ?? []).map((s) => <option key={s.version} value={s.version}>v{s.version} ({num(s.imageCount)} images)</option>)}
+          </select>
+        </label>
+        <label>Model name
+          <input {...text("model")} placeholder={ds || "model"} data-testid="train-model" />
+        </label>
+        <label>Architecture
+          <select value={arch?.name ?? ""} onChange={(e) => setArchitecture(e.target.value)} data-testid="train-architecture">
+            {(archs.data ?? []).map((a) => <option key={a.name} value={a.name}>{a.name}{num(a.parameters) > 0 ? ` (${num(a.parameters).toLocaleString()} parameters)` : ""}</option>)}
+          </select>
+        </label>
+        <label>Epochs<input type="number" min={1} step={1} {...text("epochs")} placeholder={String(specDefaults.epochs)} data-testid="train-epochs" /></label>
+        <label>Batch size<input type="number" min={1} step={1} {...text("batchSize")} placeholder={String(specDefaults.batchSize)} data-testid="train-batch-size" /></label>
+        <label>Learning rate<input type="number" min={0} step="any" {...text("learningRate")} placeholder={String(specDefaults.learningRate)} data-testid="train-learning-rate" /></label>
+        <label>Image size
+          <input type="number" min={arch?.minImageSize || 1} step={1} {...text("imageSize")} placeholder={arch?.defaultImageSize ? String(arch.defaultImageSize) : "per architecture"} data-testid="train-image-size" />
+          {arch?.minImageSize ? <small className="muted">pixels a side, at least {arch.minImageSize}</small> : null}
+        </label>
+      </div>
+      {arch?.description && <p className="muted">{arch.description}</p>}
+      <details className="advanced" data-testid="train-advanced">
+        <summary>Advanced{advancedSet > 0 ? ` (${advancedSet} set)` : ""}</summary>
+        <fieldset className="grid-form">
+          <legend>Optimisation</legend>
+          <label>Optimizer
+            <select {...text("optimizer")} data-testid="train-optimizer">
+              <option value="">default (Adam)</option>
+              <option value="OPTIMIZER_ADAM">Adam</option>
+              <option value="OPTIMIZER_ADAMW">AdamW (decoupled weight decay)</option>
+              <option value="OPTIMIZER_SGD">SGD with momentum</option>
+            </select>
+          </label>
+          <label>Learning-rate schedule
+            <select {...text("schedule")} data-testid="train-schedule">
+              <option value="">default (constant)</option>
+              <option value="LEARNING_RATE_SCHEDULE_CONSTANT">constant</option>
+              <option value="LEARNING_RATE_SCHEDULE_COSINE">cosine decay to zero</option>
+              <option value="LEARNING_RATE_SCHEDULE_STEP">step (×0.1 at 50% and 75%)</option>
+            </select>
+          </label>
+          <label>Weight decay<input type="number" min={0} step="any" {...text("weightDecay")} placeholder="0 (none)" data-testid="train-weight-decay" /></label>
+          <label>Early-stopping patience
+            <input type="number" min={0} step={1} {...text("earlyStoppingPatience")} placeholder="off" data-testid="train-patience" />
+            <small className="muted">epochs without a better validation accuracy</small>
+          </label>
+        </fieldset>
+        <fieldset className="grid-form">
+          <legend>Data</legend>
+          <label>Validation fraction
+            <input type="number" min={0} max={0.5} step="any" {...text("validationFraction")} placeholder={String(specDefaults.validationFraction)} data-testid="train-validation-fraction" />
+            <small className="muted">of the train split, when the snapshot has no validation split</small>
+          </label>
+          <label>Seed<input type="number" step={1} {...text("seed")} placeholder="0" data-testid="train-seed" /></label>
+          <label>Channels
+            <select {...text("channels")} data-testid="train-channels">
+              <option value="">default{arch?.defaultChannels ? ` (${channelNames[arch.defaultChannels] ?? arch.defaultChannels})` : ""}</option>
+              <option value="1">1 (grayscale)</option>
+              <option value="3">3 (RGB)</option>
+            </select>
+          </label>
+        </fieldset>
+        <fieldset className="grid-form">
+          <legend>Augmentation</legend>
+          <label className="check"><input type="checkbox" checked={f.horizontalFlip} onChange={(e) => set("horizontalFlip", e.target.checked)} data-testid="train-hflip" /> horizontal flip</label>
+          <label className="check"><input type="checkbox" checked={f.verticalFlip} onChange={(e) => set("verticalFlip", e.target.checked)} data-testid="train-vflip" /> vertical flip</label>
+          <label>Random crop, min scale
+            <input type="number" min={0} max={1} step="any" {...text("cropMinScale")} placeholder="off" data-testid="train-crop" />
+            <small className="muted">smallest area fraction kept, in (0, 1]</small>
+          </label>
+          <label>Colour jitter
+            <input type="number" min={0} step="any" {...text("colorJitter")} placeholder="off" data-testid="train-jitter" />
+            <small className="muted">largest relative change of brightness, contrast, saturation</small>
+          </label>
+        </fieldset>
+        <fieldset className="grid-form">
+          <legend>Fine-tune from</legend>
+          <label>Model
+            <select value={f.baseModel} onChange={(e) => setForm((prev) => ({ ...prev, baseModel: e.target.value, baseVersion: "" }))} data-testid="train-base-model">
+              <option value="">none (train from scratch)</option>
+              {(models.data ?? []).map((m) => <option key={m.name} value={m.name}>{m.name}</option>)}
+            </select>
+          </label>
+          <label>Version
+            <select value={base?.version ?? ""} onChange={(e) => pickBase(e.target.value)} disabled={!f.baseModel} data-testid="train-base-version">
+              {!f.baseModel && <option value="">–</option>}
+              {(f.baseModel ? baseVersions.data ?? [] : []).map((v) => (
+                <option key={v.version} value={v.version}>
+                  v{v.version} · {v.architecture}{v.metrics?.testAccuracy ? ` · ${pct(v.metrics.testAccuracy)}` : ""}{v.aliases?.length ? ` (${v.aliases.join(", ")})` : ""}
+                </option>
+              ))}
+            </select>
+          </label>
+          {base && (
+            <p className="muted wide" data-testid="train-base-note">
+              Starts from {base.model} v{base.version}'s weights: the architecture ({base.architecture}
+              {base.inputSpec?.height ? `, ${base.inputSpec.height}×${base.inputSpec.width}×${base.inputSpec.channels}` : ""}) must match.
+              {base.architecture && arch?.name !== base.architecture ? ` The architecture above is ${arch?.name}.` : ""}
+            </p>
+          )}
+          <ErrorBanner error={models.error ?? baseVersions.error} />
+        </fieldset>
+        <fieldset className="grid-form">
+          <legend>When done</legend>
+          <label>Promotion
+            <select {...text("promotion")} data-testid="train-promotion">
+              <option value="">never (default)</option>
+              <option value="PROMOTION_POLICY_IF_BETTER">if better than production</option>
+              <option value="PROMOTION_POLICY_ALWAYS">always</option>
+            </select>
+          </label>
+          <label>Compute backend
+            <select {...text("backend")} data-testid="train-backend">
+              <option value="">the server's default</option>
+              <option value="onnx">onnx</option>
+              <option value="go">go (pure Go)</option>
+            </select>
+          </label>
+        </fieldset>
+      </details>
+      <button type="submit" disabled={busy || !ds} data-testid="train-start">Start training</button>
+      <ErrorBanner error={error} onDismiss={() => setError(null)} />
+    </form>
+  );
+}
+
+type TextField = { [K in keyof TrainForm]: TrainForm[K] extends string ? K : never }[keyof TrainForm];
+
+// The spec fields in view above "Advanced".
+const basicFields = ["dataset", "snapshotVersion", "model", "architecture", "epochs", "batchSize", "learningRate", "imageSize"];
+
+const channelNames: Record<number, string> = { 1: "1, grayscale", 3: "3, RGB" };
