@@ -58,6 +58,35 @@ describe("PredictPage", () => {
     expect(JSON.parse(calls.find((c) => c.method === "POST")!.body!)).toMatchObject({ version: "1" });
   });
 
+  it("names each version by architecture, test accuracy and aliases, newest first", async () => {
+    mockFetch([
+      {
+        path: "/v1/models/fish/versions",
+        body: {
+          versions: [
+            { model: "fish", version: "1", architecture: "small-cnn" },
+            { model: "fish", version: "2", architecture: "resnet-small", metrics: { testAccuracy: 0.912 }, aliases: ["production"] },
+          ],
+        },
+      },
+      ...models,
+    ]);
+    render(<PredictPage />);
+    await waitFor(() => expect(screen.getAllByRole("option", { name: /^v1/ })).toHaveLength(1));
+    const names = [...(screen.getByTestId("predict-version") as HTMLSelectElement).options].map((o) => o.textContent);
+    expect(names).toEqual(["production (v2)", "v2 · resnet-small · 91.2% test (production)", "v1 · small-cnn"]);
+  });
+
+  it("keeps the chosen image's name and a way to change it under the preview", async () => {
+    mockFetch([...models, { method: "POST", path: "/v1/models/fish:predict", body: { model: "fish", version: "2", results: [{ labels: [{ label: "Mullet", probability: 0.6 }] }] } }]);
+    render(<PredictPage />);
+    await waitFor(() => expect((screen.getByTestId("predict-model") as HTMLSelectElement).value).toBe("fish"));
+    expect(screen.getByTestId("dropzone").textContent).toBe("Drop an image here, click to choose one, or paste it.");
+    drop(new File([new Uint8Array([1])], "mullet.png", { type: "image/png" }));
+    await screen.findByTestId("prediction-label");
+    expect(screen.getByTestId("dropzone").textContent).toBe("mullet.png · drop, click or paste to ask about another image");
+  });
+
   it("shows a refused image as a readable message", async () => {
     mockFetch([
       ...models,

@@ -5,7 +5,7 @@ import { base64 } from "../api/upload";
 import { ErrorBanner } from "../components/ErrorBanner";
 import { Bars } from "../components/Bars";
 import { useLoad } from "../hooks";
-import { seconds } from "../format";
+import { pct, seconds } from "../format";
 
 type Answer = { response: S<"v1PredictResponse">; roundTripMs: number; picture?: string };
 
@@ -53,8 +53,9 @@ export function PredictPage() {
   const versions = useLoad(async () => {
     if (!current?.name) return [];
     const r = await ok(api.GET("/v1/models/{model}/versions", { params: { path: { model: current.name }, query: { pageSize: 100 } } }));
-    return r.versions ?? [];
+    return (r.versions ?? []).sort((a, b) => num(b.version) - num(a.version));
   }, [current?.name]);
+  const production = current?.aliases?.production;
 
   const predict = useCallback(async (f: File, modelName: string, ver: string) => {
     setBusy(true);
@@ -131,8 +132,8 @@ export function PredictPage() {
             </label>
             <label>Version{" "}
               <select value={version} onChange={(e) => setVersion(e.target.value)} data-testid="predict-version">
-                <option value="">production</option>
-                {(versions.data ?? []).map((v) => <option key={v.version} value={v.version}>v{v.version}</option>)}
+                <option value="">production{production ? ` (v${production})` : ""}</option>
+                {(versions.data ?? []).map((v) => <option key={v.version} value={v.version}>{versionLabel(v)}</option>)}
               </select>
             </label>
           </div>
@@ -147,7 +148,12 @@ export function PredictPage() {
           onKeyDown={(e) => { if (e.key === "Enter" || e.key === " ") input.current?.click(); }}
           data-testid="dropzone"
         >
-          {preview ? <img src={preview} alt="your image" className="preview" /> : (
+          {preview ? (
+            <div>
+              <img src={preview} alt="your image" className="preview" />
+              <p className="muted hint">{file?.name} · drop, click or paste to ask about another image</p>
+            </div>
+          ) : (
             <p>Drop an image here, click to choose one, or paste it.</p>
           )}
           <input ref={input} type="file" accept="image/*" hidden data-testid="predict-file"
@@ -174,4 +180,12 @@ export function PredictPage() {
       )}
     </section>
   );
+}
+
+// versionLabel names a version in the picker: "v3 · small-cnn · 91.2% test (production)".
+function versionLabel(v: S<"v1Version">): string {
+  const parts = [`v${v.version}`];
+  if (v.architecture) parts.push(v.architecture);
+  if (v.metrics?.testAccuracy) parts.push(`${pct(v.metrics.testAccuracy)} test`);
+  return parts.join(" · ") + (v.aliases?.length ? ` (${v.aliases.join(", ")})` : "");
 }

@@ -149,7 +149,7 @@ export function StartTrainingForm({ onStarted }: { onStarted: (id: string) => vo
           <legend>Fine-tune from</legend>
           <label>Model
             <select value={f.baseModel} onChange={(e) => setForm((prev) => ({ ...prev, baseModel: e.target.value, baseVersion: "" }))} data-testid="train-base-model">
-              <option value="">none (train from scratch)</option>
+              <option value="">none (from scratch)</option>
               {(models.data ?? []).map((m) => <option key={m.name} value={m.name}>{m.name}</option>)}
             </select>
           </label>

@@ -33,7 +33,7 @@ export function TrainingPage() {
                   <td><a href={`/training?job=${j.id}`} onClick={(e) => { e.preventDefault(); navigate(`/training?job=${j.id}`); }}>{j.id?.slice(0, 8)}</a></td>
                   <td>{j.spec?.dataset} v{num(j.spec?.snapshotVersion)}</td>
                   <td>{j.spec?.architecture}</td>
-                  <td data-testid="job-spec-summary" title={j.spec ? specExtras(j.spec).join("; ") : undefined}>
+                  <td className="nowrap" data-testid="job-spec-summary" title={j.spec ? specExtras(j.spec).join("; ") : undefined}>
                     {j.spec ? optimizerSummary(j.spec) : "–"}{j.spec && specExtras(j.spec).length > 0 ? " …" : ""}
                   </td>
                   <td><span className={`state ${j.state}`}>{enumLabel(j.state, "JOB_STATE_")}</span></td>
