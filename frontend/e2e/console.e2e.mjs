@@ -137,6 +137,19 @@ try {
     check(/^Invalid request: .*image_size = 1024/.test(text) && !text.includes("{"), `error shown as: ${text}`);
     await imageSize.fill("");
     await page.getByRole("button", { name: "dismiss" }).click();
+    // What the browser refuses itself, in the collapsed advanced fields, opens them.
+    const summary = advanced.locator("summary");
+    const fraction = page.locator("[data-testid=train-validation-fraction]");
+    await summary.click();
+    await fraction.fill("0.9");
+    await summary.click();
+    check(!(await advanced.evaluate((d) => d.open)), "the advanced fields did not close");
+    await page.locator("[data-testid=train-start]").click();
+    await page.waitForFunction(() => document.querySelector("[data-testid=train-advanced]").open);
+    check(await fraction.evaluate((i) => i === document.activeElement && !i.validity.valid), "the invalid validation fraction is not focused");
+    check((await page.locator("[data-testid=live-job]").count()) === 0, "a job started with an invalid form");
+    await fraction.fill("");
+    await summary.click();
   });
 
   let version = "";

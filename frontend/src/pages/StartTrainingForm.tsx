@@ -1,4 +1,4 @@
-import { useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { api, num, ok } from "../api/client";
 import { emptyForm, jobSpec, specDefaults } from "../api/jobspec";
 import type { TrainForm } from "../api/jobspec";
@@ -18,6 +18,21 @@ export function StartTrainingForm({ onStarted }: { onStarted: (id: string) => vo
   const [f, setForm] = useState<TrainForm>(emptyForm);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
+  const formRef = useRef<HTMLFormElement>(null);
+
+  // The browser cannot point at an invalid field inside a closed <details>
+  // and would refuse to submit without a word: open it first. (invalid does
+  // not bubble, hence the capturing listener.)
+  useEffect(() => {
+    const el = formRef.current;
+    if (!el) return;
+    const open = (e: Event) => {
+      const details = (e.target as Element).closest("details");
+      if (details) details.open = true;
+    };
+    el.addEventListener("invalid", open, true);
+    return () => el.removeEventListener("invalid", open, true);
+  }, []);
   const set = <K extends keyof TrainForm>(k: K, v: TrainForm[K]) => setForm((prev) => ({ ...prev, [k]: v }));
   // text binds an input or select to a text field of the form.
   const text = (k: TextField) => ({
@@ -59,7 +74,7 @@ export function StartTrainingForm({ onStarted }: { onStarted: (id: string) => vo
     }
   };
   return (
-    <form className="card" onSubmit={start}>
+    <form className="card" onSubmit={start} ref={formRef}>
       <h2>Train a model</h2>
       <ErrorBanner error={datasets.error ?? archs.error} />
       <div className="grid-form">

@@ -149,6 +149,19 @@ describe("TrainingPage", () => {
     });
   });
 
+  it("opens the advanced fields when one of them is invalid", async () => {
+    window.history.replaceState(null, "", "/training");
+    mockFetch(common);
+    render(<TrainingPage />);
+    await waitFor(() => expect(screen.getAllByRole("option", { name: "small-cnn" })).toHaveLength(1));
+    const advanced = screen.getByTestId("train-advanced") as HTMLDetailsElement;
+    const fraction = screen.getByTestId("train-validation-fraction") as HTMLInputElement;
+    fireEvent.change(fraction, { target: { value: "0.9" } });
+    expect(advanced.open).toBe(false);
+    expect(fraction.checkValidity()).toBe(false); // fires invalid, as the browser does on submit
+    expect(advanced.open).toBe(true);
+  });
+
   it("fine-tunes from the latest version by default, with that version's architecture", async () => {
     window.history.replaceState(null, "", "/training");
     const calls = mockFetch([...common, { method: "POST", path: "/v1/jobs", body: { job: { id: "j4" } } }]);
