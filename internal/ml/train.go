@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"math"
 	"math/rand/v2"
 	"time"
 
@@ -13,7 +14,6 @@ import (
 	"github.com/gomlx/gomlx/ml/train"
 	"github.com/gomlx/gomlx/ml/train/loss"
 	"github.com/gomlx/gomlx/ml/train/metric"
-	"github.com/gomlx/gomlx/ml/train/optimizer"
 )
 
 // Config is a training run's hyper-parameters and hooks.
@@ -22,8 +22,23 @@ type Config struct {
 	NumClasses   int
 	Epochs       int
 	BatchSize    int
-	LearningRate float64 // Adam.
-	Seed         int64
+	// LearningRate is the initial rate; Schedule changes it per epoch.
+	LearningRate float64
+	Optimizer    Optimizer // "" means OptimizerAdam.
+	Schedule     Schedule  // "" means ScheduleConstant.
+	// WeightDecay is the decay coefficient (see the optimizers); 0 is none.
+	WeightDecay float64
+	// Augment transforms the training images of every batch.
+	Augment Augmentation
+	// EarlyStoppingPatience, if positive, stops the run after that many
+	// epochs without a better validation accuracy.
+	EarlyStoppingPatience int
+	// Base, if set, is the weights the run starts from (fine-tuning); same
+	// architecture and input shape. NewHead leaves the classification
+	// layer freshly initialised, as it must be when the labels differ.
+	Base    *Weights
+	NewHead bool
+	Seed    int64
 	// Backend is a GoMLX backend config; "" means $GOMLX_BACKEND or DefaultBackend.
 	Backend string
 	// BatchNormImages, if positive, is how many training images re-estimate
@@ -61,6 +76,7 @@ type EpochMetrics struct {
 	Epoch               int
 	TrainLoss, TrainAcc float64
 	ValLoss, ValAcc     float64
+	LearningRate        float64 // the rate this epoch trained at.
 	ImagesPerSecond     float64
 	Duration            time.Duration
 	Best                bool // this epoch's weights are the best so far.
@@ -71,6 +87,9 @@ type Result struct {
 	Model     *Model
 	Epochs    []EpochMetrics
 	BestEpoch int
+	// StoppedEarly is set when early stopping ended the run before its
+	// last epoch.
+	StoppedEarly bool
 }
 
 func (c *Config) validate() error {
@@ -85,8 +104,18 @@ func (c *Config) validate() error {
 		return fmt.Errorf("learning rate must be positive, got %g", c.LearningRate)
 	case c.BatchNormImages < 0:
 		return fmt.Errorf("batch-norm images must not be negative, got %d", c.BatchNormImages)
+	case !(c.WeightDecay >= 0) || math.IsInf(c.WeightDecay, 0):
+		return fmt.Errorf("weight decay must be a non-negative number, got %g", c.WeightDecay)
+	case c.EarlyStoppingPatience < 0:
+		return fmt.Errorf("early-stopping patience must not be negative, got %d", c.EarlyStoppingPatience)
 	}
-	return nil
+	if err := checkOptimizer(c.Optimizer); err != nil {
+		return err
+	}
+	if err := checkSchedule(c.Schedule); err != nil {
+		return err
+	}
+	return c.Augment.Validate()
 }
 
 // Train trains a new model on trainData, validating on valData (optional)
@@ -127,6 +156,12 @@ func Train(ctx context.Context, cfg Config, trainData, valData *Data) (*Result, 
 		return nil, err
 	}
 	m.ownsBackend = true
+	if cfg.Base != nil {
+		if err := cfg.Base.install(m, cfg.NewHead); err != nil {
+			m.Close()
+			return nil, fmt.Errorf("fine-tuning: %w", err)
+		}
+	}
 	res, err := fit(ctx, cfg, m, trainData, valData)
 	if err != nil {
 		m.Close()
@@ -137,8 +172,7 @@ func Train(ctx context.Context, cfg Config, trainData, valData *Data) (*Result, 
 
 func fit(ctx context.Context, cfg Config, m *Model, trainData, valData *Data) (*Result, error) {
 	start := time.Now()
-	opt := optimizer.Adam().LearningRate(cfg.LearningRate).Done()
-	trainer := train.NewTrainer(m.backend, m.store, m.logitsGraph, loss.SparseCategoricalCrossEntropyLogits, opt,
+	trainer := train.NewTrainer(m.backend, m.store, m.logitsGraph, loss.SparseCategoricalCrossEntropyLogits, newOptimizer(cfg),
 		[]metric.Interface{metric.NewSparseCategoricalAccuracy("Accuracy", "acc")}, nil)
 	bnImages := cfg.BatchNormImages
 
@@ -165,8 +199,22 @@ func fit(ctx context.Context, cfg Config, m *Model, trainData, valData *Data) (*
 			res.Epochs, res.BestEpoch = st.Epochs, st.BestEpoch
 		}
 	}
+	var scratch []float32
+	if cfg.Augment.Active() {
+		scratch = make([]float32, trainData.Shape.Size())
+	}
 	for epoch := firstEpoch; epoch <= cfg.Epochs; epoch++ {
+		// Checked before the epoch, so that a run resumed after the
+		// deciding epoch stops too.
+		if p := cfg.EarlyStoppingPatience; p > 0 && res.BestEpoch > 0 && epoch-1-res.BestEpoch >= p {
+			res.StoppedEarly = true
+			break
+		}
 		epochStart := time.Now()
+		rate := LearningRateAt(cfg.Schedule, cfg.LearningRate, epoch, cfg.Epochs)
+		if err := setLearningRate(m.store, rate); err != nil {
+			return nil, err
+		}
 		for i := range order {
 			order[i] = i
 		}
@@ -181,7 +229,13 @@ func fit(ctx context.Context, cfg Config, m *Model, trainData, valData *Data) (*
 			if err := ctx.Err(); err != nil {
 				return nil, fmt.Errorf("training stopped in epoch %d step %d: %w", epoch, step, err)
 			}
-			batch := makeBatch(trainData, order[(step-1)*cfg.BatchSize:step*cfg.BatchSize])
+			var augment func([]float32)
+			if scratch != nil {
+				augment = func(images []float32) {
+					cfg.Augment.apply(images, trainData.Shape, augmentRNG(cfg.Seed, epoch, step), scratch)
+				}
+			}
+			batch := makeBatch(trainData, order[(step-1)*cfg.BatchSize:step*cfg.BatchSize], augment)
 			var metrics []*tensors.Tensor
 			err := catch(func() error {
 				var err error
@@ -213,7 +267,7 @@ func fit(ctx context.Context, cfg Config, m *Model, trainData, valData *Data) (*
 			}
 		}
 		em := EpochMetrics{
-			Epoch: epoch, TrainLoss: lossSum / float64(steps), TrainAcc: acc,
+			Epoch: epoch, TrainLoss: lossSum / float64(steps), TrainAcc: acc, LearningRate: rate,
 		}
 		if steps > 1 {
 			em.ImagesPerSecond = float64((steps-1)*cfg.BatchSize) / time.Since(steadyStart).Seconds()
@@ -279,14 +333,18 @@ func saveState(cfg Config, m *Model, res *Result, epoch int, bestScore float64, 
 }
 
 // makeBatch copies the indexed images into a [B,C,H,W] tensor and labels
-// into [B,1] (the shape GoMLX's sparse cross-entropy wants).
-func makeBatch(d *Data, indices []int) train.Batch {
+// into [B,1] (the shape GoMLX's sparse cross-entropy wants); augment, if
+// set, transforms the copied images first.
+func makeBatch(d *Data, indices []int, augment func([]float32)) train.Batch {
 	size := d.Shape.Size()
 	images := make([]float32, len(indices)*size)
 	labels := make([]int32, len(indices))
 	for i, idx := range indices {
 		copy(images[i*size:], d.Image(idx))
 		labels[i] = d.Labels[idx]
+	}
+	if augment != nil {
+		augment(images)
 	}
 	return train.Batch{
 		Inputs: []*tensors.Tensor{tensors.FromFlatDataAndDimensions(images, len(indices), d.Shape.Channels, d.Shape.Height, d.Shape.Width)},
@@ -320,7 +378,7 @@ func (ds *indexDataset) Name() string { return "batchnorm-averages" }
 func (ds *indexDataset) Iter() iter.Seq2[train.Batch, error] {
 	return func(yield func(train.Batch, error) bool) {
 		for start := 0; start+ds.batch <= len(ds.indices); start += ds.batch {
-			if !yield(makeBatch(ds.d, ds.indices[start:start+ds.batch]), nil) {
+			if !yield(makeBatch(ds.d, ds.indices[start:start+ds.batch], nil), nil) {
 				return
 			}
 		}
@@ -377,4 +435,19 @@ func (s snapshot) restore(m *Model) error {
 	}
 	m.dropCompiled()
 	return nil
+}
+
+// Defaults are the settings a run takes when its caller has no opinion:
+// what reaches the Trainer's Fashion-MNIST target (see the README's
+// Benchmarks) and trains the small demo sets well.
+func Defaults() Config {
+	return Config{
+		Architecture: DefaultArchitecture,
+		Epochs:       12,
+		BatchSize:    64,
+		LearningRate: 1e-3,
+		Optimizer:    OptimizerAdam,
+		Schedule:     ScheduleCosine,
+		Augment:      Augmentation{HorizontalFlip: true},
+	}
 }

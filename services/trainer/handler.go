@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
 	"github.com/shoalml/shoal/internal/ml"
 )
@@ -46,8 +47,20 @@ func (h *handler) job(ctx context.Context, id string) (*trainerpb.Job, error) {
 // StartTraining validates the spec, pins the snapshot and queues the job.
 func (h *handler) StartTraining(ctx context.Context, req *trainerpb.StartTrainingRequest) (*trainerpb.StartTrainingResponse, error) {
 	spec := req.GetSpec()
+	var base *registrypb.Version
+	if spec.GetBaseVersion() != nil && spec.GetDataset() != "" {
+		var err error
+		if base, err = h.svc.resolveBase(ctx, spec); err != nil {
+			return nil, err
+		}
+	}
 	if err := normalizeSpec(spec); err != nil {
 		return nil, err
+	}
+	if base != nil {
+		if err := checkBase(spec, base); err != nil {
+			return nil, err
+		}
 	}
 	if err := h.svc.resolveSnapshot(ctx, spec); err != nil {
 		return nil, err
