@@ -8,9 +8,9 @@ import (
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
-	"github.com/gomlx/compute/shapes"
 	_ "github.com/gomlx/compute/gobackend" // registers the pure-Go backend ("go").
-	. "github.com/gomlx/gomlx/core/graph"  //nolint:revive // graph-building code reads like maths with the dot import.
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph-building code reads like maths with the dot import.
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 )
