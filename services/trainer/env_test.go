@@ -143,7 +143,8 @@ func (f *fakeDataset) ReadSnapshot(req *datasetpb.ReadSnapshotRequest, stream gr
 }
 
 // synthetic returns a dataset of 28x28 gray PNGs whose labels are easy to
-// learn: the bright band is on the left, right or top.
+// learn: the bright band is on the left, at the bottom or at the top, so
+// that they stay learnable under the default horizontal flips.
 func synthetic(labels []string, trainPer, testPer int) []fakeImage {
 	var out []fakeImage
 	for li, l := range labels {
@@ -158,7 +159,7 @@ func synthetic(labels []string, trainPer, testPer int) []fakeImage {
 							v = 230
 						}
 					case 1:
-						if x >= 18 {
+						if y >= 18 {
 							v = 230
 						}
 					case 2:
@@ -284,6 +285,7 @@ type env struct {
 	client   trainerpb.TrainerServiceClient
 	dataset  *fakeDataset
 	registry *fakeRegistry
+	blobs    blob.Store
 	gdb      *gorm.DB
 	workDir  string
 	addr     string // the trainer's TCP address, for the CLI
@@ -299,13 +301,14 @@ type envOptions struct {
 	workDir string
 	dataset *fakeDataset
 	reg     *fakeRegistry
+	blobs   blob.Store // shared with another env (fine-tuning across datasets)
 }
 
 func newEnv(t *testing.T, dbCfg db.Config, o envOptions) *env {
 	t.Helper()
 	e := &env{dataset: o.dataset, registry: o.reg, gdb: o.gdb, workDir: o.workDir}
 	if e.dataset == nil {
-		e.dataset = &fakeDataset{name: "shapes", images: synthetic([]string{"left", "right", "top"}, 16, 4)}
+		e.dataset = &fakeDataset{name: "shapes", images: synthetic([]string{"left", "bottom", "top"}, 16, 4)}
 	}
 	if e.registry == nil {
 		e.registry = &fakeRegistry{}
@@ -326,10 +329,14 @@ func newEnv(t *testing.T, dbCfg db.Config, o envOptions) *env {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	blobs, err := blob.NewLocal(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
+	blobs := o.blobs
+	if blobs == nil {
+		var err error
+		if blobs, err = blob.NewLocal(t.TempDir()); err != nil {
+			t.Fatal(err)
+		}
 	}
+	e.blobs = blobs
 	svc, err := trainer.New(cfg, trainer.Deps{
 		Log: dbtest.Logger(t), DB: e.gdb, Blobs: blobs,
 		Datasets: datasetpb.NewDatasetServiceClient(e.dsConn), Registry: registrypb.NewRegistryServiceClient(e.regConn),

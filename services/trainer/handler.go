@@ -228,14 +228,19 @@ func (h *handler) WatchJob(req *trainerpb.WatchJobRequest, stream grpc.ServerStr
 	}
 }
 
-// ListArchitectures describes the networks internal/ml can build.
+// ListArchitectures describes the networks internal/ml can build, with
+// their trainable parameters for 10 classes at the default input.
 func (h *handler) ListArchitectures(ctx context.Context, _ *trainerpb.ListArchitecturesRequest) (*trainerpb.ListArchitecturesResponse, error) {
+	counts, err := h.svc.parameterCounts()
+	if err != nil {
+		return nil, err
+	}
 	resp := &trainerpb.ListArchitecturesResponse{}
 	for _, a := range ml.Architectures() {
 		size, ch := archDefaults(a.Name)
 		resp.Architectures = append(resp.Architectures, &trainerpb.Architecture{
 			Name: a.Name, Description: a.Description, DefaultImageSize: int32(size),
-			MinImageSize: int32(a.MinSize), DefaultChannels: int32(ch),
+			MinImageSize: int32(a.MinSize), DefaultChannels: int32(ch), Parameters: counts[a.Name],
 		})
 	}
 	return resp, nil
