@@ -3,6 +3,7 @@ package ml
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -40,20 +41,31 @@ func envInt(name string, def int) int {
 }
 
 // BenchmarkTrainThroughput measures steady-state training images/s of
-// $SHOAL_BENCH_ARCH (default small-cnn) on 28x28 Fashion-MNIST at batch
-// $SHOAL_BENCH_BATCH (64). Each b.N iteration is one training step; the
-// first (compiling) step runs before the timer starts.
+// $SHOAL_BENCH_ARCH (default small-cnn) at batch $SHOAL_BENCH_BATCH (64)
+// on 28x28 Fashion-MNIST, or on random images of $SHOAL_BENCH_SHAPE
+// (CxHxW, e.g. 3x224x224: speed does not depend on the pixels). Each b.N
+// iteration is one training step; the first (compiling) step runs before
+// the timer starts.
 func BenchmarkTrainThroughput(b *testing.B) {
-	trainData, _ := fashionMNIST(b)
 	batch := envInt("SHOAL_BENCH_BATCH", 64)
 	arch := os.Getenv("SHOAL_BENCH_ARCH")
 	// One epoch over exactly b.N+1 batches: the first step compiles.
 	steps := b.N + 1
-	idx := make([]int, steps*batch)
-	for i := range idx {
-		idx[i] = i % trainData.Len()
+	var sub *Data
+	if v := os.Getenv("SHOAL_BENCH_SHAPE"); v != "" {
+		var s InputShape
+		if _, err := fmt.Sscanf(v, "%dx%dx%d", &s.Channels, &s.Height, &s.Width); err != nil {
+			b.Fatalf("SHOAL_BENCH_SHAPE=%q: want CxHxW", v)
+		}
+		sub = randomImages(steps*batch, s, 10)
+	} else {
+		trainData, _ := fashionMNIST(b)
+		idx := make([]int, steps*batch)
+		for i := range idx {
+			idx[i] = i % trainData.Len()
+		}
+		sub = trainData.Subset(idx)
 	}
-	sub := trainData.Subset(idx)
 	var started time.Time
 	var cpuStart time.Duration
 	cfg := Config{
@@ -195,6 +207,41 @@ func checkExport(b *testing.B, m *Model, testData *Data) {
 	if !d.Acceptable(1e-4) {
 		b.Errorf("exported model does not reproduce GoMLX: %+v", d)
 	}
+}
+
+// randomImages makes n images of uniform noise with labels 0..k-1.
+func randomImages(n int, s InputShape, k int) *Data {
+	rng := rand.New(rand.NewPCG(1, 2))
+	d := &Data{Shape: s, Images: make([]float32, n*s.Size()), Labels: make([]int32, n)}
+	for i := range d.Images {
+		d.Images[i] = rng.Float32()
+	}
+	for i := range d.Labels {
+		d.Labels[i] = int32(i % k)
+	}
+	return d
+}
+
+// BenchmarkAugment measures host-side augmentation with every transform on
+// (flips, crop 0.5, jitter 0.2) per image of $SHOAL_BENCH_SHAPE (1x28x28).
+func BenchmarkAugment(b *testing.B) {
+	s := InputShape{1, 28, 28}
+	if v := os.Getenv("SHOAL_BENCH_SHAPE"); v != "" {
+		if _, err := fmt.Sscanf(v, "%dx%dx%d", &s.Channels, &s.Height, &s.Width); err != nil {
+			b.Fatalf("SHOAL_BENCH_SHAPE=%q: want CxHxW", v)
+		}
+	}
+	const batch = 64
+	d := randomImages(batch, s, 10)
+	a := Augmentation{HorizontalFlip: true, VerticalFlip: true, CropMinScale: 0.5, ColorJitter: 0.2}
+	scratch := make([]float32, s.Size())
+	images := make([]float32, len(d.Images))
+	b.ResetTimer()
+	for i := range b.N {
+		copy(images, d.Images)
+		a.apply(images, s, augmentRNG(1, 1, i), scratch)
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "images/s")
 }
 
 // cpuTime is the process's user+system CPU time so far.

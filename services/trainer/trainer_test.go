@@ -11,6 +11,7 @@ import (
 	datasetpb "github.com/shoalml/shoal/gen/shoal/dataset/v1"
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
+	"github.com/shoalml/shoal/internal/ml"
 	"github.com/shoalml/shoal/internal/onnxrt/onnxtest"
 	"github.com/shoalml/shoal/internal/storage/db"
 	"github.com/shoalml/shoal/internal/storage/db/dbtest"
@@ -70,7 +71,7 @@ func TestQueuedJobsListGetAndCancel(t *testing.T) {
 		e := newEnv(t, cfg, envOptions{noRun: true})
 		j := e.start(t, &trainerpb.JobSpec{Dataset: "shapes"})
 		if j.GetState() != trainerpb.JobState_JOB_STATE_QUEUED || j.GetSpec().GetSnapshotVersion() != 1 ||
-			j.GetSpec().GetArchitecture() != "small-cnn" || j.GetSpec().GetImageSize() != 28 || j.GetSpec().GetEpochs() != 10 {
+			j.GetSpec().GetArchitecture() != "small-cnn" || j.GetSpec().GetImageSize() != 28 || int(j.GetSpec().GetEpochs()) != ml.Defaults().Epochs {
 			t.Errorf("StartTraining() = %v; want a queued job with defaults and snapshot 1", j)
 		}
 		var ids []string
