@@ -111,7 +111,11 @@ func setLearningRate(store *model.Store, rate float64) error {
 func newOptimizer(cfg Config) optimizer.Interface {
 	switch cfg.Optimizer {
 	case OptimizerAdamW:
-		return optimizer.Adam().LearningRate(cfg.LearningRate).WeightDecay(cfg.WeightDecay).Done()
+		adam := optimizer.Adam().LearningRate(cfg.LearningRate).Done()
+		if cfg.WeightDecay == 0 {
+			return adam
+		}
+		return &decoupledDecay{inner: adam.(gradientOptimizer), decay: cfg.WeightDecay}
 	case OptimizerSGD:
 		return &sgdMomentum{rate: cfg.LearningRate, momentum: SGDMomentum, decay: cfg.WeightDecay}
 	}
@@ -166,6 +170,38 @@ func (o *l2Decay) UpdateGraph(scope *model.Scope, g *Graph, loss *Node) {
 }
 
 func (o *l2Decay) Clear(scope *model.Scope) error { return o.inner.Clear(scope) }
+
+// decoupledDecay is AdamW's weight decay: after the inner optimizer's
+// step, every weight matrix also shrinks by rate × decay × its value before
+// the step. GoMLX's own (AdamConfig.WeightDecay) decays every variable,
+// biases and batch-norm parameters included.
+type decoupledDecay struct {
+	inner gradientOptimizer
+	decay float64
+}
+
+func (o *decoupledDecay) UpdateGraph(scope *model.Scope, g *Graph, loss *Node) {
+	grads := scope.BuildTrainableVariablesGradientsGraph(loss)
+	vars := trainedVariables(scope, g)
+	before := make([]*Node, len(vars))
+	for i, v := range vars {
+		before[i] = v.NodeValue(g)
+	}
+	o.inner.UpdateGraphWithGradients(scope, grads, loss.DType())
+	rate := optimizer.LearningRateVar(scope, loss.DType(), 0).NodeValue(g)
+	for i, v := range vars {
+		if !decays(v) {
+			continue
+		}
+		r := rate
+		if r.DType() != before[i].DType() {
+			r = ConvertDType(r, before[i].DType())
+		}
+		v.SetNodeValue(Sub(v.NodeValue(g), Mul(r, MulScalar(before[i], o.decay))))
+	}
+}
+
+func (o *decoupledDecay) Clear(scope *model.Scope) error { return o.inner.Clear(scope) }
 
 // sgdMomentum is SGD with momentum and L2 weight decay; GoMLX v0.28.8's
 // SGD has neither.

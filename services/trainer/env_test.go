@@ -39,7 +39,7 @@ import (
 // serve runs registrations on a gRPC server with the production
 // interceptors, over bufconn and TCP (for the CLI), and returns a client
 // connection and the TCP address.
-func serve(t *testing.T, register func(grpc.ServiceRegistrar)) (*grpc.ClientConn, string) {
+func serve(t testing.TB, register func(grpc.ServiceRegistrar)) (*grpc.ClientConn, string) {
 	t.Helper()
 	ic := server.NewInterceptors(dbtest.Logger(t), prometheus.NewRegistry())
 	s := grpc.NewServer(grpc.ChainUnaryInterceptor(ic.Unary()), grpc.ChainStreamInterceptor(ic.Stream()))
@@ -304,7 +304,7 @@ type envOptions struct {
 	blobs   blob.Store // shared with another env (fine-tuning across datasets)
 }
 
-func newEnv(t *testing.T, dbCfg db.Config, o envOptions) *env {
+func newEnv(t testing.TB, dbCfg db.Config, o envOptions) *env {
 	t.Helper()
 	e := &env{dataset: o.dataset, registry: o.reg, gdb: o.gdb, workDir: o.workDir}
 	if e.dataset == nil {
@@ -367,7 +367,7 @@ func newEnv(t *testing.T, dbCfg db.Config, o envOptions) *env {
 	return e
 }
 
-func (e *env) start(t *testing.T, spec *trainerpb.JobSpec) *trainerpb.Job {
+func (e *env) start(t testing.TB, spec *trainerpb.JobSpec) *trainerpb.Job {
 	t.Helper()
 	resp, err := e.client.StartTraining(t.Context(), &trainerpb.StartTrainingRequest{Spec: spec})
 	if err != nil {
@@ -377,7 +377,7 @@ func (e *env) start(t *testing.T, spec *trainerpb.JobSpec) *trainerpb.Job {
 }
 
 // watch collects a job's events from after until the stream ends.
-func (e *env) watch(t *testing.T, id string, after int64) ([]*trainerpb.WatchJobResponse, error) {
+func (e *env) watch(t testing.TB, id string, after int64) ([]*trainerpb.WatchJobResponse, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
@@ -405,7 +405,7 @@ func wantCode(t *testing.T, what string, err error, want codes.Code) {
 	}
 }
 
-func needsTraining(t *testing.T) {
+func needsTraining(t testing.TB) {
 	t.Helper()
 	if raceBuild {
 		t.Skip("GoMLX training aborts under -race (checkptr in gomlx/compute); run without -race")

@@ -119,6 +119,10 @@ func (s *Service) execute(ctx context.Context, id string, spec *trainerpb.JobSpe
 	}
 	ref, err := s.register(ctx, id, spec, data.labels, metrics, res, backendName, onnxModel)
 	if err != nil {
+		// No version names the job: its weights can never be a base.
+		if derr := s.deps.Blobs.Delete(context.WithoutCancel(ctx), weightsKey(id)); derr != nil {
+			s.deps.Log.Warn("deleting the weights of a job that did not register", "job", id, "err", derr)
+		}
 		return nil, err
 	}
 	s.emit(ctx, id, &trainerpb.WatchJobResponse{Event: &trainerpb.WatchJobResponse_Registered{Registered: ref}})

@@ -17,7 +17,7 @@ import (
 )
 
 // runJob starts a job, follows it to its end and returns its events.
-func runJob(t *testing.T, e *env, spec *trainerpb.JobSpec) (*trainerpb.Job, []*trainerpb.WatchJobResponse) {
+func runJob(t testing.TB, e *env, spec *trainerpb.JobSpec) (*trainerpb.Job, []*trainerpb.WatchJobResponse) {
 	t.Helper()
 	j := e.start(t, spec)
 	evs, err := e.watch(t, j.GetId(), 0)
@@ -44,7 +44,7 @@ func logs(evs []*trainerpb.WatchJobResponse) string {
 	return b.String()
 }
 
-func (e *env) version(t *testing.T, ref *registrypb.VersionRef) *registrypb.Version {
+func (e *env) version(t testing.TB, ref *registrypb.VersionRef) *registrypb.Version {
 	t.Helper()
 	e.registry.mu.Lock()
 	defer e.registry.mu.Unlock()
