@@ -35,6 +35,9 @@ func BenchmarkDemoJob(b *testing.B) {
 		}
 		rel, _ := filepath.Rel(dir, path)
 		parts := strings.Split(rel, string(filepath.Separator))
+		if len(parts) != 3 { // split/Label/file; NOTICE.md is not an image
+			return nil
+		}
 		content, err := os.ReadFile(path)
 		if err != nil {
 			return err

@@ -138,6 +138,7 @@ func TestListArchitectures(t *testing.T) {
 	for _, a := range resp.GetArchitectures() {
 		params[a.GetName()] = a.GetParameters()
 	}
+	t.Logf("trainable parameters: %v", params)
 	// small-cnn by hand: conv 3x3x1x16, batch norm 2x16, conv 3x3x16x32,
 	// batch norm 2x32, dense 7*7*32x128 + 128, head 128x10 + 10.
 	if got, want := params["small-cnn"], int64(9*16+2*16+9*16*32+2*32+7*7*32*128+128+128*10+10); got != want {
