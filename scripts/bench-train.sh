@@ -3,27 +3,35 @@
 # dataset-fashion-mnist), reported with the machine they ran on:
 #
 #   1. throughput: steady-state training images/s (and images per CPU-second,
-#      which survives other load on a shared machine) per backend and build:
-#      pure-Go backend with and without GOEXPERIMENT=simd, and the ONNX
-#      Runtime backend when scripts/setup-onnxruntime.sh has installed it;
-#   2. accuracy: all 60,000 training images for SHOAL_BENCH_EPOCHS epochs,
-#      test accuracy and wall time per epoch, then ONNX export checked
-#      against ONNX Runtime on the 10,000 test images.
+#      which survives other load on a shared machine) per architecture at
+#      its usual input (small-cnn 28x28 gray Fashion-MNIST; resnet-small
+#      64x64 RGB and resnet18 224x224 RGB on random pixels, a few steps) and
+#      per backend and build: pure-Go backend with and without
+#      GOEXPERIMENT=simd, and the ONNX Runtime backend when
+#      scripts/setup-onnxruntime.sh has installed it; then the cost of
+#      host-side augmentation per image;
+#   2. accuracy: the Trainer's default settings (internal/ml Defaults) on
+#      all 60,000 training images, test accuracy, wall and CPU time per
+#      epoch, then ONNX export checked against ONNX Runtime on the 10,000
+#      test images.
 #
 #   make bench-train                       (or scripts/bench-train.sh)
-#   SHOAL_BENCH_ARCH=resnet-small SHOAL_BENCH_STEPS=20 scripts/bench-train.sh throughput
-#   SHOAL_BENCH_EPOCHS=8 SHOAL_BENCH_BACKEND=go scripts/bench-train.sh accuracy
+#   SHOAL_BENCH_ARCHS=small-cnn scripts/bench-train.sh throughput
+#   SHOAL_BENCH_BACKEND=go scripts/bench-train.sh accuracy
+#   SHOAL_BENCH_EPOCHS=8 SHOAL_BENCH_SCHEDULE=constant SHOAL_BENCH_AUGMENT=none scripts/bench-train.sh accuracy
 #
-# Env: SHOAL_BENCH_ARCH (small-cnn), SHOAL_BENCH_BATCH (64), SHOAL_BENCH_STEPS
-# (throughput steps, 100), SHOAL_BENCH_EPOCHS (accuracy epochs, 8),
+# Env: SHOAL_BENCH_ARCHS (throughput architectures, all three),
 # SHOAL_BENCH_BACKEND (accuracy backend: go | onnx; default onnx when ONNX
-# Runtime is installed), SHOAL_FASHION_MNIST (IDX directory).
+# Runtime is installed), SHOAL_FASHION_MNIST (IDX directory); the accuracy
+# run's settings default to the Trainer's and can be overridden with
+# SHOAL_BENCH_ARCH, _EPOCHS, _BATCH, _LR, _OPTIMIZER (adam, adamw, sgd),
+# _SCHEDULE (constant, cosine, step), _WEIGHT_DECAY and _AUGMENT ("none"
+# or e.g. "hflip,crop=0.8,jitter=0.1").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 what=${1:-all}
-steps=${SHOAL_BENCH_STEPS:-100}
-export SHOAL_BENCH_EPOCHS=${SHOAL_BENCH_EPOCHS:-8}
+archs=${SHOAL_BENCH_ARCHS:-small-cnn resnet-small resnet18}
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
 
@@ -35,29 +43,47 @@ ort=""
 if ort=$(scripts/setup-onnxruntime.sh 2>/dev/null); then :; else ort=""; fi
 
 echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# go: $(go version | cut -d' ' -f3-), arch ${SHOAL_BENCH_ARCH:-small-cnn}, batch ${SHOAL_BENCH_BATCH:-64}"
+echo "# go: $(go version | cut -d' ' -f3-)"
 
 # Test binaries are built once per GOEXPERIMENT; -p 1 keeps the build from
 # starving other work on a small machine.
 go test -p 1 -c -o "$bin/ml" ./internal/ml
 GOEXPERIMENT=simd go test -p 1 -c -o "$bin/ml.simd" ./internal/ml
 
-throughput() { # label, binary, backend
+throughput() { # label, binary, backend, arch, shape, batch, steps
 	local out
-	out=$(GOMLX_NO_AUTO_INSTALL=1 GOMLX_BACKEND=$3 "$2" -test.run '^$' -test.bench '^BenchmarkTrainThroughput$' \
-		-test.benchtime "${steps}x" 2>&1 | grep -E '^BenchmarkTrainThroughput|images/s|FAIL|panic' || true)
-	printf '%-34s %s\n' "$1" "$(echo "$out" | grep -oE '[0-9.]+ images/(cpu-)?s' | paste -sd' ')"
+	out=$(GOMLX_NO_AUTO_INSTALL=1 GOMLX_BACKEND=$3 SHOAL_BENCH_ARCH=$4 SHOAL_BENCH_SHAPE=$5 SHOAL_BENCH_BATCH=$6 \
+		"$2" -test.run '^$' -test.bench '^BenchmarkTrainThroughput$' -test.benchtime "${7}x" -test.timeout 0 2>&1 |
+		grep -E '^BenchmarkTrainThroughput|images/s|FAIL|panic' || true)
+	printf '%-14s %-10s batch %-3s %-32s %s (load %s)\n' "$4" "${5:-1x28x28}" "$6" "$1" \
+		"$(echo "$out" | grep -oE '[0-9.]+ images/(cpu-)?s' | paste -sd' ')" "$(cut -d' ' -f1 /proc/loadavg)"
 }
 
 if [ "$what" = all ] || [ "$what" = throughput ]; then
-	echo "## throughput ($steps steps, after the compiling step)"
-	throughput "go backend, GOEXPERIMENT=simd" "$bin/ml.simd" "go:parallelism=-1"
-	throughput "go backend, no simd" "$bin/ml" "go:parallelism=-1"
-	if [ -n "$ort" ]; then
-		throughput "onnx backend (ONNX Runtime 1.30)" "$bin/ml.simd" "onnx:$ort"
-	else
-		echo "onnx backend: skipped (run scripts/setup-onnxruntime.sh)"
-	fi
+	echo "## training throughput (after the compiling step)"
+	for arch in $archs; do
+		# shape, batch, steps: each architecture at its usual input.
+		case $arch in
+		small-cnn) set -- "" 64 100 ;;
+		resnet-small) set -- 3x64x64 64 10 ;;
+		resnet18) set -- 3x224x224 16 3 ;;
+		*) set -- "" 64 20 ;;
+		esac
+		throughput "go backend, GOEXPERIMENT=simd" "$bin/ml.simd" "go:parallelism=-1" "$arch" "$@"
+		if [ "$arch" = small-cnn ]; then
+			throughput "go backend, no simd" "$bin/ml" "go:parallelism=-1" "$arch" "$@"
+		fi
+		if [ -n "$ort" ]; then
+			throughput "onnx backend (ONNX Runtime 1.30)" "$bin/ml.simd" "onnx:$ort" "$arch" "$@"
+		else
+			echo "$arch onnx backend: skipped (run scripts/setup-onnxruntime.sh)"
+		fi
+	done
+	echo "## augmentation on the host (flips, crop 0.5, jitter 0.2; one core)"
+	for shape in 1x28x28 3x64x64 3x224x224; do
+		printf '%-10s %s\n' "$shape" "$(SHOAL_BENCH_SHAPE=$shape "$bin/ml.simd" -test.run '^$' -test.bench '^BenchmarkAugment$' -test.benchtime 1s 2>&1 |
+			grep -oE '[0-9.]+ images/s')"
+	done
 fi
 
 if [ "$what" = all ] || [ "$what" = accuracy ]; then
@@ -68,8 +94,8 @@ if [ "$what" = all ] || [ "$what" = accuracy ]; then
 	go) cfg="go:parallelism=-1" ;;
 	*) echo "bench-train: SHOAL_BENCH_BACKEND must be go or onnx" >&2; exit 2 ;;
 	esac
-	echo "## accuracy: $SHOAL_BENCH_EPOCHS epochs on 60,000 images, backend $backend"
+	echo "## accuracy: default settings on 60,000 images, backend $backend"
 	ONNXRUNTIME_SHARED_LIBRARY_PATH=$ort GOMLX_NO_AUTO_INSTALL=1 GOMLX_BACKEND=$cfg \
 		"$bin/ml.simd" -test.run '^$' -test.bench '^BenchmarkFashionMNIST$' -test.benchtime 1x -test.v -test.timeout 0 2>&1 |
-		grep -E 'epoch [0-9]+:|onnx|test-acc|FAIL|panic' | sed 's/^ *//'
+		grep -E 'config:|epoch [0-9]+:|onnx|test-acc|FAIL|panic' | sed 's/^ *//'
 fi

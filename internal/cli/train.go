@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
 )
 
@@ -29,9 +31,11 @@ Flags:
 // trainFlags are `shoal train`'s settings.
 type trainFlags struct {
 	dataset, model, arch, promote, backend string
+	optimizer, schedule, augment, base     string
 	snapshot, seed                         int64
 	epochs, batch, size, channels          int
-	lr, valFraction                        float64
+	patience                               int
+	lr, valFraction, weightDecay           float64
 	follow                                 bool
 }
 
@@ -41,9 +45,15 @@ func registerTrainFlags(fs *flag.FlagSet) *trainFlags {
 	fs.Int64Var(&f.snapshot, "snapshot", 0, "snapshot version; 0 takes a new snapshot")
 	fs.StringVar(&f.model, "model", "", "model to register the result under; default the dataset's name")
 	fs.StringVar(&f.arch, "architecture", "", "network (small-cnn, small-cnn-wide, resnet-small, resnet18); default small-cnn")
-	fs.IntVar(&f.epochs, "epochs", 0, "passes over the training data; default 10")
+	fs.IntVar(&f.epochs, "epochs", 0, "passes over the training data; default 12")
 	fs.IntVar(&f.batch, "batch-size", 0, "images per step; default 64")
-	fs.Float64Var(&f.lr, "learning-rate", 0, "Adam learning rate; default 0.001")
+	fs.Float64Var(&f.lr, "learning-rate", 0, "initial learning rate; default 0.001")
+	fs.StringVar(&f.optimizer, "optimizer", "", "adam, adamw or sgd (momentum 0.9); default adam")
+	fs.StringVar(&f.schedule, "schedule", "", "learning-rate schedule: constant, cosine or step; default cosine")
+	fs.Float64Var(&f.weightDecay, "weight-decay", 0, "weight decay of the weight matrices; default 0")
+	fs.StringVar(&f.augment, "augment", "", `augmentation: "none" or a comma-separated list of hflip, vflip, crop=S, jitter=J; default hflip`)
+	fs.IntVar(&f.patience, "early-stopping-patience", 0, "stop after this many epochs without a better validation accuracy; default 0 (off)")
+	fs.StringVar(&f.base, "base", "", "fine-tune from a registered version, as MODEL:VERSION")
 	fs.IntVar(&f.size, "image-size", 0, "input height and width; default per architecture")
 	fs.IntVar(&f.channels, "channels", 0, "input channels, 1 or 3; default per architecture")
 	fs.Float64Var(&f.valFraction, "validation-fraction", 0, "share of the train split held out for validation; default 0.2")
@@ -66,11 +76,74 @@ func (f *trainFlags) spec() (*trainerpb.JobSpec, error) {
 	if !ok {
 		return nil, fmt.Errorf("--promote=%q: want never, if-better or always", f.promote)
 	}
-	return &trainerpb.JobSpec{
+	spec := &trainerpb.JobSpec{
 		Dataset: f.dataset, SnapshotVersion: f.snapshot, Model: f.model, Architecture: f.arch,
 		ImageSize: int32(f.size), Channels: int32(f.channels), Epochs: int32(f.epochs), BatchSize: int32(f.batch),
 		LearningRate: f.lr, ValidationFraction: f.valFraction, Seed: f.seed, Backend: f.backend, Promotion: p,
-	}, nil
+		WeightDecay: f.weightDecay, EarlyStoppingPatience: int32(f.patience),
+	}
+	optimizers := map[string]trainerpb.Optimizer{
+		"": trainerpb.Optimizer_OPTIMIZER_UNSPECIFIED, "adam": trainerpb.Optimizer_OPTIMIZER_ADAM,
+		"adamw": trainerpb.Optimizer_OPTIMIZER_ADAMW, "sgd": trainerpb.Optimizer_OPTIMIZER_SGD,
+	}
+	if spec.Optimizer, ok = optimizers[f.optimizer]; !ok {
+		return nil, fmt.Errorf("--optimizer=%q: want adam, adamw or sgd", f.optimizer)
+	}
+	schedules := map[string]trainerpb.LearningRateSchedule{
+		"": trainerpb.LearningRateSchedule_LEARNING_RATE_SCHEDULE_UNSPECIFIED, "constant": trainerpb.LearningRateSchedule_LEARNING_RATE_SCHEDULE_CONSTANT,
+		"cosine": trainerpb.LearningRateSchedule_LEARNING_RATE_SCHEDULE_COSINE, "step": trainerpb.LearningRateSchedule_LEARNING_RATE_SCHEDULE_STEP,
+	}
+	if spec.Schedule, ok = schedules[f.schedule]; !ok {
+		return nil, fmt.Errorf("--schedule=%q: want constant, cosine or step", f.schedule)
+	}
+	if f.augment != "" {
+		a, err := parseAugment(f.augment)
+		if err != nil {
+			return nil, fmt.Errorf("--augment=%q: %w", f.augment, err)
+		}
+		spec.Augmentation = a
+	}
+	if f.base != "" {
+		model, version, found := strings.Cut(f.base, ":")
+		n, err := strconv.ParseInt(version, 10, 64)
+		if !found || model == "" || err != nil || n <= 0 {
+			return nil, fmt.Errorf("--base=%q: want MODEL:VERSION, e.g. fashion:3", f.base)
+		}
+		spec.BaseVersion = &registrypb.VersionRef{Model: model, Version: n}
+	}
+	return spec, nil
+}
+
+// parseAugment reads "none" or a comma-separated list of hflip, vflip,
+// crop=S and jitter=J; the trainer checks the ranges.
+func parseAugment(s string) (*trainerpb.Augmentation, error) {
+	a := &trainerpb.Augmentation{}
+	if s == "none" {
+		return a, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		name, value, _ := strings.Cut(strings.TrimSpace(part), "=")
+		var err error
+		var v float64
+		switch name {
+		case "hflip":
+			a.HorizontalFlip = true
+		case "vflip":
+			a.VerticalFlip = true
+		case "crop":
+			v, err = strconv.ParseFloat(value, 32)
+			a.CropMinScale = float32(v)
+		case "jitter":
+			v, err = strconv.ParseFloat(value, 32)
+			a.ColorJitter = float32(v)
+		default:
+			err = fmt.Errorf("unknown transform %q (want hflip, vflip, crop=S, jitter=J or none)", name)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
 }
 
 // Train runs `shoal train ...`.
@@ -187,14 +260,14 @@ func (p *jobPrinter) event(ev *trainerpb.WatchJobResponse) (bool, error) {
 		e := ev.GetEpoch()
 		// Fixed widths, since rows arrive one at a time.
 		if !p.headerDone {
-			fmt.Fprintf(p.out, "%5s  %10s  %9s  %9s  %8s  %7s  %8s  %s\n", "epoch", "train loss", "train acc", "val loss", "val acc", "img/s", "time", "best")
+			fmt.Fprintf(p.out, "%5s  %8s  %10s  %9s  %9s  %8s  %7s  %8s  %s\n", "epoch", "rate", "train loss", "train acc", "val loss", "val acc", "img/s", "time", "best")
 			p.headerDone = true
 		}
 		best := ""
 		if e.GetBest() {
 			best = "*"
 		}
-		fmt.Fprintf(p.out, "%5d  %10.4f  %9.4f  %9.4f  %8.4f  %7.0f  %8s  %s\n", e.GetEpoch(), e.GetTrainLoss(), e.GetTrainAccuracy(),
+		fmt.Fprintf(p.out, "%5d  %8.2g  %10.4f  %9.4f  %9.4f  %8.4f  %7.0f  %8s  %s\n", e.GetEpoch(), e.GetLearningRate(), e.GetTrainLoss(), e.GetTrainAccuracy(),
 			e.GetValLoss(), e.GetValAccuracy(), e.GetImagesPerSecond(), e.GetDuration().AsDuration().Round(100*time.Millisecond), best)
 	case ev.GetLog() != nil:
 		p.clearLine()

@@ -30,6 +30,42 @@ func TestTrainSpec(t *testing.T) {
 		s.GetPromotion() != trainerpb.PromotionPolicy_PROMOTION_POLICY_IF_BETTER || !f.follow {
 		t.Errorf("spec() = %v", s)
 	}
+	if s.GetAugmentation() != nil || s.GetBaseVersion() != nil || s.GetOptimizer() != trainerpb.Optimizer_OPTIMIZER_UNSPECIFIED {
+		t.Errorf("spec() = %v; want the server's defaults for what was not given", s)
+	}
+}
+
+func TestTrainSpecTrainingSettings(t *testing.T) {
+	parse := func(args ...string) (*trainerpb.JobSpec, error) {
+		fs := flag.NewFlagSet("train", flag.ContinueOnError)
+		f := registerTrainFlags(fs)
+		if _, err := parseInterleaved(fs, append([]string{"--dataset", "fish"}, args...)); err != nil {
+			return nil, err
+		}
+		return f.spec()
+	}
+	s, err := parse("--optimizer", "sgd", "--schedule", "step", "--weight-decay", "0.0005", "--augment", "hflip,crop=0.8,jitter=0.2",
+		"--early-stopping-patience", "3", "--base", "fish:4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := s.GetAugmentation()
+	if s.GetOptimizer() != trainerpb.Optimizer_OPTIMIZER_SGD || s.GetSchedule() != trainerpb.LearningRateSchedule_LEARNING_RATE_SCHEDULE_STEP ||
+		s.GetWeightDecay() != 0.0005 || !a.GetHorizontalFlip() || a.GetVerticalFlip() || a.GetCropMinScale() != 0.8 || a.GetColorJitter() != 0.2 ||
+		s.GetEarlyStoppingPatience() != 3 || s.GetBaseVersion().GetModel() != "fish" || s.GetBaseVersion().GetVersion() != 4 {
+		t.Errorf("spec() = %v", s)
+	}
+	if s, err := parse("--augment", "none"); err != nil || s.GetAugmentation() == nil || s.GetAugmentation().GetHorizontalFlip() {
+		t.Errorf("--augment none: spec() = %v, %v; want an empty augmentation", s, err)
+	}
+	for _, bad := range [][]string{
+		{"--optimizer", "lbfgs"}, {"--schedule", "linear"}, {"--augment", "rotate"}, {"--augment", "crop=x"},
+		{"--base", "fish"}, {"--base", "fish:0"}, {"--base", ":3"},
+	} {
+		if _, err := parse(bad...); err == nil || !strings.Contains(err.Error(), bad[0]) {
+			t.Errorf("shoal train %q = %v; want an error naming %s", bad, err, bad[0])
+		}
+	}
 }
 
 func TestJobPrinter(t *testing.T) {
@@ -37,7 +73,7 @@ func TestJobPrinter(t *testing.T) {
 	p := &jobPrinter{out: &out}
 	events := []*trainerpb.WatchJobResponse{
 		{Event: &trainerpb.WatchJobResponse_Progress{Progress: &trainerpb.StepProgress{Epoch: 1, Epochs: 2, Step: 5, Steps: 10, TrainLoss: 0.5, ImagesPerSecond: 900, Eta: durationpb.New(90 * time.Second)}}},
-		{Event: &trainerpb.WatchJobResponse_Epoch{Epoch: &trainerpb.EpochMetrics{Epoch: 1, TrainLoss: 0.5, ValAccuracy: 0.8, Best: true}}},
+		{Event: &trainerpb.WatchJobResponse_Epoch{Epoch: &trainerpb.EpochMetrics{Epoch: 1, LearningRate: 0.00075, TrainLoss: 0.5, ValAccuracy: 0.8, Best: true}}},
 		{Event: &trainerpb.WatchJobResponse_State{State: &trainerpb.StateChange{State: trainerpb.JobState_JOB_STATE_FAILED, Reason: "registry is down"}}},
 	}
 	for i, ev := range events {
@@ -46,7 +82,7 @@ func TestJobPrinter(t *testing.T) {
 			t.Errorf("event(%v) = %v, %v", ev, done, err)
 		}
 	}
-	for _, want := range []string{"epoch 1/2  step 5/10  [==========          ]  loss 0.5000  900 img/s  ETA 1m30s", "train loss", "0.8000", "FAILED: registry is down"} {
+	for _, want := range []string{"epoch 1/2  step 5/10  [==========          ]  loss 0.5000  900 img/s  ETA 1m30s", "rate", "train loss", "0.00075", "0.8000", "FAILED: registry is down"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 
+	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 )
 
@@ -85,5 +87,90 @@ func TestInferenceSeesCurrentBatchNormAverages(t *testing.T) {
 			}
 			checkCurrentWeights(t, m, valData, "after restoring the best epoch")
 		})
+	}
+}
+
+// TestBatchNormReestimationAgreesAcrossBackends re-estimates the batch-norm
+// averages of the same weights over the same images on both backends: each
+// must fold in every batch (avg_weight = number of batches) and reach the
+// same averages. ONNX Runtime's backend used to bake the averages into the
+// graph as constants and end with the last batch's statistics.
+func TestBatchNormReestimationAgreesAcrossBackends(t *testing.T) {
+	needsGoMLX(t)
+	shape := InputShape{1, 12, 12}
+	trainData := stripes(96, shape, 1)
+	res, err := Train(context.Background(), Config{NumClasses: 3, Epochs: 1, BatchSize: 16, LearningRate: 1e-2, Seed: 7, Backend: "go"}, trainData, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := res.Model.Weights()
+	res.Model.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	indices := make([]int, 64)
+	for i := range indices {
+		indices[i] = i
+	}
+	averages := map[string]map[string][]float32{}
+	for _, backend := range []string{BackendGo, BackendONNX} {
+		var lib string
+		if backend == BackendONNX {
+			if lib, err = ortLibrary(t).LibraryPath(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		config, err := BackendConfig(backend, lib)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := NewBackend(config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		arch, _ := LookupArchitecture("")
+		mean, std := ChannelStats(trainData)
+		m, err := NewModel(b, arch, shape, 3, mean, std, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.ownsBackend = true
+		if err := w.install(m, false); err != nil {
+			t.Fatal(err)
+		}
+		if err := recomputeBatchNorm(m, trainData, indices, 16); err != nil {
+			t.Fatalf("%s: recomputeBatchNorm() = %v", backend, err)
+		}
+		averages[backend] = map[string][]float32{}
+		for v := range m.store.IterVariables() {
+			if !strings.Contains(v.Path(), "/bn/") || v.Trainable {
+				continue
+			}
+			val, err := v.Value()
+			if err != nil {
+				t.Fatal(err)
+			}
+			flat, err := tensors.CopyFlatData[float32](val)
+			if err != nil {
+				t.Fatal(err)
+			}
+			averages[backend][v.Path()] = flat
+			if strings.HasSuffix(v.Path(), "/avg_weight") && flat[0] != 4 {
+				t.Errorf("%s: %s = %v after 4 batches; want 4", backend, v.Path(), flat[0])
+			}
+		}
+		m.Close()
+	}
+	if len(averages[BackendGo]) == 0 {
+		t.Fatal("no batch-norm averages found")
+	}
+	for path, want := range averages[BackendGo] {
+		got := averages[BackendONNX][path]
+		for i := range want {
+			if math.Abs(float64(got[i]-want[i])) > 1e-4*math.Max(1, math.Abs(float64(want[i]))) {
+				t.Errorf("%s[%d]: ONNX Runtime %v, pure Go %v", path, i, got[i], want[i])
+				break
+			}
+		}
 	}
 }

@@ -58,3 +58,46 @@ func TestTrainResumesFromCheckpoint(t *testing.T) {
 		t.Errorf("Train() with another seed on the checkpoint = %v; want a checkpoint mismatch error", err)
 	}
 }
+
+// TestResumeKeepsScheduleAugmentationAndMomentum interrupts a run with a
+// cosine schedule, every augmentation and SGD's momentum after epoch 2 and
+// resumes it: the last epoch trains at the same rate, on the same augmented
+// batches, from the same velocities as the uninterrupted run's.
+func TestResumeKeepsScheduleAugmentationAndMomentum(t *testing.T) {
+	needsGoMLX(t)
+	shape := InputShape{3, 12, 12}
+	trainData, valData := stripes(64, shape, 1), stripes(24, shape, 2)
+	cfg := Config{NumClasses: 3, Epochs: 3, BatchSize: 16, LearningRate: 2e-2, Seed: 5, Backend: "go",
+		Optimizer: OptimizerSGD, WeightDecay: 1e-3, Schedule: ScheduleCosine,
+		Augment: Augmentation{HorizontalFlip: true, VerticalFlip: true, CropMinScale: 0.6, ColorJitter: 0.3}}
+	want, err := Train(context.Background(), cfg, trainData, valData)
+	if err != nil {
+		t.Fatalf("Train() = %v", err)
+	}
+	want.Model.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	interrupted := cfg
+	interrupted.CheckpointDir = t.TempDir()
+	interrupted.OnEpoch = func(m EpochMetrics) {
+		if m.Epoch == 2 {
+			cancel()
+		}
+	}
+	if _, err := Train(ctx, interrupted, trainData, valData); err == nil {
+		t.Fatal("interrupted Train() = nil error; want it stopped after epoch 2")
+	}
+	resumed := interrupted
+	resumed.OnEpoch = nil
+	got, err := Train(context.Background(), resumed, trainData, valData)
+	if err != nil {
+		t.Fatalf("resumed Train() = %v", err)
+	}
+	defer got.Model.Close()
+	g, w := got.Epochs[2], want.Epochs[2]
+	if g.LearningRate != w.LearningRate || math.Abs(g.TrainLoss-w.TrainLoss) > 1e-3*math.Max(1, math.Abs(w.TrainLoss)) {
+		t.Errorf("epoch 3 after resume: rate %g, train loss %.6f; uninterrupted: rate %g, train loss %.6f",
+			g.LearningRate, g.TrainLoss, w.LearningRate, w.TrainLoss)
+	}
+}

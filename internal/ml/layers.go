@@ -22,22 +22,43 @@ func conv3x3(scope *model.Scope, x *Node, outChannels, stride int) *Node {
 	patches := make([]*Node, 0, 9)
 	for dy := range 3 {
 		for dx := range 3 {
-			patches = append(patches, Slice(padded, AxisRange(),
-				AxisRange(dy, dy+stride*(outH-1)+1).Stride(stride),
-				AxisRange(dx, dx+stride*(outW-1)+1).Stride(stride),
-				AxisRange()))
+			if stride == 1 {
+				patches = append(patches, Slice(padded, AxisRange(), AxisRange(dy, dy+outH), AxisRange(dx, dx+outW), AxisRange()))
+				continue
+			}
+			patches = append(patches, subsample2(padded, dy, dx, outH, outW))
 		}
 	}
 	return layers.Dense(scope, Concatenate(patches, -1), false, outChannels)
 }
 
 // conv1x1 is a pointwise convolution (a Dense over the channel axis), with
-// an optional stride, used by residual shortcuts.
+// an optional stride of 2, used by residual shortcuts.
 func conv1x1(scope *model.Scope, x *Node, outChannels, stride int) *Node {
 	if stride > 1 {
-		x = Slice(x, AxisRange(), AxisRange().Stride(stride), AxisRange().Stride(stride), AxisRange())
+		dims := x.Shape().Dimensions
+		x = subsample2(x, 0, 0, (dims[1]+1)/2, (dims[2]+1)/2)
 	}
 	return layers.Dense(scope, x, false, outChannels)
+}
+
+// subsample2 is x[:, y0:y0+2*outH:2, x0:x0+2*outW:2, :] of NHWC x, written
+// as a plain slice, a reshape and another plain slice: the gradient of a
+// strided slice is a pad with interior padding, which ONNX Runtime's
+// backend cannot build, so it could not train the strided ResNets. Rows
+// and columns the range runs past are zero-padded first (they are never
+// picked).
+func subsample2(x *Node, y0, x0, outH, outW int) *Node {
+	dims := x.Shape().Dimensions
+	n, h, w, c := dims[0], dims[1], dims[2], dims[3]
+	if extraH, extraW := max(y0+2*outH-h, 0), max(x0+2*outW-w, 0); extraH > 0 || extraW > 0 {
+		x = Pad(x, ScalarZero(x.Graph(), x.DType()),
+			compute.PadAxis{}, compute.PadAxis{End: extraH}, compute.PadAxis{End: extraW}, compute.PadAxis{})
+	}
+	x = Slice(x, AxisRange(), AxisRange(y0, y0+2*outH), AxisRange(x0, x0+2*outW), AxisRange())
+	x = Reshape(x, n, outH, 2, outW, 2, c)
+	x = Slice(x, AxisRange(), AxisRange(), AxisRange(0, 1), AxisRange(), AxisRange(0, 1), AxisRange())
+	return Reshape(x, n, outH, outW, c)
 }
 
 // batchNorm normalises NHWC x over its channel axis. The backend's fused

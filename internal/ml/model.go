@@ -7,8 +7,10 @@ import (
 	"os"
 
 	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
 	_ "github.com/gomlx/compute/gobackend" // registers the pure-Go backend ("go").
-	. "github.com/gomlx/gomlx/core/graph"  //nolint:revive // graph-building code reads like maths with the dot import.
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph-building code reads like maths with the dot import.
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 )
@@ -255,3 +257,43 @@ func catch(fn func() error) (err error) {
 }
 
 var errNoData = errors.New("no training images")
+
+// ParameterCount is the number of trainable parameters of arch for images
+// of shape and numClasses classes. It builds (but never runs) the network's
+// graph on the pure-Go backend.
+func ParameterCount(arch Architecture, shape InputShape, numClasses int) (int64, error) {
+	backend, err := NewBackend(DefaultBackend)
+	if err != nil {
+		return 0, err
+	}
+	mean, std := make([]float32, shape.Channels), make([]float32, shape.Channels)
+	for i := range std {
+		std[i] = 1
+	}
+	m, err := NewModel(backend, arch, shape, numClasses, mean, std, 0)
+	if err != nil {
+		backend.Finalize()
+		return 0, err
+	}
+	m.ownsBackend = true
+	defer m.Close()
+	err = catch(func() error {
+		exec, err := model.NewExec(backend, m.store, m.logitsGraph)
+		if err != nil {
+			return err
+		}
+		defer exec.Finalize()
+		_, err = exec.Compile(shapes.Make(dtypes.Float32, 1, shape.Channels, shape.Height, shape.Width))
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("building %s for %s: %w", arch.Name, shape, err)
+	}
+	var n int64
+	for v := range m.store.IterVariables() {
+		if v.Trainable {
+			n += int64(v.Shape().Size())
+		}
+	}
+	return n, nil
+}

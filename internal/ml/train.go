@@ -4,16 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"iter"
+	"math"
 	"math/rand/v2"
 	"time"
 
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph-building code reads like maths with the dot import.
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/layers/norm"
+	"github.com/gomlx/gomlx/ml/model"
 	"github.com/gomlx/gomlx/ml/train"
 	"github.com/gomlx/gomlx/ml/train/loss"
 	"github.com/gomlx/gomlx/ml/train/metric"
-	"github.com/gomlx/gomlx/ml/train/optimizer"
 )
 
 // Config is a training run's hyper-parameters and hooks.
@@ -22,15 +23,30 @@ type Config struct {
 	NumClasses   int
 	Epochs       int
 	BatchSize    int
-	LearningRate float64 // Adam.
-	Seed         int64
+	// LearningRate is the initial rate; Schedule changes it per epoch.
+	LearningRate float64
+	Optimizer    Optimizer // "" means OptimizerAdam.
+	Schedule     Schedule  // "" means ScheduleConstant.
+	// WeightDecay is the decay coefficient (see the optimizers); 0 is none.
+	WeightDecay float64
+	// Augment transforms the training images of every batch.
+	Augment Augmentation
+	// EarlyStoppingPatience, if positive, stops the run after that many
+	// epochs without a better validation accuracy.
+	EarlyStoppingPatience int
+	// Base, if set, is the weights the run starts from (fine-tuning); same
+	// architecture and input shape. NewHead leaves the classification
+	// layer freshly initialised, as it must be when the labels differ.
+	Base    *Weights
+	NewHead bool
+	Seed    int64
 	// Backend is a GoMLX backend config; "" means $GOMLX_BACKEND or DefaultBackend.
 	Backend string
 	// BatchNormImages, if positive, is how many training images re-estimate
-	// the batch-norm averages (GoMLX's UpdateBatchNormAverages) before each
-	// validation. Off by default: in v0.28.8 the pass leaves avg_weight at 2
-	// (averages drawn from very few batches) and did not change validation
-	// accuracy measurably; the running averages kept during training are used.
+	// the batch-norm averages with the epoch's final weights before each
+	// validation (see recomputeBatchNorm). Off by default: the running
+	// averages kept during training serve as well for the architectures
+	// here.
 	BatchNormImages int
 	// CheckpointDir, if set, receives the run's state after every epoch,
 	// and a run started with a checkpoint there resumes after its last
@@ -61,6 +77,7 @@ type EpochMetrics struct {
 	Epoch               int
 	TrainLoss, TrainAcc float64
 	ValLoss, ValAcc     float64
+	LearningRate        float64 // the rate this epoch trained at.
 	ImagesPerSecond     float64
 	Duration            time.Duration
 	Best                bool // this epoch's weights are the best so far.
@@ -71,6 +88,9 @@ type Result struct {
 	Model     *Model
 	Epochs    []EpochMetrics
 	BestEpoch int
+	// StoppedEarly is set when early stopping ended the run before its
+	// last epoch.
+	StoppedEarly bool
 }
 
 func (c *Config) validate() error {
@@ -85,8 +105,18 @@ func (c *Config) validate() error {
 		return fmt.Errorf("learning rate must be positive, got %g", c.LearningRate)
 	case c.BatchNormImages < 0:
 		return fmt.Errorf("batch-norm images must not be negative, got %d", c.BatchNormImages)
+	case !(c.WeightDecay >= 0) || math.IsInf(c.WeightDecay, 0):
+		return fmt.Errorf("weight decay must be a non-negative number, got %g", c.WeightDecay)
+	case c.EarlyStoppingPatience < 0:
+		return fmt.Errorf("early-stopping patience must not be negative, got %d", c.EarlyStoppingPatience)
 	}
-	return nil
+	if err := checkOptimizer(c.Optimizer); err != nil {
+		return err
+	}
+	if err := checkSchedule(c.Schedule); err != nil {
+		return err
+	}
+	return c.Augment.Validate()
 }
 
 // Train trains a new model on trainData, validating on valData (optional)
@@ -127,6 +157,12 @@ func Train(ctx context.Context, cfg Config, trainData, valData *Data) (*Result, 
 		return nil, err
 	}
 	m.ownsBackend = true
+	if cfg.Base != nil {
+		if err := cfg.Base.install(m, cfg.NewHead); err != nil {
+			m.Close()
+			return nil, fmt.Errorf("fine-tuning: %w", err)
+		}
+	}
 	res, err := fit(ctx, cfg, m, trainData, valData)
 	if err != nil {
 		m.Close()
@@ -137,8 +173,7 @@ func Train(ctx context.Context, cfg Config, trainData, valData *Data) (*Result, 
 
 func fit(ctx context.Context, cfg Config, m *Model, trainData, valData *Data) (*Result, error) {
 	start := time.Now()
-	opt := optimizer.Adam().LearningRate(cfg.LearningRate).Done()
-	trainer := train.NewTrainer(m.backend, m.store, m.logitsGraph, loss.SparseCategoricalCrossEntropyLogits, opt,
+	trainer := train.NewTrainer(m.backend, m.store, m.logitsGraph, loss.SparseCategoricalCrossEntropyLogits, newOptimizer(cfg),
 		[]metric.Interface{metric.NewSparseCategoricalAccuracy("Accuracy", "acc")}, nil)
 	bnImages := cfg.BatchNormImages
 
@@ -165,8 +200,22 @@ func fit(ctx context.Context, cfg Config, m *Model, trainData, valData *Data) (*
 			res.Epochs, res.BestEpoch = st.Epochs, st.BestEpoch
 		}
 	}
+	var scratch []float32
+	if cfg.Augment.Active() {
+		scratch = make([]float32, trainData.Shape.Size())
+	}
 	for epoch := firstEpoch; epoch <= cfg.Epochs; epoch++ {
+		// Checked before the epoch, so that a run resumed after the
+		// deciding epoch stops too.
+		if p := cfg.EarlyStoppingPatience; p > 0 && res.BestEpoch > 0 && epoch-1-res.BestEpoch >= p {
+			res.StoppedEarly = true
+			break
+		}
 		epochStart := time.Now()
+		rate := LearningRateAt(cfg.Schedule, cfg.LearningRate, epoch, cfg.Epochs)
+		if err := setLearningRate(m.store, rate); err != nil {
+			return nil, err
+		}
 		for i := range order {
 			order[i] = i
 		}
@@ -181,7 +230,13 @@ func fit(ctx context.Context, cfg Config, m *Model, trainData, valData *Data) (*
 			if err := ctx.Err(); err != nil {
 				return nil, fmt.Errorf("training stopped in epoch %d step %d: %w", epoch, step, err)
 			}
-			batch := makeBatch(trainData, order[(step-1)*cfg.BatchSize:step*cfg.BatchSize])
+			var augment func([]float32)
+			if scratch != nil {
+				augment = func(images []float32) {
+					cfg.Augment.apply(images, trainData.Shape, augmentRNG(cfg.Seed, epoch, step), scratch)
+				}
+			}
+			batch := makeBatch(trainData, order[(step-1)*cfg.BatchSize:step*cfg.BatchSize], augment)
 			var metrics []*tensors.Tensor
 			err := catch(func() error {
 				var err error
@@ -213,13 +268,13 @@ func fit(ctx context.Context, cfg Config, m *Model, trainData, valData *Data) (*
 			}
 		}
 		em := EpochMetrics{
-			Epoch: epoch, TrainLoss: lossSum / float64(steps), TrainAcc: acc,
+			Epoch: epoch, TrainLoss: lossSum / float64(steps), TrainAcc: acc, LearningRate: rate,
 		}
 		if steps > 1 {
 			em.ImagesPerSecond = float64((steps-1)*cfg.BatchSize) / time.Since(steadyStart).Seconds()
 		}
 		if bnImages > 0 {
-			if err := recomputeBatchNorm(trainer, trainData, order[:min(bnImages, len(order))], cfg.BatchSize); err != nil {
+			if err := recomputeBatchNorm(m, trainData, order[:min(bnImages, len(order))], cfg.BatchSize); err != nil {
 				return nil, err
 			}
 		}
@@ -279,14 +334,18 @@ func saveState(cfg Config, m *Model, res *Result, epoch int, bestScore float64, 
 }
 
 // makeBatch copies the indexed images into a [B,C,H,W] tensor and labels
-// into [B,1] (the shape GoMLX's sparse cross-entropy wants).
-func makeBatch(d *Data, indices []int) train.Batch {
+// into [B,1] (the shape GoMLX's sparse cross-entropy wants); augment, if
+// set, transforms the copied images first.
+func makeBatch(d *Data, indices []int, augment func([]float32)) train.Batch {
 	size := d.Shape.Size()
 	images := make([]float32, len(indices)*size)
 	labels := make([]int32, len(indices))
 	for i, idx := range indices {
 		copy(images[i*size:], d.Image(idx))
 		labels[i] = d.Labels[idx]
+	}
+	if augment != nil {
+		augment(images)
 	}
 	return train.Batch{
 		Inputs: []*tensors.Tensor{tensors.FromFlatDataAndDimensions(images, len(indices), d.Shape.Channels, d.Shape.Height, d.Shape.Width)},
@@ -307,39 +366,46 @@ func scalar(t *tensors.Tensor) float64 {
 	return v
 }
 
-// indexDataset is a train.Dataset over fixed batches of d, for GoMLX's
-// batch-norm averages pass.
-type indexDataset struct {
-	d       *Data
-	indices []int
-	batch   int
-}
-
-func (ds *indexDataset) Name() string { return "batchnorm-averages" }
-
-func (ds *indexDataset) Iter() iter.Seq2[train.Batch, error] {
-	return func(yield func(train.Batch, error) bool) {
-		for start := 0; start+ds.batch <= len(ds.indices); start += ds.batch {
-			if !yield(makeBatch(ds.d, ds.indices[start:start+ds.batch]), nil) {
-				return
+// recomputeBatchNorm re-estimates every batch-norm mean and variance with
+// the current weights over the given training images: the averages'
+// weights are reset, then each batch runs forward in training mode, where
+// batch norm folds the batch's statistics into its averages (an exact
+// running mean until the momentum caps it). GoMLX's own pass
+// (norm.UpdateBatchNormAverages) runs its graph in inference mode, where
+// ONNX Runtime's backend bakes the averages into the graph as constants:
+// every step then started from the averages of the graph's compilation,
+// and the result was the last batch's statistics, not the images'.
+func recomputeBatchNorm(m *Model, d *Data, indices []int, batch int) error {
+	batch = min(batch, len(indices))
+	err := catch(func() error {
+		if err := norm.ResetBatchNormWeights(m.backend, m.store); err != nil {
+			return err
+		}
+		exec, err := model.NewExec(m.backend, m.store, func(scope *model.Scope, x *Node) *Node {
+			scope.Store().SetTraining(x.Graph(), true)
+			return m.logitsGraph(scope, x)
+		})
+		if err != nil {
+			return err
+		}
+		defer exec.Finalize()
+		for start := 0; start+batch <= len(indices); start += batch {
+			b := makeBatch(d, indices[start:start+batch], nil)
+			out, err := exec.Exec(b.Inputs[0])
+			b.Labels[0].MustFinalizeAll()
+			if err != nil {
+				return err
+			}
+			for _, t := range out {
+				t.MustFinalizeAll()
 			}
 		}
-	}
-}
-
-// recomputeBatchNorm re-estimates every batch-norm mean/variance with the
-// current weights over the given training images.
-func recomputeBatchNorm(trainer *train.Trainer, d *Data, indices []int, batch int) error {
-	if len(indices) < batch {
-		batch = len(indices)
-	}
-	err := catch(func() error {
-		_, err := norm.UpdateBatchNormAverages(trainer, &indexDataset{d: d, indices: indices, batch: batch})
-		return err
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("re-estimating batch-norm averages: %w", err)
 	}
+	m.dropCompiled()
 	return nil
 }
 
@@ -377,4 +443,19 @@ func (s snapshot) restore(m *Model) error {
 	}
 	m.dropCompiled()
 	return nil
+}
+
+// Defaults are the settings a run takes when its caller has no opinion:
+// what reaches the Trainer's Fashion-MNIST target (see the README's
+// Benchmarks) and trains the small demo sets well.
+func Defaults() Config {
+	return Config{
+		Architecture: DefaultArchitecture,
+		Epochs:       12,
+		BatchSize:    64,
+		LearningRate: 1e-3,
+		Optimizer:    OptimizerAdam,
+		Schedule:     ScheduleCosine,
+		Augment:      Augmentation{HorizontalFlip: true},
+	}
 }

@@ -21,7 +21,7 @@ func TestTrainCLIFollowsToTheRegisteredVersion(t *testing.T) {
 	if err != nil {
 		t.Fatalf("shoal train --follow = %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
 	}
-	for _, want := range []string{"queued: small-cnn on shapes snapshot 1, 2 epochs, batch 8", "train loss", "val acc",
+	for _, want := range []string{"queued: small-cnn on shapes snapshot 1, 2 epochs, batch 8", "rate", "train loss", "val acc",
 		"test: accuracy", "registered shapes version 1", "promoted shapes version 1 to production", "SUCCEEDED"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("shoal train --follow output lacks %q:\n%s", want, out.String())
@@ -40,6 +40,9 @@ func TestTrainCLIReportsFailures(t *testing.T) {
 		{[]string{"--dataset", "shapes", "--promote", "sometimes"}, "--promote"},
 		{[]string{"--dataset", "shapes", "--epochs", "-1"}, "InvalidArgument: spec.epochs = -1"},
 		{[]string{"--dataset", "nope"}, "NotFound"},
+		{[]string{"--dataset", "shapes", "--weight-decay", "-1"}, "InvalidArgument: spec.weight_decay"},
+		{[]string{"--dataset", "shapes", "--augment", "crop=2"}, "InvalidArgument: spec.augmentation.crop_min_scale"},
+		{[]string{"--dataset", "shapes", "--base", "nope:1"}, "NotFound"},
 		{[]string{"--dataset", "shapes", "extra"}, "unexpected arguments"},
 	} {
 		var out, errOut bytes.Buffer

@@ -39,7 +39,7 @@ import (
 // serve runs registrations on a gRPC server with the production
 // interceptors, over bufconn and TCP (for the CLI), and returns a client
 // connection and the TCP address.
-func serve(t *testing.T, register func(grpc.ServiceRegistrar)) (*grpc.ClientConn, string) {
+func serve(t testing.TB, register func(grpc.ServiceRegistrar)) (*grpc.ClientConn, string) {
 	t.Helper()
 	ic := server.NewInterceptors(dbtest.Logger(t), prometheus.NewRegistry())
 	s := grpc.NewServer(grpc.ChainUnaryInterceptor(ic.Unary()), grpc.ChainStreamInterceptor(ic.Stream()))
@@ -143,7 +143,8 @@ func (f *fakeDataset) ReadSnapshot(req *datasetpb.ReadSnapshotRequest, stream gr
 }
 
 // synthetic returns a dataset of 28x28 gray PNGs whose labels are easy to
-// learn: the bright band is on the left, right or top.
+// learn: the bright band is on the left, at the bottom or at the top, so
+// that they stay learnable under the default horizontal flips.
 func synthetic(labels []string, trainPer, testPer int) []fakeImage {
 	var out []fakeImage
 	for li, l := range labels {
@@ -158,7 +159,7 @@ func synthetic(labels []string, trainPer, testPer int) []fakeImage {
 							v = 230
 						}
 					case 1:
-						if x >= 18 {
+						if y >= 18 {
 							v = 230
 						}
 					case 2:
@@ -284,6 +285,7 @@ type env struct {
 	client   trainerpb.TrainerServiceClient
 	dataset  *fakeDataset
 	registry *fakeRegistry
+	blobs    blob.Store
 	gdb      *gorm.DB
 	workDir  string
 	addr     string // the trainer's TCP address, for the CLI
@@ -299,13 +301,14 @@ type envOptions struct {
 	workDir string
 	dataset *fakeDataset
 	reg     *fakeRegistry
+	blobs   blob.Store // shared with another env (fine-tuning across datasets)
 }
 
-func newEnv(t *testing.T, dbCfg db.Config, o envOptions) *env {
+func newEnv(t testing.TB, dbCfg db.Config, o envOptions) *env {
 	t.Helper()
 	e := &env{dataset: o.dataset, registry: o.reg, gdb: o.gdb, workDir: o.workDir}
 	if e.dataset == nil {
-		e.dataset = &fakeDataset{name: "shapes", images: synthetic([]string{"left", "right", "top"}, 16, 4)}
+		e.dataset = &fakeDataset{name: "shapes", images: synthetic([]string{"left", "bottom", "top"}, 16, 4)}
 	}
 	if e.registry == nil {
 		e.registry = &fakeRegistry{}
@@ -326,10 +329,14 @@ func newEnv(t *testing.T, dbCfg db.Config, o envOptions) *env {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	blobs, err := blob.NewLocal(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
+	blobs := o.blobs
+	if blobs == nil {
+		var err error
+		if blobs, err = blob.NewLocal(t.TempDir()); err != nil {
+			t.Fatal(err)
+		}
 	}
+	e.blobs = blobs
 	svc, err := trainer.New(cfg, trainer.Deps{
 		Log: dbtest.Logger(t), DB: e.gdb, Blobs: blobs,
 		Datasets: datasetpb.NewDatasetServiceClient(e.dsConn), Registry: registrypb.NewRegistryServiceClient(e.regConn),
@@ -360,7 +367,7 @@ func newEnv(t *testing.T, dbCfg db.Config, o envOptions) *env {
 	return e
 }
 
-func (e *env) start(t *testing.T, spec *trainerpb.JobSpec) *trainerpb.Job {
+func (e *env) start(t testing.TB, spec *trainerpb.JobSpec) *trainerpb.Job {
 	t.Helper()
 	resp, err := e.client.StartTraining(t.Context(), &trainerpb.StartTrainingRequest{Spec: spec})
 	if err != nil {
@@ -370,7 +377,7 @@ func (e *env) start(t *testing.T, spec *trainerpb.JobSpec) *trainerpb.Job {
 }
 
 // watch collects a job's events from after until the stream ends.
-func (e *env) watch(t *testing.T, id string, after int64) ([]*trainerpb.WatchJobResponse, error) {
+func (e *env) watch(t testing.TB, id string, after int64) ([]*trainerpb.WatchJobResponse, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
@@ -398,7 +405,7 @@ func wantCode(t *testing.T, what string, err error, want codes.Code) {
 	}
 }
 
-func needsTraining(t *testing.T) {
+func needsTraining(t testing.TB) {
 	t.Helper()
 	if raceBuild {
 		t.Skip("GoMLX training aborts under -race (checkptr in gomlx/compute); run without -race")

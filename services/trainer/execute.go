@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -66,6 +67,8 @@ func (s *Service) execute(ctx context.Context, id string, spec *trainerpb.JobSpe
 	cfg := ml.Config{
 		Architecture: spec.Architecture, NumClasses: len(data.labels), Epochs: int(spec.Epochs),
 		BatchSize: int(spec.BatchSize), LearningRate: spec.LearningRate, Seed: spec.Seed, Backend: backend,
+		Optimizer: optimizerNames[spec.Optimizer], Schedule: scheduleNames[spec.Schedule], WeightDecay: spec.WeightDecay,
+		Augment: augmentation(spec.Augmentation), EarlyStoppingPatience: int(spec.EarlyStoppingPatience),
 		CheckpointDir: s.checkpointDir(id),
 		OnStep:        prog.step,
 		OnEpoch: func(e ml.EpochMetrics) {
@@ -76,9 +79,14 @@ func (s *Service) execute(ctx context.Context, id string, spec *trainerpb.JobSpe
 			defer cancel()
 			s.emit(ectx, id, &trainerpb.WatchJobResponse{Event: &trainerpb.WatchJobResponse_Epoch{Epoch: &trainerpb.EpochMetrics{
 				Epoch: int32(e.Epoch), TrainLoss: e.TrainLoss, TrainAccuracy: e.TrainAcc, ValLoss: e.ValLoss, ValAccuracy: e.ValAcc,
-				LearningRate: spec.LearningRate, ImagesPerSecond: e.ImagesPerSecond, Duration: durationpb.New(e.Duration), Best: e.Best,
+				LearningRate: e.LearningRate, ImagesPerSecond: e.ImagesPerSecond, Duration: durationpb.New(e.Duration), Best: e.Best,
 			}}})
 		},
+	}
+	if spec.BaseVersion != nil {
+		if cfg.Base, cfg.NewHead, err = s.loadBase(ctx, id, spec, data.labels); err != nil {
+			return nil, err
+		}
 	}
 	res, err := ml.Train(ctx, cfg, data.train, data.val)
 	if err != nil {
@@ -88,6 +96,11 @@ func (s *Service) execute(ctx context.Context, id string, spec *trainerpb.JobSpe
 		return nil, fmt.Errorf("training: %w", err)
 	}
 	defer res.Model.Close()
+	if res.StoppedEarly {
+		last := res.Epochs[len(res.Epochs)-1].Epoch
+		s.logf(ctx, id, "early stopping after epoch %d of %d: no better validation accuracy for %d epochs since epoch %d",
+			last, spec.Epochs, spec.EarlyStoppingPatience, res.BestEpoch)
+	}
 
 	s.logf(ctx, id, "evaluating epoch %d's weights on %d test images", res.BestEpoch, data.test.Len())
 	eval, err := ml.Evaluate(res.Model, data.test)
@@ -101,8 +114,15 @@ func (s *Service) execute(ctx context.Context, id string, spec *trainerpb.JobSpe
 	if err != nil {
 		return nil, err
 	}
+	if err := s.saveWeights(ctx, id, res.Model); err != nil {
+		return nil, err
+	}
 	ref, err := s.register(ctx, id, spec, data.labels, metrics, res, backendName, onnxModel)
 	if err != nil {
+		// No version names the job: its weights can never be a base.
+		if derr := s.deps.Blobs.Delete(context.WithoutCancel(ctx), weightsKey(id)); derr != nil {
+			s.deps.Log.Warn("deleting the weights of a job that did not register", "job", id, "err", derr)
+		}
 		return nil, err
 	}
 	s.emit(ctx, id, &trainerpb.WatchJobResponse{Event: &trainerpb.WatchJobResponse_Registered{Registered: ref}})
@@ -273,13 +293,25 @@ func (s *Service) register(ctx context.Context, id string, spec *trainerpb.JobSp
 		},
 		Metrics: metrics,
 		HyperParameters: map[string]string{
-			"architecture": spec.Architecture, "image_size": strconv.Itoa(int(spec.ImageSize)),
-			"channels": strconv.Itoa(int(spec.Channels)), "epochs": strconv.Itoa(int(spec.Epochs)),
-			"batch_size": strconv.Itoa(int(spec.BatchSize)), "learning_rate": strconv.FormatFloat(spec.LearningRate, 'g', -1, 64),
-			"optimizer": "adam", "schedule": "constant", "validation_fraction": strconv.FormatFloat(spec.ValidationFraction, 'g', -1, 64),
-			"seed": strconv.FormatInt(spec.Seed, 10), "backend": backend, "best_epoch": strconv.Itoa(res.BestEpoch),
+			"architecture":            spec.Architecture,
+			"image_size":              strconv.Itoa(int(spec.ImageSize)),
+			"channels":                strconv.Itoa(int(spec.Channels)),
+			"epochs":                  strconv.Itoa(int(spec.Epochs)),
+			"epochs_trained":          strconv.Itoa(len(res.Epochs)),
+			"batch_size":              strconv.Itoa(int(spec.BatchSize)),
+			"learning_rate":           strconv.FormatFloat(spec.LearningRate, 'g', -1, 64),
+			"optimizer":               string(optimizerNames[spec.Optimizer]),
+			"schedule":                string(scheduleNames[spec.Schedule]),
+			"weight_decay":            strconv.FormatFloat(spec.WeightDecay, 'g', -1, 64),
+			"augmentation":            augmentationText(spec.Augmentation),
+			"early_stopping_patience": strconv.Itoa(int(spec.EarlyStoppingPatience)),
+			"validation_fraction":     strconv.FormatFloat(spec.ValidationFraction, 'g', -1, 64),
+			"seed":                    strconv.FormatInt(spec.Seed, 10),
+			"backend":                 backend,
+			"best_epoch":              strconv.Itoa(res.BestEpoch),
 		},
-		Lineage:           &registrypb.Lineage{Dataset: spec.Dataset, SnapshotVersion: spec.SnapshotVersion, JobId: id},
+
+		Lineage:           lineage(id, spec),
 		Architecture:      spec.Architecture,
 		Creator:           "trainer",
 		Description:       fmt.Sprintf("trained by job %s on %s snapshot %d", id, spec.Dataset, spec.SnapshotVersion),
@@ -337,4 +369,31 @@ func (s *Service) promote(ctx context.Context, id string, policy trainerpb.Promo
 	}
 	s.logf(ctx, id, "promoted %s version %d to %s", ref.Model, ref.Version, productionAlias)
 	return nil
+}
+
+// lineage records what a version was made from, including the version a
+// fine-tuning job started from.
+func lineage(id string, spec *trainerpb.JobSpec) *registrypb.Lineage {
+	return &registrypb.Lineage{Dataset: spec.Dataset, SnapshotVersion: spec.SnapshotVersion, JobId: id, Parent: spec.BaseVersion}
+}
+
+// augmentationText describes an augmentation for the hyper-parameters.
+func augmentationText(a *trainerpb.Augmentation) string {
+	var parts []string
+	if a.GetHorizontalFlip() {
+		parts = append(parts, "hflip")
+	}
+	if a.GetVerticalFlip() {
+		parts = append(parts, "vflip")
+	}
+	if v := a.GetCropMinScale(); v > 0 && v < 1 {
+		parts = append(parts, "crop="+strconv.FormatFloat(float64(v), 'g', -1, 32))
+	}
+	if v := a.GetColorJitter(); v > 0 {
+		parts = append(parts, "jitter="+strconv.FormatFloat(float64(v), 'g', -1, 32))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ",")
 }

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
 	"github.com/shoalml/shoal/internal/ml"
 )
@@ -46,8 +47,20 @@ func (h *handler) job(ctx context.Context, id string) (*trainerpb.Job, error) {
 // StartTraining validates the spec, pins the snapshot and queues the job.
 func (h *handler) StartTraining(ctx context.Context, req *trainerpb.StartTrainingRequest) (*trainerpb.StartTrainingResponse, error) {
 	spec := req.GetSpec()
+	var base *registrypb.Version
+	if spec.GetBaseVersion() != nil && spec.GetDataset() != "" {
+		var err error
+		if base, err = h.svc.resolveBase(ctx, spec); err != nil {
+			return nil, err
+		}
+	}
 	if err := normalizeSpec(spec); err != nil {
 		return nil, err
+	}
+	if base != nil {
+		if err := checkBase(spec, base); err != nil {
+			return nil, err
+		}
 	}
 	if err := h.svc.resolveSnapshot(ctx, spec); err != nil {
 		return nil, err
@@ -215,14 +228,19 @@ func (h *handler) WatchJob(req *trainerpb.WatchJobRequest, stream grpc.ServerStr
 	}
 }
 
-// ListArchitectures describes the networks internal/ml can build.
+// ListArchitectures describes the networks internal/ml can build, with
+// their trainable parameters for 10 classes at the default input.
 func (h *handler) ListArchitectures(ctx context.Context, _ *trainerpb.ListArchitecturesRequest) (*trainerpb.ListArchitecturesResponse, error) {
+	counts, err := h.svc.parameterCounts()
+	if err != nil {
+		return nil, err
+	}
 	resp := &trainerpb.ListArchitecturesResponse{}
 	for _, a := range ml.Architectures() {
 		size, ch := archDefaults(a.Name)
 		resp.Architectures = append(resp.Architectures, &trainerpb.Architecture{
 			Name: a.Name, Description: a.Description, DefaultImageSize: int32(size),
-			MinImageSize: int32(a.MinSize), DefaultChannels: int32(ch),
+			MinImageSize: int32(a.MinSize), DefaultChannels: int32(ch), Parameters: counts[a.Name],
 		})
 	}
 	return resp, nil

@@ -6,6 +6,7 @@ package trainer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 
@@ -16,6 +17,7 @@ import (
 	datasetpb "github.com/shoalml/shoal/gen/shoal/dataset/v1"
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
+	"github.com/shoalml/shoal/internal/ml"
 	"github.com/shoalml/shoal/internal/notify"
 	"github.com/shoalml/shoal/internal/onnxrt"
 	"github.com/shoalml/shoal/internal/storage/blob"
@@ -52,6 +54,30 @@ type Service struct {
 	mu sync.Mutex
 	// cancels stops the jobs this process is running, by id.
 	cancels map[string]context.CancelCauseFunc
+
+	// params caches the architectures' parameter counts: building the
+	// graphs takes a while and the answer never changes.
+	params     map[string]int64
+	paramsErr  error
+	paramsOnce sync.Once
+}
+
+// parameterCounts returns each architecture's trainable parameters for
+// 10 classes at its default input.
+func (s *Service) parameterCounts() (map[string]int64, error) {
+	s.paramsOnce.Do(func() {
+		s.params = map[string]int64{}
+		for _, a := range ml.Architectures() {
+			size, ch := archDefaults(a.Name)
+			n, err := ml.ParameterCount(a, ml.InputShape{Channels: ch, Height: size, Width: size}, 10)
+			if err != nil {
+				s.paramsErr = fmt.Errorf("counting the parameters of %s: %w", a.Name, err)
+				return
+			}
+			s.params[a.Name] = n
+		}
+	})
+	return s.params, s.paramsErr
 }
 
 // New returns the service; it does no I/O.

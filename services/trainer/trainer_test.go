@@ -1,13 +1,17 @@
 package trainer_test
 
 import (
+	"math"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	datasetpb "github.com/shoalml/shoal/gen/shoal/dataset/v1"
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
+	"github.com/shoalml/shoal/internal/ml"
 	"github.com/shoalml/shoal/internal/onnxrt/onnxtest"
 	"github.com/shoalml/shoal/internal/storage/db"
 	"github.com/shoalml/shoal/internal/storage/db/dbtest"
@@ -37,8 +41,17 @@ func TestStartTrainingRejectsBadSpecs(t *testing.T) {
 			{"two channels", e, &trainerpb.JobSpec{Dataset: "shapes", Channels: 2}, codes.InvalidArgument},
 			{"validation fraction", e, &trainerpb.JobSpec{Dataset: "shapes", ValidationFraction: 0.9}, codes.InvalidArgument},
 			{"unknown backend", e, &trainerpb.JobSpec{Dataset: "shapes", Backend: "tpu"}, codes.InvalidArgument},
-			{"fine-tuning", e, &trainerpb.JobSpec{Dataset: "shapes", BaseVersion: &registrypb.VersionRef{Model: "m", Version: 1}}, codes.Unimplemented},
-			{"sgd", e, &trainerpb.JobSpec{Dataset: "shapes", Optimizer: trainerpb.Optimizer_OPTIMIZER_SGD}, codes.Unimplemented},
+			{"unknown optimizer", e, &trainerpb.JobSpec{Dataset: "shapes", Optimizer: 9}, codes.InvalidArgument},
+			{"unknown schedule", e, &trainerpb.JobSpec{Dataset: "shapes", Schedule: 9}, codes.InvalidArgument},
+			{"negative weight decay", e, &trainerpb.JobSpec{Dataset: "shapes", WeightDecay: -1e-4}, codes.InvalidArgument},
+			{"NaN weight decay", e, &trainerpb.JobSpec{Dataset: "shapes", WeightDecay: math.NaN()}, codes.InvalidArgument},
+			{"negative crop scale", e, &trainerpb.JobSpec{Dataset: "shapes", Augmentation: &trainerpb.Augmentation{CropMinScale: -0.5}}, codes.InvalidArgument},
+			{"crop scale above 1", e, &trainerpb.JobSpec{Dataset: "shapes", Augmentation: &trainerpb.Augmentation{CropMinScale: 1.5}}, codes.InvalidArgument},
+			{"jitter of 1", e, &trainerpb.JobSpec{Dataset: "shapes", Augmentation: &trainerpb.Augmentation{ColorJitter: 1}}, codes.InvalidArgument},
+			{"negative jitter", e, &trainerpb.JobSpec{Dataset: "shapes", Augmentation: &trainerpb.Augmentation{ColorJitter: -0.1}}, codes.InvalidArgument},
+			{"negative patience", e, &trainerpb.JobSpec{Dataset: "shapes", EarlyStoppingPatience: -1}, codes.InvalidArgument},
+			{"base version without a number", e, &trainerpb.JobSpec{Dataset: "shapes", BaseVersion: &registrypb.VersionRef{Model: "m"}}, codes.InvalidArgument},
+			{"unknown base version", e, &trainerpb.JobSpec{Dataset: "shapes", BaseVersion: &registrypb.VersionRef{Model: "m", Version: 1}}, codes.NotFound},
 			{"unknown dataset", e, &trainerpb.JobSpec{Dataset: "nope"}, codes.NotFound},
 			{"unknown snapshot", e, &trainerpb.JobSpec{Dataset: "shapes", SnapshotVersion: 7}, codes.NotFound},
 			{"one label", e1, &trainerpb.JobSpec{Dataset: "mono"}, codes.FailedPrecondition},
@@ -46,6 +59,9 @@ func TestStartTrainingRejectsBadSpecs(t *testing.T) {
 		} {
 			_, err := tc.env.client.StartTraining(t.Context(), &trainerpb.StartTrainingRequest{Spec: tc.spec})
 			wantCode(t, "StartTraining("+tc.name+")", err, tc.want)
+			if tc.want == codes.InvalidArgument && !strings.Contains(status.Convert(err).Message(), "spec") {
+				t.Errorf("StartTraining(%s) = %v; want the field named", tc.name, err)
+			}
 		}
 	})
 }
@@ -55,7 +71,7 @@ func TestQueuedJobsListGetAndCancel(t *testing.T) {
 		e := newEnv(t, cfg, envOptions{noRun: true})
 		j := e.start(t, &trainerpb.JobSpec{Dataset: "shapes"})
 		if j.GetState() != trainerpb.JobState_JOB_STATE_QUEUED || j.GetSpec().GetSnapshotVersion() != 1 ||
-			j.GetSpec().GetArchitecture() != "small-cnn" || j.GetSpec().GetImageSize() != 28 || j.GetSpec().GetEpochs() != 10 {
+			j.GetSpec().GetArchitecture() != "small-cnn" || j.GetSpec().GetImageSize() != 28 || int(j.GetSpec().GetEpochs()) != ml.Defaults().Epochs {
 			t.Errorf("StartTraining() = %v; want a queued job with defaults and snapshot 1", j)
 		}
 		var ids []string
@@ -117,6 +133,23 @@ func TestListArchitectures(t *testing.T) {
 	resp, err := e.client.ListArchitectures(t.Context(), &trainerpb.ListArchitecturesRequest{})
 	if err != nil || len(resp.GetArchitectures()) < 3 || resp.GetArchitectures()[0].GetName() != "small-cnn" {
 		t.Fatalf("ListArchitectures() = %v, %v; want small-cnn first and at least 3", resp, err)
+	}
+	params := map[string]int64{}
+	for _, a := range resp.GetArchitectures() {
+		params[a.GetName()] = a.GetParameters()
+	}
+	t.Logf("trainable parameters: %v", params)
+	// small-cnn by hand: conv 3x3x1x16, batch norm 2x16, conv 3x3x16x32,
+	// batch norm 2x32, dense 7*7*32x128 + 128, head 128x10 + 10.
+	if got, want := params["small-cnn"], int64(9*16+2*16+9*16*32+2*32+7*7*32*128+128+128*10+10); got != want {
+		t.Errorf("small-cnn parameters = %d; want %d", got, want)
+	}
+	// ResNet-18 has 11.2 million with a 10-class head (11.7 with 1,000).
+	if got := params["resnet18"]; got < 11_000_000 || got > 11_300_000 {
+		t.Errorf("resnet18 parameters = %d; want about 11.2 million", got)
+	}
+	if !(params["small-cnn"] < params["small-cnn-wide"] && params["resnet-small"] < params["resnet18"]) {
+		t.Errorf("parameters = %v; want wide > small-cnn and resnet18 > resnet-small", params)
 	}
 }
 

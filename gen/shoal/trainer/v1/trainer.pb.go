@@ -151,11 +151,11 @@ func (Optimizer) EnumDescriptor() ([]byte, []int) {
 type LearningRateSchedule int32
 
 const (
-	// Not set; constant.
+	// Not set; the trainer's default (cosine).
 	LearningRateSchedule_LEARNING_RATE_SCHEDULE_UNSPECIFIED LearningRateSchedule = 0
 	// Constant learning rate.
 	LearningRateSchedule_LEARNING_RATE_SCHEDULE_CONSTANT LearningRateSchedule = 1
-	// Cosine decay to zero over all epochs.
+	// Cosine decay over all epochs (the rate changes between epochs).
 	LearningRateSchedule_LEARNING_RATE_SCHEDULE_COSINE LearningRateSchedule = 2
 	// Multiply by 0.1 at 50% and 75% of the epochs.
 	LearningRateSchedule_LEARNING_RATE_SCHEDULE_STEP LearningRateSchedule = 3
@@ -352,7 +352,7 @@ type JobSpec struct {
 	ImageSize int32 `protobuf:"varint,5,opt,name=image_size,json=imageSize,proto3" json:"image_size,omitempty"`
 	// Input channels: 1 (grayscale) or 3 (RGB); defaults per architecture.
 	Channels int32 `protobuf:"varint,6,opt,name=channels,proto3" json:"channels,omitempty"`
-	// Passes over the training data; positive.
+	// Passes over the training data; positive; 0 for the default (12).
 	Epochs int32 `protobuf:"varint,7,opt,name=epochs,proto3" json:"epochs,omitempty"`
 	// Images per step; positive.
 	BatchSize int32 `protobuf:"varint,8,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
@@ -362,16 +362,20 @@ type JobSpec struct {
 	Schedule LearningRateSchedule `protobuf:"varint,10,opt,name=schedule,proto3,enum=shoal.trainer.v1.LearningRateSchedule" json:"schedule,omitempty"`
 	// Optimizer.
 	Optimizer Optimizer `protobuf:"varint,11,opt,name=optimizer,proto3,enum=shoal.trainer.v1.Optimizer" json:"optimizer,omitempty"`
-	// Weight decay (L2) coefficient.
+	// Weight decay of the weight matrices, >= 0: an L2 term for Adam and SGD,
+	// decoupled for AdamW.
 	WeightDecay float64 `protobuf:"fixed64,12,opt,name=weight_decay,json=weightDecay,proto3" json:"weight_decay,omitempty"`
 	// Fraction of the train split held out for validation when the snapshot
 	// has no validation split, in (0, 0.5].
 	ValidationFraction float64 `protobuf:"fixed64,13,opt,name=validation_fraction,json=validationFraction,proto3" json:"validation_fraction,omitempty"`
-	// Training-time augmentation.
+	// Training-time augmentation; absent for the trainer's default
+	// (horizontal flips), an empty message for none.
 	Augmentation *Augmentation `protobuf:"bytes,14,opt,name=augmentation,proto3" json:"augmentation,omitempty"`
 	// Seed for the split, initialisation, shuffling and augmentation.
 	Seed int64 `protobuf:"varint,15,opt,name=seed,proto3" json:"seed,omitempty"`
-	// Version to fine-tune from (same architecture); empty to start fresh.
+	// Version to fine-tune from: one a Shoal training job registered, same
+	// architecture and input; a new head when the labels differ. Empty to
+	// start fresh.
 	BaseVersion *v1.VersionRef `protobuf:"bytes,16,opt,name=base_version,json=baseVersion,proto3" json:"base_version,omitempty"`
 	// Stop after this many epochs without a better validation accuracy; 0
 	// disables early stopping.
