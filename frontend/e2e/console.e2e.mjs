@@ -187,7 +187,7 @@ try {
     const rates = await page.locator("[data-testid=job-charts] g[data-series='learning rate']").getAttribute("data-points");
     check(rates === String(trainEpochs), `learning-rate points = ${rates}; want ${trainEpochs}`);
     const spec = (await page.locator("[data-testid=job-spec]").textContent()).trim();
-    check(/tiny v2 · small-cnn · .*12 epochs · batch 64 · Adam · constant lr 0\.001/.test(spec), `job header: ${spec}`);
+    check(/tiny v2 · small-cnn · .*12 epochs · batch 64 · Adam · cosine lr 0\.001 · augmentation: horizontal flip/.test(spec), `job header: ${spec}`);
     const registered = (await page.locator("[data-testid=job-registered]").textContent()).trim();
     const m = /tiny v(\d+)/.exec(registered);
     check(m, `registered: ${registered}`);

@@ -3,6 +3,7 @@ package trainer
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -235,7 +236,13 @@ func (h *handler) ListArchitectures(ctx context.Context, _ *trainerpb.ListArchit
 	if err != nil {
 		return nil, err
 	}
-	resp := &trainerpb.ListArchitecturesResponse{}
+	// The defaults come from the same normalisation StartTraining applies.
+	defaults := &trainerpb.JobSpec{Dataset: "-"}
+	if err := normalizeSpec(defaults); err != nil {
+		return nil, fmt.Errorf("default spec: %w", err)
+	}
+	defaults.Dataset, defaults.Model = "", ""
+	resp := &trainerpb.ListArchitecturesResponse{Defaults: defaults}
 	for _, a := range ml.Architectures() {
 		size, ch := archDefaults(a.Name)
 		resp.Architectures = append(resp.Architectures, &trainerpb.Architecture{

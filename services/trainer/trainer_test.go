@@ -148,6 +148,16 @@ func TestListArchitectures(t *testing.T) {
 	if got := params["resnet18"]; got < 11_000_000 || got > 11_300_000 {
 		t.Errorf("resnet18 parameters = %d; want about 11.2 million", got)
 	}
+	// The defaults are what StartTraining fills in, so a client can show them.
+	d := resp.GetDefaults()
+	if d.GetDataset() != "" || d.GetModel() != "" || d.GetArchitecture() != "small-cnn" || d.GetImageSize() != 28 ||
+		d.GetEpochs() != int32(ml.Defaults().Epochs) || d.GetBatchSize() != int32(ml.Defaults().BatchSize) ||
+		d.GetLearningRate() != ml.Defaults().LearningRate || d.GetValidationFraction() != 0.2 ||
+		d.GetSchedule() != trainerpb.LearningRateSchedule_LEARNING_RATE_SCHEDULE_COSINE ||
+		d.GetOptimizer() != trainerpb.Optimizer_OPTIMIZER_ADAM || !d.GetAugmentation().GetHorizontalFlip() ||
+		d.GetPromotion() != trainerpb.PromotionPolicy_PROMOTION_POLICY_NEVER {
+		t.Errorf("ListArchitectures().defaults = %v; want the spec StartTraining fills in", d)
+	}
 	if !(params["small-cnn"] < params["small-cnn-wide"] && params["resnet-small"] < params["resnet18"]) {
 		t.Errorf("parameters = %v; want wide > small-cnn and resnet18 > resnet-small", params)
 	}

@@ -17,6 +17,18 @@ describe("jobSpec", () => {
   ] as const)("$name", ({ form, want }) => {
     expect(jobSpec({ ...emptyForm, ...form }, "fish")).toEqual(want);
   });
+
+  // The server flips by default: augmentation is sent only when the form
+  // departs from that, and then in full ({} turns it off).
+  const defaults = { epochs: 12, augmentation: { horizontalFlip: true } };
+  it.each([
+    { name: "untouched augmentation is left to the server", form: {}, want: { dataset: "fish" } },
+    { name: "ticking the default on again sends nothing", form: { horizontalFlip: true }, want: { dataset: "fish" } },
+    { name: "unticking the default flip sends an empty augmentation", form: { horizontalFlip: false }, want: { dataset: "fish", augmentation: {} } },
+    { name: "adding a crop keeps the default flip", form: { cropMinScale: "0.5" }, want: { dataset: "fish", augmentation: { horizontalFlip: true, cropMinScale: 0.5 } } },
+  ] as const)("with server defaults: $name", ({ form, want }) => {
+    expect(jobSpec({ ...emptyForm, ...form }, "fish", undefined, defaults)).toEqual(want);
+  });
 });
 
 describe("spec summaries", () => {

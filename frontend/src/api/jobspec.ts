@@ -18,8 +18,9 @@ export type TrainForm = {
   validationFraction: string;
   seed: string;
   earlyStoppingPatience: string;
-  horizontalFlip: boolean;
-  verticalFlip: boolean;
+  // null: as the server's default augmentation.
+  horizontalFlip: boolean | null;
+  verticalFlip: boolean | null;
   cropMinScale: string;
   colorJitter: string;
   baseModel: string;
@@ -31,13 +32,10 @@ export type TrainForm = {
 export const emptyForm: TrainForm = {
   snapshot: "0", model: "", epochs: "", batchSize: "", learningRate: "", imageSize: "", channels: "",
   optimizer: "", schedule: "", weightDecay: "", validationFraction: "", seed: "", earlyStoppingPatience: "",
-  horizontalFlip: false, verticalFlip: false, cropMinScale: "", colorJitter: "",
+  horizontalFlip: null, verticalFlip: null, cropMinScale: "", colorJitter: "",
   baseModel: "", baseVersion: "", backend: "", promotion: "",
 };
 
-// The server's defaults for what the form leaves empty (services/trainer),
-// shown as placeholders.
-export const specDefaults = { epochs: 10, batchSize: 64, learningRate: 0.001, validationFraction: 0.2 };
 
 // set reads a numeric field: undefined when empty, zero or not a number.
 function set(text: string): number | undefined {
@@ -54,7 +52,11 @@ function set64(text: string): string | undefined {
 
 // jobSpec is the StartTraining spec for the form: only the fields set, with
 // the proto's JSON names and enum strings.
-export function jobSpec(f: TrainForm, dataset: string, architecture?: string): S<"v1JobSpec"> {
+//
+// Augmentation is sent only when it differs from the server's default
+// (`defaults`, from /v1/architectures), and then in full: an absent message
+// takes the default, an empty one turns augmentation off.
+export function jobSpec(f: TrainForm, dataset: string, architecture?: string, defaults?: S<"v1JobSpec">): S<"v1JobSpec"> {
   const spec: S<"v1JobSpec"> = {
     dataset,
     snapshotVersion: set64(f.snapshot),
@@ -74,13 +76,16 @@ export function jobSpec(f: TrainForm, dataset: string, architecture?: string): S
     backend: f.backend || undefined,
     promotion: f.promotion || undefined,
   };
-  const augmentation: S<"v1Augmentation"> = {
-    horizontalFlip: f.horizontalFlip || undefined,
-    verticalFlip: f.verticalFlip || undefined,
-    cropMinScale: set(f.cropMinScale),
-    colorJitter: set(f.colorJitter),
-  };
-  if (Object.values(augmentation).some((v) => v !== undefined)) spec.augmentation = augmentation;
+  const def = defaults?.augmentation ?? {};
+  const augmentation: S<"v1Augmentation"> = dropUnset({
+    horizontalFlip: (f.horizontalFlip ?? def.horizontalFlip) || undefined,
+    verticalFlip: (f.verticalFlip ?? def.verticalFlip) || undefined,
+    cropMinScale: set(f.cropMinScale) ?? (def.cropMinScale || undefined),
+    colorJitter: set(f.colorJitter) ?? (def.colorJitter || undefined),
+  });
+  const same = (["horizontalFlip", "verticalFlip", "cropMinScale", "colorJitter"] as const)
+    .every((k) => (augmentation[k] || undefined) === (def[k] || undefined));
+  if (!same) spec.augmentation = augmentation;
   if (f.baseModel && set64(f.baseVersion)) spec.baseVersion = { model: f.baseModel, version: set64(f.baseVersion) };
   return dropUnset(spec);
 }
@@ -95,10 +100,10 @@ export function learningRate(v: number | undefined): string {
   return v >= 0.001 || v === 0 ? String(Number(v.toPrecision(3))) : v.toExponential(2).replace(/\.?0+e/, "e");
 }
 
-const optimizerNames: Record<string, string> = {
+export const optimizerNames: Record<string, string> = {
   OPTIMIZER_UNSPECIFIED: "Adam", OPTIMIZER_ADAM: "Adam", OPTIMIZER_ADAMW: "AdamW", OPTIMIZER_SGD: "SGD",
 };
-const scheduleNames: Record<string, string> = {
+export const scheduleNames: Record<string, string> = {
   LEARNING_RATE_SCHEDULE_UNSPECIFIED: "constant", LEARNING_RATE_SCHEDULE_CONSTANT: "constant",
   LEARNING_RATE_SCHEDULE_COSINE: "cosine", LEARNING_RATE_SCHEDULE_STEP: "step",
 };

@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from "react";
 import { api, num, ok } from "../api/client";
-import { emptyForm, jobSpec, specDefaults } from "../api/jobspec";
+import { emptyForm, jobSpec, optimizerNames, scheduleNames } from "../api/jobspec";
 import type { TrainForm } from "../api/jobspec";
 import { ErrorBanner } from "../components/ErrorBanner";
 import { useLoad } from "../hooks";
@@ -11,7 +11,10 @@ import { pct } from "../format";
 // server's defaults apply; the placeholders show those defaults.
 export function StartTrainingForm({ onStarted }: { onStarted: (id: string) => void }) {
   const datasets = useLoad(async () => (await ok(api.GET("/v1/datasets", { params: { query: { pageSize: 100 } } }))).datasets ?? [], []);
-  const archs = useLoad(async () => (await ok(api.GET("/v1/architectures"))).architectures ?? [], []);
+  const catalogue = useLoad(async () => await ok(api.GET("/v1/architectures")), []);
+  const archs = { data: catalogue.data?.architectures, error: catalogue.error };
+  // What the server gives unset fields, shown as placeholders.
+  const defaults = catalogue.data?.defaults;
   const models = useLoad(async () => (await ok(api.GET("/v1/models", { params: { query: { pageSize: 100 } } }))).models ?? [], []);
   const [dataset, setDataset] = useState("");
   const [architecture, setArchitecture] = useState("");
@@ -49,7 +52,7 @@ export function StartTrainingForm({ onStarted }: { onStarted: (id: string) => vo
     : [], [f.baseModel]);
   const base = f.baseModel ? baseVersions.data?.find((v) => v.version === f.baseVersion) ?? baseVersions.data?.[0] : undefined;
   const form: TrainForm = { ...f, baseVersion: base?.version ?? "" };
-  const spec = jobSpec(form, ds, arch?.name);
+  const spec = jobSpec(form, ds, arch?.name, defaults);
   // How many advanced fields are set, each augmentation counted apart.
   const advancedSet = Object.keys(spec).filter((k) => !basicFields.includes(k) && k !== "augmentation").length +
     Object.keys(spec.augmentation ?? {}).length;
@@ -97,9 +100,9 @@ export function StartTrainingForm({ onStarted }: { onStarted: (id: string) => vo
             {(archs.data ?? []).map((a) => <option key={a.name} value={a.name}>{a.name}{num(a.parameters) > 0 ? ` (${num(a.parameters).toLocaleString()} parameters)` : ""}</option>)}
           </select>
         </label>
-        <label>Epochs<input type="number" min={1} step={1} {...text("epochs")} placeholder={String(specDefaults.epochs)} data-testid="train-epochs" /></label>
-        <label>Batch size<input type="number" min={1} step={1} {...text("batchSize")} placeholder={String(specDefaults.batchSize)} data-testid="train-batch-size" /></label>
-        <label>Learning rate<input type="number" min={0} step="any" {...text("learningRate")} placeholder={String(specDefaults.learningRate)} data-testid="train-learning-rate" /></label>
+        <label>Epochs<input type="number" min={1} step={1} {...text("epochs")} placeholder={defaults?.epochs !== undefined ? String(defaults.epochs) : ""} data-testid="train-epochs" /></label>
+        <label>Batch size<input type="number" min={1} step={1} {...text("batchSize")} placeholder={defaults?.batchSize !== undefined ? String(defaults.batchSize) : ""} data-testid="train-batch-size" /></label>
+        <label>Learning rate<input type="number" min={0} step="any" {...text("learningRate")} placeholder={defaults?.learningRate !== undefined ? String(defaults.learningRate) : ""} data-testid="train-learning-rate" /></label>
         <label>Image size
           <input type="number" min={arch?.minImageSize || 1} step={1} {...text("imageSize")} placeholder={arch?.defaultImageSize ? String(arch.defaultImageSize) : "per architecture"} data-testid="train-image-size" />
           {arch?.minImageSize ? <small className="muted">pixels a side, at least {arch.minImageSize}</small> : null}
@@ -112,7 +115,7 @@ export function StartTrainingForm({ onStarted }: { onStarted: (id: string) => vo
           <legend>Optimisation</legend>
           <label>Optimizer
             <select {...text("optimizer")} data-testid="train-optimizer">
-              <option value="">default (Adam)</option>
+              <option value="">default{defaults?.optimizer ? ` (${optimizerNames[defaults.optimizer] ?? defaults.optimizer})` : ""}</option>
               <option value="OPTIMIZER_ADAM">Adam</option>
               <option value="OPTIMIZER_ADAMW">AdamW (decoupled weight decay)</option>
               <option value="OPTIMIZER_SGD">SGD with momentum</option>
@@ -120,7 +123,7 @@ export function StartTrainingForm({ onStarted }: { onStarted: (id: string) => vo
           </label>
           <label>Learning-rate schedule
             <select {...text("schedule")} data-testid="train-schedule">
-              <option value="">default (constant)</option>
+              <option value="">default{defaults?.schedule ? ` (${scheduleNames[defaults.schedule] ?? defaults.schedule})` : ""}</option>
               <option value="LEARNING_RATE_SCHEDULE_CONSTANT">constant</option>
               <option value="LEARNING_RATE_SCHEDULE_COSINE">cosine decay to zero</option>
               <option value="LEARNING_RATE_SCHEDULE_STEP">step (×0.1 at 50% and 75%)</option>
@@ -135,7 +138,7 @@ export function StartTrainingForm({ onStarted }: { onStarted: (id: string) => vo
         <fieldset className="grid-form">
           <legend>Data</legend>
           <label>Validation fraction
-            <input type="number" min={0} max={0.5} step="any" {...text("validationFraction")} placeholder={String(specDefaults.validationFraction)} data-testid="train-validation-fraction" />
+            <input type="number" min={0} max={0.5} step="any" {...text("validationFraction")} placeholder={defaults?.validationFraction !== undefined ? String(defaults.validationFraction) : ""} data-testid="train-validation-fraction" />
             <small className="muted">of the train split, when the snapshot has no validation split</small>
           </label>
           <label>Seed<input type="number" step={1} {...text("seed")} placeholder="0" data-testid="train-seed" /></label>
@@ -149,14 +152,14 @@ export function StartTrainingForm({ onStarted }: { onStarted: (id: string) => vo
         </fieldset>
         <fieldset className="grid-form">
           <legend>Augmentation</legend>
-          <label className="check"><input type="checkbox" checked={f.horizontalFlip} onChange={(e) => set("horizontalFlip", e.target.checked)} data-testid="train-hflip" /> horizontal flip</label>
-          <label className="check"><input type="checkbox" checked={f.verticalFlip} onChange={(e) => set("verticalFlip", e.target.checked)} data-testid="train-vflip" /> vertical flip</label>
+          <label className="check"><input type="checkbox" checked={f.horizontalFlip ?? !!defaults?.augmentation?.horizontalFlip} onChange={(e) => set("horizontalFlip", e.target.checked)} data-testid="train-hflip" /> horizontal flip</label>
+          <label className="check"><input type="checkbox" checked={f.verticalFlip ?? !!defaults?.augmentation?.verticalFlip} onChange={(e) => set("verticalFlip", e.target.checked)} data-testid="train-vflip" /> vertical flip</label>
           <label>Random crop, min scale
-            <input type="number" min={0} max={1} step="any" {...text("cropMinScale")} placeholder="off" data-testid="train-crop" />
+            <input type="number" min={0} max={1} step="any" {...text("cropMinScale")} placeholder={defaults?.augmentation?.cropMinScale ? String(defaults.augmentation.cropMinScale) : "off"} data-testid="train-crop" />
             <small className="muted">smallest area fraction kept, in (0, 1]</small>
           </label>
           <label>Colour jitter
-            <input type="number" min={0} step="any" {...text("colorJitter")} placeholder="off" data-testid="train-jitter" />
+            <input type="number" min={0} step="any" {...text("colorJitter")} placeholder={defaults?.augmentation?.colorJitter ? String(defaults.augmentation.colorJitter) : "off"} data-testid="train-jitter" />
             <small className="muted">largest relative change of brightness, contrast, saturation</small>
           </label>
         </fieldset>

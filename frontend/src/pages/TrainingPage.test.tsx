@@ -19,6 +19,10 @@ const common = [
         { name: "small-cnn", defaultImageSize: 28, minImageSize: 8, defaultChannels: 1 },
         { name: "resnet-small", defaultImageSize: 32, minImageSize: 16, defaultChannels: 3 },
       ],
+      defaults: {
+        architecture: "small-cnn", imageSize: 28, channels: 1, epochs: 12, batchSize: 64, learningRate: 0.001, validationFraction: 0.2,
+        optimizer: "OPTIMIZER_ADAM", schedule: "LEARNING_RATE_SCHEDULE_COSINE", augmentation: { horizontalFlip: true }, promotion: "PROMOTION_POLICY_NEVER",
+      },
     },
   },
   { path: "/v1/jobs/j1", body: { job } },
@@ -96,7 +100,9 @@ describe("TrainingPage", () => {
     expect(imageSize.value).toBe("");
     expect(imageSize.placeholder).toBe("28");
     expect(imageSize.min).toBe("8");
-    expect((screen.getByTestId("train-epochs") as HTMLInputElement).placeholder).toBe("10");
+    expect((screen.getByTestId("train-epochs") as HTMLInputElement).placeholder).toBe("12");
+    expect((screen.getByTestId("train-hflip") as HTMLInputElement).checked).toBe(true);
+    expect(screen.getByRole("option", { name: "default (cosine)" })).toBeTruthy();
     expect((screen.getByTestId("train-learning-rate") as HTMLInputElement).placeholder).toBe("0.001");
     expect((screen.getByTestId("train-advanced") as HTMLDetailsElement).open).toBe(false);
     fireEvent.click(screen.getByTestId("train-start"));
@@ -125,7 +131,7 @@ describe("TrainingPage", () => {
     change("train-validation-fraction", "0.25");
     change("train-seed", "9007199254740993");
     change("train-channels", "1");
-    fireEvent.click(screen.getByTestId("train-hflip"));
+    fireEvent.click(screen.getByTestId("train-hflip")); // off: the server's default is on
     fireEvent.click(screen.getByTestId("train-vflip"));
     change("train-crop", "0.6");
     change("train-jitter", "0.2");
@@ -134,7 +140,7 @@ describe("TrainingPage", () => {
     change("train-base-version", "1");
     change("train-promotion", "PROMOTION_POLICY_IF_BETTER");
     change("train-backend", "go");
-    expect(screen.getByText(/^Advanced/).textContent).toBe("Advanced (14 set)");
+    expect(screen.getByText(/^Advanced/).textContent).toBe("Advanced (13 set)");
     fireEvent.click(screen.getByTestId("train-start"));
     await waitFor(() => expect(window.location.search).toBe("?job=j3"));
     const body = JSON.parse(calls.find((c) => c.method === "POST")!.body!);
@@ -143,7 +149,7 @@ describe("TrainingPage", () => {
         dataset: "fish", snapshotVersion: "1", model: "fish-v2", architecture: "small-cnn", epochs: 3, batchSize: 32,
         learningRate: 0.01, imageSize: 24, channels: 1, optimizer: "OPTIMIZER_ADAMW", schedule: "LEARNING_RATE_SCHEDULE_COSINE",
         weightDecay: 0.0001, validationFraction: 0.25, seed: "9007199254740993", earlyStoppingPatience: 3,
-        augmentation: { horizontalFlip: true, verticalFlip: true, cropMinScale: 0.6, colorJitter: 0.2 },
+        augmentation: { verticalFlip: true, cropMinScale: 0.6, colorJitter: 0.2 },
         baseVersion: { model: "fish", version: "1" }, promotion: "PROMOTION_POLICY_IF_BETTER", backend: "go",
       },
     });

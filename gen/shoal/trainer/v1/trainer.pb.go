@@ -1781,6 +1781,10 @@ type ListArchitecturesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Architectures, the default first.
 	Architectures []*Architecture `protobuf:"bytes,1,rep,name=architectures,proto3" json:"architectures,omitempty"`
+	// The values StartTraining gives a spec's unset fields (image size and
+	// channels are those of the default architecture; see each
+	// Architecture for its own). Clients show them rather than copy them.
+	Defaults      *JobSpec `protobuf:"bytes,2,opt,name=defaults,proto3" json:"defaults,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1818,6 +1822,13 @@ func (*ListArchitecturesResponse) Descriptor() ([]byte, []int) {
 func (x *ListArchitecturesResponse) GetArchitectures() []*Architecture {
 	if x != nil {
 		return x.Architectures
+	}
+	return nil
+}
+
+func (x *ListArchitecturesResponse) GetDefaults() *JobSpec {
+	if x != nil {
+		return x.Defaults
 	}
 	return nil
 }
@@ -1943,9 +1954,10 @@ const file_shoal_trainer_v1_trainer_proto_rawDesc = "" +
 	"\n" +
 	"parameters\x18\x06 \x01(\x03R\n" +
 	"parameters\"\x1a\n" +
-	"\x18ListArchitecturesRequest\"a\n" +
+	"\x18ListArchitecturesRequest\"\x98\x01\n" +
 	"\x19ListArchitecturesResponse\x12D\n" +
-	"\rarchitectures\x18\x01 \x03(\v2\x1e.shoal.trainer.v1.ArchitectureR\rarchitectures*\x9a\x01\n" +
+	"\rarchitectures\x18\x01 \x03(\v2\x1e.shoal.trainer.v1.ArchitectureR\rarchitectures\x125\n" +
+	"\bdefaults\x18\x02 \x01(\v2\x19.shoal.trainer.v1.JobSpecR\bdefaults*\x9a\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n" +
@@ -2053,23 +2065,24 @@ var file_shoal_trainer_v1_trainer_proto_depIdxs = []int32{
 	26, // 27: shoal.trainer.v1.WatchJobResponse.evaluation:type_name -> shoal.registry.v1.Metrics
 	24, // 28: shoal.trainer.v1.WatchJobResponse.registered:type_name -> shoal.registry.v1.VersionRef
 	21, // 29: shoal.trainer.v1.ListArchitecturesResponse.architectures:type_name -> shoal.trainer.v1.Architecture
-	8,  // 30: shoal.trainer.v1.TrainerService.StartTraining:input_type -> shoal.trainer.v1.StartTrainingRequest
-	10, // 31: shoal.trainer.v1.TrainerService.GetJob:input_type -> shoal.trainer.v1.GetJobRequest
-	12, // 32: shoal.trainer.v1.TrainerService.ListJobs:input_type -> shoal.trainer.v1.ListJobsRequest
-	14, // 33: shoal.trainer.v1.TrainerService.CancelJob:input_type -> shoal.trainer.v1.CancelJobRequest
-	16, // 34: shoal.trainer.v1.TrainerService.WatchJob:input_type -> shoal.trainer.v1.WatchJobRequest
-	22, // 35: shoal.trainer.v1.TrainerService.ListArchitectures:input_type -> shoal.trainer.v1.ListArchitecturesRequest
-	9,  // 36: shoal.trainer.v1.TrainerService.StartTraining:output_type -> shoal.trainer.v1.StartTrainingResponse
-	11, // 37: shoal.trainer.v1.TrainerService.GetJob:output_type -> shoal.trainer.v1.GetJobResponse
-	13, // 38: shoal.trainer.v1.TrainerService.ListJobs:output_type -> shoal.trainer.v1.ListJobsResponse
-	15, // 39: shoal.trainer.v1.TrainerService.CancelJob:output_type -> shoal.trainer.v1.CancelJobResponse
-	20, // 40: shoal.trainer.v1.TrainerService.WatchJob:output_type -> shoal.trainer.v1.WatchJobResponse
-	23, // 41: shoal.trainer.v1.TrainerService.ListArchitectures:output_type -> shoal.trainer.v1.ListArchitecturesResponse
-	36, // [36:42] is the sub-list for method output_type
-	30, // [30:36] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	5,  // 30: shoal.trainer.v1.ListArchitecturesResponse.defaults:type_name -> shoal.trainer.v1.JobSpec
+	8,  // 31: shoal.trainer.v1.TrainerService.StartTraining:input_type -> shoal.trainer.v1.StartTrainingRequest
+	10, // 32: shoal.trainer.v1.TrainerService.GetJob:input_type -> shoal.trainer.v1.GetJobRequest
+	12, // 33: shoal.trainer.v1.TrainerService.ListJobs:input_type -> shoal.trainer.v1.ListJobsRequest
+	14, // 34: shoal.trainer.v1.TrainerService.CancelJob:input_type -> shoal.trainer.v1.CancelJobRequest
+	16, // 35: shoal.trainer.v1.TrainerService.WatchJob:input_type -> shoal.trainer.v1.WatchJobRequest
+	22, // 36: shoal.trainer.v1.TrainerService.ListArchitectures:input_type -> shoal.trainer.v1.ListArchitecturesRequest
+	9,  // 37: shoal.trainer.v1.TrainerService.StartTraining:output_type -> shoal.trainer.v1.StartTrainingResponse
+	11, // 38: shoal.trainer.v1.TrainerService.GetJob:output_type -> shoal.trainer.v1.GetJobResponse
+	13, // 39: shoal.trainer.v1.TrainerService.ListJobs:output_type -> shoal.trainer.v1.ListJobsResponse
+	15, // 40: shoal.trainer.v1.TrainerService.CancelJob:output_type -> shoal.trainer.v1.CancelJobResponse
+	20, // 41: shoal.trainer.v1.TrainerService.WatchJob:output_type -> shoal.trainer.v1.WatchJobResponse
+	23, // 42: shoal.trainer.v1.TrainerService.ListArchitectures:output_type -> shoal.trainer.v1.ListArchitecturesResponse
+	37, // [37:43] is the sub-list for method output_type
+	31, // [31:37] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_shoal_trainer_v1_trainer_proto_init() }
