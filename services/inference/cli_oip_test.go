@@ -68,7 +68,7 @@ func TestCLIPredictOIPMatchesPredict(t *testing.T) {
 	}
 
 	for _, args := range [][]string{
-		{"--protocol", "oip", a},         // no --model: the default model is the server's secret
+		{"--protocol", "oip", a}, // no --model: the default model is the server's secret
 		{"--protocol", "http", "--model", "pets", a},
 		{"--format", "yaml", "--model", "pets", a},
 	} {
