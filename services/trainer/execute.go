@@ -236,7 +236,7 @@ func (s *Service) exportAndVerify(ctx context.Context, id string, m *ml.Model, s
 	if err != nil {
 		return nil, fmt.Errorf("exporting ONNX: %w", err)
 	}
-	onnxModel, err := m.ExportONNX(lib, exportBatch)
+	onnxModel, err := m.ExportONNX(lib)
 	if err != nil {
 		return nil, fmt.Errorf("exporting ONNX: %w", err)
 	}
