@@ -1,0 +1,91 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"time"
+)
+
+// BestORT is bare ONNX Runtime's best throughput at a batch the server can
+// form (at most maxBatch): the ceiling the served figures are compared with.
+func (r *Report) BestORT() ORTPoint {
+	var best ORTPoint
+	for _, p := range r.ORT {
+		if p.Batch <= r.MaxBatch && p.ImagesPerSecond > best.ImagesPerSecond {
+			best = p
+		}
+	}
+	return best
+}
+
+// Saturation is the best throughput over the concurrencies.
+func Saturation(ss []Stats) Stats {
+	var best Stats
+	for _, s := range ss {
+		if s.ImagesPerSecond > best.ImagesPerSecond {
+			best = s
+		}
+	}
+	return best
+}
+
+func at(ss []Stats, concurrency int) (Stats, bool) {
+	for _, s := range ss {
+		if s.Concurrency == concurrency {
+			return s, true
+		}
+	}
+	return Stats{}, false
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d.Microseconds())/1000) }
+
+// Markdown writes the report as BENCHMARKS.md's tables for one model.
+func (r *Report) Markdown(w io.Writer) {
+	fmt.Fprintf(w, "### %s v%d (%s, input %s)\n\n", r.Model, r.Version, r.Architecture, r.Input)
+	fmt.Fprintf(w, "Server: %d ONNX Runtime sessions × %d intra-op thread(s), max batch %d; the bare runs use the same sessions and threads. JPEG: %d bytes.\n\n",
+		r.Settings.Sessions, r.Settings.IntraOpThreads, r.MaxBatch, r.ImageBytes)
+	fmt.Fprintf(w, "(a) bare ONNX Runtime, no RPC\n\n| batch | images/s | ms per batch |\n|---:|---:|---:|\n")
+	for _, p := range r.ORT {
+		fmt.Fprintf(w, "| %d | %.1f | %s |\n", p.Batch, p.ImagesPerSecond, ms(p.BatchLatency))
+	}
+	fmt.Fprintf(w, "\n(b) OIP ModelInfer over gRPC, one preprocessed FP32 image per request\n\n| concurrency | images/s | p50 ms | p99 ms | errors |\n|---:|---:|---:|---:|---:|\n")
+	for _, s := range r.ModelInfer {
+		fmt.Fprintf(w, "| %d | %.1f | %s | %s | %d |\n", s.Concurrency, s.ImagesPerSecond, ms(s.P50), ms(s.P99), s.Errors)
+	}
+	fmt.Fprintf(w, "\n(c) one %d-byte JPEG per request; preprocess, queue and compute are the server's mean timings per request, batch the mean batch it ran in\n\n", r.ImageBytes)
+	fmt.Fprintf(w, "| protocol | concurrency | images/s | p50 ms | p99 ms | decode+preprocess ms | queue ms | compute ms | batch | errors |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, row := range []struct {
+		name string
+		ss   []Stats
+	}{{"gRPC Predict", r.Predict}, {"REST /predict", r.REST}} {
+		for _, s := range row.ss {
+			fmt.Fprintf(w, "| %s | %d | %.1f | %s | %s | %s | %s | %s | %.1f | %d |\n", row.name, s.Concurrency, s.ImagesPerSecond,
+				ms(s.P50), ms(s.P99), ms(s.Preprocess), ms(s.Queue), ms(s.Compute), s.MeanBatch, s.Errors)
+		}
+	}
+	best := r.BestORT()
+	fmt.Fprintf(w, "\nRatios against (a)'s best at a batch the server forms (%.1f images/s at batch %d):\n\n", best.ImagesPerSecond, best.Batch)
+	ratio := func(s Stats) string {
+		if best.ImagesPerSecond == 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.0f%%", 100*s.ImagesPerSecond/best.ImagesPerSecond)
+	}
+	b := Saturation(r.ModelInfer)
+	fmt.Fprintf(w, "- (b)/(a) at saturation: %s (%.1f images/s at concurrency %d)\n", ratio(b), b.ImagesPerSecond, b.Concurrency)
+	for _, row := range []struct {
+		name string
+		ss   []Stats
+	}{{"gRPC Predict", r.Predict}, {"REST /predict", r.REST}} {
+		s := Saturation(row.ss)
+		line := fmt.Sprintf("- (c)/(a) %s at saturation: %s (%.1f images/s at concurrency %d)", row.name, ratio(s), s.ImagesPerSecond, s.Concurrency)
+		one, ok1 := at(row.ss, 1)
+		c32, ok32 := at(row.ss, 32)
+		if ok1 && ok32 && one.P50 > 0 {
+			line += fmt.Sprintf("; p99 at concurrency 32 = %.1f× the single-request latency (%s ms / %s ms)", float64(c32.P99)/float64(one.P50), ms(c32.P99), ms(one.P50))
+		}
+		fmt.Fprintln(w, line)
+	}
+	fmt.Fprintln(w)
+}
