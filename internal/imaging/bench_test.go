@@ -73,4 +73,3 @@ func BenchmarkDecodeAndPreprocess300(b *testing.B) {
 		})
 	}
 }
-

@@ -47,7 +47,7 @@ func TestFastPathMatchesXImage(t *testing.T) {
 	}
 	rgba := imagingtest.Photo(90, 140)
 	sources := map[string]image.Image{
-		"jpeg 4:2:0": decoded,
+		"jpeg 4:2:0":  decoded,
 		"ycbcr 4:4:4": ycbcr(64, 48, image.YCbCrSubsampleRatio444), "ycbcr 4:2:2": ycbcr(64, 48, image.YCbCrSubsampleRatio422),
 		"ycbcr 4:4:0": ycbcr(33, 71, image.YCbCrSubsampleRatio440), "ycbcr 4:2:0 odd": ycbcr(31, 17, image.YCbCrSubsampleRatio420),
 		"gray offset": gray, "rgba": rgba, "rgba sub-image": rgba.SubImage(image.Rect(10, 20, 70, 120)),
