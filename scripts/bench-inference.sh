@@ -2,8 +2,8 @@
 # Inference benchmarks (`make bench`): starts `shoal serve` on embedded
 # defaults in a temporary folder on free ports (scripts/run.sh: the demo
 # dataset imported, the default small model trained by the Trainer and
-# promoted), uploads an untrained ResNet18 at 224x224 exported the way the
-# Trainer exports (batch-dynamic ONNX) through the Registry and promotes it,
+# promoted), uploads an untrained ResNet-18 at 224x224 (batch-dynamic ONNX)
+# through the Registry and promotes it,
 # then measures both models with shoal-bench: bare ONNX Runtime with the
 # server's session settings, OIP ModelInfer with tensors, gRPC Predict and
 # REST /predict with a 300 px JPEG. Prints Markdown for BENCHMARKS.md.
@@ -12,7 +12,7 @@
 #
 # Server settings come from the environment (defaults: the server's own):
 # BENCH_SESSIONS, BENCH_INTRA_OP_THREADS, BENCH_MAX_BATCH, BENCH_QUEUE_DELAY.
-# Set BENCH_MODELS to "fashion" or "resnet18" to measure one model.
+# BENCH_MODELS picks the models (default "fashion resnet18"; also resnet18-gomlx).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -60,15 +60,26 @@ for _ in $(seq 1 3000); do
 done
 grep -q '^run: ready' "$work/run.log" || { tail -n 40 "$work/run.log" >&2; log "not ready after 10 minutes"; exit 1; }
 
+# resnet18 is torchvision's ResNet-18 as PyTorch exports it (Conv nodes);
+# resnet18-gomlx is the Trainer's resnet18 architecture as the Trainer
+# exports it (convolutions as im2col + MatMul). Both untrained, 224x224.
 models=${BENCH_MODELS:-fashion resnet18}
-if [[ " $models " == *" resnet18 "* ]]; then
-	log "exporting and uploading ResNet18 (224x224, untrained)"
-	bin/shoal-bench export --arch resnet18 --size 224 --channels 3 --classes 5 --out "$work/resnet18.onnx"
-	bin/shoal models upload --addr "$grpc" --model resnet18 --architecture resnet18 --size 224 --channels 3 \
+upload() { # name arch
+	log "exporting and uploading $1 ($2, 224x224, untrained)"
+	bin/shoal-bench export --arch "$2" --size 224 --channels 3 --classes 5 --out "$work/$1.onnx"
+	bin/shoal models upload --addr "$grpc" --model "$1" --architecture "$2" --size 224 --channels 3 \
 		--labels c0,c1,c2,c3,c4 --probabilities --input-name images --output-name probabilities \
-		--description "untrained ResNet18, for the inference benchmarks" "$work/resnet18.onnx" >&2
-	bin/shoal models promote resnet18 1 --addr "$grpc" >&2
-fi
+		--description "untrained $2, for the inference benchmarks" "$work/$1.onnx" >&2
+	bin/shoal models promote "$1" 1 --addr "$grpc" >&2
+}
+for model in $models; do
+	case $model in
+	fashion) ;;
+	resnet18) upload resnet18 torchvision-resnet18 ;;
+	resnet18-gomlx) upload resnet18-gomlx resnet18 ;;
+	*) log "unknown model $model (fashion, resnet18, resnet18-gomlx)"; exit 2 ;;
+	esac
+done
 
 echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'); $(uname -sr)"
 echo "Load before: $(uptime | sed 's/.*load average/load average/')"

@@ -2,7 +2,7 @@
 // (scripts/bench-inference.sh starts one and calls it):
 //
 //	shoal-bench run --grpc ADDR --http ADDR --model NAME [flags]   measure and print Markdown
-//	shoal-bench export --arch resnet18 --size 224 --out FILE        write an untrained, batch-dynamic ONNX model
+//	shoal-bench export --arch ARCH --size 224 --out FILE            write an untrained, batch-dynamic ONNX model
 //	shoal-bench ports N                                             print N free TCP ports
 package main
 
@@ -53,7 +53,7 @@ func run(ctx context.Context, args []string) error {
 	case "export":
 		var rt onnxrt.Config
 		rt.RegisterFlags(fs)
-		arch := fs.String("arch", "resnet18", "architecture (see shoal train --help)")
+		arch := fs.String("arch", "torchvision-resnet18", "torchvision-resnet18 (Conv nodes, as PyTorch exports it) or a Trainer architecture (see shoal train --help)")
 		size := fs.Int("size", 224, "input height and width")
 		channels := fs.Int("channels", 3, "input channels")
 		classes := fs.Int("classes", 5, "output classes")
@@ -68,7 +68,12 @@ func run(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		b, err := bench.ExportUntrained(lib, *arch, ml.InputShape{Channels: *channels, Height: *size, Width: *size}, *classes, 1)
+		var b []byte
+		if *arch == "torchvision-resnet18" {
+			b, err = bench.ResNet18ONNX(*classes, 1)
+		} else {
+			b, err = bench.ExportUntrained(lib, *arch, ml.InputShape{Channels: *channels, Height: *size, Width: *size}, *classes, 1)
+		}
 		if err != nil {
 			return err
 		}

@@ -89,133 +89,166 @@ func ftou(f float64) uint16 {
 	return 0
 }
 
-// planes are the horizontally resized rows: one float64 plane per colour
-// channel (one for gray sources) plus alpha for RGBA sources. Pooled: a
-// 300-row source resized to 224 columns needs 1.6 MB.
-type planes struct{ c [4][]float64 }
+// scratch holds a call's intermediate buffers, pooled: a 300-row source
+// resized to 224 columns needs 1.6 MB of float64s.
+type scratch struct{ tmp, in, acc []float64 }
 
-var planePool = sync.Pool{New: func() any { return new(planes) }}
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
-func (p *planes) get(ch, n int) []float64 {
-	if cap(p.c[ch]) < n {
-		p.c[ch] = make([]float64, n)
+func grow(b []float64, n int) []float64 {
+	if cap(b) < n {
+		return make([]float64, n)
 	}
-	return p.c[ch][:n]
+	return b[:n]
 }
 
 // fastPreprocess is Preprocess for the source types above; it reports
 // false, having written nothing, for any other image.
 func fastPreprocess(img image.Image, s Spec, sr, dr image.Rectangle, dst []float32) bool {
+	if !sr.In(img.Bounds()) {
+		return false
+	}
+	// row fills one source row of sr into in, interleaved per pixel, in
+	// x/image's 16-bit range; ch is the values per pixel.
 	var (
-		gray  bool
-		alpha bool
-		row   func(y int, r, g, b, a []float64) // fills one source row of sr, in 0..0xffff
+		ch  int
+		row func(y int, in []float64)
 	)
 	switch src := img.(type) {
 	case *image.YCbCr:
+		var cx func(x int) int // the chroma column, as YCbCr.COffset
+		var cy func(y int) int
 		switch src.SubsampleRatio {
-		case image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio422, image.YCbCrSubsampleRatio420, image.YCbCrSubsampleRatio440:
+		case image.YCbCrSubsampleRatio444:
+			cx, cy = func(x int) int { return x - src.Rect.Min.X }, func(y int) int { return y - src.Rect.Min.Y }
+		case image.YCbCrSubsampleRatio422:
+			cx, cy = func(x int) int { return x/2 - src.Rect.Min.X/2 }, func(y int) int { return y - src.Rect.Min.Y }
+		case image.YCbCrSubsampleRatio420:
+			cx, cy = func(x int) int { return x/2 - src.Rect.Min.X/2 }, func(y int) int { return y/2 - src.Rect.Min.Y/2 }
+		case image.YCbCrSubsampleRatio440:
+			cx, cy = func(x int) int { return x - src.Rect.Min.X }, func(y int) int { return y/2 - src.Rect.Min.Y/2 }
 		default:
 			return false
 		}
-		row = func(y int, r, g, b, _ []float64) {
-			yi := (y - src.Rect.Min.Y) * src.YStride
-			for x := sr.Min.X; x < sr.Max.X; x++ {
+		ch = 3
+		// Chroma columns of sr, computed once.
+		cols := make([]int, sr.Dx())
+		for x := sr.Min.X; x < sr.Max.X; x++ {
+			cols[x-sr.Min.X] = cx(x)
+		}
+		row = func(y int, in []float64) {
+			ys := src.Y[(y-src.Rect.Min.Y)*src.YStride+sr.Min.X-src.Rect.Min.X:]
+			cbase := cy(y) * src.CStride
+			cb, cr := src.Cb[cbase:], src.Cr[cbase:]
+			for k, c := range cols {
 				// image/color's YCbCr.RGBA, as x/image inlines it.
-				yy1 := int(src.Y[yi+x-src.Rect.Min.X]) * 0x10101
-				ci := src.COffset(x, y)
-				cb1 := int(src.Cb[ci]) - 128
-				cr1 := int(src.Cr[ci]) - 128
-				k := x - sr.Min.X
-				r[k] = float64(clamp16((yy1 + 91881*cr1) >> 8))
-				g[k] = float64(clamp16((yy1 - 22554*cb1 - 46802*cr1) >> 8))
-				b[k] = float64(clamp16((yy1 + 116130*cb1) >> 8))
+				yy1 := int(ys[k]) * 0x10101
+				cb1 := int(cb[c]) - 128
+				cr1 := int(cr[c]) - 128
+				px := in[3*k : 3*k+3 : 3*k+3]
+				px[0] = float64(clamp16((yy1 + 91881*cr1) >> 8))
+				px[1] = float64(clamp16((yy1 - 22554*cb1 - 46802*cr1) >> 8))
+				px[2] = float64(clamp16((yy1 + 116130*cb1) >> 8))
 			}
 		}
 	case *image.Gray:
-		gray = true
-		row = func(y int, r, _, _, _ []float64) {
-			base := (y-src.Rect.Min.Y)*src.Stride - src.Rect.Min.X
-			for x := sr.Min.X; x < sr.Max.X; x++ {
-				r[x-sr.Min.X] = float64(uint32(src.Pix[base+x]) * 0x101)
+		ch = 1
+		row = func(y int, in []float64) {
+			pix := src.Pix[(y-src.Rect.Min.Y)*src.Stride+sr.Min.X-src.Rect.Min.X:]
+			for k := range in {
+				in[k] = float64(uint32(pix[k]) * 0x101)
 			}
 		}
 	case *image.RGBA:
 		if !src.Opaque() {
 			return false
 		}
-		alpha = true
-		row = func(y int, r, g, b, a []float64) {
-			base := (y-src.Rect.Min.Y)*src.Stride - 4*src.Rect.Min.X
-			for x := sr.Min.X; x < sr.Max.X; x++ {
-				p, k := src.Pix[base+4*x:base+4*x+4:base+4*x+4], x-sr.Min.X
-				r[k], g[k], b[k], a[k] = float64(uint32(p[0])*0x101), float64(uint32(p[1])*0x101), float64(uint32(p[2])*0x101), float64(uint32(p[3])*0x101)
+		ch = 4
+		row = func(y int, in []float64) {
+			pix := src.Pix[(y-src.Rect.Min.Y)*src.Stride+4*(sr.Min.X-src.Rect.Min.X):]
+			for k := range in {
+				in[k] = float64(uint32(pix[k]) * 0x101)
 			}
 		}
 	default:
 		return false
 	}
-	if !sr.In(img.Bounds()) {
-		return false
-	}
 	dw, dh, sw, sh := dr.Dx(), dr.Dy(), sr.Dx(), sr.Dy()
 	hs, hc := newDistrib(dw, sw)
 	vs, vc := newDistrib(dh, sh)
-	channels := 3
-	if gray {
-		channels = 1
-	}
-	if alpha {
-		channels = 4
-	}
-	buf := planePool.Get().(*planes)
-	defer planePool.Put(buf)
-	// Horizontal pass: tmp[ch][y*dw+x] for every source row y.
-	var tmp, in [4][]float64
-	for ch := range channels {
-		tmp[ch] = buf.get(ch, sh*dw)
-		in[ch] = make([]float64, sw)
-	}
+	buf := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(buf)
+	buf.tmp, buf.in, buf.acc = grow(buf.tmp, sh*dw*ch), grow(buf.in, sw*ch), grow(buf.acc, dw*ch)
+	tmp, in, acc := buf.tmp, buf.in, buf.acc
+
+	// Horizontal pass: every source row, resized to dw columns. Each
+	// channel's sum runs over the taps in x/image's order.
 	for y := range sh {
-		row(sr.Min.Y+y, in[0], in[1], in[2], in[3])
-		for ch := range channels {
-			src, out := in[ch], tmp[ch][y*dw:(y+1)*dw]
-			for x, s := range hs {
-				var sum float64
-				for _, c := range hc[s.i:s.j] {
-					sum += float64(src[c.coord] * c.weight)
+		row(sr.Min.Y+y, in)
+		out := tmp[y*dw*ch : (y+1)*dw*ch]
+		for x, s := range hs {
+			taps := hc[s.i:s.j]
+			switch ch {
+			case 1:
+				var p0 float64
+				for _, c := range taps {
+					p0 += float64(in[c.coord] * c.weight)
 				}
-				out[x] = sum * s.invTotalWeight65535
+				out[x] = p0 * s.invTotalWeight65535
+			case 3:
+				var p0, p1, p2 float64
+				for _, c := range taps {
+					px := in[3*c.coord : 3*c.coord+3 : 3*c.coord+3]
+					p0 += float64(px[0] * c.weight)
+					p1 += float64(px[1] * c.weight)
+					p2 += float64(px[2] * c.weight)
+				}
+				o := out[3*x : 3*x+3 : 3*x+3]
+				o[0], o[1], o[2] = p0*s.invTotalWeight65535, p1*s.invTotalWeight65535, p2*s.invTotalWeight65535
+			case 4:
+				var p0, p1, p2, p3 float64
+				for _, c := range taps {
+					px := in[4*c.coord : 4*c.coord+4 : 4*c.coord+4]
+					p0 += float64(px[0] * c.weight)
+					p1 += float64(px[1] * c.weight)
+					p2 += float64(px[2] * c.weight)
+					p3 += float64(px[3] * c.weight)
+				}
+				o := out[4*x : 4*x+4 : 4*x+4]
+				o[0], o[1], o[2], o[3] = p0*s.invTotalWeight65535, p1*s.invTotalWeight65535, p2*s.invTotalWeight65535, p3*s.invTotalWeight65535
 			}
 		}
 	}
-	// Vertical pass, straight into the tensor.
+
+	// Vertical pass, a destination row at a time: the rows' contributions
+	// are added in x/image's order, so every pixel's sums are the same.
 	n := newNormaliser(s)
 	n.fillBlack(dst, dr)
-	var px [3]uint8
 	for y, v := range vs {
-		cs := vc[v.i:v.j]
+		clear(acc)
+		pa := 0.0 // the alpha sum of YCbCr and gray sources, whose alpha is 1
+		for _, c := range vc[v.i:v.j] {
+			pa += float64(1 * c.weight)
+			src := tmp[c.coord*dw*ch : (c.coord+1)*dw*ch]
+			for i, t := range src {
+				acc[i] += float64(t * c.weight)
+			}
+		}
+		base := (dr.Min.Y+y)*s.Width + dr.Min.X
 		for x := range dw {
-			pa := 0.0
-			for _, c := range cs {
-				if alpha {
-					pa += float64(tmp[3][c.coord*dw+x] * c.weight)
-				} else {
-					pa += float64(1 * c.weight)
-				}
+			a := acc[x*ch : (x+1)*ch : (x+1)*ch]
+			alpha := pa
+			if ch == 4 {
+				alpha = a[3]
 			}
-			for ch := range min(channels, 3) {
-				var sum float64
-				for _, c := range cs {
-					sum += float64(tmp[ch][c.coord*dw+x] * c.weight)
-				}
-				sum = min(sum, pa)
-				px[ch] = uint8(ftou(sum*v.invTotalWeight) >> 8)
+			r := uint8(ftou(min(a[0], alpha)*v.invTotalWeight) >> 8)
+			if ch == 1 {
+				n.put(dst, base+x, r, r, r)
+				continue
 			}
-			if gray {
-				px[1], px[2] = px[0], px[0]
-			}
-			n.put(dst, (dr.Min.Y+y)*s.Width+dr.Min.X+x, px[0], px[1], px[2])
+			g := uint8(ftou(min(a[1], alpha)*v.invTotalWeight) >> 8)
+			b := uint8(ftou(min(a[2], alpha)*v.invTotalWeight) >> 8)
+			n.put(dst, base+x, r, g, b)
 		}
 	}
 	return true
