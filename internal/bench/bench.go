@@ -41,7 +41,10 @@ type Config struct {
 	Warmup, Point  time.Duration
 	ImageSize      int // the JPEG's width and height in pixels
 	Connections    int // gRPC connections the load is spread over
-	ONNXRuntime    onnxrt.Config
+	// OIPImages is the images per request of the second ModelInfer run,
+	// which shows the serving path without the per-request RPC cost.
+	OIPImages   int
+	ONNXRuntime onnxrt.Config
 }
 
 // RegisterFlags registers the benchmark's flags.
@@ -57,6 +60,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Point, "duration", 5*time.Second, "measured time of each point")
 	fs.IntVar(&c.ImageSize, "image-size", 300, "width and height of the JPEG sent to Predict and /predict")
 	fs.IntVar(&c.Connections, "connections", 4, "gRPC connections the load is spread over")
+	fs.IntVar(&c.OIPImages, "oip-images", 8, "images per request of the second ModelInfer run, at concurrencies up to 32 (0: skip it)")
 	c.ONNXRuntime.RegisterFlags(fs)
 }
 
@@ -86,6 +90,9 @@ func (c *Config) Validate() error {
 	if c.Model == "" {
 		errs = append(errs, errors.New("--model is required"))
 	}
+	if c.OIPImages < 0 {
+		errs = append(errs, errors.New("--oip-images must not be negative"))
+	}
 	if c.IntraOpThreads <= 0 || c.ImageSize <= 0 || c.Connections <= 0 {
 		errs = append(errs, errors.New("--intra-op-threads, --image-size and --connections must be positive"))
 	}
@@ -105,9 +112,15 @@ type Report struct {
 	MaxBatch     int
 	ImageBytes   int
 	ORT          []ORTPoint
-	ModelInfer   []Stats
-	Predict      []Stats
-	REST         []Stats
+	// ORTAfter repeats (a)'s best batch after the served runs, to show how
+	// much the machine's load moved in between.
+	ORTAfter   ORTPoint
+	ModelInfer []Stats
+	// ModelInferBatched sends OIPImages images per ModelInfer request.
+	OIPImages         int
+	ModelInferBatched []Stats
+	Predict           []Stats
+	REST              []Stats
 }
 
 // Run measures cfg.Model's aliased version on the server and returns the
@@ -157,7 +170,7 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 	for _, p := range r.ORT {
 		fmt.Fprintf(log, "  batch %3d: %8.1f images/s\n", p.Batch, p.ImagesPerSecond)
 	}
-	infer := ModelInferCall(conns, r.Model, r.Version, g.Input, g.ImageShape)
+	infer := ModelInferCall(conns, r.Model, r.Version, g.Input, g.ImageShape, 1)
 	r.ImageBytes = len(image)
 	predict := PredictCall(conns, r.Model, r.Version, image)
 	httpClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxConnsPerHost: 0}}
@@ -166,17 +179,28 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, target := range []struct {
-		name string
-		call CallFunc
-		into *[]Stats
-	}{
-		{"OIP ModelInfer", infer, &r.ModelInfer},
-		{"gRPC Predict", predict, &r.Predict},
-		{"REST /predict", rest, &r.REST},
-	} {
+	type target struct {
+		name   string
+		call   CallFunc
+		images int
+		most   int // highest concurrency; 0: all
+		into   *[]Stats
+	}
+	targets := []target{{"OIP ModelInfer", infer, 1, 0, &r.ModelInfer}}
+	if cfg.OIPImages > 0 {
+		r.OIPImages = cfg.OIPImages
+		// Up to 32 callers, so that the images queued stay within the
+		// server's default queue of 512.
+		targets = append(targets, target{fmt.Sprintf("OIP x%d", cfg.OIPImages),
+			ModelInferCall(conns, r.Model, r.Version, g.Input, g.ImageShape, cfg.OIPImages), cfg.OIPImages, 32, &r.ModelInferBatched})
+	}
+	targets = append(targets, target{"gRPC Predict", predict, 1, 0, &r.Predict}, target{"REST /predict", rest, 1, 0, &r.REST})
+	for _, target := range targets {
 		for _, c := range cfg.Concurrency {
-			s := Load(ctx, c, 1, cfg.Warmup, cfg.Point, target.call)
+			if target.most > 0 && c > target.most {
+				continue
+			}
+			s := Load(ctx, c, target.images, cfg.Warmup, cfg.Point, target.call)
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
@@ -187,6 +211,13 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 			*target.into = append(*target.into, s)
 		}
 	}
+	best := r.BestORT()
+	after, err := MeasureORT(ctx, g, r.Settings, []int{best.Batch}, cfg.Warmup, cfg.Point)
+	if err != nil {
+		return nil, err
+	}
+	r.ORTAfter = after[0]
+	fmt.Fprintf(log, "  bare ONNX Runtime again, batch %d: %.1f images/s\n", r.ORTAfter.Batch, r.ORTAfter.ImagesPerSecond)
 	return r, nil
 }
 

@@ -53,6 +53,12 @@ func (r *Report) Markdown(w io.Writer) {
 	for _, s := range r.ModelInfer {
 		fmt.Fprintf(w, "| %d | %.1f | %s | %s | %d |\n", s.Concurrency, s.ImagesPerSecond, ms(s.P50), ms(s.P99), s.Errors)
 	}
+	if len(r.ModelInferBatched) > 0 {
+		fmt.Fprintf(w, "\n(b') OIP ModelInfer over gRPC, %d preprocessed FP32 images per request\n\n| concurrency | images/s | p50 ms | p99 ms | errors |\n|---:|---:|---:|---:|---:|\n", r.OIPImages)
+		for _, s := range r.ModelInferBatched {
+			fmt.Fprintf(w, "| %d | %.1f | %s | %s | %d |\n", s.Concurrency, s.ImagesPerSecond, ms(s.P50), ms(s.P99), s.Errors)
+		}
+	}
 	fmt.Fprintf(w, "\n(c) one %d-byte JPEG per request; preprocess, queue and compute are the server's mean timings per request, batch the mean batch it ran in\n\n", r.ImageBytes)
 	fmt.Fprintf(w, "| protocol | concurrency | images/s | p50 ms | p99 ms | decode+preprocess ms | queue ms | compute ms | batch | errors |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, row := range []struct {
@@ -65,7 +71,8 @@ func (r *Report) Markdown(w io.Writer) {
 		}
 	}
 	best := r.BestORT()
-	fmt.Fprintf(w, "\nRatios against (a)'s best at a batch the server forms (%.1f images/s at batch %d):\n\n", best.ImagesPerSecond, best.Batch)
+	fmt.Fprintf(w, "\nRatios against (a)'s best at a batch the server forms (%.1f images/s at batch %d; the same bare run after the served runs: %.1f images/s):\n\n",
+		best.ImagesPerSecond, best.Batch, r.ORTAfter.ImagesPerSecond)
 	ratio := func(s Stats) string {
 		if best.ImagesPerSecond == 0 {
 			return "n/a"
@@ -74,6 +81,10 @@ func (r *Report) Markdown(w io.Writer) {
 	}
 	b := Saturation(r.ModelInfer)
 	fmt.Fprintf(w, "- (b)/(a) at saturation: %s (%.1f images/s at concurrency %d)\n", ratio(b), b.ImagesPerSecond, b.Concurrency)
+	if len(r.ModelInferBatched) > 0 {
+		b := Saturation(r.ModelInferBatched)
+		fmt.Fprintf(w, "- (b')/(a) at saturation, %d images per request: %s (%.1f images/s at concurrency %d)\n", r.OIPImages, ratio(b), b.ImagesPerSecond, b.Concurrency)
+	}
 	for _, row := range []struct {
 		name string
 		ss   []Stats

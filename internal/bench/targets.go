@@ -49,14 +49,15 @@ func PredictCall(conns []*grpc.ClientConn, model string, version int64, image []
 	}
 }
 
-// ModelInferCall sends one preprocessed image as a raw FP32 tensor to the
-// Open Inference Protocol's ModelInfer. The response carries no timings.
-func ModelInferCall(conns []*grpc.ClientConn, model string, version int64, input string, imageShape []int64) CallFunc {
+// ModelInferCall sends images preprocessed images as one raw FP32 tensor
+// [images, ...] to the Open Inference Protocol's ModelInfer. The response
+// carries no timings.
+func ModelInferCall(conns []*grpc.ClientConn, model string, version int64, input string, imageShape []int64, images int) CallFunc {
 	rr := &roundRobin[oippb.GRPCInferenceServiceClient]{}
 	for _, c := range conns {
 		rr.clients = append(rr.clients, oippb.NewGRPCInferenceServiceClient(c))
 	}
-	n := 1
+	n := images
 	for _, d := range imageShape {
 		n *= int(d)
 	}
@@ -67,7 +68,7 @@ func ModelInferCall(conns []*grpc.ClientConn, model string, version int64, input
 	req := &oippb.ModelInferRequest{
 		ModelName: model, ModelVersion: fmt.Sprint(version),
 		Inputs: []*oippb.ModelInferRequest_InferInputTensor{{
-			Name: input, Datatype: "FP32", Shape: append([]int64{1}, imageShape...),
+			Name: input, Datatype: "FP32", Shape: append([]int64{int64(images)}, imageShape...),
 		}},
 		RawInputContents: [][]byte{raw},
 	}

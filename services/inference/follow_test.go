@@ -55,8 +55,8 @@ func TestServesProductionOnceWarm(t *testing.T) {
 	}
 	m := resp.GetModels()[0]
 	if m.GetModel() != "pets" || m.GetVersion() != 1 || !m.GetReady() || m.GetSessions() != 2 ||
-		m.GetMaxBatchSize() != 32 || !slices.Equal(m.GetAliases(), []string{"production"}) {
-		t.Fatalf("ListLoadedModels() = %v; want pets v1, ready, 2 sessions, batch 32, production", m)
+		m.GetMaxBatchSize() != 8 || !slices.Equal(m.GetAliases(), []string{"production"}) {
+		t.Fatalf("ListLoadedModels() = %v; want pets v1, ready, 2 sessions, batch 8, production", m)
 	}
 }
 
