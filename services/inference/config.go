@@ -24,6 +24,10 @@ type Config struct {
 	// QueueSize bounds the images waiting per loaded version; beyond it
 	// requests fail with RESOURCE_EXHAUSTED.
 	QueueSize int
+	// PinnedIdleTimeout unloads a version asked for by number after it has
+	// served no request for this long, unless a followed alias names it;
+	// 0 keeps such versions loaded until the process stops.
+	PinnedIdleTimeout time.Duration
 	// MaxImageBytes and MaxImagePixels bound each encoded image.
 	MaxImageBytes  int64
 	MaxImagePixels int64
@@ -53,6 +57,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"longest the first queued image waits for others to join its batch while a session is free (0: none)")
 	fs.IntVar(&c.QueueSize, "inference.queue-size", 512,
 		"images waiting per loaded model version before requests fail with RESOURCE_EXHAUSTED (HTTP 429)")
+	fs.DurationVar(&c.PinnedIdleTimeout, "inference.pinned-idle-timeout", 15*time.Minute,
+		"unload a version requested by number after it has served nothing for this long, unless a followed alias names it (0: never)")
 	fs.Int64Var(&c.MaxImageBytes, "inference.max-image-bytes", 20<<20, "largest encoded image accepted, in bytes")
 	fs.Int64Var(&c.MaxImagePixels, "inference.max-image-pixels", 40_000_000, "largest image accepted, in pixels (width×height)")
 }
@@ -71,6 +77,9 @@ func (c *Config) Validate() error {
 	positive("queue-size", int64(c.QueueSize))
 	positive("max-image-bytes", c.MaxImageBytes)
 	positive("max-image-pixels", c.MaxImagePixels)
+	if c.PinnedIdleTimeout < 0 {
+		errs = append(errs, fmt.Errorf("--inference.pinned-idle-timeout=%s: must not be negative", c.PinnedIdleTimeout))
+	}
 	if c.MaxQueueDelay < 0 {
 		errs = append(errs, fmt.Errorf("--inference.max-queue-delay=%s: must not be negative", c.MaxQueueDelay))
 	}
