@@ -41,6 +41,8 @@ type Config struct {
 	Warmup, Point  time.Duration
 	ImageSize      int // the JPEG's width and height in pixels
 	Connections    int // gRPC connections the load is spread over
+	// Rounds of the paired ratio measurement (see Report.Rounds).
+	Rounds int
 	// OIPImages is the images per request of the second ModelInfer run,
 	// which shows the serving path without the per-request RPC cost.
 	OIPImages   int
@@ -60,6 +62,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Point, "duration", 5*time.Second, "measured time of each point")
 	fs.IntVar(&c.ImageSize, "image-size", 300, "width and height of the JPEG sent to Predict and /predict")
 	fs.IntVar(&c.Connections, "connections", 4, "gRPC connections the load is spread over")
+	fs.IntVar(&c.Rounds, "rounds", 3, "rounds of back-to-back bare and served runs at saturation, for the ratios")
 	fs.IntVar(&c.OIPImages, "oip-images", 8, "images per request of the second ModelInfer run, at concurrencies up to 32 (0: skip it)")
 	c.ONNXRuntime.RegisterFlags(fs)
 }
@@ -90,6 +93,9 @@ func (c *Config) Validate() error {
 	if c.Model == "" {
 		errs = append(errs, errors.New("--model is required"))
 	}
+	if c.Rounds < 0 {
+		errs = append(errs, errors.New("--rounds must not be negative"))
+	}
 	if c.OIPImages < 0 {
 		errs = append(errs, errors.New("--oip-images must not be negative"))
 	}
@@ -112,9 +118,11 @@ type Report struct {
 	MaxBatch     int
 	ImageBytes   int
 	ORT          []ORTPoint
-	// ORTAfter repeats (a)'s best batch after the served runs, to show how
-	// much the machine's load moved in between.
-	ORTAfter   ORTPoint
+	// Rounds measure the ratios on a machine whose load moves: each round
+	// runs bare ONNX Runtime at (a)'s best batch and then each served
+	// target at its saturating concurrency, back to back.
+	Rounds     []Round
+	point      time.Duration
 	ModelInfer []Stats
 	// ModelInferBatched sends OIPImages images per ModelInfer request.
 	OIPImages         int
@@ -212,13 +220,40 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 		}
 	}
 	best := r.BestORT()
-	after, err := MeasureORT(ctx, g, r.Settings, []int{best.Batch}, cfg.Warmup, cfg.Point)
-	if err != nil {
-		return nil, err
+	r.point = cfg.Point
+	for range cfg.Rounds {
+		var rd Round
+		p, err := MeasureORT(ctx, g, r.Settings, []int{best.Batch}, cfg.Warmup, cfg.Point)
+		if err != nil {
+			return nil, err
+		}
+		rd.ORT = p[0].ImagesPerSecond
+		for _, target := range targets {
+			sat := Saturation(*target.into)
+			s := Load(ctx, sat.Concurrency, target.images, cfg.Warmup, cfg.Point, target.call)
+			rd.Served = append(rd.Served, RoundPoint{Name: target.name, Concurrency: sat.Concurrency, ImagesPerSecond: s.ImagesPerSecond})
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(log, "  round: bare %.1f images/s; served %+v\n", rd.ORT, rd.Served)
+		r.Rounds = append(r.Rounds, rd)
 	}
-	r.ORTAfter = after[0]
-	fmt.Fprintf(log, "  bare ONNX Runtime again, batch %d: %.1f images/s\n", r.ORTAfter.Batch, r.ORTAfter.ImagesPerSecond)
 	return r, nil
+}
+
+// Round is one paired measurement: bare ONNX Runtime, then each served
+// target at its saturating concurrency.
+type Round struct {
+	ORT    float64
+	Served []RoundPoint
+}
+
+// RoundPoint is one served target's throughput in a round.
+type RoundPoint struct {
+	Name            string
+	Concurrency     int
+	ImagesPerSecond float64
 }
 
 // download reads a version's ONNX artifact from the Registry.

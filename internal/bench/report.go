@@ -3,6 +3,8 @@ package bench
 import (
 	"fmt"
 	"io"
+	"sort"
+	"strings"
 	"time"
 )
 
@@ -71,32 +73,49 @@ func (r *Report) Markdown(w io.Writer) {
 		}
 	}
 	best := r.BestORT()
-	fmt.Fprintf(w, "\nRatios against (a)'s best at a batch the server forms (%.1f images/s at batch %d; the same bare run after the served runs: %.1f images/s):\n\n",
-		best.ImagesPerSecond, best.Batch, r.ORTAfter.ImagesPerSecond)
-	ratio := func(s Stats) string {
+	fmt.Fprintf(w, "\nRatios to (a)'s best at a batch the server forms (%.1f images/s at batch %d) from the sweeps above:\n\n", best.ImagesPerSecond, best.Batch)
+	ratio := func(v float64) string {
 		if best.ImagesPerSecond == 0 {
 			return "n/a"
 		}
-		return fmt.Sprintf("%.0f%%", 100*s.ImagesPerSecond/best.ImagesPerSecond)
-	}
-	b := Saturation(r.ModelInfer)
-	fmt.Fprintf(w, "- (b)/(a) at saturation: %s (%.1f images/s at concurrency %d)\n", ratio(b), b.ImagesPerSecond, b.Concurrency)
-	if len(r.ModelInferBatched) > 0 {
-		b := Saturation(r.ModelInferBatched)
-		fmt.Fprintf(w, "- (b')/(a) at saturation, %d images per request: %s (%.1f images/s at concurrency %d)\n", r.OIPImages, ratio(b), b.ImagesPerSecond, b.Concurrency)
+		return fmt.Sprintf("%.0f%%", 100*v/best.ImagesPerSecond)
 	}
 	for _, row := range []struct {
 		name string
 		ss   []Stats
-	}{{"gRPC Predict", r.Predict}, {"REST /predict", r.REST}} {
+	}{{"(b) OIP ModelInfer", r.ModelInfer}, {fmt.Sprintf("(b') OIP ModelInfer, %d images per request", r.OIPImages), r.ModelInferBatched},
+		{"(c) gRPC Predict", r.Predict}, {"(c) REST /predict", r.REST}} {
+		if len(row.ss) == 0 {
+			continue
+		}
 		s := Saturation(row.ss)
-		line := fmt.Sprintf("- (c)/(a) %s at saturation: %s (%.1f images/s at concurrency %d)", row.name, ratio(s), s.ImagesPerSecond, s.Concurrency)
+		line := fmt.Sprintf("- %s at saturation: %s (%.1f images/s at concurrency %d)", row.name, ratio(s.ImagesPerSecond), s.ImagesPerSecond, s.Concurrency)
 		one, ok1 := at(row.ss, 1)
 		c32, ok32 := at(row.ss, 32)
-		if ok1 && ok32 && one.P50 > 0 {
+		if strings.HasPrefix(row.name, "(c)") && ok1 && ok32 && one.P50 > 0 {
 			line += fmt.Sprintf("; p99 at concurrency 32 = %.1f× the single-request latency (%s ms / %s ms)", float64(c32.P99)/float64(one.P50), ms(c32.P99), ms(one.P50))
 		}
 		fmt.Fprintln(w, line)
+	}
+	if len(r.Rounds) > 0 {
+		fmt.Fprintf(w, "\nThe same ratios from %d rounds of back-to-back runs (bare ONNX Runtime at batch %d, then each target at its saturating concurrency; %s per run), which the machine's changing load affects less; median and range:\n\n",
+			len(r.Rounds), best.Batch, r.point)
+		fmt.Fprintf(w, "| target | concurrency | median ratio | range | bare images/s (median) |\n|---|---:|---:|---|---:|\n")
+		for i, p := range r.Rounds[0].Served {
+			var ratios, bare []float64
+			for _, rd := range r.Rounds {
+				if i < len(rd.Served) && rd.ORT > 0 {
+					ratios = append(ratios, rd.Served[i].ImagesPerSecond/rd.ORT)
+					bare = append(bare, rd.ORT)
+				}
+			}
+			if len(ratios) == 0 {
+				continue
+			}
+			sort.Float64s(ratios)
+			sort.Float64s(bare)
+			fmt.Fprintf(w, "| %s | %d | %.0f%% | %.0f–%.0f%% | %.1f |\n", p.Name, p.Concurrency, 100*ratios[len(ratios)/2], 100*ratios[0], 100*ratios[len(ratios)-1], bare[len(bare)/2])
+		}
 	}
 	fmt.Fprintln(w)
 }
