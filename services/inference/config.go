@@ -44,10 +44,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"model served when a request names none; its production alias is loaded at start and followed")
 	fs.IntVar(&c.Sessions, "inference.sessions", 2, "ONNX Runtime sessions per loaded model version (batches computing at once)")
 	fs.IntVar(&c.IntraOpThreads, "inference.intra-op-threads", 1, "intra-op threads of each ONNX Runtime session")
-	// 8: on 2 cores, ResNet-18's images/s fall by half from batch 8 to 16
-	// and 32 (its activations leave the caches) and a batch of 32 computes
-	// for a second, while the 28x28 model gains under 10% past 8
-	// (BENCHMARKS.md).
+	// 8, measured on 2 cores (BENCHMARKS.md): the 28x28 model gains under
+	// 5% images/s past batch 8, and ResNet-18 gains nothing past it while a
+	// batch of 32 computes for 1 to 1.5 s, which every image in it waits.
 	fs.IntVar(&c.MaxBatchSize, "inference.max-batch-size", 8, "largest batch of images run at once")
 	// 0 by default: a batch leaves as soon as a session is free, and under
 	// load batches still fill from what queued while every session was
