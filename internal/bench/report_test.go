@@ -8,7 +8,7 @@ import (
 
 func TestMarkdownRatios(t *testing.T) {
 	r := &Report{Model: "m", Version: 1, Architecture: "a", Input: "1x2x2", MaxBatch: 8, OIPImages: 8, point: time.Second,
-		ORT: []ORTPoint{{Batch: 1, ImagesPerSecond: 100}, {Batch: 8, ImagesPerSecond: 200}, {Batch: 16, ImagesPerSecond: 400}},
+		ORT:               []ORTPoint{{Batch: 1, ImagesPerSecond: 100}, {Batch: 8, ImagesPerSecond: 200}, {Batch: 16, ImagesPerSecond: 400}},
 		ModelInfer:        []Stats{{Concurrency: 1, ImagesPerSecond: 90}, {Concurrency: 8, ImagesPerSecond: 180}},
 		ModelInferBatched: []Stats{{Concurrency: 1, ImagesPerSecond: 190}},
 		Predict: []Stats{{Concurrency: 1, ImagesPerSecond: 50, P50: 10 * time.Millisecond},
