@@ -29,3 +29,9 @@ clean:
 .PHONY: bench-train
 bench-train:
 	scripts/bench-train.sh
+
+# Inference benchmarks: a real server on free ports, the default small model
+# and ResNet-18; prints the Markdown tables of BENCHMARKS.md (see the script).
+.PHONY: bench
+bench:
+	scripts/bench-inference.sh

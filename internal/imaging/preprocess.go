@@ -98,8 +98,18 @@ func Preprocess(img image.Image, s Spec, dst []float32) error {
 	if sb.Empty() {
 		return fmt.Errorf("%w: image has no pixels", ErrInvalid)
 	}
-	rgba := image.NewRGBA(image.Rect(0, 0, s.Width, s.Height))
 	srcRect, dstRect := geometry(sb, s)
+	if !fastPreprocess(img, s, srcRect, dstRect, dst) {
+		preprocessXImage(img, s, srcRect, dstRect, dst)
+	}
+	return nil
+}
+
+// preprocessXImage is Preprocess for any image: x/image/draw resizes into
+// an RGBA image, which is then normalised. fastPreprocess computes the same
+// values without the intermediate image for the common source types.
+func preprocessXImage(img image.Image, s Spec, srcRect, dstRect image.Rectangle, dst []float32) {
+	rgba := image.NewRGBA(image.Rect(0, 0, s.Width, s.Height))
 	op := draw.Src
 	if o, ok := img.(interface{ Opaque() bool }); !ok || !o.Opaque() {
 		// Over white, as a browser shows it; Src would keep premultiplied
@@ -113,7 +123,6 @@ func Preprocess(img image.Image, s Spec, dst []float32) error {
 		fillOutside(rgba, dstRect, color.RGBA{A: 255})
 	}
 	write(rgba, s, dst)
-	return nil
 }
 
 // geometry returns the source rectangle to sample and the destination
@@ -159,36 +168,12 @@ func fillOutside(img *image.RGBA, in image.Rectangle, c color.RGBA) {
 
 // write normalises the resized pixels into dst in the spec's layout.
 func write(img *image.RGBA, s Spec, dst []float32) {
-	var mean, scale [3]float32
-	for c := range s.Channels {
-		mean[c], scale[c] = 0, 1
-		if len(s.Mean) > 0 {
-			mean[c] = s.Mean[min(c, len(s.Mean)-1)]
-		}
-		if len(s.Std) > 0 {
-			scale[c] = 1 / s.Std[min(c, len(s.Std)-1)]
-		}
-	}
-	plane := s.Height * s.Width
+	n := newNormaliser(s)
 	for y := range s.Height {
 		row := img.Pix[y*img.Stride : y*img.Stride+4*s.Width]
 		for x := range s.Width {
 			p := row[4*x : 4*x+3 : 4*x+3]
-			i := y*s.Width + x
-			if s.Channels == 1 {
-				// ITU-R BT.601 luma, as PIL's "L" conversion.
-				l := (0.299*float32(p[0]) + 0.587*float32(p[1]) + 0.114*float32(p[2])) / 255
-				dst[i] = (l - mean[0]) * scale[0]
-				continue
-			}
-			for c := range 3 {
-				v := (float32(p[c])/255 - mean[c]) * scale[c]
-				if s.NHWC {
-					dst[3*i+c] = v
-				} else {
-					dst[c*plane+i] = v
-				}
-			}
+			n.put(dst, y*s.Width+x, p[0], p[1], p[2])
 		}
 	}
 }

@@ -186,7 +186,7 @@ func checkExport(b *testing.B, m *Model, testData *Data) {
 		return
 	}
 	const batch = 100
-	onnxModel, err := m.ExportONNX(lib, batch)
+	onnxModel, err := m.ExportONNX(lib)
 	if err != nil {
 		b.Fatal(err)
 	}

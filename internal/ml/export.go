@@ -7,29 +7,33 @@ import (
 	"math"
 
 	onnxbackend "github.com/gomlx/compute-onnx"
+	onnxpb "github.com/gomlx/compute-onnx/support/protos"
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/ml/model"
+	"google.golang.org/protobuf/proto"
 )
 
 // ONNX input and output names of exported models.
 const (
 	ONNXInput  = "images"        // float32 [N, C, H, W], values in [0, 1].
 	ONNXOutput = "probabilities" // float32 [N, K], softmax over the K labels.
+	// ONNXBatchDim is the symbolic name of both tensors' batch dimension.
+	ONNXBatchDim = "N"
 )
 
 // ExportONNX returns m's inference graph (normalisation, network, softmax)
 // as an ONNX model with the weights embedded as constants. Its input is
-// ONNXInput, float32 [batch, C, H, W] with a fixed batch size (GoMLX
-// v0.28.8's graph has static shapes); its output is ONNXOutput, float32
-// [batch, K]. ortLibrary is the ONNX Runtime shared library the exporting
-// backend loads (it must be the one the rest of the process uses).
-func (m *Model) ExportONNX(ortLibrary string, batch int) ([]byte, error) {
+// ONNXInput, float32 [N, C, H, W], and its output ONNXOutput, float32
+// [N, K], where N (ONNXBatchDim) is symbolic: one file serves every batch
+// size. GoMLX compiles the graph once with a dynamic batch axis, so shapes
+// that depend on N are computed in the graph from the input's shape rather
+// than baked in as constants. ortLibrary is the ONNX Runtime shared library
+// the exporting backend loads (it must be the one the rest of the process
+// uses).
+func (m *Model) ExportONNX(ortLibrary string) ([]byte, error) {
 	if ortLibrary == "" {
 		return nil, errors.New("exporting ONNX needs the ONNX Runtime shared library path (scripts/setup-onnxruntime.sh)")
-	}
-	if batch <= 0 {
-		return nil, fmt.Errorf("export batch size must be positive, got %d", batch)
 	}
 	// Never let the backend download a runtime behind the caller's back.
 	onnxbackend.EnableAutoInstall(false)
@@ -55,7 +59,9 @@ func (m *Model) ExportONNX(ortLibrary string, batch int) ([]byte, error) {
 			return err
 		}
 		defer exec.Finalize()
-		g, err := exec.Compile(shapes.Make(dtypes.Float32, batch, m.Shape.Channels, m.Shape.Height, m.Shape.Width))
+		exec.WithDynamicAxes([]string{ONNXBatchDim, "", "", ""})
+		// The batch given here only stands for the dynamic axis.
+		g, err := exec.Compile(shapes.Make(dtypes.Float32, 1, m.Shape.Channels, m.Shape.Height, m.Shape.Width))
 		if err != nil {
 			return err
 		}
@@ -64,7 +70,47 @@ func (m *Model) ExportONNX(ortLibrary string, batch int) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("exporting ONNX: %w", err)
 	}
+	if err := checkBatchDynamic(out.Bytes(), m.Shape, m.NumClasses); err != nil {
+		return nil, fmt.Errorf("exporting ONNX: %w", err)
+	}
 	return out.Bytes(), nil
+}
+
+// checkBatchDynamic verifies the exported graph's signature: one input
+// [N, C, H, W] and one output [N, K] with N the symbolic ONNXBatchDim and
+// every other dimension fixed. It refuses anything else rather than
+// register a model Inference would run at the wrong batch size.
+func checkBatchDynamic(onnxModel []byte, shape InputShape, classes int) error {
+	var mp onnxpb.ModelProto
+	if err := proto.Unmarshal(onnxModel, &mp); err != nil {
+		return fmt.Errorf("reading back the exported model: %w", err)
+	}
+	g := mp.GetGraph()
+	if len(g.GetInput()) != 1 || len(g.GetOutput()) != 1 {
+		return fmt.Errorf("exported graph has %d inputs and %d outputs; want 1 and 1", len(g.GetInput()), len(g.GetOutput()))
+	}
+	for _, want := range []struct {
+		v    *onnxpb.ValueInfoProto
+		name string
+		dims []int64
+	}{
+		{g.GetInput()[0], ONNXInput, []int64{int64(shape.Channels), int64(shape.Height), int64(shape.Width)}},
+		{g.GetOutput()[0], ONNXOutput, []int64{int64(classes)}},
+	} {
+		dims := want.v.GetType().GetTensorType().GetShape().GetDim()
+		if want.v.GetName() != want.name || len(dims) != len(want.dims)+1 {
+			return fmt.Errorf("exported tensor %q has rank %d; want %q of rank %d", want.v.GetName(), len(dims), want.name, len(want.dims)+1)
+		}
+		if p := dims[0].GetDimParam(); p != ONNXBatchDim {
+			return fmt.Errorf("exported tensor %q has batch dimension %v; want the symbolic %q", want.name, dims[0], ONNXBatchDim)
+		}
+		for i, d := range want.dims {
+			if got := dims[i+1].GetDimValue(); got != d {
+				return fmt.Errorf("exported tensor %q has dimension %d = %v; want %d", want.name, i+1, dims[i+1], d)
+			}
+		}
+	}
+	return nil
 }
 
 // ONNXMismatch describes how an ONNX model's outputs differ from GoMLX's.

@@ -24,6 +24,10 @@ type Config struct {
 	// QueueSize bounds the images waiting per loaded version; beyond it
 	// requests fail with RESOURCE_EXHAUSTED.
 	QueueSize int
+	// PinnedIdleTimeout unloads a version asked for by number after it has
+	// served no request for this long, unless a followed alias names it;
+	// 0 keeps such versions loaded until the process stops.
+	PinnedIdleTimeout time.Duration
 	// MaxImageBytes and MaxImagePixels bound each encoded image.
 	MaxImageBytes  int64
 	MaxImagePixels int64
@@ -40,7 +44,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"model served when a request names none; its production alias is loaded at start and followed")
 	fs.IntVar(&c.Sessions, "inference.sessions", 2, "ONNX Runtime sessions per loaded model version (batches computing at once)")
 	fs.IntVar(&c.IntraOpThreads, "inference.intra-op-threads", 1, "intra-op threads of each ONNX Runtime session")
-	fs.IntVar(&c.MaxBatchSize, "inference.max-batch-size", 32, "largest batch of images run at once")
+	// 8, measured on 2 cores (BENCHMARKS.md): the 28x28 model gains under
+	// 5% images/s past batch 8, and ResNet-18 gains nothing past it while a
+	// batch of 32 computes for 1 to 1.5 s, which every image in it waits.
+	fs.IntVar(&c.MaxBatchSize, "inference.max-batch-size", 8, "largest batch of images run at once")
 	// 0 by default: a batch leaves as soon as a session is free, and under
 	// load batches still fill from what queued while every session was
 	// busy. Measured on the 28x28 model, a 2ms delay added 2ms to a lone
@@ -49,6 +56,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"longest the first queued image waits for others to join its batch while a session is free (0: none)")
 	fs.IntVar(&c.QueueSize, "inference.queue-size", 512,
 		"images waiting per loaded model version before requests fail with RESOURCE_EXHAUSTED (HTTP 429)")
+	fs.DurationVar(&c.PinnedIdleTimeout, "inference.pinned-idle-timeout", 15*time.Minute,
+		"unload a version requested by number after it has served nothing for this long, unless a followed alias names it (0: never)")
 	fs.Int64Var(&c.MaxImageBytes, "inference.max-image-bytes", 20<<20, "largest encoded image accepted, in bytes")
 	fs.Int64Var(&c.MaxImagePixels, "inference.max-image-pixels", 40_000_000, "largest image accepted, in pixels (width×height)")
 }
@@ -67,6 +76,9 @@ func (c *Config) Validate() error {
 	positive("queue-size", int64(c.QueueSize))
 	positive("max-image-bytes", c.MaxImageBytes)
 	positive("max-image-pixels", c.MaxImagePixels)
+	if c.PinnedIdleTimeout < 0 {
+		errs = append(errs, fmt.Errorf("--inference.pinned-idle-timeout=%s: must not be negative", c.PinnedIdleTimeout))
+	}
 	if c.MaxQueueDelay < 0 {
 		errs = append(errs, fmt.Errorf("--inference.max-queue-delay=%s: must not be negative", c.MaxQueueDelay))
 	}

@@ -200,6 +200,8 @@ type env struct {
 
 type envOptions struct {
 	cfg func(*inference.Config)
+	// svc, if set, sees the service before it starts.
+	svc func(*inference.Service)
 }
 
 func defaultConfig() inference.Config {
@@ -232,6 +234,9 @@ func newEnv(t *testing.T, opts envOptions) *env {
 		Registry: registrypb.NewRegistryServiceClient(regConn), Version: "test", Metrics: e.metrics})
 	if err != nil {
 		t.Fatalf("New() = %v", err)
+	}
+	if opts.svc != nil {
+		opts.svc(svc)
 	}
 	if err := svc.Start(t.Context()); err != nil {
 		t.Fatalf("Start() = %v", err)

@@ -74,10 +74,18 @@ func (s *Service) resolve(ctx context.Context, name, alias string, version int64
 		return nil, err
 	}
 	s.mu.Lock()
-	if _, ok := s.aliases[ak]; !ok {
-		s.aliases[ak] = m.version
+	now, followed := s.aliases[ak]
+	if !followed {
+		s.aliases[ak], now = m.version, m.version
 	}
 	s.mu.Unlock()
+	if now != m.version {
+		// The alias became followed, naming another version, while this
+		// one was looked up: nothing would ever retire this one, so retire
+		// it now (unless pinned) and serve what the alias names.
+		s.retire(versionKey{name, m.version})
+		return s.resolve(ctx, name, alias, 0)
+	}
 	s.poke() // the watch may already know a newer version
 	return m, nil
 }
@@ -222,14 +230,21 @@ func (s *Service) reconcile(ctx context.Context, failed map[versionKey]bool) {
 			}
 		}
 		s.mu.Lock()
+		// A request may have set the alias meanwhile (resolve, before the
+		// alias was followed), to a version c.from is not: retire that
+		// one too, or nothing ever would.
+		now := s.aliases[c.alias]
 		if c.to == 0 {
 			delete(s.aliases, c.alias)
 		} else {
 			s.aliases[c.alias] = c.to
 		}
 		s.mu.Unlock()
-		if c.from != 0 {
+		if c.from != 0 && c.from != c.to {
 			s.retire(versionKey{c.alias.model, c.from})
+		}
+		if now != 0 && now != c.to && now != c.from {
+			s.retire(versionKey{c.alias.model, now})
 		}
 		s.deps.Log.Info("inference: alias swapped", "model", c.alias.model, "alias", c.alias.alias, "from", c.from, "to", c.to)
 	}

@@ -11,6 +11,7 @@ import (
 	oippb "github.com/shoalml/shoal/gen/inference"
 	inferencepb "github.com/shoalml/shoal/gen/shoal/inference/v1"
 	"github.com/shoalml/shoal/internal/imaging/imagingtest"
+	"github.com/shoalml/shoal/services/inference"
 )
 
 // until calls cond until it holds, failing the test after 30s.
@@ -55,8 +56,8 @@ func TestServesProductionOnceWarm(t *testing.T) {
 	}
 	m := resp.GetModels()[0]
 	if m.GetModel() != "pets" || m.GetVersion() != 1 || !m.GetReady() || m.GetSessions() != 2 ||
-		m.GetMaxBatchSize() != 32 || !slices.Equal(m.GetAliases(), []string{"production"}) {
-		t.Fatalf("ListLoadedModels() = %v; want pets v1, ready, 2 sessions, batch 32, production", m)
+		m.GetMaxBatchSize() != 8 || !slices.Equal(m.GetAliases(), []string{"production"}) {
+		t.Fatalf("ListLoadedModels() = %v; want pets v1, ready, 2 sessions, batch 8, production", m)
 	}
 }
 
@@ -137,5 +138,74 @@ func TestWatchReconnects(t *testing.T) {
 	resp, err := e.client.Predict(t.Context(), &inferencepb.PredictRequest{Images: [][]byte{imagingtest.PNG(3, 3, 1)}})
 	if err != nil || resp.GetVersion() != 2 {
 		t.Fatalf("Predict() = v%d, %v; want v2", resp.GetVersion(), err)
+	}
+}
+
+// TestUnloadsIdlePinnedVersions: a version asked for by number is unloaded
+// once it has served nothing for --inference.pinned-idle-timeout, and
+// loaded again when asked for; the version the followed production alias
+// names stays, however idle.
+func TestUnloadsIdlePinnedVersions(t *testing.T) {
+	type check struct {
+		version  int64
+		unloaded bool
+	}
+	checks := make(chan check, 64)
+	e := newEnv(t, envOptions{
+		cfg: func(c *inference.Config) { c.PinnedIdleTimeout = 20 * time.Millisecond },
+		svc: func(s *inference.Service) {
+			inference.SetIdleCheckHook(s, func(model string, version int64, unloaded bool) {
+				select {
+				case checks <- check{version, unloaded}:
+				default: // the test has seen enough
+				}
+			})
+		},
+	})
+	e.addVersion(t, "pets", 1, newTestModel(0))
+	e.addVersion(t, "pets", 2, newTestModel(3))
+	e.reg.setAlias("pets", "production", 1)
+	img := [][]byte{imagingtest.PNG(4, 4, 1)}
+	for _, req := range []*inferencepb.PredictRequest{
+		{Images: img},                            // production: v1, followed
+		{Model: "pets", Version: 1, Images: img}, // v1 pinned too
+		{Model: "pets", Version: 2, Images: img}, // v2 pinned only
+	} {
+		if _, err := e.client.Predict(t.Context(), req); err != nil {
+			t.Fatalf("Predict(%v) = %v", req, err)
+		}
+	}
+	timeout := time.After(20 * time.Second)
+	var v1Kept, v2Unloaded bool
+	for !v1Kept || !v2Unloaded {
+		select {
+		case c := <-checks:
+			switch {
+			case c.version == 1 && c.unloaded:
+				t.Fatal("v1, which production names, was unloaded as idle")
+			case c.version == 1:
+				v1Kept = true
+			case c.version == 2 && c.unloaded:
+				v2Unloaded = true
+			}
+		case <-timeout:
+			t.Fatalf("after 20s: v1 kept %v, v2 unloaded %v; want both", v1Kept, v2Unloaded)
+		}
+	}
+	resp, err := e.client.ListLoadedModels(t.Context(), &inferencepb.ListLoadedModelsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range resp.GetModels() {
+		if m.GetVersion() == 2 {
+			t.Errorf("ListLoadedModels() lists v2 after it was unloaded: %v", resp)
+		}
+	}
+	got, err := e.client.Predict(t.Context(), &inferencepb.PredictRequest{Model: "pets", Version: 2, Images: img})
+	if err != nil || got.GetVersion() != 2 {
+		t.Fatalf("Predict(v2) after unloading = %v, %v; want v2 loaded again", got, err)
+	}
+	if err := e.check(t, got, img); err != nil {
+		t.Fatal(err)
 	}
 }

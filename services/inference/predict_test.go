@@ -2,6 +2,7 @@ package inference_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -185,4 +186,77 @@ func hammer(t *testing.T, e *env, callers, each int, req func(i int) *inferencep
 	}
 	wg.Wait()
 	return versions
+}
+
+// TestRunsWholeBatches checks that a graph with a symbolic batch dimension
+// (what the Trainer exports) runs a request's images as one ONNX Runtime
+// batch, up to --inference.max-batch-size, while a graph with a fixed batch
+// of 1 runs them one by one. One session: nothing else runs in between.
+func TestRunsWholeBatches(t *testing.T) {
+	e := newEnv(t, envOptions{cfg: func(c *inference.Config) { c.Sessions = 1; c.MaxBatchSize = 8 }})
+	e.addVersion(t, "pets", 1, newTestModel(0))
+	fixed := newTestModel(2)
+	fixed.c.Batch = 1
+	e.addVersion(t, "pets", 2, fixed)
+	tests := []struct {
+		version   int64
+		images    int
+		wantBatch int32
+	}{
+		{1, 1, 1},
+		{1, 7, 7},
+		{1, 8, 8},
+		{1, 12, 8}, // 8 + 4
+		{2, 3, 1},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("v%d %d images", tt.version, tt.images), func(t *testing.T) {
+			req := &inferencepb.PredictRequest{Model: "pets", Version: tt.version}
+			for i := range tt.images {
+				req.Images = append(req.Images, imagingtest.PNG(4, 4, i))
+			}
+			resp, err := e.client.Predict(t.Context(), req)
+			if err != nil {
+				t.Fatalf("Predict() = %v", err)
+			}
+			if err := e.check(t, resp, req.GetImages()); err != nil {
+				t.Fatal(err)
+			}
+			if got := resp.GetTimings().GetBatchSize(); got != tt.wantBatch {
+				t.Errorf("Predict(%d images to v%d) ran in a batch of %d; want %d", tt.images, tt.version, got, tt.wantBatch)
+			}
+		})
+	}
+	// The batch-size histogram saw the same batches: 1+7+8+(8+4) images in
+	// 5 batches for v1, 3 batches of 1 for v2.
+	for version, want := range map[string][2]float64{"1": {5, 28}, "2": {3, 3}} {
+		n, sum := batchSizes(t, e, "pets", version)
+		if n != want[0] || sum != want[1] {
+			t.Errorf("shoal_inference_batch_size{pets v%s}: %v batches, %v images; want %v, %v", version, n, sum, want[0], want[1])
+		}
+	}
+}
+
+// batchSizes reads the batch-size histogram of one version: its count and sum.
+func batchSizes(t *testing.T, e *env, model, version string) (count, sum float64) {
+	t.Helper()
+	mfs, err := e.metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "shoal_inference_batch_size" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["model"] == model && labels["version"] == version {
+				return float64(m.GetHistogram().GetSampleCount()), m.GetHistogram().GetSampleSum()
+			}
+		}
+	}
+	return 0, 0
 }

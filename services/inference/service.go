@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -62,6 +64,8 @@ type Service struct {
 	// owned tracks the goroutines of loads and batchers, all ended by
 	// runCtx.
 	owned sync.WaitGroup
+	// idleChecked, when set (by tests), hears each idle check's outcome.
+	idleChecked func(model string, version int64, unloaded bool)
 }
 
 type versionKey struct {
@@ -78,8 +82,13 @@ type entry struct {
 	m    *model
 	err  error
 	// pinned entries were asked for by version number and are kept even
-	// when no followed alias points at them.
+	// when no followed alias points at them, until idle for
+	// Config.PinnedIdleTimeout.
 	pinned bool
+	// lastUsed is when a request last resolved to the entry (UnixNano).
+	lastUsed atomic.Int64
+	// idle is the timer of the next idle check; guarded by Service.mu.
+	idle *time.Timer
 }
 
 // loaded returns the entry's model once its load has finished, else nil;
@@ -139,6 +148,13 @@ func (s *Service) Run(ctx context.Context) error {
 	s.runCtx = ctx
 	s.mu.Unlock()
 	s.follow(ctx)
+	s.mu.Lock()
+	for _, e := range s.models {
+		if e.idle != nil {
+			e.idle.Stop()
+		}
+	}
+	s.mu.Unlock()
 	s.owned.Wait()
 	return nil
 }
@@ -187,12 +203,53 @@ func (s *Service) acquire(ctx context.Context, k versionKey, v *registrypb.Versi
 		e.pinned = true
 	}
 	s.mu.Unlock()
+	e.lastUsed.Store(time.Now().UnixNano())
 	select {
 	case <-e.done:
 	case <-ctx.Done():
 		return nil, status.FromContextError(ctx.Err()).Err()
 	}
 	return e.m, e.err
+}
+
+// checkIdle unloads entry e of version k if it is pinned, no followed alias
+// names it and it has served nothing for Config.PinnedIdleTimeout;
+// otherwise it arms the next check for when it could first be that idle.
+// One timer per loaded version, re-armed at most once per timeout: no
+// polling.
+func (s *Service) checkIdle(k versionKey, e *entry) {
+	timeout := s.cfg.PinnedIdleTimeout
+	s.mu.Lock()
+	if s.models[k] != e || s.runCtx == nil || s.runCtx.Err() != nil {
+		s.mu.Unlock()
+		return
+	}
+	idle := time.Since(time.Unix(0, e.lastUsed.Load()))
+	unload := e.pinned && idle >= timeout && !s.aliased(k)
+	if unload {
+		e.pinned = false // retire now frees it
+	} else {
+		e.idle = time.AfterFunc(max(timeout-idle, timeout/8, time.Millisecond), func() { s.checkIdle(k, e) })
+	}
+	hook := s.idleChecked
+	s.mu.Unlock()
+	if unload {
+		s.deps.Log.Info("inference: unloading an idle version", "model", k.model, "version", k.version, "idle", idle.Round(time.Second))
+		s.retire(k)
+	}
+	if hook != nil {
+		hook(k.model, k.version, unload)
+	}
+}
+
+// aliased reports whether a followed alias names k; s.mu must be held.
+func (s *Service) aliased(k versionKey) bool {
+	for a, v := range s.aliases {
+		if a.model == k.model && v == k.version {
+			return true
+		}
+	}
+	return false
 }
 
 // loadEntry fills e, starts the model's batcher under runCtx, and forgets
@@ -217,6 +274,11 @@ func (s *Service) loadEntry(runCtx context.Context, k versionKey, v *registrypb.
 	}
 	m.ready.Store(true)
 	e.m = m
+	if s.cfg.PinnedIdleTimeout > 0 {
+		s.mu.Lock()
+		e.idle = time.AfterFunc(s.cfg.PinnedIdleTimeout, func() { s.checkIdle(k, e) })
+		s.mu.Unlock()
+	}
 	s.deps.Log.Info("inference: model loaded", "model", k.model, "version", k.version,
 		"sessions", len(m.sessions), "batch_sizes", m.buckets)
 	s.owned.Go(func() {
@@ -244,17 +306,14 @@ func (s *Service) forget(k versionKey, e *entry) {
 func (s *Service) retire(k versionKey) {
 	s.mu.Lock()
 	e := s.models[k]
-	if e == nil || e.pinned {
+	if e == nil || e.pinned || s.aliased(k) {
 		s.mu.Unlock()
 		return
 	}
-	for a, v := range s.aliases {
-		if a.model == k.model && v == k.version {
-			s.mu.Unlock()
-			return
-		}
-	}
 	delete(s.models, k)
+	if e.idle != nil {
+		e.idle.Stop()
+	}
 	s.mu.Unlock()
 	<-e.done
 	if e.m != nil {

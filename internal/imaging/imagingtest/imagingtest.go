@@ -91,3 +91,44 @@ func chunk(b *bytes.Buffer, typ string, data []byte) {
 	b.Write(data)
 	_ = binary.Write(b, binary.BigEndian, crc.Sum32())
 }
+
+// Photo returns a w×h picture with the statistics of a photograph rather
+// than of a test pattern: smooth colour gradients and shapes under mild
+// pixel noise, so that JPEG encoding and decoding cost what they cost on
+// real photos. It is deterministic.
+func Photo(w, h int) *image.RGBA {
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	state := uint32(2463534242)
+	noise := func() int { // xorshift32
+		state ^= state << 13
+		state ^= state >> 17
+		state ^= state << 5
+		return int(state%17) - 8
+	}
+	clamp := func(v int) uint8 { return uint8(max(0, min(255, v))) }
+	cx, cy, r := w/2, h/2, min(w, h)/3
+	for y := range h {
+		for x := range w {
+			red, green, blue := 40+160*x/max(w, 1), 60+120*y/max(h, 1), 180-100*(x+y)/max(w+h, 1)
+			if dx, dy := x-cx, y-cy; dx*dx+dy*dy < r*r { // a bright disc
+				red, green, blue = 230-dx/4, 200-dy/3, 90
+			}
+			if (x/23+y/31)%5 == 0 { // darker stripes
+				red, green, blue = red*3/4, green*3/4, blue*3/4
+			}
+			i := img.PixOffset(x, y)
+			img.Pix[i], img.Pix[i+1], img.Pix[i+2], img.Pix[i+3] = clamp(red+noise()), clamp(green+noise()), clamp(blue+noise()), 255
+		}
+	}
+	return img
+}
+
+// PhotoJPEG encodes Photo(w, h) as a quality-90 JPEG (4:2:0 chroma, as
+// cameras and most encoders write).
+func PhotoJPEG(w, h int) []byte {
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, Photo(w, h), &jpeg.Options{Quality: 90}); err != nil {
+		panic(err)
+	}
+	return b.Bytes()
+}

@@ -1,0 +1,101 @@
+// Command shoal-bench measures Inference on a running Shoal server
+// (scripts/bench-inference.sh starts one and calls it):
+//
+//	shoal-bench run --grpc ADDR --http ADDR --model NAME [flags]   measure and print Markdown
+//	shoal-bench export --arch ARCH --size 224 --out FILE            write an untrained, batch-dynamic ONNX model
+//	shoal-bench ports N                                             print N free TCP ports
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/shoalml/shoal/internal/bench"
+	"github.com/shoalml/shoal/internal/ml"
+	"github.com/shoalml/shoal/internal/onnxrt"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "shoal-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("usage: shoal-bench run|export|ports [flags]")
+	}
+	fs := flag.NewFlagSet("shoal-bench "+args[0], flag.ContinueOnError)
+	switch args[0] {
+	case "run":
+		var cfg bench.Config
+		cfg.RegisterFlags(fs)
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if err := cfg.Validate(); err != nil {
+			return err
+		}
+		r, err := bench.Run(ctx, cfg, os.Stderr)
+		if err != nil {
+			return err
+		}
+		r.Markdown(os.Stdout)
+		return nil
+	case "export":
+		var rt onnxrt.Config
+		rt.RegisterFlags(fs)
+		arch := fs.String("arch", "torchvision-resnet18", "torchvision-resnet18 (Conv nodes, as PyTorch exports it) or a Trainer architecture (see shoal train --help)")
+		size := fs.Int("size", 224, "input height and width")
+		channels := fs.Int("channels", 3, "input channels")
+		classes := fs.Int("classes", 5, "output classes")
+		out := fs.String("out", "", "ONNX file to write")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if *out == "" {
+			return fmt.Errorf("--out is required")
+		}
+		lib, err := rt.LibraryPath()
+		if err != nil {
+			return err
+		}
+		var b []byte
+		if *arch == "torchvision-resnet18" {
+			b, err = bench.ResNet18ONNX(*classes, 1)
+		} else {
+			b, err = bench.ExportUntrained(lib, *arch, ml.InputShape{Channels: *channels, Height: *size, Width: *size}, *classes, 1)
+		}
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(*out, b, 0o644)
+	case "ports":
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		n := 1
+		if fs.NArg() > 0 {
+			if _, err := fmt.Sscan(fs.Arg(0), &n); err != nil {
+				return fmt.Errorf("ports N: %w", err)
+			}
+		}
+		ports, err := bench.FreePorts(n)
+		if err != nil {
+			return err
+		}
+		for _, p := range ports {
+			fmt.Println(p)
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown command %q: want run, export or ports", args[0])
+}

@@ -1,0 +1,121 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+)
+
+// BestORT is bare ONNX Runtime's best throughput at a batch the server can
+// form (at most maxBatch): the ceiling the served figures are compared with.
+func (r *Report) BestORT() ORTPoint {
+	var best ORTPoint
+	for _, p := range r.ORT {
+		if p.Batch <= r.MaxBatch && p.ImagesPerSecond > best.ImagesPerSecond {
+			best = p
+		}
+	}
+	return best
+}
+
+// Saturation is the best throughput over the concurrencies.
+func Saturation(ss []Stats) Stats {
+	var best Stats
+	for _, s := range ss {
+		if s.ImagesPerSecond > best.ImagesPerSecond {
+			best = s
+		}
+	}
+	return best
+}
+
+func at(ss []Stats, concurrency int) (Stats, bool) {
+	for _, s := range ss {
+		if s.Concurrency == concurrency {
+			return s, true
+		}
+	}
+	return Stats{}, false
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d.Microseconds())/1000) }
+
+// Markdown writes the report as BENCHMARKS.md's tables for one model.
+func (r *Report) Markdown(w io.Writer) {
+	fmt.Fprintf(w, "### %s v%d (%s, input %s)\n\n", r.Model, r.Version, r.Architecture, r.Input)
+	fmt.Fprintf(w, "Server: %d ONNX Runtime sessions × %d intra-op thread(s), max batch %d; the bare runs use the same sessions and threads. JPEG: %d bytes.\n\n",
+		r.Settings.Sessions, r.Settings.IntraOpThreads, r.MaxBatch, r.ImageBytes)
+	fmt.Fprintf(w, "(a) bare ONNX Runtime, no RPC\n\n| batch | images/s | ms per batch |\n|---:|---:|---:|\n")
+	for _, p := range r.ORT {
+		fmt.Fprintf(w, "| %d | %.1f | %s |\n", p.Batch, p.ImagesPerSecond, ms(p.BatchLatency))
+	}
+	fmt.Fprintf(w, "\n(b) OIP ModelInfer over gRPC, one preprocessed FP32 image per request\n\n| concurrency | images/s | p50 ms | p99 ms | errors |\n|---:|---:|---:|---:|---:|\n")
+	for _, s := range r.ModelInfer {
+		fmt.Fprintf(w, "| %d | %.1f | %s | %s | %d |\n", s.Concurrency, s.ImagesPerSecond, ms(s.P50), ms(s.P99), s.Errors)
+	}
+	if len(r.ModelInferBatched) > 0 {
+		fmt.Fprintf(w, "\n(b') OIP ModelInfer over gRPC, %d preprocessed FP32 images per request\n\n| concurrency | images/s | p50 ms | p99 ms | errors |\n|---:|---:|---:|---:|---:|\n", r.OIPImages)
+		for _, s := range r.ModelInferBatched {
+			fmt.Fprintf(w, "| %d | %.1f | %s | %s | %d |\n", s.Concurrency, s.ImagesPerSecond, ms(s.P50), ms(s.P99), s.Errors)
+		}
+	}
+	fmt.Fprintf(w, "\n(c) one %d-byte JPEG per request; preprocess, queue and compute are the server's mean timings per request, batch the mean batch it ran in\n\n", r.ImageBytes)
+	fmt.Fprintf(w, "| protocol | concurrency | images/s | p50 ms | p99 ms | decode+preprocess ms | queue ms | compute ms | batch | errors |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, row := range []struct {
+		name string
+		ss   []Stats
+	}{{"gRPC Predict", r.Predict}, {"REST /predict", r.REST}} {
+		for _, s := range row.ss {
+			fmt.Fprintf(w, "| %s | %d | %.1f | %s | %s | %s | %s | %s | %.1f | %d |\n", row.name, s.Concurrency, s.ImagesPerSecond,
+				ms(s.P50), ms(s.P99), ms(s.Preprocess), ms(s.Queue), ms(s.Compute), s.MeanBatch, s.Errors)
+		}
+	}
+	best := r.BestORT()
+	fmt.Fprintf(w, "\nRatios to (a)'s best at a batch the server forms (%.1f images/s at batch %d) from the sweeps above:\n\n", best.ImagesPerSecond, best.Batch)
+	ratio := func(v float64) string {
+		if best.ImagesPerSecond == 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.0f%%", 100*v/best.ImagesPerSecond)
+	}
+	for _, row := range []struct {
+		name string
+		ss   []Stats
+	}{{"(b) OIP ModelInfer", r.ModelInfer}, {fmt.Sprintf("(b') OIP ModelInfer, %d images per request", r.OIPImages), r.ModelInferBatched},
+		{"(c) gRPC Predict", r.Predict}, {"(c) REST /predict", r.REST}} {
+		if len(row.ss) == 0 {
+			continue
+		}
+		s := Saturation(row.ss)
+		line := fmt.Sprintf("- %s at saturation: %s (%.1f images/s at concurrency %d)", row.name, ratio(s.ImagesPerSecond), s.ImagesPerSecond, s.Concurrency)
+		one, ok1 := at(row.ss, 1)
+		c32, ok32 := at(row.ss, 32)
+		if strings.HasPrefix(row.name, "(c)") && ok1 && ok32 && one.P50 > 0 {
+			line += fmt.Sprintf("; p99 at concurrency 32 = %.1f× the single-request latency (%s ms / %s ms)", float64(c32.P99)/float64(one.P50), ms(c32.P99), ms(one.P50))
+		}
+		fmt.Fprintln(w, line)
+	}
+	if len(r.Rounds) > 0 {
+		fmt.Fprintf(w, "\nThe same ratios from %d rounds of back-to-back runs (bare ONNX Runtime at batch %d, then each target at its saturating concurrency; %s per run), which the machine's changing load affects less; median and range:\n\n",
+			len(r.Rounds), best.Batch, r.point)
+		fmt.Fprintf(w, "| target | concurrency | median ratio | range | bare images/s (median) |\n|---|---:|---:|---|---:|\n")
+		for i, p := range r.Rounds[0].Served {
+			var ratios, bare []float64
+			for _, rd := range r.Rounds {
+				if i < len(rd.Served) && rd.ORT > 0 {
+					ratios = append(ratios, rd.Served[i].ImagesPerSecond/rd.ORT)
+					bare = append(bare, rd.ORT)
+				}
+			}
+			if len(ratios) == 0 {
+				continue
+			}
+			sort.Float64s(ratios)
+			sort.Float64s(bare)
+			fmt.Fprintf(w, "| %s | %d | %.0f%% | %.0f–%.0f%% | %.1f |\n", p.Name, p.Concurrency, 100*ratios[len(ratios)/2], 100*ratios[0], 100*ratios[len(ratios)-1], bare[len(bare)/2])
+		}
+	}
+	fmt.Fprintln(w)
+}

@@ -1,0 +1,37 @@
+package bench
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMarkdownRatios(t *testing.T) {
+	r := &Report{Model: "m", Version: 1, Architecture: "a", Input: "1x2x2", MaxBatch: 8, OIPImages: 8, point: time.Second,
+		ORT:               []ORTPoint{{Batch: 1, ImagesPerSecond: 100}, {Batch: 8, ImagesPerSecond: 200}, {Batch: 16, ImagesPerSecond: 400}},
+		ModelInfer:        []Stats{{Concurrency: 1, ImagesPerSecond: 90}, {Concurrency: 8, ImagesPerSecond: 180}},
+		ModelInferBatched: []Stats{{Concurrency: 1, ImagesPerSecond: 190}},
+		Predict: []Stats{{Concurrency: 1, ImagesPerSecond: 50, P50: 10 * time.Millisecond},
+			{Concurrency: 32, ImagesPerSecond: 160, P99: 30 * time.Millisecond}},
+		REST: []Stats{{Concurrency: 8, ImagesPerSecond: 100}},
+		Rounds: []Round{
+			{ORT: 200, Served: []RoundPoint{{"OIP ModelInfer", 8, 180}}},
+			{ORT: 100, Served: []RoundPoint{{"OIP ModelInfer", 8, 95}}},
+			{ORT: 200, Served: []RoundPoint{{"OIP ModelInfer", 8, 100}}},
+		},
+	}
+	var b strings.Builder
+	r.Markdown(&b)
+	out := b.String()
+	for _, want := range []string{
+		"(200.0 images/s at batch 8)", // batch 16 is beyond the server's max batch
+		"- (b) OIP ModelInfer at saturation: 90% (180.0 images/s at concurrency 8)",
+		"- (b') OIP ModelInfer, 8 images per request at saturation: 95%",
+		"- (c) gRPC Predict at saturation: 80% (160.0 images/s at concurrency 32); p99 at concurrency 32 = 3.0× the single-request latency (30.00 ms / 10.00 ms)",
+		"| OIP ModelInfer | 8 | 90% | 50–95% | 200.0 |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("Markdown() lacks %q; got:\n%s", want, out)
+		}
+	}
+}

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Inference benchmarks (`make bench`): starts `shoal serve` on embedded
+# defaults in a temporary folder on free ports (scripts/run.sh: the demo
+# dataset imported, the default small model trained by the Trainer and
+# promoted), uploads an untrained ResNet-18 at 224x224 (batch-dynamic ONNX)
+# through the Registry and promotes it,
+# then measures both models with shoal-bench: bare ONNX Runtime with the
+# server's session settings, OIP ModelInfer with tensors, gRPC Predict and
+# REST /predict with a 300 px JPEG. Prints Markdown for BENCHMARKS.md.
+#
+#   scripts/bench-inference.sh [shoal-bench run flags...]      e.g. --duration 10s
+#
+# Server settings come from the environment (defaults: the server's own):
+# BENCH_SESSIONS, BENCH_INTRA_OP_THREADS, BENCH_MAX_BATCH, BENCH_QUEUE_DELAY.
+# BENCH_MODELS picks the models (default "fashion resnet18"; also resnet18-gomlx).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+log() { echo "bench: $*" >&2; }
+
+export GOEXPERIMENT=${GOEXPERIMENT:-simd}
+go build -o bin/shoal ./cmd/shoal
+go build -o bin/shoal-bench ./cmd/shoal-bench
+ONNXRUNTIME_SHARED_LIBRARY_PATH=$(scripts/setup-onnxruntime.sh)
+export ONNXRUNTIME_SHARED_LIBRARY_PATH
+
+work=$(mktemp -d)
+pid=
+cleanup() {
+	if [ -n "$pid" ]; then
+		kill -TERM "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+threads=${BENCH_INTRA_OP_THREADS:-1}
+serve_flags=(--inference.intra-op-threads="$threads")
+[ -n "${BENCH_SESSIONS:-}" ] && serve_flags+=(--inference.sessions="$BENCH_SESSIONS")
+[ -n "${BENCH_MAX_BATCH:-}" ] && serve_flags+=(--inference.max-batch-size="$BENCH_MAX_BATCH")
+[ -n "${BENCH_QUEUE_DELAY:-}" ] && serve_flags+=(--inference.max-queue-delay="$BENCH_QUEUE_DELAY")
+
+{ read -r gport; read -r hport; } < <(bin/shoal-bench ports 2)
+grpc=127.0.0.1:$gport
+http=127.0.0.1:$hport
+log "starting the platform in $work (gRPC $grpc, HTTP $http); training the small model takes a few minutes"
+SHOAL_RUN_DIR=$work SHOAL_GRPC_LISTEN_ADDRESS=$grpc SHOAL_HTTP_LISTEN_ADDRESS=$http \
+	scripts/run.sh "${serve_flags[@]}" >"$work/run.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 3000); do
+	grep -q '^run: ready' "$work/run.log" && break
+	if ! kill -0 "$pid" 2>/dev/null; then
+		tail -n 40 "$work/run.log" >&2
+		log "scripts/run.sh exited before the platform was ready"
+		exit 1
+	fi
+	sleep 0.2
+done
+grep -q '^run: ready' "$work/run.log" || { tail -n 40 "$work/run.log" >&2; log "not ready after 10 minutes"; exit 1; }
+
+# resnet18 is torchvision's ResNet-18 as PyTorch exports it (Conv nodes);
+# resnet18-gomlx is the Trainer's resnet18 architecture as the Trainer
+# exports it (convolutions as im2col + MatMul). Both untrained, 224x224.
+models=${BENCH_MODELS:-fashion resnet18}
+upload() { # name arch
+	log "exporting and uploading $1 ($2, 224x224, untrained)"
+	bin/shoal-bench export --arch "$2" --size 224 --channels 3 --classes 5 --out "$work/$1.onnx"
+	bin/shoal models upload --addr "$grpc" --model "$1" --architecture "$2" --size 224 --channels 3 \
+		--labels c0,c1,c2,c3,c4 --probabilities --input-name images --output-name probabilities \
+		--description "untrained $2, for the inference benchmarks" "$work/$1.onnx" >&2
+	bin/shoal models promote "$1" 1 --addr "$grpc" >&2
+}
+for model in $models; do
+	case $model in
+	fashion) ;;
+	resnet18) upload resnet18 torchvision-resnet18 ;;
+	resnet18-gomlx) upload resnet18-gomlx resnet18 ;;
+	*) log "unknown model $model (fashion, resnet18, resnet18-gomlx)"; exit 2 ;;
+	esac
+done
+
+echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'); $(uname -sr)"
+echo "Load before: $(uptime | sed 's/.*load average/load average/')"
+echo
+for model in $models; do
+	bin/shoal-bench run --grpc "$grpc" --http "$http" --model "$model" --intra-op-threads "$threads" "$@"
+done
+echo "Load after: $(uptime | sed 's/.*load average/load average/')"
