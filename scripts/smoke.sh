@@ -10,6 +10,7 @@
 #   scripts/smoke.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 root=$PWD
 
 log() { echo "smoke: $*" >&2; }
@@ -24,13 +25,7 @@ grpcurl() { go tool -modfile="$root/tools.go.mod" grpcurl "$@"; }
 grpcurl -version >/dev/null 2>&1 # build it before the clock starts
 
 # Free ports, chosen by the kernel.
-read -r gport hport < <(python3 - <<'PY'
-import socket
-s=[socket.socket() for _ in range(2)]
-for x in s: x.bind(("127.0.0.1",0))
-print(*[x.getsockname()[1] for x in s])
-PY
-)
+read -r gport hport < <(free_ports 2)
 SHOAL_RUN_DIR=$work SHOAL_GRPC_LISTEN_ADDRESS=127.0.0.1:$gport SHOAL_HTTP_LISTEN_ADDRESS=127.0.0.1:$hport \
 	scripts/run.sh >"$work/run.log" 2>&1 &
 pid=$!

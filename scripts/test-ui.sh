@@ -16,6 +16,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+. scripts/lib.sh
 
 log() { echo "test-ui: $*" >&2; }
 
@@ -54,13 +55,7 @@ fail() {
 	exit 1
 }
 
-read -r gport hport < <(python3 - <<'PY'
-import socket
-s=[socket.socket() for _ in range(2)]
-for x in s: x.bind(("127.0.0.1",0))
-print(*[x.getsockname()[1] for x in s])
-PY
-)
+read -r gport hport < <(free_ports 2)
 
 cd "$work"
 "$shoal" demo-data --out ./demo >/dev/null
