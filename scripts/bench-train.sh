@@ -13,11 +13,14 @@
 #   2. accuracy: the Trainer's default settings (internal/ml Defaults) on
 #      all 60,000 training images, test accuracy, wall and CPU time per
 #      epoch, then ONNX export checked against ONNX Runtime on the 10,000
-#      test images.
+#      test images;
+#   3. service: the same defaults through the product: shoal serve, all
+#      70,000 images imported, shoal train --follow, the version registered.
 #
 #   make bench-train                       (or scripts/bench-train.sh)
 #   SHOAL_BENCH_ARCHS=small-cnn scripts/bench-train.sh throughput
 #   SHOAL_BENCH_BACKEND=go scripts/bench-train.sh accuracy
+#   scripts/bench-train.sh service
 #   SHOAL_BENCH_EPOCHS=8 SHOAL_BENCH_SCHEDULE=constant SHOAL_BENCH_AUGMENT=none scripts/bench-train.sh accuracy
 #
 # Env: SHOAL_BENCH_ARCHS (throughput architectures, all three),
@@ -99,3 +102,34 @@ if [ "$what" = all ] || [ "$what" = accuracy ]; then
 		"$bin/ml.simd" -test.run '^$' -test.bench '^BenchmarkFashionMNIST$' -test.benchtime 1x -test.v -test.timeout 0 2>&1 |
 		grep -E 'config:|epoch [0-9]+:|onnx|test-acc|FAIL|panic' | sed 's/^ *//'
 fi
+
+if [ "$what" = all ] || [ "$what" = service ]; then
+	# The product's own path: all 70,000 images imported through the Dataset
+	# service, a snapshot, then `shoal train` with the defaults on the real
+	# server (read the snapshot over gRPC, decode, train, evaluate, export,
+	# verify in ONNX Runtime, register).
+	echo "## through the service: shoal serve, import 70,000, shoal train --dataset fashion-full (defaults)"
+	. scripts/lib.sh
+	go build -o "$bin/shoal" ./cmd/shoal
+	svc=$(mktemp -d)
+	read -r gport hport < <(free_ports 2)
+	(cd "$svc" && ONNXRUNTIME_SHARED_LIBRARY_PATH=$ort "$bin/shoal" serve --grpc.listen-address=127.0.0.1:$gport \
+		--http.listen-address=127.0.0.1:$hport >serve.log 2>&1) &
+	spid=$!
+	trap 'kill $spid 2>/dev/null; wait $spid 2>/dev/null || true; rm -rf "$bin" "$svc"' EXIT
+	addr=127.0.0.1:$gport
+	for _ in $(seq 1 150); do curl -fsS "127.0.0.1:$hport/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
+	(cd "$svc" && "$bin/shoal" demo-data --full --out ./data/import/fashion-full >/dev/null)
+	t0=$(date +%s)
+	"$bin/shoal" dataset create fashion-full --addr "$addr" >/dev/null
+	(cd "$svc" && "$bin/shoal" dataset import fashion-full ./data/import/fashion-full --addr "$addr" 2>/dev/null | tail -n 1)
+	"$bin/shoal" dataset snapshot fashion-full --addr "$addr" >/dev/null
+	t1=$(date +%s)
+	echo "import + snapshot: $((t1 - t0)) s (load $(cut -d' ' -f1 /proc/loadavg))"
+	"$bin/shoal" train --dataset fashion-full --snapshot 1 --follow --addr "$addr" 2>&1 | tr '\r' '\n' |
+		sed 's/\x1b\[K//g' | grep -Ev '^epoch [0-9]+/|^$'
+	t2=$(date +%s)
+	echo "train job: $((t2 - t1)) s wall (load $(cut -d' ' -f1-3 /proc/loadavg))"
+	"$bin/shoal" models show fashion-full 1 --addr "$addr" | grep -E 'accuracy'
+fi
+
