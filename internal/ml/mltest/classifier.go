@@ -14,7 +14,7 @@ import (
 
 // Classifier describes a small CNN as PyTorch's ONNX export writes one in
 // eval mode: Conv -> BatchNormalization -> Relu -> MaxPool -> Conv -> Relu
-// -> GlobalAveragePool -> Flatten -> Gemm (transB=1) [-> Softmax], input
+// -> MaxPool -> Flatten -> Gemm (transB=1) [-> Softmax], input
 // [N, C, H, W] and output [N, Classes] with N symbolic. Weights are random
 // (He-initialised from Seed).
 type Classifier struct {
@@ -33,7 +33,7 @@ type Classifier struct {
 
 // Build returns the serialised ONNX model.
 func (c Classifier) Build() ([]byte, error) {
-	if c.Classes < 2 || c.Size < 4 || (c.Channels != 1 && c.Channels != 3) {
+	if c.Classes < 2 || c.Size < 4 || c.Size%4 != 0 || (c.Channels != 1 && c.Channels != 3) {
 		return nil, fmt.Errorf("mltest: classifier %+v is not buildable", c)
 	}
 	b := &builder{rng: rand.New(rand.NewPCG(c.Seed, 7))}
@@ -50,9 +50,10 @@ func (c Classifier) Build() ([]byte, error) {
 		act = "Relu"
 	}
 	x = b.node(act, []string{x})
-	x = b.node("GlobalAveragePool", []string{x})
+	x = b.node("MaxPool", []string{x}, ints("kernel_shape", 2, 2), ints("strides", 2, 2))
 	x = b.node("Flatten", []string{x}, &onnxpb.AttributeProto{Name: "axis", Type: onnxpb.AttributeProto_INT, I: 1})
-	x = b.node("Gemm", []string{x, b.weights([]int64{int64(c.Classes), 16}, 16), b.weights([]int64{int64(c.Classes)}, 0)},
+	features := 16 * (c.Size / 4) * (c.Size / 4)
+	x = b.node("Gemm", []string{x, b.weights([]int64{int64(c.Classes), int64(features)}, features), b.weights([]int64{int64(c.Classes)}, 0)},
 		&onnxpb.AttributeProto{Name: "transB", Type: onnxpb.AttributeProto_INT, I: 1})
 	if c.Tail != "" {
 		b.node(c.Tail, []string{x})
