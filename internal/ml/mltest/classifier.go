@@ -28,7 +28,10 @@ type Classifier struct {
 	// Activation replaces the second Relu (e.g. "LeakyRelu", an op ONNX
 	// Runtime runs but the importer does not convert).
 	Activation string
-	Seed       uint64
+	// NHWC makes the input [N, H, W, C], transposed to NCHW in the graph
+	// (as TensorFlow-born models are laid out).
+	NHWC bool
+	Seed uint64
 }
 
 // Build returns the serialised ONNX model.
@@ -37,7 +40,13 @@ func (c Classifier) Build() ([]byte, error) {
 		return nil, fmt.Errorf("mltest: classifier %+v is not buildable", c)
 	}
 	b := &builder{rng: rand.New(rand.NewPCG(c.Seed, 7))}
-	x := b.node("Conv", []string{c.Input, b.weights([]int64{8, int64(c.Channels), 3, 3}, c.Channels*9), b.weights([]int64{8}, 0)},
+	input := valueInfo(c.Input, int64(c.Channels), int64(c.Size), int64(c.Size))
+	x := c.Input
+	if c.NHWC {
+		input = valueInfo(c.Input, int64(c.Size), int64(c.Size), int64(c.Channels))
+		x = b.node("Transpose", []string{x}, ints("perm", 0, 3, 1, 2))
+	}
+	x = b.node("Conv", []string{x, b.weights([]int64{8, int64(c.Channels), 3, 3}, c.Channels*9), b.weights([]int64{8}, 0)},
 		ints("kernel_shape", 3, 3), ints("pads", 1, 1, 1, 1))
 	x = b.node("BatchNormalization", []string{x, b.constant(8, 1, 0.1), b.constant(8, 0, 0.05), b.constant(8, 0, 0.1), b.constant(8, 1, 0.2)},
 		&onnxpb.AttributeProto{Name: "epsilon", Type: onnxpb.AttributeProto_FLOAT, F: 1e-5})
@@ -64,7 +73,7 @@ func (c Classifier) Build() ([]byte, error) {
 	b.nodes[len(b.nodes)-1].Output[0] = c.Output
 	g := &onnxpb.GraphProto{
 		Name: "classifier", Node: b.nodes, Initializer: b.inits,
-		Input:  []*onnxpb.ValueInfoProto{valueInfo(c.Input, int64(c.Channels), int64(c.Size), int64(c.Size))},
+		Input:  []*onnxpb.ValueInfoProto{input},
 		Output: []*onnxpb.ValueInfoProto{valueInfo(c.Output, int64(c.Classes))},
 	}
 	m := &onnxpb.ModelProto{IrVersion: 8, ProducerName: "pytorch", Graph: g,
