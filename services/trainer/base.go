@@ -79,6 +79,10 @@ func (s *Service) resolveBase(ctx context.Context, spec *trainerpb.JobSpec) (*re
 		return nil, err
 	}
 	in := v.GetInputSpec()
+	if shoal && spec.Architecture == ml.ImportedArchitecture {
+		return nil, status.Errorf(codes.InvalidArgument, "spec.architecture = %q, but the base version %s version %d was trained by Shoal as %q",
+			spec.Architecture, v.GetModel(), v.GetVersion(), v.GetArchitecture())
+	}
 	if !shoal {
 		name := fmt.Sprintf("%s version %d", v.GetModel(), v.GetVersion())
 		switch spec.Architecture {

@@ -168,6 +168,7 @@ func TestFineTuning(t *testing.T) {
 		msg  string
 	}{
 		{"other architecture", &trainerpb.JobSpec{Dataset: "shapes", Architecture: "small-cnn-wide", BaseVersion: baseRef}, codes.InvalidArgument, "spec.architecture"},
+		{"imported architecture", &trainerpb.JobSpec{Dataset: "shapes", Architecture: ml.ImportedArchitecture, BaseVersion: baseRef}, codes.InvalidArgument, "spec.architecture"},
 		{"other input size", &trainerpb.JobSpec{Dataset: "shapes", ImageSize: 32, BaseVersion: baseRef}, codes.InvalidArgument, "spec.image_size"},
 		{"other channels", &trainerpb.JobSpec{Dataset: "shapes", Channels: 3, BaseVersion: baseRef}, codes.InvalidArgument, "spec.image_size/channels"},
 	} {
