@@ -86,6 +86,9 @@ func ImportONNX(data []byte, spec ImportSpec, numClasses int, newHead bool, seed
 	if len(g.GetOutput()) != 1 || g.GetOutput()[0].GetName() != spec.OutputName {
 		return nil, fmt.Errorf("%w: want one graph output named %q, the graph has %d (%s)", ErrImport, spec.OutputName, len(g.GetOutput()), valueNames(g.GetOutput()))
 	}
+	if err := freeBatch(g); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrImport, err)
+	}
 	head, err := findHead(g, spec.OutputName)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrImport, err)
@@ -115,6 +118,34 @@ func valueNames(vs []*onnxpb.ValueInfoProto) string {
 		names[i] = fmt.Sprintf("%q", v.GetName())
 	}
 	return strings.Join(names, ", ")
+}
+
+// freeBatch makes the batch dimension of the graph's input and output
+// symbolic when it is fixed at 1 (PyTorch's export without dynamic axes):
+// training runs batches, and the exported file then takes any batch size.
+// A graph that really depends on a batch of 1 (a Reshape to [1, ...]) fails
+// the build check (CheckImport) instead.
+func freeBatch(g *onnxpb.GraphProto) error {
+	changed := false
+	for _, v := range []*onnxpb.ValueInfoProto{g.GetInput()[0], g.GetOutput()[0]} {
+		dims := v.GetType().GetTensorType().GetShape().GetDim()
+		if len(dims) == 0 {
+			return fmt.Errorf("the graph tensor %q has no declared shape", v.GetName())
+		}
+		switch d := dims[0]; {
+		case d.GetDimParam() != "" || d.GetValue() == nil:
+		case d.GetDimValue() == 1:
+			d.Value = &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: ONNXBatchDim}
+			changed = true
+		default:
+			return fmt.Errorf("the graph tensor %q has a fixed batch dimension of %d", v.GetName(), d.GetDimValue())
+		}
+	}
+	if changed {
+		// Intermediate shapes annotated for a batch of 1 would now be wrong.
+		g.ValueInfo = nil
+	}
+	return nil
 }
 
 // head is a located classification layer: logits = x·W (+ b).

@@ -63,6 +63,7 @@ func TestImportONNXFineTunes(t *testing.T) {
 		{"same head, probabilities", mltest.Classifier{Channels: 1, Size: 16, Classes: 3, Input: "input", Output: "output", Softmax: true, Seed: 1}, 3, false},
 		{"new head, logits", mltest.Classifier{Channels: 1, Size: 16, Classes: 5, Input: "x", Output: "scores", Seed: 2}, 3, true},
 		{"NHWC", mltest.Classifier{Channels: 1, Size: 16, Classes: 3, Input: "x", Output: "y", Softmax: true, NHWC: true, Seed: 5}, 3, false},
+		{"batch fixed at 1", mltest.Classifier{Channels: 1, Size: 16, Classes: 3, Input: "input.1", Output: "output", Softmax: true, FixedBatch: true, Seed: 6}, 3, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			data, err := tc.base.Build()

@@ -31,7 +31,10 @@ type Classifier struct {
 	// NHWC makes the input [N, H, W, C], transposed to NCHW in the graph
 	// (as TensorFlow-born models are laid out).
 	NHWC bool
-	Seed uint64
+	// FixedBatch declares a batch dimension of 1 rather than a symbolic one
+	// (PyTorch's export without dynamic axes).
+	FixedBatch bool
+	Seed       uint64
 }
 
 // Build returns the serialised ONNX model.
@@ -40,10 +43,10 @@ func (c Classifier) Build() ([]byte, error) {
 		return nil, fmt.Errorf("mltest: classifier %+v is not buildable", c)
 	}
 	b := &builder{rng: rand.New(rand.NewPCG(c.Seed, 7))}
-	input := valueInfo(c.Input, int64(c.Channels), int64(c.Size), int64(c.Size))
+	input := valueInfo(c.Input, c.FixedBatch, int64(c.Channels), int64(c.Size), int64(c.Size))
 	x := c.Input
 	if c.NHWC {
-		input = valueInfo(c.Input, int64(c.Size), int64(c.Size), int64(c.Channels))
+		input = valueInfo(c.Input, c.FixedBatch, int64(c.Size), int64(c.Size), int64(c.Channels))
 		x = b.node("Transpose", []string{x}, ints("perm", 0, 3, 1, 2))
 	}
 	x = b.node("Conv", []string{x, b.weights([]int64{8, int64(c.Channels), 3, 3}, c.Channels*9), b.weights([]int64{8}, 0)},
@@ -74,7 +77,7 @@ func (c Classifier) Build() ([]byte, error) {
 	g := &onnxpb.GraphProto{
 		Name: "classifier", Node: b.nodes, Initializer: b.inits,
 		Input:  []*onnxpb.ValueInfoProto{input},
-		Output: []*onnxpb.ValueInfoProto{valueInfo(c.Output, int64(c.Classes))},
+		Output: []*onnxpb.ValueInfoProto{valueInfo(c.Output, c.FixedBatch, int64(c.Classes))},
 	}
 	m := &onnxpb.ModelProto{IrVersion: 8, ProducerName: "pytorch", Graph: g,
 		OpsetImport: []*onnxpb.OperatorSetIdProto{{Domain: "", Version: 13}}}
@@ -138,10 +141,14 @@ func ints(name string, v ...int) *onnxpb.AttributeProto {
 	return a
 }
 
-// valueInfo describes a float32 tensor [N, dims...] with N symbolic.
-func valueInfo(name string, dims ...int64) *onnxpb.ValueInfoProto {
-	shape := &onnxpb.TensorShapeProto{Dim: []*onnxpb.TensorShapeProto_Dimension{
-		{Value: &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: "N"}}}}
+// valueInfo describes a float32 tensor [N, dims...] with N symbolic, or 1
+// if fixed.
+func valueInfo(name string, fixed bool, dims ...int64) *onnxpb.ValueInfoProto {
+	batch := &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: "N"}}
+	if fixed {
+		batch.Value = &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: 1}
+	}
+	shape := &onnxpb.TensorShapeProto{Dim: []*onnxpb.TensorShapeProto_Dimension{batch}}
 	for _, d := range dims {
 		shape.Dim = append(shape.Dim, &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: d}})
 	}
