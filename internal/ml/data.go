@@ -10,6 +10,10 @@
 // images) is part of the model graph, so callers and exported ONNX files do
 // not need to know it. Models output [N, K] logits; exported ONNX files
 // output [N, K] probabilities (softmax applied in the graph).
+//
+// A model imported from ONNX (ImportONNX) is the exception: its graph,
+// normalisation, layout, input and output are the file's own, and so are
+// those of its export.
 package ml
 
 import (

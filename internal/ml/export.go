@@ -31,7 +31,13 @@ const (
 // than baked in as constants. ortLibrary is the ONNX Runtime shared library
 // the exporting backend loads (it must be the one the rest of the process
 // uses).
+//
+// A model imported from ONNX exports instead its own graph (input, output
+// and all) with the trained weights written back.
 func (m *Model) ExportONNX(ortLibrary string) ([]byte, error) {
+	if m.imp != nil {
+		return m.exportImported()
+	}
 	if ortLibrary == "" {
 		return nil, errors.New("exporting ONNX needs the ONNX Runtime shared library path (scripts/setup-onnxruntime.sh)")
 	}

@@ -13,6 +13,7 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph-building code reads like maths with the dot import.
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/onnx-gomlx/onnx"
 )
 
 // DefaultBackend is the GoMLX backend configuration used when neither the
@@ -80,6 +81,11 @@ type Model struct {
 	probsExec  *model.Exec
 	// ownsBackend is set when Train created the backend for this model.
 	ownsBackend bool
+
+	// onnx and imp are set for a model imported from ONNX (ImportONNX):
+	// its network is the ONNX graph, in place of Arch's.
+	onnx onnx.Model
+	imp  *Imported
 }
 
 // NewModel creates an untrained model. mean and std are per-channel
@@ -109,6 +115,9 @@ func (m *Model) Store() *model.Store { return m.store }
 
 // logitsGraph maps NCHW [N,C,H,W] images in [0,1] to [N,K] logits.
 func (m *Model) logitsGraph(scope *model.Scope, x *Node) *Node {
+	if m.imp != nil {
+		return m.importedLogits(scope, x)
+	}
 	c := m.Shape.Channels
 	x = TransposeAllDims(x, 0, 2, 3, 1) // NCHW -> NHWC: channels last suits im2col + Dense.
 	ns := scope.In("normalize")
@@ -208,6 +217,9 @@ func (m *Model) dropCompiled() {
 func (m *Model) Close() {
 	m.dropCompiled()
 	m.store.Finalize()
+	if m.onnx != nil {
+		_ = m.onnx.Close()
+	}
 	if m.ownsBackend {
 		m.backend.Finalize()
 	}

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/gomlx/compute"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph-building code reads like maths with the dot import.
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/layers/norm"
@@ -39,7 +40,11 @@ type Config struct {
 	// layer freshly initialised, as it must be when the labels differ.
 	Base    *Weights
 	NewHead bool
-	Seed    int64
+	// Import, if set, is an ONNX model the run fine-tunes instead (see
+	// ImportONNX); Architecture, Base and NewHead are then ignored, and the
+	// images must have Import.Spec.Shape.
+	Import *Imported
+	Seed   int64
 	// Backend is a GoMLX backend config; "" means $GOMLX_BACKEND or DefaultBackend.
 	Backend string
 	// BatchNormImages, if positive, is how many training images re-estimate
@@ -128,7 +133,16 @@ func Train(ctx context.Context, cfg Config, trainData, valData *Data) (*Result, 
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	if cfg.Import != nil && cfg.Import.NumClasses != cfg.NumClasses {
+		return nil, fmt.Errorf("the imported model has %d classes, this run %d", cfg.Import.NumClasses, cfg.NumClasses)
+	}
+	if cfg.Import != nil && trainData.Shape != cfg.Import.Spec.Shape {
+		return nil, fmt.Errorf("the imported model takes %s images, not %s", cfg.Import.Spec.Shape, trainData.Shape)
+	}
 	arch, err := LookupArchitecture(cfg.Architecture)
+	if cfg.Import != nil {
+		arch, err = importedArch(), nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -150,6 +164,9 @@ func Train(ctx context.Context, cfg Config, trainData, valData *Data) (*Result, 
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Import != nil {
+		return trainImported(ctx, cfg, backend, trainData, valData)
+	}
 	mean, std := ChannelStats(trainData)
 	m, err := NewModel(backend, arch, trainData.Shape, cfg.NumClasses, mean, std, cfg.Seed)
 	if err != nil {
@@ -162,6 +179,23 @@ func Train(ctx context.Context, cfg Config, trainData, valData *Data) (*Result, 
 			m.Close()
 			return nil, fmt.Errorf("fine-tuning: %w", err)
 		}
+	}
+	res, err := fit(ctx, cfg, m, trainData, valData)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	return res, nil
+}
+
+// trainImported is Train for an imported ONNX model.
+func trainImported(ctx context.Context, cfg Config, backend compute.Backend, trainData, valData *Data) (*Result, error) {
+	store := model.NewStore()
+	store.SetParam(model.ParamInitialSeed, cfg.Seed)
+	m := &Model{Arch: importedArch(), Shape: trainData.Shape, NumClasses: cfg.NumClasses, backend: backend, store: store, ownsBackend: true}
+	if err := newImportedModel(m, cfg.Import); err != nil {
+		m.Close()
+		return nil, err
 	}
 	res, err := fit(ctx, cfg, m, trainData, valData)
 	if err != nil {

@@ -2,6 +2,7 @@ package ml
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/shoalml/shoal/internal/onnxrt"
 	ort "github.com/yalue/onnxruntime_go"
@@ -14,6 +15,75 @@ import (
 // loaded through internal/onnxrt, the process's single initialisation
 // shared with the Registry and Inference.
 func RunONNX(rt onnxrt.Config, onnxModel []byte, shape InputShape, batch, k int, images []float32) ([]float32, error) {
+	return runONNX(rt, onnxModel, ONNXInput, ONNXOutput, shape, false, batch, k, images)
+}
+
+// RunONNX runs a model exported from an imported one (its graph, input and
+// output) with ONNX Runtime on n NCHW images in [0, 1], as serving does:
+// the images normalised and laid out by the base's input spec, and softmax
+// applied to an output of logits. It returns [n*k] probabilities.
+func (imp *Imported) RunONNX(rt onnxrt.Config, onnxModel []byte, batch int, images []float32) ([]float32, error) {
+	spec := imp.Spec
+	shape := spec.Shape
+	size := shape.Size()
+	if size == 0 || len(images)%size != 0 {
+		return nil, fmt.Errorf("%d values is not a whole number of %s images", len(images), shape)
+	}
+	hw := shape.Height * shape.Width
+	in := make([]float32, len(images))
+	for off := 0; off < len(images); off += size {
+		for c := range shape.Channels {
+			mean, std := float32(0), float32(1)
+			if len(spec.Mean) > 0 {
+				mean = perChannel(spec.Mean, shape.Channels)[c]
+			}
+			if len(spec.Std) > 0 {
+				std = perChannel(spec.Std, shape.Channels)[c]
+			}
+			for i := range hw {
+				v := (images[off+c*hw+i] - mean) / std
+				if spec.NHWC {
+					in[off+i*shape.Channels+c] = v
+				} else {
+					in[off+c*hw+i] = v
+				}
+			}
+		}
+	}
+	out, err := runONNX(rt, onnxModel, spec.InputName, spec.OutputName, shape, spec.NHWC, batch, imp.NumClasses, in)
+	if err != nil {
+		return nil, err
+	}
+	if !imp.probabilities {
+		softmaxRows(out, imp.NumClasses)
+	}
+	return out, nil
+}
+
+// OutputIsProbabilities reports whether the imported graph's output is
+// probabilities (it ends with the Softmax of its scores) rather than logits.
+func (imp *Imported) OutputIsProbabilities() bool { return imp.probabilities }
+
+func softmaxRows(v []float32, k int) {
+	for off := 0; off+k <= len(v); off += k {
+		row := v[off : off+k]
+		m := row[0]
+		for _, x := range row {
+			m = max(m, x)
+		}
+		var sum float64
+		for i, x := range row {
+			e := math.Exp(float64(x - m))
+			row[i] = float32(e)
+			sum += e
+		}
+		for i := range row {
+			row[i] = float32(float64(row[i]) / sum)
+		}
+	}
+}
+
+func runONNX(rt onnxrt.Config, onnxModel []byte, input, output string, shape InputShape, nhwc bool, batch, k int, images []float32) ([]float32, error) {
 	if _, err := onnxrt.Load(rt); err != nil {
 		return nil, err
 	}
@@ -25,7 +95,7 @@ func RunONNX(rt onnxrt.Config, onnxModel []byte, shape InputShape, batch, k int,
 		return nil, fmt.Errorf("%d values is not a whole number of %s images", len(images), shape)
 	}
 	n := len(images) / size
-	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(onnxModel, []string{ONNXInput}, []string{ONNXOutput}, nil)
+	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(onnxModel, []string{input}, []string{output}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("onnxruntime: loading the exported model: %w", err)
 	}
@@ -33,7 +103,7 @@ func RunONNX(rt onnxrt.Config, onnxModel []byte, shape InputShape, batch, k int,
 	probs := make([]float32, n*k)
 	for start := 0; start < n; start += batch {
 		end := min(start+batch, n)
-		if err := runBatch(sess, shape, k, images[start*size:end*size], probs[start*k:end*k]); err != nil {
+		if err := runBatch(sess, shape, nhwc, k, images[start*size:end*size], probs[start*k:end*k]); err != nil {
 			return nil, err
 		}
 	}
@@ -41,9 +111,13 @@ func RunONNX(rt onnxrt.Config, onnxModel []byte, shape InputShape, batch, k int,
 }
 
 // runBatch runs len(out)/k images through sess, writing into out.
-func runBatch(sess *ort.DynamicAdvancedSession, shape InputShape, k int, images, out []float32) error {
+func runBatch(sess *ort.DynamicAdvancedSession, shape InputShape, nhwc bool, k int, images, out []float32) error {
 	b := int64(len(out) / k)
-	in, err := ort.NewTensor(ort.NewShape(b, int64(shape.Channels), int64(shape.Height), int64(shape.Width)), images)
+	dims := ort.NewShape(b, int64(shape.Channels), int64(shape.Height), int64(shape.Width))
+	if nhwc {
+		dims = ort.NewShape(b, int64(shape.Height), int64(shape.Width), int64(shape.Channels))
+	}
+	in, err := ort.NewTensor(dims, images)
 	if err != nil {
 		return fmt.Errorf("onnxruntime: %w", err)
 	}

@@ -270,6 +270,49 @@ func (f *fakeRegistry) GetVersion(_ context.Context, req *registrypb.GetVersionR
 	return nil, status.Error(codes.NotFound, "no such version")
 }
 
+func (f *fakeRegistry) DownloadArtifact(req *registrypb.DownloadArtifactRequest, stream grpc.ServerStreamingServer[registrypb.DownloadArtifactResponse]) error {
+	f.mu.Lock()
+	var data []byte
+	found := false
+	for i, v := range f.versions {
+		if v.GetModel() == req.GetModel() && v.GetVersion() == req.GetVersion() && i < len(f.artifacts) && f.artifacts[i] != nil {
+			data, found = f.artifacts[i], true
+		}
+	}
+	f.mu.Unlock()
+	if !found {
+		return status.Error(codes.NotFound, "no such artifact")
+	}
+	sum := sha256.Sum256(data)
+	for off := 0; off == 0 || off < len(data); off += 1 << 16 {
+		msg := &registrypb.DownloadArtifactResponse{Chunk: data[off:min(off+1<<16, len(data))]}
+		if off == 0 {
+			msg.SizeBytes, msg.Sha256 = int64(len(data)), hex.EncodeToString(sum[:])
+		}
+		if err := stream.Send(msg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// upload adds a version as a user's upload would: no lineage, the given
+// ONNX file.
+func (f *fakeRegistry) upload(model string, labels []string, in *registrypb.InputSpec, arch string, data []byte) *registrypb.VersionRef {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v := &registrypb.Version{
+		Model: model, Version: int64(len(f.versions) + 1), Labels: labels, InputSpec: in, Architecture: arch,
+		Creator: "alice", Lineage: &registrypb.Lineage{},
+	}
+	f.versions = append(f.versions, v)
+	for len(f.artifacts) < len(f.versions)-1 {
+		f.artifacts = append(f.artifacts, nil)
+	}
+	f.artifacts = append(f.artifacts, data)
+	return &registrypb.VersionRef{Model: model, Version: v.Version}
+}
+
 func (f *fakeRegistry) SetAlias(_ context.Context, req *registrypb.SetAliasRequest) (*registrypb.SetAliasResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

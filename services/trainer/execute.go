@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	datasetpb "github.com/shoalml/shoal/gen/shoal/dataset/v1"
@@ -50,15 +52,43 @@ type jobData struct {
 // execute trains, evaluates, exports, verifies and registers one job.
 func (s *Service) execute(ctx context.Context, id string, spec *trainerpb.JobSpec) (*outcome, error) {
 	shape := ml.InputShape{Channels: int(spec.Channels), Height: int(spec.ImageSize), Width: int(spec.ImageSize)}
+	pre := imaging.Spec{Channels: shape.Channels, Height: shape.Height, Width: shape.Width, Resize: registrypb.ResizeMode_RESIZE_MODE_STRETCH}
+	var base *registrypb.Version
+	imported := false
+	if spec.BaseVersion != nil {
+		var shoal bool
+		var err error
+		if base, shoal, err = s.baseVersion(ctx, spec.BaseVersion); err != nil {
+			return nil, err
+		}
+		if imported = !shoal; imported {
+			// An imported model is trained on images prepared as it is
+			// served: the base's size and resize mode.
+			is, p, err := importSpec(base)
+			if err != nil {
+				return nil, err
+			}
+			if is.Shape != shape {
+				return nil, status.Errorf(codes.FailedPrecondition, "spec.base_version takes %s images, the job %s", is.Shape, shape)
+			}
+			pre = p
+		}
+	}
 	s.logf(ctx, id, "reading snapshot %d of dataset %q", spec.SnapshotVersion, spec.Dataset)
-	data, err := s.load(ctx, spec, shape)
+	data, err := s.load(ctx, spec, shape, pre)
 	if err != nil {
 		return nil, err
 	}
 	s.logf(ctx, id, "%d labels; %d training, %d validation, %d test images at %s",
 		len(data.labels), data.train.Len(), data.val.Len(), data.test.Len(), shape)
 
-	backendName, backend, err := s.backend(spec.Backend)
+	want := spec.Backend
+	if imported {
+		// ONNX Runtime's GoMLX backend cannot build the gradients of the
+		// imported graphs' strided Conv/MaxPool (interior padding).
+		want = ml.BackendGo
+	}
+	backendName, backend, err := s.backend(want)
 	if err != nil {
 		return nil, err
 	}
@@ -83,8 +113,21 @@ func (s *Service) execute(ctx context.Context, id string, spec *trainerpb.JobSpe
 			}}})
 		},
 	}
-	if spec.BaseVersion != nil {
-		if cfg.Base, cfg.NewHead, err = s.loadBase(ctx, id, spec, data.labels); err != nil {
+	switch {
+	case imported:
+		newHead := !slices.Equal(base.GetLabels(), data.labels)
+		if cfg.Import, err = s.importBase(ctx, base, len(data.labels), newHead, spec.Seed); err != nil {
+			return nil, err
+		}
+		if newHead {
+			s.logf(ctx, id, "fine-tuning %s version %d, imported from ONNX, with a new head in place of its %s: its labels %v differ from the dataset's %v",
+				base.GetModel(), base.GetVersion(), cfg.Import.Head, base.GetLabels(), data.labels)
+		} else {
+			s.logf(ctx, id, "fine-tuning %s version %d, imported from ONNX (classification layer %s), labels unchanged; batch-norm statistics stay frozen",
+				base.GetModel(), base.GetVersion(), cfg.Import.Head)
+		}
+	case base != nil:
+		if cfg.Base, cfg.NewHead, err = s.loadBase(ctx, id, spec, base, data.labels); err != nil {
 			return nil, err
 		}
 	}
@@ -110,14 +153,18 @@ func (s *Service) execute(ctx context.Context, id string, spec *trainerpb.JobSpe
 	metrics := toMetrics(eval, data.labels, res)
 	s.emit(ctx, id, &trainerpb.WatchJobResponse{Event: &trainerpb.WatchJobResponse_Evaluation{Evaluation: metrics}})
 
-	onnxModel, err := s.exportAndVerify(ctx, id, res.Model, shape, len(data.labels), data.test)
+	onnxModel, err := s.exportAndVerify(ctx, id, res.Model, cfg.Import, shape, len(data.labels), data.test)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.saveWeights(ctx, id, res.Model); err != nil {
-		return nil, err
+	// An imported model's weights are its ONNX file's: a version trained
+	// from it is fine-tuned by importing that file in turn.
+	if !imported {
+		if err := s.saveWeights(ctx, id, res.Model); err != nil {
+			return nil, err
+		}
 	}
-	ref, err := s.register(ctx, id, spec, data.labels, metrics, res, backendName, onnxModel)
+	ref, err := s.register(ctx, id, spec, base, cfg.Import, data.labels, metrics, res, backendName, onnxModel)
 	if err != nil {
 		// No version names the job: its weights can never be a base.
 		if derr := s.deps.Blobs.Delete(context.WithoutCancel(ctx), weightsKey(id)); derr != nil {
@@ -155,7 +202,7 @@ func (s *Service) backend(name string) (string, string, error) {
 // load reads the snapshot's three splits through the Dataset service and
 // preprocesses every image once. Without a validation split, a stratified,
 // seeded share of the train split validates.
-func (s *Service) load(ctx context.Context, spec *trainerpb.JobSpec, shape ml.InputShape) (*jobData, error) {
+func (s *Service) load(ctx context.Context, spec *trainerpb.JobSpec, shape ml.InputShape, pre imaging.Spec) (*jobData, error) {
 	snap, err := s.deps.Datasets.GetSnapshot(ctx, &datasetpb.GetSnapshotRequest{Dataset: spec.Dataset, Version: spec.SnapshotVersion})
 	if err != nil {
 		return nil, downstream("Dataset.GetSnapshot", err)
@@ -168,7 +215,6 @@ func (s *Service) load(ctx context.Context, spec *trainerpb.JobSpec, shape ml.In
 	for i, l := range labels {
 		index[l] = int32(i)
 	}
-	pre := imaging.Spec{Channels: shape.Channels, Height: shape.Height, Width: shape.Width, Resize: registrypb.ResizeMode_RESIZE_MODE_STRETCH}
 	read := func(split datasetpb.Split) (*ml.Data, error) {
 		stream, err := s.deps.Datasets.ReadSnapshot(ctx, &datasetpb.ReadSnapshotRequest{
 			Dataset: spec.Dataset, Version: spec.SnapshotVersion, Split: split, IncludeContent: true,
@@ -250,8 +296,9 @@ func toMetrics(e *ml.Evaluation, labels []string, res *ml.Result) *registrypb.Me
 }
 
 // exportAndVerify exports the best weights to ONNX and checks that ONNX
-// Runtime reproduces GoMLX on every test image.
-func (s *Service) exportAndVerify(ctx context.Context, id string, m *ml.Model, shape ml.InputShape, k int, test *ml.Data) ([]byte, error) {
+// Runtime reproduces GoMLX on every test image; an imported model (imp) is
+// run as it will be served, with its base's input spec.
+func (s *Service) exportAndVerify(ctx context.Context, id string, m *ml.Model, imp *ml.Imported, shape ml.InputShape, k int, test *ml.Data) ([]byte, error) {
 	lib, err := s.deps.ONNXRuntime.LibraryPath()
 	if err != nil {
 		return nil, fmt.Errorf("exporting ONNX: %w", err)
@@ -264,7 +311,12 @@ func (s *Service) exportAndVerify(ctx context.Context, id string, m *ml.Model, s
 	if err != nil {
 		return nil, fmt.Errorf("GoMLX probabilities for verification: %w", err)
 	}
-	got, err := ml.RunONNX(s.deps.ONNXRuntime, onnxModel, shape, verifyBatch, k, test.Images)
+	var got []float32
+	if imp != nil {
+		got, err = imp.RunONNX(s.deps.ONNXRuntime, onnxModel, verifyBatch, test.Images)
+	} else {
+		got, err = ml.RunONNX(s.deps.ONNXRuntime, onnxModel, shape, verifyBatch, k, test.Images)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("running the exported model: %w", err)
 	}
@@ -281,19 +333,31 @@ func (s *Service) exportAndVerify(ctx context.Context, id string, m *ml.Model, s
 }
 
 // register uploads the model to the Registry.
-func (s *Service) register(ctx context.Context, id string, spec *trainerpb.JobSpec, labels []string, metrics *registrypb.Metrics, res *ml.Result, backend string, onnxModel []byte) (*registrypb.VersionRef, error) {
+// A model fine-tuned from an imported base (imp) keeps the base's input
+// spec, so that it is served exactly as the base is, and its architecture
+// name when it has one.
+func (s *Service) register(ctx context.Context, id string, spec *trainerpb.JobSpec, base *registrypb.Version, imp *ml.Imported, labels []string, metrics *registrypb.Metrics, res *ml.Result, backend string, onnxModel []byte) (*registrypb.VersionRef, error) {
 	sum := sha256.Sum256(onnxModel)
+	in := &registrypb.InputSpec{
+		Channels: spec.Channels, Height: spec.ImageSize, Width: spec.ImageSize,
+		ResizeMode: registrypb.ResizeMode_RESIZE_MODE_STRETCH, Layout: registrypb.TensorLayout_TENSOR_LAYOUT_NCHW,
+		InputName: ml.ONNXInput, OutputName: ml.ONNXOutput, OutputIsProbabilities: true,
+	}
+	arch := spec.Architecture
+	if imp != nil {
+		in = proto.Clone(base.GetInputSpec()).(*registrypb.InputSpec)
+		in.OutputIsProbabilities = imp.OutputIsProbabilities()
+		if a := base.GetArchitecture(); a != "" {
+			arch = a
+		}
+	}
 	vs := &registrypb.VersionSpec{
-		Model:  spec.Model,
-		Labels: labels,
-		InputSpec: &registrypb.InputSpec{
-			Channels: spec.Channels, Height: spec.ImageSize, Width: spec.ImageSize,
-			ResizeMode: registrypb.ResizeMode_RESIZE_MODE_STRETCH, Layout: registrypb.TensorLayout_TENSOR_LAYOUT_NCHW,
-			InputName: ml.ONNXInput, OutputName: ml.ONNXOutput, OutputIsProbabilities: true,
-		},
-		Metrics: metrics,
+		Model:     spec.Model,
+		Labels:    labels,
+		InputSpec: in,
+		Metrics:   metrics,
 		HyperParameters: map[string]string{
-			"architecture":            spec.Architecture,
+			"architecture":            arch,
 			"image_size":              strconv.Itoa(int(spec.ImageSize)),
 			"channels":                strconv.Itoa(int(spec.Channels)),
 			"epochs":                  strconv.Itoa(int(spec.Epochs)),
@@ -312,7 +376,7 @@ func (s *Service) register(ctx context.Context, id string, spec *trainerpb.JobSp
 		},
 
 		Lineage:           lineage(id, spec),
-		Architecture:      spec.Architecture,
+		Architecture:      arch,
 		Creator:           "trainer",
 		Description:       fmt.Sprintf("trained by job %s on %s snapshot %d", id, spec.Dataset, spec.SnapshotVersion),
 		ArtifactSizeBytes: int64(len(onnxModel)),

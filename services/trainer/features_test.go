@@ -159,21 +159,16 @@ func TestFineTuning(t *testing.T) {
 		t.Errorf("new-head test accuracy %.2f; want >= 0.6", acc)
 	}
 
-	// Bases that cannot be fine-tuned.
-	e.registry.mu.Lock()
-	e.registry.versions = append(e.registry.versions, &registrypb.Version{
-		Model: "uploaded", Version: 1, Architecture: "resnet18", Creator: "alice",
-		InputSpec: &registrypb.InputSpec{Channels: 3, Height: 224, Width: 224}, Lineage: &registrypb.Lineage{},
-	})
-	e.registry.mu.Unlock()
+	// Bases that cannot be fine-tuned (for uploaded models, see
+	// TestFineTuningImportedONNX).
 	for _, tc := range []struct {
 		name string
 		spec *trainerpb.JobSpec
 		want codes.Code
 		msg  string
 	}{
-		{"uploaded ONNX", &trainerpb.JobSpec{Dataset: "shapes", BaseVersion: &registrypb.VersionRef{Model: "uploaded", Version: 1}}, codes.FailedPrecondition, "not trained by Shoal"},
 		{"other architecture", &trainerpb.JobSpec{Dataset: "shapes", Architecture: "small-cnn-wide", BaseVersion: baseRef}, codes.InvalidArgument, "spec.architecture"},
+		{"imported architecture", &trainerpb.JobSpec{Dataset: "shapes", Architecture: ml.ImportedArchitecture, BaseVersion: baseRef}, codes.InvalidArgument, "spec.architecture"},
 		{"other input size", &trainerpb.JobSpec{Dataset: "shapes", ImageSize: 32, BaseVersion: baseRef}, codes.InvalidArgument, "spec.image_size"},
 		{"other channels", &trainerpb.JobSpec{Dataset: "shapes", Channels: 3, BaseVersion: baseRef}, codes.InvalidArgument, "spec.image_size/channels"},
 	} {

@@ -92,24 +92,37 @@ func normalizeSpec(spec *trainerpb.JobSpec) error {
 	if spec.GetDataset() == "" {
 		return status.Error(codes.InvalidArgument, "spec.dataset is required")
 	}
-	arch, err := ml.LookupArchitecture(spec.GetArchitecture())
-	if err != nil {
-		return status.Errorf(codes.InvalidArgument, "spec.architecture: %v", err)
-	}
-	spec.Architecture = arch.Name
-	size, ch := archDefaults(arch.Name)
-	if spec.ImageSize == 0 {
-		spec.ImageSize = int32(size)
-	}
-	if spec.Channels == 0 {
-		spec.Channels = int32(ch)
-	}
-	if spec.Channels != 1 && spec.Channels != 3 {
-		return status.Errorf(codes.InvalidArgument, "spec.channels = %d; want 1 (grayscale) or 3 (RGB)", spec.Channels)
-	}
-	shape := ml.InputShape{Channels: int(spec.Channels), Height: int(spec.ImageSize), Width: int(spec.ImageSize)}
-	if err := arch.CheckInput(shape); err != nil {
-		return status.Errorf(codes.InvalidArgument, "spec.image_size = %d: %v", spec.ImageSize, err)
+	if spec.GetArchitecture() == ml.ImportedArchitecture {
+		// resolveBase set it, with the input shape, from an imported base.
+		if spec.GetBaseVersion() == nil {
+			return status.Errorf(codes.InvalidArgument, "spec.architecture = %q only fine-tunes a spec.base_version imported from ONNX", ml.ImportedArchitecture)
+		}
+		if spec.Channels != 1 && spec.Channels != 3 {
+			return status.Errorf(codes.InvalidArgument, "spec.channels = %d; want 1 (grayscale) or 3 (RGB)", spec.Channels)
+		}
+		if spec.ImageSize <= 0 {
+			return status.Errorf(codes.InvalidArgument, "spec.image_size = %d; must be positive", spec.ImageSize)
+		}
+	} else {
+		arch, err := ml.LookupArchitecture(spec.GetArchitecture())
+		if err != nil {
+			return status.Errorf(codes.InvalidArgument, "spec.architecture: %v", err)
+		}
+		spec.Architecture = arch.Name
+		size, ch := archDefaults(arch.Name)
+		if spec.ImageSize == 0 {
+			spec.ImageSize = int32(size)
+		}
+		if spec.Channels == 0 {
+			spec.Channels = int32(ch)
+		}
+		if spec.Channels != 1 && spec.Channels != 3 {
+			return status.Errorf(codes.InvalidArgument, "spec.channels = %d; want 1 (grayscale) or 3 (RGB)", spec.Channels)
+		}
+		shape := ml.InputShape{Channels: int(spec.Channels), Height: int(spec.ImageSize), Width: int(spec.ImageSize)}
+		if err := arch.CheckInput(shape); err != nil {
+			return status.Errorf(codes.InvalidArgument, "spec.image_size = %d: %v", spec.ImageSize, err)
+		}
 	}
 	if spec.Epochs == 0 {
 		spec.Epochs = defaultEpochs

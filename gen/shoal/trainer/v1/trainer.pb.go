@@ -373,9 +373,10 @@ type JobSpec struct {
 	Augmentation *Augmentation `protobuf:"bytes,14,opt,name=augmentation,proto3" json:"augmentation,omitempty"`
 	// Seed for the split, initialisation, shuffling and augmentation.
 	Seed int64 `protobuf:"varint,15,opt,name=seed,proto3" json:"seed,omitempty"`
-	// Version to fine-tune from: one a Shoal training job registered, same
-	// architecture and input; a new head when the labels differ. Empty to
-	// start fresh.
+	// Version to fine-tune from; a new head when the labels differ. One a
+	// Shoal training job registered keeps its architecture and input; any
+	// other (an uploaded ONNX model) is imported from its ONNX file and keeps
+	// its graph and input spec. Empty to start fresh.
 	BaseVersion *v1.VersionRef `protobuf:"bytes,16,opt,name=base_version,json=baseVersion,proto3" json:"base_version,omitempty"`
 	// Stop after this many epochs without a better validation accuracy; 0
 	// disables early stopping.
