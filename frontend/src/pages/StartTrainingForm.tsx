@@ -52,17 +52,13 @@ export function StartTrainingForm({ onStarted }: { onStarted: (id: string) => vo
     : [], [f.baseModel]);
   const base = f.baseModel ? baseVersions.data?.find((v) => v.version === f.baseVersion) ?? baseVersions.data?.[0] : undefined;
   const form: TrainForm = { ...f, baseVersion: base?.version ?? "" };
-  const spec = jobSpec(form, ds, arch?.name, defaults);
+  // A fine-tuning job takes its base version's network and input (which may
+  // be an uploaded model no architecture here names), so it sends none.
+  const spec = jobSpec(form, ds, base ? undefined : arch?.name, defaults);
   // How many advanced fields are set, each augmentation counted apart.
   const advancedSet = Object.keys(spec).filter((k) => !basicFields.includes(k) && k !== "augmentation").length +
     Object.keys(spec.augmentation ?? {}).length;
 
-  const pickBase = (version: string) => {
-    set("baseVersion", version);
-    const v = baseVersions.data?.find((x) => x.version === version);
-    // Fine-tuning keeps the base version's network.
-    if (v?.architecture && archs.data?.some((a) => a.name === v.architecture)) setArchitecture(v.architecture);
-  };
   const start = async (e: React.FormEvent) => {
     e.preventDefault();
     setBusy(true);
@@ -96,16 +92,23 @@ export function StartTrainingForm({ onStarted }: { onStarted: (id: string) => vo
           <input {...text("model")} placeholder={ds || "model"} data-testid="train-model" />
         </label>
         <label>Architecture
-          <select value={arch?.name ?? ""} onChange={(e) => setArchitecture(e.target.value)} data-testid="train-architecture">
-            {(archs.data ?? []).map((a) => <option key={a.name} value={a.name}>{a.name}{num(a.parameters) > 0 ? ` (${num(a.parameters).toLocaleString()} parameters)` : ""}</option>)}
-          </select>
+          {base ? (
+            <select value="base" disabled data-testid="train-architecture">
+              <option value="base">{base.architecture || "the base version's"} (fine-tuning)</option>
+            </select>
+          ) : (
+            <select value={arch?.name ?? ""} onChange={(e) => setArchitecture(e.target.value)} data-testid="train-architecture">
+              {(archs.data ?? []).map((a) => <option key={a.name} value={a.name}>{a.name}{num(a.parameters) > 0 ? ` (${num(a.parameters).toLocaleString()} parameters)` : ""}</option>)}
+            </select>
+          )}
         </label>
         <label>Epochs<input type="number" min={1} step={1} {...text("epochs")} placeholder={defaults?.epochs !== undefined ? String(defaults.epochs) : ""} data-testid="train-epochs" /></label>
         <label>Batch size<input type="number" min={1} step={1} {...text("batchSize")} placeholder={defaults?.batchSize !== undefined ? String(defaults.batchSize) : ""} data-testid="train-batch-size" /></label>
         <label>Learning rate<input type="number" min={0} step="any" {...text("learningRate")} placeholder={defaults?.learningRate !== undefined ? String(defaults.learningRate) : ""} data-testid="train-learning-rate" /></label>
         <label>Image size
-          <input type="number" min={arch?.minImageSize || 1} step={1} {...text("imageSize")} placeholder={arch?.defaultImageSize ? String(arch.defaultImageSize) : "per architecture"} data-testid="train-image-size" />
-          {arch?.minImageSize ? <small className="muted">pixels a side, at least {arch.minImageSize}</small> : null}
+          <input type="number" min={(!base && arch?.minImageSize) || 1} step={1} {...text("imageSize")}
+            placeholder={base ? String(base.inputSpec?.height ?? "the base's") : arch?.defaultImageSize ? String(arch.defaultImageSize) : "per architecture"} data-testid="train-image-size" />
+          {!base && arch?.minImageSize ? <small className="muted">pixels a side, at least {arch.minImageSize}</small> : null}
         </label>
       </div>
       {arch?.description && <p className="muted">{arch.description}</p>}
@@ -172,7 +175,7 @@ export function StartTrainingForm({ onStarted }: { onStarted: (id: string) => vo
             </select>
           </label>
           <label>Version
-            <select value={base?.version ?? ""} onChange={(e) => pickBase(e.target.value)} disabled={!f.baseModel} data-testid="train-base-version">
+            <select value={base?.version ?? ""} onChange={(e) => set("baseVersion", e.target.value)} disabled={!f.baseModel} data-testid="train-base-version">
               {!f.baseModel && <option value="">–</option>}
               {(f.baseModel ? baseVersions.data ?? [] : []).map((v) => (
                 <option key={v.version} value={v.version}>
@@ -183,9 +186,9 @@ export function StartTrainingForm({ onStarted }: { onStarted: (id: string) => vo
           </label>
           {base && (
             <p className="muted wide" data-testid="train-base-note">
-              Starts from {base.model} v{base.version}'s weights: the architecture ({base.architecture}
-              {base.inputSpec?.height ? `, ${base.inputSpec.height}×${base.inputSpec.width}×${base.inputSpec.channels}` : ""}) must match.
-              {base.architecture && arch?.name !== base.architecture ? ` The architecture above is ${arch?.name}.` : ""}
+              Starts from {base.model} v{base.version}'s weights with its network ({base.architecture}
+              {base.inputSpec?.height ? `, ${base.inputSpec.height}×${base.inputSpec.width}×${base.inputSpec.channels}` : ""}); a new
+              classification head when the dataset's labels differ. Uploaded ONNX models are imported and train on the pure-Go backend.
             </p>
           )}
           <ErrorBanner error={models.error ?? baseVersions.error} />

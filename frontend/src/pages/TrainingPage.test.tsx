@@ -146,7 +146,7 @@ describe("TrainingPage", () => {
     const body = JSON.parse(calls.find((c) => c.method === "POST")!.body!);
     expect(body).toEqual({
       spec: {
-        dataset: "fish", snapshotVersion: "1", model: "fish-v2", architecture: "small-cnn", epochs: 3, batchSize: 32,
+        dataset: "fish", snapshotVersion: "1", model: "fish-v2", epochs: 3, batchSize: 32, // the base names the network
         learningRate: 0.01, imageSize: 24, channels: 1, optimizer: "OPTIMIZER_ADAMW", schedule: "LEARNING_RATE_SCHEDULE_COSINE",
         weightDecay: 0.0001, validationFraction: 0.25, seed: "9007199254740993", earlyStoppingPatience: 3,
         augmentation: { verticalFlip: true, cropMinScale: 0.6, colorJitter: 0.2 },
@@ -168,7 +168,7 @@ describe("TrainingPage", () => {
     expect(advanced.open).toBe(true);
   });
 
-  it("fine-tunes from the latest version by default, with that version's architecture", async () => {
+  it("fine-tunes from the latest version by default, leaving the network and input to the base", async () => {
     window.history.replaceState(null, "", "/training");
     const calls = mockFetch([...common, { method: "POST", path: "/v1/jobs", body: { job: { id: "j4" } } }]);
     render(<TrainingPage />);
@@ -178,12 +178,13 @@ describe("TrainingPage", () => {
     await waitFor(() => expect((screen.getByTestId("train-base-version") as HTMLSelectElement).value).toBe("2"));
     expect(screen.getByTestId("train-base-note").textContent).toContain("resnet-small, 32×32×3");
     fireEvent.change(screen.getByTestId("train-base-version"), { target: { value: "2" } });
-    await waitFor(() => expect((screen.getByTestId("train-architecture") as HTMLSelectElement).value).toBe("resnet-small"));
+    await waitFor(() => expect((screen.getByTestId("train-architecture") as HTMLSelectElement).disabled).toBe(true));
+    expect(screen.getByRole("option", { name: "resnet-small (fine-tuning)" })).toBeTruthy();
     expect((screen.getByTestId("train-image-size") as HTMLInputElement).placeholder).toBe("32");
     fireEvent.click(screen.getByTestId("train-start"));
     await waitFor(() => expect(window.location.search).toBe("?job=j4"));
     const body = JSON.parse(calls.find((c) => c.method === "POST")!.body!);
-    expect(body).toEqual({ spec: { dataset: "fish", architecture: "resnet-small", baseVersion: { model: "fish", version: "2" } } });
+    expect(body).toEqual({ spec: { dataset: "fish", baseVersion: { model: "fish", version: "2" } } });
   });
 
   it("shows a refused start as the server's message", async () => {
