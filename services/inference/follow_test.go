@@ -61,7 +61,7 @@ func TestServesProductionOnceWarm(t *testing.T) {
 	}
 }
 
-// TestPromoteUnderLoad promotes ten versions, one after another, while 16
+// TestPromoteUnderLoad promotes ten versions, one after another, while 32
 // callers send requests: no request fails, every answer was computed by
 // the version it names, and retired versions are freed.
 func TestPromoteUnderLoad(t *testing.T) {
@@ -79,7 +79,7 @@ func TestPromoteUnderLoad(t *testing.T) {
 		served   sync.Map // version -> true
 		requests atomic.Int64
 	)
-	for range 16 {
+	for range 32 { // callers, as a load generator at concurrency 32
 		wg.Go(func() {
 			for ctx.Err() == nil {
 				resp, err := e.client.Predict(context.Background(), &inferencepb.PredictRequest{Images: images})
