@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gomlx/compute"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 )
@@ -47,21 +48,7 @@ func TestInferenceSeesCurrentBatchNormAverages(t *testing.T) {
 	needsGoMLX(t)
 	for _, backend := range []string{BackendGo, BackendONNX} {
 		t.Run(backend, func(t *testing.T) {
-			var lib string
-			if backend == BackendONNX {
-				var err error
-				if lib, err = ortLibrary(t).LibraryPath(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			config, err := BackendConfig(backend, lib)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, err := NewBackend(config)
-			if err != nil {
-				t.Fatal(err)
-			}
+			b := newTestBackend(t, backend)
 			shape := InputShape{1, 12, 12}
 			trainData, valData := stripes(96, shape, 1), stripes(30, shape, 2)
 			arch, err := LookupArchitecture("small-cnn")
@@ -114,20 +101,7 @@ func TestBatchNormReestimationAgreesAcrossBackends(t *testing.T) {
 	}
 	averages := map[string]map[string][]float32{}
 	for _, backend := range []string{BackendGo, BackendONNX} {
-		var lib string
-		if backend == BackendONNX {
-			if lib, err = ortLibrary(t).LibraryPath(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		config, err := BackendConfig(backend, lib)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := NewBackend(config)
-		if err != nil {
-			t.Fatal(err)
-		}
+		b := newTestBackend(t, backend)
 		arch, _ := LookupArchitecture("")
 		mean, std := ChannelStats(trainData)
 		m, err := NewModel(b, arch, shape, 3, mean, std, 7)
@@ -173,4 +147,26 @@ func TestBatchNormReestimationAgreesAcrossBackends(t *testing.T) {
 			}
 		}
 	}
+}
+
+// newTestBackend starts the named backend (BackendGo or BackendONNX, the
+// latter on the test's ONNX Runtime); the model built on it finalises it.
+func newTestBackend(t *testing.T, name string) compute.Backend {
+	t.Helper()
+	var lib string
+	if name == BackendONNX {
+		var err error
+		if lib, err = ortLibrary(t).LibraryPath(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	config, err := BackendConfig(name, lib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewBackend(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
