@@ -145,7 +145,10 @@ func TestFineTuning(t *testing.T) {
 		t.Errorf("first-epoch validation accuracy: fine-tuned %.2f, fresh %.2f, base %.2f; want the base's, far above fresh", tuned, fresh, baseVal)
 	}
 
-	// Other labels: a new head on the base's features.
+	// Other labels: a new head on the base's features. The second service
+	// shares the first one's database, so the first one's workers stop
+	// before they could claim a job for a dataset they do not know.
+	e.stop()
 	two := &fakeDataset{name: "two", images: synthetic([]string{"left", "top"}, 16, 4)}
 	e2 := newEnv(t, cfg, envOptions{dataset: two, reg: e.registry, blobs: e.blobs})
 	job, evs := runJob(t, e2, &trainerpb.JobSpec{Dataset: "two", Epochs: 5, BatchSize: 8, LearningRate: 1e-2, Seed: 1, BaseVersion: baseRef})

@@ -142,7 +142,9 @@ func TestFineTuningImportedONNX(t *testing.T) {
 		t.Errorf("first-epoch validation accuracy: from the trained upload %.2f, from the untrained one %.2f; want >= 0.75 and far above", tuned, fresh)
 	}
 
-	// Other labels: a new head in place of the Gemm.
+	// Other labels: a new head in place of the Gemm. The first service's
+	// workers stop first: they share the database and do not know "two".
+	e.stop()
 	two := &fakeDataset{name: "two", images: synthetic([]string{"left", "top"}, 16, 4)}
 	e2 := newEnv(t, cfg, envOptions{dataset: two, reg: e.registry, blobs: e.blobs})
 	job, evs = runJob(t, e2, &trainerpb.JobSpec{Dataset: "two", Epochs: 5, BatchSize: 8, LearningRate: 1e-2, Seed: 1, BaseVersion: uploaded})
