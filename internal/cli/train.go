@@ -16,6 +16,7 @@ import (
 
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
+	"github.com/shoalml/shoal/internal/ml"
 )
 
 const trainUsage = `Usage: shoal train --dataset D [flags]
@@ -97,11 +98,12 @@ func (f *trainFlags) spec() (*trainerpb.JobSpec, error) {
 		return nil, fmt.Errorf("--schedule=%q: want constant, cosine or step", f.schedule)
 	}
 	if f.augment != "" {
-		a, err := parseAugment(f.augment)
+		a, err := ml.ParseAugmentation(f.augment)
 		if err != nil {
 			return nil, fmt.Errorf("--augment=%q: %w", f.augment, err)
 		}
-		spec.Augmentation = a
+		spec.Augmentation = &trainerpb.Augmentation{HorizontalFlip: a.HorizontalFlip, VerticalFlip: a.VerticalFlip,
+			CropMinScale: float32(a.CropMinScale), ColorJitter: float32(a.ColorJitter)}
 	}
 	if f.base != "" {
 		model, version, found := strings.Cut(f.base, ":")
@@ -112,38 +114,6 @@ func (f *trainFlags) spec() (*trainerpb.JobSpec, error) {
 		spec.BaseVersion = &registrypb.VersionRef{Model: model, Version: n}
 	}
 	return spec, nil
-}
-
-// parseAugment reads "none" or a comma-separated list of hflip, vflip,
-// crop=S and jitter=J; the trainer checks the ranges.
-func parseAugment(s string) (*trainerpb.Augmentation, error) {
-	a := &trainerpb.Augmentation{}
-	if s == "none" {
-		return a, nil
-	}
-	for _, part := range strings.Split(s, ",") {
-		name, value, _ := strings.Cut(strings.TrimSpace(part), "=")
-		var err error
-		var v float64
-		switch name {
-		case "hflip":
-			a.HorizontalFlip = true
-		case "vflip":
-			a.VerticalFlip = true
-		case "crop":
-			v, err = strconv.ParseFloat(value, 32)
-			a.CropMinScale = float32(v)
-		case "jitter":
-			v, err = strconv.ParseFloat(value, 32)
-			a.ColorJitter = float32(v)
-		default:
-			err = fmt.Errorf("unknown transform %q (want hflip, vflip, crop=S, jitter=J or none)", name)
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	return a, nil
 }
 
 // Train runs `shoal train ...`.

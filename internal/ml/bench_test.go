@@ -158,6 +158,9 @@ func benchConfig() (Config, error) {
 	}
 	if v := os.Getenv("SHOAL_BENCH_AUGMENT"); v != "" {
 		a, err := ParseAugmentation(v)
+		if err == nil {
+			err = a.Validate()
+		}
 		if err != nil {
 			return cfg, fmt.Errorf("SHOAL_BENCH_AUGMENT: %w", err)
 		}

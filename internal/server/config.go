@@ -19,6 +19,7 @@ type Config struct {
 	ShutdownDelay   time.Duration
 	ShutdownTimeout time.Duration
 	CORSOrigins     string
+	Pprof           bool
 }
 
 // MiB is a mebibyte.
@@ -32,6 +33,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ShutdownDelay, "server.shutdown-delay", 0, "how long to keep serving after health turns NOT_SERVING on shutdown, so load balancers stop routing here first")
 	fs.DurationVar(&c.ShutdownTimeout, "server.shutdown-timeout", 15*time.Second, "how long in-flight requests may take to finish on shutdown before they are cut off")
 	fs.StringVar(&c.CORSOrigins, "http.cors-origins", "", "comma-separated origins allowed to call the REST API from a browser (\"*\" for any); empty disables CORS")
+	fs.BoolVar(&c.Pprof, "http.pprof", false, "serve Go's runtime profiles (net/http/pprof) under /debug/pprof/ on the HTTP listener; for diagnosing, not for open networks")
 }
 
 // Validate reports settings that cannot work.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -32,7 +33,8 @@ type HTTPOptions struct {
 }
 
 // NewHTTPHandler returns the HTTP handler: /healthz (liveness), /readyz
-// (readiness, with each check's result), /metrics, and the API.
+// (readiness, with each check's result), /metrics, /debug/pprof/ when
+// enabled, and the API.
 func NewHTTPHandler(cfg Config, opts HTTPOptions) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -43,6 +45,13 @@ func NewHTTPHandler(cfg Config, opts HTTPOptions) http.Handler {
 		ready(w, r, opts)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
+	if cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	if opts.API != nil {
 		mux.Handle("/", limitBody(opts.API, int64(cfg.MaxMessageBytes)))
 	}

@@ -92,3 +92,17 @@ func TestBodyLimitAndCORS(t *testing.T) {
 		t.Errorf("preflight from other origin got Allow-Origin %q; want none", rec.Header().Get("Access-Control-Allow-Origin"))
 	}
 }
+
+func TestPprofOnlyWhenEnabled(t *testing.T) {
+	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) })
+	for _, on := range []bool{false, true} {
+		cfg := defaultConfig()
+		cfg.Pprof = on
+		h := server.NewHTTPHandler(cfg, server.HTTPOptions{Gatherer: prometheus.NewRegistry(), API: api})
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/debug/pprof/goroutine?debug=1", nil))
+		if got := rec.Code == 200 && strings.Contains(rec.Body.String(), "goroutine profile"); got != on {
+			t.Errorf("--http.pprof=%v: /debug/pprof/goroutine = %d; served %v, want %v", on, rec.Code, got, on)
+		}
+	}
+}
