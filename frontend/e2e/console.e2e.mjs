@@ -72,7 +72,10 @@ async function predict() {
 let failed = false;
 try {
   await step("Predict: an uploaded image gets a prediction from tiny v1", async () => {
+    const script = page.waitForResponse((r) => /\/assets\/.*\.js$/.test(r.url()));
     await page.goto(`${base}/`);
+    const enc = (await script).headers()["content-encoding"];
+    check(enc === "gzip", `the console's script came with content-encoding ${enc}; want gzip`);
     await page.locator("[data-testid=predict-model] option[value=tiny]").waitFor({ state: "attached" });
     const got = await predict();
     check(labels.includes(got.label), `prediction label = ${got.label}; want one of ${labels}`);

@@ -1,6 +1,7 @@
 package webui_test
 
 import (
+	"compress/gzip"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -98,5 +99,57 @@ func TestApp(t *testing.T) {
 	}
 	if err := fstest.TestFS(app, "index.html"); err != nil {
 		t.Fatalf("embedded build: %v", err)
+	}
+}
+
+func TestHandlerGzip(t *testing.T) {
+	js := strings.Repeat("export const fish = 'shoal';\n", 200)
+	app := fstest.MapFS{
+		"index.html":          {Data: []byte("<!doctype html><div id=root></div>")},
+		"assets/index-abc.js": {Data: []byte(js)},
+		"assets/fish.png":     {Data: []byte("\x89PNG\r\n\x1a\n" + strings.Repeat("\x00", 500))},
+	}
+	h := webui.Handler(app, http.NotFoundHandler())
+	get := func(p, acceptEncoding string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", p, nil)
+		if acceptEncoding != "" {
+			r.Header.Set("Accept-Encoding", acceptEncoding)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		return rec
+	}
+
+	rec := get("/assets/index-abc.js", "gzip, deflate, br")
+	if rec.Code != 200 || rec.Header().Get("Content-Encoding") != "gzip" || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/javascript") {
+		t.Fatalf("GET js accepting gzip = %d, Content-Encoding %q, Content-Type %q; want 200, gzip, text/javascript",
+			rec.Code, rec.Header().Get("Content-Encoding"), rec.Header().Get("Content-Type"))
+	}
+	if rec.Body.Len() >= len(js)/4 {
+		t.Errorf("gzip body is %d bytes for %d of script; want it compressed", rec.Body.Len(), len(js))
+	}
+	zr, err := gzip.NewReader(rec.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := io.ReadAll(zr); err != nil || string(got) != js {
+		t.Errorf("gunzipped body = %d bytes, %v; want the script", len(got), err)
+	}
+	if got := rec.Header().Get("Cache-Control"); got != "public, max-age=31536000, immutable" {
+		t.Errorf("gzip Cache-Control = %q; want the assets' immutable caching", got)
+	}
+	if rec.Header().Get("Vary") != "Accept-Encoding" {
+		t.Errorf("Vary = %q; want Accept-Encoding", rec.Header().Get("Vary"))
+	}
+
+	for _, ae := range []string{"", "identity", "gzip;q=0, br"} {
+		rec := get("/assets/index-abc.js", ae)
+		if rec.Header().Get("Content-Encoding") != "" || rec.Body.String() != js || rec.Header().Get("Vary") != "Accept-Encoding" {
+			t.Errorf("GET js with Accept-Encoding %q: Content-Encoding %q, %d bytes, Vary %q; want the plain script, varying on Accept-Encoding",
+				ae, rec.Header().Get("Content-Encoding"), rec.Body.Len(), rec.Header().Get("Vary"))
+		}
+	}
+	if rec := get("/assets/fish.png", "gzip"); rec.Header().Get("Content-Encoding") != "" || rec.Body.Len() != 508 {
+		t.Errorf("GET png: Content-Encoding %q, %d bytes; want the file as it is", rec.Header().Get("Content-Encoding"), rec.Body.Len())
 	}
 }
