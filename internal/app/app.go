@@ -160,7 +160,9 @@ func (a *App) Run(ctx context.Context, lis Listeners) (err error) {
 	go func() { errc <- g.Server.Serve(lis.GRPC) }()
 
 	var api http.Handler
+	var streams []string
 	if slices.Contains(a.targets, Gateway) {
+		streams = gateway.ClientStreams
 		gw, err := gateway.New(ctx, gateway.Conns{
 			Dataset: conns[Dataset], Trainer: conns[Trainer], Registry: conns[Registry], Inference: conns[Inference],
 		})
@@ -174,7 +176,7 @@ func (a *App) Run(ctx context.Context, lis Listeners) (err error) {
 	}
 	httpSrv := &http.Server{
 		Handler: server.NewHTTPHandler(a.cfg.Server, server.HTTPOptions{
-			API: api, Gatherer: a.metrics, Ready: a.ready.Load, Checks: checks,
+			API: api, Gatherer: a.metrics, Ready: a.ready.Load, Checks: checks, ClientStreams: streams,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),

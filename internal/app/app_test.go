@@ -1,9 +1,16 @@
 package app_test
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
+	"encoding/base64"
 	"flag"
+	"fmt"
+	"image"
+	"image/png"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -317,5 +324,71 @@ func TestConsoleBesideTheAPI(t *testing.T) {
 	}
 	if code, body := httpGet(t, r.http+"/healthz"); code != http.StatusOK || body != "ok\n" {
 		t.Errorf("GET /healthz = %d %q; want 200 ok", code, body)
+	}
+}
+
+// A REST upload stream may carry more than the message limit in all: the
+// HTTP server bounds each of its lines, not the body.
+func TestRESTUploadStreamOverTheBodyLimit(t *testing.T) {
+	cfg := defaults(t)
+	cfg.Server.MaxMessageBytes = 4 << 20
+	r := start(t, cfg)
+	post := func(path, body string) (int, string) {
+		t.Helper()
+		resp, err := http.Post(r.http+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := post("/v1/datasets", `{"name":"big"}`); code != http.StatusOK {
+		t.Fatalf("POST /v1/datasets = %d %s", code, body)
+	}
+
+	// A 6.6 MiB tar of noise PNGs (which do not compress), in 1 MiB chunks.
+	var tarball bytes.Buffer
+	tw := tar.NewWriter(&tarball)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 9 {
+		img := image.NewNRGBA(image.Rect(0, 0, 480, 480))
+		for j := range img.Pix {
+			img.Pix[j] = byte(rng.Uint32())
+		}
+		var png_ bytes.Buffer
+		if err := png.Encode(&png_, img); err != nil {
+			t.Fatal(err)
+		}
+		name := fmt.Sprintf("train/noise/%d.png", i)
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(png_.Len())}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(png_.Bytes())
+	}
+	tw.Close()
+	if tarball.Len() <= 6<<20 {
+		t.Fatalf("archive of %d bytes; want it over the 4 MiB limit with base64", tarball.Len())
+	}
+	var stream strings.Builder
+	stream.WriteString(`{"header":{"dataset":"big"}}` + "\n")
+	for off := 0; off < tarball.Len(); off += 1 << 20 {
+		chunk := tarball.Bytes()[off:min(off+1<<20, tarball.Len())]
+		fmt.Fprintf(&stream, `{"archiveChunk":{"fileName":"noise.tar","data":%q}}`+"\n", base64.StdEncoding.EncodeToString(chunk))
+	}
+	code, body := post("/v1/images:upload", stream.String())
+	if code != http.StatusOK || !strings.Contains(body, `"added":"9"`) {
+		t.Errorf("POST /v1/images:upload of %d bytes (limit 4 MiB) = %d %s; want 200 with 9 added", stream.Len(), code, body)
+	}
+
+	// One line over twice the limit is refused, with the reason.
+	code, body = post("/v1/images:upload", `{"header":{"dataset":"big"}}`+"\n"+`{"archiveChunk":{"fileName":"x.tar","data":"`+strings.Repeat("A", 9<<20)+`"}}`+"\n")
+	if code != http.StatusBadRequest || !strings.Contains(body, "a line of the request stream is over") {
+		t.Errorf("POST /v1/images:upload with a 9 MiB line = %d %.300s; want 400 naming the line limit", code, body)
+	}
+	// Other routes keep the body limit.
+	code, body = post("/v1/datasets", `{"name":"`+strings.Repeat("x", 5<<20)+`"}`)
+	if code != http.StatusRequestEntityTooLarge {
+		t.Errorf("POST /v1/datasets of 5 MiB = %d %.200s; want 413", code, body)
 	}
 }

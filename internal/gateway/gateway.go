@@ -38,6 +38,11 @@ type Conns struct {
 	Inference grpc.ClientConnInterface
 }
 
+// ClientStreams are the REST routes of the client-streaming RPCs. Their
+// bodies are newline-delimited messages of any number, so the HTTP server
+// bounds each line rather than the whole body.
+var ClientStreams = []string{"POST /v1/images:upload", "POST /v1/versions:upload"}
+
 // RequestIDHeader is echoed between HTTP and gRPC metadata.
 const requestIDHeader = "X-Request-Id"
 

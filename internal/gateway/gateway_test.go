@@ -7,9 +7,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
+	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/genproto/googleapis/api/httpbody"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -17,6 +19,9 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
 	datasetpb "github.com/shoalml/shoal/gen/shoal/dataset/v1"
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
@@ -147,5 +152,34 @@ func TestServerStreamIsNDJSON(t *testing.T) {
 	}
 	if got := strings.Join(versions, ","); got != "1,2,3" {
 		t.Errorf("NDJSON versions = %s; want 1,2,3 in order", got)
+	}
+}
+
+// ClientStreams must name exactly the client-streaming RPCs' routes, or an
+// upload would be cut at the body limit (or a route left unbounded).
+func TestClientStreamsMatchTheContracts(t *testing.T) {
+	var want []string
+	protoregistry.GlobalFiles.RangeFiles(func(f protoreflect.FileDescriptor) bool {
+		if !strings.HasPrefix(string(f.Package()), "shoal.") && f.Package() != "inference" {
+			return true
+		}
+		for i := 0; i < f.Services().Len(); i++ {
+			methods := f.Services().Get(i).Methods()
+			for j := 0; j < methods.Len(); j++ {
+				m := methods.Get(j)
+				rule, _ := proto.GetExtension(m.Options(), annotations.E_Http).(*annotations.HttpRule)
+				if !m.IsStreamingClient() || rule == nil {
+					continue
+				}
+				if rule.GetPost() == "" {
+					t.Errorf("%s: a client stream bound to something other than POST", m.FullName())
+				}
+				want = append(want, "POST "+rule.GetPost())
+			}
+		}
+		return true
+	})
+	if !slices.Equal(slices.Sorted(slices.Values(want)), slices.Sorted(slices.Values(gateway.ClientStreams))) {
+		t.Errorf("gateway.ClientStreams = %v; the contracts' client streams are %v", gateway.ClientStreams, want)
 	}
 }

@@ -1,8 +1,10 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/pprof"
 	"strings"
@@ -30,6 +32,11 @@ type HTTPOptions struct {
 	Ready func() bool
 	// Checks are run by /readyz once Ready is true.
 	Checks []Check
+	// ClientStreams are the routes ("POST /v1/images:upload") of
+	// client-streaming RPCs: their bodies are newline-delimited messages,
+	// so each line is bounded (by twice the message limit, for base64 and
+	// JSON) instead of the whole body.
+	ClientStreams []string
 }
 
 // NewHTTPHandler returns the HTTP handler: /healthz (liveness), /readyz
@@ -53,7 +60,7 @@ func NewHTTPHandler(cfg Config, opts HTTPOptions) http.Handler {
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	if opts.API != nil {
-		mux.Handle("/", limitBody(opts.API, int64(cfg.MaxMessageBytes)))
+		mux.Handle("/", limitBody(opts.API, int64(cfg.MaxMessageBytes), opts.ClientStreams))
 	}
 	return cors(mux, cfg.CORSOrigins)
 }
@@ -86,9 +93,19 @@ func ready(w http.ResponseWriter, r *http.Request, opts HTTPOptions) {
 }
 
 // limitBody refuses request bodies larger than the gRPC message limit with
-// 413 before they are read whole.
-func limitBody(next http.Handler, limit int64) http.Handler {
+// 413 before they are read whole. The bodies of client streams may be of
+// any length; each of their lines is bounded instead.
+func limitBody(next http.Handler, limit int64, streams []string) http.Handler {
+	stream := map[string]bool{}
+	for _, s := range streams {
+		stream[s] = true
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if stream[r.Method+" "+r.URL.Path] {
+			r.Body = &lineLimit{r: r.Body, max: 2 * limit}
+			next.ServeHTTP(w, r)
+			return
+		}
 		if r.ContentLength > limit {
 			http.Error(w, fmt.Sprintf("request body of %d bytes is over the limit of %d bytes", r.ContentLength, limit), http.StatusRequestEntityTooLarge)
 			return
@@ -97,6 +114,42 @@ func limitBody(next http.Handler, limit int64) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// lineLimit fails a read once a line grows past max bytes, so a stream's
+// reader never buffers one unbounded message.
+type lineLimit struct {
+	r   io.ReadCloser
+	max int64
+	cur int64 // bytes since the last newline
+	err error
+}
+
+func (l *lineLimit) Read(p []byte) (int, error) {
+	if l.err != nil {
+		return 0, l.err
+	}
+	n, err := l.r.Read(p)
+	for i := 0; i < n; {
+		j := bytes.IndexByte(p[i:n], '\n')
+		if j < 0 {
+			l.cur += int64(n - i)
+			break
+		}
+		l.cur += int64(j)
+		if l.cur > l.max {
+			break
+		}
+		l.cur = 0
+		i += j + 1
+	}
+	if l.cur > l.max {
+		l.err = fmt.Errorf("a line of the request stream is over %d bytes: send one message per line, each within the server's message limit", l.max)
+		return 0, l.err
+	}
+	return n, err
+}
+
+func (l *lineLimit) Close() error { return l.r.Close() }
 
 // cors answers browser preflights and tags responses for the allowed origins.
 func cors(next http.Handler, origins string) http.Handler {

@@ -69,12 +69,30 @@ func TestBodyLimitAndCORS(t *testing.T) {
 			http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
 		}
 	})
-	h := server.NewHTTPHandler(cfg, server.HTTPOptions{API: api, Gatherer: prometheus.NewRegistry()})
+	h := server.NewHTTPHandler(cfg, server.HTTPOptions{API: api, Gatherer: prometheus.NewRegistry(), ClientStreams: []string{"POST /v1/images:upload"}})
 
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/datasets", strings.NewReader(strings.Repeat("x", 9<<20))))
 	if rec.Code != http.StatusRequestEntityTooLarge {
 		t.Errorf("POST 9 MiB with an 8 MiB limit = %d; want 413", rec.Code)
+	}
+	// A client stream may be longer than the limit; each line may not be
+	// over twice it.
+	line := strings.Repeat("x", 15<<20) + "\n"
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/images:upload", strings.NewReader(line+line+line)))
+	if rec.Code != http.StatusOK {
+		t.Errorf("POST a 45 MiB stream of 15 MiB lines with an 8 MiB limit = %d %s; want 200", rec.Code, rec.Body)
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/images:upload", strings.NewReader(line+strings.Repeat("y", 17<<20))))
+	if rec.Code != http.StatusRequestEntityTooLarge || !strings.Contains(rec.Body.String(), "a line of the request stream is over 16777216 bytes") {
+		t.Errorf("POST a stream with a 17 MiB line = %d %s; want the line refused", rec.Code, rec.Body)
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("PUT", "/v1/images:upload", strings.NewReader(strings.Repeat("x", 9<<20))))
+	if rec.Code != http.StatusRequestEntityTooLarge {
+		t.Errorf("PUT 9 MiB to the stream's path (another route) = %d; want 413", rec.Code)
 	}
 
 	req := httptest.NewRequest("OPTIONS", "/v1/datasets", nil)

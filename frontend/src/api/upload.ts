@@ -75,9 +75,10 @@ export function sendUpload(body: Blob, onProgress: (fraction: number) => void): 
   });
 }
 
-// Raw image bytes per request when uploading single images: base64 makes
-// them a third larger, and the server refuses REST bodies over its
-// grpc.max-message-bytes (64 MiB by default).
+// Raw image bytes per request when uploading single images, so that the
+// browser holds one request's base64 at a time and each request's outcome
+// comes back as it ends. (The server bounds each line of an upload stream
+// by its grpc.max-message-bytes, not the whole body.)
 export const batchBytes = 16 << 20;
 
 // batches groups files into consecutive runs of at most maxBytes each (a
