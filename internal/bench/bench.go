@@ -176,7 +176,7 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 		return nil, err
 	}
 	for _, p := range r.ORT {
-		fmt.Fprintf(log, "  batch %3d: %8.1f images/s\n", p.Batch, p.ImagesPerSecond)
+		fmt.Fprintf(log, "  batch %3d: %8.1f images/s, CPU per image %v\n", p.Batch, p.ImagesPerSecond, p.CPU)
 	}
 	infer := ModelInferCall(conns, r.Model, r.Version, g.Input, g.ImageShape, 1)
 	r.ImageBytes = len(image)
@@ -203,16 +203,18 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 			ModelInferCall(conns, r.Model, r.Version, g.Input, g.ImageShape, cfg.OIPImages), cfg.OIPImages, 32, &r.ModelInferBatched})
 	}
 	targets = append(targets, target{"gRPC Predict", predict, 1, 0, &r.Predict}, target{"REST /predict", rest, 1, 0, &r.REST})
+	serverCPU := ServerCPU(&http.Client{Timeout: 10 * time.Second}, "http://"+cfg.HTTPAddr+"/metrics")
 	for _, target := range targets {
 		for _, c := range cfg.Concurrency {
 			if target.most > 0 && c > target.most {
 				continue
 			}
-			s := Load(ctx, c, target.images, cfg.Warmup, cfg.Point, target.call)
+			s := Load(ctx, c, target.images, cfg.Warmup, cfg.Point, target.call, serverCPU)
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			fmt.Fprintf(log, "  %-14s c=%-3d %8.1f images/s p50 %v p99 %v errors %d\n", target.name, c, s.ImagesPerSecond, s.P50, s.P99, s.Errors)
+			fmt.Fprintf(log, "  %-14s c=%-3d %8.1f images/s p50 %v p99 %v errors %d; CPU per image: server %v, load generator %v\n",
+				target.name, c, s.ImagesPerSecond, s.P50, s.P99, s.Errors, s.ServerCPU, s.ClientCPU)
 			if s.Errors > 0 {
 				fmt.Fprintf(log, "    first error: %v\n", s.FirstError)
 			}
@@ -230,7 +232,7 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 		rd.ORT = p[0].ImagesPerSecond
 		for _, target := range targets {
 			sat := Saturation(*target.into)
-			s := Load(ctx, sat.Concurrency, target.images, cfg.Warmup, cfg.Point, target.call)
+			s := Load(ctx, sat.Concurrency, target.images, cfg.Warmup, cfg.Point, target.call, serverCPU)
 			rd.Served = append(rd.Served, RoundPoint{Name: target.name, Concurrency: sat.Concurrency, ImagesPerSecond: s.ImagesPerSecond})
 		}
 		if err := ctx.Err(); err != nil {

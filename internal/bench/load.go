@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,13 +34,19 @@ type Stats struct {
 	// its images ran in.
 	Preprocess, Queue, Compute time.Duration
 	MeanBatch                  float64
+	// ServerCPU and ClientCPU are the CPU time per image answered, of the
+	// server process and of this load generator, over the measured time
+	// (0 when not measured).
+	ServerCPU, ClientCPU time.Duration
 }
 
 // Load runs a closed loop: concurrency callers each send a request as soon
 // as their previous one is answered. Requests that start during warmup are
 // not counted; counting stops after d. imagesPerCall is the images each
-// request carries.
-func Load(ctx context.Context, concurrency, imagesPerCall int, warmup, d time.Duration, call CallFunc) Stats {
+// request carries. server, when not nil, reads the server's CPU time, so
+// that the CPU each image costs the server is measured apart from the load
+// generator's own.
+func Load(ctx context.Context, concurrency, imagesPerCall int, warmup, d time.Duration, call CallFunc, server CPUClock) Stats {
 	type sample struct {
 		lat time.Duration
 		t   Timings
@@ -55,6 +62,12 @@ func Load(ctx context.Context, concurrency, imagesPerCall int, warmup, d time.Du
 	end := measureFrom.Add(d)
 	ctx, cancel := context.WithDeadline(ctx, end.Add(30*time.Second))
 	defer cancel()
+	// CPU is read from before the first request to after the last, and
+	// divided by every answered image, warm-up included: so no request is
+	// half in and half out of the reading.
+	cpu := newCPUWindow(server, SelfCPU)
+	cpu.begin(ctx)
+	var answered atomic.Int64
 	for range concurrency {
 		wg.Go(func() {
 			var mine []sample
@@ -64,6 +77,9 @@ func Load(ctx context.Context, concurrency, imagesPerCall int, warmup, d time.Du
 					break
 				}
 				tm, err := call(ctx)
+				if err == nil {
+					answered.Add(int64(imagesPerCall))
+				}
 				if t0.Before(measureFrom) {
 					continue
 				}
@@ -76,6 +92,7 @@ func Load(ctx context.Context, concurrency, imagesPerCall int, warmup, d time.Du
 	}
 	wg.Wait()
 	elapsed := time.Since(measureFrom)
+	cpu.end(ctx)
 	s := Stats{Concurrency: concurrency, Elapsed: elapsed}
 	var lats []time.Duration
 	for _, sm := range samples {
@@ -100,6 +117,8 @@ func Load(ctx context.Context, concurrency, imagesPerCall int, warmup, d time.Du
 		s.Compute /= time.Duration(ok)
 		s.MeanBatch /= float64(ok)
 		s.P50, s.P99 = Percentile(lats, 0.50), Percentile(lats, 0.99)
+		images := float64(answered.Load())
+		s.ServerCPU, s.ClientCPU = perImage(cpu.used[0], images), perImage(cpu.used[1], images)
 	}
 	return s
 }

@@ -3,6 +3,9 @@ package bench
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -65,7 +68,9 @@ func TestLoad(t *testing.T) {
 		}
 		return Timings{Preprocess: time.Millisecond, Queue: 2 * time.Millisecond, Compute: 3 * time.Millisecond, BatchSize: 4}, nil
 	}
-	s := Load(context.Background(), 3, 2, 0, 50*time.Millisecond, call)
+	// The server's clock: 3 ms of CPU per call.
+	server := func(context.Context) (time.Duration, error) { return time.Duration(calls.Load()) * 3 * time.Millisecond, nil }
+	s := Load(context.Background(), 3, 2, 0, 50*time.Millisecond, call, server)
 	if s.Concurrency != 3 || s.Requests == 0 || s.Requests != int(calls.Load()) {
 		t.Fatalf("Load() = %+v after %d calls; want every call counted at concurrency 3", s, calls.Load())
 	}
@@ -81,5 +86,29 @@ func TestLoad(t *testing.T) {
 	}
 	if s.Preprocess != time.Millisecond || s.Queue != 2*time.Millisecond || s.Compute != 3*time.Millisecond || s.MeanBatch != 4 {
 		t.Errorf("mean timings = %v/%v/%v batch %v; want 1ms/2ms/3ms batch 4", s.Preprocess, s.Queue, s.Compute, s.MeanBatch)
+	}
+	// Every call cost 3 ms and nine in ten answered 2 images.
+	if want := time.Duration(float64(3*time.Millisecond) * float64(s.Requests) / float64(2*ok)); s.ServerCPU != want {
+		t.Errorf("ServerCPU = %v per image; want %v (3 ms × %d calls / %d images)", s.ServerCPU, want, s.Requests, 2*ok)
+	}
+	if s.ClientCPU <= 0 {
+		t.Errorf("ClientCPU = %v; want this process's CPU per image", s.ClientCPU)
+	}
+}
+
+func TestServerCPU(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metrics" {
+			io.WriteString(w, "go_goroutines 7\n")
+			return
+		}
+		io.WriteString(w, "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 12.34\nprocess_open_fds 9\n")
+	}))
+	defer srv.Close()
+	if got, err := ServerCPU(srv.Client(), srv.URL+"/metrics")(t.Context()); err != nil || got != 12340*time.Millisecond {
+		t.Errorf("ServerCPU() = %v, %v; want 12.34s", got, err)
+	}
+	if got, err := ServerCPU(srv.Client(), srv.URL+"/other")(t.Context()); err == nil {
+		t.Errorf("ServerCPU() of a page without the metric = %v, nil; want an error", got)
 	}
 }

@@ -22,6 +22,8 @@ type ORTPoint struct {
 	ImagesPerSecond float64
 	// BatchLatency is the mean time of one Run at this batch size.
 	BatchLatency time.Duration
+	// CPU is this process's CPU time per image (ONNX Runtime's threads).
+	CPU time.Duration
 }
 
 // Graph is what the bare measurement needs to know about a model.
@@ -73,6 +75,7 @@ func measureBatch(ctx context.Context, g Graph, sessions []*ort.DynamicAdvancedS
 	type worker struct {
 		in, out *ort.Tensor[float32]
 		runs    int
+		all     int // warm-up runs included
 		busy    time.Duration
 		err     error
 	}
@@ -97,6 +100,9 @@ func measureBatch(ctx context.Context, g Graph, sessions []*ort.DynamicAdvancedS
 	start := time.Now()
 	measureFrom := start.Add(warmup)
 	end := measureFrom.Add(d)
+	// As in Load: CPU from the first run to the last, over every image.
+	cpu := newCPUWindow(SelfCPU)
+	cpu.begin(ctx)
 	var wg sync.WaitGroup
 	for i, w := range ws {
 		wg.Go(func() {
@@ -109,6 +115,7 @@ func measureBatch(ctx context.Context, g Graph, sessions []*ort.DynamicAdvancedS
 					w.err = fmt.Errorf("onnxruntime run at batch %d: %w", b, err)
 					return
 				}
+				w.all++
 				if !t0.Before(measureFrom) {
 					w.runs++
 					w.busy += time.Since(t0)
@@ -118,14 +125,16 @@ func measureBatch(ctx context.Context, g Graph, sessions []*ort.DynamicAdvancedS
 	}
 	wg.Wait()
 	elapsed := time.Since(measureFrom)
+	cpu.end(ctx)
 	p := ORTPoint{Batch: b}
-	runs := 0
+	runs, all := 0, 0
 	var busy time.Duration
 	for _, w := range ws {
 		if w.err != nil {
 			return ORTPoint{}, w.err
 		}
 		runs += w.runs
+		all += w.all
 		busy += w.busy
 	}
 	if err := ctx.Err(); err != nil {
@@ -134,6 +143,7 @@ func measureBatch(ctx context.Context, g Graph, sessions []*ort.DynamicAdvancedS
 	if runs > 0 {
 		p.ImagesPerSecond = float64(runs*b) / elapsed.Seconds()
 		p.BatchLatency = busy / time.Duration(runs)
+		p.CPU = perImage(cpu.used[0], float64(all*b))
 	}
 	return p, nil
 }

@@ -42,34 +42,44 @@ func at(ss []Stats, concurrency int) (Stats, bool) {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d.Microseconds())/1000) }
 
+// us writes a CPU time per image in microseconds; "–" when not measured.
+func us(d time.Duration) string {
+	if d <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f", float64(d.Nanoseconds())/1000)
+}
+
 // Markdown writes the report as BENCHMARKS.md's tables for one model.
 func (r *Report) Markdown(w io.Writer) {
 	fmt.Fprintf(w, "### %s v%d (%s, input %s)\n\n", r.Model, r.Version, r.Architecture, r.Input)
 	fmt.Fprintf(w, "Server: %d ONNX Runtime sessions × %d intra-op thread(s), max batch %d; the bare runs use the same sessions and threads. JPEG: %d bytes.\n\n",
 		r.Settings.Sessions, r.Settings.IntraOpThreads, r.MaxBatch, r.ImageBytes)
-	fmt.Fprintf(w, "(a) bare ONNX Runtime, no RPC\n\n| batch | images/s | ms per batch |\n|---:|---:|---:|\n")
+	fmt.Fprintf(w, "CPU µs per image: the CPU time of the process (all its threads) over the images answered, warm-up included; for the served runs, the server's (from its `process_cpu_seconds_total`) apart from the load generator's, which shares the same cores.\n\n")
+	fmt.Fprintf(w, "(a) bare ONNX Runtime, no RPC\n\n| batch | images/s | ms per batch | CPU µs per image |\n|---:|---:|---:|---:|\n")
 	for _, p := range r.ORT {
-		fmt.Fprintf(w, "| %d | %.1f | %s |\n", p.Batch, p.ImagesPerSecond, ms(p.BatchLatency))
+		fmt.Fprintf(w, "| %d | %.1f | %s | %s |\n", p.Batch, p.ImagesPerSecond, ms(p.BatchLatency), us(p.CPU))
 	}
-	fmt.Fprintf(w, "\n(b) OIP ModelInfer over gRPC, one preprocessed FP32 image per request\n\n| concurrency | images/s | p50 ms | p99 ms | errors |\n|---:|---:|---:|---:|---:|\n")
+	oipHeader := "| concurrency | images/s | p50 ms | p99 ms | server CPU µs per image | load generator CPU µs per image | errors |\n|---:|---:|---:|---:|---:|---:|---:|\n"
+	fmt.Fprint(w, "\n(b) OIP ModelInfer over gRPC, one preprocessed FP32 image per request\n\n"+oipHeader)
 	for _, s := range r.ModelInfer {
-		fmt.Fprintf(w, "| %d | %.1f | %s | %s | %d |\n", s.Concurrency, s.ImagesPerSecond, ms(s.P50), ms(s.P99), s.Errors)
+		fmt.Fprintf(w, "| %d | %.1f | %s | %s | %s | %s | %d |\n", s.Concurrency, s.ImagesPerSecond, ms(s.P50), ms(s.P99), us(s.ServerCPU), us(s.ClientCPU), s.Errors)
 	}
 	if len(r.ModelInferBatched) > 0 {
-		fmt.Fprintf(w, "\n(b') OIP ModelInfer over gRPC, %d preprocessed FP32 images per request\n\n| concurrency | images/s | p50 ms | p99 ms | errors |\n|---:|---:|---:|---:|---:|\n", r.OIPImages)
+		fmt.Fprintf(w, "\n(b') OIP ModelInfer over gRPC, %d preprocessed FP32 images per request\n\n%s", r.OIPImages, oipHeader)
 		for _, s := range r.ModelInferBatched {
-			fmt.Fprintf(w, "| %d | %.1f | %s | %s | %d |\n", s.Concurrency, s.ImagesPerSecond, ms(s.P50), ms(s.P99), s.Errors)
+			fmt.Fprintf(w, "| %d | %.1f | %s | %s | %s | %s | %d |\n", s.Concurrency, s.ImagesPerSecond, ms(s.P50), ms(s.P99), us(s.ServerCPU), us(s.ClientCPU), s.Errors)
 		}
 	}
 	fmt.Fprintf(w, "\n(c) one %d-byte JPEG per request; preprocess, queue and compute are the server's mean timings per request, batch the mean batch it ran in\n\n", r.ImageBytes)
-	fmt.Fprintf(w, "| protocol | concurrency | images/s | p50 ms | p99 ms | decode+preprocess ms | queue ms | compute ms | batch | errors |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(w, "| protocol | concurrency | images/s | p50 ms | p99 ms | decode+preprocess ms | queue ms | compute ms | batch | server CPU µs per image | load generator CPU µs per image | errors |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, row := range []struct {
 		name string
 		ss   []Stats
 	}{{"gRPC Predict", r.Predict}, {"REST /predict", r.REST}} {
 		for _, s := range row.ss {
-			fmt.Fprintf(w, "| %s | %d | %.1f | %s | %s | %s | %s | %s | %.1f | %d |\n", row.name, s.Concurrency, s.ImagesPerSecond,
-				ms(s.P50), ms(s.P99), ms(s.Preprocess), ms(s.Queue), ms(s.Compute), s.MeanBatch, s.Errors)
+			fmt.Fprintf(w, "| %s | %d | %.1f | %s | %s | %s | %s | %s | %.1f | %s | %s | %d |\n", row.name, s.Concurrency, s.ImagesPerSecond,
+				ms(s.P50), ms(s.P99), ms(s.Preprocess), ms(s.Queue), ms(s.Compute), s.MeanBatch, us(s.ServerCPU), us(s.ClientCPU), s.Errors)
 		}
 	}
 	best := r.BestORT()
@@ -96,6 +106,18 @@ func (r *Report) Markdown(w io.Writer) {
 			line += fmt.Sprintf("; p99 at concurrency 32 = %.1f× the single-request latency (%s ms / %s ms)", float64(c32.P99)/float64(one.P50), ms(c32.P99), ms(one.P50))
 		}
 		fmt.Fprintln(w, line)
+	}
+	if best.CPU > 0 {
+		fmt.Fprintf(w, "\nThe server's CPU per image against bare ONNX Runtime's at batch %d (%s µs), at each target's saturating concurrency: how much CPU the serving path adds, whatever the load generator takes:\n\n", best.Batch, us(best.CPU))
+		for _, row := range []struct {
+			name string
+			ss   []Stats
+		}{{"(b) OIP ModelInfer", r.ModelInfer}, {fmt.Sprintf("(b') OIP ModelInfer, %d images per request", r.OIPImages), r.ModelInferBatched},
+			{"(c) gRPC Predict", r.Predict}, {"(c) REST /predict", r.REST}} {
+			if s := Saturation(row.ss); s.ServerCPU > 0 {
+				fmt.Fprintf(w, "- %s: %s µs, bare's is %.0f%% of it (load generator: %s µs per image)\n", row.name, us(s.ServerCPU), 100*float64(best.CPU)/float64(s.ServerCPU), us(s.ClientCPU))
+			}
+		}
 	}
 	if len(r.Rounds) > 0 {
 		fmt.Fprintf(w, "\nThe same ratios from %d rounds of back-to-back runs (bare ONNX Runtime at batch %d, then each target at its saturating concurrency; %s per run), which the machine's changing load affects less; median and range:\n\n",

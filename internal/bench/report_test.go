@@ -8,8 +8,8 @@ import (
 
 func TestMarkdownRatios(t *testing.T) {
 	r := &Report{Model: "m", Version: 1, Architecture: "a", Input: "1x2x2", MaxBatch: 8, OIPImages: 8, point: time.Second,
-		ORT:               []ORTPoint{{Batch: 1, ImagesPerSecond: 100}, {Batch: 8, ImagesPerSecond: 200}, {Batch: 16, ImagesPerSecond: 400}},
-		ModelInfer:        []Stats{{Concurrency: 1, ImagesPerSecond: 90}, {Concurrency: 8, ImagesPerSecond: 180}},
+		ORT:               []ORTPoint{{Batch: 1, ImagesPerSecond: 100}, {Batch: 8, ImagesPerSecond: 200, CPU: 90 * time.Microsecond}, {Batch: 16, ImagesPerSecond: 400}},
+		ModelInfer:        []Stats{{Concurrency: 1, ImagesPerSecond: 90}, {Concurrency: 8, ImagesPerSecond: 180, ServerCPU: 100 * time.Microsecond, ClientCPU: 40 * time.Microsecond}},
 		ModelInferBatched: []Stats{{Concurrency: 1, ImagesPerSecond: 190}},
 		Predict: []Stats{{Concurrency: 1, ImagesPerSecond: 50, P50: 10 * time.Millisecond},
 			{Concurrency: 32, ImagesPerSecond: 160, P99: 30 * time.Millisecond}},
@@ -29,6 +29,9 @@ func TestMarkdownRatios(t *testing.T) {
 		"- (b') OIP ModelInfer, 8 images per request at saturation: 95%",
 		"- (c) gRPC Predict at saturation: 80% (160.0 images/s at concurrency 32); p99 at concurrency 32 = 3.0× the single-request latency (30.00 ms / 10.00 ms)",
 		"| OIP ModelInfer | 8 | 90% | 50–95% | 200.0 |",
+		"| 8 | 200.0 | 0.00 | 90.0 |",
+		"| 8 | 180.0 | 0.00 | 0.00 | 100.0 | 40.0 | 0 |",
+		"- (b) OIP ModelInfer: 100.0 µs, bare's is 90% of it (load generator: 40.0 µs per image)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("Markdown() lacks %q; got:\n%s", want, out)
