@@ -69,7 +69,9 @@ func TestLoad(t *testing.T) {
 		return Timings{Preprocess: time.Millisecond, Queue: 2 * time.Millisecond, Compute: 3 * time.Millisecond, BatchSize: 4}, nil
 	}
 	// The server's clock: 3 ms of CPU per call.
-	server := func(context.Context) (time.Duration, error) { return time.Duration(calls.Load()) * 3 * time.Millisecond, nil }
+	server := func(context.Context) (time.Duration, error) {
+		return time.Duration(calls.Load()) * 3 * time.Millisecond, nil
+	}
 	s := Load(context.Background(), 3, 2, 0, 50*time.Millisecond, call, server)
 	if s.Concurrency != 3 || s.Requests == 0 || s.Requests != int(calls.Load()) {
 		t.Fatalf("Load() = %+v after %d calls; want every call counted at concurrency 3", s, calls.Load())
