@@ -10,6 +10,7 @@ import (
 	onnxpb "github.com/gomlx/compute-onnx/support/protos"
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // as in the graph-building files.
 	"github.com/gomlx/gomlx/ml/model"
 	"google.golang.org/protobuf/proto"
 )
@@ -26,9 +27,9 @@ const (
 // as an ONNX model with the weights embedded as constants. Its input is
 // ONNXInput, float32 [N, C, H, W], and its output ONNXOutput, float32
 // [N, K], where N (ONNXBatchDim) is symbolic: one file serves every batch
-// size. GoMLX compiles the graph once with a dynamic batch axis, so shapes
-// that depend on N are computed in the graph from the input's shape rather
-// than baked in as constants. ortLibrary is the ONNX Runtime shared library
+// size. Convolutions and pooling are exported as ONNX Conv and MaxPool
+// (see nativeOpsParam), the graph compiled at exportBatch and its batch
+// made symbolic by symbolicBatch. ortLibrary is the ONNX Runtime shared library
 // the exporting backend loads (it must be the one the rest of the process
 // uses).
 //
@@ -60,14 +61,17 @@ func (m *Model) ExportONNX(ortLibrary string) ([]byte, error) {
 		prev := m.store.VariablesAsConst()
 		m.store.WithVariableAsConst(true)
 		defer m.store.WithVariableAsConst(prev)
-		exec, err := model.NewExec(backend, m.store, m.probabilitiesGraph)
+		exec, err := model.NewExec(backend, m.store, func(scope *model.Scope, x *Node) *Node {
+			model.SetGraphParam(x.Graph(), "/"+nativeOpsParam, true)
+			return m.probabilitiesGraph(scope, x)
+		})
 		if err != nil {
 			return err
 		}
 		defer exec.Finalize()
-		exec.WithDynamicAxes([]string{ONNXBatchDim, "", "", ""})
-		// The batch given here only stands for the dynamic axis.
-		g, err := exec.Compile(shapes.Make(dtypes.Float32, 1, m.Shape.Channels, m.Shape.Height, m.Shape.Width))
+		// Compiled at a fixed batch, then made batch-dynamic below: the
+		// backend's dynamic axes do not reach its Conv and MaxPool.
+		g, err := exec.Compile(shapes.Make(dtypes.Float32, exportBatch, m.Shape.Channels, m.Shape.Height, m.Shape.Width))
 		if err != nil {
 			return err
 		}
@@ -76,10 +80,14 @@ func (m *Model) ExportONNX(ortLibrary string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("exporting ONNX: %w", err)
 	}
-	if err := checkBatchDynamic(out.Bytes(), m.Shape, m.NumClasses); err != nil {
+	dynamic, err := symbolicBatch(out.Bytes(), exportBatch)
+	if err != nil {
 		return nil, fmt.Errorf("exporting ONNX: %w", err)
 	}
-	return out.Bytes(), nil
+	if err := checkBatchDynamic(dynamic, m.Shape, m.NumClasses); err != nil {
+		return nil, fmt.Errorf("exporting ONNX: %w", err)
+	}
+	return dynamic, nil
 }
 
 // checkBatchDynamic verifies the exported graph's signature: one input

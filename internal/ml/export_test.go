@@ -3,10 +3,28 @@ package ml
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
+
+	onnxpb "github.com/gomlx/compute-onnx/support/protos"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/shoalml/shoal/internal/onnxrt"
 )
+
+// opCounts counts an ONNX model's nodes by operator.
+func opCounts(t *testing.T, model []byte) map[string]int {
+	t.Helper()
+	var mp onnxpb.ModelProto
+	if err := proto.Unmarshal(model, &mp); err != nil {
+		t.Fatal(err)
+	}
+	ops := map[string]int{}
+	for _, n := range mp.GetGraph().GetNode() {
+		ops[n.GetOpType()]++
+	}
+	return ops
+}
 
 // ortLibrary finds ONNX Runtime the way the services do; the export tests
 // skip without it (scripts/setup-onnxruntime.sh installs it).
@@ -54,6 +72,15 @@ func TestExportONNXReproducesGoMLX(t *testing.T) {
 			onnxModel, err := res.Model.ExportONNX(lib)
 			if err != nil {
 				t.Fatalf("ExportONNX() = %v", err)
+			}
+			// Convolutions and pools are ONNX Conv and MaxPool, not the
+			// im2col slices the training graph is written with.
+			ops := opCounts(t, onnxModel)
+			if ops["Conv"] == 0 || ops["Slice"] > 0 || ops["Concat"] > 0 || ops["Einsum"] > 0 {
+				t.Errorf("exported operators %v; want Conv and no Slice, Concat or Einsum", ops)
+			}
+			if wantPool := tc.arch != "resnet-small"; (ops["MaxPool"] > 0) != wantPool {
+				t.Errorf("exported operators %v; want MaxPool: %v", ops, wantPool)
 			}
 			info, err := ort.Inspect(onnxModel)
 			if err != nil {
@@ -129,5 +156,67 @@ func TestCompareProbabilities(t *testing.T) {
 					d, d.Acceptable(1e-4), tc.top1, tc.accepted)
 			}
 		})
+	}
+}
+
+// symbolicBatch refuses graphs it cannot make batch-dynamic rather than
+// write a file that fails, or silently answers for 3 images, at other
+// batch sizes.
+func TestSymbolicBatchRefuses(t *testing.T) {
+	shapeConst := func(name string, v ...int64) *onnxpb.TensorProto {
+		return &onnxpb.TensorProto{Name: name, Dims: []int64{int64(len(v))}, DataType: int32(onnxpb.TensorProto_INT64), Int64Data: v}
+	}
+	tensor := func(name string, dims ...int64) *onnxpb.ValueInfoProto {
+		var d []*onnxpb.TensorShapeProto_Dimension
+		for _, v := range dims {
+			d = append(d, &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: v}})
+		}
+		return &onnxpb.ValueInfoProto{Name: name, Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{
+			TensorType: &onnxpb.TypeProto_Tensor{ElemType: int32(onnxpb.TensorProto_FLOAT), Shape: &onnxpb.TensorShapeProto{Dim: d}}}}}
+	}
+	model := func(nodes []*onnxpb.NodeProto, inits ...*onnxpb.TensorProto) []byte {
+		b, err := proto.Marshal(&onnxpb.ModelProto{Graph: &onnxpb.GraphProto{Node: nodes, Initializer: inits,
+			Input: []*onnxpb.ValueInfoProto{tensor("x", 3, 4)}, Output: []*onnxpb.ValueInfoProto{tensor("y", 3, 4)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	// A reshape keeping the batch first: made dynamic.
+	ok := model([]*onnxpb.NodeProto{{Name: "r", OpType: "Reshape", Input: []string{"x", "s"}, Output: []string{"y"}}}, shapeConst("s", 3, 4))
+	out, err := symbolicBatch(ok, 3)
+	if err != nil {
+		t.Fatalf("symbolicBatch(reshape [3 4]) = %v", err)
+	}
+	var mp onnxpb.ModelProto
+	if err := proto.Unmarshal(out, &mp); err != nil {
+		t.Fatal(err)
+	}
+	if p := mp.GetGraph().GetInput()[0].GetType().GetTensorType().GetShape().GetDim()[0].GetDimParam(); p != ONNXBatchDim {
+		t.Errorf("input batch dimension = %q; want %q", p, ONNXBatchDim)
+	}
+	for _, init := range mp.GetGraph().GetInitializer() {
+		if init.GetName() == mp.GetGraph().GetNode()[0].GetInput()[1] && !slices.Equal(init.GetInt64Data(), []int64{-1, 4}) {
+			t.Errorf("reshape target = %v; want [-1 4]", init.GetInt64Data())
+		}
+	}
+
+	for _, tc := range []struct {
+		name  string
+		model []byte
+		want  string
+	}{
+		{"reshape moving the batch", model([]*onnxpb.NodeProto{{Name: "r", OpType: "Reshape", Input: []string{"x", "s"}, Output: []string{"y"}}}, shapeConst("s", 4, 3)),
+			"does not start with the batch"},
+		{"reshape to a computed shape", model([]*onnxpb.NodeProto{
+			{Name: "sh", OpType: "Shape", Input: []string{"x"}, Output: []string{"s"}},
+			{Name: "r", OpType: "Reshape", Input: []string{"x", "s"}, Output: []string{"y"}}}),
+			"computed in the graph"},
+		{"tile of the batch", model([]*onnxpb.NodeProto{{Name: "t", OpType: "Tile", Input: []string{"x", "s"}, Output: []string{"y"}}}, shapeConst("s", 1, 1)),
+			"cannot be made batch-dynamic"},
+	} {
+		if _, err := symbolicBatch(tc.model, 3); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("symbolicBatch(%s) = %v; want an error containing %q", tc.name, err, tc.want)
+		}
 	}
 }
