@@ -81,7 +81,10 @@ for model in $models; do
 	esac
 done
 
-echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'); $(uname -sr)"
+# The vector extensions decide which ONNX Runtime kernels run: machines of
+# the same name differ by several times on ResNet-18 with and without AVX-512.
+simd=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -xE 'avx2|fma|avx512f|avx512_vnni|avx512_bf16|amx_tile' | tr '\n' ' ')
+echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//') (${simd% }); $(uname -sr)"
 echo "Load before: $(uptime | sed 's/.*load average/load average/')"
 echo
 for model in $models; do
