@@ -91,6 +91,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return config.Print(stdout, fs, app.Secret, "print-config", "check-config")
 	}
 	log := app.NewLogger(cfg, stderr)
+	app.SetGRPCLogger(log)
 	a, err := app.New(cfg, log, buildinfo.Version())
 	if err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
