@@ -2,6 +2,7 @@ package ml
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -59,8 +60,14 @@ func TestExportONNXReproducesGoMLX(t *testing.T) {
 		{"small-cnn", InputShape{1, 28, 28}, 48},
 		{"resnet-small", InputShape{3, 16, 16}, 48},
 		{"resnet18", InputShape{3, 32, 32}, 16},
+		// Odd and non-square sizes: pools drop the odd row or column,
+		// strided convolutions round up, in the exported Conv and MaxPool
+		// as in the im2col graph.
+		{"small-cnn-wide", InputShape{3, 30, 22}, 24},
+		{"resnet-small", InputShape{1, 17, 20}, 24},
+		{"resnet18", InputShape{1, 33, 40}, 16},
 	} {
-		t.Run(tc.arch, func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/%dx%dx%d", tc.arch, tc.shape.Channels, tc.shape.Height, tc.shape.Width), func(t *testing.T) {
 			// One epoch at a tiny learning rate: trained weights and
 			// batch-norm averages, probabilities away from 0 and 1.
 			cfg := Config{Architecture: tc.arch, NumClasses: 3, Epochs: 1, BatchSize: 8, LearningRate: 1e-5, Seed: 3, Backend: "go"}
