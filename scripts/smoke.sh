@@ -65,6 +65,14 @@ for name, p in answers.items():
 print("smoke: REST, gRPC and OIP agree:", rest["prediction"], ref[rest["prediction"]], file=sys.stderr)
 PY
 
+# The generated Go SDK, as the README's example uses it: two images in one
+# Predict request, then the Registry's versions.
+sample2=$(find "$work/data/import/fashion-mnist/test/Trouser" -name '*.png' | sort | head -n 1)
+sdk=$(cd "$root" && go run ./examples/go-client --addr "127.0.0.1:$gport" --model fashion "$sample" "$sample2") ||
+	fail "examples/go-client"
+grep -q "^$sample: Bag " <<<"$sdk" && grep -q "^$sample2: Trouser " <<<"$sdk" && grep -q '^answered by fashion v1$' <<<"$sdk" &&
+	grep -q '^fashion v1: small-cnn, test accuracy .*production' <<<"$sdk" || fail "examples/go-client answered: $sdk"
+
 services=$(grpcurl -plaintext "127.0.0.1:$gport" list)
 for s in grpc.health.v1.Health grpc.reflection.v1.ServerReflection inference.GRPCInferenceService \
 	shoal.dataset.v1.DatasetService shoal.inference.v1.InferenceService \
