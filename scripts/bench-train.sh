@@ -113,7 +113,9 @@ if [ "$what" = all ] || [ "$what" = service ]; then
 	go build -o "$bin/shoal" ./cmd/shoal
 	svc=$(mktemp -d)
 	read -r gport hport < <(free_ports 2)
-	(cd "$svc" && ONNXRUNTIME_SHARED_LIBRARY_PATH=$ort "$bin/shoal" serve --grpc.listen-address=127.0.0.1:$gport \
+	# exec: $! is then the server itself, which the trap stops (not a
+	# subshell whose end would leave the server running).
+	(cd "$svc" && ONNXRUNTIME_SHARED_LIBRARY_PATH=$ort exec "$bin/shoal" serve --grpc.listen-address=127.0.0.1:$gport \
 		--http.listen-address=127.0.0.1:$hport >serve.log 2>&1) &
 	spid=$!
 	trap 'kill $spid 2>/dev/null; wait $spid 2>/dev/null || true; rm -rf "$bin" "$svc"' EXIT

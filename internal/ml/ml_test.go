@@ -214,3 +214,20 @@ func TestBackendConfig(t *testing.T) {
 		}
 	}
 }
+
+// The bare "go" config (tests, $GOMLX_BACKEND=go) gets the unlimited worker
+// setting too: the backend's own default pool deadlocked under nested
+// parallel convolutions (seen in TestImportResNet18).
+func TestNewBackendGoIsUnlimited(t *testing.T) {
+	needsGoMLX(t)
+	for _, config := range []string{"go", DefaultBackend} {
+		b, err := NewBackend(config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := b.Description(); !strings.Contains(d, "parallelism=-1") {
+			t.Errorf("NewBackend(%q) = %q; want parallelism=-1", config, d)
+		}
+		b.Finalize()
+	}
+}

@@ -46,12 +46,16 @@ func BackendConfig(name, ortLibrary string) (string, error) {
 }
 
 // NewBackend returns a GoMLX backend for config ("<name>:<options>"); ""
-// means $GOMLX_BACKEND, or DefaultBackend if that is unset.
+// means $GOMLX_BACKEND, or DefaultBackend if that is unset, and "go" alone
+// means DefaultBackend.
 func NewBackend(config string) (compute.Backend, error) {
 	if config == "" {
 		config = os.Getenv(compute.ConfigEnvVar)
 	}
-	if config == "" {
+	if config == "" || config == BackendGo {
+		// The pure-Go backend's own default, a worker pool of 2 per core,
+		// deadlocks when nested parallel ops (the convolutions of imported
+		// ONNX models) hold every worker while waiting for more.
 		config = DefaultBackend
 	}
 	var backend compute.Backend
