@@ -25,15 +25,9 @@ go build -o bin/shoal-bench ./cmd/shoal-bench
 ONNXRUNTIME_SHARED_LIBRARY_PATH=$(scripts/setup-onnxruntime.sh)
 export ONNXRUNTIME_SHARED_LIBRARY_PATH
 
+. scripts/lib.sh # cleanup
 work=$(mktemp -d)
 pid=
-cleanup() {
-	if [ -n "$pid" ]; then
-		kill -TERM "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	fi
-	rm -rf "$work"
-}
 trap cleanup EXIT
 
 threads=${BENCH_INTRA_OP_THREADS:-1}

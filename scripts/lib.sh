@@ -10,3 +10,13 @@ for x in s: x.bind(("127.0.0.1", 0))
 print(*[x.getsockname()[1] for x in s])
 PY
 }
+
+# cleanup is the EXIT trap of those scripts: it stops the server whose PID
+# is in $pid (when set) and removes the temporary folder $work.
+cleanup() {
+	if [ -n "${pid:-}" ]; then
+		kill -TERM "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	fi
+	rm -rf "${work:-}"
+}

@@ -18,7 +18,6 @@ fail() { log "FAIL: $*"; [ -f "$work/run.log" ] && tail -n 40 "$work/run.log" >&
 
 work=$(mktemp -d)
 pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
 grpcurl() { go tool -modfile="$root/tools.go.mod" grpcurl "$@"; }

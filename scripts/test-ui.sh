@@ -41,13 +41,6 @@ scripts/setup-demo-data.sh
 
 work=$(mktemp -d)
 pid=
-cleanup() {
-	if [ -n "$pid" ]; then
-		kill -TERM "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	fi
-	rm -rf "$work"
-}
 trap cleanup EXIT
 fail() {
 	log "FAIL: $*"

@@ -57,43 +57,22 @@ func ServerCPU(client *http.Client, metricsURL string) CPUClock {
 	}
 }
 
-// cpuWindow reads clocks at the start and the end of a measured window.
-type cpuWindow struct {
-	clocks []CPUClock
-	start  []time.Duration
-	used   []time.Duration // per clock; -1 when a reading failed
-}
-
-func newCPUWindow(clocks ...CPUClock) *cpuWindow {
-	return &cpuWindow{clocks: clocks, start: make([]time.Duration, len(clocks)), used: make([]time.Duration, len(clocks))}
-}
-
-func (w *cpuWindow) begin(ctx context.Context) {
-	for i, c := range w.clocks {
-		w.used[i] = 0
-		if c == nil {
-			w.used[i] = -1
-			continue
-		}
-		v, err := c(ctx)
-		if err != nil {
-			w.used[i] = -1
-		}
-		w.start[i] = v
+// cpuSince reads clock now and returns a function that reports the CPU
+// time used since; it reports 0 when clock is nil or a reading failed.
+func cpuSince(ctx context.Context, clock CPUClock) func() time.Duration {
+	if clock == nil {
+		return func() time.Duration { return 0 }
 	}
-}
-
-func (w *cpuWindow) end(ctx context.Context) {
-	for i, c := range w.clocks {
-		if c == nil || w.used[i] < 0 {
-			continue
-		}
-		v, err := c(ctx)
+	start, err := clock(ctx)
+	return func() time.Duration {
 		if err != nil {
-			w.used[i] = -1
-			continue
+			return 0
 		}
-		w.used[i] = v - w.start[i]
+		now, err := clock(ctx)
+		if err != nil {
+			return 0
+		}
+		return now - start
 	}
 }
 

@@ -43,10 +43,10 @@ type Stats struct {
 // Load runs a closed loop: concurrency callers each send a request as soon
 // as their previous one is answered. Requests that start during warmup are
 // not counted; counting stops after d. imagesPerCall is the images each
-// request carries. server, when not nil, reads the server's CPU time, so
+// request carries. serverCPU, when not nil, reads the server's CPU time, so
 // that the CPU each image costs the server is measured apart from the load
 // generator's own.
-func Load(ctx context.Context, concurrency, imagesPerCall int, warmup, d time.Duration, call CallFunc, server CPUClock) Stats {
+func Load(ctx context.Context, concurrency, imagesPerCall int, warmup, d time.Duration, call CallFunc, serverCPU CPUClock) Stats {
 	type sample struct {
 		lat time.Duration
 		t   Timings
@@ -65,8 +65,7 @@ func Load(ctx context.Context, concurrency, imagesPerCall int, warmup, d time.Du
 	// CPU is read from before the first request to after the last, and
 	// divided by every answered image, warm-up included: so no request is
 	// half in and half out of the reading.
-	cpu := newCPUWindow(server, SelfCPU)
-	cpu.begin(ctx)
+	serverUsed, clientUsed := cpuSince(ctx, serverCPU), cpuSince(ctx, SelfCPU)
 	var answered atomic.Int64
 	for range concurrency {
 		wg.Go(func() {
@@ -92,7 +91,7 @@ func Load(ctx context.Context, concurrency, imagesPerCall int, warmup, d time.Du
 	}
 	wg.Wait()
 	elapsed := time.Since(measureFrom)
-	cpu.end(ctx)
+	serverCPUUsed, clientCPUUsed := serverUsed(), clientUsed()
 	s := Stats{Concurrency: concurrency, Elapsed: elapsed}
 	var lats []time.Duration
 	for _, sm := range samples {
@@ -118,7 +117,7 @@ func Load(ctx context.Context, concurrency, imagesPerCall int, warmup, d time.Du
 		s.MeanBatch /= float64(ok)
 		s.P50, s.P99 = Percentile(lats, 0.50), Percentile(lats, 0.99)
 		images := float64(answered.Load())
-		s.ServerCPU, s.ClientCPU = perImage(cpu.used[0], images), perImage(cpu.used[1], images)
+		s.ServerCPU, s.ClientCPU = perImage(serverCPUUsed, images), perImage(clientCPUUsed, images)
 	}
 	return s
 }

@@ -101,8 +101,7 @@ func measureBatch(ctx context.Context, g Graph, sessions []*ort.DynamicAdvancedS
 	measureFrom := start.Add(warmup)
 	end := measureFrom.Add(d)
 	// As in Load: CPU from the first run to the last, over every image.
-	cpu := newCPUWindow(SelfCPU)
-	cpu.begin(ctx)
+	cpuUsed := cpuSince(ctx, SelfCPU)
 	var wg sync.WaitGroup
 	for i, w := range ws {
 		wg.Go(func() {
@@ -125,7 +124,7 @@ func measureBatch(ctx context.Context, g Graph, sessions []*ort.DynamicAdvancedS
 	}
 	wg.Wait()
 	elapsed := time.Since(measureFrom)
-	cpu.end(ctx)
+	used := cpuUsed()
 	p := ORTPoint{Batch: b}
 	runs, all := 0, 0
 	var busy time.Duration
@@ -143,7 +142,7 @@ func measureBatch(ctx context.Context, g Graph, sessions []*ort.DynamicAdvancedS
 	if runs > 0 {
 		p.ImagesPerSecond = float64(runs*b) / elapsed.Seconds()
 		p.BatchLatency = busy / time.Duration(runs)
-		p.CPU = perImage(cpu.used[0], float64(all*b))
+		p.CPU = perImage(used, float64(all*b))
 	}
 	return p, nil
 }
