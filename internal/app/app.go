@@ -198,13 +198,7 @@ func (a *App) Run(ctx context.Context, lis Listeners) (err error) {
 		}
 	}
 
-	for _, m := range a.targets {
-		for _, name := range grpcNames[m] {
-			g.Health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
-		}
-	}
-	g.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	a.ready.Store(true)
+	a.setServing(g)
 	a.log.Info("serving", "grpc", lis.GRPC.Addr().String(), "http", lis.HTTP.Addr().String())
 
 	select {
@@ -222,8 +216,7 @@ func (a *App) Run(ctx context.Context, lis Listeners) (err error) {
 // which finish in-flight requests until the deadline and are then cut.
 func (a *App) shutdown(g *server.GRPC, httpSrv *http.Server, stopRunners context.CancelFunc, runners *sync.WaitGroup) {
 	a.log.Info("shutting down", "delay", a.cfg.Server.ShutdownDelay, "timeout", a.cfg.Server.ShutdownTimeout)
-	a.ready.Store(false)
-	g.Health.Shutdown()
+	a.setNotServing(g)
 	time.Sleep(a.cfg.Server.ShutdownDelay)
 
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Server.ShutdownTimeout)
@@ -241,6 +234,26 @@ func (a *App) shutdown(g *server.GRPC, httpSrv *http.Server, stopRunners context
 		g.Server.Stop()
 	}
 	a.log.Info("stopped")
+}
+
+// setServing turns readiness and gRPC health on as one change: /readyz and
+// Ready() answer true before any health watcher can see SERVING, so nobody
+// observing health ever reads a process that is SERVING but not ready.
+func (a *App) setServing(g *server.GRPC) {
+	a.ready.Store(true)
+	for _, m := range a.targets {
+		for _, name := range grpcNames[m] {
+			g.Health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+		}
+	}
+	g.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+}
+
+// setNotServing is setServing's reverse, in the reverse order: readiness
+// turns false before any health watcher sees NOT_SERVING.
+func (a *App) setNotServing(g *server.GRPC) {
+	a.ready.Store(false)
+	g.Health.Shutdown()
 }
 
 // waitOrDeadline runs fn and reports whether it returned before ctx ended.
