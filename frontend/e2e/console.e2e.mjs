@@ -105,13 +105,20 @@ try {
       const imgs = [...document.querySelectorAll("[data-testid=samples] img")];
       return imgs.length >= 3 && imgs.every((i) => i.complete && i.naturalWidth > 0);
     });
-    await page.locator("[data-testid=upload-files]").setInputFiles(uploadImage);
+    // An empty file beside the image: refused with its reason, the rest
+    // imported, and the server still up (an empty upload once crashed it).
+    await page.locator("[data-testid=upload-files]").setInputFiles([
+      uploadImage,
+      { name: "empty.jpg", mimeType: "image/jpeg", buffer: Buffer.alloc(0) },
+    ]);
     await page.getByRole("textbox", { name: "label" }).fill("Bag");
     await page.getByRole("button", { name: "Upload" }).click();
     const result = page.locator("[data-testid=upload-result]");
     await result.waitFor();
     const text = await result.textContent();
-    check(/^1 added/.test(text.trim()), `upload result = ${text}; want 1 added`);
+    check(/^1 added.* 1 rejected$/s.test(text.trim()), `upload result = ${text}; want 1 added, 1 rejected`);
+    const refused = await page.locator(".rejections li").first().textContent();
+    check(/empty\.jpg: empty file \(0 bytes\)/.test(refused), `rejection = ${refused}; want empty.jpg: empty file (0 bytes)`);
     check((await page.getByRole("progressbar").getAttribute("aria-valuenow")) === "100", "upload progress bar not at 100%");
     // The counts and the samples follow the upload.
     await counts.locator("tr", { hasText: "Bag" }).locator("td", { hasText: "41" }).first().waitFor();

@@ -46,9 +46,9 @@ type entry struct {
 	split datasetpb.Split
 	label string
 	name  string
-	size  int64  // -1 if unknown before reading
-	data  []byte // already read (archives read sequentially, uploads), or nil
-	open  func(ctx context.Context) (io.ReadCloser, error)
+	size  int64                                            // -1 if unknown before reading
+	data  []byte                                           // already read (archives read sequentially, uploads); used when open is nil
+	open  func(ctx context.Context) (io.ReadCloser, error) // nil when data holds the bytes
 }
 
 // source is a tree of files to import.
@@ -158,8 +158,10 @@ func (s *Service) runImport(ctx context.Context, ds *datasetRow, src source, ev 
 
 // examine reads, validates and hashes one file.
 func (s *Service) examine(ctx context.Context, e entry) result {
+	// open, not data, says whether the bytes are still to be read: an empty
+	// upload or archive member has nil data and no open.
 	data := e.data
-	if data == nil {
+	if e.open != nil {
 		if e.size > s.cfg.MaxImageBytes {
 			return result{e: e, reject: fmt.Sprintf("%d bytes, more than the limit of %d", e.size, s.cfg.MaxImageBytes)}
 		}
