@@ -15,6 +15,12 @@ run:
 test:
 	scripts/test.sh
 
+# Flaky-test hunt: the Go suite N times under -race with the cores loaded
+# (FLAKE_RUNS, FLAKE_PKGS, FLAKE_LOAD, FLAKE_UI: see the script).
+.PHONY: flake
+flake:
+	scripts/flake.sh
+
 generate:
 	scripts/protodeps.sh
 	go tool -modfile=tools.go.mod buf generate

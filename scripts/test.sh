@@ -7,8 +7,27 @@
 #   SHOAL_TEST_PKGS=./internal/... scripts/test.sh    a subset of packages
 set -euo pipefail
 cd "$(dirname "$0")/.."
+trap report_times EXIT
 
-log() { printf '\n== %s\n' "$*" >&2; }
+# Each step's wall time, printed at the end (also when a step fails), so the
+# cold and warm times of CI are known step by step.
+steps=() step_name= step_start=$SECONDS suite_start=$SECONDS
+end_step() {
+	[ -n "$step_name" ] && steps+=("$(printf '%5ds  %s' $((SECONDS - step_start)) "$step_name")")
+	step_name=
+}
+log() {
+	end_step
+	step_name=$* step_start=$SECONDS
+	printf '\n== %s\n' "$*" >&2
+}
+report_times() {
+	local rc=$?
+	end_step
+	printf '\n== step times (wall)\n' >&2
+	printf '%s\n' "${steps[@]}" >&2
+	printf '%5ds  total, exit status %d\n' $((SECONDS - suite_start)) "$rc" >&2
+}
 
 log "web console build (embedded by go build)"
 scripts/build-ui.sh
@@ -35,7 +54,7 @@ export SHOAL_TEST_SQL_REQUIRED=1
 
 log "S3 server"
 s3dir=$(mktemp -d)
-trap 'scripts/seaweedfs.sh stop "$s3dir" >/dev/null 2>&1 || true; rm -rf "$s3dir"' EXIT
+trap 'report_times; scripts/seaweedfs.sh stop "$s3dir" >/dev/null 2>&1 || true; rm -rf "$s3dir"' EXIT
 scripts/seaweedfs.sh build >/dev/null
 eval "$(scripts/seaweedfs.sh start "$s3dir")"
 export SHOAL_TEST_S3_REQUIRED=1
