@@ -28,6 +28,7 @@ import (
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
 	"github.com/shoalml/shoal/internal/gateway"
+	"github.com/shoalml/shoal/internal/panics"
 	"github.com/shoalml/shoal/internal/server"
 	"github.com/shoalml/shoal/internal/storage/blob"
 	"github.com/shoalml/shoal/internal/storage/db"
@@ -139,7 +140,7 @@ func (a *App) Run(ctx context.Context, lis Listeners) (err error) {
 	}()
 
 	g := server.NewGRPC(a.cfg.Server, a.log, a.metrics)
-	services, err := a.build(gdb, blobs, conns)
+	services, err := a.build(gdb, blobs, conns, g.Panics)
 	if err != nil {
 		return err
 	}
@@ -317,7 +318,7 @@ func loopback(addr net.Addr) string {
 }
 
 // build constructs the services of this process.
-func (a *App) build(gdb *gorm.DB, blobs blob.Store, conns map[string]*grpc.ClientConn) (map[string]service, error) {
+func (a *App) build(gdb *gorm.DB, blobs blob.Store, conns map[string]*grpc.ClientConn, guard *panics.Guard) (map[string]service, error) {
 	out := map[string]service{}
 	var err error
 	for _, m := range a.targets {
@@ -325,15 +326,16 @@ func (a *App) build(gdb *gorm.DB, blobs blob.Store, conns map[string]*grpc.Clien
 		var s service
 		switch m {
 		case Dataset:
-			s, err = dataset.New(a.cfg.Dataset, dataset.Deps{Log: log, DB: gdb, Blobs: blobs, ObjectStore: a.objectStore()})
+			s, err = dataset.New(a.cfg.Dataset, dataset.Deps{Log: log, DB: gdb, Blobs: blobs, ObjectStore: a.objectStore(), Panics: guard})
 		case Registry:
-			s, err = registry.New(a.cfg.Registry, registry.Deps{Log: log, DB: gdb, Blobs: blobs, ONNXRuntime: a.cfg.ONNXRuntime})
+			s, err = registry.New(a.cfg.Registry, registry.Deps{Log: log, DB: gdb, Blobs: blobs, ONNXRuntime: a.cfg.ONNXRuntime, Panics: guard})
 		case Trainer:
 			s, err = trainer.New(a.cfg.Trainer, trainer.Deps{
 				Log: log, DB: gdb, Blobs: blobs,
 				Datasets:    datasetpb.NewDatasetServiceClient(conns[Dataset]),
 				Registry:    registrypb.NewRegistryServiceClient(conns[Registry]),
 				ONNXRuntime: a.cfg.ONNXRuntime,
+				Panics:      guard,
 			})
 		case Inference:
 			s, err = inference.New(a.cfg.Inference, inference.Deps{

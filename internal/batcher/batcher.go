@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/shoalml/shoal/internal/panics"
 )
 
 // ErrFull means the queue holds its maximum number of items.
@@ -32,6 +34,9 @@ type Config struct {
 	QueueSize int
 	// Workers is how many batches run at once (one per ONNX Runtime session).
 	Workers int
+	// Panics recovers a panic of the RunFunc: it fails that batch's items
+	// only, and the worker goes on with the next batch.
+	Panics *panics.Guard
 }
 
 func (c Config) validate() error {
@@ -270,7 +275,11 @@ func (b *Batcher[In, Out]) compute(ctx context.Context, w int, batch []unit[In, 
 	for i, u := range batch {
 		in[i] = u.in
 	}
-	out, err := b.run(ctx, w, in)
+	var out []Out
+	err := b.cfg.Panics.Call("batcher", func() (err error) {
+		out, err = b.run(ctx, w, in)
+		return err
+	})
 	if err == nil && len(out) != len(in) {
 		err = fmt.Errorf("batcher: run returned %d outputs for %d inputs", len(out), len(in))
 	}

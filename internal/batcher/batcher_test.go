@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/shoalml/shoal/internal/batcher"
+	"github.com/shoalml/shoal/internal/panics"
 )
 
 // start runs b until the test ends.
@@ -221,6 +225,31 @@ func TestComputeErrorReachesEveryCallerInTheBatch(t *testing.T) {
 	start(t, b)
 	if _, _, err := b.Do(context.Background(), []int{1, 2}); !errors.Is(err, boom) {
 		t.Fatalf("Do() = %v; want the run error", err)
+	}
+}
+
+// A panic in the compute function fails that batch only: its callers get a
+// *panics.Error, the panic is counted, and the worker serves the next batch.
+func TestComputePanicFailsOnlyItsBatch(t *testing.T) {
+	guard := panics.NewGuard(slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	run := func(ctx context.Context, w int, in []int) ([]int, error) {
+		if in[0] < 0 {
+			var s []int
+			_ = s[len(in)] // index out of range
+		}
+		return double(ctx, w, in)
+	}
+	b, _ := batcher.New(batcher.Config{MaxBatch: 4, QueueSize: 10, Workers: 1, Panics: guard}, run)
+	start(t, b)
+	var pe *panics.Error
+	if _, _, err := b.Do(context.Background(), []int{-1, 2}); !errors.As(err, &pe) || pe.Component != "batcher" {
+		t.Fatalf("Do(panicking batch) = %v; want a *panics.Error from the batcher", err)
+	}
+	if out, _, err := b.Do(context.Background(), []int{3}); err != nil || out[0] != 6 {
+		t.Fatalf("Do(next batch) = %v, %v; want [6]: the worker must survive", out, err)
+	}
+	if got := guard.Count("batcher"); got != 1 {
+		t.Errorf(`shoal_panics_total{component="batcher"} = %v; want 1`, got)
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
+
+	"github.com/shoalml/shoal/internal/panics"
 )
 
 // GRPC is the gRPC server with its health service. Services register on
@@ -18,6 +20,9 @@ import (
 type GRPC struct {
 	Server *grpc.Server
 	Health *health.Server
+	// Panics counts the panics the interceptors recover; services use it
+	// for the work they run off the request goroutine.
+	Panics *panics.Guard
 }
 
 // NewGRPC builds the gRPC server with Shoal's interceptors, message size
@@ -38,5 +43,5 @@ func NewGRPC(cfg Config, log *slog.Logger, reg prometheus.Registerer) *GRPC {
 	h.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(s, h)
 	reflection.Register(s)
-	return &GRPC{Server: s, Health: h}
+	return &GRPC{Server: s, Health: h, Panics: ic.Panics()}
 }

@@ -14,6 +14,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/shoalml/shoal/internal/panics"
 )
 
 // RequestIDHeader carries a request's id in gRPC metadata and, through the
@@ -41,14 +43,17 @@ type callKey struct{}
 // panics, mask internal errors, log one line and record metrics.
 type Interceptors struct {
 	log     *slog.Logger
+	panics  *panics.Guard
 	handled *prometheus.CounterVec
 	latency *prometheus.HistogramVec
 }
 
-// NewInterceptors registers the RPC metrics with reg.
+// NewInterceptors registers the RPC metrics, and the panic counter of the
+// process's panics.Guard, with reg.
 func NewInterceptors(log *slog.Logger, reg prometheus.Registerer) *Interceptors {
 	i := &Interceptors{
-		log: log,
+		log:    log,
+		panics: panics.NewGuard(log, reg),
 		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shoal_grpc_server_handled_total",
 			Help: "RPCs completed, by service, method and status code.",
@@ -62,6 +67,10 @@ func NewInterceptors(log *slog.Logger, reg prometheus.Registerer) *Interceptors 
 	reg.MustRegister(i.handled, i.latency)
 	return i
 }
+
+// Panics is the guard that counts the panics these interceptors recover;
+// work that leaves the request goroutine recovers its own through it.
+func (i *Interceptors) Panics() *panics.Guard { return i.panics }
 
 // Unary returns the unary server interceptor.
 func (i *Interceptors) Unary() grpc.UnaryServerInterceptor {
@@ -139,8 +148,7 @@ func (i *Interceptors) begin(ctx context.Context, fullMethod string) (context.Co
 }
 
 func (i *Interceptors) recovered(ctx context.Context, method string, r any) error {
-	i.log.ErrorContext(ctx, "rpc panicked", slog.String("method", method), slog.Any("panic", r),
-		slog.String("request_id", RequestID(ctx)), slog.String("stack", string(debug.Stack())))
+	i.panics.Report("rpc", r, debug.Stack(), "method", method, "request_id", RequestID(ctx))
 	return status.Errorf(codes.Internal, "internal error (request id %s)", RequestID(ctx))
 }
 

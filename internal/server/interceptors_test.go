@@ -163,7 +163,7 @@ func counter(t *testing.T, reg *prometheus.Registry) prometheus.Collector {
 }
 
 func TestInterceptorsRecoverPanics(t *testing.T) {
-	client, logs, _ := serve(t, &fakeHealth{
+	client, logs, reg := serve(t, &fakeHealth{
 		check: func(context.Context) error { panic("nil map write in handler") },
 		watch: func(grpc.ServerStreamingServer[healthpb.HealthCheckResponse]) error { panic("stream handler bug") },
 	})
@@ -187,6 +187,28 @@ func TestInterceptorsRecoverPanics(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", want, logs)
 		}
 	}
+	if got := panicsTotal(t, reg, "rpc"); got != 3 {
+		t.Errorf(`shoal_panics_total{component="rpc"} = %v; want 3`, got)
+	}
+}
+
+// panicsTotal returns shoal_panics_total's value for component.
+func panicsTotal(t *testing.T, reg prometheus.Gatherer, component string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if mf.GetName() == "shoal_panics_total" && l.GetName() == "component" && l.GetValue() == component {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
 
 func TestInterceptorsRejectUnsafeRequestIDs(t *testing.T) {

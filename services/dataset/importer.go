@@ -94,8 +94,12 @@ func (s *Service) runImport(ctx context.Context, ds *datasetRow, src source, ev 
 	validated := make(chan result, workers*queuePerWorker)
 	var decoders, all sync.WaitGroup
 	var walkErr error // written before results closes, read after
+	// Every goroutine recovers its own panics: a panic fails this import
+	// (Internal, with the request id), never the process.
+	guard := s.deps.Panics
 	all.Go(func() {
 		defer close(items)
+		defer guard.Recover("import walker", func(err error) { walkErr = err })
 		walkErr = src.walk(ctx, func(e entry) error {
 			found.Add(1)
 			select {
@@ -117,9 +121,12 @@ func (s *Service) runImport(ctx context.Context, ds *datasetRow, src source, ev 
 	for range workers {
 		decoders.Go(func() {
 			for e := range items {
-				r := s.examine(ctx, e)
+				var r result
+				if err := guard.Call("import decoder", func() error { r = s.examine(ctx, e); return nil }); err != nil {
+					r = result{e: e, err: err}
+				}
 				out := validated
-				if r.reject != "" {
+				if r.reject != "" || r.err != nil {
 					out = results
 				}
 				select {
@@ -134,7 +141,7 @@ func (s *Service) runImport(ctx context.Context, ds *datasetRow, src source, ev 
 	for range s.putters() {
 		all.Go(func() {
 			for r := range validated {
-				r.err = s.storeBlob(ctx, r)
+				r.err = guard.Call("import putter", func() error { return s.storeBlob(ctx, r) })
 				select {
 				case results <- r:
 				case <-ctx.Done():

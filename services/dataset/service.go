@@ -15,6 +15,7 @@ import (
 	"gorm.io/gorm"
 
 	datasetpb "github.com/shoalml/shoal/gen/shoal/dataset/v1"
+	"github.com/shoalml/shoal/internal/panics"
 	"github.com/shoalml/shoal/internal/storage/blob"
 	"github.com/shoalml/shoal/internal/storage/db"
 )
@@ -28,6 +29,9 @@ type Deps struct {
 	// uses, for ImportImages from object storage. Nil when the blob store
 	// is not S3: such imports then fail with FailedPrecondition.
 	ObjectStore func(ctx context.Context, bucket, prefix string) (blob.Store, error)
+	// Panics recovers panics in import workers and the sweep (nil: recovered
+	// and logged, not counted).
+	Panics *panics.Guard
 }
 
 // Service is the Dataset service.
@@ -74,7 +78,12 @@ func (s *Service) Run(ctx context.Context) error {
 	t := time.NewTicker(24 * time.Hour)
 	defer t.Stop()
 	for {
-		if n, err := s.sweepOrphans(ctx, time.Now().Add(-orphanGrace)); err != nil && ctx.Err() == nil {
+		var n int
+		err := s.deps.Panics.Call("dataset sweep", func() (err error) {
+			n, err = s.sweepOrphans(ctx, time.Now().Add(-orphanGrace))
+			return err
+		})
+		if err != nil && ctx.Err() == nil {
 			s.deps.Log.Warn("orphan blob sweep failed", "err", err)
 		} else if n > 0 {
 			s.deps.Log.Info("removed orphan blobs", "count", n)

@@ -17,6 +17,7 @@ import (
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	"github.com/shoalml/shoal/internal/notify"
 	"github.com/shoalml/shoal/internal/onnxrt"
+	"github.com/shoalml/shoal/internal/panics"
 	"github.com/shoalml/shoal/internal/storage/blob"
 	"github.com/shoalml/shoal/internal/storage/db"
 )
@@ -29,6 +30,9 @@ type Deps struct {
 	// ONNXRuntime locates the ONNX Runtime library that checks uploads;
 	// Start loads it.
 	ONNXRuntime onnxrt.Config
+	// Panics recovers panics in Run's poll and prune rounds (nil: recovered
+	// and logged, not counted).
+	Panics *panics.Guard
 }
 
 // Service is the Registry service.
@@ -111,11 +115,18 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		if now := time.Now(); now.Sub(pruned) >= pruneInterval(s.cfg.AliasEventRetention) {
 			pruned = now
-			if err := s.pruneAliasEvents(ctx, now.Add(-s.cfg.AliasEventRetention)); err != nil && ctx.Err() == nil {
+			err := s.deps.Panics.Call("registry prune", func() error {
+				return s.pruneAliasEvents(ctx, now.Add(-s.cfg.AliasEventRetention))
+			})
+			if err != nil && ctx.Err() == nil {
 				s.deps.Log.Warn("pruning the alias event log failed; retrying later", "err", err)
 			}
 		}
-		rev, err := s.currentRevision(ctx)
+		var rev int64
+		err := s.deps.Panics.Call("registry alias poll", func() (err error) {
+			rev, err = s.currentRevision(ctx)
+			return err
+		})
 		if err != nil {
 			if ctx.Err() == nil {
 				s.deps.Log.Warn("alias revision poll failed; retrying", "err", err)

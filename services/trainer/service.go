@@ -20,6 +20,7 @@ import (
 	"github.com/shoalml/shoal/internal/ml"
 	"github.com/shoalml/shoal/internal/notify"
 	"github.com/shoalml/shoal/internal/onnxrt"
+	"github.com/shoalml/shoal/internal/panics"
 	"github.com/shoalml/shoal/internal/storage/blob"
 	"github.com/shoalml/shoal/internal/storage/db"
 )
@@ -35,6 +36,9 @@ type Deps struct {
 	// ONNXRuntime locates the runtime that exports and verifies models
 	// (and trains, with the onnx backend).
 	ONNXRuntime onnxrt.Config
+	// Panics recovers panics in workers and jobs: a panicking job fails
+	// alone (nil: recovered and logged, not counted).
+	Panics *panics.Guard
 }
 
 // Service is the Trainer service.

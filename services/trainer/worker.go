@@ -14,6 +14,7 @@ import (
 
 	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
 	"github.com/shoalml/shoal/internal/ml"
+	"github.com/shoalml/shoal/internal/panics"
 )
 
 const (
@@ -34,7 +35,19 @@ func (s *Service) Run(ctx context.Context) error {
 	defer s.stoppingOnce.Do(func() { close(s.stopping) })
 	var wg sync.WaitGroup
 	for range s.cfg.Workers {
-		wg.Go(func() { s.work(ctx) })
+		wg.Go(func() {
+			// A panic outside a job (claiming, recording) restarts the
+			// worker after a poll interval instead of ending the process.
+			for ctx.Err() == nil {
+				if s.deps.Panics.Call("trainer worker", func() error { s.work(ctx); return nil }) == nil {
+					return
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(s.cfg.PollInterval):
+				}
+			}
+		})
 	}
 	wg.Wait()
 	return nil
@@ -89,15 +102,20 @@ func (s *Service) runJob(ctx context.Context, row *jobRow) {
 
 	var hb sync.WaitGroup
 	hbStop := make(chan struct{})
-	hb.Go(func() { s.heartbeat(jobCtx, row.ID, cancel, hbStop) })
+	hb.Go(func() {
+		defer s.deps.Panics.Recover("trainer heartbeat", func(err error) { cancel(err) })
+		s.heartbeat(jobCtx, row.ID, cancel, hbStop)
+	})
 
 	var spec trainerpb.JobSpec
-	out, err := func() (*outcome, error) {
+	var out *outcome
+	err := s.deps.Panics.Call("trainer job", func() (err error) {
 		if err := protojson.Unmarshal([]byte(row.Spec), &spec); err != nil {
-			return nil, fmt.Errorf("decode spec: %w", err)
+			return fmt.Errorf("decode spec: %w", err)
 		}
-		return s.execute(jobCtx, row.ID, &spec)
-	}()
+		out, err = s.execute(jobCtx, row.ID, &spec)
+		return err
+	})
 	close(hbStop)
 	hb.Wait()
 
@@ -106,6 +124,9 @@ func (s *Service) runJob(ctx context.Context, row *jobRow) {
 	defer wcancel()
 	running := []trainerpb.JobState{trainerpb.JobState_JOB_STATE_RUNNING}
 	cause := context.Cause(jobCtx)
+	if pe := (*panics.Error)(nil); errors.As(cause, &pe) {
+		err = pe // the heartbeat panicked and stopped the job
+	}
 	switch {
 	case err == nil:
 		metrics, _ := protojson.Marshal(out.metrics)
