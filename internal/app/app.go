@@ -4,6 +4,8 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -23,16 +25,19 @@ import (
 	"gorm.io/gorm"
 
 	oippb "github.com/shoalml/shoal/gen/inference"
+	authpb "github.com/shoalml/shoal/gen/shoal/auth/v1"
 	datasetpb "github.com/shoalml/shoal/gen/shoal/dataset/v1"
 	inferencepb "github.com/shoalml/shoal/gen/shoal/inference/v1"
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
+	"github.com/shoalml/shoal/internal/auth"
 	"github.com/shoalml/shoal/internal/gateway"
 	"github.com/shoalml/shoal/internal/panics"
 	"github.com/shoalml/shoal/internal/server"
 	"github.com/shoalml/shoal/internal/storage/blob"
 	"github.com/shoalml/shoal/internal/storage/db"
 	"github.com/shoalml/shoal/internal/webui"
+	authsvc "github.com/shoalml/shoal/services/auth"
 	"github.com/shoalml/shoal/services/dataset"
 	"github.com/shoalml/shoal/services/inference"
 	"github.com/shoalml/shoal/services/registry"
@@ -41,6 +46,7 @@ import (
 
 // grpcNames are the gRPC service names each module serves, for health.
 var grpcNames = map[string][]string{
+	Auth:      {authpb.AuthService_ServiceDesc.ServiceName},
 	Dataset:   {datasetpb.DatasetService_ServiceDesc.ServiceName},
 	Trainer:   {trainerpb.TrainerService_ServiceDesc.ServiceName},
 	Registry:  {registrypb.RegistryService_ServiceDesc.ServiceName},
@@ -127,23 +133,41 @@ func (a *App) Run(ctx context.Context, lis Listeners) (err error) {
 		checks = append(checks, server.Check{Name: "blob", Check: blobs.Ping})
 	}
 
+	// Shoal's services prove who they are to each other with a secret: the
+	// shared --auth.service-token in a split deployment, a random one in a
+	// single process.
+	serviceSecret := a.cfg.Gate.ServiceToken
+	if serviceSecret == "" {
+		serviceSecret = randomSecret()
+	}
+
 	// Services call each other through gRPC clients, also in one process:
 	// a local service is reached through this process's own listener.
-	conns, err := a.dial(lis.GRPC.Addr())
+	// Their calls carry the service identity; the gateway's carry the
+	// user's own credential, never the service's.
+	conns, err := a.dial(lis.GRPC.Addr(), a.serviceDeps(), metadataCreds{"authorization": "Bearer " + serviceSecret})
 	if err != nil {
 		return err
 	}
-	defer func() {
-		for _, c := range conns {
-			c.Close()
+	defer closeAll(conns)
+	var gwConns map[string]*grpc.ClientConn
+	if slices.Contains(a.targets, Gateway) {
+		if gwConns, err = a.dial(lis.GRPC.Addr(), calls[Gateway], metadataCreds{proxyHeader: serviceSecret}); err != nil {
+			return err
 		}
-	}()
+		defer closeAll(gwConns)
+	}
 
-	g := server.NewGRPC(a.cfg.Server, a.log, a.metrics)
-	services, err := a.build(gdb, blobs, conns, g.Panics)
+	guard := panics.NewGuard(a.log, a.metrics)
+	services, err := a.build(gdb, blobs, conns, guard)
 	if err != nil {
 		return err
 	}
+	gate, auditRunner, err := a.gate(services, conns, serviceSecret)
+	if err != nil {
+		return err
+	}
+	g := server.NewGRPC(a.cfg.Server, a.log, a.metrics, server.WithPanics(guard), server.WithGate(gate))
 	for _, m := range a.targets {
 		if s, ok := services[m]; ok {
 			s.Register(g.Server)
@@ -165,7 +189,7 @@ func (a *App) Run(ctx context.Context, lis Listeners) (err error) {
 	if slices.Contains(a.targets, Gateway) {
 		streams = gateway.ClientStreams
 		gw, err := gateway.New(ctx, gateway.Conns{
-			Dataset: conns[Dataset], Trainer: conns[Trainer], Registry: conns[Registry], Inference: conns[Inference],
+			Auth: gwConns[Auth], Dataset: gwConns[Dataset], Trainer: gwConns[Trainer], Registry: gwConns[Registry], Inference: gwConns[Inference],
 		})
 		if err != nil {
 			g.Server.Stop()
@@ -188,15 +212,22 @@ func (a *App) Run(ctx context.Context, lis Listeners) (err error) {
 	// stops first; its context also ends the services' open streams.
 	runCtx, stopRunners := context.WithCancel(context.WithoutCancel(ctx))
 	var runners sync.WaitGroup
-	runErr := make(chan error, len(a.targets))
+	runErr := make(chan error, len(a.targets)+1)
+	named := map[string]runner{}
 	for _, m := range a.targets {
 		if r, ok := services[m].(runner); ok {
-			runners.Go(func() {
-				if err := r.Run(runCtx); err != nil && runCtx.Err() == nil {
-					runErr <- fmt.Errorf("%s: %w", m, err)
-				}
-			})
+			named[m] = r
 		}
+	}
+	if auditRunner != nil {
+		named["audit"] = auditRunner
+	}
+	for m, r := range named {
+		runners.Go(func() {
+			if err := r.Run(runCtx); err != nil && runCtx.Err() == nil {
+				runErr <- fmt.Errorf("%s: %w", m, err)
+			}
+		})
 	}
 
 	a.setServing(g)
@@ -269,39 +300,108 @@ func waitOrDeadline(ctx context.Context, fn func()) bool {
 	}
 }
 
-// dial opens a client connection to every service some module of this
-// process calls or the gateway proxies.
-func (a *App) dial(self net.Addr) (map[string]*grpc.ClientConn, error) {
-	conns := map[string]*grpc.ClientConn{}
+// serviceDeps are the services this process's services call: those of
+// the module graph, and Auth when tokens are checked in another process.
+func (a *App) serviceDeps() []string {
+	var deps []string
 	for _, m := range a.targets {
+		if m == Gateway {
+			continue
+		}
 		for _, dep := range calls[m] {
-			if conns[dep] != nil {
-				continue
+			if !slices.Contains(deps, dep) {
+				deps = append(deps, dep)
 			}
-			target := *a.cfg.Clients.Addresses[dep]
-			if slices.Contains(a.targets, dep) {
-				target = loopback(self)
-			}
-			c, err := grpc.NewClient(target,
-				grpc.WithTransportCredentials(insecure.NewCredentials()),
-				// Spread calls over every address the name resolves to, so
-				// a headless Service of replicas shares the load.
-				grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
-				grpc.WithDefaultCallOptions(
-					grpc.MaxCallRecvMsgSize(a.cfg.Server.MaxMessageBytes),
-					grpc.MaxCallSendMsgSize(a.cfg.Server.MaxMessageBytes),
-				),
-			)
-			if err != nil {
-				for _, c := range conns {
-					c.Close()
-				}
-				return nil, fmt.Errorf("clients: %s at %q: %w", dep, target, err)
-			}
-			conns[dep] = c
 		}
 	}
+	if !a.cfg.Gate.Disabled && !slices.Contains(a.targets, Auth) && !slices.Contains(deps, Auth) {
+		deps = append(deps, Auth)
+	}
+	return deps
+}
+
+// dial opens a client connection to each of deps, every call carrying the
+// metadata of creds.
+func (a *App) dial(self net.Addr, deps []string, creds metadataCreds) (map[string]*grpc.ClientConn, error) {
+	conns := map[string]*grpc.ClientConn{}
+	for _, dep := range deps {
+		target := *a.cfg.Clients.Addresses[dep]
+		if slices.Contains(a.targets, dep) {
+			target = loopback(self)
+		}
+		c, err := grpc.NewClient(target,
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithPerRPCCredentials(creds),
+			// Spread calls over every address the name resolves to, so
+			// a headless Service of replicas shares the load.
+			grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
+			grpc.WithDefaultCallOptions(
+				grpc.MaxCallRecvMsgSize(a.cfg.Server.MaxMessageBytes),
+				grpc.MaxCallSendMsgSize(a.cfg.Server.MaxMessageBytes),
+			),
+		)
+		if err != nil {
+			closeAll(conns)
+			return nil, fmt.Errorf("clients: %s at %q: %w", dep, target, err)
+		}
+		conns[dep] = c
+	}
 	return conns, nil
+}
+
+func closeAll(conns map[string]*grpc.ClientConn) {
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// metadataCreds adds fixed metadata to every call of a connection.
+type metadataCreds map[string]string
+
+func (m metadataCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return m, nil
+}
+
+// RequireTransportSecurity is false: the service secret crosses loopback in
+// one process, and the deployment's network (or its TLS) in a split one.
+func (metadataCreds) RequireTransportSecurity() bool { return false }
+
+// proxyHeader marks the gateway's calls (see internal/auth).
+const proxyHeader = "x-shoal-proxy"
+
+func randomSecret() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// gate builds the auth gate: tokens are checked by the Auth service of this
+// process, or of another through its client, behind a short cache; audit
+// events go the same way (the returned runner sends them to a remote one).
+func (a *App) gate(services map[string]service, conns map[string]*grpc.ClientConn, serviceSecret string) (*auth.Gate, runner, error) {
+	cfg := auth.GateConfig{
+		Disabled: a.cfg.Gate.Disabled, Anonymous: a.cfg.Gate.Anonymous(), ServiceSecret: serviceSecret,
+		ProxySecret: serviceSecret, Limits: a.cfg.Gate.Limits(),
+	}
+	if cfg.Disabled {
+		a.log.Warn("authentication is off (--auth.disabled): anyone who reaches this process may do anything")
+		g, err := auth.NewGate(cfg, nil, nil, a.log)
+		return g, nil, err
+	}
+	var authn auth.Authenticator
+	var audit auth.AuditSink
+	var run runner
+	if local, ok := services[Auth].(*authsvc.Service); ok {
+		cache := auth.NewCache(local, a.cfg.Gate.CacheTTL)
+		local.OnRevoke(cache.Clear)
+		authn, audit = cache, local
+	} else {
+		client := authpb.NewAuthServiceClient(conns[Auth])
+		remote := auth.NewRemoteAudit(client, a.log)
+		authn, audit, run = auth.NewCache(auth.Remote{Client: client}, a.cfg.Gate.CacheTTL), remote, remote
+	}
+	g, err := auth.NewGate(cfg, authn, audit, a.log)
+	return g, run, err
 }
 
 // loopback turns a listener address into one a client can dial: a wildcard
@@ -325,6 +425,8 @@ func (a *App) build(gdb *gorm.DB, blobs blob.Store, conns map[string]*grpc.Clien
 		log := a.log.With("service", m)
 		var s service
 		switch m {
+		case Auth:
+			s, err = authsvc.New(a.cfg.Auth, authsvc.Deps{Log: log, DB: gdb, Panics: guard, Enabled: !a.cfg.Gate.Disabled})
 		case Dataset:
 			s, err = dataset.New(a.cfg.Dataset, dataset.Deps{Log: log, DB: gdb, Blobs: blobs, ObjectStore: a.objectStore(), Panics: guard})
 		case Registry:

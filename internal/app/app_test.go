@@ -43,6 +43,7 @@ func defaults(t *testing.T) app.Config {
 	dir := t.TempDir()
 	cfg.DB.DSN = dir + "/shoal.db"
 	cfg.Blob.Local.Dir = dir + "/blobs"
+	cfg.Auth.AdminTokenFile = dir + "/admin-token"
 	cfg.LogLevel = "warn"
 	cfg.Server.ShutdownTimeout = 5 * time.Second
 	return cfg
@@ -74,6 +75,27 @@ type running struct {
 	grpc *grpc.ClientConn
 	http string
 	stop func() error
+	// admin is the admin token the process bootstrapped ("" when it does
+	// not run the auth service).
+	admin string
+}
+
+// post sends a JSON body with the admin token, as a user's script would.
+func (r running) post(t *testing.T, path, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, r.http+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+r.admin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // start runs an App on :0 listeners until the test ends.
@@ -118,6 +140,9 @@ func start(t *testing.T, cfg app.Config) running {
 	t.Cleanup(func() { conn.Close() })
 	r := running{grpc: conn, http: "http://" + httpLis.Addr().String(), stop: stop}
 	waitReady(t, r, a)
+	if b, err := os.ReadFile(cfg.Auth.AdminTokenFile); err == nil {
+		r.admin = strings.TrimSpace(string(b))
+	}
 	return r
 }
 
@@ -166,6 +191,7 @@ func httpGet(t *testing.T, url string) (int, string) {
 }
 
 var grpcServices = map[string][]string{
+	app.Auth:      {"shoal.auth.v1.AuthService"},
 	app.Dataset:   {"shoal.dataset.v1.DatasetService"},
 	app.Trainer:   {"shoal.trainer.v1.TrainerService"},
 	app.Registry:  {"shoal.registry.v1.RegistryService"},
@@ -173,7 +199,7 @@ var grpcServices = map[string][]string{
 }
 
 func TestEveryTargetStartsAndAnswersHealth(t *testing.T) {
-	for _, target := range []string{"all", "dataset", "trainer", "registry", "inference", "gateway", "dataset,registry"} {
+	for _, target := range []string{"all", "auth", "dataset", "trainer", "registry", "inference", "gateway", "dataset,registry"} {
 		t.Run(target, func(t *testing.T) {
 			cfg := defaults(t)
 			cfg.Target = target
@@ -183,6 +209,7 @@ func TestEveryTargetStartsAndAnswersHealth(t *testing.T) {
 			}
 			if target != "all" {
 				shared(t, &cfg)
+				cfg.Gate.ServiceToken = strings.Repeat("s", 32)
 				for _, s := range app.Services {
 					// Dialing is lazy; these services are never called here.
 					*cfg.Clients.Addresses[s] = "127.0.0.1:1"
@@ -333,16 +360,7 @@ func TestRESTUploadStreamOverTheBodyLimit(t *testing.T) {
 	cfg := defaults(t)
 	cfg.Server.MaxMessageBytes = 4 << 20
 	r := start(t, cfg)
-	post := func(path, body string) (int, string) {
-		t.Helper()
-		resp, err := http.Post(r.http+path, "application/json", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	post := func(path, body string) (int, string) { t.Helper(); return r.post(t, path, body) }
 	if code, body := post("/v1/datasets", `{"name":"big"}`); code != http.StatusOK {
 		t.Fatalf("POST /v1/datasets = %d %s", code, body)
 	}

@@ -9,10 +9,12 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/shoalml/shoal/internal/auth"
 	"github.com/shoalml/shoal/internal/onnxrt"
 	"github.com/shoalml/shoal/internal/server"
 	"github.com/shoalml/shoal/internal/storage/blob"
 	"github.com/shoalml/shoal/internal/storage/db"
+	authsvc "github.com/shoalml/shoal/services/auth"
 	"github.com/shoalml/shoal/services/dataset"
 	"github.com/shoalml/shoal/services/inference"
 	"github.com/shoalml/shoal/services/registry"
@@ -31,10 +33,13 @@ type Config struct {
 	// ONNXRuntime is shared by the services that load ONNX models
 	// (Registry, Inference): one runtime per process.
 	ONNXRuntime onnxrt.Config
-	Dataset     dataset.Config
-	Trainer     trainer.Config
-	Registry    registry.Config
-	Inference   inference.Config
+	// Gate is the auth gate's configuration, in every process.
+	Gate      auth.Config
+	Auth      authsvc.Config
+	Dataset   dataset.Config
+	Trainer   trainer.Config
+	Registry  registry.Config
+	Inference inference.Config
 }
 
 // ClientsConfig says where the services that do not run in this process are.
@@ -52,6 +57,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Blob.RegisterFlags(fs)
 	c.Clients.RegisterFlags(fs)
 	c.ONNXRuntime.RegisterFlags(fs)
+	c.Gate.RegisterFlags(fs)
+	c.Auth.RegisterFlags(fs)
 	c.Dataset.RegisterFlags(fs)
 	c.Trainer.RegisterFlags(fs)
 	c.Registry.RegisterFlags(fs)
@@ -73,7 +80,7 @@ func (c *Config) Validate() error {
 	if err != nil {
 		return err
 	}
-	errs := []error{c.Server.Validate()}
+	errs := []error{c.Server.Validate(), c.Gate.Validate()}
 	if _, err := ParseLogLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)
 	}
@@ -93,7 +100,7 @@ func (c *Config) Validate() error {
 	for _, section := range []struct {
 		name string
 		v    interface{ Validate() error }
-	}{{Dataset, &c.Dataset}, {Trainer, &c.Trainer}, {Registry, &c.Registry}, {Inference, &c.Inference}} {
+	}{{Auth, &c.Auth}, {Dataset, &c.Dataset}, {Trainer, &c.Trainer}, {Registry, &c.Registry}, {Inference, &c.Inference}} {
 		if slices.Contains(targets, section.name) {
 			errs = append(errs, section.v.Validate())
 		}
@@ -110,10 +117,17 @@ func (c *Config) Validate() error {
 		if need.blob && !c.Blob.Shared() {
 			errs = append(errs, fmt.Errorf("--blob.backend=%s keeps blobs on this machine's disk, which the other processes of a split deployment (%s) cannot share: set --blob.backend=s3 with --blob.s3.endpoint and --blob.s3.bucket, or run everything in one process with --target=all", c.Blob.Backend, where))
 		}
+		if !c.Gate.Disabled && c.Gate.ServiceToken == "" {
+			errs = append(errs, fmt.Errorf("the processes of a split deployment (%s) prove to each other that they are Shoal's with a shared secret: set --auth.service-token (at least 32 characters, the same in every process)", where))
+		}
+	}
+	gatedHere := slices.ContainsFunc(targets, func(m string) bool { return slices.Contains(gated, m) })
+	if (gatedHere && !c.Gate.Disabled || slices.Contains(targets, Gateway)) && !slices.Contains(targets, Auth) && *c.Clients.Addresses[Auth] == "" {
+		errs = append(errs, errors.New("tokens are checked, and the REST API's /v1/tokens served, by the auth service, which this process does not run: add it to --target or set --clients.auth-address=HOST:PORT"))
 	}
 	for _, m := range targets {
 		for _, dep := range calls[m] {
-			if !slices.Contains(targets, dep) && *c.Clients.Addresses[dep] == "" {
+			if dep != Auth && !slices.Contains(targets, dep) && *c.Clients.Addresses[dep] == "" {
 				errs = append(errs, fmt.Errorf("%s calls the %s service, which this process does not run: add it to --target or set --clients.%s-address=HOST:PORT", m, dep, dep))
 			}
 		}
@@ -137,7 +151,7 @@ func Secret(name, value string) string {
 		return value
 	}
 	switch {
-	case strings.Contains(name, "secret"), strings.Contains(name, "password"):
+	case strings.Contains(name, "secret"), strings.Contains(name, "password"), strings.HasSuffix(name, "-token"):
 		return "****"
 	case name == "db.dsn":
 		return redactDSN(value)

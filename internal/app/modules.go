@@ -10,6 +10,7 @@ import (
 // Module names, as --target takes them.
 const (
 	All       = "all"
+	Auth      = "auth"
 	Dataset   = "dataset"
 	Trainer   = "trainer"
 	Registry  = "registry"
@@ -18,24 +19,30 @@ const (
 )
 
 // Services are the gRPC services; each can run in its own process.
-var Services = []string{Dataset, Trainer, Registry, Inference}
+var Services = []string{Auth, Dataset, Trainer, Registry, Inference}
 
 // Modules are everything --target can name, in start order: a module
 // starts after every module it calls (see calls), and stops before them.
-var Modules = []string{Registry, Dataset, Trainer, Inference, Gateway}
+var Modules = []string{Auth, Registry, Dataset, Trainer, Inference, Gateway}
 
 // calls is the module graph: which services each module calls through
-// their gRPC clients. A test checks that Modules respects it.
+// their gRPC clients. A test checks that Modules respects it. Every
+// module's gate also asks Auth to check tokens (see gated).
 var calls = map[string][]string{
 	Trainer:   {Dataset, Registry},
 	Inference: {Registry},
-	Gateway:   {Dataset, Trainer, Registry, Inference},
+	Gateway:   {Auth, Dataset, Trainer, Registry, Inference},
 }
+
+// gated are the modules that serve calls through the auth gate: a process
+// running any of them without Auth checks tokens with a remote Auth.
+var gated = []string{Registry, Dataset, Trainer, Inference, Gateway}
 
 // storageNeeds says which shared storage a module uses.
 type storageNeeds struct{ db, blob bool }
 
 var storage = map[string]storageNeeds{
+	Auth:     {db: true},
 	Dataset:  {db: true, blob: true},
 	Trainer:  {db: true, blob: true},
 	Registry: {db: true, blob: true},

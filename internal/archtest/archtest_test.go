@@ -147,7 +147,11 @@ func TestForbiddenCatchesViolations(t *testing.T) {
 
 // allowedProtoImports is the import direction of the contracts.
 var allowedProtoImports = map[string][]string{
-	"shoal/trainer/v1": {"shoal/registry/v1"},
+	// Every service declares its RPCs' scopes with shoal.auth.v1's option.
+	"shoal/dataset/v1":   {"shoal/auth/v1"},
+	"shoal/inference/v1": {"shoal/auth/v1"},
+	"shoal/registry/v1":  {"shoal/auth/v1"},
+	"shoal/trainer/v1":   {"shoal/auth/v1", "shoal/registry/v1"},
 }
 
 func TestProtoImportDirection(t *testing.T) {

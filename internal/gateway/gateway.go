@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	oippb "github.com/shoalml/shoal/gen/inference"
+	authpb "github.com/shoalml/shoal/gen/shoal/auth/v1"
 	datasetpb "github.com/shoalml/shoal/gen/shoal/dataset/v1"
 	inferencepb "github.com/shoalml/shoal/gen/shoal/inference/v1"
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
@@ -32,6 +33,7 @@ import (
 // Conns are the connections to the services the gateway proxies; a nil
 // connection leaves that service's routes out.
 type Conns struct {
+	Auth      grpc.ClientConnInterface
 	Dataset   grpc.ClientConnInterface
 	Trainer   grpc.ClientConnInterface
 	Registry  grpc.ClientConnInterface
@@ -69,6 +71,9 @@ func New(ctx context.Context, conns Conns) (*runtime.ServeMux, error) {
 		fn   func() error
 	}
 	regs := []registration{
+		{"auth", conns.Auth, func() error {
+			return authpb.RegisterAuthServiceHandlerClient(ctx, mux, authpb.NewAuthServiceClient(conns.Auth))
+		}},
 		{"dataset", conns.Dataset, func() error {
 			return datasetpb.RegisterDatasetServiceHandlerClient(ctx, mux, datasetpb.NewDatasetServiceClient(conns.Dataset))
 		}},

@@ -25,20 +25,64 @@ type GRPC struct {
 	Panics *panics.Guard
 }
 
+// Gate is an interceptor pair that admits or refuses calls (authentication,
+// limits).
+type Gate interface {
+	Unary() grpc.UnaryServerInterceptor
+	Stream() grpc.StreamServerInterceptor
+}
+
+// Option adds to the gRPC server.
+type Option func(*options)
+
+type options struct {
+	gates  []Gate
+	panics *panics.Guard
+	creds  []grpc.ServerOption
+}
+
+// WithGate adds a gate. Gates run after Shoal's own interceptors (request
+// id, log, metrics, panic recovery), so what they refuse is logged and
+// counted like any failure.
+func WithGate(g Gate) Option { return func(o *options) { o.gates = append(o.gates, g) } }
+
+// WithPanics makes the interceptors report recovered panics through g (the
+// process's one guard) instead of a guard of their own.
+func WithPanics(g *panics.Guard) Option { return func(o *options) { o.panics = g } }
+
+// WithServerOptions adds grpc.ServerOptions (transport credentials).
+func WithServerOptions(opts ...grpc.ServerOption) Option {
+	return func(o *options) { o.creds = append(o.creds, opts...) }
+}
+
 // NewGRPC builds the gRPC server with Shoal's interceptors, message size
 // limits, server reflection and the standard health service.
-func NewGRPC(cfg Config, log *slog.Logger, reg prometheus.Registerer) *GRPC {
-	ic := NewInterceptors(log, reg)
-	s := grpc.NewServer(
-		grpc.ChainUnaryInterceptor(ic.Unary()),
-		grpc.ChainStreamInterceptor(ic.Stream()),
+func NewGRPC(cfg Config, log *slog.Logger, reg prometheus.Registerer, opts ...Option) *GRPC {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	guard := o.panics
+	if guard == nil {
+		guard = panics.NewGuard(log, reg)
+	}
+	ic := newInterceptors(log, reg, guard)
+	unary := []grpc.UnaryServerInterceptor{ic.Unary()}
+	stream := []grpc.StreamServerInterceptor{ic.Stream()}
+	for _, g := range o.gates {
+		unary = append(unary, g.Unary())
+		stream = append(stream, g.Stream())
+	}
+	s := grpc.NewServer(append([]grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
 		grpc.MaxSendMsgSize(cfg.MaxMessageBytes),
 		// Long-lived streams (WatchJob, WatchAliases) cross proxies that
 		// drop idle connections; pings keep them open and find dead peers.
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	)
+	}, o.creds...)...)
 	h := health.NewServer()
 	h.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(s, h)

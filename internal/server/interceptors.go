@@ -33,11 +33,20 @@ func RequestID(ctx context.Context) string {
 // call is what the interceptors learn about one RPC; the logging
 // interceptor owns it and prints it once, at the end.
 type call struct {
-	cause error // the handler's error before masking
-	panic any
+	cause  error // the handler's error before masking
+	panic  any
+	caller string // who the call ran as, set by the auth gate
 }
 
 type callKey struct{}
+
+// SetCaller names who the call of ctx runs as (a token's name, never its
+// secret) for the call's log line.
+func SetCaller(ctx context.Context, name string) {
+	if c, ok := ctx.Value(callKey{}).(*call); ok {
+		c.caller = name
+	}
+}
 
 // Interceptors observe every RPC: they give it a request id, recover
 // panics, mask internal errors, log one line and record metrics.
@@ -51,9 +60,13 @@ type Interceptors struct {
 // NewInterceptors registers the RPC metrics, and the panic counter of the
 // process's panics.Guard, with reg.
 func NewInterceptors(log *slog.Logger, reg prometheus.Registerer) *Interceptors {
+	return newInterceptors(log, reg, panics.NewGuard(log, reg))
+}
+
+func newInterceptors(log *slog.Logger, reg prometheus.Registerer, guard *panics.Guard) *Interceptors {
 	i := &Interceptors{
 		log:    log,
-		panics: panics.NewGuard(log, reg),
+		panics: guard,
 		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shoal_grpc_server_handled_total",
 			Help: "RPCs completed, by service, method and status code.",
@@ -126,6 +139,9 @@ func (i *Interceptors) begin(ctx context.Context, fullMethod string) (context.Co
 			slog.String("code", code.String()),
 			slog.Duration("duration", elapsed),
 			slog.String("request_id", id),
+		}
+		if c.caller != "" {
+			attrs = append(attrs, slog.String("caller", c.caller))
 		}
 		level := slog.LevelInfo
 		switch {

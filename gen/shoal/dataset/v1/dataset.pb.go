@@ -7,6 +7,7 @@
 package datasetv1
 
 import (
+	_ "github.com/shoalml/shoal/gen/shoal/auth/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	httpbody "google.golang.org/genproto/googleapis/api/httpbody"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -2811,7 +2812,7 @@ var File_shoal_dataset_v1_dataset_proto protoreflect.FileDescriptor
 
 const file_shoal_dataset_v1_dataset_proto_rawDesc = "" +
 	"\n" +
-	"\x1eshoal/dataset/v1/dataset.proto\x12\x10shoal.dataset.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x99\x02\n" +
+	"\x1eshoal/dataset/v1/dataset.proto\x12\x10shoal.dataset.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bshoal/auth/v1/options.proto\"\x99\x02\n" +
 	"\aDataset\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x1f\n" +
@@ -3005,24 +3006,24 @@ const file_shoal_dataset_v1_dataset_proto_rawDesc = "" +
 	"\x10IMAGE_FORMAT_PNG\x10\x02\x12\x14\n" +
 	"\x10IMAGE_FORMAT_GIF\x10\x03\x12\x15\n" +
 	"\x11IMAGE_FORMAT_WEBP\x10\x04\x12\x14\n" +
-	"\x10IMAGE_FORMAT_BMP\x10\x052\x8a\x0f\n" +
-	"\x0eDatasetService\x12y\n" +
-	"\rCreateDataset\x12&.shoal.dataset.v1.CreateDatasetRequest\x1a'.shoal.dataset.v1.CreateDatasetResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/datasets\x12t\n" +
+	"\x10IMAGE_FORMAT_BMP\x10\x052\xc5\x0f\n" +
+	"\x0eDatasetService\x12}\n" +
+	"\rCreateDataset\x12&.shoal.dataset.v1.CreateDatasetRequest\x1a'.shoal.dataset.v1.CreateDatasetResponse\"\x1b\x80\x80\x19\x04\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/datasets\x12x\n" +
 	"\n" +
-	"GetDataset\x12#.shoal.dataset.v1.GetDatasetRequest\x1a$.shoal.dataset.v1.GetDatasetResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/datasets/{name}\x12s\n" +
-	"\fListDatasets\x12%.shoal.dataset.v1.ListDatasetsRequest\x1a&.shoal.dataset.v1.ListDatasetsResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/datasets\x12}\n" +
-	"\rDeleteDataset\x12&.shoal.dataset.v1.DeleteDatasetRequest\x1a'.shoal.dataset.v1.DeleteDatasetResponse\"\x1b\x82\xd3\xe4\x93\x02\x15*\x13/v1/datasets/{name}\x12\x89\x01\n" +
-	"\fImportImages\x12%.shoal.dataset.v1.ImportImagesRequest\x1a&.shoal.dataset.v1.ImportImagesResponse\"(\x82\xd3\xe4\x93\x02\":\x01*\"\x1d/v1/datasets/{dataset}:import0\x01\x12}\n" +
-	"\fUploadImages\x12%.shoal.dataset.v1.UploadImagesRequest\x1a&.shoal.dataset.v1.UploadImagesResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/images:upload(\x01\x12~\n" +
+	"GetDataset\x12#.shoal.dataset.v1.GetDatasetRequest\x1a$.shoal.dataset.v1.GetDatasetResponse\"\x1f\x80\x80\x19\x03\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/datasets/{name}\x12w\n" +
+	"\fListDatasets\x12%.shoal.dataset.v1.ListDatasetsRequest\x1a&.shoal.dataset.v1.ListDatasetsResponse\"\x18\x80\x80\x19\x03\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/datasets\x12\x81\x01\n" +
+	"\rDeleteDataset\x12&.shoal.dataset.v1.DeleteDatasetRequest\x1a'.shoal.dataset.v1.DeleteDatasetResponse\"\x1f\x80\x80\x19\x05\x82\xd3\xe4\x93\x02\x15*\x13/v1/datasets/{name}\x12\x8d\x01\n" +
+	"\fImportImages\x12%.shoal.dataset.v1.ImportImagesRequest\x1a&.shoal.dataset.v1.ImportImagesResponse\",\x80\x80\x19\x04\x82\xd3\xe4\x93\x02\":\x01*\"\x1d/v1/datasets/{dataset}:import0\x01\x12\x81\x01\n" +
+	"\fUploadImages\x12%.shoal.dataset.v1.UploadImagesRequest\x1a&.shoal.dataset.v1.UploadImagesResponse\" \x80\x80\x19\x04\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/images:upload(\x01\x12\x82\x01\n" +
 	"\n" +
-	"ListImages\x12#.shoal.dataset.v1.ListImagesRequest\x1a$.shoal.dataset.v1.ListImagesResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/datasets/{dataset}/images\x12\x83\x01\n" +
-	"\bGetImage\x12!.shoal.dataset.v1.GetImageRequest\x1a\".shoal.dataset.v1.GetImageResponse\"0\x82\xd3\xe4\x93\x02*\x12(/v1/datasets/{dataset}/images/{image_id}\x12\xa6\x01\n" +
-	"\x0fGetImageContent\x12(.shoal.dataset.v1.GetImageContentRequest\x1a).shoal.dataset.v1.GetImageContentResponse\">\x82\xd3\xe4\x93\x028b\x04body\x120/v1/datasets/{dataset}/images/{image_id}/content\x12\x8c\x01\n" +
-	"\x0fGetDatasetStats\x12(.shoal.dataset.v1.GetDatasetStatsRequest\x1a).shoal.dataset.v1.GetDatasetStatsResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/datasets/{dataset}/stats\x12\x90\x01\n" +
-	"\x0eCreateSnapshot\x12'.shoal.dataset.v1.CreateSnapshotRequest\x1a(.shoal.dataset.v1.CreateSnapshotResponse\"+\x82\xd3\xe4\x93\x02%:\x01*\" /v1/datasets/{dataset}/snapshots\x12\x8e\x01\n" +
-	"\vGetSnapshot\x12$.shoal.dataset.v1.GetSnapshotRequest\x1a%.shoal.dataset.v1.GetSnapshotResponse\"2\x82\xd3\xe4\x93\x02,\x12*/v1/datasets/{dataset}/snapshots/{version}\x12\x8a\x01\n" +
-	"\rListSnapshots\x12&.shoal.dataset.v1.ListSnapshotsRequest\x1a'.shoal.dataset.v1.ListSnapshotsResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /v1/datasets/{dataset}/snapshots\x12\x98\x01\n" +
-	"\fReadSnapshot\x12%.shoal.dataset.v1.ReadSnapshotRequest\x1a&.shoal.dataset.v1.ReadSnapshotResponse\"7\x82\xd3\xe4\x93\x021\x12//v1/datasets/{dataset}/snapshots/{version}:read0\x01B\xbf\x01\n" +
+	"ListImages\x12#.shoal.dataset.v1.ListImagesRequest\x1a$.shoal.dataset.v1.ListImagesResponse\")\x80\x80\x19\x03\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/datasets/{dataset}/images\x12\x87\x01\n" +
+	"\bGetImage\x12!.shoal.dataset.v1.GetImageRequest\x1a\".shoal.dataset.v1.GetImageResponse\"4\x80\x80\x19\x03\x82\xd3\xe4\x93\x02*\x12(/v1/datasets/{dataset}/images/{image_id}\x12\xaa\x01\n" +
+	"\x0fGetImageContent\x12(.shoal.dataset.v1.GetImageContentRequest\x1a).shoal.dataset.v1.GetImageContentResponse\"B\x80\x80\x19\x03\x82\xd3\xe4\x93\x028b\x04body\x120/v1/datasets/{dataset}/images/{image_id}/content\x12\x90\x01\n" +
+	"\x0fGetDatasetStats\x12(.shoal.dataset.v1.GetDatasetStatsRequest\x1a).shoal.dataset.v1.GetDatasetStatsResponse\"(\x80\x80\x19\x03\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/datasets/{dataset}/stats\x12\x94\x01\n" +
+	"\x0eCreateSnapshot\x12'.shoal.dataset.v1.CreateSnapshotRequest\x1a(.shoal.dataset.v1.CreateSnapshotResponse\"/\x80\x80\x19\x04\x82\xd3\xe4\x93\x02%:\x01*\" /v1/datasets/{dataset}/snapshots\x12\x92\x01\n" +
+	"\vGetSnapshot\x12$.shoal.dataset.v1.GetSnapshotRequest\x1a%.shoal.dataset.v1.GetSnapshotResponse\"6\x80\x80\x19\x03\x82\xd3\xe4\x93\x02,\x12*/v1/datasets/{dataset}/snapshots/{version}\x12\x8e\x01\n" +
+	"\rListSnapshots\x12&.shoal.dataset.v1.ListSnapshotsRequest\x1a'.shoal.dataset.v1.ListSnapshotsResponse\",\x80\x80\x19\x03\x82\xd3\xe4\x93\x02\"\x12 /v1/datasets/{dataset}/snapshots\x12\x9c\x01\n" +
+	"\fReadSnapshot\x12%.shoal.dataset.v1.ReadSnapshotRequest\x1a&.shoal.dataset.v1.ReadSnapshotResponse\";\x80\x80\x19\x03\x82\xd3\xe4\x93\x021\x12//v1/datasets/{dataset}/snapshots/{version}:read0\x01B\xbf\x01\n" +
 	"\x14com.shoal.dataset.v1B\fDatasetProtoP\x01Z7github.com/shoalml/shoal/gen/shoal/dataset/v1;datasetv1\xa2\x02\x03SDX\xaa\x02\x10Shoal.Dataset.V1\xca\x02\x10Shoal\\Dataset\\V1\xe2\x02\x1cShoal\\Dataset\\V1\\GPBMetadata\xea\x02\x12Shoal::Dataset::V1b\x06proto3"
 
 var (

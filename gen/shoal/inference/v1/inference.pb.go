@@ -7,6 +7,7 @@
 package inferencev1
 
 import (
+	_ "github.com/shoalml/shoal/gen/shoal/auth/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -558,7 +559,7 @@ var File_shoal_inference_v1_inference_proto protoreflect.FileDescriptor
 
 const file_shoal_inference_v1_inference_proto_rawDesc = "" +
 	"\n" +
-	"\"shoal/inference/v1/inference.proto\x12\x12shoal.inference.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\"\x83\x01\n" +
+	"\"shoal/inference/v1/inference.proto\x12\x12shoal.inference.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bshoal/auth/v1/options.proto\"\x83\x01\n" +
 	"\x0ePredictRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x14\n" +
@@ -596,10 +597,10 @@ const file_shoal_inference_v1_inference_proto_rawDesc = "" +
 	"\x0emax_batch_size\x18\x06 \x01(\x05R\fmaxBatchSize\x12!\n" +
 	"\fqueue_length\x18\a \x01(\x05R\vqueueLength\"S\n" +
 	"\x18ListLoadedModelsResponse\x127\n" +
-	"\x06models\x18\x01 \x03(\v2\x1f.shoal.inference.v1.LoadedModelR\x06models2\x98\x02\n" +
-	"\x10InferenceService\x12y\n" +
-	"\aPredict\x12\".shoal.inference.v1.PredictRequest\x1a#.shoal.inference.v1.PredictResponse\"%\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/models/{model}:predict\x12\x88\x01\n" +
-	"\x10ListLoadedModels\x12+.shoal.inference.v1.ListLoadedModelsRequest\x1a,.shoal.inference.v1.ListLoadedModelsResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/loaded-modelsB\xcf\x01\n" +
+	"\x06models\x18\x01 \x03(\v2\x1f.shoal.inference.v1.LoadedModelR\x06models2\xa0\x02\n" +
+	"\x10InferenceService\x12}\n" +
+	"\aPredict\x12\".shoal.inference.v1.PredictRequest\x1a#.shoal.inference.v1.PredictResponse\")\x80\x80\x19\x02\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/models/{model}:predict\x12\x8c\x01\n" +
+	"\x10ListLoadedModels\x12+.shoal.inference.v1.ListLoadedModelsRequest\x1a,.shoal.inference.v1.ListLoadedModelsResponse\"\x1d\x80\x80\x19\x02\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/loaded-modelsB\xcf\x01\n" +
 	"\x16com.shoal.inference.v1B\x0eInferenceProtoP\x01Z;github.com/shoalml/shoal/gen/shoal/inference/v1;inferencev1\xa2\x02\x03SIX\xaa\x02\x12Shoal.Inference.V1\xca\x02\x12Shoal\\Inference\\V1\xe2\x02\x1eShoal\\Inference\\V1\\GPBMetadata\xea\x02\x14Shoal::Inference::V1b\x06proto3"
 
 var (

@@ -7,6 +7,7 @@
 package registryv1
 
 import (
+	_ "github.com/shoalml/shoal/gen/shoal/auth/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -2722,7 +2723,7 @@ var File_shoal_registry_v1_registry_proto protoreflect.FileDescriptor
 
 const file_shoal_registry_v1_registry_proto_rawDesc = "" +
 	"\n" +
-	" shoal/registry/v1/registry.proto\x12\x11shoal.registry.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xec\x02\n" +
+	" shoal/registry/v1/registry.proto\x12\x11shoal.registry.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bshoal/auth/v1/options.proto\"\xec\x02\n" +
 	"\tInputSpec\x12\x1a\n" +
 	"\bchannels\x18\x01 \x01(\x05R\bchannels\x12\x16\n" +
 	"\x06height\x18\x02 \x01(\x05R\x06height\x12\x14\n" +
@@ -2924,25 +2925,25 @@ const file_shoal_registry_v1_registry_proto_rawDesc = "" +
 	"\x18ALIAS_EVENT_TYPE_CURRENT\x10\x01\x12\x18\n" +
 	"\x14ALIAS_EVENT_TYPE_SET\x10\x02\x12\x1c\n" +
 	"\x18ALIAS_EVENT_TYPE_DELETED\x10\x03\x12\x1b\n" +
-	"\x17ALIAS_EVENT_TYPE_SYNCED\x10\x042\xf6\r\n" +
-	"\x0fRegistryService\x12s\n" +
-	"\vCreateModel\x12%.shoal.registry.v1.CreateModelRequest\x1a&.shoal.registry.v1.CreateModelResponse\"\x15\x82\xd3\xe4\x93\x02\x0f:\x01*\"\n" +
-	"/v1/models\x12n\n" +
-	"\bGetModel\x12\".shoal.registry.v1.GetModelRequest\x1a#.shoal.registry.v1.GetModelResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/models/{name}\x12m\n" +
+	"\x17ALIAS_EVENT_TYPE_SYNCED\x10\x042\xab\x0e\n" +
+	"\x0fRegistryService\x12w\n" +
+	"\vCreateModel\x12%.shoal.registry.v1.CreateModelRequest\x1a&.shoal.registry.v1.CreateModelResponse\"\x19\x80\x80\x19\x04\x82\xd3\xe4\x93\x02\x0f:\x01*\"\n" +
+	"/v1/models\x12r\n" +
+	"\bGetModel\x12\".shoal.registry.v1.GetModelRequest\x1a#.shoal.registry.v1.GetModelResponse\"\x1d\x80\x80\x19\x03\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/models/{name}\x12q\n" +
 	"\n" +
-	"ListModels\x12$.shoal.registry.v1.ListModelsRequest\x1a%.shoal.registry.v1.ListModelsResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
-	"/v1/models\x12w\n" +
-	"\vDeleteModel\x12%.shoal.registry.v1.DeleteModelRequest\x1a&.shoal.registry.v1.DeleteModelResponse\"\x19\x82\xd3\xe4\x93\x02\x13*\x11/v1/models/{name}\x12\x84\x01\n" +
-	"\rCreateVersion\x12'.shoal.registry.v1.CreateVersionRequest\x1a(.shoal.registry.v1.CreateVersionResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/versions:upload(\x01\x12\xae\x01\n" +
+	"ListModels\x12$.shoal.registry.v1.ListModelsRequest\x1a%.shoal.registry.v1.ListModelsResponse\"\x16\x80\x80\x19\x03\x82\xd3\xe4\x93\x02\f\x12\n" +
+	"/v1/models\x12{\n" +
+	"\vDeleteModel\x12%.shoal.registry.v1.DeleteModelRequest\x1a&.shoal.registry.v1.DeleteModelResponse\"\x1d\x80\x80\x19\x05\x82\xd3\xe4\x93\x02\x13*\x11/v1/models/{name}\x12\x88\x01\n" +
+	"\rCreateVersion\x12'.shoal.registry.v1.CreateVersionRequest\x1a(.shoal.registry.v1.CreateVersionResponse\"\"\x80\x80\x19\x04\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/versions:upload(\x01\x12\xb2\x01\n" +
 	"\n" +
-	"GetVersion\x12$.shoal.registry.v1.GetVersionRequest\x1a%.shoal.registry.v1.GetVersionResponse\"S\x82\xd3\xe4\x93\x02MZ$\x12\"/v1/models/{model}/aliases/{alias}\x12%/v1/models/{model}/versions/{version}\x12\x84\x01\n" +
-	"\fListVersions\x12&.shoal.registry.v1.ListVersionsRequest\x1a'.shoal.registry.v1.ListVersionsResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/models/{model}/versions\x12\x91\x01\n" +
-	"\rDeleteVersion\x12'.shoal.registry.v1.DeleteVersionRequest\x1a(.shoal.registry.v1.DeleteVersionResponse\"-\x82\xd3\xe4\x93\x02'*%/v1/models/{model}/versions/{version}\x12\xa5\x01\n" +
-	"\x10DownloadArtifact\x12*.shoal.registry.v1.DownloadArtifactRequest\x1a+.shoal.registry.v1.DownloadArtifactResponse\"6\x82\xd3\xe4\x93\x020\x12./v1/models/{model}/versions/{version}/artifact0\x01\x12\x8c\x01\n" +
-	"\x0fCompareVersions\x12).shoal.registry.v1.CompareVersionsRequest\x1a*.shoal.registry.v1.CompareVersionsResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/models/{model}:compare\x12\x82\x01\n" +
-	"\bSetAlias\x12\".shoal.registry.v1.SetAliasRequest\x1a#.shoal.registry.v1.SetAliasResponse\"-\x82\xd3\xe4\x93\x02':\x01*\x1a\"/v1/models/{model}/aliases/{alias}\x12\x88\x01\n" +
-	"\vDeleteAlias\x12%.shoal.registry.v1.DeleteAliasRequest\x1a&.shoal.registry.v1.DeleteAliasResponse\"*\x82\xd3\xe4\x93\x02$*\"/v1/models/{model}/aliases/{alias}\x12|\n" +
-	"\fWatchAliases\x12&.shoal.registry.v1.WatchAliasesRequest\x1a'.shoal.registry.v1.WatchAliasesResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/aliases:watch0\x01B\xc7\x01\n" +
+	"GetVersion\x12$.shoal.registry.v1.GetVersionRequest\x1a%.shoal.registry.v1.GetVersionResponse\"W\x80\x80\x19\x03\x82\xd3\xe4\x93\x02MZ$\x12\"/v1/models/{model}/aliases/{alias}\x12%/v1/models/{model}/versions/{version}\x12\x88\x01\n" +
+	"\fListVersions\x12&.shoal.registry.v1.ListVersionsRequest\x1a'.shoal.registry.v1.ListVersionsResponse\"'\x80\x80\x19\x03\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/models/{model}/versions\x12\x95\x01\n" +
+	"\rDeleteVersion\x12'.shoal.registry.v1.DeleteVersionRequest\x1a(.shoal.registry.v1.DeleteVersionResponse\"1\x80\x80\x19\x05\x82\xd3\xe4\x93\x02'*%/v1/models/{model}/versions/{version}\x12\xa9\x01\n" +
+	"\x10DownloadArtifact\x12*.shoal.registry.v1.DownloadArtifactRequest\x1a+.shoal.registry.v1.DownloadArtifactResponse\":\x80\x80\x19\x03\x82\xd3\xe4\x93\x020\x12./v1/models/{model}/versions/{version}/artifact0\x01\x12\x90\x01\n" +
+	"\x0fCompareVersions\x12).shoal.registry.v1.CompareVersionsRequest\x1a*.shoal.registry.v1.CompareVersionsResponse\"&\x80\x80\x19\x03\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/models/{model}:compare\x12\x86\x01\n" +
+	"\bSetAlias\x12\".shoal.registry.v1.SetAliasRequest\x1a#.shoal.registry.v1.SetAliasResponse\"1\x80\x80\x19\x04\x82\xd3\xe4\x93\x02':\x01*\x1a\"/v1/models/{model}/aliases/{alias}\x12\x8c\x01\n" +
+	"\vDeleteAlias\x12%.shoal.registry.v1.DeleteAliasRequest\x1a&.shoal.registry.v1.DeleteAliasResponse\".\x80\x80\x19\x05\x82\xd3\xe4\x93\x02$*\"/v1/models/{model}/aliases/{alias}\x12\x80\x01\n" +
+	"\fWatchAliases\x12&.shoal.registry.v1.WatchAliasesRequest\x1a'.shoal.registry.v1.WatchAliasesResponse\"\x1d\x80\x80\x19\x03\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/aliases:watch0\x01B\xc7\x01\n" +
 	"\x15com.shoal.registry.v1B\rRegistryProtoP\x01Z9github.com/shoalml/shoal/gen/shoal/registry/v1;registryv1\xa2\x02\x03SRX\xaa\x02\x11Shoal.Registry.V1\xca\x02\x11Shoal\\Registry\\V1\xe2\x02\x1dShoal\\Registry\\V1\\GPBMetadata\xea\x02\x13Shoal::Registry::V1b\x06proto3"
 
 var (

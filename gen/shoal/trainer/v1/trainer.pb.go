@@ -7,6 +7,7 @@
 package trainerv1
 
 import (
+	_ "github.com/shoalml/shoal/gen/shoal/auth/v1"
 	v1 "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -1838,7 +1839,7 @@ var File_shoal_trainer_v1_trainer_proto protoreflect.FileDescriptor
 
 const file_shoal_trainer_v1_trainer_proto_rawDesc = "" +
 	"\n" +
-	"\x1eshoal/trainer/v1/trainer.proto\x12\x10shoal.trainer.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a shoal/registry/v1/registry.proto\"\xa5\x01\n" +
+	"\x1eshoal/trainer/v1/trainer.proto\x12\x10shoal.trainer.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bshoal/auth/v1/options.proto\x1a shoal/registry/v1/registry.proto\"\xa5\x01\n" +
 	"\fAugmentation\x12'\n" +
 	"\x0fhorizontal_flip\x18\x01 \x01(\bR\x0ehorizontalFlip\x12#\n" +
 	"\rvertical_flip\x18\x02 \x01(\bR\fverticalFlip\x12$\n" +
@@ -1980,15 +1981,15 @@ const file_shoal_trainer_v1_trainer_proto_rawDesc = "" +
 	"\x1cPROMOTION_POLICY_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16PROMOTION_POLICY_NEVER\x10\x01\x12\x1e\n" +
 	"\x1aPROMOTION_POLICY_IF_BETTER\x10\x02\x12\x1b\n" +
-	"\x17PROMOTION_POLICY_ALWAYS\x10\x032\xcf\x05\n" +
-	"\x0eTrainerService\x12u\n" +
-	"\rStartTraining\x12&.shoal.trainer.v1.StartTrainingRequest\x1a'.shoal.trainer.v1.StartTrainingResponse\"\x13\x82\xd3\xe4\x93\x02\r:\x01*\"\b/v1/jobs\x12f\n" +
-	"\x06GetJob\x12\x1f.shoal.trainer.v1.GetJobRequest\x1a .shoal.trainer.v1.GetJobResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/jobs/{job_id}\x12c\n" +
-	"\bListJobs\x12!.shoal.trainer.v1.ListJobsRequest\x1a\".shoal.trainer.v1.ListJobsResponse\"\x10\x82\xd3\xe4\x93\x02\n" +
-	"\x12\b/v1/jobs\x12y\n" +
-	"\tCancelJob\x12\".shoal.trainer.v1.CancelJobRequest\x1a#.shoal.trainer.v1.CancelJobResponse\"#\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/jobs/{job_id}:cancel\x12t\n" +
-	"\bWatchJob\x12!.shoal.trainer.v1.WatchJobRequest\x1a\".shoal.trainer.v1.WatchJobResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/jobs/{job_id}:watch0\x01\x12\x87\x01\n" +
-	"\x11ListArchitectures\x12*.shoal.trainer.v1.ListArchitecturesRequest\x1a+.shoal.trainer.v1.ListArchitecturesResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/architecturesB\xbf\x01\n" +
+	"\x17PROMOTION_POLICY_ALWAYS\x10\x032\xe7\x05\n" +
+	"\x0eTrainerService\x12y\n" +
+	"\rStartTraining\x12&.shoal.trainer.v1.StartTrainingRequest\x1a'.shoal.trainer.v1.StartTrainingResponse\"\x17\x80\x80\x19\x04\x82\xd3\xe4\x93\x02\r:\x01*\"\b/v1/jobs\x12j\n" +
+	"\x06GetJob\x12\x1f.shoal.trainer.v1.GetJobRequest\x1a .shoal.trainer.v1.GetJobResponse\"\x1d\x80\x80\x19\x03\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/jobs/{job_id}\x12g\n" +
+	"\bListJobs\x12!.shoal.trainer.v1.ListJobsRequest\x1a\".shoal.trainer.v1.ListJobsResponse\"\x14\x80\x80\x19\x03\x82\xd3\xe4\x93\x02\n" +
+	"\x12\b/v1/jobs\x12}\n" +
+	"\tCancelJob\x12\".shoal.trainer.v1.CancelJobRequest\x1a#.shoal.trainer.v1.CancelJobResponse\"'\x80\x80\x19\x04\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/jobs/{job_id}:cancel\x12x\n" +
+	"\bWatchJob\x12!.shoal.trainer.v1.WatchJobRequest\x1a\".shoal.trainer.v1.WatchJobResponse\"#\x80\x80\x19\x03\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/jobs/{job_id}:watch0\x01\x12\x8b\x01\n" +
+	"\x11ListArchitectures\x12*.shoal.trainer.v1.ListArchitecturesRequest\x1a+.shoal.trainer.v1.ListArchitecturesResponse\"\x1d\x80\x80\x19\x03\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/architecturesB\xbf\x01\n" +
 	"\x14com.shoal.trainer.v1B\fTrainerProtoP\x01Z7github.com/shoalml/shoal/gen/shoal/trainer/v1;trainerv1\xa2\x02\x03STX\xaa\x02\x10Shoal.Trainer.V1\xca\x02\x10Shoal\\Trainer\\V1\xe2\x02\x1cShoal\\Trainer\\V1\\GPBMetadata\xea\x02\x12Shoal::Trainer::V1b\x06proto3"
 
 var (
