@@ -304,7 +304,7 @@ func checkProcesses(t *testing.T, procs []process, resolve func(addr string) (st
 		// when its modules use that storage: ask the binary which it uses.
 		r.needsDB = p.checkConfig(t, "--db.driver=sqlite") != nil
 		r.needsBlob = p.checkConfig(t, "--blob.backend=local") != nil
-		for _, svc := range []string{"dataset", "trainer", "registry", "inference"} {
+		for _, svc := range []string{"auth", "dataset", "trainer", "registry", "inference"} {
 			name := "clients." + svc + "-address"
 			addr := r.effective[name]
 			if addr == "" {
