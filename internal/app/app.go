@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"gorm.io/gorm"
@@ -36,6 +37,7 @@ import (
 	"github.com/shoalml/shoal/internal/server"
 	"github.com/shoalml/shoal/internal/storage/blob"
 	"github.com/shoalml/shoal/internal/storage/db"
+	"github.com/shoalml/shoal/internal/tlsfiles"
 	"github.com/shoalml/shoal/internal/webui"
 	authsvc "github.com/shoalml/shoal/services/auth"
 	"github.com/shoalml/shoal/services/dataset"
@@ -145,14 +147,22 @@ func (a *App) Run(ctx context.Context, lis Listeners) (err error) {
 	// a local service is reached through this process's own listener.
 	// Their calls carry the service identity; the gateway's carry the
 	// user's own credential, never the service's.
-	conns, err := a.dial(lis.GRPC.Addr(), a.serviceDeps(), metadataCreds{"authorization": "Bearer " + serviceSecret})
+	grpcTLS, ownCert, err := a.cfg.Server.GRPCTLS.Config()
+	if err != nil {
+		return fmt.Errorf("grpc tls: %w", err)
+	}
+	transport, err := a.transports(ownCert)
+	if err != nil {
+		return err
+	}
+	conns, err := a.dial(lis.GRPC.Addr(), a.serviceDeps(), transport, metadataCreds{"authorization": "Bearer " + serviceSecret})
 	if err != nil {
 		return err
 	}
 	defer closeAll(conns)
 	var gwConns map[string]*grpc.ClientConn
 	if slices.Contains(a.targets, Gateway) {
-		if gwConns, err = a.dial(lis.GRPC.Addr(), calls[Gateway], metadataCreds{proxyHeader: serviceSecret}); err != nil {
+		if gwConns, err = a.dial(lis.GRPC.Addr(), calls[Gateway], transport, metadataCreds{proxyHeader: serviceSecret}); err != nil {
 			return err
 		}
 		defer closeAll(gwConns)
@@ -167,7 +177,11 @@ func (a *App) Run(ctx context.Context, lis Listeners) (err error) {
 	if err != nil {
 		return err
 	}
-	g := server.NewGRPC(a.cfg.Server, a.log, a.metrics, server.WithPanics(guard), server.WithGate(gate))
+	grpcOpts := []server.Option{server.WithPanics(guard), server.WithGate(gate)}
+	if grpcTLS != nil {
+		grpcOpts = append(grpcOpts, server.WithServerOptions(grpc.Creds(credentials.NewTLS(grpcTLS))))
+	}
+	g := server.NewGRPC(a.cfg.Server, a.log, a.metrics, grpcOpts...)
 	for _, m := range a.targets {
 		if s, ok := services[m]; ok {
 			s.Register(g.Server)
@@ -206,7 +220,17 @@ func (a *App) Run(ctx context.Context, lis Listeners) (err error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
-	go func() { errc <- httpSrv.Serve(lis.HTTP) }()
+	httpTLS, _, err := a.cfg.Server.HTTPTLS.Config()
+	if err != nil {
+		g.Server.Stop()
+		return fmt.Errorf("http tls: %w", err)
+	}
+	if httpTLS != nil {
+		httpSrv.TLSConfig = httpTLS
+		go func() { errc <- httpSrv.ServeTLS(lis.HTTP, "", "") }()
+	} else {
+		go func() { errc <- httpSrv.Serve(lis.HTTP) }()
+	}
 
 	// Long-running work (job workers, alias watchers) starts last and
 	// stops first; its context also ends the services' open streams.
@@ -320,17 +344,43 @@ func (a *App) serviceDeps() []string {
 	return deps
 }
 
+// transports returns the transport credentials of a connection to a
+// service: TLS to other processes when --clients.tls-* say so, and to this
+// process's own listener when it speaks TLS, trusting exactly its own
+// certificate (loopback matches no name in it) and presenting the client
+// certificate, or the listener's own, when it asks for one.
+func (a *App) transports(own *tlsfiles.KeyPair) (func(local bool) credentials.TransportCredentials, error) {
+	remote, err := a.cfg.Clients.TLS.Config()
+	if err != nil {
+		return nil, fmt.Errorf("clients tls: %w", err)
+	}
+	clientCert := own
+	if c := a.cfg.Clients.TLS; c.CertFile != "" {
+		clientCert = tlsfiles.NewKeyPair(c.CertFile, c.KeyFile)
+	}
+	return func(local bool) credentials.TransportCredentials {
+		switch {
+		case local && own != nil:
+			return credentials.NewTLS(tlsfiles.Pinned(own, clientCert))
+		case !local && remote != nil:
+			return credentials.NewTLS(remote)
+		}
+		return insecure.NewCredentials()
+	}, nil
+}
+
 // dial opens a client connection to each of deps, every call carrying the
 // metadata of creds.
-func (a *App) dial(self net.Addr, deps []string, creds metadataCreds) (map[string]*grpc.ClientConn, error) {
+func (a *App) dial(self net.Addr, deps []string, transport func(local bool) credentials.TransportCredentials, creds metadataCreds) (map[string]*grpc.ClientConn, error) {
 	conns := map[string]*grpc.ClientConn{}
 	for _, dep := range deps {
 		target := *a.cfg.Clients.Addresses[dep]
-		if slices.Contains(a.targets, dep) {
+		local := slices.Contains(a.targets, dep)
+		if local {
 			target = loopback(self)
 		}
 		c, err := grpc.NewClient(target,
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithTransportCredentials(transport(local)),
 			grpc.WithPerRPCCredentials(creds),
 			// Spread calls over every address the name resolves to, so
 			// a headless Service of replicas shares the load.

@@ -14,6 +14,7 @@ import (
 	"github.com/shoalml/shoal/internal/server"
 	"github.com/shoalml/shoal/internal/storage/blob"
 	"github.com/shoalml/shoal/internal/storage/db"
+	"github.com/shoalml/shoal/internal/tlsfiles"
 	authsvc "github.com/shoalml/shoal/services/auth"
 	"github.com/shoalml/shoal/services/dataset"
 	"github.com/shoalml/shoal/services/inference"
@@ -42,9 +43,12 @@ type Config struct {
 	Inference inference.Config
 }
 
-// ClientsConfig says where the services that do not run in this process are.
+// ClientsConfig says where the services that do not run in this process
+// are, and how to reach them.
 type ClientsConfig struct {
 	Addresses map[string]*string
+	// TLS is how this process calls services of other processes.
+	TLS tlsfiles.Client
 }
 
 // RegisterFlags registers every flag of the process with its default.
@@ -72,6 +76,11 @@ func (c *ClientsConfig) RegisterFlags(fs *flag.FlagSet) {
 		c.Addresses[s] = fs.String("clients."+s+"-address", "",
 			"host:port of the "+s+" service's gRPC server, when it does not run in this process")
 	}
+	fs.BoolVar(&c.TLS.Enabled, "clients.tls", false, "call the services of other processes over TLS (the system's CAs unless --clients.tls-ca-file)")
+	fs.StringVar(&c.TLS.CAFile, "clients.tls-ca-file", "", "PEM CAs that sign the other processes' gRPC certificates (implies --clients.tls)")
+	fs.StringVar(&c.TLS.CertFile, "clients.tls-cert-file", "", "PEM client certificate this process presents to the others (mutual TLS)")
+	fs.StringVar(&c.TLS.KeyFile, "clients.tls-key-file", "", "PEM private key of --clients.tls-cert-file")
+	fs.StringVar(&c.TLS.ServerName, "clients.tls-server-name", "", "name to check in the other processes' certificates instead of the host of their address")
 }
 
 // Validate checks each section, then the rules that span sections.
@@ -81,6 +90,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	errs := []error{c.Server.Validate(), c.Gate.Validate()}
+	if _, err := c.Clients.TLS.Config(); err != nil {
+		errs = append(errs, fmt.Errorf("--clients.tls-*: %w", err))
+	}
 	if _, err := ParseLogLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)
 	}

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/shoalml/shoal/internal/tlsfiles"
 )
 
 // Config configures the gRPC and HTTP servers.
@@ -20,6 +22,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	CORSOrigins     string
 	Pprof           bool
+	// GRPCTLS and HTTPTLS are the listeners' TLS files; empty: plaintext.
+	GRPCTLS tlsfiles.Server
+	HTTPTLS tlsfiles.Server
 }
 
 // MiB is a mebibyte.
@@ -33,6 +38,14 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ShutdownDelay, "server.shutdown-delay", 0, "how long to keep serving after health turns NOT_SERVING on shutdown, so load balancers stop routing here first")
 	fs.DurationVar(&c.ShutdownTimeout, "server.shutdown-timeout", 15*time.Second, "how long in-flight requests may take to finish on shutdown before they are cut off")
 	fs.StringVar(&c.CORSOrigins, "http.cors-origins", "", "comma-separated origins allowed to call the REST API from a browser (\"*\" for any); empty disables CORS")
+	for _, l := range []struct {
+		name string
+		tls  *tlsfiles.Server
+	}{{"grpc", &c.GRPCTLS}, {"http", &c.HTTPTLS}} {
+		fs.StringVar(&l.tls.CertFile, l.name+".tls-cert-file", "", "PEM certificate chain of the "+l.name+" listener; with its key, the listener speaks TLS only (the files are read again when they change)")
+		fs.StringVar(&l.tls.KeyFile, l.name+".tls-key-file", "", "PEM private key of the "+l.name+" listener's certificate")
+		fs.StringVar(&l.tls.ClientCAFile, l.name+".tls-client-ca-file", "", "PEM CAs whose client certificates the "+l.name+" listener requires (mutual TLS); empty: no client certificates")
+	}
 	fs.BoolVar(&c.Pprof, "http.pprof", false, "serve Go's runtime profiles (net/http/pprof) under /debug/pprof/ on the HTTP listener; for diagnosing, not for open networks")
 }
 
@@ -47,6 +60,7 @@ func (c *Config) Validate() error {
 	if c.MaxMessageBytes < 4*MiB {
 		errs = append(errs, fmt.Errorf("--grpc.max-message-bytes=%d is too small: photos need at least %d (4 MiB)", c.MaxMessageBytes, 4*MiB))
 	}
+	errs = append(errs, c.GRPCTLS.Validate("grpc"), c.HTTPTLS.Validate("http"))
 	if c.ShutdownDelay < 0 || c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("--server.shutdown-delay must be >= 0 and --server.shutdown-timeout > 0"))
 	}
