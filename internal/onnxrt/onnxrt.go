@@ -1,7 +1,7 @@
 // Package onnxrt loads ONNX Runtime into the process and answers what the
 // Registry and Inference need from it: whether bytes are a model ONNX
 // Runtime can run, and the names, element types and shapes of its inputs
-// and outputs.
+// and outputs. Session runs an image classifier.
 package onnxrt
 
 import (
