@@ -42,15 +42,9 @@ func (h *oipHandler) ModelMetadata(ctx context.Context, req *oippb.ModelMetadata
 	}
 	return &oippb.ModelMetadataResponse{
 		Name: m.name, Versions: []string{strconv.FormatInt(m.version, 10)}, Platform: oipPlatform,
-		Inputs:  []*oippb.ModelMetadataResponse_TensorMetadata{{Name: m.input.Name, Datatype: "FP32", Shape: m.inputShapeOIP(-1)}},
-		Outputs: []*oippb.ModelMetadataResponse_TensorMetadata{{Name: m.output.Name, Datatype: "FP32", Shape: []int64{-1, int64(m.classes)}}},
+		Inputs:  []*oippb.ModelMetadataResponse_TensorMetadata{{Name: m.cls.Input, Datatype: "FP32", Shape: m.cls.Image.Shape(-1)}},
+		Outputs: []*oippb.ModelMetadataResponse_TensorMetadata{{Name: m.cls.Output, Datatype: "FP32", Shape: []int64{-1, int64(m.cls.Classes)}}},
 	}, nil
-}
-
-func (m *model) inputShapeOIP(batch int64) []int64 {
-	s := m.inputShape(1)
-	s[0] = batch
-	return s
 }
 
 // ModelInfer runs a preprocessed FP32 batch, given as typed contents or as
@@ -77,8 +71,8 @@ func (h *oipHandler) ModelInfer(ctx context.Context, req *oippb.ModelInferReques
 			return nil, err
 		}
 		for _, o := range req.GetOutputs() {
-			if o.GetName() != m.output.Name {
-				return nil, status.Errorf(codes.InvalidArgument, "output %q: the model's only output is %q", o.GetName(), m.output.Name)
+			if o.GetName() != m.cls.Output {
+				return nil, status.Errorf(codes.InvalidArgument, "output %q: the model's only output is %q", o.GetName(), m.cls.Output)
 			}
 		}
 		scores, info, err := m.batcher.Do(ctx, images)
@@ -89,7 +83,7 @@ func (h *oipHandler) ModelInfer(ctx context.Context, req *oippb.ModelInferReques
 			return nil, batchError(err, m)
 		}
 		s.met.queue.WithLabelValues(m.name, strconv.FormatInt(m.version, 10)).Observe(info.Queue.Seconds())
-		out := make([]float32, 0, len(scores)*m.classes)
+		out := make([]float32, 0, len(scores)*m.cls.Classes)
 		for _, sc := range scores {
 			if !m.probs {
 				sc = softmax(sc)
@@ -97,7 +91,7 @@ func (h *oipHandler) ModelInfer(ctx context.Context, req *oippb.ModelInferReques
 			out = append(out, sc...)
 		}
 		resp = &oippb.ModelInferResponse{ModelName: m.name, ModelVersion: strconv.FormatInt(m.version, 10), Id: req.GetId()}
-		t := &oippb.ModelInferResponse_InferOutputTensor{Name: m.output.Name, Datatype: "FP32", Shape: []int64{int64(len(scores)), int64(m.classes)}}
+		t := &oippb.ModelInferResponse_InferOutputTensor{Name: m.cls.Output, Datatype: "FP32", Shape: []int64{int64(len(scores)), int64(m.cls.Classes)}}
 		if raw {
 			b := make([]byte, 4*len(out))
 			for i, v := range out {
@@ -116,14 +110,14 @@ func (h *oipHandler) ModelInfer(ctx context.Context, req *oippb.ModelInferReques
 // images; raw says it came as raw_input_contents.
 func (m *model) oipImages(req *oippb.ModelInferRequest, maxImages int) (images [][]float32, raw bool, err error) {
 	in := req.GetInputs()[0]
-	if in.GetName() != m.input.Name {
-		return nil, false, status.Errorf(codes.InvalidArgument, "input %q: the model's input is %q", in.GetName(), m.input.Name)
+	if in.GetName() != m.cls.Input {
+		return nil, false, status.Errorf(codes.InvalidArgument, "input %q: the model's input is %q", in.GetName(), m.cls.Input)
 	}
 	if in.GetDatatype() != "FP32" {
 		return nil, false, status.Errorf(codes.InvalidArgument, "input %q has datatype %q; want FP32", in.GetName(), in.GetDatatype())
 	}
 	shape := in.GetShape()
-	want := m.inputShapeOIP(-1)
+	want := m.cls.Image.Shape(-1)
 	ok := len(shape) == len(want) && shape[0] >= 1
 	for i := 1; ok && i < len(want); i++ {
 		ok = shape[i] == want[i]
@@ -135,7 +129,7 @@ func (m *model) oipImages(req *oippb.ModelInferRequest, maxImages int) (images [
 	if n > int64(maxImages) {
 		return nil, false, status.Errorf(codes.InvalidArgument, "batch of %d; at most %d (--inference.queue-size)", n, maxImages)
 	}
-	size := m.spec.Size()
+	size := m.cls.Image.Size()
 	total := int(n) * size
 	var vals []float32
 	typed := in.GetContents().GetFp32Contents()
