@@ -19,14 +19,6 @@ import (
 	"github.com/shoalml/shoal/internal/onnxrt"
 )
 
-// artifactKey is the Registry's content-addressed key for an artifact
-// (services/registry/store.go). Inference reads artifacts from the shared
-// blob store rather than through DownloadArtifact so a load costs one read
-// of the object and no gRPC streaming through the Registry; the SHA-256 the
-// Registry reports is checked, so a key scheme that drifted would fail
-// loudly rather than serve the wrong bytes.
-func artifactKey(sha string) string { return "registry/artifacts/sha256/" + sha }
-
 // errBadModel marks a version that cannot be served as stored (its
 // artifact or input spec), as opposed to a failure of this machine.
 var errBadModel = errors.New("model version cannot be served")
@@ -56,13 +48,16 @@ type model struct {
 	verName  string // version as a metric label
 }
 
-// readArtifact reads v's ONNX file from the blob store and checks its hash.
+// readArtifact reads v's ONNX file from the blob store, at the key the
+// Registry gives, and checks its hash. Inference reads the shared store
+// rather than calling DownloadArtifact, so a load costs one read of the
+// object and no gRPC streaming through the Registry.
 func (s *Service) readArtifact(ctx context.Context, v *registrypb.Version) ([]byte, error) {
 	a := v.GetArtifact()
-	if a.GetSha256() == "" {
+	if a.GetSha256() == "" || a.GetBlobKey() == "" {
 		return nil, fmt.Errorf("%w: %s v%d has no artifact", errBadModel, v.GetModel(), v.GetVersion())
 	}
-	r, err := s.deps.Blobs.Get(ctx, artifactKey(a.GetSha256()))
+	r, err := s.deps.Blobs.Get(ctx, a.GetBlobKey())
 	if err != nil {
 		return nil, fmt.Errorf("read artifact of %s v%d: %w", v.GetModel(), v.GetVersion(), err)
 	}
