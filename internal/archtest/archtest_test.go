@@ -1,6 +1,7 @@
 // Package archtest enforces the direction of imports:
 // cmd -> internal/app -> services/* -> internal/* -> gen, and services never
-// import one another (they talk through generated gRPC clients).
+// import one another (they talk through generated gRPC clients); and that an
+// outside library with a wrapper is imported by its wrapper alone.
 package archtest
 
 import (
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -31,6 +33,21 @@ func repoRoot(t *testing.T) string {
 // imports maps each package directory (relative to the root) to the
 // module-internal packages its files (tests included) import.
 func imports(t *testing.T) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for pkg, deps := range allImports(t) {
+		for _, p := range deps {
+			if strings.HasPrefix(p, module) {
+				out[pkg] = append(out[pkg], strings.TrimPrefix(p, module))
+			}
+		}
+	}
+	return out
+}
+
+// allImports maps each package directory (relative to the root) to every
+// import path its files (tests included) name.
+func allImports(t *testing.T) map[string][]string {
 	t.Helper()
 	root := repoRoot(t)
 	out := map[string][]string{}
@@ -59,9 +76,7 @@ func imports(t *testing.T) map[string][]string {
 		}
 		for _, imp := range f.Imports {
 			p, _ := strconv.Unquote(imp.Path.Value)
-			if strings.HasPrefix(p, module) {
-				out[filepath.ToSlash(rel)] = append(out[filepath.ToSlash(rel)], strings.TrimPrefix(p, module))
-			}
+			out[filepath.ToSlash(rel)] = append(out[filepath.ToSlash(rel)], p)
 		}
 		return nil
 	})
@@ -115,6 +130,23 @@ func forbidden(pkg, dep string) string {
 		return "shared libraries sit below the app wiring"
 	}
 	return ""
+}
+
+// wrappers names the one package that may import each outside library
+// wrapped for the rest of the code (STYLE.md: one wrapper per outside
+// library, used by everyone).
+var wrappers = map[string]string{
+	"github.com/yalue/onnxruntime_go": "internal/onnxrt",
+}
+
+func TestOneWrapperPerLibrary(t *testing.T) {
+	for pkg, deps := range allImports(t) {
+		for _, dep := range slices.Compact(slices.Sorted(slices.Values(deps))) {
+			if w, ok := wrappers[dep]; ok && pkg != w {
+				t.Errorf("%s imports %s; use %s, its one wrapper", pkg, dep, w)
+			}
+		}
+	}
 }
 
 func TestForbiddenCatchesViolations(t *testing.T) {

@@ -166,19 +166,22 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	imageShape := g.Classifier.Image.Shape(1)[1:] // one image: [C,H,W] or [H,W,C]
 	r := &Report{Model: v.GetModel(), Version: v.GetVersion(), Architecture: v.GetArchitecture(),
-		Input:    strings.Trim(strings.Join(strings.Fields(fmt.Sprint(g.ImageShape)), "x"), "[]"),
-		Settings: SessionSettings{Sessions: int(loaded.GetSessions()), IntraOpThreads: cfg.IntraOpThreads}, MaxBatch: int(loaded.GetMaxBatchSize())}
+		Input: strings.Trim(strings.Join(strings.Fields(fmt.Sprint(imageShape)), "x"), "[]"),
+		Settings: SessionSettings{Sessions: int(loaded.GetSessions()),
+			SessionOptions: onnxrt.SessionOptions{IntraOpThreads: cfg.IntraOpThreads}},
+		MaxBatch: int(loaded.GetMaxBatchSize())}
 
 	fmt.Fprintf(log, "bench: %s v%d (%s, %s): bare ONNX Runtime, %d sessions x %d intra-op threads\n",
 		r.Model, r.Version, r.Architecture, r.Input, r.Settings.Sessions, r.Settings.IntraOpThreads)
-	if r.ORT, err = MeasureORT(ctx, g, r.Settings, cfg.Batches, cfg.Warmup, cfg.Point); err != nil {
+	if r.ORT, err = MeasureORT(ctx, rt, g, r.Settings, cfg.Batches, cfg.Warmup, cfg.Point); err != nil {
 		return nil, err
 	}
 	for _, p := range r.ORT {
 		fmt.Fprintf(log, "  batch %3d: %8.1f images/s, CPU per image %v\n", p.Batch, p.ImagesPerSecond, p.CPU)
 	}
-	infer := ModelInferCall(conns, r.Model, r.Version, g.Input, g.ImageShape, 1)
+	infer := ModelInferCall(conns, r.Model, r.Version, g.Classifier.Input, imageShape, 1)
 	r.ImageBytes = len(image)
 	predict := PredictCall(conns, r.Model, r.Version, image)
 	httpClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxConnsPerHost: 0}}
@@ -200,7 +203,7 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 		// Up to 32 callers, so that the images queued stay within the
 		// server's default queue of 512.
 		targets = append(targets, target{fmt.Sprintf("OIP x%d", cfg.OIPImages),
-			ModelInferCall(conns, r.Model, r.Version, g.Input, g.ImageShape, cfg.OIPImages), cfg.OIPImages, 32, &r.ModelInferBatched})
+			ModelInferCall(conns, r.Model, r.Version, g.Classifier.Input, imageShape, cfg.OIPImages), cfg.OIPImages, 32, &r.ModelInferBatched})
 	}
 	targets = append(targets, target{"gRPC Predict", predict, 1, 0, &r.Predict}, target{"REST /predict", rest, 1, 0, &r.REST})
 	serverCPU := ServerCPU(&http.Client{Timeout: 10 * time.Second}, "http://"+cfg.HTTPAddr+"/metrics")
@@ -225,7 +228,7 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 	r.point = cfg.Point
 	for range cfg.Rounds {
 		var rd Round
-		p, err := MeasureORT(ctx, g, r.Settings, []int{best.Batch}, cfg.Warmup, cfg.Point)
+		p, err := MeasureORT(ctx, rt, g, r.Settings, []int{best.Batch}, cfg.Warmup, cfg.Point)
 		if err != nil {
 			return nil, err
 		}
@@ -277,7 +280,8 @@ func download(ctx context.Context, reg registrypb.RegistryServiceClient, model s
 	}
 }
 
-// describe works out the input and output tensors the way Inference does.
+// describe works out the model's input and output tensors as Inference
+// does (onnxrt.ModelInfo.Classifier on the version's input spec).
 func describe(rt *onnxrt.Runtime, v *registrypb.Version, onnx []byte) (Graph, error) {
 	info, err := rt.Inspect(onnx)
 	if err != nil {
@@ -287,26 +291,12 @@ func describe(rt *onnxrt.Runtime, v *registrypb.Version, onnx []byte) (Graph, er
 	if err != nil {
 		return Graph{}, err
 	}
-	in, out := v.GetInputSpec().GetInputName(), v.GetInputSpec().GetOutputName()
-	if in == "" && len(info.Inputs) == 1 {
-		in = info.Inputs[0].Name
+	image := onnxrt.Image{Channels: spec.Channels, Height: spec.Height, Width: spec.Width, NHWC: spec.NHWC}
+	c, err := info.Classifier(v.GetInputSpec().GetInputName(), v.GetInputSpec().GetOutputName(), image, len(v.GetLabels()))
+	if err != nil {
+		return Graph{}, fmt.Errorf("%s v%d: %w", v.GetModel(), v.GetVersion(), err)
 	}
-	if out == "" && len(info.Outputs) == 1 {
-		out = info.Outputs[0].Name
-	}
-	o, ok := info.Output(out)
-	if !ok || len(o.Shape) != 2 {
-		return Graph{}, fmt.Errorf("%s v%d: no output %q of rank 2", v.GetModel(), v.GetVersion(), out)
-	}
-	classes := int(o.Shape[1])
-	if classes <= 0 {
-		classes = len(v.GetLabels())
-	}
-	shape := []int64{int64(spec.Channels), int64(spec.Height), int64(spec.Width)}
-	if spec.NHWC {
-		shape = []int64{int64(spec.Height), int64(spec.Width), int64(spec.Channels)}
-	}
-	return Graph{ONNX: onnx, Input: in, Output: out, ImageShape: shape, Classes: classes, ImageSizeFloat: spec.Size()}, nil
+	return Graph{ONNX: onnx, Classifier: c}, nil
 }
 
 // waitLoaded asks Inference for the version until it answers (a version

@@ -2,18 +2,18 @@ package bench
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
-	ort "github.com/yalue/onnxruntime_go"
+	"github.com/shoalml/shoal/internal/onnxrt"
 )
 
-// SessionSettings are the ONNX Runtime settings Inference runs a version
-// with; the bare measurement uses the same so that the ratios are fair.
+// SessionSettings are how Inference runs a version: its sessions and
+// their options. The bare measurement opens the same onnxrt.Sessions with
+// the same options, so that the ratios are fair.
 type SessionSettings struct {
-	Sessions       int
-	IntraOpThreads int
+	Sessions int
+	onnxrt.SessionOptions
 }
 
 // ORTPoint is bare ONNX Runtime throughput at one batch size.
@@ -26,43 +26,34 @@ type ORTPoint struct {
 	CPU time.Duration
 }
 
-// Graph is what the bare measurement needs to know about a model.
+// Graph is what the bare measurement runs: a model's file and its
+// classifier, as Inference describes it.
 type Graph struct {
-	ONNX           []byte
-	Input, Output  string
-	ImageShape     []int64 // one image: [C,H,W] or [H,W,C]
-	Classes        int
-	ImageSizeFloat int // values per image
+	ONNX       []byte
+	Classifier onnxrt.Classifier
 }
 
-// MeasureORT runs g in set.Sessions ONNX Runtime sessions, as Inference
-// does (intra-op threads as set, one inter-op thread), each in its own
-// goroutine, for d at every batch size, and reports images per second.
-// ONNX Runtime must be loaded (onnxrt.Load).
-func MeasureORT(ctx context.Context, g Graph, set SessionSettings, batches []int, warmup, d time.Duration) ([]ORTPoint, error) {
-	opts, err := ort.NewSessionOptions()
-	if err != nil {
-		return nil, fmt.Errorf("onnxruntime session options: %w", err)
-	}
-	defer opts.Destroy()
-	if err := opts.SetIntraOpNumThreads(set.IntraOpThreads); err != nil {
-		return nil, err
-	}
-	if err := opts.SetInterOpNumThreads(1); err != nil {
-		return nil, err
-	}
-	sessions := make([]*ort.DynamicAdvancedSession, set.Sessions)
+// MeasureORT runs g in set.Sessions ONNX Runtime sessions opened as
+// Inference opens them (onnxrt.Session with set's options, a tensor pair
+// per batch size), each in its own goroutine, for d at every batch size,
+// and reports images per second.
+func MeasureORT(ctx context.Context, rt *onnxrt.Runtime, g Graph, set SessionSettings, batches []int, warmup, d time.Duration) ([]ORTPoint, error) {
+	sessions := make([]*onnxrt.Session, set.Sessions)
 	for i := range sessions {
-		s, err := ort.NewDynamicAdvancedSessionWithONNXData(g.ONNX, []string{g.Input}, []string{g.Output}, opts)
+		s, err := rt.NewSession(g.ONNX, g.Classifier, batches, set.SessionOptions)
 		if err != nil {
-			return nil, fmt.Errorf("onnxruntime: %w", err)
+			return nil, err
 		}
-		defer s.Destroy()
+		defer s.Close()
+		in := s.Input()
+		for j := range in {
+			in[j] = float32((j*7919)%256) / 255 // pixel-like values in [0, 1]
+		}
 		sessions[i] = s
 	}
 	var points []ORTPoint
 	for _, b := range batches {
-		p, err := measureBatch(ctx, g, sessions, b, warmup, d)
+		p, err := measureBatch(ctx, sessions, b, warmup, d)
 		if err != nil {
 			return nil, err
 		}
@@ -71,31 +62,16 @@ func MeasureORT(ctx context.Context, g Graph, set SessionSettings, batches []int
 	return points, nil
 }
 
-func measureBatch(ctx context.Context, g Graph, sessions []*ort.DynamicAdvancedSession, b int, warmup, d time.Duration) (ORTPoint, error) {
+func measureBatch(ctx context.Context, sessions []*onnxrt.Session, b int, warmup, d time.Duration) (ORTPoint, error) {
 	type worker struct {
-		in, out *ort.Tensor[float32]
-		runs    int
-		all     int // warm-up runs included
-		busy    time.Duration
-		err     error
+		runs int
+		all  int // warm-up runs included
+		busy time.Duration
+		err  error
 	}
 	ws := make([]*worker, len(sessions))
 	for i := range ws {
-		vals := make([]float32, b*g.ImageSizeFloat)
-		for j := range vals {
-			vals[j] = float32((j*7919)%256) / 255 // pixel-like values in [0, 1]
-		}
-		in, err := ort.NewTensor(append(ort.Shape{int64(b)}, g.ImageShape...), vals)
-		if err != nil {
-			return ORTPoint{}, err
-		}
-		defer in.Destroy()
-		out, err := ort.NewEmptyTensor[float32](ort.NewShape(int64(b), int64(g.Classes)))
-		if err != nil {
-			return ORTPoint{}, err
-		}
-		defer out.Destroy()
-		ws[i] = &worker{in: in, out: out}
+		ws[i] = &worker{}
 	}
 	start := time.Now()
 	measureFrom := start.Add(warmup)
@@ -110,8 +86,8 @@ func measureBatch(ctx context.Context, g Graph, sessions []*ort.DynamicAdvancedS
 				if !t0.Before(end) {
 					return
 				}
-				if err := sessions[i].Run([]ort.Value{w.in}, []ort.Value{w.out}); err != nil {
-					w.err = fmt.Errorf("onnxruntime run at batch %d: %w", b, err)
+				if _, err := sessions[i].Run(b); err != nil {
+					w.err = err
 					return
 				}
 				w.all++

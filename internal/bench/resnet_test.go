@@ -5,8 +5,7 @@ import (
 	"slices"
 	"testing"
 
-	ort "github.com/yalue/onnxruntime_go"
-
+	"github.com/shoalml/shoal/internal/onnxrt"
 	"github.com/shoalml/shoal/internal/onnxrt/onnxtest"
 )
 
@@ -30,31 +29,22 @@ func TestResNet18ONNX(t *testing.T) {
 	if out, ok := info.Output("probabilities"); !ok || !slices.Equal(out.Shape, []int64{-1, 5}) {
 		t.Fatalf("output = %+v; want probabilities [-1 5]", out)
 	}
-	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(model, []string{"images"}, []string{"probabilities"}, nil)
+	c := onnxrt.Classifier{Input: "images", Output: "probabilities", Image: onnxrt.Image{Channels: 3, Height: 224, Width: 224}, Classes: 5}
+	sess, err := rt.NewSession(model, c, []int{1, 2}, onnxrt.SessionOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sess.Destroy()
-	const size = 3 * 224 * 224
-	images := make([]float32, 2*size)
+	defer sess.Close()
+	images := sess.Input()
 	for i := range images {
 		images[i] = float32(i%251) / 250
 	}
 	run := func(n int) []float32 {
-		in, err := ort.NewTensor(ort.NewShape(int64(n), 3, 224, 224), images[:n*size])
+		out, err := sess.Run(n)
 		if err != nil {
-			t.Fatal(err)
-		}
-		defer in.Destroy()
-		out, err := ort.NewEmptyTensor[float32](ort.NewShape(int64(n), 5))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer out.Destroy()
-		if err := sess.Run([]ort.Value{in}, []ort.Value{out}); err != nil {
 			t.Fatalf("Run(batch %d) = %v", n, err)
 		}
-		return slices.Clone(out.GetData())
+		return slices.Clone(out)
 	}
 	one, two := run(1), run(2)
 	for i := range 2 {

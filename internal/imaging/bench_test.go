@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"testing"
 
-	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	"github.com/shoalml/shoal/internal/imaging/imagingtest"
 )
 
@@ -16,8 +15,8 @@ import (
 //	go test -run '^$' -bench . ./internal/imaging/
 
 var benchSpecs = []Spec{
-	{Channels: 1, Height: 28, Width: 28, Resize: registrypb.ResizeMode_RESIZE_MODE_STRETCH},
-	{Channels: 3, Height: 224, Width: 224, Resize: registrypb.ResizeMode_RESIZE_MODE_STRETCH,
+	{Channels: 1, Height: 28, Width: 28, Resize: ResizeStretch},
+	{Channels: 3, Height: 224, Width: 224, Resize: ResizeStretch,
 		Mean: []float32{0.485, 0.456, 0.406}, Std: []float32{0.229, 0.224, 0.225}},
 }
 

@@ -9,7 +9,6 @@ import (
 	"math"
 	"testing"
 
-	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	"github.com/shoalml/shoal/internal/imaging"
 )
 
@@ -30,10 +29,10 @@ func TestPreprocessGolden(t *testing.T) {
 		spec imaging.Spec
 		want string
 	}{
-		{"gray 28 stretch", imaging.Spec{Channels: 1, Height: 28, Width: 28, Resize: registrypb.ResizeMode_RESIZE_MODE_STRETCH}, "05ce72009c2604e292be6da60fc2921f9abd255701bec691b01870815865f95a"},
-		{"rgb 64 center crop, normalised", imaging.Spec{Channels: 3, Height: 64, Width: 64, Resize: registrypb.ResizeMode_RESIZE_MODE_CENTER_CROP,
+		{"gray 28 stretch", imaging.Spec{Channels: 1, Height: 28, Width: 28, Resize: imaging.ResizeStretch}, "05ce72009c2604e292be6da60fc2921f9abd255701bec691b01870815865f95a"},
+		{"rgb 64 center crop, normalised", imaging.Spec{Channels: 3, Height: 64, Width: 64, Resize: imaging.ResizeCenterCrop,
 			Mean: []float32{0.485, 0.456, 0.406}, Std: []float32{0.229, 0.224, 0.225}}, "5d5ea0c5ebdf9f9a0dbed1c13993c49ea5bf2b6ee35aa19faad495b825628c74"},
-		{"rgb 32 letterbox nhwc", imaging.Spec{Channels: 3, Height: 32, Width: 32, Resize: registrypb.ResizeMode_RESIZE_MODE_LETTERBOX, NHWC: true}, "513bac896d7cf2f087caa9265d174c0d3ab465b56b80707336f32bf81d1bcfc7"},
+		{"rgb 32 letterbox nhwc", imaging.Spec{Channels: 3, Height: 32, Width: 32, Resize: imaging.ResizeLetterbox, NHWC: true}, "513bac896d7cf2f087caa9265d174c0d3ab465b56b80707336f32bf81d1bcfc7"},
 	}
 	for _, tt := range tests {
 		dst := make([]float32, tt.spec.Size())

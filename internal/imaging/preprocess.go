@@ -10,6 +10,33 @@ import (
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 )
 
+// ResizeMode is how Preprocess fits an image to the spec's size.
+type ResizeMode int
+
+const (
+	// ResizeStretch scales the image to the size, ignoring its aspect
+	// ratio. The zero ResizeMode is no mode: Validate refuses it.
+	ResizeStretch ResizeMode = iota + 1
+	// ResizeCenterCrop scales the largest centred part of the image with
+	// the size's aspect ratio.
+	ResizeCenterCrop
+	// ResizeLetterbox scales the whole image into the size and pads the
+	// rest with black.
+	ResizeLetterbox
+)
+
+func (m ResizeMode) String() string {
+	switch m {
+	case ResizeStretch:
+		return "stretch"
+	case ResizeCenterCrop:
+		return "center-crop"
+	case ResizeLetterbox:
+		return "letterbox"
+	}
+	return fmt.Sprintf("ResizeMode(%d)", int(m))
+}
+
 // Spec is how a model version wants its images: the preprocessing half of
 // the Registry's InputSpec. The Trainer and Inference both turn images into
 // tensors with Preprocess and a Spec, so a model is served exactly as it was
@@ -19,7 +46,7 @@ type Spec struct {
 	Channels int
 	Height   int
 	Width    int
-	Resize   registrypb.ResizeMode
+	Resize   ResizeMode
 	// Mean and Std are per channel (or one value for all channels), applied
 	// after scaling pixels to [0, 1]: v = (p/255 - mean) * (1/std). Empty means
 	// mean 0 and std 1 (the Trainer normalises inside the graph).
@@ -36,11 +63,18 @@ func SpecFromProto(in *registrypb.InputSpec) (Spec, error) {
 	}
 	s := Spec{
 		Channels: int(in.GetChannels()), Height: int(in.GetHeight()), Width: int(in.GetWidth()),
-		Resize: in.GetResizeMode(), Mean: in.GetMean(), Std: in.GetStd(),
+		Mean: in.GetMean(), Std: in.GetStd(),
 		NHWC: in.GetLayout() == registrypb.TensorLayout_TENSOR_LAYOUT_NHWC,
 	}
-	if s.Resize == registrypb.ResizeMode_RESIZE_MODE_UNSPECIFIED {
-		s.Resize = registrypb.ResizeMode_RESIZE_MODE_STRETCH
+	switch in.GetResizeMode() {
+	case registrypb.ResizeMode_RESIZE_MODE_UNSPECIFIED, registrypb.ResizeMode_RESIZE_MODE_STRETCH:
+		s.Resize = ResizeStretch
+	case registrypb.ResizeMode_RESIZE_MODE_CENTER_CROP:
+		s.Resize = ResizeCenterCrop
+	case registrypb.ResizeMode_RESIZE_MODE_LETTERBOX:
+		s.Resize = ResizeLetterbox
+	default:
+		return Spec{}, fmt.Errorf("imaging: unknown resize mode %v", in.GetResizeMode())
 	}
 	return s, s.Validate()
 }
@@ -69,7 +103,7 @@ func (s Spec) Validate() error {
 		}
 	}
 	switch s.Resize {
-	case registrypb.ResizeMode_RESIZE_MODE_STRETCH, registrypb.ResizeMode_RESIZE_MODE_CENTER_CROP, registrypb.ResizeMode_RESIZE_MODE_LETTERBOX:
+	case ResizeStretch, ResizeCenterCrop, ResizeLetterbox:
 	default:
 		return fmt.Errorf("imaging: unknown resize mode %v", s.Resize)
 	}
@@ -118,7 +152,7 @@ func preprocessXImage(img image.Image, s Spec, srcRect, dstRect image.Rectangle,
 		op = draw.Over
 	}
 	draw.BiLinear.Scale(rgba, dstRect, img, srcRect, op, nil)
-	if s.Resize == registrypb.ResizeMode_RESIZE_MODE_LETTERBOX {
+	if s.Resize == ResizeLetterbox {
 		// Outside dstRect stays zero; make the padding opaque black.
 		fillOutside(rgba, dstRect, color.RGBA{A: 255})
 	}
@@ -131,7 +165,7 @@ func geometry(sb image.Rectangle, s Spec) (src, dst image.Rectangle) {
 	sw, sh := sb.Dx(), sb.Dy()
 	full := image.Rect(0, 0, s.Width, s.Height)
 	switch s.Resize {
-	case registrypb.ResizeMode_RESIZE_MODE_CENTER_CROP:
+	case ResizeCenterCrop:
 		// The largest centred source rectangle with the target's aspect
 		// ratio, compared in integers to avoid rounding drift.
 		cw, ch := sw, sh
@@ -142,7 +176,7 @@ func geometry(sb image.Rectangle, s Spec) (src, dst image.Rectangle) {
 		}
 		x0, y0 := sb.Min.X+(sw-cw)/2, sb.Min.Y+(sh-ch)/2
 		return image.Rect(x0, y0, x0+cw, y0+ch), full
-	case registrypb.ResizeMode_RESIZE_MODE_LETTERBOX:
+	case ResizeLetterbox:
 		dw, dh := s.Width, s.Height
 		if sw*s.Height > sh*s.Width { // source is wider: bars above and below
 			dh = max(1, sh*s.Width/sw)

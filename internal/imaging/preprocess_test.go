@@ -12,9 +12,9 @@ import (
 )
 
 const (
-	stretch    = registrypb.ResizeMode_RESIZE_MODE_STRETCH
-	centerCrop = registrypb.ResizeMode_RESIZE_MODE_CENTER_CROP
-	letterbox  = registrypb.ResizeMode_RESIZE_MODE_LETTERBOX
+	stretch    = imaging.ResizeStretch
+	centerCrop = imaging.ResizeCenterCrop
+	letterbox  = imaging.ResizeLetterbox
 )
 
 // gray builds an opaque NRGBA image whose pixel (x, y) is pix[y][x] on all
@@ -121,6 +121,20 @@ func TestSpecFromProto(t *testing.T) {
 	}
 	if _, err := imaging.SpecFromProto(&registrypb.InputSpec{Channels: 4, Height: 1, Width: 1}); err == nil {
 		t.Fatal("SpecFromProto(4 channels) = nil; want an error")
+	}
+	for mode, want := range map[registrypb.ResizeMode]imaging.ResizeMode{
+		registrypb.ResizeMode_RESIZE_MODE_UNSPECIFIED: stretch,
+		registrypb.ResizeMode_RESIZE_MODE_STRETCH:     stretch,
+		registrypb.ResizeMode_RESIZE_MODE_CENTER_CROP: centerCrop,
+		registrypb.ResizeMode_RESIZE_MODE_LETTERBOX:   letterbox,
+	} {
+		s, err := imaging.SpecFromProto(&registrypb.InputSpec{Channels: 1, Height: 1, Width: 1, ResizeMode: mode})
+		if err != nil || s.Resize != want {
+			t.Errorf("SpecFromProto(%v) = %v, %v; want %v", mode, s.Resize, err, want)
+		}
+	}
+	if s, err := imaging.SpecFromProto(&registrypb.InputSpec{Channels: 1, Height: 1, Width: 1, ResizeMode: 99}); err == nil {
+		t.Errorf("SpecFromProto(resize mode 99) = %+v; want an error", s)
 	}
 }
 

@@ -4,8 +4,6 @@ import (
 	"image"
 	"math"
 	"sync"
-
-	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 )
 
 // This file is the fast path of Preprocess for the images decoders return
@@ -300,7 +298,7 @@ func (n *normaliser) put(dst []float32, i int, r, g, b uint8) {
 
 // fillBlack writes black (pixel value 0) outside in: LETTERBOX's bars.
 func (n *normaliser) fillBlack(dst []float32, in image.Rectangle) {
-	if n.spec.Resize != registrypb.ResizeMode_RESIZE_MODE_LETTERBOX {
+	if n.spec.Resize != ResizeLetterbox {
 		return
 	}
 	for y := range n.spec.Height {

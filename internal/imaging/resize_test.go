@@ -9,7 +9,6 @@ import (
 	"math"
 	"testing"
 
-	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	"github.com/shoalml/shoal/internal/imaging/imagingtest"
 )
 
@@ -53,11 +52,11 @@ func TestFastPathMatchesXImage(t *testing.T) {
 		"gray offset": gray, "rgba": rgba, "rgba sub-image": rgba.SubImage(image.Rect(10, 20, 70, 120)),
 	}
 	specs := []Spec{
-		{Channels: 1, Height: 28, Width: 28, Resize: registrypb.ResizeMode_RESIZE_MODE_STRETCH},
-		{Channels: 3, Height: 224, Width: 224, Resize: registrypb.ResizeMode_RESIZE_MODE_CENTER_CROP,
+		{Channels: 1, Height: 28, Width: 28, Resize: ResizeStretch},
+		{Channels: 3, Height: 224, Width: 224, Resize: ResizeCenterCrop,
 			Mean: []float32{0.485, 0.456, 0.406}, Std: []float32{0.229, 0.224, 0.225}},
-		{Channels: 3, Height: 32, Width: 48, Resize: registrypb.ResizeMode_RESIZE_MODE_LETTERBOX, NHWC: true},
-		{Channels: 1, Height: 300, Width: 17, Resize: registrypb.ResizeMode_RESIZE_MODE_LETTERBOX, Mean: []float32{0.5}, Std: []float32{0.25}},
+		{Channels: 3, Height: 32, Width: 48, Resize: ResizeLetterbox, NHWC: true},
+		{Channels: 1, Height: 300, Width: 17, Resize: ResizeLetterbox, Mean: []float32{0.5}, Std: []float32{0.25}},
 	}
 	for name, img := range sources {
 		for _, s := range specs {
@@ -80,7 +79,7 @@ func TestFastPathMatchesXImage(t *testing.T) {
 }
 
 func TestFastPathDeclines(t *testing.T) {
-	s := Spec{Channels: 3, Height: 8, Width: 8, Resize: registrypb.ResizeMode_RESIZE_MODE_STRETCH}
+	s := Spec{Channels: 3, Height: 8, Width: 8, Resize: ResizeStretch}
 	translucent := image.NewRGBA(image.Rect(0, 0, 4, 4))
 	for _, img := range []image.Image{
 		translucent, // not opaque: composited over white by the general path

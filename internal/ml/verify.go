@@ -5,15 +5,14 @@ import (
 	"math"
 
 	"github.com/shoalml/shoal/internal/onnxrt"
-	ort "github.com/yalue/onnxruntime_go"
 )
 
 // RunONNX runs an exported model (ExportONNX) with ONNX Runtime on n NCHW
 // images of the given shape, at most batch images per run (the last run
 // takes what is left, unpadded, so a model whose batch dimension is not
-// symbolic fails on it), and returns [n*k] probabilities. ONNX Runtime is
-// loaded through internal/onnxrt, the process's single initialisation
-// shared with the Registry and Inference.
+// symbolic fails on it), and returns [n*k] probabilities. The model runs in
+// an onnxrt.Session, as Inference runs it, under the process's single ONNX
+// Runtime initialisation shared with the Registry and Inference.
 func RunONNX(rt onnxrt.Config, onnxModel []byte, shape InputShape, batch, k int, images []float32) ([]float32, error) {
 	return runONNX(rt, onnxModel, ONNXInput, ONNXOutput, shape, false, batch, k, images)
 }
@@ -83,8 +82,9 @@ func softmaxRows(v []float32, k int) {
 	}
 }
 
-func runONNX(rt onnxrt.Config, onnxModel []byte, input, output string, shape InputShape, nhwc bool, batch, k int, images []float32) ([]float32, error) {
-	if _, err := onnxrt.Load(rt); err != nil {
+func runONNX(cfg onnxrt.Config, onnxModel []byte, input, output string, shape InputShape, nhwc bool, batch, k int, images []float32) ([]float32, error) {
+	rt, err := onnxrt.Load(cfg)
+	if err != nil {
 		return nil, err
 	}
 	if batch <= 0 {
@@ -95,40 +95,28 @@ func runONNX(rt onnxrt.Config, onnxModel []byte, input, output string, shape Inp
 		return nil, fmt.Errorf("%d values is not a whole number of %s images", len(images), shape)
 	}
 	n := len(images) / size
-	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(onnxModel, []string{input}, []string{output}, nil)
+	// The session runs exactly the sizes used, batch and what is left, so
+	// no run is padded.
+	sizes := []int{min(batch, max(n, 1))}
+	if rest := n % batch; n > batch && rest != 0 {
+		sizes = append(sizes, rest)
+	}
+	c := onnxrt.Classifier{Input: input, Output: output, Classes: k,
+		Image: onnxrt.Image{Channels: shape.Channels, Height: shape.Height, Width: shape.Width, NHWC: nhwc}}
+	sess, err := rt.NewSession(onnxModel, c, sizes, onnxrt.SessionOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("onnxruntime: loading the exported model: %w", err)
 	}
-	defer sess.Destroy()
+	defer sess.Close()
 	probs := make([]float32, n*k)
 	for start := 0; start < n; start += batch {
 		end := min(start+batch, n)
-		if err := runBatch(sess, shape, nhwc, k, images[start*size:end*size], probs[start*k:end*k]); err != nil {
-			return nil, err
+		copy(sess.Input(), images[start*size:end*size])
+		out, err := sess.Run(end - start)
+		if err != nil {
+			return nil, fmt.Errorf("running the exported model: %w", err)
 		}
+		copy(probs[start*k:end*k], out)
 	}
 	return probs, nil
-}
-
-// runBatch runs len(out)/k images through sess, writing into out.
-func runBatch(sess *ort.DynamicAdvancedSession, shape InputShape, nhwc bool, k int, images, out []float32) error {
-	b := int64(len(out) / k)
-	dims := ort.NewShape(b, int64(shape.Channels), int64(shape.Height), int64(shape.Width))
-	if nhwc {
-		dims = ort.NewShape(b, int64(shape.Height), int64(shape.Width), int64(shape.Channels))
-	}
-	in, err := ort.NewTensor(dims, images)
-	if err != nil {
-		return fmt.Errorf("onnxruntime: %w", err)
-	}
-	defer in.Destroy()
-	res, err := ort.NewTensor(ort.NewShape(b, int64(k)), out)
-	if err != nil {
-		return fmt.Errorf("onnxruntime: %w", err)
-	}
-	defer res.Destroy()
-	if err := sess.Run([]ort.Value{in}, []ort.Value{res}); err != nil {
-		return fmt.Errorf("onnxruntime: running the exported model at batch %d: %w", b, err)
-	}
-	return nil
 }

@@ -1,7 +1,10 @@
-// Package onnxrt loads ONNX Runtime into the process and answers what the
-// Registry and Inference need from it: whether bytes are a model ONNX
-// Runtime can run, and the names, element types and shapes of its inputs
-// and outputs.
+// Package onnxrt is Shoal's one wrapper of ONNX Runtime: it loads the
+// runtime into the process, answers whether bytes are a model ONNX Runtime
+// can run and what its inputs and outputs are (Inspect), and runs image
+// classifiers in sessions with their options, batch sizes and tensors
+// (Session). Inference, the Trainer's export check and the benchmark all
+// run models through it, so they run them the same way; no other package
+// imports onnxruntime_go (internal/archtest checks).
 package onnxrt
 
 import (

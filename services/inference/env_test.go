@@ -294,7 +294,8 @@ func (e *env) addVersionBytes(t *testing.T, model string, n int64, m testModel, 
 	t.Helper()
 	sum := sha256.Sum256(onnx)
 	sha := hex.EncodeToString(sum[:])
-	if err := e.blobs.Put(t.Context(), "registry/artifacts/sha256/"+sha, bytes.NewReader(onnx), int64(len(onnx))); err != nil {
+	key := "artifacts/" + sha // any key: Inference reads the one the version gives
+	if err := e.blobs.Put(t.Context(), key, bytes.NewReader(onnx), int64(len(onnx))); err != nil {
 		t.Fatal(err)
 	}
 	e.reg.mu.Lock()
@@ -303,7 +304,7 @@ func (e *env) addVersionBytes(t *testing.T, model string, n int64, m testModel, 
 		e.reg.versions[model] = map[int64]*registrypb.Version{}
 	}
 	e.reg.versions[model][n] = &registrypb.Version{Model: model, Version: n, Labels: m.labels, InputSpec: m.spec,
-		Artifact: &registrypb.Artifact{Sha256: sha, SizeBytes: int64(len(onnx)), Format: "onnx"}}
+		Artifact: &registrypb.Artifact{Sha256: sha, SizeBytes: int64(len(onnx)), Format: "onnx", BlobKey: key}}
 	if e.models[model] == nil {
 		e.models[model] = map[int64]testModel{}
 	}

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"slices"
-	"strconv"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -89,14 +88,11 @@ func (h *oipHandler) ModelReady(_ context.Context, req *oippb.ModelReadyRequest)
 		return nil, status.Error(codes.InvalidArgument, "name is required")
 	}
 	s := h.svc
-	var version int64
-	if req.GetVersion() != "" {
-		v, err := strconv.ParseInt(req.GetVersion(), 10, 64)
-		if err != nil || v <= 0 {
-			return nil, status.Errorf(codes.InvalidArgument, "version %q: must be a positive integer", req.GetVersion())
-		}
-		version = v
-	} else {
+	version, err := oipVersion(req.GetVersion())
+	if err != nil {
+		return nil, err
+	}
+	if version == 0 {
 		s.mu.Lock()
 		v, ok := s.aliases[aliasKey{req.GetName(), defaultAlias}]
 		s.mu.Unlock()

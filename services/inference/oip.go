@@ -3,7 +3,6 @@ package inference
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"math"
 	"strconv"
 
@@ -11,46 +10,48 @@ import (
 	"google.golang.org/grpc/status"
 
 	oippb "github.com/shoalml/shoal/gen/inference"
-	"github.com/shoalml/shoal/internal/batcher"
 )
 
 // oipPlatform is the Open Inference Protocol's name for what runs models.
 const oipPlatform = "onnxruntime_onnx"
 
-// oipModel resolves an OIP model name and version string: the version
-// number, or the production alias when empty.
-func (s *Service) oipModel(ctx context.Context, name, version string) (*model, error) {
+// oipVersion parses an OIP version string: a version number, or empty (0)
+// for the production alias.
+func oipVersion(version string) (int64, error) {
+	if version == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(version, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, status.Errorf(codes.InvalidArgument, "version %q: must be a positive integer", version)
+	}
+	return n, nil
+}
+
+// oipRef checks an OIP model name and version string and returns the
+// version number (0: the production alias).
+func oipRef(name, version string) (int64, error) {
 	if name == "" {
-		return nil, status.Error(codes.InvalidArgument, "model name is required")
+		return 0, status.Error(codes.InvalidArgument, "model name is required")
 	}
-	var v int64
-	if version != "" {
-		n, err := strconv.ParseInt(version, 10, 64)
-		if err != nil || n <= 0 {
-			return nil, status.Errorf(codes.InvalidArgument, "version %q: must be a positive integer", version)
-		}
-		v = n
-	}
-	return s.resolve(ctx, name, "", v)
+	return oipVersion(version)
 }
 
 // ModelMetadata describes the served version's input and output tensors.
 func (h *oipHandler) ModelMetadata(ctx context.Context, req *oippb.ModelMetadataRequest) (*oippb.ModelMetadataResponse, error) {
-	m, err := h.svc.oipModel(ctx, req.GetName(), req.GetVersion())
+	v, err := oipRef(req.GetName(), req.GetVersion())
+	if err != nil {
+		return nil, err
+	}
+	m, err := h.svc.resolve(ctx, req.GetName(), "", v)
 	if err != nil {
 		return nil, err
 	}
 	return &oippb.ModelMetadataResponse{
-		Name: m.name, Versions: []string{strconv.FormatInt(m.version, 10)}, Platform: oipPlatform,
-		Inputs:  []*oippb.ModelMetadataResponse_TensorMetadata{{Name: m.input.Name, Datatype: "FP32", Shape: m.inputShapeOIP(-1)}},
-		Outputs: []*oippb.ModelMetadataResponse_TensorMetadata{{Name: m.output.Name, Datatype: "FP32", Shape: []int64{-1, int64(m.classes)}}},
+		Name: m.name, Versions: []string{m.verName}, Platform: oipPlatform,
+		Inputs:  []*oippb.ModelMetadataResponse_TensorMetadata{{Name: m.cls.Input, Datatype: "FP32", Shape: m.cls.Image.Shape(-1)}},
+		Outputs: []*oippb.ModelMetadataResponse_TensorMetadata{{Name: m.cls.Output, Datatype: "FP32", Shape: []int64{-1, int64(m.cls.Classes)}}},
 	}, nil
-}
-
-func (m *model) inputShapeOIP(batch int64) []int64 {
-	s := m.inputShape(1)
-	s[0] = batch
-	return s
 }
 
 // ModelInfer runs a preprocessed FP32 batch, given as typed contents or as
@@ -67,63 +68,60 @@ func (h *oipHandler) ModelInfer(ctx context.Context, req *oippb.ModelInferReques
 	if len(req.GetInputs()) != 1 {
 		return nil, status.Errorf(codes.InvalidArgument, "%d input tensors; the model takes exactly 1", len(req.GetInputs()))
 	}
-	for attempt := 0; ; attempt++ {
-		m, err := s.oipModel(ctx, req.GetModelName(), req.GetModelVersion())
-		if err != nil {
-			return nil, err
-		}
-		images, raw, err := m.oipImages(req, s.cfg.QueueSize)
-		if err != nil {
+	v, err := oipRef(req.GetModelName(), req.GetModelVersion())
+	if err != nil {
+		return nil, err
+	}
+	var raw bool
+	r, err := s.infer(ctx, req.GetModelName(), "", v, func(m *model) (images [][]float32, err error) {
+		if images, raw, err = m.oipImages(req, s.cfg.QueueSize); err != nil {
 			return nil, err
 		}
 		for _, o := range req.GetOutputs() {
-			if o.GetName() != m.output.Name {
-				return nil, status.Errorf(codes.InvalidArgument, "output %q: the model's only output is %q", o.GetName(), m.output.Name)
+			if o.GetName() != m.cls.Output {
+				return nil, status.Errorf(codes.InvalidArgument, "output %q: the model's only output is %q", o.GetName(), m.cls.Output)
 			}
 		}
-		scores, info, err := m.batcher.Do(ctx, images)
-		if errors.Is(err, batcher.ErrClosed) && attempt < 3 {
-			continue
-		}
-		if err != nil {
-			return nil, batchError(err, m)
-		}
-		s.met.queue.WithLabelValues(m.name, strconv.FormatInt(m.version, 10)).Observe(info.Queue.Seconds())
-		out := make([]float32, 0, len(scores)*m.classes)
-		for _, sc := range scores {
-			if !m.probs {
-				sc = softmax(sc)
-			}
-			out = append(out, sc...)
-		}
-		resp = &oippb.ModelInferResponse{ModelName: m.name, ModelVersion: strconv.FormatInt(m.version, 10), Id: req.GetId()}
-		t := &oippb.ModelInferResponse_InferOutputTensor{Name: m.output.Name, Datatype: "FP32", Shape: []int64{int64(len(scores)), int64(m.classes)}}
-		if raw {
-			b := make([]byte, 4*len(out))
-			for i, v := range out {
-				binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
-			}
-			resp.RawOutputContents = [][]byte{b}
-		} else {
-			t.Contents = &oippb.InferTensorContents{Fp32Contents: out}
-		}
-		resp.Outputs = []*oippb.ModelInferResponse_InferOutputTensor{t}
-		return resp, nil
+		return images, nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	m := r.m
+	out := make([]float32, 0, len(r.scores)*m.cls.Classes)
+	for _, sc := range r.scores {
+		if !m.probs {
+			sc = softmax(sc)
+		}
+		out = append(out, sc...)
+	}
+	resp = &oippb.ModelInferResponse{ModelName: m.name, ModelVersion: m.verName, Id: req.GetId()}
+	t := &oippb.ModelInferResponse_InferOutputTensor{Name: m.cls.Output, Datatype: "FP32", Shape: []int64{int64(len(r.scores)), int64(m.cls.Classes)}}
+	if raw {
+		b := make([]byte, 4*len(out))
+		for i, v := range out {
+			binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
+		}
+		resp.RawOutputContents = [][]byte{b}
+	} else {
+		t.Contents = &oippb.InferTensorContents{Fp32Contents: out}
+	}
+	resp.Outputs = []*oippb.ModelInferResponse_InferOutputTensor{t}
+	return resp, nil
 }
 
 // oipImages checks the input tensor against the model and splits it into
 // images; raw says it came as raw_input_contents.
 func (m *model) oipImages(req *oippb.ModelInferRequest, maxImages int) (images [][]float32, raw bool, err error) {
 	in := req.GetInputs()[0]
-	if in.GetName() != m.input.Name {
-		return nil, false, status.Errorf(codes.InvalidArgument, "input %q: the model's input is %q", in.GetName(), m.input.Name)
+	if in.GetName() != m.cls.Input {
+		return nil, false, status.Errorf(codes.InvalidArgument, "input %q: the model's input is %q", in.GetName(), m.cls.Input)
 	}
 	if in.GetDatatype() != "FP32" {
 		return nil, false, status.Errorf(codes.InvalidArgument, "input %q has datatype %q; want FP32", in.GetName(), in.GetDatatype())
 	}
 	shape := in.GetShape()
-	want := m.inputShapeOIP(-1)
+	want := m.cls.Image.Shape(-1)
 	ok := len(shape) == len(want) && shape[0] >= 1
 	for i := 1; ok && i < len(want); i++ {
 		ok = shape[i] == want[i]
@@ -135,7 +133,7 @@ func (m *model) oipImages(req *oippb.ModelInferRequest, maxImages int) (images [
 	if n > int64(maxImages) {
 		return nil, false, status.Errorf(codes.InvalidArgument, "batch of %d; at most %d (--inference.queue-size)", n, maxImages)
 	}
-	size := m.spec.Size()
+	size := m.cls.Image.Size()
 	total := int(n) * size
 	var vals []float32
 	typed := in.GetContents().GetFp32Contents()

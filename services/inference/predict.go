@@ -8,7 +8,6 @@ import (
 	"math"
 	"runtime"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -43,37 +42,63 @@ func (h *handler) Predict(ctx context.Context, req *inferencepb.PredictRequest) 
 	if req.GetTopK() < 0 {
 		return nil, status.Errorf(codes.InvalidArgument, "top_k %d: must not be negative", req.GetTopK())
 	}
-	// A version retired between resolve and Do refuses the work (ErrClosed)
-	// without computing any of it; resolving again finds its successor.
-	for attempt := 0; ; attempt++ {
-		m, err := s.resolve(ctx, req.GetModel(), req.GetAlias(), req.GetVersion())
-		if err != nil {
-			return nil, err
-		}
+	var preDur time.Duration
+	r, err := s.infer(ctx, req.GetModel(), req.GetAlias(), req.GetVersion(), func(m *model) ([][]float32, error) {
 		pre := time.Now()
 		inputs, err := s.preprocess(req.GetImages(), m.spec)
-		if err != nil {
-			return nil, err
+		preDur = time.Since(pre)
+		if err == nil {
+			s.met.preprocess.WithLabelValues(m.name, m.verName).Observe(preDur.Seconds())
 		}
-		preDur := time.Since(pre)
-		s.met.preprocess.WithLabelValues(m.name, strconv.FormatInt(m.version, 10)).Observe(preDur.Seconds())
-		scores, info, err := m.batcher.Do(ctx, inputs)
+		return inputs, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	m := r.m
+	resp = &inferencepb.PredictResponse{Model: m.name, Version: m.version, Results: make([]*inferencepb.Classification, len(r.scores))}
+	for i, sc := range r.scores {
+		resp.Results[i] = &inferencepb.Classification{Labels: m.topK(sc, int(req.GetTopK()))}
+	}
+	resp.Timings = &inferencepb.Timings{
+		Preprocess: durationpb.New(preDur), Queue: durationpb.New(r.info.Queue), Compute: durationpb.New(r.info.Compute),
+		Total: durationpb.New(time.Since(start)), BatchSize: int32(r.info.BatchSize),
+	}
+	return resp, nil
+}
+
+// inferred is the outcome of one request's images: the version that
+// computed them, each image's scores and how the batch ran.
+type inferred struct {
+	m      *model
+	scores [][]float32
+	info   batcher.Info
+}
+
+// infer is the path Predict and ModelInfer share: resolve the version asked
+// for, let prepare turn the request into that version's input tensors, and
+// run them through its batcher. A version retired between resolve and Do
+// refuses the work (ErrClosed) without computing any of it; resolving again
+// finds its successor.
+func (s *Service) infer(ctx context.Context, name, alias string, version int64, prepare func(*model) ([][]float32, error)) (inferred, error) {
+	for attempt := 0; ; attempt++ {
+		m, err := s.resolve(ctx, name, alias, version)
+		if err != nil {
+			return inferred{}, err
+		}
+		images, err := prepare(m)
+		if err != nil {
+			return inferred{}, err
+		}
+		scores, info, err := m.batcher.Do(ctx, images)
 		if errors.Is(err, batcher.ErrClosed) && attempt < 3 {
 			continue
 		}
 		if err != nil {
-			return nil, batchError(err, m)
+			return inferred{}, batchError(err, m)
 		}
-		s.met.queue.WithLabelValues(m.name, strconv.FormatInt(m.version, 10)).Observe(info.Queue.Seconds())
-		resp = &inferencepb.PredictResponse{Model: m.name, Version: m.version, Results: make([]*inferencepb.Classification, len(scores))}
-		for i, sc := range scores {
-			resp.Results[i] = &inferencepb.Classification{Labels: m.topK(sc, int(req.GetTopK()))}
-		}
-		resp.Timings = &inferencepb.Timings{
-			Preprocess: durationpb.New(preDur), Queue: durationpb.New(info.Queue), Compute: durationpb.New(info.Compute),
-			Total: durationpb.New(time.Since(start)), BatchSize: int32(info.BatchSize),
-		}
-		return resp, nil
+		s.met.queue.WithLabelValues(m.name, m.verName).Observe(info.Queue.Seconds())
+		return inferred{m: m, scores: scores, info: info}, nil
 	}
 }
 

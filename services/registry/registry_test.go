@@ -26,7 +26,8 @@ var fish = []string{"Catfish", "Gold Fish", "Mudfish", "Mullet", "Tilapia"}
 
 // TestVersionsFromTrainerAndUpload: a version as the Trainer registers it
 // and one uploaded by hand both come back with their metadata, and the
-// artifact downloads byte for byte.
+// artifact downloads byte for byte and is in the blob store at the key the
+// version gives.
 func TestVersionsFromTrainerAndUpload(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, cfg db.Config) {
 		e := newEnv(t, cfg, envOptions{})
@@ -108,6 +109,21 @@ func TestVersionsFromTrainerAndUpload(t *testing.T) {
 			}
 			if !bytes.Equal(buf.Bytes(), tt.want) {
 				t.Errorf("DownloadArtifact(%d) = %d bytes; want the %d uploaded", tt.version, buf.Len(), len(tt.want))
+			}
+
+			v, err := e.client.GetVersion(ctx, &registrypb.GetVersionRequest{Model: "fish", Version: tt.version})
+			if err != nil {
+				t.Fatal(err)
+			}
+			key := v.GetVersion().GetArtifact().GetBlobKey()
+			r, err := e.blobs.Get(ctx, key)
+			if err != nil {
+				t.Fatalf("blobs.Get(%q) = %v; want the artifact of version %d at its blob_key", key, err, tt.version)
+			}
+			stored, err := io.ReadAll(r)
+			r.Close()
+			if err != nil || !bytes.Equal(stored, tt.want) {
+				t.Errorf("blobs.Get(%q) = %d bytes, %v; want the %d uploaded", key, len(stored), err, len(tt.want))
 			}
 		}
 	})

@@ -38,7 +38,8 @@ type (
 )
 
 // artifactKey is where an artifact's bytes live: content-addressed, so an
-// ONNX file uploaded twice is stored once.
+// ONNX file uploaded twice is stored once. Versions hand it out as
+// Artifact.blob_key; no other service builds it.
 func artifactKey(sha string) string { return "registry/artifacts/sha256/" + sha }
 
 func modelNotFound(name string) error {
@@ -168,7 +169,8 @@ func versionProto(model string, v versionRow, aliases []string) (*registrypb.Ver
 	}
 	out := &registrypb.Version{
 		Model: model, Version: v.Number, Labels: labels,
-		Artifact:     &registrypb.Artifact{Sha256: v.ArtifactSHA256, SizeBytes: v.ArtifactSize, Format: "onnx"},
+		Artifact: &registrypb.Artifact{Sha256: v.ArtifactSHA256, SizeBytes: v.ArtifactSize, Format: "onnx",
+			BlobKey: artifactKey(v.ArtifactSHA256)},
 		InputSpec:    &registrypb.InputSpec{},
 		Metrics:      &registrypb.Metrics{},
 		Lineage:      &registrypb.Lineage{},

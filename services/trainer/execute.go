@@ -52,7 +52,7 @@ type jobData struct {
 // execute trains, evaluates, exports, verifies and registers one job.
 func (s *Service) execute(ctx context.Context, id string, spec *trainerpb.JobSpec) (*outcome, error) {
 	shape := ml.InputShape{Channels: int(spec.Channels), Height: int(spec.ImageSize), Width: int(spec.ImageSize)}
-	pre := imaging.Spec{Channels: shape.Channels, Height: shape.Height, Width: shape.Width, Resize: registrypb.ResizeMode_RESIZE_MODE_STRETCH}
+	pre := imaging.Spec{Channels: shape.Channels, Height: shape.Height, Width: shape.Width, Resize: imaging.ResizeStretch}
 	var base *registrypb.Version
 	imported := false
 	if spec.BaseVersion != nil {

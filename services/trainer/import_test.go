@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	ort "github.com/yalue/onnxruntime_go"
 	"google.golang.org/grpc/codes"
 
 	datasetpb "github.com/shoalml/shoal/gen/shoal/dataset/v1"
@@ -32,16 +31,19 @@ func serveAccuracy(t *testing.T, e *env, ds *fakeDataset, ref *registrypb.Versio
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := onnxrt.Load(onnxrt.Config{}); err != nil {
+	rt, err := onnxrt.Load(onnxrt.Config{})
+	if err != nil {
 		t.Fatal(err)
 	}
 	in := v.GetInputSpec()
-	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(data, []string{in.GetInputName()}, []string{in.GetOutputName()}, nil)
+	k := len(v.GetLabels())
+	c := onnxrt.Classifier{Input: in.GetInputName(), Output: in.GetOutputName(), Classes: k,
+		Image: onnxrt.Image{Channels: spec.Channels, Height: spec.Height, Width: spec.Width}}
+	sess, err := rt.NewSession(data, c, []int{1}, onnxrt.SessionOptions{})
 	if err != nil {
 		t.Fatalf("loading version %d in ONNX Runtime: %v", ref.GetVersion(), err)
 	}
-	defer sess.Destroy()
-	k := len(v.GetLabels())
+	defer sess.Close()
 	right, n := 0, 0
 	for _, img := range ds.images {
 		if img.split != datasetpb.Split_SPLIT_TEST {
@@ -51,22 +53,10 @@ func serveAccuracy(t *testing.T, e *env, ds *fakeDataset, ref *registrypb.Versio
 		if err != nil {
 			t.Fatal(err)
 		}
-		x := make([]float32, spec.Size())
-		if err := imaging.Preprocess(decoded, spec, x); err != nil {
+		if err := imaging.Preprocess(decoded, spec, sess.Input()); err != nil {
 			t.Fatal(err)
 		}
-		xt, err := ort.NewTensor(ort.NewShape(1, int64(spec.Channels), int64(spec.Height), int64(spec.Width)), x)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := make([]float32, k)
-		yt, err := ort.NewTensor(ort.NewShape(1, int64(k)), out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = sess.Run([]ort.Value{xt}, []ort.Value{yt})
-		xt.Destroy()
-		yt.Destroy()
+		out, err := sess.Run(1)
 		if err != nil {
 			t.Fatalf("running version %d: %v", ref.GetVersion(), err)
 		}

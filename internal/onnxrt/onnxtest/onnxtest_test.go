@@ -4,53 +4,43 @@ import (
 	"math"
 	"testing"
 
-	ort "github.com/yalue/onnxruntime_go"
-
+	"github.com/shoalml/shoal/internal/onnxrt"
 	"github.com/shoalml/shoal/internal/onnxrt/onnxtest"
 )
 
 // TestClassifierRuns proves the hand-written ModelProto with ONNX Runtime:
 // it loads, runs, and computes what the graph says.
 func TestClassifierRuns(t *testing.T) {
-	onnxtest.Runtime(t)
+	rt := onnxtest.Runtime(t)
 	tests := []struct {
-		name    string
-		model   onnxtest.Classifier
-		inShape ort.Shape
+		name  string
+		model onnxtest.Classifier
+		image onnxrt.Image
+		batch int
 	}{
-		{"logits nchw batch 2", onnxtest.Classifier{Channels: 3, Height: 4, Width: 4, Classes: 5}, ort.NewShape(2, 3, 4, 4)},
-		{"softmax nhwc", onnxtest.Classifier{Channels: 1, Height: 3, Width: 3, Classes: 4, NHWC: true, Softmax: true}, ort.NewShape(3, 3, 3, 1)},
+		{"logits nchw batch 2", onnxtest.Classifier{Channels: 3, Height: 4, Width: 4, Classes: 5}, onnxrt.Image{Channels: 3, Height: 4, Width: 4}, 2},
+		{"softmax nhwc", onnxtest.Classifier{Channels: 1, Height: 3, Width: 3, Classes: 4, NHWC: true, Softmax: true}, onnxrt.Image{Channels: 1, Height: 3, Width: 3, NHWC: true}, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := ort.NewDynamicAdvancedSessionWithONNXData(tt.model.Bytes(), []string{"input"}, []string{"output"}, nil)
+			k := int(tt.model.Classes)
+			c := onnxrt.Classifier{Input: "input", Output: "output", Image: tt.image, Classes: k}
+			s, err := rt.NewSession(tt.model.Bytes(), c, []int{tt.batch}, onnxrt.SessionOptions{})
 			if err != nil {
-				t.Fatalf("NewDynamicAdvancedSessionWithONNXData() = %v", err)
+				t.Fatalf("NewSession() = %v", err)
 			}
-			defer s.Destroy()
-			in, err := ort.NewEmptyTensor[float32](tt.inShape) // zeros: the output is the bias
+			defer s.Close()
+			data, err := s.Run(tt.batch) // zeros: the output is the bias
 			if err != nil {
-				t.Fatal(err)
-			}
-			defer in.Destroy()
-			out := []ort.Value{nil}
-			if err := s.Run([]ort.Value{in}, out); err != nil {
 				t.Fatalf("Run() = %v", err)
 			}
-			defer out[0].Destroy()
-			got := out[0].(*ort.Tensor[float32])
-			k := tt.model.Classes
-			if want := ort.NewShape(tt.inShape[0], k); !got.GetShape().Equals(want) {
-				t.Fatalf("output shape = %v; want %v", got.GetShape(), want)
-			}
-			data := got.GetData()
-			for n := range tt.inShape[0] {
+			for n := range tt.batch {
 				row := data[n*k : (n+1)*k]
 				var sum float64
 				for c, v := range row {
 					want := float64(c)
 					if tt.model.Softmax {
-						want = softmax(k, c)
+						want = softmax(int64(k), c)
 					}
 					if math.Abs(float64(v)-want) > 1e-5 {
 						t.Errorf("output[%d][%d] = %v; want %v", n, c, v, want)

@@ -698,7 +698,13 @@ type Artifact struct {
 	// Size in bytes.
 	SizeBytes int64 `protobuf:"varint,2,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
 	// Format of the file; "onnx".
-	Format        string `protobuf:"bytes,3,opt,name=format,proto3" json:"format,omitempty"`
+	Format string `protobuf:"bytes,3,opt,name=format,proto3" json:"format,omitempty"`
+	// Output only. Where the file is in the blob store the services share,
+	// as a key of that store. The Registry chooses it; a service that reads
+	// the store (Inference loading a version) reads the key given here
+	// rather than rebuilding the Registry's layout. Clients outside the
+	// platform download the file with DownloadArtifact.
+	BlobKey       string `protobuf:"bytes,4,opt,name=blob_key,json=blobKey,proto3" json:"blob_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -750,6 +756,13 @@ func (x *Artifact) GetSizeBytes() int64 {
 func (x *Artifact) GetFormat() string {
 	if x != nil {
 		return x.Format
+	}
+	return ""
+}
+
+func (x *Artifact) GetBlobKey() string {
+	if x != nil {
+		return x.BlobKey
 	}
 	return ""
 }
@@ -2764,12 +2777,13 @@ const file_shoal_registry_v1_registry_proto_rawDesc = "" +
 	"\n" +
 	"VersionRef\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x03R\aversion\"Y\n" +
+	"\aversion\x18\x02 \x01(\x03R\aversion\"t\n" +
 	"\bArtifact\x12\x16\n" +
 	"\x06sha256\x18\x01 \x01(\tR\x06sha256\x12\x1d\n" +
 	"\n" +
 	"size_bytes\x18\x02 \x01(\x03R\tsizeBytes\x12\x16\n" +
-	"\x06format\x18\x03 \x01(\tR\x06format\"\xb6\x02\n" +
+	"\x06format\x18\x03 \x01(\tR\x06format\x12\x19\n" +
+	"\bblob_key\x18\x04 \x01(\tR\ablobKey\"\xb6\x02\n" +
 	"\x05Model\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x16\n" +
