@@ -491,7 +491,7 @@ func (a *App) build(gdb *gorm.DB, blobs blob.Store, conns map[string]*grpc.Clien
 			})
 		case Inference:
 			s, err = inference.New(a.cfg.Inference, inference.Deps{
-				Log: log, Blobs: blobs, Version: a.version, ONNXRuntime: a.cfg.ONNXRuntime, Metrics: a.metrics,
+				Log: log, Blobs: blobs, Version: a.version, ONNXRuntime: a.cfg.ONNXRuntime, Metrics: a.metrics, Panics: guard,
 				Registry: registrypb.NewRegistryServiceClient(conns[Registry]),
 			})
 		case Gateway:

@@ -105,17 +105,30 @@ func (s *Service) follow(ctx context.Context) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		s.watch(ctx)
+		// A panic in the watch restarts it (after a second, so a panic
+		// on every event cannot spin); serving goes on meanwhile.
+		for ctx.Err() == nil {
+			if s.deps.Panics.Call("alias watch", func() error { s.watch(ctx); return nil }) == nil {
+				return
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
 	}()
 	failed := map[versionKey]bool{}
-	s.reconcile(ctx, failed) // the default model, if a previous view exists
+	reconcile := func() {
+		_ = s.deps.Panics.Call("alias follower", func() error { s.reconcile(ctx, failed); return nil })
+	}
+	reconcile() // the default model, if a previous view exists
 	for {
 		select {
 		case <-ctx.Done():
 			<-done
 			return
 		case <-s.changed:
-			s.reconcile(ctx, failed)
+			reconcile()
 		}
 	}
 }

@@ -112,6 +112,7 @@ func (s *Service) load(ctx context.Context, v *registrypb.Version) (m *model, er
 	maxBatch := m.buckets[len(m.buckets)-1]
 	m.batcher, err = batcher.New(batcher.Config{
 		MaxBatch: maxBatch, MaxDelay: s.cfg.MaxQueueDelay, QueueSize: s.cfg.QueueSize, Workers: len(m.sessions),
+		Panics: s.deps.Panics,
 	}, m.run)
 	if err != nil {
 		return nil, err

@@ -126,11 +126,14 @@ func (s *Service) preprocess(images [][]byte, spec imaging.Spec) ([][]float32, e
 	errs := make([]error, len(images))
 	one := func(i int) {
 		dst := vals[i*spec.Size() : (i+1)*spec.Size() : (i+1)*spec.Size()]
-		img, _, err := imaging.Decode(images[i], lim)
-		if err == nil {
-			err = imaging.Preprocess(img, spec, dst)
-		}
-		out[i], errs[i] = dst, err
+		out[i] = dst
+		errs[i] = s.deps.Panics.Call("preprocess", func() error {
+			img, _, err := imaging.Decode(images[i], lim)
+			if err == nil {
+				err = imaging.Preprocess(img, spec, dst)
+			}
+			return err
+		})
 	}
 	if workers := min(len(images), runtime.GOMAXPROCS(0)); workers <= 1 {
 		for i := range images {

@@ -21,6 +21,7 @@ import (
 	inferencepb "github.com/shoalml/shoal/gen/shoal/inference/v1"
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	"github.com/shoalml/shoal/internal/onnxrt"
+	"github.com/shoalml/shoal/internal/panics"
 	"github.com/shoalml/shoal/internal/storage/blob"
 )
 
@@ -38,6 +39,10 @@ type Deps struct {
 	// Metrics registers the service's Prometheus series; nil keeps them
 	// unregistered.
 	Metrics prometheus.Registerer
+	// Panics recovers panics in loads, batches, preprocessing and the
+	// alias follower: each fails its own request or load only (nil:
+	// recovered and logged, not counted).
+	Panics *panics.Guard
 }
 
 // Service is the Inference service.
@@ -229,7 +234,7 @@ func (s *Service) checkIdle(k versionKey, e *entry) {
 	if unload {
 		e.pinned = false // retire now frees it
 	} else {
-		e.idle = time.AfterFunc(max(timeout-idle, timeout/8, time.Millisecond), func() { s.checkIdle(k, e) })
+		e.idle = time.AfterFunc(max(timeout-idle, timeout/8, time.Millisecond), func() { s.guardedCheckIdle(k, e) })
 	}
 	hook := s.idleChecked
 	s.mu.Unlock()
@@ -240,6 +245,12 @@ func (s *Service) checkIdle(k versionKey, e *entry) {
 	if hook != nil {
 		hook(k.model, k.version, unload)
 	}
+}
+
+// guardedCheckIdle is checkIdle on its timer's goroutine.
+func (s *Service) guardedCheckIdle(k versionKey, e *entry) {
+	defer s.deps.Panics.Recover("inference idle check", nil)
+	s.checkIdle(k, e)
 }
 
 // aliased reports whether a followed alias names k; s.mu must be held.
@@ -256,6 +267,10 @@ func (s *Service) aliased(k versionKey) bool {
 // e if the load failed so a later request tries again.
 func (s *Service) loadEntry(runCtx context.Context, k versionKey, v *registrypb.Version, e *entry) {
 	defer close(e.done)
+	defer s.deps.Panics.Recover("inference load", func(err error) {
+		e.m, e.err = nil, status.Errorf(codes.Internal, "loading version %d of model %q failed: %v", k.version, k.model, err)
+		s.forget(k, e)
+	})
 	if v == nil {
 		resp, err := s.deps.Registry.GetVersion(runCtx, &registrypb.GetVersionRequest{Model: k.model, Version: k.version})
 		if err != nil {
@@ -276,13 +291,13 @@ func (s *Service) loadEntry(runCtx context.Context, k versionKey, v *registrypb.
 	e.m = m
 	if s.cfg.PinnedIdleTimeout > 0 {
 		s.mu.Lock()
-		e.idle = time.AfterFunc(s.cfg.PinnedIdleTimeout, func() { s.checkIdle(k, e) })
+		e.idle = time.AfterFunc(s.cfg.PinnedIdleTimeout, func() { s.guardedCheckIdle(k, e) })
 		s.mu.Unlock()
 	}
 	s.deps.Log.Info("inference: model loaded", "model", k.model, "version", k.version,
 		"sessions", len(m.sessions), "batch_sizes", m.buckets)
 	s.owned.Go(func() {
-		m.batcher.Run(runCtx) //nolint:errcheck // returns nil
+		_ = s.deps.Panics.Call("batcher", func() error { return m.batcher.Run(runCtx) })
 		m.free()
 		s.mu.Lock()
 		_, again := s.models[k] // reloaded since: keep its series
