@@ -20,11 +20,22 @@ type GRPC struct {
 	Health *health.Server
 }
 
-// NewGRPC builds the gRPC server with Shoal's interceptors, message size
-// limits, server reflection and the standard health service.
+// NewGRPC builds the gRPC server with Shoal's server options (GRPCOptions),
+// server reflection and the standard health service.
 func NewGRPC(cfg Config, log *slog.Logger, reg prometheus.Registerer) *GRPC {
-	ic := NewInterceptors(log, reg)
-	s := grpc.NewServer(
+	s := grpc.NewServer(GRPCOptions(cfg, NewInterceptors(log, reg))...)
+	h := health.NewServer()
+	h.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	healthpb.RegisterHealthServer(s, h)
+	reflection.Register(s)
+	return &GRPC{Server: s, Health: h}
+}
+
+// GRPCOptions are the gRPC server's settings: ic's interceptors, message
+// size limits and keepalive. The test kit (internal/grpctest) builds its
+// servers from them too, so that tests see what clients see.
+func GRPCOptions(cfg Config, ic *Interceptors) []grpc.ServerOption {
+	return []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(ic.Unary()),
 		grpc.ChainStreamInterceptor(ic.Stream()),
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
@@ -33,10 +44,5 @@ func NewGRPC(cfg Config, log *slog.Logger, reg prometheus.Registerer) *GRPC {
 		// drop idle connections; pings keep them open and find dead peers.
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	)
-	h := health.NewServer()
-	h.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	healthpb.RegisterHealthServer(s, h)
-	reflection.Register(s)
-	return &GRPC{Server: s, Health: h}
+	}
 }
