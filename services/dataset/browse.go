@@ -48,6 +48,16 @@ func encodeToken(kind, key string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(kind + ":" + key))
 }
 
+// nextPage cuts rows, read with one row more than the page holds, to size,
+// and returns the token of the page after them: "" after the last page.
+func nextPage[T any](rows []T, size int, kind string, key func(*T) string) ([]T, string) {
+	if len(rows) <= size {
+		return rows, ""
+	}
+	rows = rows[:size]
+	return rows, encodeToken(kind, key(&rows[size-1]))
+}
+
 func decodeToken(tok, kind string) (string, error) {
 	if tok == "" {
 		return "", nil
@@ -143,10 +153,7 @@ func (h *handler) ListImages(ctx context.Context, req *datasetpb.ListImagesReque
 		return nil, err
 	}
 	resp := &datasetpb.ListImagesResponse{TotalSize: total}
-	if len(rows) > size {
-		rows = rows[:size]
-		resp.NextPageToken = encodeToken("i", strconv.FormatInt(rows[size-1].ID, 10))
-	}
+	rows, resp.NextPageToken = nextPage(rows, size, "i", func(r *imageRow) string { return strconv.FormatInt(r.ID, 10) })
 	for i := range rows {
 		resp.Images = append(resp.Images, h.imagePB(ds, &rows[i]))
 	}

@@ -110,10 +110,7 @@ func (h *handler) ListDatasets(ctx context.Context, req *datasetpb.ListDatasetsR
 		return nil, err
 	}
 	resp := &datasetpb.ListDatasetsResponse{}
-	if len(rows) > size {
-		rows = rows[:size]
-		resp.NextPageToken = encodeToken("d", rows[size-1].Name)
-	}
+	rows, resp.NextPageToken = nextPage(rows, size, "d", func(r *datasetRow) string { return r.Name })
 	for i := range rows {
 		pb, err := h.datasetPB(ctx, &rows[i])
 		if err != nil {

@@ -106,10 +106,7 @@ func (h *handler) ListSnapshots(ctx context.Context, req *datasetpb.ListSnapshot
 		return nil, err
 	}
 	resp := &datasetpb.ListSnapshotsResponse{}
-	if len(rows) > size {
-		rows = rows[:size]
-		resp.NextPageToken = encodeToken("s", strconv.FormatInt(rows[size-1].Version, 10))
-	}
+	rows, resp.NextPageToken = nextPage(rows, size, "s", func(r *snapshotRow) string { return strconv.FormatInt(r.Version, 10) })
 	for i := range rows {
 		pb, err := h.snapshotPB(ctx, ds, &rows[i], nil)
 		if err != nil {
