@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -15,10 +14,7 @@ import (
 	"google.golang.org/genproto/googleapis/api/httpbody"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -26,19 +22,19 @@ import (
 	datasetpb "github.com/shoalml/shoal/gen/shoal/dataset/v1"
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	"github.com/shoalml/shoal/internal/gateway"
+	"github.com/shoalml/shoal/internal/grpctest"
 )
 
-// fakeDataset and fakeRegistry are real gRPC services with canned answers.
+// fakeDataset and fakeRegistry are real gRPC services with canned answers,
+// served behind the production interceptors (which echo the request id).
 type fakeDataset struct {
 	datasetpb.UnimplementedDatasetServiceServer
 }
 
-func (fakeDataset) GetImageContent(ctx context.Context, req *datasetpb.GetImageContentRequest) (*datasetpb.GetImageContentResponse, error) {
+func (fakeDataset) GetImageContent(_ context.Context, req *datasetpb.GetImageContentRequest) (*datasetpb.GetImageContentResponse, error) {
 	if req.GetImageId() != "img1" {
 		return nil, status.Errorf(codes.NotFound, "image %q not found", req.GetImageId())
 	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	_ = grpc.SetHeader(ctx, metadata.Pairs("x-request-id", strings.Join(md.Get("x-request-id"), "")))
 	return &datasetpb.GetImageContentResponse{Body: &httpbody.HttpBody{ContentType: "image/png", Data: []byte("\x89PNG fake bytes")}}, nil
 }
 
@@ -61,20 +57,11 @@ func (fakeRegistry) WatchAliases(req *registrypb.WatchAliasesRequest, s grpc.Ser
 
 func newGateway(t *testing.T) http.Handler {
 	t.Helper()
-	s := grpc.NewServer()
-	datasetpb.RegisterDatasetServiceServer(s, fakeDataset{})
-	registrypb.RegisterRegistryServiceServer(s, fakeRegistry{})
-	lis := bufconn.Listen(1 << 20)
-	go s.Serve(lis)
-	t.Cleanup(s.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	mux, err := gateway.New(t.Context(), gateway.Conns{Dataset: conn, Registry: conn})
+	srv := grpctest.Start(t, grpctest.RegisterFunc(func(r grpc.ServiceRegistrar) {
+		datasetpb.RegisterDatasetServiceServer(r, fakeDataset{})
+		registrypb.RegisterRegistryServiceServer(r, fakeRegistry{})
+	}), grpctest.Options{})
+	mux, err := gateway.New(t.Context(), gateway.Conns{Dataset: srv.Conn, Registry: srv.Conn})
 	if err != nil {
 		t.Fatalf("gateway.New() = %v", err)
 	}

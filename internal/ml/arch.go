@@ -21,7 +21,16 @@ type Architecture struct {
 	Description string
 	// MinSize and MaxSize bound the input height and width (inclusive).
 	MinSize, MaxSize int
-	Build            func(scope *model.Scope, x *Node, numClasses int) *Node
+	// DefaultSize and DefaultChannels are the input the network is meant
+	// for, which a job that names no input gets.
+	DefaultSize, DefaultChannels int
+
+	Build func(scope *model.Scope, x *Node, numClasses int) *Node
+}
+
+// DefaultInput is the square input of DefaultSize and DefaultChannels.
+func (a Architecture) DefaultInput() InputShape {
+	return InputShape{Channels: a.DefaultChannels, Height: a.DefaultSize, Width: a.DefaultSize}
 }
 
 // CheckInput reports whether the architecture can take images of shape s.
@@ -46,6 +55,7 @@ func Architectures() []Architecture {
 			Name:        "small-cnn",
 			Description: "conv/max-pool/batch-norm blocks (16, 32, ... channels) down to 8x8 or less, then a 128-unit hidden layer; fast default for 28x28 grayscale and small RGB",
 			MinSize:     8, MaxSize: 128,
+			DefaultSize: 28, DefaultChannels: 1,
 			Build: func(scope *model.Scope, x *Node, numClasses int) *Node {
 				return smallCNN(scope, x, numClasses, 16)
 			},
@@ -54,6 +64,7 @@ func Architectures() []Architecture {
 			Name:        "small-cnn-wide",
 			Description: "small-cnn with twice the channels (32, 64, ...): slower, a little more accurate",
 			MinSize:     8, MaxSize: 128,
+			DefaultSize: 28, DefaultChannels: 1,
 			Build: func(scope *model.Scope, x *Node, numClasses int) *Node {
 				return smallCNN(scope, x, numClasses, 32)
 			},
@@ -62,6 +73,7 @@ func Architectures() []Architecture {
 			Name:        "resnet-small",
 			Description: "ResNet-style: stem + 3 stages of 2 basic residual blocks (32-64-128); for small RGB images such as 64x64",
 			MinSize:     16, MaxSize: 256,
+			DefaultSize: 32, DefaultChannels: 3,
 			Build: func(scope *model.Scope, x *Node, numClasses int) *Node {
 				return resNet(scope, x, numClasses, []int{32, 64, 128}, []int{2, 2, 2}, false)
 			},
@@ -70,6 +82,7 @@ func Architectures() []Architecture {
 			Name:        "resnet18",
 			Description: "ResNet-18 (64-128-256-512, 2 blocks per stage, ImageNet stem); slow without a fast backend",
 			MinSize:     32, MaxSize: 512,
+			DefaultSize: 224, DefaultChannels: 3,
 			Build: func(scope *model.Scope, x *Node, numClasses int) *Node {
 				return resNet(scope, x, numClasses, []int{64, 128, 256, 512}, []int{2, 2, 2, 2}, true)
 			},

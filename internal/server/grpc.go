@@ -55,8 +55,8 @@ func WithServerOptions(opts ...grpc.ServerOption) Option {
 	return func(o *options) { o.creds = append(o.creds, opts...) }
 }
 
-// NewGRPC builds the gRPC server with Shoal's interceptors, message size
-// limits, server reflection and the standard health service.
+// NewGRPC builds the gRPC server with Shoal's server options (GRPCOptions),
+// server reflection and the standard health service.
 func NewGRPC(cfg Config, log *slog.Logger, reg prometheus.Registerer, opts ...Option) *GRPC {
 	var o options
 	for _, opt := range opts {
@@ -67,13 +67,26 @@ func NewGRPC(cfg Config, log *slog.Logger, reg prometheus.Registerer, opts ...Op
 		guard = panics.NewGuard(log, reg)
 	}
 	ic := newInterceptors(log, reg, guard)
+	s := grpc.NewServer(append(GRPCOptions(cfg, ic, o.gates...), o.creds...)...)
+	h := health.NewServer()
+	h.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	healthpb.RegisterHealthServer(s, h)
+	reflection.Register(s)
+	return &GRPC{Server: s, Health: h, Panics: ic.Panics()}
+}
+
+// GRPCOptions are the gRPC server's settings: ic's interceptors, then the
+// gates', message size limits and keepalive. The test kit
+// (internal/grpctest) builds its servers from them too, so that tests see
+// what clients see.
+func GRPCOptions(cfg Config, ic *Interceptors, gates ...Gate) []grpc.ServerOption {
 	unary := []grpc.UnaryServerInterceptor{ic.Unary()}
 	stream := []grpc.StreamServerInterceptor{ic.Stream()}
-	for _, g := range o.gates {
+	for _, g := range gates {
 		unary = append(unary, g.Unary())
 		stream = append(stream, g.Stream())
 	}
-	s := grpc.NewServer(append([]grpc.ServerOption{
+	return []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
@@ -82,10 +95,5 @@ func NewGRPC(cfg Config, log *slog.Logger, reg prometheus.Registerer, opts ...Op
 		// drop idle connections; pings keep them open and find dead peers.
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	}, o.creds...)...)
-	h := health.NewServer()
-	h.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	healthpb.RegisterHealthServer(s, h)
-	reflection.Register(s)
-	return &GRPC{Server: s, Health: h, Panics: ic.Panics()}
+	}
 }

@@ -1,26 +1,23 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/shoalml/shoal/internal/grpctest"
 	"github.com/shoalml/shoal/internal/server"
+	"github.com/shoalml/shoal/internal/testlog"
 )
 
 // fakeHealth is a real gRPC service whose behaviour each test sets.
@@ -41,42 +38,14 @@ func (f *fakeHealth) Watch(_ *healthpb.HealthCheckRequest, s grpc.ServerStreamin
 	return f.watch(s)
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // serve runs fake behind the production interceptors over bufconn.
-func serve(t *testing.T, fake *fakeHealth) (healthpb.HealthClient, *syncBuffer, *prometheus.Registry) {
+func serve(t *testing.T, fake *fakeHealth) (healthpb.HealthClient, *testlog.Buffer, *prometheus.Registry) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	reg := prometheus.NewRegistry()
-	ic := server.NewInterceptors(slog.New(slog.NewTextHandler(logs, nil)), reg)
-	s := grpc.NewServer(grpc.ChainUnaryInterceptor(ic.Unary()), grpc.ChainStreamInterceptor(ic.Stream()))
-	healthpb.RegisterHealthServer(s, fake)
-	lis := bufconn.Listen(1 << 20)
-	go s.Serve(lis)
-	t.Cleanup(s.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return healthpb.NewHealthClient(conn), logs, reg
+	srv := grpctest.Start(t, grpctest.RegisterFunc(func(r grpc.ServiceRegistrar) { healthpb.RegisterHealthServer(r, fake) }),
+		grpctest.Options{Log: slog.New(slog.NewTextHandler(logs, nil)), Metrics: reg})
+	return healthpb.NewHealthClient(srv.Conn), logs, reg
 }
 
 func TestInterceptorsMaskInternalErrors(t *testing.T) {

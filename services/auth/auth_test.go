@@ -18,6 +18,7 @@ import (
 	"github.com/shoalml/shoal/internal/auth"
 	"github.com/shoalml/shoal/internal/storage/db"
 	"github.com/shoalml/shoal/internal/storage/db/dbtest"
+	"github.com/shoalml/shoal/internal/testlog"
 )
 
 func testConfig(t *testing.T) Config {
@@ -29,7 +30,7 @@ func testConfig(t *testing.T) Config {
 
 func newService(t *testing.T, cfg Config, dbc db.Config, enabled bool) *Service {
 	t.Helper()
-	s, err := New(cfg, Deps{Log: dbtest.Logger(t), DB: dbtest.Open(t, dbc), Enabled: enabled})
+	s, err := New(cfg, Deps{Log: testlog.New(t), DB: dbtest.Open(t, dbc), Enabled: enabled})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +91,7 @@ func TestBootstrapFromSecretAndDisabled(t *testing.T) {
 		t.Errorf("--auth.disabled still made an admin token (%v)", err)
 	}
 	cfg.BootstrapToken = "short"
-	if _, err := New(cfg, Deps{Log: dbtest.Logger(t), DB: dbtest.Open(t, dbtest.Config(t, db.SQLite))}); err == nil {
+	if _, err := New(cfg, Deps{Log: testlog.New(t), DB: dbtest.Open(t, dbtest.Config(t, db.SQLite))}); err == nil {
 		t.Errorf("New(short bootstrap token) = nil error; want one")
 	}
 }

@@ -5,28 +5,25 @@ import (
 	"errors"
 	"flag"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
 	datasetpb "github.com/shoalml/shoal/gen/shoal/dataset/v1"
-	"github.com/shoalml/shoal/internal/server"
+	"github.com/shoalml/shoal/internal/grpctest"
 	"github.com/shoalml/shoal/internal/storage/blob"
 	"github.com/shoalml/shoal/internal/storage/db"
 	"github.com/shoalml/shoal/internal/storage/db/dbtest"
+	"github.com/shoalml/shoal/internal/testlog"
 )
 
-// env is a dataset service on a bufconn listener behind the production
-// interceptors, with an import root under a temporary directory.
+// env is a dataset service served by grpctest, with an import root under a
+// temporary directory.
 type env struct {
 	client datasetpb.DatasetServiceClient
 	svc    *Service
@@ -68,35 +65,14 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if o.cfg != nil {
 		o.cfg(&cfg)
 	}
-	log := dbtest.Logger(t)
-	svc, err := New(cfg, Deps{Log: log, DB: dbtest.Open(t, o.db), Blobs: o.blobs, ObjectStore: o.objectStore})
+	svc, err := New(cfg, Deps{Log: testlog.New(t), DB: dbtest.Open(t, o.db), Blobs: o.blobs, ObjectStore: o.objectStore})
 	if err != nil {
 		t.Fatalf("New() = %v", err)
 	}
-	if err := svc.Start(t.Context()); err != nil {
-		t.Fatalf("Start() = %v", err)
-	}
-	var scfg server.Config
-	scfg.RegisterFlags(flag.NewFlagSet("server", flag.ContinueOnError))
-	g := server.NewGRPC(scfg, log, prometheus.NewRegistry())
-	svc.Register(g.Server)
-	lis := bufconn.Listen(1 << 20)
-	go func() { _ = g.Server.Serve(lis) }()
-	tcp, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = g.Server.Serve(tcp) }()
-	t.Cleanup(g.Server.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return &env{client: datasetpb.NewDatasetServiceClient(conn), svc: svc, blobs: o.blobs, root: root, addr: tcp.Addr().String(), conn: conn}
+	// Run's daily orphan sweep stays off: the sweep's tests call it
+	// themselves.
+	srv := grpctest.Start(t, svc, grpctest.Options{TCP: true, NoRun: true})
+	return &env{client: datasetpb.NewDatasetServiceClient(srv.Conn), svc: svc, blobs: o.blobs, root: root, addr: srv.Addr, conn: srv.Conn}
 }
 
 func (e *env) create(t testing.TB, name string) {

@@ -14,11 +14,84 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/minio/minio-go/v7/pkg/s3utils"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	datasetpb "github.com/shoalml/shoal/gen/shoal/dataset/v1"
 	"github.com/shoalml/shoal/internal/storage/blob"
 )
+
+// openLocal opens a server folder inside one of the import roots.
+func (s *Service) openLocal(p string) (*os.Root, error) {
+	if p == "" {
+		return nil, status.Error(codes.InvalidArgument, "local.path is required")
+	}
+	if len(s.roots) == 0 {
+		return nil, status.Error(codes.PermissionDenied, "importing server folders is disabled (dataset.import-roots is empty); use UploadImages")
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "local.path %q is not a usable path", p)
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) && s.inRoots(abs) {
+			return nil, status.Errorf(codes.NotFound, "folder %q does not exist", p)
+		}
+		if s.inRoots(abs) {
+			return nil, status.Errorf(codes.FailedPrecondition, "folder %q cannot be read", p)
+		}
+	}
+	if err != nil || !s.inRoots(real) {
+		return nil, status.Errorf(codes.PermissionDenied, "folder %q is outside the folders this server imports from (its dataset.import-roots setting)", p)
+	}
+	fi, err := os.Stat(real)
+	if err != nil || !fi.IsDir() {
+		return nil, status.Errorf(codes.InvalidArgument, "%q is not a folder", p)
+	}
+	root, err := os.OpenRoot(real)
+	if err != nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "folder %q cannot be read", p)
+	}
+	return root, nil
+}
+
+// inRoots reports whether p is one of the import roots or inside one.
+func (s *Service) inRoots(p string) bool {
+	for _, r := range s.roots {
+		if rel, err := filepath.Rel(r, p); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			return true
+		}
+	}
+	return false
+}
+
+// openObjectStore opens a bucket prefix as a source, through the object
+// store the service was given (S3 deployments only).
+func (s *Service) openObjectStore(ctx context.Context, src *datasetpb.ObjectStoreSource) (source, error) {
+	if s.deps.ObjectStore == nil {
+		return nil, status.Error(codes.FailedPrecondition, "object-store imports need the S3 blob backend (blob.backend=s3)")
+	}
+	if src.GetBucket() == "" {
+		return nil, status.Error(codes.InvalidArgument, "object_store.bucket is required")
+	}
+	if err := s3utils.CheckValidBucketNameStrict(src.GetBucket()); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "object_store.bucket %q is not a valid bucket name", src.GetBucket())
+	}
+	prefix := strings.Trim(src.GetPrefix(), "/")
+	if prefix != "" {
+		if err := blob.ValidateKey(prefix); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "object_store.prefix %q is not a valid key prefix", src.GetPrefix())
+		}
+	}
+	where := src.GetBucket() + "/" + prefix
+	st, err := s.deps.ObjectStore(ctx, src.GetBucket(), prefix)
+	if err != nil {
+		return nil, fmt.Errorf("open object store %s: %w", where, err)
+	}
+	return objectSource{store: st, where: where}, nil
+}
 
 // localSource is a folder on the server, read through os.Root so that no
 // path (symlinks included) can lead outside it.

@@ -3,17 +3,15 @@ package inference_test
 import (
 	"bytes"
 	"math"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
 
-	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	inferencepb "github.com/shoalml/shoal/gen/shoal/inference/v1"
-	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	"github.com/shoalml/shoal/internal/cli"
+	"github.com/shoalml/shoal/internal/grpctest"
 	"github.com/shoalml/shoal/internal/imaging/imagingtest"
 )
 
@@ -25,14 +23,7 @@ func TestCLIPredictOIPMatchesPredict(t *testing.T) {
 	e.addVersion(t, "pets", 1, newTestModel(0))
 	e.addVersion(t, "pets", 2, newTestModel(1))
 	e.reg.setAlias("pets", "production", 2)
-	regSrv := grpc.NewServer()
-	registrypb.RegisterRegistryServiceServer(regSrv, e.reg)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go regSrv.Serve(lis) //nolint:errcheck // ends with Stop
-	t.Cleanup(regSrv.Stop)
+	reg := grpctest.Start(t, e.reg, grpctest.Options{TCP: true})
 
 	dir := t.TempDir()
 	a, b := filepath.Join(dir, "a.png"), filepath.Join(dir, "b.jpg")
@@ -53,7 +44,7 @@ func TestCLIPredictOIPMatchesPredict(t *testing.T) {
 	}
 	for _, version := range []string{"0", "1"} {
 		want := run("--version", version)
-		got := run("--version", version, "--protocol", "oip", "--registry-addr", lis.Addr().String())
+		got := run("--version", version, "--protocol", "oip", "--registry-addr", reg.Addr)
 		if got.GetVersion() != want.GetVersion() || len(got.GetResults()) != 2 {
 			t.Fatalf("--version %s: oip answered version %d with %d results; want version %d, 2 results", version, got.GetVersion(), len(got.GetResults()), want.GetVersion())
 		}

@@ -8,25 +8,22 @@ import (
 	"flag"
 	"fmt"
 	"math"
-	"net"
 	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
 	oippb "github.com/shoalml/shoal/gen/inference"
 	inferencepb "github.com/shoalml/shoal/gen/shoal/inference/v1"
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
+	"github.com/shoalml/shoal/internal/grpctest"
 	"github.com/shoalml/shoal/internal/imaging"
 	"github.com/shoalml/shoal/internal/onnxrt/onnxtest"
-	"github.com/shoalml/shoal/internal/server"
 	"github.com/shoalml/shoal/internal/storage/blob"
-	"github.com/shoalml/shoal/internal/storage/db/dbtest"
+	"github.com/shoalml/shoal/internal/testlog"
 	"github.com/shoalml/shoal/services/inference"
 )
 
@@ -219,10 +216,7 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	if e.blobs, err = blob.NewLocal(t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
-	regSrv := grpc.NewServer()
-	registrypb.RegisterRegistryServiceServer(regSrv, e.reg)
-	regConn := serve(t, regSrv)
-
+	regConn := grpctest.Start(t, e.reg, grpctest.Options{}).Conn
 	cfg := defaultConfig()
 	if opts.cfg != nil {
 		opts.cfg(&cfg)
@@ -230,7 +224,7 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("Validate() = %v", err)
 	}
-	svc, err := inference.New(cfg, inference.Deps{Log: dbtest.Logger(t), Blobs: e.blobs,
+	svc, err := inference.New(cfg, inference.Deps{Log: testlog.New(t), Blobs: e.blobs,
 		Registry: registrypb.NewRegistryServiceClient(regConn), Version: "test", Metrics: e.metrics})
 	if err != nil {
 		t.Fatalf("New() = %v", err)
@@ -238,48 +232,16 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	if opts.svc != nil {
 		opts.svc(svc)
 	}
-	if err := svc.Start(t.Context()); err != nil {
-		t.Fatalf("Start() = %v", err)
-	}
-	ic := server.NewInterceptors(dbtest.Logger(t), prometheus.NewRegistry())
-	s := grpc.NewServer(grpc.ChainUnaryInterceptor(ic.Unary()), grpc.ChainStreamInterceptor(ic.Stream()))
-	svc.Register(s)
-	conn := serve(t, s)
-	tcp, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.addr = tcp.Addr().String()
-	go s.Serve(tcp) //nolint:errcheck // ends with Stop
-	runCtx, cancel := context.WithCancel(context.Background())
-	ran := make(chan struct{})
-	go func() {
-		defer close(ran)
-		if err := svc.Run(runCtx); err != nil {
-			t.Errorf("Run() = %v", err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); <-ran })
-	e.conn = conn
-	e.client = inferencepb.NewInferenceServiceClient(conn)
-	e.oip = oippb.NewGRPCInferenceServiceClient(conn)
+	srv := grpctest.Start(t, svc, grpctest.Options{TCP: true})
+	e.conn, e.addr = srv.Conn, srv.Addr
+	e.client = inferencepb.NewInferenceServiceClient(srv.Conn)
+	e.oip = oippb.NewGRPCInferenceServiceClient(srv.Conn)
 	return e
 }
 
-// serve serves s on bufconn until the test ends and returns a client
-// connection to it.
-func serve(t *testing.T, s *grpc.Server) *grpc.ClientConn {
-	t.Helper()
-	lis := bufconn.Listen(1 << 20)
-	go s.Serve(lis) //nolint:errcheck // ends with Stop
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(); s.Stop() })
-	return conn
+// Register makes the fake a grpctest.Service.
+func (r *fakeRegistry) Register(s grpc.ServiceRegistrar) {
+	registrypb.RegisterRegistryServiceServer(s, r)
 }
 
 // addVersion stores m's artifact in the blob store as the Registry does and

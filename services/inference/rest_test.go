@@ -19,6 +19,7 @@ import (
 
 	inferencepb "github.com/shoalml/shoal/gen/shoal/inference/v1"
 	"github.com/shoalml/shoal/internal/gateway"
+	"github.com/shoalml/shoal/internal/grpctest"
 	"github.com/shoalml/shoal/internal/imaging/imagingtest"
 )
 
@@ -171,9 +172,9 @@ func (overloaded) Predict(context.Context, *inferencepb.PredictRequest) (*infere
 }
 
 func TestRESTOverloadIs429WithRetryAfter(t *testing.T) {
-	s := grpc.NewServer()
-	inferencepb.RegisterInferenceServiceServer(s, overloaded{})
-	srv := restServer(t, serve(t, s))
+	srv := restServer(t, grpctest.Start(t, grpctest.RegisterFunc(func(r grpc.ServiceRegistrar) {
+		inferencepb.RegisterInferenceServiceServer(r, overloaded{})
+	}), grpctest.Options{}).Conn)
 	for _, call := range []func() (*http.Response, error){
 		func() (*http.Response, error) {
 			body, ct := multipartBody(t, "file", imagingtest.PNG(2, 2, 1), nil)

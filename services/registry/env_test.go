@@ -9,29 +9,25 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"os"
-	"sync"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 	"gorm.io/gorm"
 
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
+	"github.com/shoalml/shoal/internal/grpctest"
 	"github.com/shoalml/shoal/internal/onnxrt"
 	"github.com/shoalml/shoal/internal/onnxrt/onnxtest"
-	"github.com/shoalml/shoal/internal/server"
 	"github.com/shoalml/shoal/internal/storage/blob"
 	"github.com/shoalml/shoal/internal/storage/db"
 	"github.com/shoalml/shoal/internal/storage/db/dbtest"
+	"github.com/shoalml/shoal/internal/testlog"
 	"github.com/shoalml/shoal/services/registry"
 )
 
-// env is one registry process under test: the service behind the
-// production interceptors over bufconn, with Run going.
+// env is one registry process under test, served by grpctest with Run
+// going.
 type env struct {
 	client registrypb.RegistryServiceClient
 	gdb    *gorm.DB
@@ -69,52 +65,18 @@ func newEnv(t *testing.T, dbCfg db.Config, opts envOptions) *env {
 	if e.blobs == nil {
 		e.blobs = testBlobs(t, dbCfg.Driver)
 	}
-	svc, err := registry.New(cfg, registry.Deps{Log: dbtest.Logger(t), DB: e.gdb, Blobs: e.blobs, ONNXRuntime: opts.ort})
+	svc, err := registry.New(cfg, registry.Deps{Log: testlog.New(t), DB: e.gdb, Blobs: e.blobs, ONNXRuntime: opts.ort})
 	if err != nil {
 		t.Fatalf("registry.New() = %v", err)
 	}
-	if err := svc.Start(t.Context()); err != nil {
-		t.Fatalf("Start() = %v", err)
-	}
-
-	ic := server.NewInterceptors(dbtest.Logger(t), prometheus.NewRegistry())
 	done := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		err := handler(srv, ss)
 		e.streamsDone <- info.FullMethod
 		return err
 	}
-	s := grpc.NewServer(grpc.ChainUnaryInterceptor(ic.Unary()), grpc.ChainStreamInterceptor(done, ic.Stream()))
-	svc.Register(s)
-	lis := bufconn.Listen(1 << 20)
-	go s.Serve(lis)
-	tcp, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.addr = tcp.Addr().String()
-	go s.Serve(tcp)
-
-	runCtx, cancel := context.WithCancel(context.Background())
-	ran := make(chan struct{})
-	go func() {
-		defer close(ran)
-		if err := svc.Run(runCtx); err != nil {
-			t.Errorf("Run() = %v", err)
-		}
-	}()
-	var once sync.Once
-	e.stop = func() { once.Do(func() { cancel(); <-ran }) }
-	t.Cleanup(func() { e.stop(); s.Stop() })
-
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	e.conn = conn
-	e.client = registrypb.NewRegistryServiceClient(conn)
+	srv := grpctest.Start(t, svc, grpctest.Options{TCP: true, StreamInterceptors: []grpc.StreamServerInterceptor{done}})
+	e.addr, e.conn, e.stop = srv.Addr, srv.Conn, srv.StopRun
+	e.client = registrypb.NewRegistryServiceClient(srv.Conn)
 	return e
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/shoalml/shoal/internal/storage/blob"
 	"github.com/shoalml/shoal/internal/storage/db"
 	"github.com/shoalml/shoal/internal/storage/db/dbtest"
+	"github.com/shoalml/shoal/internal/testlog"
 )
 
 // TestPruneAliasEvents: pruning deletes events older than the cut-off but
@@ -27,7 +28,7 @@ func TestPruneAliasEvents(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := New(c, Deps{Log: dbtest.Logger(t), DB: dbtest.Open(t, cfg), Blobs: blobs})
+		s, err := New(c, Deps{Log: testlog.New(t), DB: dbtest.Open(t, cfg), Blobs: blobs})
 		if err != nil {
 			t.Fatal(err)
 		}

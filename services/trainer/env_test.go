@@ -11,56 +11,27 @@ import (
 	"image/color"
 	"image/png"
 	"io"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 	"gorm.io/gorm"
 
 	datasetpb "github.com/shoalml/shoal/gen/shoal/dataset/v1"
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
+	"github.com/shoalml/shoal/internal/grpctest"
 	"github.com/shoalml/shoal/internal/onnxrt"
-	"github.com/shoalml/shoal/internal/server"
 	"github.com/shoalml/shoal/internal/storage/blob"
 	"github.com/shoalml/shoal/internal/storage/db"
 	"github.com/shoalml/shoal/internal/storage/db/dbtest"
+	"github.com/shoalml/shoal/internal/testlog"
 	"github.com/shoalml/shoal/services/trainer"
 )
-
-// serve runs registrations on a gRPC server with the production
-// interceptors, over bufconn and TCP (for the CLI), and returns a client
-// connection and the TCP address.
-func serve(t testing.TB, register func(grpc.ServiceRegistrar)) (*grpc.ClientConn, string) {
-	t.Helper()
-	ic := server.NewInterceptors(dbtest.Logger(t), prometheus.NewRegistry())
-	s := grpc.NewServer(grpc.ChainUnaryInterceptor(ic.Unary()), grpc.ChainStreamInterceptor(ic.Stream()))
-	register(s)
-	lis := bufconn.Listen(1 << 20)
-	go s.Serve(lis)
-	tcp, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Serve(tcp)
-	t.Cleanup(s.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn, tcp.Addr().String()
-}
 
 // fakeImage is one image of the fake dataset.
 type fakeImage struct {
@@ -362,8 +333,12 @@ func newEnv(t testing.TB, dbCfg db.Config, o envOptions) *env {
 	if e.workDir == "" {
 		e.workDir = t.TempDir()
 	}
-	e.dsConn, _ = serve(t, func(r grpc.ServiceRegistrar) { datasetpb.RegisterDatasetServiceServer(r, e.dataset) })
-	e.regConn, _ = serve(t, func(r grpc.ServiceRegistrar) { registrypb.RegisterRegistryServiceServer(r, e.registry) })
+	e.dsConn = grpctest.Start(t, grpctest.RegisterFunc(func(r grpc.ServiceRegistrar) {
+		datasetpb.RegisterDatasetServiceServer(r, e.dataset)
+	}), grpctest.Options{}).Conn
+	e.regConn = grpctest.Start(t, grpctest.RegisterFunc(func(r grpc.ServiceRegistrar) {
+		registrypb.RegisterRegistryServiceServer(r, e.registry)
+	}), grpctest.Options{}).Conn
 
 	var cfg trainer.Config
 	cfg.RegisterFlags(flag.NewFlagSet("trainer", flag.ContinueOnError))
@@ -381,32 +356,16 @@ func newEnv(t testing.TB, dbCfg db.Config, o envOptions) *env {
 	}
 	e.blobs = blobs
 	svc, err := trainer.New(cfg, trainer.Deps{
-		Log: dbtest.Logger(t), DB: e.gdb, Blobs: blobs,
+		Log: testlog.New(t), DB: e.gdb, Blobs: blobs,
 		Datasets: datasetpb.NewDatasetServiceClient(e.dsConn), Registry: registrypb.NewRegistryServiceClient(e.regConn),
 		ONNXRuntime: onnxrt.Config{},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.Start(t.Context()); err != nil {
-		t.Fatalf("Start() = %v", err)
-	}
-	conn, addr := serve(t, svc.Register)
-	e.conn, e.client, e.addr = conn, trainerpb.NewTrainerServiceClient(conn), addr
-	e.stop = func() {}
-	if !o.noRun {
-		ctx, cancel := context.WithCancel(context.Background())
-		ran := make(chan struct{})
-		go func() {
-			defer close(ran)
-			if err := svc.Run(ctx); err != nil {
-				t.Errorf("Run() = %v", err)
-			}
-		}()
-		var once sync.Once
-		e.stop = func() { once.Do(func() { cancel(); <-ran }) }
-		t.Cleanup(e.stop)
-	}
+	srv := grpctest.Start(t, svc, grpctest.Options{TCP: true, NoRun: o.noRun})
+	e.conn, e.addr, e.stop = srv.Conn, srv.Addr, srv.StopRun
+	e.client = trainerpb.NewTrainerServiceClient(srv.Conn)
 	return e
 }
 

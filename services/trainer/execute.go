@@ -2,19 +2,14 @@ package trainer
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	datasetpb "github.com/shoalml/shoal/gen/shoal/dataset/v1"
@@ -31,9 +26,6 @@ const (
 	verifyBatch = 64
 	// verifyTolerance bounds |p_onnx - p_gomlx| on every test image.
 	verifyTolerance = 1e-4
-	// uploadChunk is the size of CreateVersion's chunks.
-	uploadChunk     = 1 << 20
-	productionAlias = "production"
 )
 
 // outcome is what a successful job records.
@@ -49,53 +41,131 @@ type jobData struct {
 	train, val, test *ml.Data
 }
 
+// jobRun is one job on its way through execute's steps; each step leaves
+// in it what the later ones need.
+type jobRun struct {
+	s    *Service
+	id   string
+	spec *trainerpb.JobSpec
+
+	// Set by resolveInput: the input trained on and how images are prepared
+	// for it; the version fine-tuned from, if any, and whether that one is
+	// imported from its ONNX file (it has no Shoal weights).
+	shape    ml.InputShape
+	pre      imaging.Spec
+	base     *registrypb.Version
+	imported bool
+
+	data    *jobData            // the snapshot's images, from load
+	backend string              // the backend's name, from configure
+	cfg     ml.Config           // from configure
+	res     *ml.Result          // from train
+	metrics *registrypb.Metrics // from evaluate
+	onnx    []byte              // the verified export
+}
+
+func (r *jobRun) logf(ctx context.Context, format string, args ...any) {
+	r.s.logf(ctx, r.id, format, args...)
+}
+
 // execute trains, evaluates, exports, verifies and registers one job.
 func (s *Service) execute(ctx context.Context, id string, spec *trainerpb.JobSpec) (*outcome, error) {
-	shape := ml.InputShape{Channels: int(spec.Channels), Height: int(spec.ImageSize), Width: int(spec.ImageSize)}
-	pre := imaging.Spec{Channels: shape.Channels, Height: shape.Height, Width: shape.Width, Resize: imaging.ResizeStretch}
-	var base *registrypb.Version
-	imported := false
-	if spec.BaseVersion != nil {
-		var shoal bool
-		var err error
-		if base, shoal, err = s.baseVersion(ctx, spec.BaseVersion); err != nil {
-			return nil, err
-		}
-		if imported = !shoal; imported {
-			// An imported model is trained on images prepared as it is
-			// served: the base's size and resize mode.
-			is, p, err := importSpec(base)
-			if err != nil {
-				return nil, err
-			}
-			if is.Shape != shape {
-				return nil, status.Errorf(codes.FailedPrecondition, "spec.base_version takes %s images, the job %s", is.Shape, shape)
-			}
-			pre = p
-		}
-	}
-	s.logf(ctx, id, "reading snapshot %d of dataset %q", spec.SnapshotVersion, spec.Dataset)
-	data, err := s.load(ctx, spec, shape, pre)
-	if err != nil {
+	r := &jobRun{s: s, id: id, spec: spec}
+	if err := r.resolveInput(ctx); err != nil {
 		return nil, err
 	}
-	s.logf(ctx, id, "%d labels; %d training, %d validation, %d test images at %s",
-		len(data.labels), data.train.Len(), data.val.Len(), data.test.Len(), shape)
+	r.logf(ctx, "reading snapshot %d of dataset %q", spec.SnapshotVersion, spec.Dataset)
+	var err error
+	if r.data, err = s.load(ctx, spec, r.shape, r.pre); err != nil {
+		return nil, err
+	}
+	r.logf(ctx, "%d labels; %d training, %d validation, %d test images at %s",
+		len(r.data.labels), r.data.train.Len(), r.data.val.Len(), r.data.test.Len(), r.shape)
+	if err := r.configure(ctx); err != nil {
+		return nil, err
+	}
+	if err := r.train(ctx); err != nil {
+		return nil, err
+	}
+	defer r.res.Model.Close()
+	if err := r.evaluate(ctx); err != nil {
+		return nil, err
+	}
+	if r.onnx, err = s.exportAndVerify(ctx, id, r.res.Model, r.cfg.Import, r.shape, len(r.data.labels), r.data.test); err != nil {
+		return nil, err
+	}
+	// An imported model's weights are its ONNX file's: a version trained
+	// from it is fine-tuned by importing that file in turn.
+	if !r.imported {
+		if err := s.saveWeights(ctx, id, r.res.Model); err != nil {
+			return nil, err
+		}
+	}
+	ref, err := s.createVersion(ctx, r.versionSpec(), r.onnx)
+	if err != nil {
+		// No version names the job: its weights can never be a base.
+		if derr := s.deps.Blobs.Delete(context.WithoutCancel(ctx), weightsKey(id)); derr != nil {
+			s.deps.Log.Warn("deleting the weights of a job that did not register", "job", id, "err", derr)
+		}
+		return nil, err
+	}
+	s.emit(ctx, id, &trainerpb.WatchJobResponse{Event: &trainerpb.WatchJobResponse_Registered{Registered: ref}})
+	if err := s.promote(ctx, id, spec.Promotion, ref, r.metrics.TestAccuracy); err != nil {
+		return nil, err
+	}
+	return &outcome{metrics: r.metrics, version: ref}, nil
+}
 
+// resolveInput finds the job's base version, if any, and the input it
+// trains on: the spec's, or an imported base's size and resize mode.
+func (r *jobRun) resolveInput(ctx context.Context) error {
+	spec := r.spec
+	r.shape = ml.InputShape{Channels: int(spec.Channels), Height: int(spec.ImageSize), Width: int(spec.ImageSize)}
+	r.pre = imaging.Spec{Channels: r.shape.Channels, Height: r.shape.Height, Width: r.shape.Width, Resize: imaging.ResizeStretch}
+	if spec.BaseVersion == nil {
+		return nil
+	}
+	base, shoal, err := r.s.baseVersion(ctx, spec.BaseVersion)
+	if err != nil {
+		return err
+	}
+	r.base, r.imported = base, !shoal
+	if !r.imported {
+		return nil
+	}
+	// An imported model is trained on images prepared as it is served: the
+	// base's size and resize mode.
+	is, pre, err := importSpec(base)
+	if err != nil {
+		return err
+	}
+	if is.Shape != r.shape {
+		return status.Errorf(codes.FailedPrecondition, "spec.base_version takes %s images, the job %s", is.Shape, r.shape)
+	}
+	r.pre = pre
+	return nil
+}
+
+// configure picks the backend and builds the training configuration,
+// with the base's weights or imported graph when the job fine-tunes.
+func (r *jobRun) configure(ctx context.Context) error {
+	s, id, spec := r.s, r.id, r.spec
 	want := spec.Backend
-	if imported {
+	if r.imported {
 		// ONNX Runtime's GoMLX backend cannot build the gradients of the
 		// imported graphs' strided Conv/MaxPool (interior padding).
 		want = ml.BackendGo
 	}
 	backendName, backend, err := s.backend(want)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	s.logf(ctx, id, "training %s on the %s backend", spec.Architecture, backendName)
+	r.backend = backendName
+	r.logf(ctx, "training %s on the %s backend", spec.Architecture, backendName)
 	prog := &progressReporter{s: s, ctx: ctx, id: id, epochs: int(spec.Epochs)}
-	cfg := ml.Config{
-		Architecture: spec.Architecture, NumClasses: len(data.labels), Epochs: int(spec.Epochs),
+	labels := r.data.labels
+	r.cfg = ml.Config{
+		Architecture: spec.Architecture, NumClasses: len(labels), Epochs: int(spec.Epochs),
 		BatchSize: int(spec.BatchSize), LearningRate: spec.LearningRate, Seed: spec.Seed, Backend: backend,
 		Optimizer: optimizerNames[spec.Optimizer], Schedule: scheduleNames[spec.Schedule], WeightDecay: spec.WeightDecay,
 		Augment: augmentation(spec.Augmentation), EarlyStoppingPatience: int(spec.EarlyStoppingPatience),
@@ -113,70 +183,56 @@ func (s *Service) execute(ctx context.Context, id string, spec *trainerpb.JobSpe
 			}}})
 		},
 	}
+	base := r.base
 	switch {
-	case imported:
-		newHead := !slices.Equal(base.GetLabels(), data.labels)
-		if cfg.Import, err = s.importBase(ctx, base, len(data.labels), newHead, spec.Seed); err != nil {
-			return nil, err
+	case r.imported:
+		newHead := !slices.Equal(base.GetLabels(), labels)
+		if r.cfg.Import, err = s.importBase(ctx, base, len(labels), newHead, spec.Seed); err != nil {
+			return err
 		}
 		if newHead {
-			s.logf(ctx, id, "fine-tuning %s version %d, imported from ONNX, with a new head in place of its %s: its labels %v differ from the dataset's %v",
-				base.GetModel(), base.GetVersion(), cfg.Import.Head, base.GetLabels(), data.labels)
+			r.logf(ctx, "fine-tuning %s version %d, imported from ONNX, with a new head in place of its %s: its labels %v differ from the dataset's %v",
+				base.GetModel(), base.GetVersion(), r.cfg.Import.Head, base.GetLabels(), labels)
 		} else {
-			s.logf(ctx, id, "fine-tuning %s version %d, imported from ONNX (classification layer %s), labels unchanged; batch-norm statistics stay frozen",
-				base.GetModel(), base.GetVersion(), cfg.Import.Head)
+			r.logf(ctx, "fine-tuning %s version %d, imported from ONNX (classification layer %s), labels unchanged; batch-norm statistics stay frozen",
+				base.GetModel(), base.GetVersion(), r.cfg.Import.Head)
 		}
 	case base != nil:
-		if cfg.Base, cfg.NewHead, err = s.loadBase(ctx, id, spec, base, data.labels); err != nil {
-			return nil, err
+		if r.cfg.Base, r.cfg.NewHead, err = s.loadBase(ctx, id, spec, base, labels); err != nil {
+			return err
 		}
 	}
-	res, err := ml.Train(ctx, cfg, data.train, data.val)
+	return nil
+}
+
+// train trains the network; r.res holds the best epoch's weights.
+func (r *jobRun) train(ctx context.Context) error {
+	res, err := ml.Train(ctx, r.cfg, r.data.train, r.data.val)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
-		return nil, fmt.Errorf("training: %w", err)
+		return fmt.Errorf("training: %w", err)
 	}
-	defer res.Model.Close()
+	r.res = res
 	if res.StoppedEarly {
 		last := res.Epochs[len(res.Epochs)-1].Epoch
-		s.logf(ctx, id, "early stopping after epoch %d of %d: no better validation accuracy for %d epochs since epoch %d",
-			last, spec.Epochs, spec.EarlyStoppingPatience, res.BestEpoch)
+		r.logf(ctx, "early stopping after epoch %d of %d: no better validation accuracy for %d epochs since epoch %d",
+			last, r.spec.Epochs, r.spec.EarlyStoppingPatience, res.BestEpoch)
 	}
+	return nil
+}
 
-	s.logf(ctx, id, "evaluating epoch %d's weights on %d test images", res.BestEpoch, data.test.Len())
-	eval, err := ml.Evaluate(res.Model, data.test)
+// evaluate measures the best weights on the test split and reports it.
+func (r *jobRun) evaluate(ctx context.Context) error {
+	r.logf(ctx, "evaluating epoch %d's weights on %d test images", r.res.BestEpoch, r.data.test.Len())
+	eval, err := ml.Evaluate(r.res.Model, r.data.test)
 	if err != nil {
-		return nil, fmt.Errorf("evaluating: %w", err)
+		return fmt.Errorf("evaluating: %w", err)
 	}
-	metrics := toMetrics(eval, data.labels, res)
-	s.emit(ctx, id, &trainerpb.WatchJobResponse{Event: &trainerpb.WatchJobResponse_Evaluation{Evaluation: metrics}})
-
-	onnxModel, err := s.exportAndVerify(ctx, id, res.Model, cfg.Import, shape, len(data.labels), data.test)
-	if err != nil {
-		return nil, err
-	}
-	// An imported model's weights are its ONNX file's: a version trained
-	// from it is fine-tuned by importing that file in turn.
-	if !imported {
-		if err := s.saveWeights(ctx, id, res.Model); err != nil {
-			return nil, err
-		}
-	}
-	ref, err := s.register(ctx, id, spec, base, cfg.Import, data.labels, metrics, res, backendName, onnxModel)
-	if err != nil {
-		// No version names the job: its weights can never be a base.
-		if derr := s.deps.Blobs.Delete(context.WithoutCancel(ctx), weightsKey(id)); derr != nil {
-			s.deps.Log.Warn("deleting the weights of a job that did not register", "job", id, "err", derr)
-		}
-		return nil, err
-	}
-	s.emit(ctx, id, &trainerpb.WatchJobResponse{Event: &trainerpb.WatchJobResponse_Registered{Registered: ref}})
-	if err := s.promote(ctx, id, spec.Promotion, ref, metrics.TestAccuracy); err != nil {
-		return nil, err
-	}
-	return &outcome{metrics: metrics, version: ref}, nil
+	r.metrics = toMetrics(eval, r.data.labels, r.res)
+	r.s.emit(ctx, r.id, &trainerpb.WatchJobResponse{Event: &trainerpb.WatchJobResponse_Evaluation{Evaluation: r.metrics}})
+	return nil
 }
 
 // backend picks the job's compute backend: the spec's, the server's
@@ -330,134 +386,4 @@ func (s *Service) exportAndVerify(ctx context.Context, id string, m *ml.Model, i
 	}
 	s.logf(ctx, id, "exported ONNX (%d bytes); ONNX Runtime matches GoMLX on %d test images (max |Δp| = %.2g)", len(onnxModel), d.Images, d.MaxAbsDiff)
 	return onnxModel, nil
-}
-
-// register uploads the model to the Registry.
-// A model fine-tuned from an imported base (imp) keeps the base's input
-// spec, so that it is served exactly as the base is, and its architecture
-// name when it has one.
-func (s *Service) register(ctx context.Context, id string, spec *trainerpb.JobSpec, base *registrypb.Version, imp *ml.Imported, labels []string, metrics *registrypb.Metrics, res *ml.Result, backend string, onnxModel []byte) (*registrypb.VersionRef, error) {
-	sum := sha256.Sum256(onnxModel)
-	in := &registrypb.InputSpec{
-		Channels: spec.Channels, Height: spec.ImageSize, Width: spec.ImageSize,
-		ResizeMode: registrypb.ResizeMode_RESIZE_MODE_STRETCH, Layout: registrypb.TensorLayout_TENSOR_LAYOUT_NCHW,
-		InputName: ml.ONNXInput, OutputName: ml.ONNXOutput, OutputIsProbabilities: true,
-	}
-	arch := spec.Architecture
-	if imp != nil {
-		in = proto.Clone(base.GetInputSpec()).(*registrypb.InputSpec)
-		in.OutputIsProbabilities = imp.OutputIsProbabilities()
-		if a := base.GetArchitecture(); a != "" {
-			arch = a
-		}
-	}
-	vs := &registrypb.VersionSpec{
-		Model:     spec.Model,
-		Labels:    labels,
-		InputSpec: in,
-		Metrics:   metrics,
-		HyperParameters: map[string]string{
-			"architecture":            arch,
-			"image_size":              strconv.Itoa(int(spec.ImageSize)),
-			"channels":                strconv.Itoa(int(spec.Channels)),
-			"epochs":                  strconv.Itoa(int(spec.Epochs)),
-			"epochs_trained":          strconv.Itoa(len(res.Epochs)),
-			"batch_size":              strconv.Itoa(int(spec.BatchSize)),
-			"learning_rate":           strconv.FormatFloat(spec.LearningRate, 'g', -1, 64),
-			"optimizer":               string(optimizerNames[spec.Optimizer]),
-			"schedule":                string(scheduleNames[spec.Schedule]),
-			"weight_decay":            strconv.FormatFloat(spec.WeightDecay, 'g', -1, 64),
-			"augmentation":            augmentationText(spec.Augmentation),
-			"early_stopping_patience": strconv.Itoa(int(spec.EarlyStoppingPatience)),
-			"validation_fraction":     strconv.FormatFloat(spec.ValidationFraction, 'g', -1, 64),
-			"seed":                    strconv.FormatInt(spec.Seed, 10),
-			"backend":                 backend,
-			"best_epoch":              strconv.Itoa(res.BestEpoch),
-		},
-
-		Lineage:           lineage(id, spec),
-		Architecture:      arch,
-		Creator:           "trainer",
-		Description:       fmt.Sprintf("trained by job %s on %s snapshot %d", id, spec.Dataset, spec.SnapshotVersion),
-		ArtifactSizeBytes: int64(len(onnxModel)),
-		ArtifactSha256:    hex.EncodeToString(sum[:]),
-	}
-	stream, err := s.deps.Registry.CreateVersion(ctx)
-	if err != nil {
-		return nil, downstream("Registry.CreateVersion", err)
-	}
-	if err := stream.Send(&registrypb.CreateVersionRequest{Payload: &registrypb.CreateVersionRequest_Spec{Spec: vs}}); err != nil && !errors.Is(err, io.EOF) {
-		return nil, downstream("Registry.CreateVersion", err)
-	}
-	for off := 0; off < len(onnxModel); off += uploadChunk {
-		chunk := onnxModel[off:min(off+uploadChunk, len(onnxModel))]
-		if err := stream.Send(&registrypb.CreateVersionRequest{Payload: &registrypb.CreateVersionRequest_Chunk{Chunk: chunk}}); err != nil {
-			if errors.Is(err, io.EOF) {
-				break // the server answered early; CloseAndRecv has its reason
-			}
-			return nil, downstream("Registry.CreateVersion", err)
-		}
-	}
-	resp, err := stream.CloseAndRecv()
-	if err != nil {
-		return nil, downstream("Registry.CreateVersion", err)
-	}
-	v := resp.GetVersion()
-	return &registrypb.VersionRef{Model: v.GetModel(), Version: v.GetVersion()}, nil
-}
-
-// promote applies the job's promotion policy to the new version.
-func (s *Service) promote(ctx context.Context, id string, policy trainerpb.PromotionPolicy, ref *registrypb.VersionRef, accuracy float64) error {
-	switch policy {
-	case trainerpb.PromotionPolicy_PROMOTION_POLICY_ALWAYS:
-	case trainerpb.PromotionPolicy_PROMOTION_POLICY_IF_BETTER:
-		m, err := s.deps.Registry.GetModel(ctx, &registrypb.GetModelRequest{Name: ref.Model})
-		if err != nil {
-			return downstream("Registry.GetModel", err)
-		}
-		if cur, ok := m.GetModel().GetAliases()[productionAlias]; ok && cur != ref.Version {
-			v, err := s.deps.Registry.GetVersion(ctx, &registrypb.GetVersionRequest{Model: ref.Model, Version: cur})
-			if err != nil {
-				return downstream("Registry.GetVersion", err)
-			}
-			if have := v.GetVersion().GetMetrics().GetTestAccuracy(); accuracy <= have {
-				s.logf(ctx, id, "not promoting: test accuracy %.4f does not beat production (version %d) at %.4f", accuracy, cur, have)
-				return nil
-			}
-		}
-	default:
-		return nil
-	}
-	if _, err := s.deps.Registry.SetAlias(ctx, &registrypb.SetAliasRequest{Model: ref.Model, Alias: productionAlias, Version: ref.Version}); err != nil {
-		return downstream("Registry.SetAlias", err)
-	}
-	s.logf(ctx, id, "promoted %s version %d to %s", ref.Model, ref.Version, productionAlias)
-	return nil
-}
-
-// lineage records what a version was made from, including the version a
-// fine-tuning job started from.
-func lineage(id string, spec *trainerpb.JobSpec) *registrypb.Lineage {
-	return &registrypb.Lineage{Dataset: spec.Dataset, SnapshotVersion: spec.SnapshotVersion, JobId: id, Parent: spec.BaseVersion}
-}
-
-// augmentationText describes an augmentation for the hyper-parameters.
-func augmentationText(a *trainerpb.Augmentation) string {
-	var parts []string
-	if a.GetHorizontalFlip() {
-		parts = append(parts, "hflip")
-	}
-	if a.GetVerticalFlip() {
-		parts = append(parts, "vflip")
-	}
-	if v := a.GetCropMinScale(); v > 0 && v < 1 {
-		parts = append(parts, "crop="+strconv.FormatFloat(float64(v), 'g', -1, 32))
-	}
-	if v := a.GetColorJitter(); v > 0 {
-		parts = append(parts, "jitter="+strconv.FormatFloat(float64(v), 'g', -1, 32))
-	}
-	if len(parts) == 0 {
-		return "none"
-	}
-	return strings.Join(parts, ",")
 }

@@ -55,7 +55,8 @@ func (h *handler) StartTraining(ctx context.Context, req *trainerpb.StartTrainin
 			return nil, err
 		}
 	}
-	if err := normalizeSpec(spec); err != nil {
+	spec, err := normalizeSpec(spec)
+	if err != nil {
 		return nil, err
 	}
 	if base != nil {
@@ -237,17 +238,16 @@ func (h *handler) ListArchitectures(ctx context.Context, _ *trainerpb.ListArchit
 		return nil, err
 	}
 	// The defaults come from the same normalisation StartTraining applies.
-	defaults := &trainerpb.JobSpec{Dataset: "-"}
-	if err := normalizeSpec(defaults); err != nil {
+	defaults, err := normalizeSpec(&trainerpb.JobSpec{Dataset: "-"})
+	if err != nil {
 		return nil, fmt.Errorf("default spec: %w", err)
 	}
 	defaults.Dataset, defaults.Model = "", ""
 	resp := &trainerpb.ListArchitecturesResponse{Defaults: defaults}
 	for _, a := range ml.Architectures() {
-		size, ch := archDefaults(a.Name)
 		resp.Architectures = append(resp.Architectures, &trainerpb.Architecture{
-			Name: a.Name, Description: a.Description, DefaultImageSize: int32(size),
-			MinImageSize: int32(a.MinSize), DefaultChannels: int32(ch), Parameters: counts[a.Name],
+			Name: a.Name, Description: a.Description, DefaultImageSize: int32(a.DefaultSize),
+			MinImageSize: int32(a.MinSize), DefaultChannels: int32(a.DefaultChannels), Parameters: counts[a.Name],
 		})
 	}
 	return resp, nil

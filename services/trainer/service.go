@@ -72,8 +72,7 @@ func (s *Service) parameterCounts() (map[string]int64, error) {
 	s.paramsOnce.Do(func() {
 		s.params = map[string]int64{}
 		for _, a := range ml.Architectures() {
-			size, ch := archDefaults(a.Name)
-			n, err := ml.ParameterCount(a, ml.InputShape{Channels: ch, Height: size, Width: size}, 10)
+			n, err := ml.ParameterCount(a, a.DefaultInput(), 10)
 			if err != nil {
 				s.paramsErr = fmt.Errorf("counting the parameters of %s: %w", a.Name, err)
 				return

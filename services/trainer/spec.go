@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	datasetpb "github.com/shoalml/shoal/gen/shoal/dataset/v1"
 	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
@@ -72,86 +73,75 @@ func augmentation(a *trainerpb.Augmentation) ml.Augmentation {
 	}
 }
 
-// archDefaults are the input each architecture is meant for.
-func archDefaults(name string) (size, channels int) {
-	switch name {
-	case "small-cnn", "small-cnn-wide":
-		return 28, 1
-	case "resnet18":
-		return 224, 3
+// normalizeSpec returns a copy of spec with the defaults filled in, or
+// rejects what cannot train, with the code and message the caller sees.
+func normalizeSpec(in *trainerpb.JobSpec) (*trainerpb.JobSpec, error) {
+	if in == nil {
+		return nil, status.Error(codes.InvalidArgument, "spec is required")
 	}
-	return 32, 3
-}
-
-// normalizeSpec fills in defaults and rejects what cannot train, with the
-// code and message the caller sees.
-func normalizeSpec(spec *trainerpb.JobSpec) error {
-	if spec == nil {
-		return status.Error(codes.InvalidArgument, "spec is required")
-	}
+	spec := proto.Clone(in).(*trainerpb.JobSpec)
 	if spec.GetDataset() == "" {
-		return status.Error(codes.InvalidArgument, "spec.dataset is required")
+		return nil, status.Error(codes.InvalidArgument, "spec.dataset is required")
 	}
 	if spec.GetArchitecture() == ml.ImportedArchitecture {
 		// resolveBase set it, with the input shape, from an imported base.
 		if spec.GetBaseVersion() == nil {
-			return status.Errorf(codes.InvalidArgument, "spec.architecture = %q only fine-tunes a spec.base_version imported from ONNX", ml.ImportedArchitecture)
+			return nil, status.Errorf(codes.InvalidArgument, "spec.architecture = %q only fine-tunes a spec.base_version imported from ONNX", ml.ImportedArchitecture)
 		}
 		if spec.Channels != 1 && spec.Channels != 3 {
-			return status.Errorf(codes.InvalidArgument, "spec.channels = %d; want 1 (grayscale) or 3 (RGB)", spec.Channels)
+			return nil, status.Errorf(codes.InvalidArgument, "spec.channels = %d; want 1 (grayscale) or 3 (RGB)", spec.Channels)
 		}
 		if spec.ImageSize <= 0 {
-			return status.Errorf(codes.InvalidArgument, "spec.image_size = %d; must be positive", spec.ImageSize)
+			return nil, status.Errorf(codes.InvalidArgument, "spec.image_size = %d; must be positive", spec.ImageSize)
 		}
 	} else {
 		arch, err := ml.LookupArchitecture(spec.GetArchitecture())
 		if err != nil {
-			return status.Errorf(codes.InvalidArgument, "spec.architecture: %v", err)
+			return nil, status.Errorf(codes.InvalidArgument, "spec.architecture: %v", err)
 		}
 		spec.Architecture = arch.Name
-		size, ch := archDefaults(arch.Name)
 		if spec.ImageSize == 0 {
-			spec.ImageSize = int32(size)
+			spec.ImageSize = int32(arch.DefaultSize)
 		}
 		if spec.Channels == 0 {
-			spec.Channels = int32(ch)
+			spec.Channels = int32(arch.DefaultChannels)
 		}
 		if spec.Channels != 1 && spec.Channels != 3 {
-			return status.Errorf(codes.InvalidArgument, "spec.channels = %d; want 1 (grayscale) or 3 (RGB)", spec.Channels)
+			return nil, status.Errorf(codes.InvalidArgument, "spec.channels = %d; want 1 (grayscale) or 3 (RGB)", spec.Channels)
 		}
 		shape := ml.InputShape{Channels: int(spec.Channels), Height: int(spec.ImageSize), Width: int(spec.ImageSize)}
 		if err := arch.CheckInput(shape); err != nil {
-			return status.Errorf(codes.InvalidArgument, "spec.image_size = %d: %v", spec.ImageSize, err)
+			return nil, status.Errorf(codes.InvalidArgument, "spec.image_size = %d: %v", spec.ImageSize, err)
 		}
 	}
 	if spec.Epochs == 0 {
 		spec.Epochs = defaultEpochs
 	}
 	if spec.Epochs < 0 {
-		return status.Errorf(codes.InvalidArgument, "spec.epochs = %d; must be positive", spec.Epochs)
+		return nil, status.Errorf(codes.InvalidArgument, "spec.epochs = %d; must be positive", spec.Epochs)
 	}
 	if spec.BatchSize == 0 {
 		spec.BatchSize = defaultBatchSize
 	}
 	if spec.BatchSize < 0 {
-		return status.Errorf(codes.InvalidArgument, "spec.batch_size = %d; must be positive", spec.BatchSize)
+		return nil, status.Errorf(codes.InvalidArgument, "spec.batch_size = %d; must be positive", spec.BatchSize)
 	}
 	if spec.LearningRate == 0 {
 		spec.LearningRate = defaultLearningRate
 	}
 	if !(spec.LearningRate > 0) || math.IsInf(spec.LearningRate, 0) {
-		return status.Errorf(codes.InvalidArgument, "spec.learning_rate = %v; must be a positive number", spec.LearningRate)
+		return nil, status.Errorf(codes.InvalidArgument, "spec.learning_rate = %v; must be a positive number", spec.LearningRate)
 	}
 	if spec.ValidationFraction == 0 {
 		spec.ValidationFraction = defaultValidationFraction
 	}
 	if !(spec.ValidationFraction > 0 && spec.ValidationFraction <= 0.5) {
-		return status.Errorf(codes.InvalidArgument, "spec.validation_fraction = %v; must be in (0, 0.5]", spec.ValidationFraction)
+		return nil, status.Errorf(codes.InvalidArgument, "spec.validation_fraction = %v; must be in (0, 0.5]", spec.ValidationFraction)
 	}
 	switch spec.Backend {
 	case "", ml.BackendGo, ml.BackendONNX:
 	default:
-		return status.Errorf(codes.InvalidArgument, "spec.backend = %q; want %q, %q or empty for the server's default", spec.Backend, ml.BackendGo, ml.BackendONNX)
+		return nil, status.Errorf(codes.InvalidArgument, "spec.backend = %q; want %q, %q or empty for the server's default", spec.Backend, ml.BackendGo, ml.BackendONNX)
 	}
 	if spec.Model == "" {
 		spec.Model = spec.Dataset
@@ -160,22 +150,22 @@ func normalizeSpec(spec *trainerpb.JobSpec) error {
 		spec.Promotion = trainerpb.PromotionPolicy_PROMOTION_POLICY_NEVER
 	}
 	if _, ok := trainerpb.PromotionPolicy_name[int32(spec.Promotion)]; !ok {
-		return status.Errorf(codes.InvalidArgument, "spec.promotion = %d is not a known policy", spec.Promotion)
+		return nil, status.Errorf(codes.InvalidArgument, "spec.promotion = %d is not a known policy", spec.Promotion)
 	}
 	if spec.Optimizer == trainerpb.Optimizer_OPTIMIZER_UNSPECIFIED {
 		spec.Optimizer = defaultOptimizer()
 	}
 	if _, ok := optimizerNames[spec.Optimizer]; !ok {
-		return status.Errorf(codes.InvalidArgument, "spec.optimizer = %d is not a known optimizer", spec.Optimizer)
+		return nil, status.Errorf(codes.InvalidArgument, "spec.optimizer = %d is not a known optimizer", spec.Optimizer)
 	}
 	if spec.Schedule == trainerpb.LearningRateSchedule_LEARNING_RATE_SCHEDULE_UNSPECIFIED {
 		spec.Schedule = defaultSchedule()
 	}
 	if _, ok := scheduleNames[spec.Schedule]; !ok {
-		return status.Errorf(codes.InvalidArgument, "spec.schedule = %d is not a known learning-rate schedule", spec.Schedule)
+		return nil, status.Errorf(codes.InvalidArgument, "spec.schedule = %d is not a known learning-rate schedule", spec.Schedule)
 	}
 	if !(spec.WeightDecay >= 0) || math.IsInf(spec.WeightDecay, 0) {
-		return status.Errorf(codes.InvalidArgument, "spec.weight_decay = %v; must be a non-negative number", spec.WeightDecay)
+		return nil, status.Errorf(codes.InvalidArgument, "spec.weight_decay = %v; must be a non-negative number", spec.WeightDecay)
 	}
 	// An absent augmentation takes the defaults; a present one is taken as
 	// it is, so {} turns augmentation off.
@@ -183,15 +173,15 @@ func normalizeSpec(spec *trainerpb.JobSpec) error {
 		spec.Augmentation = defaultAugmentation()
 	}
 	if a := spec.Augmentation; !(a.CropMinScale >= 0 && a.CropMinScale <= 1) {
-		return status.Errorf(codes.InvalidArgument, "spec.augmentation.crop_min_scale = %v; must be in (0, 1], or 0 for no cropping", a.CropMinScale)
+		return nil, status.Errorf(codes.InvalidArgument, "spec.augmentation.crop_min_scale = %v; must be in (0, 1], or 0 for no cropping", a.CropMinScale)
 	}
 	if a := spec.Augmentation; !(a.ColorJitter >= 0 && a.ColorJitter < 1) {
-		return status.Errorf(codes.InvalidArgument, "spec.augmentation.color_jitter = %v; must be in [0, 1)", a.ColorJitter)
+		return nil, status.Errorf(codes.InvalidArgument, "spec.augmentation.color_jitter = %v; must be in [0, 1)", a.ColorJitter)
 	}
 	if spec.EarlyStoppingPatience < 0 {
-		return status.Errorf(codes.InvalidArgument, "spec.early_stopping_patience = %d; must not be negative (0 disables early stopping)", spec.EarlyStoppingPatience)
+		return nil, status.Errorf(codes.InvalidArgument, "spec.early_stopping_patience = %d; must not be negative (0 disables early stopping)", spec.EarlyStoppingPatience)
 	}
-	return nil
+	return spec, nil
 }
 
 // snapshotLabels checks a snapshot's label counts and returns its labels,

@@ -16,6 +16,7 @@ import (
 
 	"github.com/shoalml/shoal/internal/storage/db"
 	"github.com/shoalml/shoal/internal/storage/db/dbtest"
+	"github.com/shoalml/shoal/internal/testlog"
 )
 
 func TestOpen(t *testing.T) {
@@ -184,7 +185,7 @@ func TestOpenErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := dbtest.Config(t, db.SQLite)
 			cfg.Driver, cfg.DSN, cfg.ConnectTimeout = tt.driver, tt.dsn, 500*time.Millisecond
-			gdb, err := db.Open(context.Background(), cfg, dbtest.Logger(t))
+			gdb, err := db.Open(context.Background(), cfg, testlog.New(t))
 			if err == nil {
 				sqlDB, _ := gdb.DB()
 				sqlDB.Close()

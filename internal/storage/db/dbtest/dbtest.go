@@ -20,7 +20,6 @@ import (
 	"database/sql"
 	"flag"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"net/url"
 	"os"
@@ -34,6 +33,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/shoalml/shoal/internal/storage/db"
+	"github.com/shoalml/shoal/internal/testlog"
 )
 
 // Environment variables that point the tests at servers.
@@ -76,12 +76,12 @@ func Config(t testing.TB, d db.Driver) db.Config {
 	return cfg
 }
 
-// Open opens cfg with Logger(t), closing it when t ends.
+// Open opens cfg with a logger to t's output, closing it when t ends.
 func Open(t testing.TB, cfg db.Config) *gorm.DB {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
-	gdb, err := db.Open(ctx, cfg, Logger(t))
+	gdb, err := db.Open(ctx, cfg, testlog.New(t))
 	if err != nil {
 		t.Fatalf("db.Open(%s) = %v", cfg.Driver, err)
 	}
@@ -91,12 +91,6 @@ func Open(t testing.TB, cfg db.Config) *gorm.DB {
 		}
 	})
 	return gdb
-}
-
-// Logger writes warnings and errors to t's output, where they show next to the
-// test that caused them.
-func Logger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 func serverDSN(t testing.TB, env string) string {
