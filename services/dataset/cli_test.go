@@ -27,6 +27,10 @@ func TestCLI(t *testing.T) {
 	if err := os.WriteFile(archive, makeTar(t, []member{{name: "validation/Shark/e.png", data: imagingtest.PNG(8, 8, 5)}}, true), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	flatArchive := filepath.Join(t.TempDir(), "flat.zip")
+	if err := os.WriteFile(flatArchive, makeZip(t, []member{{name: "Mudfish/k.png", data: imagingtest.PNG(8, 8, 20)}}), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	// Laid out Label/file, as photos often are: a server folder and a local one.
 	flat := filepath.Join(e.root, "flat")
 	writeFile(t, flat, "Mudfish/f.png", imagingtest.PNG(8, 8, 6))
@@ -57,6 +61,7 @@ func TestCLI(t *testing.T) {
 			"the folder holds no files laid out split/Label/file (it holds Mudfish/): expected train/, validation/ or test/ folders"},
 		{[]string{"upload", "fish", localFlat}, nil, cli.ExitInvalid,
 			"holds no images laid out split/Label/file (it holds Mudfish/; 4 files at Label/file): expected train/"},
+		{[]string{"upload", "fish", flatArchive}, nil, cli.ExitInvalid, "the archive holds no files laid out split/Label/file (it holds Mudfish/)"},
 		{[]string{"upload", "fish", local, archive}, []string{"seen 2: added 2"}, cli.ExitOK, ""},
 		{[]string{"upload", "fish", localFlat, "--split", "train", "--test-fraction", "0.5"}, []string{"seen 4: added 4"}, cli.ExitOK, ""},
 		{[]string{"stats", "fish"}, []string{"9 images", "Gold Fish  2", "validation", "[0, 32) px"}, cli.ExitOK, ""},

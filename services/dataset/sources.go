@@ -321,6 +321,8 @@ func (ts tarSource) walk(ctx context.Context, emit func(entry) error, reject fun
 type archiveTracker struct {
 	labelDirs map[string]bool // split/Label -> has a file
 	badSplit  map[string]bool
+	placed    int      // entries in the layout
+	top       []string // top-level names, for the answer when nothing fits
 }
 
 func newArchiveTracker() *archiveTracker {
@@ -338,6 +340,13 @@ func (t *archiveTracker) place(name string, isDir, isLink bool, reject func(stri
 		return entry{}, false, nil
 	}
 	parts := strings.Split(rel, "/")
+	top := parts[0]
+	if isDir || len(parts) > 1 {
+		top += "/"
+	}
+	if !strings.HasPrefix(top, ".") && !slices.Contains(t.top, top) {
+		t.top = append(t.top, top)
+	}
 	if isDir {
 		if len(parts) >= 1 {
 			if _, ok := splitDirs[parts[0]]; !ok && !strings.HasPrefix(parts[0], ".") && !t.badSplit[parts[0]] {
@@ -366,6 +375,7 @@ func (t *archiveTracker) place(name string, isDir, isLink bool, reject func(stri
 		return entry{}, false, reject(rel, reason)
 	}
 	t.labelDirs[parts[0]+"/"+parts[1]] = true
+	t.placed++
 	if isLink {
 		return entry{}, false, reject(rel, "links in archives are not imported")
 	}
@@ -384,6 +394,9 @@ func (t *archiveTracker) finish(reject func(string, string) error) error {
 		if err := reject(dir+"/", "empty label folder"); err != nil {
 			return err
 		}
+	}
+	if t.placed == 0 {
+		return nothingToImport("the archive", t.top)
 	}
 	return nil
 }
