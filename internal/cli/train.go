@@ -166,7 +166,10 @@ func (p *program) followJob(ctx context.Context, c trainerpb.TrainerServiceClien
 	jp := &jobPrinter{out: p.env.Stdout, terminal: p.env.StdoutTerminal, id: id}
 	var after int64
 	for attempt := 0; ; {
-		stream, err := c.WatchJob(ctx, &trainerpb.WatchJobRequest{JobId: id, AfterSequence: after}, grpc.WaitForReady(true))
+		// Once the job's history has started to arrive, a lost server is
+		// waited for (it restarts, the job resumes); before that, an
+		// unreachable server fails the command at once.
+		stream, err := c.WatchJob(ctx, &trainerpb.WatchJobRequest{JobId: id, AfterSequence: after}, grpc.WaitForReady(after > 0))
 		for err == nil {
 			var ev *trainerpb.WatchJobResponse
 			if ev, err = stream.Recv(); err == nil {
@@ -180,7 +183,7 @@ func (p *program) followJob(ctx context.Context, c trainerpb.TrainerServiceClien
 		if errors.Is(err, io.EOF) {
 			return fmt.Errorf("job %s: the stream ended before the job did", id)
 		}
-		if status.Code(err) != codes.Unavailable || attempt >= 30 {
+		if status.Code(err) != codes.Unavailable || after == 0 || attempt >= 30 {
 			return err
 		}
 		attempt++
