@@ -82,11 +82,11 @@ func execute(ctx context.Context, args []string, env *Env, extra []Passthrough) 
 	if env.Stdin == nil {
 		env.Stdin = strings.NewReader("")
 	}
+	if args == nil {
+		args = []string{} // nil would make cobra read os.Args
+	}
 	root := newRoot(env, extra)
 	root.SetArgs(args)
-	if args == nil {
-		root.SetArgs([]string{})
-	}
 	return root.ExecuteContextC(ctx)
 }
 
@@ -146,9 +146,19 @@ func newRoot(env *Env, extra []Passthrough) *cobra.Command {
 		c.GroupID = "other"
 		root.AddCommand(c)
 	}
+	root.SetHelpCommand(helpCmd(root))
 	root.SetHelpCommandGroupID("other")
 	strictArgs(root)
 	return root
+}
+
+// deprecated notes on stderr that a flag still works but has a successor.
+// (cobra's MarkDeprecated writes its note to stdout, into output that
+// scripts parse.)
+func (p *program) deprecated(cmd *cobra.Command, flag, instead string) {
+	if cmd.Flags().Changed(flag) {
+		fmt.Fprintf(p.env.Stderr, "note: --%s is deprecated; use %s\n", flag, instead)
+	}
 }
 
 func (p *program) passthroughCmd(x Passthrough) *cobra.Command {
@@ -169,6 +179,36 @@ func (p *program) passthroughCmd(x Passthrough) *cobra.Command {
 		}
 	})
 	return cmd
+}
+
+// helpCmd is `shoal help [command]`: cobra's own answers an unknown topic
+// with the root's help and success.
+func helpCmd(root *cobra.Command) *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(_ *cobra.Command, args []string) error {
+			cmd, rest, err := root.Find(args)
+			if err != nil || len(rest) > 0 {
+				return usagef("unknown help topic %q", strings.Join(args, " "))
+			}
+			return cmd.Help()
+		},
+		ValidArgsFunction: func(_ *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			cmd, _, err := root.Find(args)
+			if err != nil {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			var names []cobra.Completion
+			for _, c := range cmd.Commands() {
+				if c.IsAvailableCommand() {
+					names = append(names, cobra.CompletionWithDesc(c.Name(), c.Short))
+				}
+			}
+			return names, cobra.ShellCompDirectiveNoFileComp
+		},
+	}
 }
 
 func versionCmd() *cobra.Command {

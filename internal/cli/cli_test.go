@@ -90,6 +90,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"jobs", "ls", "--state", "done"}, `--state="done"`},
 		{[]string{"jobs", "watch"}, "takes 1 argument(s)"},
 		{[]string{"completion", "tcsh"}, `unknown shell "tcsh"`},
+		{[]string{"help", "frobnicate"}, `unknown help topic "frobnicate"`},
+		{[]string{"help", "dataset", "frobnicate"}, `unknown help topic "dataset frobnicate"`},
 		{[]string{"version", "extra"}, "takes 0 argument(s), got 1"},
 	}
 	for _, tt := range tests {
@@ -210,5 +212,14 @@ func TestPassthroughGetsItsArguments(t *testing.T) {
 	code := Main(t.Context(), []string{"serve", "--grpc.listen-address=:1", "-x"}, Env{Stdout: &out, Stderr: &errOut}, serve)
 	if code != ExitUsage || strings.Join(got, " ") != "--grpc.listen-address=:1 -x" || errOut.String() != "shoal: bad setting\n" {
 		t.Errorf("shoal serve ... = exit %d, args %q, stderr %q; want exit 2, the arguments as given, one error line", code, got, errOut.String())
+	}
+}
+
+// A deprecated flag still works, and its note goes to stderr, never into
+// the output a script parses.
+func TestDeprecatedFlagsNoteOnStderr(t *testing.T) {
+	r := runMain(t, Env{}, "predict", "--format", "json", "missing.png", "--addr", "127.0.0.1:1")
+	if r.stdout != "" || !strings.Contains(r.stderr, "note: --format is deprecated; use -o/--output") {
+		t.Errorf("shoal predict --format json = stdout %q, stderr %q; want the note on stderr only", r.stdout, r.stderr)
 	}
 }

@@ -401,15 +401,15 @@ func (p *program) prune(ctx context.Context, c registrypb.RegistryServiceClient,
 	}
 	slices.Sort(doomed)
 	if len(doomed) == 0 {
-		fmt.Fprintf(p.env.Stdout, "nothing to prune: %s has %d versions, all among the %d newest or aliased\n", model, len(versions), keep)
+		fmt.Fprintf(p.env.Stdout, "nothing to prune: %s has %s, all among the %d newest or aliased\n", model, count(len(versions), "version"), keep)
 		return nil
 	}
 	list := joinInts(doomed)
 	if dryRun {
-		fmt.Fprintf(p.env.Stdout, "would delete %d versions of %s: %s\n", len(doomed), model, list)
+		fmt.Fprintf(p.env.Stdout, "would delete %s of %s: %s\n", count(len(doomed), "version"), model, list)
 		return nil
 	}
-	if err := p.env.confirm(yes, fmt.Sprintf("delete %d versions of model %q (%s), keeping the %d newest and the aliased ones", len(doomed), model, list, keep)); err != nil {
+	if err := p.env.confirm(yes, fmt.Sprintf("delete %s of model %q (%s), keeping the %d newest and the aliased ones", count(len(doomed), "version"), model, list, keep)); err != nil {
 		return err
 	}
 	for _, v := range doomed {
@@ -419,6 +419,14 @@ func (p *program) prune(ctx context.Context, c registrypb.RegistryServiceClient,
 		fmt.Fprintf(p.env.Stdout, "deleted %s version %d\n", model, v)
 	}
 	return nil
+}
+
+// count is "1 version", "2 versions".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func joinInts(vs []int64) string {

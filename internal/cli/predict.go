@@ -39,8 +39,9 @@ probabilities match --protocol=shoal (the server's Predict) on the same images.`
 	f.StringVar(&protocol, "protocol", "shoal", "shoal (Predict: the server decodes) or oip (ModelInfer with tensors preprocessed here)")
 	f.StringVar(&registryAddr, "registry-addr", "", "gRPC address of the Registry, for --protocol=oip; empty for --addr")
 	f.Var(out, "format", "the same as --output")
-	_ = f.MarkDeprecated("format", "use -o/--output")
+	_ = f.MarkHidden("format")
 	cmd.RunE = func(cmd *cobra.Command, files []string) error {
+		p.deprecated(cmd, "format", "-o/--output")
 		if topK < 1 {
 			return usagef("--top-k=%d: must be at least 1", topK)
 		}

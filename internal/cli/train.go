@@ -121,8 +121,9 @@ Zero-valued flags take the server's defaults (see GET /v1/architectures).`,
 	}
 	f := registerTrainFlags(cmd.Flags())
 	cmd.Flags().StringVar(&watch, "watch", "", "follow an existing job by id instead of starting one")
-	_ = cmd.Flags().MarkDeprecated("watch", "use shoal jobs watch JOB_ID")
+	_ = cmd.Flags().MarkHidden("watch")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		p.deprecated(cmd, "watch", "shoal jobs watch JOB_ID")
 		if watch != "" {
 			return p.withTrainer(cmd, longTimeout, func(ctx context.Context, c trainerpb.TrainerServiceClient) error {
 				return p.followJob(ctx, c, watch)

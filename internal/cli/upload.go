@@ -233,8 +233,8 @@ func (p *program) upload(ctx context.Context, c datasetpb.DatasetServiceClient, 
 	rej := &rejections{out: p.env.Stdout, show: show}
 	for i, path := range paths {
 		if s := scans[i]; s != nil && len(s.skipped) > 0 {
-			fmt.Fprintf(p.env.Stdout, "skipped %d files of %s outside the %s layout, e.g. %s\n",
-				len(s.skipped), path, l.want(), strings.Join(s.skipped[:min(3, len(s.skipped))], ", "))
+			fmt.Fprintf(p.env.Stdout, "skipped %s of %s outside the %s layout, e.g. %s\n",
+				count(len(s.skipped), "file"), path, l.want(), strings.Join(s.skipped[:min(3, len(s.skipped))], ", "))
 		}
 		resp, err := p.uploadOne(ctx, c, name, path, scans[i], quiet)
 		if err != nil {

@@ -55,11 +55,11 @@ func TestCLI(t *testing.T) {
 		{[]string{"show", "fish", "1"}, []string{"version:"}, cli.ExitOK},
 		{[]string{"rm", "fish", "1", "--yes"}, []string{"deleted fish version 1"}, cli.ExitOK},
 		// Left: 2 (production), 3, 4. Keeping the newest spares 4; 2 is aliased.
-		{[]string{"prune", "fish", "--keep", "1", "--dry-run"}, []string{"would delete 1 versions of fish: 3"}, cli.ExitOK},
+		{[]string{"prune", "fish", "--keep", "1", "--dry-run"}, []string{"would delete 1 version of fish: 3"}, cli.ExitOK},
 		{[]string{"prune", "fish", "--keep", "1"}, nil, cli.ExitUsage},
 		{[]string{"prune", "fish", "--keep", "1", "--yes"}, []string{"deleted fish version 3"}, cli.ExitOK},
 		{[]string{"prune", "fish", "--keep", "0", "--yes"}, []string{"deleted fish version 4"}, cli.ExitOK},
-		{[]string{"prune", "fish", "--keep", "0", "--yes"}, []string{"nothing to prune: fish has 1 versions"}, cli.ExitOK},
+		{[]string{"prune", "fish", "--keep", "0", "--yes"}, []string{"nothing to prune: fish has 1 version"}, cli.ExitOK},
 		{[]string{"ls", "fish", "-o", "yaml"}, []string{"versions:", "version: \"2\"", "aliases:", "- production"}, cli.ExitOK},
 	}
 	for _, s := range steps {
