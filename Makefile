@@ -1,10 +1,15 @@
 # Shoal's entry points. `make run` starts the platform on embedded defaults;
 # `make test` runs the whole suite (what CI runs).
-.PHONY: run build ui test generate lint clean
+.PHONY: run build install ui test generate lint clean
 
 # The web console is built first: the binary embeds it.
 build: ui
 	go build -o bin/shoal ./cmd/shoal
+
+# Puts `shoal` on the PATH: $(go env GOPATH)/bin or ~/.local/bin, whichever
+# is on it, and says where (see the script).
+install: build
+	scripts/install.sh
 
 ui:
 	scripts/build-ui.sh

@@ -128,8 +128,8 @@ if [ "$what" = all ] || [ "$what" = service ]; then
 	"$bin/shoal" dataset snapshot fashion-full --addr "$addr" >/dev/null
 	t1=$(date +%s)
 	echo "import + snapshot: $((t1 - t0)) s (load $(cut -d' ' -f1 /proc/loadavg))"
-	"$bin/shoal" train --dataset fashion-full --snapshot 1 --follow --addr "$addr" 2>&1 | tr '\r' '\n' |
-		sed 's/\x1b\[K//g' | grep -Ev '^epoch [0-9]+/|^$'
+	# Not a terminal: plain lines, one per epoch, no progress redraws.
+	"$bin/shoal" train --dataset fashion-full --snapshot 1 --follow --addr "$addr" 2>&1
 	t2=$(date +%s)
 	echo "train job: $((t2 - t1)) s wall (load $(cut -d' ' -f1-3 /proc/loadavg))"
 	"$bin/shoal" models show fashion-full 1 --addr "$addr" | grep -E 'accuracy'

@@ -72,4 +72,9 @@ done
 port=${http_addr##*:}
 log "ready: gRPC $addr, REST and the web console http://localhost:$port"
 log "try: curl -F file=@$sample localhost:$port/predict"
+if command -v shoal >/dev/null && cmp -s "$(command -v shoal)" "$shoal"; then
+	log "the CLI: shoal, on your PATH (shoal --help lists its commands)"
+else
+	log "the CLI: $shoal; put shoal on your PATH with: make install"
+fi
 wait "$pid"

@@ -48,7 +48,7 @@ grep -q '"version":1' <<<"$answer" || fail "POST /predict names no version 1: $a
 # client preprocessed (shoal predict --protocol oip) agree to 1e-5.
 grpc_answer=$(grpcurl -plaintext -d "{\"images\":[\"$(base64 -w0 "$sample")\"],\"topK\":5}" "127.0.0.1:$gport" \
 	shoal.inference.v1.InferenceService/Predict) || fail "grpcurl Predict"
-oip_answer=$("$root/bin/shoal" predict --addr "127.0.0.1:$gport" --protocol oip --model fashion --top-k 5 --format json "$sample") ||
+oip_answer=$("$root/bin/shoal" predict --addr "127.0.0.1:$gport" --protocol oip --model fashion --top-k 5 -o json "$sample") ||
 	fail "shoal predict --protocol oip"
 python3 - "$answer" "$grpc_answer" "$oip_answer" <<'PY' || fail "the three protocols disagree"
 import json, sys

@@ -3,166 +3,235 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 
-	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 
 	datasetpb "github.com/shoalml/shoal/gen/shoal/dataset/v1"
 )
 
-const datasetUsage = `Usage: shoal dataset <command> [flags] [args]
-
-Commands:
-  create NAME [--description TEXT]      create an empty dataset
-  ls [NAME]                             list datasets, or the images of NAME (--split, --label, --limit)
-  import NAME PATH                      import a folder on the server laid out split/Label/file
-  import NAME --bucket B [--prefix P]   import a bucket prefix of the server's S3 store
-  upload NAME PATH...                   upload local folders (split/Label/file) or .zip/.tar/.tar.gz archives
-  stats NAME [--snapshot N]             image counts per split and label, and image sizes
-  snapshot NAME [--description TEXT]    freeze the dataset's membership as a new numbered snapshot
-  snapshots NAME                        list a dataset's snapshots
-  rm NAME                               delete a dataset, its snapshots and its unshared blobs
-
-Every command takes --addr (default localhost:9090), the gRPC address of a Shoal server
-running the dataset service, and --timeout.
-`
-
-// Dataset runs `shoal dataset ...`.
-func Dataset(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, datasetUsage)
-		return flag.ErrHelp
+func (p *program) datasetCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "dataset",
+		Short: "Create, import, upload, inspect, snapshot and delete datasets",
+		Long: `Datasets are labelled images laid out split/Label/file (train, validation, test).
+Every image is validated on the way in; identical bytes are stored once.`,
 	}
-	cmd, args := args[0], args[1:]
-	fs := flag.NewFlagSet("shoal dataset "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	addr := fs.String("addr", "localhost:9090", "gRPC address of the dataset service")
-	timeout := fs.Duration("timeout", 24*time.Hour, "bound on the whole command")
-	var run func(context.Context, datasetpb.DatasetServiceClient, []string) error
-	switch cmd {
-	case "create":
-		desc := fs.String("description", "", "free text shown in the UI")
-		run = func(ctx context.Context, c datasetpb.DatasetServiceClient, pos []string) error {
-			if err := wantArgs(pos, 1, 1, "dataset create NAME [--description TEXT]"); err != nil {
-				return err
-			}
-			resp, err := c.CreateDataset(ctx, &datasetpb.CreateDatasetRequest{Name: pos[0], Description: *desc})
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(stdout, "created dataset %s\n", resp.GetDataset().GetName())
-			return nil
-		}
-	case "ls", "list":
-		split := fs.String("split", "", "only this split: train, validation or test")
-		label := fs.String("label", "", "only this label")
-		limit := fs.Int("limit", 50, "images to list")
-		run = func(ctx context.Context, c datasetpb.DatasetServiceClient, pos []string) error {
-			if err := wantArgs(pos, 0, 1, "dataset ls [NAME] [--split S] [--label L] [--limit N]"); err != nil {
-				return err
-			}
-			if len(pos) == 0 {
-				return datasetList(ctx, c, stdout)
-			}
-			sp, err := parseSplit(*split)
-			if err != nil {
-				return err
-			}
-			return imageList(ctx, c, pos[0], sp, *label, *limit, stdout)
-		}
-	case "import":
-		bucket := fs.String("bucket", "", "import from this bucket of the server's S3 store instead of a server folder")
-		prefix := fs.String("prefix", "", "key prefix of the tree in --bucket")
-		show := fs.Int("show-rejections", 20, "rejected files to print (the counts cover all)")
-		quiet := fs.Bool("quiet", false, "no progress bar")
-		run = func(ctx context.Context, c datasetpb.DatasetServiceClient, pos []string) error {
-			req := &datasetpb.ImportImagesRequest{}
-			switch {
-			case *bucket != "" && len(pos) == 1:
-				req.Dataset = pos[0]
-				req.Source = &datasetpb.ImportImagesRequest_ObjectStore{ObjectStore: &datasetpb.ObjectStoreSource{Bucket: *bucket, Prefix: *prefix}}
-			case *bucket == "" && len(pos) == 2:
-				req.Dataset = pos[0]
-				req.Source = &datasetpb.ImportImagesRequest_Local{Local: &datasetpb.LocalSource{Path: pos[1]}}
-			default:
-				return errors.New("usage: shoal dataset import NAME PATH, or import NAME --bucket B [--prefix P]")
-			}
-			return importImages(ctx, c, req, *show, *quiet, stdout, stderr)
-		}
-	case "upload":
-		show := fs.Int("show-rejections", 20, "rejected files to print (the counts cover all)")
-		quiet := fs.Bool("quiet", false, "no progress bar")
-		run = func(ctx context.Context, c datasetpb.DatasetServiceClient, pos []string) error {
-			if len(pos) < 2 {
-				return errors.New("usage: shoal dataset upload NAME PATH... (folders laid out split/Label/file, or .zip/.tar/.tar.gz archives)")
-			}
-			return upload(ctx, c, pos[0], pos[1:], *show, *quiet, stdout, stderr)
-		}
-	case "stats":
-		snapshot := fs.Int64("snapshot", 0, "stats of this snapshot version instead of the current images")
-		run = func(ctx context.Context, c datasetpb.DatasetServiceClient, pos []string) error {
-			if err := wantArgs(pos, 1, 1, "dataset stats NAME [--snapshot N]"); err != nil {
-				return err
-			}
-			return stats(ctx, c, pos[0], *snapshot, stdout)
-		}
-	case "snapshot":
-		desc := fs.String("description", "", "free text, e.g. what changed")
-		run = func(ctx context.Context, c datasetpb.DatasetServiceClient, pos []string) error {
-			if err := wantArgs(pos, 1, 1, "dataset snapshot NAME [--description TEXT]"); err != nil {
-				return err
-			}
-			resp, err := c.CreateSnapshot(ctx, &datasetpb.CreateSnapshotRequest{Dataset: pos[0], Description: *desc})
-			if err != nil {
-				return err
-			}
-			s := resp.GetSnapshot()
-			fmt.Fprintf(stdout, "created %s snapshot %d: %d images, manifest sha256:%s\n", s.GetDataset(), s.GetVersion(), s.GetImageCount(), s.GetManifestSha256())
-			return printCounts(stdout, s.GetCounts())
-		}
-	case "snapshots":
-		run = func(ctx context.Context, c datasetpb.DatasetServiceClient, pos []string) error {
-			if err := wantArgs(pos, 1, 1, "dataset snapshots NAME"); err != nil {
-				return err
-			}
-			return snapshotList(ctx, c, pos[0], stdout)
-		}
-	case "rm", "delete":
-		run = func(ctx context.Context, c datasetpb.DatasetServiceClient, pos []string) error {
-			if err := wantArgs(pos, 1, 1, "dataset rm NAME"); err != nil {
-				return err
-			}
-			resp, err := c.DeleteDataset(ctx, &datasetpb.DeleteDatasetRequest{Name: pos[0]})
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(stdout, "deleted dataset %s: %d images, %d blobs no other dataset used\n", pos[0], resp.GetImagesDeleted(), resp.GetBlobsDeleted())
-			return nil
-		}
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, datasetUsage)
-		return nil
-	default:
-		fmt.Fprint(stderr, datasetUsage)
-		return fmt.Errorf("dataset: unknown command %q", cmd)
-	}
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
-	}
-	return call(ctx, *addr, *timeout, func(ctx context.Context, conn *grpc.ClientConn) error {
-		return run(ctx, datasetpb.NewDatasetServiceClient(conn), pos)
+	cmd.AddCommand(p.datasetCreateCmd(), p.datasetListCmd(), p.datasetImportCmd(), p.datasetUploadCmd(),
+		p.datasetStatsCmd(), p.datasetSnapshotCmd(), p.datasetSnapshotsCmd(), p.datasetRemoveCmd())
+	return cmd
+}
+
+// withDataset runs fn with a Dataset client within the command's bound.
+func (p *program) withDataset(cmd *cobra.Command, fn func(context.Context, datasetpb.DatasetServiceClient) error) error {
+	return p.conn.call(cmd.Context(), longTimeout, func(ctx context.Context, conn *grpc.ClientConn) error {
+		return fn(ctx, datasetpb.NewDatasetServiceClient(conn))
 	})
+}
+
+func (p *program) datasetCreateCmd() *cobra.Command {
+	var desc string
+	cmd := &cobra.Command{
+		Use:   "create NAME",
+		Short: "Create an empty dataset",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return p.withDataset(cmd, func(ctx context.Context, c datasetpb.DatasetServiceClient) error {
+				resp, err := c.CreateDataset(ctx, &datasetpb.CreateDatasetRequest{Name: args[0], Description: desc})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(p.env.Stdout, "created dataset %s\n", resp.GetDataset().GetName())
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&desc, "description", "", "free text shown in the UI")
+	return cmd
+}
+
+func (p *program) datasetListCmd() *cobra.Command {
+	var split, label string
+	var limit int
+	cmd := &cobra.Command{
+		Use:     "ls [NAME]",
+		Aliases: []string{"list"},
+		Short:   "List datasets, or the images of one",
+		Args:    rangeArgs(0, 1),
+	}
+	out := addOutputFlag(cmd)
+	cmd.Flags().StringVar(&split, "split", "", "only this split: train, validation or test")
+	cmd.Flags().StringVar(&label, "label", "", "only this label")
+	cmd.Flags().IntVar(&limit, "limit", 50, "images to list")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		sp, err := parseSplit(split)
+		if err != nil {
+			return usagef("--split: %v", err)
+		}
+		return p.withDataset(cmd, func(ctx context.Context, c datasetpb.DatasetServiceClient) error {
+			if len(args) == 0 {
+				return datasetList(ctx, c, *out, p.env.Stdout)
+			}
+			return imageList(ctx, c, args[0], sp, label, limit, *out, p.env.Stdout)
+		})
+	}
+	return cmd
+}
+
+func (p *program) datasetImportCmd() *cobra.Command {
+	var bucket, prefix string
+	var show int
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "import NAME PATH | NAME --bucket B [--prefix P]",
+		Short: "Import a folder on the server, or a bucket prefix of its S3 store",
+		Long: `Imports a tree laid out split/Label/file (train/Cat/1.jpg) that the server can read:
+a folder under one of its dataset.import-roots, or a prefix of a bucket of its S3 store.
+For a folder on this machine, use shoal dataset upload.`,
+		Args: rangeArgs(1, 2),
+	}
+	cmd.Flags().StringVar(&bucket, "bucket", "", "import from this bucket of the server's S3 store instead of a server folder")
+	cmd.Flags().StringVar(&prefix, "prefix", "", "key prefix of the tree in --bucket")
+	cmd.Flags().IntVar(&show, "show-rejections", 20, "rejected files to print (the counts cover all)")
+	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress bar")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		req := &datasetpb.ImportImagesRequest{Dataset: args[0]}
+		switch {
+		case bucket != "" && len(args) == 1:
+			req.Source = &datasetpb.ImportImagesRequest_ObjectStore{ObjectStore: &datasetpb.ObjectStoreSource{Bucket: bucket, Prefix: prefix}}
+		case bucket == "" && len(args) == 2:
+			req.Source = &datasetpb.ImportImagesRequest_Local{Local: &datasetpb.LocalSource{Path: args[1]}}
+		default:
+			return usagef("give NAME PATH, or NAME --bucket B [--prefix P]")
+		}
+		return p.withDataset(cmd, func(ctx context.Context, c datasetpb.DatasetServiceClient) error {
+			return p.importImages(ctx, c, req, show, quiet)
+		})
+	}
+	return cmd
+}
+
+func (p *program) datasetUploadCmd() *cobra.Command {
+	var show int
+	var quiet bool
+	var split string
+	var testFraction float64
+	cmd := &cobra.Command{
+		Use:   "upload NAME PATH...",
+		Short: "Upload folders or archives from this machine",
+		Long: `Uploads folders laid out split/Label/file (train/Cat/1.jpg, test/Dog/7.png), or
+.zip/.tar/.tar.gz archives laid out the same way.
+
+A folder laid out Label/file (Cat/1.jpg) takes --split: every file goes to that
+split, and --test-fraction F moves a share F of them to the test split instead,
+chosen by a hash of each file's path, so a re-run puts every file where it went before.`,
+		Args: rangeArgs(2, -1),
+	}
+	cmd.Flags().IntVar(&show, "show-rejections", 20, "rejected files to print (the counts cover all)")
+	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress bar")
+	cmd.Flags().StringVar(&split, "split", "", "the folders are laid out Label/file: put their images in this split (train, validation or test)")
+	cmd.Flags().Float64Var(&testFraction, "test-fraction", 0, "with --split: the share of the images, in [0, 1), that goes to the test split instead")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		l, err := newLayout(split, testFraction)
+		if err != nil {
+			return err
+		}
+		return p.withDataset(cmd, func(ctx context.Context, c datasetpb.DatasetServiceClient) error {
+			return p.upload(ctx, c, args[0], args[1:], l, show, quiet)
+		})
+	}
+	return cmd
+}
+
+func (p *program) datasetStatsCmd() *cobra.Command {
+	var snapshot int64
+	cmd := &cobra.Command{
+		Use:   "stats NAME",
+		Short: "Image counts per split and label, and image sizes",
+		Args:  exactArgs(1),
+	}
+	out := addOutputFlag(cmd)
+	cmd.Flags().Int64Var(&snapshot, "snapshot", 0, "stats of this snapshot version instead of the current images")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return p.withDataset(cmd, func(ctx context.Context, c datasetpb.DatasetServiceClient) error {
+			resp, err := c.GetDatasetStats(ctx, &datasetpb.GetDatasetStatsRequest{Dataset: args[0], SnapshotVersion: snapshot})
+			if err != nil {
+				return err
+			}
+			if out.structured() {
+				return out.print(p.env.Stdout, resp)
+			}
+			return printStats(p.env.Stdout, resp)
+		})
+	}
+	return cmd
+}
+
+func (p *program) datasetSnapshotCmd() *cobra.Command {
+	var desc string
+	cmd := &cobra.Command{
+		Use:   "snapshot NAME",
+		Short: "Freeze the dataset's membership as a new numbered snapshot",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return p.withDataset(cmd, func(ctx context.Context, c datasetpb.DatasetServiceClient) error {
+				resp, err := c.CreateSnapshot(ctx, &datasetpb.CreateSnapshotRequest{Dataset: args[0], Description: desc})
+				if err != nil {
+					return err
+				}
+				s := resp.GetSnapshot()
+				fmt.Fprintf(p.env.Stdout, "created %s snapshot %d: %d images, manifest sha256:%s\n", s.GetDataset(), s.GetVersion(), s.GetImageCount(), s.GetManifestSha256())
+				return printCounts(p.env.Stdout, s.GetCounts())
+			})
+		},
+	}
+	cmd.Flags().StringVar(&desc, "description", "", "free text, e.g. what changed")
+	return cmd
+}
+
+func (p *program) datasetSnapshotsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "snapshots NAME",
+		Short: "List a dataset's snapshots",
+		Args:  exactArgs(1),
+	}
+	out := addOutputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return p.withDataset(cmd, func(ctx context.Context, c datasetpb.DatasetServiceClient) error {
+			return snapshotList(ctx, c, args[0], *out, p.env.Stdout)
+		})
+	}
+	return cmd
+}
+
+func (p *program) datasetRemoveCmd() *cobra.Command {
+	var yes bool
+	cmd := &cobra.Command{
+		Use:     "rm NAME",
+		Aliases: []string{"delete"},
+		Short:   "Delete a dataset, its snapshots and the blobs no other dataset uses",
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := p.env.confirm(yes, fmt.Sprintf("delete dataset %q with its images and snapshots", args[0])); err != nil {
+				return err
+			}
+			return p.withDataset(cmd, func(ctx context.Context, c datasetpb.DatasetServiceClient) error {
+				resp, err := c.DeleteDataset(ctx, &datasetpb.DeleteDatasetRequest{Name: args[0]})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(p.env.Stdout, "deleted dataset %s: %d images, %d blobs no other dataset used\n", args[0], resp.GetImagesDeleted(), resp.GetBlobsDeleted())
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "delete without asking")
+	return cmd
 }
 
 func parseSplit(s string) (datasetpb.Split, error) {
@@ -183,59 +252,61 @@ func splitName(s datasetpb.Split) string {
 	return strings.ToLower(strings.TrimPrefix(s.String(), "SPLIT_"))
 }
 
-func datasetList(ctx context.Context, c datasetpb.DatasetServiceClient, out io.Writer) error {
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tIMAGES\tLABELS\tSNAPSHOTS\tUPDATED")
-	tok := ""
-	for {
+func datasetList(ctx context.Context, c datasetpb.DatasetServiceClient, o output, out io.Writer) error {
+	all := &datasetpb.ListDatasetsResponse{}
+	for tok := ""; ; {
 		resp, err := c.ListDatasets(ctx, &datasetpb.ListDatasetsRequest{PageSize: 1000, PageToken: tok})
 		if err != nil {
 			return err
 		}
-		for _, d := range resp.GetDatasets() {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", d.GetName(), d.GetImageCount(), len(d.GetLabels()), d.GetSnapshotCount(),
-				d.GetUpdateTime().AsTime().UTC().Format("2006-01-02 15:04:05"))
-		}
-		if tok = resp.GetNextPageToken(); tok == "" {
-			return tw.Flush()
-		}
-	}
-}
-
-func imageList(ctx context.Context, c datasetpb.DatasetServiceClient, name string, split datasetpb.Split, label string, limit int, out io.Writer) error {
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSPLIT\tLABEL\tFILE\tSIZE\tFORMAT\tSHA256")
-	tok := ""
-	shown := 0
-	var total int64
-	for shown < limit {
-		resp, err := c.ListImages(ctx, &datasetpb.ListImagesRequest{Dataset: name, Split: split, Label: label,
-			PageSize: int32(min(limit-shown, 1000)), PageToken: tok})
-		if err != nil {
-			return err
-		}
-		total = resp.GetTotalSize()
-		for _, img := range resp.GetImages() {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%dx%d\t%s\t%s\n", img.GetId(), splitName(img.GetSplit()), img.GetLabel(), img.GetFileName(),
-				img.GetWidth(), img.GetHeight(), strings.ToLower(strings.TrimPrefix(img.GetFormat().String(), "IMAGE_FORMAT_")), img.GetSha256()[:12])
-			shown++
-		}
+		all.Datasets = append(all.Datasets, resp.GetDatasets()...)
 		if tok = resp.GetNextPageToken(); tok == "" {
 			break
 		}
 	}
+	if o.structured() {
+		return o.print(out, all)
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tIMAGES\tLABELS\tSNAPSHOTS\tUPDATED")
+	for _, d := range all.GetDatasets() {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", d.GetName(), d.GetImageCount(), len(d.GetLabels()), d.GetSnapshotCount(),
+			formatTime(d.GetUpdateTime().AsTime()))
+	}
+	return tw.Flush()
+}
+
+func imageList(ctx context.Context, c datasetpb.DatasetServiceClient, name string, split datasetpb.Split, label string, limit int, o output, out io.Writer) error {
+	all := &datasetpb.ListImagesResponse{}
+	for tok := ""; len(all.Images) < limit; {
+		resp, err := c.ListImages(ctx, &datasetpb.ListImagesRequest{Dataset: name, Split: split, Label: label,
+			PageSize: int32(min(limit-len(all.Images), 1000)), PageToken: tok})
+		if err != nil {
+			return err
+		}
+		all.TotalSize = resp.GetTotalSize()
+		all.Images = append(all.Images, resp.GetImages()...)
+		if tok = resp.GetNextPageToken(); tok == "" {
+			break
+		}
+	}
+	if o.structured() {
+		return o.print(out, all)
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSPLIT\tLABEL\tFILE\tSIZE\tFORMAT\tSHA256")
+	for _, img := range all.GetImages() {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%dx%d\t%s\t%s\n", img.GetId(), splitName(img.GetSplit()), img.GetLabel(), img.GetFileName(),
+			img.GetWidth(), img.GetHeight(), strings.ToLower(strings.TrimPrefix(img.GetFormat().String(), "IMAGE_FORMAT_")), short(img.GetSha256()))
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "%d of %d images\n", shown, total)
+	fmt.Fprintf(out, "%d of %d images\n", len(all.GetImages()), all.GetTotalSize())
 	return nil
 }
 
-func stats(ctx context.Context, c datasetpb.DatasetServiceClient, name string, snapshot int64, out io.Writer) error {
-	resp, err := c.GetDatasetStats(ctx, &datasetpb.GetDatasetStatsRequest{Dataset: name, SnapshotVersion: snapshot})
-	if err != nil {
-		return err
-	}
+func printStats(out io.Writer, resp *datasetpb.GetDatasetStatsResponse) error {
 	fmt.Fprintf(out, "%d images, %d bytes\n", resp.GetImageCount(), resp.GetTotalBytes())
 	if err := printCounts(out, resp.GetCounts()); err != nil {
 		return err
@@ -264,41 +335,32 @@ func printCounts(out io.Writer, counts []*datasetpb.LabelCount) error {
 	return tw.Flush()
 }
 
-func snapshotList(ctx context.Context, c datasetpb.DatasetServiceClient, name string, out io.Writer) error {
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VERSION\tIMAGES\tCREATED\tMANIFEST\tDESCRIPTION")
-	tok := ""
-	for {
+func snapshotList(ctx context.Context, c datasetpb.DatasetServiceClient, name string, o output, out io.Writer) error {
+	all := &datasetpb.ListSnapshotsResponse{}
+	for tok := ""; ; {
 		resp, err := c.ListSnapshots(ctx, &datasetpb.ListSnapshotsRequest{Dataset: name, PageSize: 1000, PageToken: tok})
 		if err != nil {
 			return err
 		}
-		for _, s := range resp.GetSnapshots() {
-			fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\n", s.GetVersion(), s.GetImageCount(),
-				s.GetCreateTime().AsTime().UTC().Format("2006-01-02 15:04:05"), s.GetManifestSha256()[:12], s.GetDescription())
-		}
+		all.Snapshots = append(all.Snapshots, resp.GetSnapshots()...)
 		if tok = resp.GetNextPageToken(); tok == "" {
-			return tw.Flush()
+			break
 		}
 	}
+	if o.structured() {
+		return o.print(out, all)
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERSION\tIMAGES\tCREATED\tMANIFEST\tDESCRIPTION")
+	for _, s := range all.GetSnapshots() {
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\n", s.GetVersion(), s.GetImageCount(),
+			formatTime(s.GetCreateTime().AsTime()), short(s.GetManifestSha256()), s.GetDescription())
+	}
+	return tw.Flush()
 }
 
-// newBar is a progress bar on stderr; hidden with --quiet.
-func newBar(stderr io.Writer, desc string, quiet bool) *progressbar.ProgressBar {
-	return progressbar.NewOptions64(-1,
-		progressbar.OptionSetWriter(stderr),
-		progressbar.OptionSetDescription(desc),
-		progressbar.OptionShowCount(),
-		progressbar.OptionShowIts(),
-		progressbar.OptionSetItsString("images"),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionSetVisibility(!quiet),
-		progressbar.OptionClearOnFinish(),
-		// Redraw on updates only: a spinner interval would start a goroutine
-		// the bar owns until Finish.
-		progressbar.OptionSetSpinnerChangeInterval(0),
-	)
-}
+// short is a hash's first 12 characters, as git shows commits.
+func short(sha string) string { return sha[:min(len(sha), 12)] }
 
 // rejections prints the first few rejected files and counts the rest.
 type rejections struct {
@@ -322,17 +384,19 @@ func (r *rejections) summary(c *datasetpb.ImportCounts) {
 		c.GetSeen(), c.GetAdded(), c.GetDuplicates(), c.GetConflicts(), c.GetRejected())
 }
 
-func importImages(ctx context.Context, c datasetpb.DatasetServiceClient, req *datasetpb.ImportImagesRequest, show int, quiet bool, stdout, stderr io.Writer) error {
+// importImages follows a server-side import: the meter counts the files the
+// server has examined out of those it has found so far.
+func (p *program) importImages(ctx context.Context, c datasetpb.DatasetServiceClient, req *datasetpb.ImportImagesRequest, show int, quiet bool) error {
 	stream, err := c.ImportImages(ctx, req)
 	if err != nil {
 		return err
 	}
-	bar := newBar(stderr, "importing", quiet)
-	rej := &rejections{out: stdout, show: show}
+	m := newMeter(p.env.Stderr, p.env.StderrTerminal, quiet, "importing", "images")
+	rej := &rejections{out: p.env.Stdout, show: show}
 	for {
 		msg, err := stream.Recv()
 		if err != nil {
-			_ = bar.Exit()
+			m.stop()
 			if errors.Is(err, io.EOF) {
 				return errors.New("import: the server ended the stream without a result")
 			}
@@ -340,149 +404,15 @@ func importImages(ctx context.Context, c datasetpb.DatasetServiceClient, req *da
 		}
 		switch ev := msg.GetEvent().(type) {
 		case *datasetpb.ImportImagesResponse_Progress:
-			bar.ChangeMax64(ev.Progress.GetTotal())
-			_ = bar.Set64(ev.Progress.GetCounts().GetSeen())
+			m.total = ev.Progress.GetTotal()
+			m.set(ev.Progress.GetCounts().GetSeen())
 		case *datasetpb.ImportImagesResponse_Rejection:
+			m.clear() // a rejection's line must not land in the middle of the bar
 			rej.add(ev.Rejection)
 		case *datasetpb.ImportImagesResponse_Done:
-			_ = bar.Finish()
+			m.finish()
 			rej.summary(ev.Done)
 			return nil
 		}
 	}
-}
-
-// uploadChunkBytes is the size of each archive chunk sent.
-const uploadChunkBytes = 1 << 20
-
-var archiveSuffixes = []string{".zip", ".tar", ".tar.gz", ".tgz"}
-
-// upload sends archives as chunks and folders file by file, one stream per
-// path, since a stream carries either files or one archive.
-func upload(ctx context.Context, c datasetpb.DatasetServiceClient, name string, paths []string, show int, quiet bool, stdout, stderr io.Writer) error {
-	total := &datasetpb.ImportCounts{}
-	rej := &rejections{out: stdout, show: show}
-	for _, p := range paths {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return err
-		}
-		stream, err := c.UploadImages(ctx)
-		if err != nil {
-			return err
-		}
-		if err := stream.Send(&datasetpb.UploadImagesRequest{Payload: &datasetpb.UploadImagesRequest_Header{Header: &datasetpb.UploadHeader{Dataset: name}}}); err != nil {
-			return closeErr(stream, err)
-		}
-		bar := newBar(stderr, "uploading "+filepath.Base(p), quiet)
-		switch {
-		case fi.IsDir():
-			err = sendFolder(stream, p, bar)
-		case hasArchiveSuffix(p):
-			err = sendArchive(stream, p, fi.Size(), bar)
-		default:
-			err = fmt.Errorf("%s: not a folder or a .zip/.tar/.tar.gz archive", p)
-		}
-		if err != nil {
-			_ = bar.Exit()
-			return closeErr(stream, err)
-		}
-		resp, err := stream.CloseAndRecv()
-		_ = bar.Finish()
-		if err != nil {
-			return err
-		}
-		for _, r := range resp.GetRejections() {
-			rej.add(r)
-		}
-		c := resp.GetCounts()
-		total.Seen += c.GetSeen()
-		total.Added += c.GetAdded()
-		total.Duplicates += c.GetDuplicates()
-		total.Conflicts += c.GetConflicts()
-		total.Rejected += c.GetRejected()
-	}
-	rej.summary(total)
-	return nil
-}
-
-// closeErr prefers the server's reason for ending a stream over the local
-// send error (io.EOF), which says nothing.
-func closeErr(stream datasetpb.DatasetService_UploadImagesClient, err error) error {
-	if errors.Is(err, io.EOF) {
-		if _, rerr := stream.CloseAndRecv(); rerr != nil {
-			return rerr
-		}
-	}
-	return err
-}
-
-func hasArchiveSuffix(p string) bool {
-	lower := strings.ToLower(p)
-	for _, s := range archiveSuffixes {
-		if strings.HasSuffix(lower, s) {
-			return true
-		}
-	}
-	return false
-}
-
-func sendArchive(stream datasetpb.DatasetService_UploadImagesClient, p string, size int64, bar *progressbar.ProgressBar) error {
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	bar.ChangeMax64(size)
-	buf := make([]byte, uploadChunkBytes)
-	first := true
-	for {
-		n, err := io.ReadFull(f, buf)
-		if n > 0 {
-			chunk := &datasetpb.ArchiveChunk{Data: buf[:n]}
-			if first {
-				chunk.FileName, first = filepath.Base(p), false
-			}
-			if serr := stream.Send(&datasetpb.UploadImagesRequest{Payload: &datasetpb.UploadImagesRequest_ArchiveChunk{ArchiveChunk: chunk}}); serr != nil {
-				return serr
-			}
-			_ = bar.Add(n)
-		}
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
-}
-
-// sendFolder sends every file under root/split/Label/ with its split and
-// label; the server validates them (and rejects unknown splits).
-func sendFolder(stream datasetpb.DatasetService_UploadImagesClient, root string, bar *progressbar.ProgressBar) error {
-	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil {
-			return err
-		}
-		parts := strings.Split(filepath.ToSlash(rel), "/")
-		if len(parts) != 3 || strings.HasPrefix(d.Name(), ".") {
-			return nil // top-level files (README, NOTICE) and stray files are not images of the layout
-		}
-		split, err := parseSplit(parts[0])
-		if err != nil || split == datasetpb.Split_SPLIT_UNSPECIFIED || parts[0] == "val" {
-			return nil
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		bar.AddMax(1)
-		_ = bar.Add(1)
-		return stream.Send(&datasetpb.UploadImagesRequest{Payload: &datasetpb.UploadImagesRequest_File{File: &datasetpb.UploadFile{
-			Split: split, Label: parts[1], FileName: parts[2], Content: data}}})
-	})
 }

@@ -1,239 +1,204 @@
-// Package cli holds the shoal binary's client subcommands, which talk gRPC
-// to a running server.
 package cli
 
 import (
+	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
 
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 )
 
-const modelsUsage = `Usage: shoal models <command> [flags] [args]
-
-Commands:
-  ls [MODEL]                     list models, or the versions of MODEL
-  show MODEL [VERSION|ALIAS]     show a model, or one version with its metrics and lineage
-  promote MODEL VERSION          point an alias (--alias, default production) at VERSION
-  upload [flags] FILE.onnx       upload an ONNX model as a new version (see shoal models upload -h)
-  rm MODEL [VERSION]             delete a version, or a model that has no versions left
-
-Every command takes --addr (default localhost:9090), the gRPC address of a Shoal server
-running the registry, and --timeout.
-`
-
-// uploadChunk is the size of each CreateVersion message.
-const uploadChunk = 1 << 20
-
-// Models runs `shoal models ...`.
-func Models(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, modelsUsage)
-		return flag.ErrHelp
+func (p *program) modelsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "models",
+		Short: "List, show, upload, promote, prune and delete model versions",
+		Long: `Models are named classifiers with ordered labels; each version is an ONNX artifact with
+its input spec, metrics and lineage. Aliases (production, staging, ...) point at versions;
+Inference serves production.`,
 	}
-	cmd, args := args[0], args[1:]
-	fs := flag.NewFlagSet("shoal models "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	addr := fs.String("addr", "localhost:9090", "gRPC address of the registry")
-	timeout := fs.Duration("timeout", 10*time.Minute, "bound on the whole command")
-	var run func(context.Context, registrypb.RegistryServiceClient, []string) error
-	switch cmd {
-	case "ls", "list":
-		run = func(ctx context.Context, c registrypb.RegistryServiceClient, pos []string) error {
-			return modelsList(ctx, c, pos, stdout)
-		}
-	case "show":
-		run = func(ctx context.Context, c registrypb.RegistryServiceClient, pos []string) error {
-			return modelsShow(ctx, c, pos, stdout)
-		}
-	case "promote":
-		alias := fs.String("alias", "production", "alias to point at the version")
-		run = func(ctx context.Context, c registrypb.RegistryServiceClient, pos []string) error {
-			return modelsPromote(ctx, c, pos, *alias, stdout)
-		}
-	case "upload":
-		u := registerUploadFlags(fs)
-		run = func(ctx context.Context, c registrypb.RegistryServiceClient, pos []string) error {
-			return u.run(ctx, c, pos, stdout)
-		}
-	case "rm", "delete":
-		run = func(ctx context.Context, c registrypb.RegistryServiceClient, pos []string) error {
-			return modelsRemove(ctx, c, pos, stdout)
-		}
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, modelsUsage)
-		return nil
-	default:
-		fmt.Fprint(stderr, modelsUsage)
-		return fmt.Errorf("models: unknown command %q", cmd)
-	}
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
-	}
-	return call(ctx, *addr, *timeout, func(ctx context.Context, conn *grpc.ClientConn) error {
-		return run(ctx, registrypb.NewRegistryServiceClient(conn), pos)
+	cmd.AddCommand(p.modelsListCmd(), p.modelsShowCmd(), p.modelsPromoteCmd(), p.modelsUploadCmd(),
+		p.modelsRemoveCmd(), p.modelsPruneCmd(), p.modelsAliasCmd())
+	return cmd
+}
+
+// withRegistry runs fn with a Registry client within the command's bound.
+func (p *program) withRegistry(cmd *cobra.Command, fn func(context.Context, registrypb.RegistryServiceClient) error) error {
+	return p.conn.call(cmd.Context(), modelTimeout, func(ctx context.Context, conn *grpc.ClientConn) error {
+		return fn(ctx, registrypb.NewRegistryServiceClient(conn))
 	})
 }
 
-// call dials addr and runs fn within timeout; an error the server answered
-// comes back as an rpcError.
-func call(ctx context.Context, addr string, timeout time.Duration, fn func(context.Context, *grpc.ClientConn) error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	conn, err := dial(addr)
-	if err != nil {
-		return fmt.Errorf("--addr=%q: %w", addr, err)
+func (p *program) modelsListCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "ls [MODEL]",
+		Aliases: []string{"list"},
+		Short:   "List models, or the versions of MODEL (those an alias points at first, then newest first)",
+		Args:    rangeArgs(0, 1),
 	}
-	defer conn.Close()
-	if err := fn(ctx, conn); err != nil {
-		if st, ok := status.FromError(err); ok {
-			return rpcError{st}
-		}
-		return err
-	}
-	return nil
-}
-
-// dial makes the commands' client connection to a Shoal server.
-func dial(addr string) (*grpc.ClientConn, error) {
-	return grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
-}
-
-// rpcError prints a server's answer as "NotFound: model "x" not found"
-// rather than gRPC's "rpc error: code = ... desc = ...", and keeps the
-// status for callers that check the code.
-type rpcError struct{ st *status.Status }
-
-func (e rpcError) Error() string              { return e.st.Code().String() + ": " + e.st.Message() }
-func (e rpcError) GRPCStatus() *status.Status { return e.st }
-
-// parseInterleaved parses flags wherever they appear among the positional
-// arguments (`promote fish 3 --alias staging`), which flag.Parse alone
-// stops at.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-}
-
-// wantArgs checks the number of positional arguments; usage is the
-// command's synopsis after "shoal ".
-func wantArgs(pos []string, minN, maxN int, usage string) error {
-	if len(pos) < minN || len(pos) > maxN {
-		return fmt.Errorf("usage: shoal %s", usage)
-	}
-	return nil
-}
-
-func parseVersion(s string) (int64, error) {
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || v <= 0 {
-		return 0, fmt.Errorf("version %q: want a positive number", s)
-	}
-	return v, nil
-}
-
-func modelsList(ctx context.Context, c registrypb.RegistryServiceClient, pos []string, out io.Writer) error {
-	if err := wantArgs(pos, 0, 1, "models ls [MODEL]"); err != nil {
-		return err
-	}
-	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	if len(pos) == 0 {
-		fmt.Fprintln(w, "NAME\tLATEST\tALIASES\tLABELS\tCREATED")
-		for token := ""; ; {
-			resp, err := c.ListModels(ctx, &registrypb.ListModelsRequest{PageSize: 200, PageToken: token})
-			if err != nil {
-				return err
+	out := addOutputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return p.withRegistry(cmd, func(ctx context.Context, c registrypb.RegistryServiceClient) error {
+			if len(args) == 0 {
+				return modelList(ctx, c, *out, p.env.Stdout)
 			}
-			for _, m := range resp.GetModels() {
-				fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%s\n", m.GetName(), m.GetLatestVersion(), formatAliases(m.GetAliases()),
-					len(m.GetLabels()), formatTime(m.GetCreateTime().AsTime()))
-			}
-			if token = resp.GetNextPageToken(); token == "" {
-				break
-			}
-		}
-		return w.Flush()
+			return versionList(ctx, c, args[0], *out, p.env.Stdout)
+		})
 	}
-	fmt.Fprintln(w, "VERSION\tALIASES\tTEST_ACC\tVAL_ACC\tARCHITECTURE\tCREATOR\tSIZE\tCREATED")
+	return cmd
+}
+
+func modelList(ctx context.Context, c registrypb.RegistryServiceClient, o output, out io.Writer) error {
+	all := &registrypb.ListModelsResponse{}
 	for token := ""; ; {
-		resp, err := c.ListVersions(ctx, &registrypb.ListVersionsRequest{Model: pos[0], PageSize: 200, PageToken: token})
+		resp, err := c.ListModels(ctx, &registrypb.ListModelsRequest{PageSize: 200, PageToken: token})
 		if err != nil {
 			return err
 		}
-		for _, v := range resp.GetVersions() {
-			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.GetVersion(), dash(strings.Join(v.GetAliases(), ",")),
-				formatMetric(v.GetMetrics().GetTestAccuracy()), formatMetric(v.GetMetrics().GetValAccuracy()),
-				dash(v.GetArchitecture()), dash(v.GetCreator()), formatBytes(v.GetArtifact().GetSizeBytes()),
-				formatTime(v.GetCreateTime().AsTime()))
-		}
+		all.Models = append(all.Models, resp.GetModels()...)
 		if token = resp.GetNextPageToken(); token == "" {
 			break
 		}
 	}
+	if o.structured() {
+		return o.print(out, all)
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "NAME\tLATEST\tALIASES\tLABELS\tCREATED")
+	for _, m := range all.GetModels() {
+		fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%s\n", m.GetName(), m.GetLatestVersion(), formatAliases(m.GetAliases()),
+			len(m.GetLabels()), formatTime(m.GetCreateTime().AsTime()))
+	}
 	return w.Flush()
 }
 
-func modelsShow(ctx context.Context, c registrypb.RegistryServiceClient, pos []string, out io.Writer) error {
-	if err := wantArgs(pos, 1, 2, "models show MODEL [VERSION|ALIAS]"); err != nil {
-		return err
-	}
-	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	if len(pos) == 1 {
-		resp, err := c.GetModel(ctx, &registrypb.GetModelRequest{Name: pos[0]})
+// allVersions lists every version of model, newest first.
+func allVersions(ctx context.Context, c registrypb.RegistryServiceClient, model string) ([]*registrypb.Version, error) {
+	var all []*registrypb.Version
+	for token := ""; ; {
+		resp, err := c.ListVersions(ctx, &registrypb.ListVersionsRequest{Model: model, Descending: true, PageSize: 200, PageToken: token})
 		if err != nil {
-			return err
+			return nil, err
 		}
-		m := resp.GetModel()
-		fmt.Fprintf(w, "model:\t%s\n", m.GetName())
-		fmt.Fprintf(w, "description:\t%s\n", dash(m.GetDescription()))
-		fmt.Fprintf(w, "labels:\t%s\n", strings.Join(m.GetLabels(), ", "))
-		fmt.Fprintf(w, "latest version:\t%d\n", m.GetLatestVersion())
-		fmt.Fprintf(w, "aliases:\t%s\n", formatAliases(m.GetAliases()))
-		fmt.Fprintf(w, "created:\t%s\n", formatTime(m.GetCreateTime().AsTime()))
-		return w.Flush()
+		all = append(all, resp.GetVersions()...)
+		if token = resp.GetNextPageToken(); token == "" {
+			return all, nil
+		}
 	}
-	req := &registrypb.GetVersionRequest{Model: pos[0]}
-	if n, err := strconv.ParseInt(pos[1], 10, 64); err == nil {
-		req.Version = n
-	} else {
-		req.Alias = pos[1]
-	}
-	resp, err := c.GetVersion(ctx, req)
+}
+
+// versionList shows the versions an alias points at first (they are what is
+// served or about to be), then the others, each newest first.
+func versionList(ctx context.Context, c registrypb.RegistryServiceClient, model string, o output, out io.Writer) error {
+	versions, err := allVersions(ctx, c, model)
 	if err != nil {
 		return err
 	}
-	v := resp.GetVersion()
+	aliased := func(v *registrypb.Version) int { return min(len(v.GetAliases()), 1) }
+	slices.SortStableFunc(versions, func(a, b *registrypb.Version) int { return cmp.Compare(aliased(b), aliased(a)) })
+	if o.structured() {
+		return o.print(out, &registrypb.ListVersionsResponse{Versions: versions})
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "VERSION\tALIASES\tTEST_ACC\tVAL_ACC\tARCHITECTURE\tCREATOR\tSIZE\tCREATED")
+	for _, v := range versions {
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.GetVersion(), dash(strings.Join(v.GetAliases(), ",")),
+			formatMetric(v.GetMetrics().GetTestAccuracy()), formatMetric(v.GetMetrics().GetValAccuracy()),
+			dash(v.GetArchitecture()), dash(v.GetCreator()), formatBytes(v.GetArtifact().GetSizeBytes()),
+			formatTime(v.GetCreateTime().AsTime()))
+	}
+	return w.Flush()
+}
+
+func (p *program) modelsShowCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "show MODEL [VERSION|ALIAS]",
+		Short: "Show a model, or one version with its input spec, metrics and lineage",
+		Args:  rangeArgs(1, 2),
+	}
+	out := addOutputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return p.withRegistry(cmd, func(ctx context.Context, c registrypb.RegistryServiceClient) error {
+			if len(args) == 1 {
+				resp, err := c.GetModel(ctx, &registrypb.GetModelRequest{Name: args[0]})
+				if err != nil {
+					return err
+				}
+				if out.structured() {
+					return out.print(p.env.Stdout, resp)
+				}
+				return printModel(p.env.Stdout, resp.GetModel())
+			}
+			req := &registrypb.GetVersionRequest{Model: args[0]}
+			if n, err := strconv.ParseInt(args[1], 10, 64); err == nil {
+				req.Version = n
+			} else {
+				req.Alias = args[1]
+			}
+			resp, err := c.GetVersion(ctx, req)
+			if err != nil {
+				return err
+			}
+			if out.structured() {
+				return out.print(p.env.Stdout, resp)
+			}
+			return printVersion(p.env.Stdout, resp.GetVersion())
+		})
+	}
+	return cmd
+}
+
+func printModel(out io.Writer, m *registrypb.Model) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "model:\t%s\n", m.GetName())
+	fmt.Fprintf(w, "description:\t%s\n", dash(m.GetDescription()))
+	fmt.Fprintf(w, "labels:\t%s\n", strings.Join(m.GetLabels(), ", "))
+	fmt.Fprintf(w, "latest version:\t%d\n", m.GetLatestVersion())
+	fmt.Fprintf(w, "aliases:\t%s\n", formatAliases(m.GetAliases()))
+	fmt.Fprintf(w, "created:\t%s\n", formatTime(m.GetCreateTime().AsTime()))
+	return w.Flush()
+}
+
+// formatInput describes an input spec as a person reads it: "NCHW, 1
+// channel, 28×28, resize stretch, no normalisation".
+func formatInput(in *registrypb.InputSpec) string {
+	channels := fmt.Sprintf("%d channels", in.GetChannels())
+	if in.GetChannels() == 1 {
+		channels = "1 channel"
+	}
+	parts := []string{strings.TrimPrefix(in.GetLayout().String(), "TENSOR_LAYOUT_"), channels,
+		fmt.Sprintf("%d×%d", in.GetHeight(), in.GetWidth()),
+		"resize " + strings.ToLower(strings.TrimPrefix(in.GetResizeMode().String(), "RESIZE_MODE_"))}
+	switch {
+	case len(in.GetMean()) == 0 && len(in.GetStd()) == 0:
+		parts = append(parts, "no normalisation")
+	default:
+		if len(in.GetMean()) > 0 {
+			parts = append(parts, fmt.Sprintf("mean %v", in.GetMean()))
+		}
+		if len(in.GetStd()) > 0 {
+			parts = append(parts, fmt.Sprintf("std %v", in.GetStd()))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func printVersion(out io.Writer, v *registrypb.Version) error {
 	in := v.GetInputSpec()
 	met := v.GetMetrics()
 	lin := v.GetLineage()
+	output := " (logits)"
+	if in.GetOutputIsProbabilities() {
+		output = " (probabilities)"
+	}
 	rows := [][2]string{
 		{"model", v.GetModel()},
 		{"version", strconv.FormatInt(v.GetVersion(), 10)},
@@ -244,11 +209,8 @@ func modelsShow(ctx context.Context, c registrypb.RegistryServiceClient, pos []s
 		{"description", dash(v.GetDescription())},
 		{"created", formatTime(v.GetCreateTime().AsTime())},
 		{"artifact", fmt.Sprintf("sha256:%s (%s)", v.GetArtifact().GetSha256(), formatBytes(v.GetArtifact().GetSizeBytes()))},
-		{"input", fmt.Sprintf("%s, %d channels, %d×%d, resize %s, mean %v, std %v",
-			strings.TrimPrefix(in.GetLayout().String(), "TENSOR_LAYOUT_"), in.GetChannels(), in.GetHeight(), in.GetWidth(),
-			strings.ToLower(strings.TrimPrefix(in.GetResizeMode().String(), "RESIZE_MODE_")), in.GetMean(), in.GetStd())},
-		{"tensors", fmt.Sprintf("%s -> %s%s", in.GetInputName(), in.GetOutputName(),
-			map[bool]string{true: " (probabilities)", false: " (logits)"}[in.GetOutputIsProbabilities()])},
+		{"input", formatInput(in)},
+		{"tensors", fmt.Sprintf("%s -> %s%s", in.GetInputName(), in.GetOutputName(), output)},
 		{"val accuracy / loss", formatMetric(met.GetValAccuracy()) + " / " + formatMetric(met.GetValLoss())},
 		{"test accuracy / loss", formatMetric(met.GetTestAccuracy()) + " / " + formatMetric(met.GetTestLoss())},
 	}
@@ -269,6 +231,7 @@ func modelsShow(ctx context.Context, c registrypb.RegistryServiceClient, pos []s
 	for _, k := range keys {
 		rows = append(rows, [2]string{"hyper-parameter " + k, v.GetHyperParameters()[k]})
 	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	for _, r := range rows {
 		fmt.Fprintf(w, "%s:\t%s\n", r[0], r[1])
 	}
@@ -281,196 +244,227 @@ func modelsShow(ctx context.Context, c registrypb.RegistryServiceClient, pos []s
 	return w.Flush()
 }
 
-func modelsPromote(ctx context.Context, c registrypb.RegistryServiceClient, pos []string, alias string, out io.Writer) error {
-	if err := wantArgs(pos, 2, 2, "models promote MODEL VERSION [--alias production]"); err != nil {
-		return err
+func (p *program) modelsPromoteCmd() *cobra.Command {
+	var alias string
+	cmd := &cobra.Command{
+		Use:   "promote MODEL VERSION",
+		Short: "Point an alias (--alias, default production) at a version",
+		Args:  exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			v, err := parseVersion(args[1])
+			if err != nil {
+				return err
+			}
+			return p.withRegistry(cmd, func(ctx context.Context, c registrypb.RegistryServiceClient) error {
+				resp, err := c.SetAlias(ctx, &registrypb.SetAliasRequest{Model: args[0], Alias: alias, Version: v})
+				if err != nil {
+					return err
+				}
+				a := resp.GetAlias()
+				fmt.Fprintf(p.env.Stdout, "%s@%s -> version %d\n", a.GetModel(), a.GetAlias(), a.GetVersion())
+				return nil
+			})
+		},
 	}
-	v, err := parseVersion(pos[1])
-	if err != nil {
-		return err
-	}
-	resp, err := c.SetAlias(ctx, &registrypb.SetAliasRequest{Model: pos[0], Alias: alias, Version: v})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "%s@%s -> version %d\n", resp.GetAlias().GetModel(), resp.GetAlias().GetAlias(), resp.GetAlias().GetVersion())
-	return nil
+	cmd.Flags().StringVar(&alias, "alias", "production", "alias to point at the version")
+	return cmd
 }
 
-func modelsRemove(ctx context.Context, c registrypb.RegistryServiceClient, pos []string, out io.Writer) error {
-	if err := wantArgs(pos, 1, 2, "models rm MODEL [VERSION]"); err != nil {
+func (p *program) modelsAliasCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "alias",
+		Short: "List or delete a model's aliases (shoal models promote sets them)",
+	}
+	ls := &cobra.Command{
+		Use:     "ls MODEL",
+		Aliases: []string{"list"},
+		Short:   "List a model's aliases and the versions they point at",
+		Args:    exactArgs(1),
+	}
+	out := addOutputFlag(ls)
+	ls.RunE = func(cmd *cobra.Command, args []string) error {
+		return p.withRegistry(cmd, func(ctx context.Context, c registrypb.RegistryServiceClient) error {
+			resp, err := c.GetModel(ctx, &registrypb.GetModelRequest{Name: args[0]})
+			if err != nil {
+				return err
+			}
+			if out.structured() {
+				return out.print(p.env.Stdout, resp)
+			}
+			aliases := resp.GetModel().GetAliases()
+			names := make([]string, 0, len(aliases))
+			for a := range aliases {
+				names = append(names, a)
+			}
+			slices.Sort(names)
+			w := tabwriter.NewWriter(p.env.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "ALIAS\tVERSION")
+			for _, a := range names {
+				fmt.Fprintf(w, "%s\t%d\n", a, aliases[a])
+			}
+			return w.Flush()
+		})
+	}
+	rm := &cobra.Command{
+		Use:     "rm MODEL ALIAS",
+		Aliases: []string{"delete"},
+		Short:   "Delete an alias; the version it pointed at stays (Inference stops serving it if it followed the alias)",
+		Args:    exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return p.withRegistry(cmd, func(ctx context.Context, c registrypb.RegistryServiceClient) error {
+				if _, err := c.DeleteAlias(ctx, &registrypb.DeleteAliasRequest{Model: args[0], Alias: args[1]}); err != nil {
+					return err
+				}
+				fmt.Fprintf(p.env.Stdout, "deleted alias %s@%s\n", args[0], args[1])
+				return nil
+			})
+		},
+	}
+	cmd.AddCommand(ls, rm)
+	return cmd
+}
+
+func (p *program) modelsRemoveCmd() *cobra.Command {
+	var yes bool
+	cmd := &cobra.Command{
+		Use:     "rm MODEL [VERSION]",
+		Aliases: []string{"delete"},
+		Short:   "Delete a version (refused while an alias points at it), or a model that has no versions left",
+		Args:    rangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var v int64
+			action := fmt.Sprintf("delete model %q", args[0])
+			if len(args) == 2 {
+				var err error
+				if v, err = parseVersion(args[1]); err != nil {
+					return err
+				}
+				action = fmt.Sprintf("delete version %d of model %q", v, args[0])
+			}
+			if err := p.env.confirm(yes, action); err != nil {
+				return err
+			}
+			return p.withRegistry(cmd, func(ctx context.Context, c registrypb.RegistryServiceClient) error {
+				if v == 0 {
+					if _, err := c.DeleteModel(ctx, &registrypb.DeleteModelRequest{Name: args[0]}); err != nil {
+						return err
+					}
+					fmt.Fprintf(p.env.Stdout, "deleted model %s\n", args[0])
+					return nil
+				}
+				if _, err := c.DeleteVersion(ctx, &registrypb.DeleteVersionRequest{Model: args[0], Version: v}); err != nil {
+					return err
+				}
+				fmt.Fprintf(p.env.Stdout, "deleted %s version %d\n", args[0], v)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "delete without asking")
+	return cmd
+}
+
+func (p *program) modelsPruneCmd() *cobra.Command {
+	var keep int
+	var yes, dryRun bool
+	cmd := &cobra.Command{
+		Use:   "prune MODEL --keep N",
+		Short: "Delete old versions: keep the N newest and every version an alias points at",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if keep < 0 {
+				return usagef("--keep N is required: the number of newest versions to keep (versions an alias points at are always kept)")
+			}
+			return p.withRegistry(cmd, func(ctx context.Context, c registrypb.RegistryServiceClient) error {
+				return p.prune(ctx, c, args[0], keep, yes, dryRun)
+			})
+		},
+	}
+	cmd.Flags().IntVar(&keep, "keep", -1, "newest versions to keep")
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "delete without asking")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "only say which versions would be deleted")
+	return cmd
+}
+
+// prune deletes the versions of model that are neither among the keep
+// newest nor pointed at by an alias, oldest first.
+func (p *program) prune(ctx context.Context, c registrypb.RegistryServiceClient, model string, keep int, yes, dryRun bool) error {
+	versions, err := allVersions(ctx, c, model)
+	if err != nil {
 		return err
 	}
-	if len(pos) == 1 {
-		if _, err := c.DeleteModel(ctx, &registrypb.DeleteModelRequest{Name: pos[0]}); err != nil {
-			return err
+	var doomed []int64
+	for i, v := range versions {
+		if i >= keep && len(v.GetAliases()) == 0 {
+			doomed = append(doomed, v.GetVersion())
 		}
-		fmt.Fprintf(out, "deleted model %s\n", pos[0])
+	}
+	slices.Sort(doomed)
+	if len(doomed) == 0 {
+		fmt.Fprintf(p.env.Stdout, "nothing to prune: %s has %s, all among the %d newest or aliased\n", model, count(len(versions), "version"), keep)
 		return nil
 	}
-	v, err := parseVersion(pos[1])
-	if err != nil {
+	list := joinInts(doomed)
+	if dryRun {
+		fmt.Fprintf(p.env.Stdout, "would delete %s of %s: %s\n", count(len(doomed), "version"), model, list)
+		return nil
+	}
+	if err := p.env.confirm(yes, fmt.Sprintf("delete %s of model %q (%s), keeping the %d newest and the aliased ones", count(len(doomed), "version"), model, list, keep)); err != nil {
 		return err
 	}
-	if _, err := c.DeleteVersion(ctx, &registrypb.DeleteVersionRequest{Model: pos[0], Version: v}); err != nil {
-		return err
+	for _, v := range doomed {
+		if _, err := c.DeleteVersion(ctx, &registrypb.DeleteVersionRequest{Model: model, Version: v}); err != nil {
+			return err
+		}
+		fmt.Fprintf(p.env.Stdout, "deleted %s version %d\n", model, v)
 	}
-	fmt.Fprintf(out, "deleted %s version %d\n", pos[0], v)
 	return nil
 }
 
-// uploadFlags are `shoal models upload`'s settings.
-type uploadFlags struct {
-	model, labels, description, architecture, creator string
-	inputName, outputName, layout, resize, mean, std  string
-	channels, size, height, width                     int
-	probabilities                                     bool
+// count is "1 version", "2 versions".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
-func registerUploadFlags(fs *flag.FlagSet) *uploadFlags {
-	u := &uploadFlags{}
-	fs.StringVar(&u.model, "model", "", "model name (created when new)")
-	fs.StringVar(&u.labels, "labels", "", `class names in the model's output order, comma-separated ("Catfish,Gold Fish"); may be left out for an existing model`)
-	fs.IntVar(&u.channels, "channels", 3, "input channels: 1 or 3")
-	fs.IntVar(&u.size, "size", 0, "input height and width in pixels")
-	fs.IntVar(&u.height, "height", 0, "input height in pixels (overrides --size)")
-	fs.IntVar(&u.width, "width", 0, "input width in pixels (overrides --size)")
-	fs.StringVar(&u.mean, "mean", "", `per-channel mean after scaling to [0,1], comma-separated (e.g. "0.485,0.456,0.406")`)
-	fs.StringVar(&u.std, "std", "", `per-channel standard deviation, comma-separated (e.g. "0.229,0.224,0.225")`)
-	fs.StringVar(&u.layout, "layout", "nchw", "input layout: nchw or nhwc")
-	fs.StringVar(&u.resize, "resize", "stretch", "resize mode: stretch, center-crop or letterbox")
-	fs.StringVar(&u.inputName, "input-name", "", "the graph's input tensor; empty when it has one input")
-	fs.StringVar(&u.outputName, "output-name", "", "the graph's output tensor; empty when it has one output")
-	fs.BoolVar(&u.probabilities, "probabilities", false, "the output is already softmax probabilities")
-	fs.StringVar(&u.architecture, "architecture", "", `architecture name, e.g. "resnet18"`)
-	fs.StringVar(&u.description, "description", "", "free text")
-	fs.StringVar(&u.creator, "creator", os.Getenv("USER"), "who uploads it")
-	return u
+func joinInts(vs []int64) string {
+	s := make([]string, len(vs))
+	for i, v := range vs {
+		s[i] = strconv.FormatInt(v, 10)
+	}
+	return strings.Join(s, ", ")
 }
 
-func (u *uploadFlags) spec() (*registrypb.VersionSpec, error) {
-	if u.model == "" {
-		return nil, errors.New("--model is required")
+func parseVersion(s string) (int64, error) {
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v <= 0 {
+		return 0, usagef("version %q: want a positive number", s)
 	}
-	h, w := u.size, u.size
-	if u.height > 0 {
-		h = u.height
-	}
-	if u.width > 0 {
-		w = u.width
-	}
-	if h <= 0 || w <= 0 {
-		return nil, errors.New("--size (or --height and --width) is required")
-	}
-	mean, err := parseFloats("--mean", u.mean)
-	if err != nil {
-		return nil, err
-	}
-	std, err := parseFloats("--std", u.std)
-	if err != nil {
-		return nil, err
-	}
-	in := &registrypb.InputSpec{
-		Channels: int32(u.channels), Height: int32(h), Width: int32(w), Mean: mean, Std: std,
-		InputName: u.inputName, OutputName: u.outputName, OutputIsProbabilities: u.probabilities,
-	}
-	switch strings.ToLower(u.layout) {
-	case "nchw":
-		in.Layout = registrypb.TensorLayout_TENSOR_LAYOUT_NCHW
-	case "nhwc":
-		in.Layout = registrypb.TensorLayout_TENSOR_LAYOUT_NHWC
-	default:
-		return nil, fmt.Errorf("--layout=%q: use nchw or nhwc", u.layout)
-	}
-	switch strings.ToLower(u.resize) {
-	case "stretch":
-		in.ResizeMode = registrypb.ResizeMode_RESIZE_MODE_STRETCH
-	case "center-crop":
-		in.ResizeMode = registrypb.ResizeMode_RESIZE_MODE_CENTER_CROP
-	case "letterbox":
-		in.ResizeMode = registrypb.ResizeMode_RESIZE_MODE_LETTERBOX
-	default:
-		return nil, fmt.Errorf("--resize=%q: use stretch, center-crop or letterbox", u.resize)
-	}
-	var labels []string
-	if u.labels != "" {
-		for l := range strings.SplitSeq(u.labels, ",") {
-			labels = append(labels, strings.TrimSpace(l))
-		}
-	}
-	return &registrypb.VersionSpec{
-		Model: u.model, Labels: labels, InputSpec: in, Architecture: u.architecture,
-		Creator: u.creator, Description: u.description,
-	}, nil
+	return v, nil
 }
 
-func parseFloats(flagName, s string) ([]float32, error) {
-	if s == "" {
-		return nil, nil
+func (p *program) modelsUploadCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "upload --model NAME --size N [flags] FILE.onnx",
+		Short: "Upload an ONNX model as a new version",
+		Long: `Uploads an ONNX classifier as a new version of --model (created when new). The
+Registry opens it in ONNX Runtime and refuses it unless its input matches the spec
+given here and its output has one score per label.`,
+		Args: exactArgs(1),
 	}
-	var out []float32
-	for f := range strings.SplitSeq(s, ",") {
-		v, err := strconv.ParseFloat(strings.TrimSpace(f), 32)
+	u := registerUploadFlags(cmd, p.env.LookupEnv)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		spec, err := u.spec()
 		if err != nil {
-			return nil, fmt.Errorf("%s: %q is not a number", flagName, f)
+			return UsageError(err)
 		}
-		out = append(out, float32(v))
+		return p.withRegistry(cmd, func(ctx context.Context, c registrypb.RegistryServiceClient) error {
+			return uploadVersion(ctx, c, spec, args[0], p.env.Stdout)
+		})
 	}
-	return out, nil
-}
-
-// run hashes the file, then streams it after the spec, so the server can
-// check that what arrived is what was sent.
-func (u *uploadFlags) run(ctx context.Context, c registrypb.RegistryServiceClient, pos []string, out io.Writer) error {
-	if err := wantArgs(pos, 1, 1, "models upload --model NAME --labels A,B,... --size N [flags] FILE.onnx"); err != nil {
-		return err
-	}
-	spec, err := u.spec()
-	if err != nil {
-		return err
-	}
-	f, err := os.Open(pos[0])
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	h := sha256.New()
-	size, err := io.Copy(h, f)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", pos[0], err)
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
-	spec.ArtifactSizeBytes, spec.ArtifactSha256 = size, hex.EncodeToString(h.Sum(nil))
-
-	stream, err := c.CreateVersion(ctx)
-	if err != nil {
-		return err
-	}
-	sendErr := stream.Send(&registrypb.CreateVersionRequest{Payload: &registrypb.CreateVersionRequest_Spec{Spec: spec}})
-	buf := make([]byte, uploadChunk)
-	for sendErr == nil {
-		n, err := io.ReadFull(f, buf)
-		if n > 0 {
-			sendErr = stream.Send(&registrypb.CreateVersionRequest{Payload: &registrypb.CreateVersionRequest_Chunk{Chunk: buf[:n]}})
-		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("read %s: %w", pos[0], err)
-		}
-	}
-	// A send fails when the server has already answered (say, the spec was
-	// refused); CloseAndRecv returns that answer.
-	resp, err := stream.CloseAndRecv()
-	if err != nil {
-		return err
-	}
-	v := resp.GetVersion()
-	fmt.Fprintf(out, "created %s version %d (sha256:%s, %s)\n", v.GetModel(), v.GetVersion(), v.GetArtifact().GetSha256(), formatBytes(v.GetArtifact().GetSizeBytes()))
-	return nil
+	return cmd
 }
 
 func formatAliases(m map[string]int64) string {

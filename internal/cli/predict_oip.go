@@ -25,7 +25,7 @@ func predictOIP(ctx context.Context, oip oippb.GRPCInferenceServiceClient, reg r
 	req *inferencepb.PredictRequest) (*inferencepb.PredictResponse, error) {
 	model := req.GetModel()
 	if model == "" {
-		return nil, fmt.Errorf("predict: --protocol=oip needs --model (the server's default model is not known here)")
+		return nil, usagef("--protocol=oip needs --model (the server's default model is not known here)")
 	}
 	ref := &registrypb.GetVersionRequest{Model: model, Version: req.GetVersion(), Alias: req.GetAlias()}
 	if ref.Version == 0 && ref.Alias == "" {

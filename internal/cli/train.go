@@ -3,13 +3,14 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -18,16 +19,6 @@ import (
 	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
 	"github.com/shoalml/shoal/internal/ml"
 )
-
-const trainUsage = `Usage: shoal train --dataset D [flags]
-       shoal train --watch JOB_ID
-
-Queues a training job on the trainer. With --follow it shows live progress and a
-per-epoch table until the job ends, and exits non-zero unless the job succeeded.
-Zero-valued flags take the server's defaults (see ListArchitectures).
-
-Flags:
-`
 
 // trainFlags are `shoal train`'s settings.
 type trainFlags struct {
@@ -40,7 +31,7 @@ type trainFlags struct {
 	follow                                 bool
 }
 
-func registerTrainFlags(fs *flag.FlagSet) *trainFlags {
+func registerTrainFlags(fs *pflag.FlagSet) *trainFlags {
 	f := &trainFlags{}
 	fs.StringVar(&f.dataset, "dataset", "", "dataset to train on (required)")
 	fs.Int64Var(&f.snapshot, "snapshot", 0, "snapshot version; 0 takes a new snapshot")
@@ -116,64 +107,76 @@ func (f *trainFlags) spec() (*trainerpb.JobSpec, error) {
 	return spec, nil
 }
 
-// Train runs `shoal train ...`.
-func Train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("shoal train", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, trainUsage); fs.PrintDefaults() }
-	addr := fs.String("addr", "localhost:9090", "gRPC address of the trainer")
-	timeout := fs.Duration("timeout", 24*time.Hour, "bound on the whole command, following included")
-	watch := fs.String("watch", "", "follow an existing job by id instead of starting one")
-	f := registerTrainFlags(fs)
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
+func (p *program) trainCmd() *cobra.Command {
+	var watch string
+	cmd := &cobra.Command{
+		Use:   "train --dataset D [flags]",
+		Short: "Train a model on a dataset; --follow to watch it to the end",
+		Long: `Queues a training job on the trainer. With --follow it shows the job's progress and a
+per-epoch table until the job ends, and exits with code 6 unless the job succeeded.
+On a terminal the current epoch's progress is one line redrawn in place; anywhere
+else only plain lines are written (one per epoch), with no control characters.
+Zero-valued flags take the server's defaults (see GET /v1/architectures).`,
+		Args: exactArgs(0),
 	}
-	if len(pos) != 0 {
-		return fmt.Errorf("unexpected arguments %q (see shoal train --help)", pos)
-	}
-	if *watch != "" {
-		return call(ctx, *addr, *timeout, func(ctx context.Context, conn *grpc.ClientConn) error {
-			return followJob(ctx, trainerpb.NewTrainerServiceClient(conn), *watch, stdout)
+	f := registerTrainFlags(cmd.Flags())
+	cmd.Flags().StringVar(&watch, "watch", "", "follow an existing job by id instead of starting one")
+	_ = cmd.Flags().MarkHidden("watch")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		p.deprecated(cmd, "watch", "shoal jobs watch JOB_ID")
+		if watch != "" {
+			return p.withTrainer(cmd, longTimeout, func(ctx context.Context, c trainerpb.TrainerServiceClient) error {
+				return p.followJob(ctx, c, watch)
+			})
+		}
+		spec, err := f.spec()
+		if err != nil {
+			return UsageError(err)
+		}
+		return p.withTrainer(cmd, longTimeout, func(ctx context.Context, c trainerpb.TrainerServiceClient) error {
+			resp, err := c.StartTraining(ctx, &trainerpb.StartTrainingRequest{Spec: spec})
+			if err != nil {
+				return err
+			}
+			j := resp.GetJob()
+			s := j.GetSpec()
+			fmt.Fprintf(p.env.Stdout, "job %s queued: %s on %s snapshot %d, %d epochs, batch %d, learning rate %g, %dx%dx%d\n",
+				j.GetId(), s.GetArchitecture(), s.GetDataset(), s.GetSnapshotVersion(), s.GetEpochs(), s.GetBatchSize(),
+				s.GetLearningRate(), s.GetChannels(), s.GetImageSize(), s.GetImageSize())
+			if !f.follow {
+				fmt.Fprintf(p.env.Stdout, "follow it with: shoal jobs watch %s\n", j.GetId())
+				return nil
+			}
+			return p.followJob(ctx, c, j.GetId())
 		})
 	}
-	spec, err := f.spec()
-	if err != nil {
-		return err
-	}
-	return call(ctx, *addr, *timeout, func(ctx context.Context, conn *grpc.ClientConn) error {
-		c := trainerpb.NewTrainerServiceClient(conn)
-		resp, err := c.StartTraining(ctx, &trainerpb.StartTrainingRequest{Spec: spec})
-		if err != nil {
-			return err
-		}
-		j := resp.GetJob()
-		s := j.GetSpec()
-		fmt.Fprintf(stdout, "job %s queued: %s on %s snapshot %d, %d epochs, batch %d, learning rate %g, %dx%dx%d\n",
-			j.GetId(), s.GetArchitecture(), s.GetDataset(), s.GetSnapshotVersion(), s.GetEpochs(), s.GetBatchSize(),
-			s.GetLearningRate(), s.GetChannels(), s.GetImageSize(), s.GetImageSize())
-		if !f.follow {
-			fmt.Fprintf(stdout, "follow it with: shoal train --watch %s\n", j.GetId())
-			return nil
-		}
-		return followJob(ctx, c, j.GetId(), stdout)
+	return cmd
+}
+
+// withTrainer runs fn with a Trainer client within the command's bound.
+func (p *program) withTrainer(cmd *cobra.Command, bound time.Duration, fn func(context.Context, trainerpb.TrainerServiceClient) error) error {
+	return p.conn.call(cmd.Context(), bound, func(ctx context.Context, conn *grpc.ClientConn) error {
+		return fn(ctx, trainerpb.NewTrainerServiceClient(conn))
 	})
 }
 
 // followJob prints a job's events until its final state, reconnecting from
 // the last sequence seen when the server restarts. It fails unless the job
 // succeeded.
-func followJob(ctx context.Context, c trainerpb.TrainerServiceClient, id string, out io.Writer) error {
-	p := &jobPrinter{out: out}
+func (p *program) followJob(ctx context.Context, c trainerpb.TrainerServiceClient, id string) error {
+	jp := &jobPrinter{out: p.env.Stdout, terminal: p.env.StdoutTerminal, id: id}
 	var after int64
 	for attempt := 0; ; {
-		stream, err := c.WatchJob(ctx, &trainerpb.WatchJobRequest{JobId: id, AfterSequence: after}, grpc.WaitForReady(true))
+		// Once the job's history has started to arrive, a lost server is
+		// waited for (it restarts, the job resumes); before that, an
+		// unreachable server fails the command at once.
+		stream, err := c.WatchJob(ctx, &trainerpb.WatchJobRequest{JobId: id, AfterSequence: after}, grpc.WaitForReady(after > 0))
 		for err == nil {
 			var ev *trainerpb.WatchJobResponse
 			if ev, err = stream.Recv(); err == nil {
 				attempt = 0
 				after = ev.GetSequence()
-				if done, ferr := p.event(ev); done {
+				if done, ferr := jp.event(ev); done {
 					return ferr
 				}
 			}
@@ -181,12 +184,12 @@ func followJob(ctx context.Context, c trainerpb.TrainerServiceClient, id string,
 		if errors.Is(err, io.EOF) {
 			return fmt.Errorf("job %s: the stream ended before the job did", id)
 		}
-		if status.Code(err) != codes.Unavailable || attempt >= 30 {
+		if status.Code(err) != codes.Unavailable || after == 0 || attempt >= 30 {
 			return err
 		}
 		attempt++
-		p.clearLine()
-		fmt.Fprintf(out, "lost the trainer (%v); reconnecting from event %d\n", status.Convert(err).Message(), after)
+		jp.clearLine()
+		fmt.Fprintf(p.env.Stdout, "lost the trainer (%v); reconnecting from event %d\n", status.Convert(err).Message(), after)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -195,10 +198,13 @@ func followJob(ctx context.Context, c trainerpb.TrainerServiceClient, id string,
 	}
 }
 
-// jobPrinter renders events: one progress line rewritten in place, and a
-// table row per epoch.
+// jobPrinter renders a job's events: a table row per epoch and a line per
+// log, evaluation and state; on a terminal also the running epoch's
+// progress, one line rewritten in place.
 type jobPrinter struct {
 	out        io.Writer
+	terminal   bool
+	id         string
 	progress   bool // a progress line is on screen
 	headerDone bool
 }
@@ -210,11 +216,29 @@ func (p *jobPrinter) clearLine() {
 	}
 }
 
+const epochHeader = "%5s  %8s  %10s  %9s  %9s  %8s  %7s  %8s  %s\n"
+
+func printEpochHeader(out io.Writer) {
+	fmt.Fprintf(out, epochHeader, "epoch", "rate", "train loss", "train acc", "val loss", "val acc", "img/s", "time", "best")
+}
+
+// printEpoch writes one epoch's row; fixed widths, since rows arrive one at
+// a time.
+func printEpoch(out io.Writer, e *trainerpb.EpochMetrics) {
+	best := ""
+	if e.GetBest() {
+		best = "*"
+	}
+	fmt.Fprintf(out, "%5d  %8.2g  %10.4f  %9.4f  %9.4f  %8.4f  %7.0f  %8s  %s\n", e.GetEpoch(), e.GetLearningRate(), e.GetTrainLoss(), e.GetTrainAccuracy(),
+		e.GetValLoss(), e.GetValAccuracy(), e.GetImagesPerSecond(), e.GetDuration().AsDuration().Round(100*time.Millisecond), best)
+}
+
 // event prints ev and reports whether it ended the job, with the job's error.
 func (p *jobPrinter) event(ev *trainerpb.WatchJobResponse) (bool, error) {
-	switch {
-	case ev.GetProgress() != nil:
-		g := ev.GetProgress()
+	if g := ev.GetProgress(); g != nil {
+		if !p.terminal {
+			return false, nil // a log or a pipe gets the epoch rows only
+		}
 		p.clearLine()
 		eta := "?"
 		if g.GetEta() != nil {
@@ -225,35 +249,26 @@ func (p *jobPrinter) event(ev *trainerpb.WatchJobResponse) (bool, error) {
 			g.GetTrainLoss(), g.GetImagesPerSecond(), eta)
 		p.progress = true
 		return false, nil
+	}
+	p.clearLine()
+	switch {
 	case ev.GetEpoch() != nil:
-		p.clearLine()
-		e := ev.GetEpoch()
-		// Fixed widths, since rows arrive one at a time.
 		if !p.headerDone {
-			fmt.Fprintf(p.out, "%5s  %8s  %10s  %9s  %9s  %8s  %7s  %8s  %s\n", "epoch", "rate", "train loss", "train acc", "val loss", "val acc", "img/s", "time", "best")
+			printEpochHeader(p.out)
 			p.headerDone = true
 		}
-		best := ""
-		if e.GetBest() {
-			best = "*"
-		}
-		fmt.Fprintf(p.out, "%5d  %8.2g  %10.4f  %9.4f  %9.4f  %8.4f  %7.0f  %8s  %s\n", e.GetEpoch(), e.GetLearningRate(), e.GetTrainLoss(), e.GetTrainAccuracy(),
-			e.GetValLoss(), e.GetValAccuracy(), e.GetImagesPerSecond(), e.GetDuration().AsDuration().Round(100*time.Millisecond), best)
+		printEpoch(p.out, ev.GetEpoch())
 	case ev.GetLog() != nil:
-		p.clearLine()
 		fmt.Fprintf(p.out, "%s: %s\n", ev.GetLog().GetLevel(), ev.GetLog().GetMessage())
 	case ev.GetEvaluation() != nil:
-		p.clearLine()
 		m := ev.GetEvaluation()
 		fmt.Fprintf(p.out, "test: accuracy %.4f, loss %.4f on %d images\n", m.GetTestAccuracy(), m.GetTestLoss(), m.GetTestExamples())
 		for _, c := range m.GetPerClass() {
 			fmt.Fprintf(p.out, "  %-24s precision %.3f  recall %.3f  f1 %.3f  (%d)\n", c.GetLabel(), c.GetPrecision(), c.GetRecall(), c.GetF1(), c.GetSupport())
 		}
 	case ev.GetRegistered() != nil:
-		p.clearLine()
 		fmt.Fprintf(p.out, "registered %s version %d\n", ev.GetRegistered().GetModel(), ev.GetRegistered().GetVersion())
 	case ev.GetState() != nil:
-		p.clearLine()
 		st := ev.GetState()
 		name := strings.TrimPrefix(st.GetState().String(), "JOB_STATE_")
 		if st.GetReason() != "" {
@@ -265,7 +280,7 @@ func (p *jobPrinter) event(ev *trainerpb.WatchJobResponse) (bool, error) {
 		case trainerpb.JobState_JOB_STATE_SUCCEEDED:
 			return true, nil
 		case trainerpb.JobState_JOB_STATE_FAILED, trainerpb.JobState_JOB_STATE_CANCELLED:
-			return true, fmt.Errorf("job %s: %s", strings.ToLower(name), st.GetReason())
+			return true, &jobEndedError{id: p.id, state: name, reason: st.GetReason()}
 		}
 	}
 	return false, nil

@@ -2,11 +2,12 @@ package cli
 
 import (
 	"bytes"
-	"flag"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/spf13/pflag"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
@@ -15,9 +16,9 @@ import (
 // Flag handling; the command against a real trainer is tested in
 // services/trainer (cli_test.go).
 func TestTrainSpec(t *testing.T) {
-	fs := flag.NewFlagSet("train", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("train", pflag.ContinueOnError)
 	f := registerTrainFlags(fs)
-	if _, err := parseInterleaved(fs, []string{"--dataset", "fish", "--snapshot", "3", "--architecture", "resnet-small",
+	if err := fs.Parse([]string{"--dataset", "fish", "--snapshot", "3", "--architecture", "resnet-small",
 		"--epochs", "5", "--batch-size", "32", "--learning-rate", "0.01", "--image-size", "64", "--promote", "if-better", "--follow"}); err != nil {
 		t.Fatal(err)
 	}
@@ -37,9 +38,9 @@ func TestTrainSpec(t *testing.T) {
 
 func TestTrainSpecTrainingSettings(t *testing.T) {
 	parse := func(args ...string) (*trainerpb.JobSpec, error) {
-		fs := flag.NewFlagSet("train", flag.ContinueOnError)
+		fs := pflag.NewFlagSet("train", pflag.ContinueOnError)
 		f := registerTrainFlags(fs)
-		if _, err := parseInterleaved(fs, append([]string{"--dataset", "fish"}, args...)); err != nil {
+		if err := fs.Parse(append([]string{"--dataset", "fish"}, args...)); err != nil {
 			return nil, err
 		}
 		return f.spec()
@@ -68,23 +69,39 @@ func TestTrainSpecTrainingSettings(t *testing.T) {
 	}
 }
 
+// On a terminal the running epoch's progress is a line redrawn in place;
+// anywhere else (a pipe, a log) only plain lines reach the output.
 func TestJobPrinter(t *testing.T) {
-	var out bytes.Buffer
-	p := &jobPrinter{out: &out}
 	events := []*trainerpb.WatchJobResponse{
 		{Event: &trainerpb.WatchJobResponse_Progress{Progress: &trainerpb.StepProgress{Epoch: 1, Epochs: 2, Step: 5, Steps: 10, TrainLoss: 0.5, ImagesPerSecond: 900, Eta: durationpb.New(90 * time.Second)}}},
 		{Event: &trainerpb.WatchJobResponse_Epoch{Epoch: &trainerpb.EpochMetrics{Epoch: 1, LearningRate: 0.00075, TrainLoss: 0.5, ValAccuracy: 0.8, Best: true}}},
+		{Event: &trainerpb.WatchJobResponse_Progress{Progress: &trainerpb.StepProgress{Epoch: 2, Epochs: 2, Step: 1, Steps: 10}}},
 		{Event: &trainerpb.WatchJobResponse_State{State: &trainerpb.StateChange{State: trainerpb.JobState_JOB_STATE_FAILED, Reason: "registry is down"}}},
 	}
-	for i, ev := range events {
-		done, err := p.event(ev)
-		if last := i == len(events)-1; done != last || (last && (err == nil || !strings.Contains(err.Error(), "registry is down"))) {
-			t.Errorf("event(%v) = %v, %v", ev, done, err)
+	for _, terminal := range []bool{true, false} {
+		var out bytes.Buffer
+		p := &jobPrinter{out: &out, terminal: terminal, id: "j1"}
+		for i, ev := range events {
+			done, err := p.event(ev)
+			last := i == len(events)-1
+			var ended *jobEndedError
+			if done != last || (last && (!errors.As(err, &ended) || ExitCode(err) != ExitJobFailed ||
+				err.Error() != "job j1 failed: registry is down")) {
+				t.Errorf("terminal=%v: event(%v) = %v, %v", terminal, ev, done, err)
+			}
 		}
-	}
-	for _, want := range []string{"epoch 1/2  step 5/10  [==========          ]  loss 0.5000  900 img/s  ETA 1m30s", "rate", "train loss", "0.00075", "0.8000", "FAILED: registry is down"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("output lacks %q:\n%s", want, out.String())
+		got := out.String()
+		for _, want := range []string{"rate", "train loss", "0.00075", "0.8000", "FAILED: registry is down"} {
+			if !strings.Contains(got, want) {
+				t.Errorf("terminal=%v: output lacks %q:\n%s", terminal, want, got)
+			}
+		}
+		progress := "epoch 1/2  step 5/10  [==========          ]  loss 0.5000  900 img/s  ETA 1m30s"
+		if terminal != strings.Contains(got, progress) || terminal != strings.Contains(got, "\r\033[K") {
+			t.Errorf("terminal=%v: output %q; want the progress line and its redraw only on a terminal", terminal, got)
+		}
+		if !terminal && strings.ContainsAny(got, "\r\033") {
+			t.Errorf("off a terminal the output has control characters: %q", got)
 		}
 	}
 }

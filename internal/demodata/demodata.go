@@ -13,7 +13,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
-	"flag"
 	"fmt"
 	"image"
 	"image/png"
@@ -21,7 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
+	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -55,9 +54,17 @@ type Options struct {
 
 // Summary counts what Generate wrote.
 type Summary struct {
-	// Counts maps "split/Label" to its number of images.
+	// Counts maps "split/Label" to its number of images in the tree.
 	Counts map[string]int
-	Total  int
+	// Total is the number of images in the tree: Written + Unchanged.
+	Total int
+	// Written is how many image files were written; Unchanged, how many were
+	// there already with the same bytes and were left alone.
+	Written, Unchanged int
+	// Extra are image files in the tree's label folders that it does not
+	// hold (an earlier run with other options left them), relative to Out.
+	// An import of the folder imports them too.
+	Extra []string
 }
 
 type split struct {
@@ -96,9 +103,17 @@ func Generate(ctx context.Context, o Options) (Summary, error) {
 			return sum, fmt.Errorf("demodata: %s has %d labels for %d images", sp.labels, len(labels), len(images)/(rows*cols))
 		}
 		picks := pick(images, rows*cols, labels, classes, sp.want)
-		if err := write(ctx, o.Out, sp.name, images, rows, cols, labels, picks); err != nil {
+		written, err := write(ctx, o.Out, sp.name, images, rows, cols, labels, picks)
+		if err != nil {
 			return sum, err
 		}
+		sum.Written += written
+		sum.Unchanged += len(picks) - written
+		extra, err := extraFiles(o.Out, sp.name, labels, picks)
+		if err != nil {
+			return sum, err
+		}
+		sum.Extra = append(sum.Extra, extra...)
 		for _, i := range picks {
 			sum.Counts[sp.name+"/"+Labels[labels[i]]]++
 			sum.Total++
@@ -148,16 +163,23 @@ func pick(images []byte, size int, labels []byte, classes []int, want int) []int
 	return out
 }
 
-// write encodes the picked images as PNG files on every core.
-func write(ctx context.Context, out, splitName string, images []byte, rows, cols int, labels []byte, picks []int) error {
+// fileName is where image i of a split goes, relative to the tree's root.
+func fileName(splitName string, label byte, i int) string {
+	return filepath.Join(splitName, Labels[label], fmt.Sprintf("%05d.png", i))
+}
+
+// write encodes the picked images as PNG files on every core, and returns
+// how many it wrote: a file already there with the same bytes is left alone.
+func write(ctx context.Context, out, splitName string, images []byte, rows, cols int, labels []byte, picks []int) (int, error) {
 	for _, c := range Labels {
 		if err := os.MkdirAll(filepath.Join(out, splitName, c), 0o755); err != nil {
-			return fmt.Errorf("demodata: %w", err)
+			return 0, fmt.Errorf("demodata: %w", err)
 		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.GOMAXPROCS(0))
 	enc := png.Encoder{CompressionLevel: png.DefaultCompression}
+	var written atomic.Int64
 	for _, i := range picks {
 		if gctx.Err() != nil {
 			break
@@ -168,22 +190,52 @@ func write(ctx context.Context, out, splitName string, images []byte, rows, cols
 			if err := enc.Encode(&b, img); err != nil {
 				return err
 			}
-			p := filepath.Join(out, splitName, Labels[labels[i]], fmt.Sprintf("%05d.png", i))
+			p := filepath.Join(out, fileName(splitName, labels[i], i))
+			if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, b.Bytes()) {
+				return nil
+			}
 			if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
 				return fmt.Errorf("demodata: %w", err)
 			}
+			written.Add(1)
 			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return err
+		return int(written.Load()), err
 	}
 	// Label folders of classes not written would import as "empty label
 	// folder" rejections.
 	for _, c := range Labels {
 		_ = os.Remove(filepath.Join(out, splitName, c)) // fails, as wanted, when not empty
 	}
-	return ctx.Err()
+	return int(written.Load()), ctx.Err()
+}
+
+// extraFiles lists the files in a split's label folders that the picked
+// images do not account for.
+func extraFiles(out, splitName string, labels []byte, picks []int) ([]string, error) {
+	want := make(map[string]bool, len(picks))
+	for _, i := range picks {
+		want[fileName(splitName, labels[i], i)] = true
+	}
+	var extra []string
+	for _, c := range Labels {
+		ents, err := os.ReadDir(filepath.Join(out, splitName, c))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("demodata: %w", err)
+		}
+		for _, e := range ents {
+			rel := filepath.Join(splitName, c, e.Name())
+			if !e.IsDir() && !want[rel] {
+				extra = append(extra, rel)
+			}
+		}
+	}
+	return extra, nil
 }
 
 // IDX files: a big-endian magic (0x0803 images, 0x0801 labels), the
@@ -267,43 +319,3 @@ They were converted from the IDX files of Debian's dataset-fashion-mnist package
 name is the image's index in its Fashion-MNIST file (train or t10k). The label
 "T-shirt/top" is written "T-shirt top", since a label is a folder name.
 `
-
-// Run is the `shoal demo-data` subcommand.
-func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("shoal demo-data", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	o := Options{}
-	fs.StringVar(&o.Out, "out", "./data/import/fashion-mnist", "folder to write the tree into")
-	fs.StringVar(&o.Source, "source", DefaultSource, "folder with Fashion-MNIST's *-ubyte.gz IDX files")
-	fs.BoolVar(&o.Full, "full", false, "write all 70,000 images of all 10 classes instead of the 1,306-image demo")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: shoal demo-data [--out DIR] [--full] [--source DIR]\n\n"+
-			"Writes Fashion-MNIST (Zalando Research, MIT) as PNG files laid out split/Label/file.\n"+
-			"Needs Debian's dataset-fashion-mnist package; no network.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("demo-data: unexpected argument %q", fs.Arg(0))
-	}
-	if o.Out == "" {
-		return errors.New("demo-data: --out is required")
-	}
-	sum, err := Generate(ctx, o)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "wrote %d images to %s\n", sum.Total, o.Out)
-	var keys []string
-	for k := range sum.Counts {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		fmt.Fprintf(stdout, "  %-24s %6d\n", k, sum.Counts[k])
-	}
-	fmt.Fprintf(stdout, "attribution: %s\n", filepath.Join(o.Out, "NOTICE.md"))
-	return nil
-}

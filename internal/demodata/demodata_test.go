@@ -70,6 +70,32 @@ func TestGenerateDefault(t *testing.T) {
 	}
 }
 
+// A second run into the same folder writes nothing and says so, and files
+// the tree does not hold are reported, since an import would take them too.
+func TestGenerateReportsWhatItWrote(t *testing.T) {
+	src := source(t)
+	out := t.TempDir()
+	first, err := demodata.Generate(t.Context(), demodata.Options{Source: src, Out: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Written != 1306 || first.Unchanged != 0 || len(first.Extra) != 0 {
+		t.Fatalf("first run: Written %d, Unchanged %d, Extra %v; want 1306 written", first.Written, first.Unchanged, first.Extra)
+	}
+	stray := filepath.Join("train", "Bag", "99999.png")
+	if err := os.WriteFile(filepath.Join(out, stray), []byte("left over"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	again, err := demodata.Generate(t.Context(), demodata.Options{Source: src, Out: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Total != 1306 || again.Written != 0 || again.Unchanged != 1306 || len(again.Extra) != 1 || again.Extra[0] != stray {
+		t.Errorf("second run: Total %d, Written %d, Unchanged %d, Extra %v; want nothing written, 1306 unchanged, %s extra",
+			again.Total, again.Written, again.Unchanged, again.Extra, stray)
+	}
+}
+
 func TestGenerateMissingSource(t *testing.T) {
 	_, err := demodata.Generate(t.Context(), demodata.Options{Source: t.TempDir(), Out: t.TempDir()})
 	if err == nil || !strings.Contains(err.Error(), "dataset-fashion-mnist") {

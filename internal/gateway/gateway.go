@@ -48,6 +48,12 @@ var ClientStreams = []string{"POST /v1/images:upload", "POST /v1/versions:upload
 // RequestIDHeader is echoed between HTTP and gRPC metadata.
 const requestIDHeader = "X-Request-Id"
 
+// JSONOptions are how REST answers are written, and with them every other
+// JSON rendering of Shoal's messages (the CLI's -o json), so all speak one
+// voice. Zero values are written out, so a client reads {"ready": false}
+// rather than {}, as the Open Inference Protocol's clients expect.
+var JSONOptions = protojson.MarshalOptions{EmitUnpopulated: true}
+
 // New returns the REST handler for the services in conns.
 func New(ctx context.Context, conns Conns) (*runtime.ServeMux, error) {
 	mux := runtime.NewServeMux(
@@ -57,10 +63,7 @@ func New(ctx context.Context, conns Conns) (*runtime.ServeMux, error) {
 		runtime.WithErrorHandler(retryAfterOnOverload),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{
 			Marshaler: &runtime.JSONPb{
-				// Zero values are written out, so a client reads
-				// {"ready": false} rather than {}, as the Open Inference
-				// Protocol's clients expect.
-				MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
+				MarshalOptions:   JSONOptions,
 				UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 			},
 		}),

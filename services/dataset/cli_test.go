@@ -2,13 +2,11 @@ package dataset
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/shoalml/shoal/internal/cli"
 	"github.com/shoalml/shoal/internal/imaging/imagingtest"
@@ -29,41 +27,85 @@ func TestCLI(t *testing.T) {
 	if err := os.WriteFile(archive, makeTar(t, []member{{name: "validation/Shark/e.png", data: imagingtest.PNG(8, 8, 5)}}, true), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	flatArchive := filepath.Join(t.TempDir(), "flat.zip")
+	if err := os.WriteFile(flatArchive, makeZip(t, []member{{name: "Mudfish/k.png", data: imagingtest.PNG(8, 8, 20)}}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Laid out Label/file, as photos often are: a server folder and a local one.
+	flat := filepath.Join(e.root, "flat")
+	writeFile(t, flat, "Mudfish/f.png", imagingtest.PNG(8, 8, 6))
+	localFlat := t.TempDir()
+	for i, name := range []string{"g.png", "h.png", "i.png", "j.png"} {
+		writeFile(t, localFlat, "Mudfish/"+name, imagingtest.PNG(8, 8, 10+i))
+	}
 
 	var progress bytes.Buffer
 	run := func(args ...string) (string, error) {
 		var out bytes.Buffer
-		err := cli.Dataset(t.Context(), append(args, "--addr", e.addr), &out, &progress)
+		err := cli.Run(t.Context(), append(append([]string{"dataset"}, args...), "--addr", e.addr), cli.Env{Stdout: &out, Stderr: &progress})
 		return out.String(), err
 	}
 	steps := []struct {
-		args []string
-		want []string
-		code codes.Code
+		args    []string
+		want    []string // substrings of the output, or of the error when it fails
+		exit    int
+		wantErr string
 	}{
-		{[]string{"create", "fish", "--description", "the seed"}, []string{"created dataset fish"}, codes.OK},
-		{[]string{"create", "fish"}, nil, codes.AlreadyExists},
-		{[]string{"import", "fish", tree}, []string{"rejected test/Shark/bad.png: not an image", "seen 4: added 3, duplicates 0, conflicts 0, rejected 1"}, codes.OK},
-		{[]string{"import", "fish", tree}, []string{"added 0, duplicates 3"}, codes.OK},
-		{[]string{"import", "fish", "/etc"}, nil, codes.PermissionDenied},
-		{[]string{"upload", "fish", local, archive}, []string{"seen 2: added 2"}, codes.OK},
-		{[]string{"stats", "fish"}, []string{"5 images", "Gold Fish  2", "validation", "[0, 32) px"}, codes.OK},
-		{[]string{"snapshot", "fish", "--description", "v1"}, []string{"created fish snapshot 1: 5 images, manifest sha256:"}, codes.OK},
-		{[]string{"snapshots", "fish"}, []string{"VERSION", "v1"}, codes.OK},
-		{[]string{"ls"}, []string{"NAME", "fish", "5"}, codes.OK},
-		{[]string{"ls", "fish", "--label", "Shark"}, []string{"c.jpg", "e.png", "2 of 2 images"}, codes.OK},
-		{[]string{"stats", "nope"}, nil, codes.NotFound},
-		{[]string{"rm", "fish"}, []string{"deleted dataset fish: 5 images, 5 blobs"}, codes.OK},
+		{[]string{"create", "fish", "--description", "the seed"}, []string{"created dataset fish"}, cli.ExitOK, ""},
+		{[]string{"create", "fish"}, nil, cli.ExitConflict, `dataset "fish" already exists`},
+		{[]string{"import", "fish", tree}, []string{"rejected test/Shark/bad.png: not an image", "seen 4: added 3, duplicates 0, conflicts 0, rejected 1"}, cli.ExitOK, ""},
+		{[]string{"import", "fish", tree}, []string{"added 0, duplicates 3"}, cli.ExitOK, ""},
+		{[]string{"import", "fish", "/etc"}, nil, cli.ExitPermission, ""},
+		// A folder in the wrong layout says what it holds and what is expected.
+		{[]string{"import", "fish", flat}, []string{"rejected Mudfish/: unknown split folder"}, cli.ExitInvalid,
+			"the folder holds no files laid out split/Label/file (it holds Mudfish/): expected train/, validation/ or test/ folders"},
+		{[]string{"upload", "fish", localFlat}, nil, cli.ExitInvalid,
+			"holds no images laid out split/Label/file (it holds Mudfish/; 4 files at Label/file): expected train/"},
+		{[]string{"upload", "fish", flatArchive}, nil, cli.ExitInvalid, "the archive holds no files laid out split/Label/file (it holds Mudfish/)"},
+		{[]string{"upload", "fish", local, archive}, []string{"seen 2: added 2"}, cli.ExitOK, ""},
+		{[]string{"upload", "fish", localFlat, "--split", "train", "--test-fraction", "0.5"}, []string{"seen 4: added 4"}, cli.ExitOK, ""},
+		{[]string{"stats", "fish"}, []string{"9 images", "Gold Fish  2", "validation", "[0, 32) px"}, cli.ExitOK, ""},
+		{[]string{"snapshot", "fish", "--description", "v1"}, []string{"created fish snapshot 1: 9 images, manifest sha256:"}, cli.ExitOK, ""},
+		{[]string{"snapshots", "fish"}, []string{"VERSION", "v1"}, cli.ExitOK, ""},
+		{[]string{"ls"}, []string{"NAME", "fish", "9"}, cli.ExitOK, ""},
+		{[]string{"ls", "fish", "--label", "Shark"}, []string{"c.jpg", "e.png", "2 of 2 images"}, cli.ExitOK, ""},
+		{[]string{"stats", "nope"}, nil, cli.ExitNotFound, `dataset "nope" not found`},
+		// Off a terminal a delete needs --yes, and deletes nothing without it.
+		{[]string{"rm", "fish"}, nil, cli.ExitUsage, "pass --yes"},
+		{[]string{"stats", "fish"}, []string{"9 images"}, cli.ExitOK, ""},
+		{[]string{"rm", "fish", "--yes"}, []string{"deleted dataset fish: 9 images, 9 blobs"}, cli.ExitOK, ""},
 	}
 	for _, s := range steps {
 		out, err := run(s.args...)
-		if status.Code(err) != s.code {
-			t.Fatalf("shoal dataset %s = %v; want %v", strings.Join(s.args, " "), err, s.code)
+		if got := cli.ExitCode(err); got != s.exit || (s.wantErr != "" && (err == nil || !strings.Contains(err.Error(), s.wantErr))) {
+			t.Fatalf("shoal dataset %s = %v (exit %d); want exit %d, error containing %q", strings.Join(s.args, " "), err, got, s.exit, s.wantErr)
 		}
 		for _, w := range s.want {
 			if !strings.Contains(out, w) {
 				t.Errorf("shoal dataset %s printed:\n%s\nwant it to contain %q", strings.Join(s.args, " "), out, w)
 			}
 		}
+	}
+	// The progress went to stderr, which is not a terminal here: plain text.
+	if strings.ContainsAny(progress.String(), "\r\033") {
+		t.Errorf("progress off a terminal has control characters: %q", progress.String())
+	}
+}
+
+// -o json is the REST API's JSON; -o yaml the same document.
+func TestCLIOutputFormats(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.create(t, "fish")
+	for _, args := range [][]string{{"ls"}, {"stats", "fish"}, {"snapshots", "fish"}, {"ls", "fish"}} {
+		var out bytes.Buffer
+		err := cli.Run(t.Context(), append(append([]string{"dataset"}, args...), "--addr", e.addr, "-o", "json"), cli.Env{Stdout: &out, Stderr: &out})
+		if err != nil || !json.Valid(out.Bytes()) {
+			t.Errorf("shoal dataset %s -o json = %v, %q; want valid JSON", strings.Join(args, " "), err, out.String())
+		}
+	}
+	var out bytes.Buffer
+	if err := cli.Run(t.Context(), []string{"dataset", "ls", "--addr", e.addr, "-o", "yaml"}, cli.Env{Stdout: &out, Stderr: &out}); err != nil ||
+		!strings.Contains(out.String(), "datasets:\n") || !strings.Contains(out.String(), "name: fish") {
+		t.Errorf("shoal dataset ls -o yaml = %v, %q", err, out.String())
 	}
 }

@@ -63,7 +63,7 @@ func TestUploadEmptyFileCLI(t *testing.T) {
 	writeFile(t, dir, "train/Gold Fish/empty.jpg", nil)
 	writeFile(t, dir, "train/Gold Fish/ok.png", imagingtest.PNG(4, 4, 2))
 	var out, progress bytes.Buffer
-	err := cli.Dataset(t.Context(), []string{"upload", "fish", dir, "--addr", e.addr}, &out, &progress)
+	err := cli.Run(t.Context(), []string{"dataset", "upload", "fish", dir, "--addr", e.addr}, cli.Env{Stdout: &out, Stderr: &progress})
 	if err != nil {
 		t.Fatalf("shoal dataset upload fish DIR = %v; want success with one file refused", err)
 	}

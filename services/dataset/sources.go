@@ -104,22 +104,48 @@ func (l localSource) walk(ctx context.Context, emit func(entry) error, reject fu
 	if err != nil {
 		return fmt.Errorf("read import root: %w", err)
 	}
+	emitted := 0
+	counted := func(e entry) error { emitted++; return emit(e) }
+	var found []string
 	for _, d := range top {
 		name := d.Name()
+		if d.IsDir() {
+			name += "/"
+		}
+		if !strings.HasPrefix(name, ".") {
+			found = append(found, name)
+		}
 		if strings.HasPrefix(name, ".") || !d.IsDir() {
 			continue // README, NOTICE, .DS_Store: not part of the layout
 		}
-		if _, ok := splitDirs[name]; !ok {
-			if err := reject(name+"/", unknownSplit); err != nil {
+		if _, ok := splitDirs[d.Name()]; !ok {
+			if err := reject(name, unknownSplit); err != nil {
 				return err
 			}
 			continue
 		}
-		if err := l.walkSplit(ctx, name, emit, reject); err != nil {
+		if err := l.walkSplit(ctx, d.Name(), counted, reject); err != nil {
 			return err
 		}
 	}
+	if emitted == 0 {
+		return nothingToImport("the folder", found)
+	}
 	return nil
+}
+
+// nothingToImport is the answer to a tree that holds no file where the
+// layout wants one: what it holds, and what the layout is.
+func nothingToImport(what string, found []string) error {
+	holds := "it is empty"
+	if len(found) > 0 {
+		holds = "it holds " + strings.Join(found[:min(len(found), 5)], ", ")
+		if more := len(found) - 5; more > 0 {
+			holds += fmt.Sprintf(" and %d more", more)
+		}
+	}
+	return status.Errorf(codes.InvalidArgument, "%s holds no files laid out split/Label/file (%s): expected train/, "+
+		"validation/ or test/ folders holding one folder per label, e.g. train/Cat/1.jpg", what, holds)
 }
 
 func (l localSource) walkSplit(ctx context.Context, split string, emit func(entry) error, reject func(string, string) error) error {
@@ -241,10 +267,18 @@ type objectSource struct {
 }
 
 func (o objectSource) walk(ctx context.Context, emit func(entry) error, reject func(string, string) error) error {
-	n := 0
+	n, emitted := 0, 0
 	badSplit := map[string]bool{}
+	var found []string // the prefix's top level, for the answer when nothing fits
 	err := o.store.List(ctx, "", func(info blob.Info) error {
 		n++
+		top, _, isDir := strings.Cut(info.Key, "/")
+		if isDir {
+			top += "/"
+		}
+		if !slices.Contains(found, top) {
+			found = append(found, top)
+		}
 		e, ignore, reason := placeFile(info.Key)
 		switch {
 		case ignore:
@@ -262,6 +296,7 @@ func (o objectSource) walk(ctx context.Context, emit func(entry) error, reject f
 		e.size = info.Size
 		key := info.Key
 		e.open = func(ctx context.Context) (io.ReadCloser, error) { return o.store.Get(ctx, key) }
+		emitted++
 		return emit(e)
 	})
 	if err != nil {
@@ -272,6 +307,9 @@ func (o objectSource) walk(ctx context.Context, emit func(entry) error, reject f
 	}
 	if n == 0 {
 		return status.Errorf(codes.NotFound, "no objects under %s", o.where)
+	}
+	if emitted == 0 {
+		return nothingToImport(o.where, found)
 	}
 	return nil
 }
@@ -356,6 +394,8 @@ func (ts tarSource) walk(ctx context.Context, emit func(entry) error, reject fun
 type archiveTracker struct {
 	labelDirs map[string]bool // split/Label -> has a file
 	badSplit  map[string]bool
+	placed    int      // entries in the layout
+	top       []string // top-level names, for the answer when nothing fits
 }
 
 func newArchiveTracker() *archiveTracker {
@@ -373,6 +413,13 @@ func (t *archiveTracker) place(name string, isDir, isLink bool, reject func(stri
 		return entry{}, false, nil
 	}
 	parts := strings.Split(rel, "/")
+	top := parts[0]
+	if isDir || len(parts) > 1 {
+		top += "/"
+	}
+	if !strings.HasPrefix(top, ".") && !slices.Contains(t.top, top) {
+		t.top = append(t.top, top)
+	}
 	if isDir {
 		if len(parts) >= 1 {
 			if _, ok := splitDirs[parts[0]]; !ok && !strings.HasPrefix(parts[0], ".") && !t.badSplit[parts[0]] {
@@ -401,6 +448,7 @@ func (t *archiveTracker) place(name string, isDir, isLink bool, reject func(stri
 		return entry{}, false, reject(rel, reason)
 	}
 	t.labelDirs[parts[0]+"/"+parts[1]] = true
+	t.placed++
 	if isLink {
 		return entry{}, false, reject(rel, "links in archives are not imported")
 	}
@@ -419,6 +467,9 @@ func (t *archiveTracker) finish(reject func(string, string) error) error {
 		if err := reject(dir+"/", "empty label folder"); err != nil {
 			return err
 		}
+	}
+	if t.placed == 0 {
+		return nothingToImport("the archive", t.top)
 	}
 	return nil
 }

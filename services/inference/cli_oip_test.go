@@ -32,8 +32,8 @@ func TestCLIPredictOIPMatchesPredict(t *testing.T) {
 	run := func(args ...string) *inferencepb.PredictResponse {
 		t.Helper()
 		var out, errOut bytes.Buffer
-		args = append([]string{"--addr", e.addr, "--format", "json", "--model", "pets", "--top-k", "3"}, args...)
-		if err := cli.Predict(t.Context(), append(args, a, b), &out, &errOut); err != nil {
+		args = append([]string{"predict", "--addr", e.addr, "-o", "json", "--model", "pets", "--top-k", "3"}, args...)
+		if err := cli.Run(t.Context(), append(args, a, b), cli.Env{Stdout: &out, Stderr: &errOut}); err != nil {
 			t.Fatalf("Predict(%v) = %v (%s)", args, err, errOut.String())
 		}
 		var resp inferencepb.PredictResponse
@@ -61,9 +61,9 @@ func TestCLIPredictOIPMatchesPredict(t *testing.T) {
 	for _, args := range [][]string{
 		{"--protocol", "oip", a}, // no --model: the default model is the server's secret
 		{"--protocol", "http", "--model", "pets", a},
-		{"--format", "yaml", "--model", "pets", a},
+		{"-o", "xml", "--model", "pets", a},
 	} {
-		if err := cli.Predict(t.Context(), append([]string{"--addr", e.addr}, args...), new(bytes.Buffer), new(bytes.Buffer)); err == nil {
+		if err := cli.Run(t.Context(), append([]string{"predict", "--addr", e.addr}, args...), cli.Env{Stdout: new(bytes.Buffer), Stderr: new(bytes.Buffer)}); err == nil {
 			t.Errorf("Predict(%v) = nil; want an error", args)
 		}
 	}

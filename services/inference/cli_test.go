@@ -7,9 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	"github.com/shoalml/shoal/internal/cli"
 	"github.com/shoalml/shoal/internal/imaging/imagingtest"
 )
@@ -29,19 +26,20 @@ func TestCLIPredict(t *testing.T) {
 		name string
 		args []string
 		want []string
-		code codes.Code
+		exit int
 	}{
-		{"default model", []string{a, b}, []string{"pets v1", "a.png", "b.jpg", "PROBABILITY"}, codes.OK},
-		{"version and top-k", []string{"--model", "pets", a, "--version", "2", "--top-k", "1"}, []string{"pets v2", "a.png"}, codes.OK},
-		{"bad image", []string{bad}, nil, codes.InvalidArgument},
-		{"unknown model", []string{"--model", "nope", a}, nil, codes.NotFound},
+		{"default model", []string{a, b}, []string{"pets v1", "a.png", "b.jpg", "PROBABILITY"}, cli.ExitOK},
+		{"version and top-k", []string{"--model", "pets", a, "--version", "2", "--top-k", "1"}, []string{"pets v2", "a.png"}, cli.ExitOK},
+		{"bad image", []string{bad}, nil, cli.ExitInvalid},
+		{"unknown model", []string{"--model", "nope", a}, nil, cli.ExitNotFound},
+		{"json", []string{"-o", "json", a}, []string{`"model":`, `"labels":`}, cli.ExitOK},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer
-			err := cli.Predict(t.Context(), append([]string{"--addr", e.addr}, tt.args...), &out, &errOut)
-			if status.Code(err) != tt.code {
-				t.Fatalf("Predict(%v) = %v; want %v", tt.args, err, tt.code)
+			err := cli.Run(t.Context(), append([]string{"predict", "--addr", e.addr}, tt.args...), cli.Env{Stdout: &out, Stderr: &errOut})
+			if got := cli.ExitCode(err); got != tt.exit {
+				t.Fatalf("shoal predict %v = %v (exit %d); want exit %d", tt.args, err, got, tt.exit)
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(out.String(), w) {
@@ -50,7 +48,7 @@ func TestCLIPredict(t *testing.T) {
 			}
 		})
 	}
-	if err := cli.Predict(t.Context(), nil, new(bytes.Buffer), new(bytes.Buffer)); err == nil {
-		t.Fatal("Predict() with no images = nil; want an error")
+	if err := cli.Run(t.Context(), []string{"predict"}, cli.Env{Stdout: new(bytes.Buffer), Stderr: new(bytes.Buffer)}); cli.ExitCode(err) != cli.ExitUsage {
+		t.Fatalf("shoal predict with no images = %v; want a usage error", err)
 	}
 }
