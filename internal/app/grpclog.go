@@ -16,7 +16,12 @@ import (
 // state changes) are logged at debug. It must be called before any gRPC
 // activity.
 func SetGRPCLogger(log *slog.Logger) {
-	grpclog.SetLoggerV2(grpcLogger{log: log.With("component", "grpc")})
+	grpclog.SetLoggerV2(NewGRPCLogger(log))
+}
+
+// NewGRPCLogger is the logger SetGRPCLogger installs.
+func NewGRPCLogger(log *slog.Logger) grpclog.LoggerV2 {
+	return grpcLogger{log: log.With("component", "grpc")}
 }
 
 type grpcLogger struct{ log *slog.Logger }

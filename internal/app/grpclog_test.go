@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"google.golang.org/grpc/grpclog"
-
 	"github.com/shoalml/shoal/internal/app"
 )
 
@@ -15,12 +13,12 @@ func TestGRPCLogsInTheProcessFormat(t *testing.T) {
 	var buf bytes.Buffer
 	cfg := defaults(t)
 	cfg.LogFormat, cfg.LogLevel = "json", "info"
-	app.SetGRPCLogger(app.NewLogger(cfg, &buf))
-	defer grpclog.SetLoggerV2(grpclog.NewLoggerV2(discard{}, discard{}, discard{}))
-
-	grpclog.Infof("channel %d: state changed", 7) // debug: not shown at info
-	grpclog.Errorf("Failed to decode request: %v", "unexpected EOF")
-	grpclog.Warningln("transport", "closing")
+	// The logger itself, not gRPC's global: swapping that while other
+	// tests' connections log is a data race.
+	l := app.NewGRPCLogger(app.NewLogger(cfg, &buf))
+	l.Infof("channel %d: state changed", 7) // debug: not shown at info
+	l.Errorf("Failed to decode request: %v", "unexpected EOF")
+	l.Warningln("transport", "closing")
 	var lines []map[string]any
 	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
 		var m map[string]any
@@ -39,7 +37,3 @@ func TestGRPCLogsInTheProcessFormat(t *testing.T) {
 		t.Errorf("second line = %v; want the warning", lines[1])
 	}
 }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
