@@ -73,6 +73,7 @@ func shared(t *testing.T, cfg *app.Config) {
 
 type running struct {
 	grpc *grpc.ClientConn
+	addr string // the gRPC listener's address
 	http string
 	stop func() error
 	// admin is the admin token the process bootstrapped ("" when it does
@@ -138,7 +139,7 @@ func start(t *testing.T, cfg app.Config) running {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	r := running{grpc: conn, http: "http://" + httpLis.Addr().String(), stop: stop}
+	r := running{grpc: conn, addr: grpcLis.Addr().String(), http: "http://" + httpLis.Addr().String(), stop: stop}
 	waitReady(t, r, a)
 	if b, err := os.ReadFile(cfg.Auth.AdminTokenFile); err == nil {
 		r.admin = strings.TrimSpace(string(b))

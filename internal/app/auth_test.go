@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -24,6 +25,7 @@ import (
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
 	"github.com/shoalml/shoal/internal/auth"
+	"github.com/shoalml/shoal/internal/cli"
 )
 
 // every service the process serves, as descriptors.
@@ -283,5 +285,58 @@ func TestAnonymousScopesSwitch(t *testing.T) {
 	_, err := inferencepb.NewInferenceServiceClient(r.grpc).ListLoadedModels(t.Context(), &inferencepb.ListLoadedModelsRequest{})
 	if status.Code(err) != codes.Unauthenticated {
 		t.Errorf("ListLoadedModels without a token, --auth.anonymous-scopes= = %v; want UNAUTHENTICATED", err)
+	}
+}
+
+// TestTokensWithTheCLI: the admin creates a token with `shoal tokens
+// create`, which works until `shoal tokens revoke`; a call without a token
+// exits with the permission code; `shoal audit` shows who did what.
+func TestTokensWithTheCLI(t *testing.T) {
+	r := start(t, defaults(t))
+	shoal := func(token string, args ...string) (string, int) {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		env := cli.Env{Stdout: &out, Stderr: &errOut, LookupEnv: func(k string) (string, bool) {
+			if k == "SHOAL_TOKEN" && token != "" {
+				return token, true
+			}
+			return "", false
+		}}
+		code := cli.Main(t.Context(), append(args, "--addr", r.addr), env)
+		return out.String() + errOut.String(), code
+	}
+	out, code := shoal(r.admin, "tokens", "create", "--name", "ci", "--scope", "read,write", "--expires", "30d")
+	secret, _, _ := strings.Cut(out, "\n")
+	if code != cli.ExitOK || !strings.HasPrefix(secret, "shoal_") || !strings.Contains(out, "with scopes read,write") {
+		t.Fatalf("shoal tokens create = %d %q", code, out)
+	}
+	if out, code := shoal(secret, "dataset", "ls"); code != cli.ExitOK {
+		t.Errorf("shoal dataset ls with the new token = %d %q; want 0", code, out)
+	}
+	if out, code := shoal(secret, "tokens", "ls"); code != cli.ExitPermission || !strings.Contains(out, "lacks the admin scope") {
+		t.Errorf("shoal tokens ls with a read,write token = %d %q; want the permission code", code, out)
+	}
+	if out, code := shoal("", "dataset", "ls"); code != cli.ExitPermission || !strings.Contains(out, "needs a token") {
+		t.Errorf("shoal dataset ls without a token = %d %q; want the permission code saying a token is needed", code, out)
+	}
+	out, code = shoal(r.admin, "tokens", "ls")
+	if code != cli.ExitOK || !strings.Contains(out, "ci") || !strings.Contains(out, "read,write") || strings.Contains(out, secret) {
+		t.Fatalf("shoal tokens ls = %d %q; want ci with its scopes and never its secret", code, out)
+	}
+	var id string
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[1] == "ci" {
+			id = f[0]
+		}
+	}
+	if out, code := shoal(r.admin, "tokens", "revoke", id); code != cli.ExitOK || !strings.Contains(out, "revoked token "+id) {
+		t.Fatalf("shoal tokens revoke %s = %d %q", id, code, out)
+	}
+	if out, code := shoal(secret, "dataset", "ls"); code != cli.ExitPermission {
+		t.Errorf("shoal dataset ls with the revoked token = %d %q; want the permission code", code, out)
+	}
+	out, code = shoal(r.admin, "audit", "--method", "Token")
+	if code != cli.ExitOK || !strings.Contains(out, "RevokeToken") || !strings.Contains(out, "CreateToken") || !strings.Contains(out, "admin (bootstrap)") {
+		t.Errorf("shoal audit = %d %q; want the token calls by the bootstrap admin", code, out)
 	}
 }

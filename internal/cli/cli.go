@@ -93,7 +93,9 @@ func execute(ctx context.Context, args []string, env *Env, extra []Passthrough) 
 const rootLong = `Shoal trains, registers and serves image classifiers over gRPC and REST.
 
 shoal serve runs the platform; the client commands talk to it over gRPC at
---addr (default localhost:9090, or $SHOAL_ADDR). Commands that get or list
+--addr (default localhost:9090, or $SHOAL_ADDR), with the token of --token
+($SHOAL_TOKEN; default: ./data/admin-token, which shoal serve writes on a new
+install), over TLS with --tls or --ca-file. Commands that get or list
 things print a table, or with -o json the same JSON the REST API answers
 (-o yaml: the same document as YAML). Deletes ask for confirmation on a
 terminal and need --yes anywhere else.
@@ -135,7 +137,7 @@ func newRoot(env *Env, extra []Passthrough) *cobra.Command {
 		&cobra.Group{ID: "client", Title: "Client commands (they talk to the server at --addr):"},
 		&cobra.Group{ID: "other", Title: "Other commands:"},
 	)
-	for _, c := range []*cobra.Command{p.datasetCmd(), p.modelsCmd(), p.predictCmd(), p.trainCmd(), p.jobsCmd()} {
+	for _, c := range []*cobra.Command{p.datasetCmd(), p.modelsCmd(), p.predictCmd(), p.trainCmd(), p.jobsCmd(), p.tokensCmd(), p.auditCmd()} {
 		c.GroupID = "client"
 		root.AddCommand(c)
 	}

@@ -4,12 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+
+	"github.com/shoalml/shoal/internal/tlsfiles"
 )
 
 // Where a client finds the server when neither --addr nor SHOAL_ADDR says.
@@ -31,26 +37,90 @@ const (
 type connFlags struct {
 	addr    string
 	timeout time.Duration
+	token   string
+	tls     tlsfiles.Client
 }
 
+// adminTokenFile is where `shoal serve` writes the admin token it creates
+// on a new install (--auth.admin-token-file's default): the CLI on the same
+// machine, in the same folder, uses it when no token is given.
+const adminTokenFile = "data/admin-token"
+
 func (f *connFlags) register(fs *pflag.FlagSet, lookupEnv func(string) (string, bool)) {
-	addr := defaultAddr
-	if v, ok := lookupEnv("SHOAL_ADDR"); ok && v != "" {
-		addr = v
+	env := func(name, def string) string {
+		if v, ok := lookupEnv(name); ok && v != "" {
+			return v
+		}
+		return def
 	}
-	fs.StringVar(&f.addr, "addr", addr, "gRPC address of the Shoal server (env SHOAL_ADDR)")
+	fs.StringVar(&f.addr, "addr", env("SHOAL_ADDR", defaultAddr), "gRPC address of the Shoal server (env SHOAL_ADDR)")
 	fs.DurationVar(&f.timeout, "timeout", 0,
 		"bound on the whole command, e.g. 30s; 0 for the command's own (predict 1m, models 10m, the rest 24h)")
+	fs.StringVar(&f.token, "token", env("SHOAL_TOKEN", ""),
+		"API token (env SHOAL_TOKEN; default: ./"+adminTokenFile+" when present, which shoal serve writes on a new install)")
+	tlsOn := false
+	switch strings.ToLower(env("SHOAL_TLS", "")) {
+	case "1", "true", "yes", "on":
+		tlsOn = true
+	}
+	fs.BoolVar(&f.tls.Enabled, "tls", tlsOn, "speak TLS to the server, checking its certificate against the system's CAs (env SHOAL_TLS=1)")
+	fs.StringVar(&f.tls.CAFile, "ca-file", env("SHOAL_CA_FILE", ""), "PEM CAs that sign the server's certificate; implies --tls (env SHOAL_CA_FILE)")
+	fs.StringVar(&f.tls.CertFile, "cert-file", env("SHOAL_CERT_FILE", ""), "PEM client certificate, for servers that require one (mutual TLS); implies --tls")
+	fs.StringVar(&f.tls.KeyFile, "key-file", env("SHOAL_KEY_FILE", ""), "PEM private key of --cert-file")
+}
+
+// secret is the token calls carry: --token (or SHOAL_TOKEN), else the admin
+// token a local `shoal serve` wrote, else none (anonymous: prediction only,
+// by default).
+func (f *connFlags) secret() (string, error) {
+	if f.token != "" {
+		return strings.TrimSpace(f.token), nil
+	}
+	b, err := os.ReadFile(adminTokenFile)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("reading the admin token ./%s: %w (give --token or SHOAL_TOKEN instead)", adminTokenFile, err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 // dialOptions are the options of every client connection, built from the
-// global flags.
+// global flags: the transport (TLS or not) and the token.
 func (f *connFlags) dialOptions() ([]grpc.DialOption, error) {
-	return []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	creds := insecure.NewCredentials()
+	cfg, err := f.tls.Config()
+	if err != nil {
+		return nil, usagef("--tls/--ca-file/--cert-file: %v", err)
+	}
+	if cfg != nil {
+		creds = credentials.NewTLS(cfg)
+	}
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)),
-	}, nil
+	}
+	secret, err := f.secret()
+	if err != nil {
+		return nil, err
+	}
+	if secret != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(bearer(secret)))
+	}
+	return opts, nil
 }
+
+// bearer sends a token as `authorization: Bearer <token>` on every call.
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+// RequireTransportSecurity is false: a local server speaks plaintext; the
+// README says to use --tls beyond this machine.
+func (bearer) RequireTransportSecurity() bool { return false }
 
 // dial connects to addr (--addr, or another service's address such as
 // predict's --registry-addr) with the global connection options.
