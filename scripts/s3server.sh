@@ -61,7 +61,7 @@ cmd_build() {
 	fi
 	log_file=$cache_dir/logs/$name-build.log
 	tmp=$bin.tmp.$$
-	log "building $name (about 3 minutes on 2 idle cores); log: $log_file"
+	log "building $name (about 3 minutes of CPU time); log: $log_file"
 	start=$SECONDS
 	# -mod=readonly: build exactly what go.mod and go.sum pin, never re-resolve.
 	# CGO off: a static binary, and no C toolchain needed. GOWORK off: a
@@ -199,8 +199,7 @@ cmd_start() {
 	local env
 	env=$(printf 'export SHOAL_TEST_S3_ENDPOINT=127.0.0.1:%s\nexport SHOAL_TEST_S3_ACCESS_KEY=%s\nexport SHOAL_TEST_S3_SECRET_KEY=%s\n' \
 		"$s3_port" "$access_key" "$secret_key")
-	printf '%s\n' "$env" >"$dir/env"
-	chmod 600 "$dir/env"
+	(umask 077 && printf '%s\n' "$env" >"$dir/env")
 	log "S3 server (pid $(cat "$dir/s3server.pid")) on 127.0.0.1:$s3_port; log: $dir/s3server.log"
 	printf '%s\n' "$env"
 }
