@@ -36,11 +36,11 @@ stop_load() {
 	for p in "${load_pids[@]}"; do kill -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null || true; done
 	load_pids=()
 }
-trap 'stop_load; scripts/seaweedfs.sh stop "$s3dir" >/dev/null 2>&1 || true; rm -rf "$s3dir"' EXIT
+trap 'stop_load; scripts/s3server.sh stop "$s3dir" >/dev/null 2>&1 || true; rm -rf "$s3dir"' EXIT
 
 eval "$(scripts/test-sql.sh)"
 export SHOAL_TEST_SQL_REQUIRED=1
-eval "$(scripts/seaweedfs.sh start "$s3dir")"
+eval "$(scripts/s3server.sh start "$s3dir")"
 export SHOAL_TEST_S3_REQUIRED=1
 ONNXRUNTIME_SHARED_LIBRARY_PATH=$(scripts/setup-onnxruntime.sh)
 export ONNXRUNTIME_SHARED_LIBRARY_PATH SHOAL_TEST_ORT_REQUIRED=1

@@ -54,9 +54,9 @@ export SHOAL_TEST_SQL_REQUIRED=1
 
 log "S3 server"
 s3dir=$(mktemp -d)
-trap 'report_times; scripts/seaweedfs.sh stop "$s3dir" >/dev/null 2>&1 || true; rm -rf "$s3dir"' EXIT
-scripts/seaweedfs.sh build >/dev/null
-eval "$(scripts/seaweedfs.sh start "$s3dir")"
+trap 'report_times; scripts/s3server.sh stop "$s3dir" >/dev/null 2>&1 || true; rm -rf "$s3dir"' EXIT
+scripts/s3server.sh build >/dev/null
+eval "$(scripts/s3server.sh start "$s3dir")"
 export SHOAL_TEST_S3_REQUIRED=1
 
 log "ONNX Runtime"

@@ -25,7 +25,7 @@ func realS3(t *testing.T) blob.S3Config {
 	t.Helper()
 	endpoint := os.Getenv("SHOAL_TEST_S3_ENDPOINT")
 	if endpoint == "" {
-		msg := "no real S3 server: eval \"$(scripts/seaweedfs.sh start DIR)\" sets SHOAL_TEST_S3_*"
+		msg := "no real S3 server: eval \"$(scripts/s3server.sh start DIR)\" sets SHOAL_TEST_S3_*"
 		if os.Getenv("SHOAL_TEST_S3_REQUIRED") == "1" {
 			t.Fatal(msg + " (SHOAL_TEST_S3_REQUIRED=1 makes this an error)")
 		}

@@ -88,7 +88,7 @@ func testBlobs(t *testing.T, driver db.Driver) blob.Store {
 	endpoint := os.Getenv("SHOAL_TEST_S3_ENDPOINT")
 	if driver == db.SQLite || endpoint == "" {
 		if driver != db.SQLite && os.Getenv("SHOAL_TEST_S3_REQUIRED") == "1" {
-			t.Fatal("SHOAL_TEST_S3_ENDPOINT is not set (SHOAL_TEST_S3_REQUIRED=1 makes this an error): run eval \"$(scripts/seaweedfs.sh start DIR)\"")
+			t.Fatal("SHOAL_TEST_S3_ENDPOINT is not set (SHOAL_TEST_S3_REQUIRED=1 makes this an error): run eval \"$(scripts/s3server.sh start DIR)\"")
 		}
 		s, err := blob.NewLocal(t.TempDir())
 		if err != nil {
@@ -97,8 +97,8 @@ func testBlobs(t *testing.T, driver db.Driver) blob.Store {
 		return s
 	}
 	// One bucket for all of this package's tests, each under its own
-	// prefix: the S3 server allocates storage volumes per bucket, and a
-	// bucket per test exhausts a small test server.
+	// prefix: some S3 servers (SeaweedFS) allocate storage volumes per
+	// bucket, and a bucket per test exhausts a small one.
 	s, err := blob.NewS3(t.Context(), blob.S3Config{
 		Endpoint:     endpoint,
 		Bucket:       "shoal-registry-test",

@@ -66,7 +66,7 @@ func TestS3FakeConformanceWithPrefix(t *testing.T) {
 }
 
 // TestS3Real runs the suite against a real S3 server (see
-// scripts/seaweedfs.sh), in a fresh bucket that it removes afterwards.
+// scripts/s3server.sh), in a fresh bucket that it removes afterwards.
 func TestS3Real(t *testing.T) {
 	cfg := realS3(t)
 	cfg.CreateBucket = true
@@ -89,7 +89,7 @@ func realS3(t *testing.T) blob.S3Config {
 	secret := os.Getenv("SHOAL_TEST_S3_SECRET_KEY")
 	if endpoint == "" || access == "" || secret == "" {
 		msg := "no real S3 server: set SHOAL_TEST_S3_ENDPOINT (host:port), SHOAL_TEST_S3_ACCESS_KEY and " +
-			"SHOAL_TEST_S3_SECRET_KEY, e.g. with eval \"$(scripts/seaweedfs.sh start DIR)\""
+			"SHOAL_TEST_S3_SECRET_KEY, e.g. with eval \"$(scripts/s3server.sh start DIR)\""
 		if os.Getenv("SHOAL_TEST_S3_REQUIRED") == "1" {
 			t.Fatal(msg + " (SHOAL_TEST_S3_REQUIRED=1 makes this an error)")
 		}
