@@ -48,7 +48,7 @@ grep -q '"version":1' <<<"$answer" || fail "POST /predict names no version 1: $a
 # client preprocessed (shoal predict --protocol oip) agree to 1e-5.
 grpc_answer=$(grpcurl -plaintext -d "{\"images\":[\"$(base64 -w0 "$sample")\"],\"topK\":5}" "127.0.0.1:$gport" \
 	shoal.inference.v1.InferenceService/Predict) || fail "grpcurl Predict"
-oip_answer=$("$root/bin/shoal" predict --addr "127.0.0.1:$gport" --protocol oip --model fashion --top-k 5 -o json "$sample") ||
+oip_answer=$(SHOAL_TOKEN=$(cat "$work/data/admin-token") "$root/bin/shoal" predict --addr "127.0.0.1:$gport" --protocol oip --model fashion --top-k 5 -o json "$sample") ||
 	fail "shoal predict --protocol oip"
 python3 - "$answer" "$grpc_answer" "$oip_answer" <<'PY' || fail "the three protocols disagree"
 import json, sys
@@ -67,7 +67,7 @@ PY
 # The generated Go SDK, as the README's example uses it: two images in one
 # Predict request, then the Registry's versions.
 sample2=$(find "$work/data/import/fashion-mnist/test/Trouser" -name '*.png' | sort | head -n 1)
-sdk=$(cd "$root" && go run ./examples/go-client --addr "127.0.0.1:$gport" --model fashion "$sample" "$sample2") ||
+sdk=$(cd "$root" && SHOAL_TOKEN=$(cat "$work/data/admin-token") go run ./examples/go-client --addr "127.0.0.1:$gport" --model fashion "$sample" "$sample2") ||
 	fail "examples/go-client"
 grep -q "^$sample: Bag " <<<"$sdk" && grep -q "^$sample2: Trouser " <<<"$sdk" && grep -q '^answered by fashion v1$' <<<"$sdk" &&
 	grep -q '^fashion v1: small-cnn, test accuracy .*production' <<<"$sdk" || fail "examples/go-client answered: $sdk"

@@ -4,6 +4,9 @@
 //
 //	go run ./examples/go-client --addr localhost:9090 --model fashion shoe.jpg bag.png
 //
+// Predictions are open to anonymous callers by default; the Registry needs a
+// token with the read scope: --token, or SHOAL_TOKEN.
+//
 // Any language works the same way from the contracts in proto/ (add its
 // plugin to buf.gen.yaml), or over REST from gen/openapi/shoal.swagger.json.
 package main
@@ -18,6 +21,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 
 	inferencepb "github.com/shoalml/shoal/gen/shoal/inference/v1"
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
@@ -27,6 +31,7 @@ func main() {
 	addr := flag.String("addr", "localhost:9090", "Shoal's gRPC address")
 	model := flag.String("model", "", "model to ask (empty: the server's default)")
 	topK := flag.Int("top-k", 3, "labels per image")
+	token := flag.String("token", os.Getenv("SHOAL_TOKEN"), "API token (default $SHOAL_TOKEN)")
 	flag.Parse()
 	if flag.NArg() == 0 {
 		log.Fatal("usage: go-client [--addr HOST:PORT] [--model M] [--top-k K] IMAGE...")
@@ -39,6 +44,9 @@ func main() {
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if *token != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+*token)
+	}
 
 	req := &inferencepb.PredictRequest{Model: *model, TopK: int32(*topK)}
 	for _, name := range flag.Args() {

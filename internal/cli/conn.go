@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -57,7 +58,7 @@ func (f *connFlags) register(fs *pflag.FlagSet, lookupEnv func(string) (string, 
 	fs.DurationVar(&f.timeout, "timeout", 0,
 		"bound on the whole command, e.g. 30s; 0 for the command's own (predict 1m, models 10m, the rest 24h)")
 	fs.StringVar(&f.token, "token", env("SHOAL_TOKEN", ""),
-		"API token (env SHOAL_TOKEN; default: ./"+adminTokenFile+" when present, which shoal serve writes on a new install)")
+		"API token (env SHOAL_TOKEN; default for a server on this machine: ./"+adminTokenFile+" when present, which shoal serve writes on a new install)")
 	tlsOn := false
 	switch strings.ToLower(env("SHOAL_TLS", "")) {
 	case "1", "true", "yes", "on":
@@ -76,6 +77,11 @@ func (f *connFlags) secret() (string, error) {
 	if f.token != "" {
 		return strings.TrimSpace(f.token), nil
 	}
+	// The local admin token goes to a local server only: sent to whatever
+	// --addr names, it would leak to any host a command is pointed at.
+	if !loopbackAddr(f.addr) {
+		return "", nil
+	}
 	b, err := os.ReadFile(adminTokenFile)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -84,6 +90,19 @@ func (f *connFlags) secret() (string, error) {
 		return "", fmt.Errorf("reading the admin token ./%s: %w (give --token or SHOAL_TOKEN instead)", adminTokenFile, err)
 	}
 	return strings.TrimSpace(string(b)), nil
+}
+
+// loopbackAddr reports whether addr's host is this machine.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // dialOptions are the options of every client connection, built from the
