@@ -29,6 +29,7 @@ flake:
 generate:
 	scripts/protodeps.sh
 	go tool -modfile=tools.go.mod buf generate
+	go run ./cmd/shoal-openapi gen/openapi/shoal.swagger.json
 
 lint:
 	scripts/check-proto.sh

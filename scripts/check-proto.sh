@@ -35,6 +35,7 @@ fi
 log "gen/ drift"
 out=$(mktemp -d)
 buf generate -o "$out"
+go run ./cmd/shoal-openapi "$out/gen/openapi/shoal.swagger.json" # as make generate does
 if ! diff -r gen "$out/gen" >/dev/null; then
 	diff -r gen "$out/gen" | head -40 >&2
 	rm -rf "$out"

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -49,12 +51,15 @@ func (o output) structured() bool { return o == outputJSON || o == outputYAML }
 
 // print writes m as JSON or YAML.
 func (o output) print(w io.Writer, m proto.Message) error {
-	opts := gateway.JSONOptions
-	opts.Multiline, opts.Indent = true, "  "
-	b, err := opts.Marshal(m)
+	compact, err := gateway.MarshalJSON(m)
 	if err != nil {
 		return err
 	}
+	var indented bytes.Buffer
+	if err := json.Indent(&indented, compact, "", "  "); err != nil {
+		return err
+	}
+	b := indented.Bytes()
 	if o == outputYAML {
 		if b, err = jsonToYAML(b); err != nil {
 			return err
@@ -67,7 +72,7 @@ func (o output) print(w io.Writer, m proto.Message) error {
 }
 
 // jsonToYAML rewrites a JSON document as block-style YAML, keeping its key
-// order and its strings as strings (int64 values are JSON strings).
+// order and its strings as strings.
 func jsonToYAML(b []byte) ([]byte, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err != nil {

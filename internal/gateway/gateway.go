@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -48,9 +49,10 @@ var ClientStreams = []string{"POST /v1/images:upload", "POST /v1/versions:upload
 // RequestIDHeader is echoed between HTTP and gRPC metadata.
 const requestIDHeader = "X-Request-Id"
 
-// JSONOptions are how REST answers are written, and with them every other
-// JSON rendering of Shoal's messages (the CLI's -o json), so all speak one
-// voice. Zero values are written out, so a client reads {"ready": false}
+// JSONOptions are the protobuf JSON options of REST answers, before 64-bit
+// integers become numbers (see voice.go; MarshalJSON writes a message in
+// the REST API's voice for every other JSON rendering, such as the CLI's
+// -o json). Zero values are written out, so a client reads {"ready": false}
 // rather than {}, as the Open Inference Protocol's clients expect.
 var JSONOptions = protojson.MarshalOptions{EmitUnpopulated: true}
 
@@ -61,12 +63,8 @@ func New(ctx context.Context, conns Conns) (*runtime.ServeMux, error) {
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
 		runtime.WithForwardResponseOption(httpBodyContentType),
 		runtime.WithErrorHandler(retryAfterOnOverload),
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{
-			Marshaler: &runtime.JSONPb{
-				MarshalOptions:   JSONOptions,
-				UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-			},
-		}),
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: newVoice()}),
+		runtime.SetQueryParameterParser(voiceQueryParser{}),
 	)
 	type registration struct {
 		name string
@@ -232,6 +230,12 @@ func predictHandler(mux *runtime.ServeMux, client inferencepb.InferenceServiceCl
 	}
 }
 
+// predictFormValues are the text fields (or query parameters) /predict takes,
+// besides the file.
+var predictFormValues = []string{"model", "version", "alias", "top_k"}
+
+const predictFields = `the image in "file", and optionally "model", "version", "alias", "top_k"`
+
 // parsePredictForm reads the multipart upload into a PredictRequest.
 func parsePredictForm(w http.ResponseWriter, r *http.Request) (*inferencepb.PredictRequest, error) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxPredictUpload)
@@ -242,6 +246,18 @@ func parsePredictForm(w http.ResponseWriter, r *http.Request) (*inferencepb.Pred
 			return nil, status.Errorf(codes.InvalidArgument, "upload larger than %d bytes", maxPredictUpload)
 		}
 		return nil, status.Errorf(codes.InvalidArgument, "want a multipart/form-data body with the image in the field \"file\": %v", err)
+	}
+	// Unknown fields are refused, as unknown JSON fields are: a misspelt
+	// option (topK for top_k) silently ignored would answer another question.
+	for name := range r.MultipartForm.File {
+		if name != "file" {
+			return nil, status.Errorf(codes.InvalidArgument, "unknown form field %q: /predict takes %s", name, predictFields)
+		}
+	}
+	for name := range r.Form {
+		if !slices.Contains(predictFormValues, name) {
+			return nil, status.Errorf(codes.InvalidArgument, "unknown form field or query parameter %q: /predict takes %s", name, predictFields)
+		}
 	}
 	f, _, err := r.FormFile("file")
 	if err != nil {
@@ -262,8 +278,8 @@ func parsePredictForm(w http.ResponseWriter, r *http.Request) (*inferencepb.Pred
 	} {
 		if s := r.FormValue(p.name); s != "" {
 			v, err := strconv.ParseInt(s, 10, 32)
-			if err != nil {
-				return nil, status.Errorf(codes.InvalidArgument, "%s %q: not an integer", p.name, s)
+			if err != nil || v < 0 {
+				return nil, status.Errorf(codes.InvalidArgument, "%s %q: not a whole number of 0 or more", p.name, s)
 			}
 			p.set(v)
 		}

@@ -125,7 +125,7 @@ func TestServerStreamIsNDJSON(t *testing.T) {
 			Result struct {
 				Alias struct {
 					Model   string `json:"model"`
-					Version string `json:"version"` // int64 is a JSON string
+					Version json.Number `json:"version"` // a JSON number in the REST voice
 				} `json:"alias"`
 			} `json:"result"`
 		}
@@ -135,7 +135,7 @@ func TestServerStreamIsNDJSON(t *testing.T) {
 		if line.Result.Alias.Model != "fish" {
 			t.Errorf("line %q: model = %q; want fish (query parameter bound)", sc.Text(), line.Result.Alias.Model)
 		}
-		versions = append(versions, line.Result.Alias.Version)
+		versions = append(versions, line.Result.Alias.Version.String())
 	}
 	if got := strings.Join(versions, ","); got != "1,2,3" {
 		t.Errorf("NDJSON versions = %s; want 1,2,3 in order", got)

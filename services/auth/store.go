@@ -81,7 +81,7 @@ func clip(s string, n int) string {
 func pageSize(n int32) (int, error) {
 	switch {
 	case n < 0:
-		return 0, status.Errorf(codes.InvalidArgument, "page_size %d: must not be negative", n)
+		return 0, status.Errorf(codes.InvalidArgument, "pageSize %d: must not be negative", n)
 	case n == 0:
 		return 100, nil
 	}
@@ -99,7 +99,7 @@ func decodePageToken(kind, token string) (int64, error) {
 	k, v, ok := strings.Cut(string(b), ":")
 	id, perr := strconv.ParseInt(v, 10, 64)
 	if err != nil || !ok || k != kind || perr != nil {
-		return 0, status.Error(codes.InvalidArgument, "page_token is not one this list returned")
+		return 0, status.Error(codes.InvalidArgument, "pageToken is not one this list returned")
 	}
 	return id, nil
 }

@@ -33,7 +33,7 @@ const (
 func pageSize(n int32, def int) (int, error) {
 	switch {
 	case n < 0:
-		return 0, status.Errorf(codes.InvalidArgument, "page_size %d is negative", n)
+		return 0, status.Errorf(codes.InvalidArgument, "pageSize %d is negative", n)
 	case n == 0:
 		return def, nil
 	case n > maxPageSize:
@@ -65,7 +65,7 @@ func decodeToken(tok, kind string) (string, error) {
 	b, err := base64.RawURLEncoding.DecodeString(tok)
 	key, ok := strings.CutPrefix(string(b), kind+":")
 	if err != nil || !ok || key == "" {
-		return "", status.Error(codes.InvalidArgument, "page_token is invalid: pass next_page_token from the previous response unchanged")
+		return "", status.Error(codes.InvalidArgument, "pageToken is invalid: pass nextPageToken from the previous response unchanged")
 	}
 	return key, nil
 }
@@ -140,7 +140,7 @@ func (h *handler) ListImages(ctx context.Context, req *datasetpb.ListImagesReque
 	var after int64
 	if tok != "" {
 		if after, err = strconv.ParseInt(tok, 10, 64); err != nil {
-			return nil, status.Error(codes.InvalidArgument, "page_token is invalid")
+			return nil, status.Error(codes.InvalidArgument, "pageToken is invalid")
 		}
 	}
 	snapID, err := h.snapshotID(ctx, ds, req.GetSnapshotVersion())
@@ -186,7 +186,7 @@ func (h *handler) GetImage(ctx context.Context, req *datasetpb.GetImageRequest) 
 
 func (h *handler) GetImageContent(ctx context.Context, req *datasetpb.GetImageContentRequest) (*datasetpb.GetImageContentResponse, error) {
 	if req.GetThumbnailSize() > maxThumbnail {
-		return nil, status.Errorf(codes.InvalidArgument, "thumbnail_size %d is larger than %d", req.GetThumbnailSize(), maxThumbnail)
+		return nil, status.Errorf(codes.InvalidArgument, "thumbnailSize %d is larger than %d", req.GetThumbnailSize(), maxThumbnail)
 	}
 	_, img, err := h.image(ctx, req.GetDataset(), req.GetImageId())
 	if err != nil {

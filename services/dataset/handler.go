@@ -178,7 +178,7 @@ func (h *handler) ImportImages(req *datasetpb.ImportImagesRequest, stream datase
 			return err
 		}
 	default:
-		return status.Error(codes.InvalidArgument, "source is required: local (a server folder) or object_store (bucket and prefix)")
+		return status.Error(codes.InvalidArgument, "source is required: local (a server folder) or objectStore (bucket and prefix)")
 	}
 	counts, err := h.svc.runImport(ctx, ds, src, streamEvents{stream: stream})
 	if err != nil {

@@ -42,12 +42,12 @@ func TestREST(t *testing.T) {
 	resp, body := get("/v1/datasets/pets/images?label=Gold%20Fish")
 	var list struct {
 		Images []struct {
-			ID  string `json:"id"`
+			ID  int64  `json:"id"` // 64-bit integers are JSON numbers in the REST voice
 			URL string `json:"url"`
 		} `json:"images"`
-		TotalSize string `json:"totalSize"`
+		TotalSize int64 `json:"totalSize"`
 	}
-	if err := json.Unmarshal(body, &list); err != nil || resp.StatusCode != 200 || len(list.Images) != 1 || list.TotalSize != "1" {
+	if err := json.Unmarshal(body, &list); err != nil || resp.StatusCode != 200 || len(list.Images) != 1 || list.TotalSize != 1 {
 		t.Fatalf("GET images = %d %s (%v)", resp.StatusCode, body, err)
 	}
 	resp, body = get(list.Images[0].URL)

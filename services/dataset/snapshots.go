@@ -98,7 +98,7 @@ func (h *handler) ListSnapshots(ctx context.Context, req *datasetpb.ListSnapshot
 	var before int64
 	if tok != "" {
 		if before, err = strconv.ParseInt(tok, 10, 64); err != nil || before <= 0 {
-			return nil, status.Error(codes.InvalidArgument, "page_token is invalid")
+			return nil, status.Error(codes.InvalidArgument, "pageToken is invalid")
 		}
 	}
 	rows, err := h.st().listSnapshots(ctx, ds.ID, before, size+1)

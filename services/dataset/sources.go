@@ -74,15 +74,15 @@ func (s *Service) openObjectStore(ctx context.Context, src *datasetpb.ObjectStor
 		return nil, status.Error(codes.FailedPrecondition, "object-store imports need the S3 blob backend (blob.backend=s3)")
 	}
 	if src.GetBucket() == "" {
-		return nil, status.Error(codes.InvalidArgument, "object_store.bucket is required")
+		return nil, status.Error(codes.InvalidArgument, "objectStore.bucket is required")
 	}
 	if err := s3utils.CheckValidBucketNameStrict(src.GetBucket()); err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "object_store.bucket %q is not a valid bucket name", src.GetBucket())
+		return nil, status.Errorf(codes.InvalidArgument, "objectStore.bucket %q is not a valid bucket name", src.GetBucket())
 	}
 	prefix := strings.Trim(src.GetPrefix(), "/")
 	if prefix != "" {
 		if err := blob.ValidateKey(prefix); err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "object_store.prefix %q is not a valid key prefix", src.GetPrefix())
+			return nil, status.Errorf(codes.InvalidArgument, "objectStore.prefix %q is not a valid key prefix", src.GetPrefix())
 		}
 	}
 	where := src.GetBucket() + "/" + prefix

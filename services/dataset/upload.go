@@ -118,7 +118,7 @@ func (u *uploadSource) walk(ctx context.Context, emit func(entry) error, reject 
 func (h *handler) spoolArchive(stream datasetpb.DatasetService_UploadImagesServer, first *datasetpb.ArchiveChunk) (source, func(), error) {
 	name := first.GetFileName()
 	if name == "" {
-		return nil, nil, status.Error(codes.InvalidArgument, "the first archive chunk must carry the archive's file_name (.zip, .tar, .tar.gz or .tgz)")
+		return nil, nil, status.Error(codes.InvalidArgument, "the first archive chunk must carry the archive's fileName (.zip, .tar, .tar.gz or .tgz)")
 	}
 	f, err := os.CreateTemp("", "shoal-upload-*")
 	if err != nil {

@@ -40,7 +40,7 @@ func (h *handler) Predict(ctx context.Context, req *inferencepb.PredictRequest) 
 		return nil, status.Errorf(codes.InvalidArgument, "images: %d images in one request; at most %d (--inference.queue-size)", n, s.cfg.QueueSize)
 	}
 	if req.GetTopK() < 0 {
-		return nil, status.Errorf(codes.InvalidArgument, "top_k %d: must not be negative", req.GetTopK())
+		return nil, status.Errorf(codes.InvalidArgument, "topK %d: must not be negative", req.GetTopK())
 	}
 	var preDur time.Duration
 	r, err := s.infer(ctx, req.GetModel(), req.GetAlias(), req.GetVersion(), func(m *model) ([][]float32, error) {

@@ -79,7 +79,7 @@ func TestPredictErrors(t *testing.T) {
 		{"truncated", &inferencepb.PredictRequest{Images: [][]byte{truncated}}, codes.InvalidArgument, "image 0: invalid image"},
 		{"empty image", &inferencepb.PredictRequest{Images: [][]byte{{}}}, codes.InvalidArgument, "empty file"},
 		{"too many pixels", &inferencepb.PredictRequest{Images: [][]byte{imagingtest.PNGBomb(100000, 100000)}}, codes.InvalidArgument, "more than the limit"},
-		{"negative top_k", &inferencepb.PredictRequest{Images: [][]byte{good}, TopK: -1}, codes.InvalidArgument, "top_k"},
+		{"negative top_k", &inferencepb.PredictRequest{Images: [][]byte{good}, TopK: -1}, codes.InvalidArgument, "topK"},
 		{"negative version", &inferencepb.PredictRequest{Model: "pets", Version: -2, Images: [][]byte{good}}, codes.InvalidArgument, "version -2"},
 		{"unknown model", &inferencepb.PredictRequest{Model: "nope", Images: [][]byte{good}}, codes.NotFound, `model "nope" not found`},
 		{"unknown version", &inferencepb.PredictRequest{Model: "pets", Version: 9, Images: [][]byte{good}}, codes.NotFound, "no version 9"},

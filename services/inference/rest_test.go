@@ -142,8 +142,10 @@ func TestRESTPredictErrors(t *testing.T) {
 		msg    string
 	}{
 		{"not an image", "file", []byte("plain text"), nil, http.StatusBadRequest, "not an image"},
-		{"no file field", "image", imagingtest.PNG(2, 2, 1), nil, http.StatusBadRequest, "multipart field"},
+		{"no file field", "image", imagingtest.PNG(2, 2, 1), nil, http.StatusBadRequest, `unknown form field \"image\"`},
 		{"bad top_k", "file", imagingtest.PNG(2, 2, 1), map[string]string{"top_k": "x"}, http.StatusBadRequest, "top_k"},
+		{"negative top_k", "file", imagingtest.PNG(2, 2, 1), map[string]string{"top_k": "-1"}, http.StatusBadRequest, "top_k"},
+		{"misspelt field", "file", imagingtest.PNG(2, 2, 1), map[string]string{"topK": "1"}, http.StatusBadRequest, `unknown form field or query parameter \"topK\"`},
 		{"unknown model", "file", imagingtest.PNG(2, 2, 1), map[string]string{"model": "nope"}, http.StatusNotFound, "nope"},
 	}
 	for _, tt := range tests {

@@ -161,7 +161,7 @@ func TestCreateVersionRejects(t *testing.T) {
 			return s
 		}(), good, false, codes.InvalidArgument, `no input named "pixels"`},
 		{"bad model name", spec("Fish!", fish...), good, false, codes.InvalidArgument, "lower-case"},
-		{"no input spec", &registrypb.VersionSpec{Model: "fish", Labels: fish}, good, false, codes.InvalidArgument, "input_spec is required"},
+		{"no input spec", &registrypb.VersionSpec{Model: "fish", Labels: fish}, good, false, codes.InvalidArgument, "inputSpec is required"},
 		{"sha256 mismatch", func() *registrypb.VersionSpec {
 			s := spec("fish", fish...)
 			s.ArtifactSha256 = sha([]byte("something else"))
@@ -171,7 +171,7 @@ func TestCreateVersionRejects(t *testing.T) {
 			s := spec("fish", fish...)
 			s.ArtifactSizeBytes = int64(len(good)) + 1
 			return s
-		}(), good, false, codes.InvalidArgument, "artifact_size_bytes"},
+		}(), good, false, codes.InvalidArgument, "artifactSizeBytes"},
 		{"declared over the limit", func() *registrypb.VersionSpec {
 			s := spec("fish", fish...)
 			s.ArtifactSizeBytes = 1 << 40

@@ -403,7 +403,7 @@ func decodeToken(kind, token string) (string, error) {
 	b, err := base64.RawURLEncoding.DecodeString(token)
 	k, key, ok := strings.Cut(string(b), ":")
 	if err != nil || !ok || k != kind {
-		return "", status.Error(codes.InvalidArgument, "page_token is not one this list returned")
+		return "", status.Error(codes.InvalidArgument, "pageToken is not one this list returned")
 	}
 	return key, nil
 }
@@ -415,7 +415,7 @@ func decodeNumberToken(token string) (int64, error) {
 	}
 	n, perr := strconv.ParseInt(key, 10, 64)
 	if perr != nil {
-		return 0, status.Error(codes.InvalidArgument, "page_token is not one this list returned")
+		return 0, status.Error(codes.InvalidArgument, "pageToken is not one this list returned")
 	}
 	return n, nil
 }
@@ -424,7 +424,7 @@ func decodeNumberToken(token string) (int64, error) {
 func pageSize(n int32) (int, error) {
 	switch {
 	case n < 0:
-		return 0, status.Errorf(codes.InvalidArgument, "page_size = %d: must not be negative", n)
+		return 0, status.Errorf(codes.InvalidArgument, "pageSize = %d: must not be negative", n)
 	case n == 0:
 		return 50, nil
 	case n > 1000:

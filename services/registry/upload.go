@@ -115,14 +115,14 @@ func (s *Service) checkSpec(ctx context.Context, spec *registrypb.VersionSpec) (
 		return nv, err
 	}
 	if spec.GetArtifactSizeBytes() < 0 {
-		return nv, status.Errorf(codes.InvalidArgument, "spec.artifact_size_bytes = %d: must not be negative", spec.GetArtifactSizeBytes())
+		return nv, status.Errorf(codes.InvalidArgument, "spec.artifactSizeBytes = %d: must not be negative", spec.GetArtifactSizeBytes())
 	}
 	if n := spec.GetArtifactSizeBytes(); n > s.cfg.MaxArtifactBytes {
 		return nv, tooLarge(n, s.cfg.MaxArtifactBytes)
 	}
 	if sha := spec.GetArtifactSha256(); sha != "" {
 		if b, err := hex.DecodeString(sha); err != nil || len(b) != sha256.Size {
-			return nv, status.Errorf(codes.InvalidArgument, "spec.artifact_sha256 %q is not a hex SHA-256", sha)
+			return nv, status.Errorf(codes.InvalidArgument, "spec.artifactSha256 %q is not a hex SHA-256", sha)
 		}
 	}
 	if len(spec.GetHyperParameters()) > 1000 {
@@ -159,7 +159,7 @@ func (s *Service) receive(stream grpc.ClientStreamingServer[registrypb.CreateVer
 			return 0, "", tooLarge(n, s.cfg.MaxArtifactBytes)
 		}
 		if want := spec.GetArtifactSizeBytes(); want > 0 && n > want {
-			return 0, "", status.Errorf(codes.InvalidArgument, "received more than the %d bytes spec.artifact_size_bytes announced", want)
+			return 0, "", status.Errorf(codes.InvalidArgument, "received more than the %d bytes spec.artifactSizeBytes announced", want)
 		}
 		if _, err := out.Write(chunk); err != nil {
 			return 0, "", fmt.Errorf("upload file: %w", err)
@@ -169,11 +169,11 @@ func (s *Service) receive(stream grpc.ClientStreamingServer[registrypb.CreateVer
 		return 0, "", status.Error(codes.InvalidArgument, "the upload has no artifact: send the ONNX file in chunks after the spec")
 	}
 	if want := spec.GetArtifactSizeBytes(); want > 0 && n != want {
-		return 0, "", status.Errorf(codes.InvalidArgument, "received %d bytes but spec.artifact_size_bytes says %d", n, want)
+		return 0, "", status.Errorf(codes.InvalidArgument, "received %d bytes but spec.artifactSizeBytes says %d", n, want)
 	}
 	sum := hex.EncodeToString(hash.Sum(nil))
 	if want := strings.ToLower(spec.GetArtifactSha256()); want != "" && want != sum {
-		return 0, "", status.Errorf(codes.InvalidArgument, "the artifact's SHA-256 is %s but spec.artifact_sha256 says %s: it was corrupted on the way", sum, want)
+		return 0, "", status.Errorf(codes.InvalidArgument, "the artifact's SHA-256 is %s but spec.artifactSha256 says %s: it was corrupted on the way", sum, want)
 	}
 	return n, sum, nil
 }

@@ -62,7 +62,7 @@ func checkLabels(labels []string) error {
 // exactly how to preprocess.
 func normalizeInputSpec(in *registrypb.InputSpec) (*registrypb.InputSpec, error) {
 	if in == nil {
-		return nil, status.Error(codes.InvalidArgument, "input_spec is required: channels, height, width, mean/std and layout of the model's input")
+		return nil, status.Error(codes.InvalidArgument, "inputSpec is required: channels, height, width, mean/std and layout of the model's input")
 	}
 	out := &registrypb.InputSpec{
 		Channels: in.GetChannels(), Height: in.GetHeight(), Width: in.GetWidth(),
@@ -71,23 +71,23 @@ func normalizeInputSpec(in *registrypb.InputSpec) (*registrypb.InputSpec, error)
 		OutputIsProbabilities: in.GetOutputIsProbabilities(),
 	}
 	if out.Channels != 1 && out.Channels != 3 {
-		return nil, status.Errorf(codes.InvalidArgument, "input_spec.channels = %d: use 1 (grayscale) or 3 (RGB)", out.Channels)
+		return nil, status.Errorf(codes.InvalidArgument, "inputSpec.channels = %d: use 1 (grayscale) or 3 (RGB)", out.Channels)
 	}
 	const maxSide = 8192
 	if out.Height < 1 || out.Height > maxSide || out.Width < 1 || out.Width > maxSide {
-		return nil, status.Errorf(codes.InvalidArgument, "input_spec height × width = %d × %d: each must be 1 to %d pixels", out.Height, out.Width, maxSide)
+		return nil, status.Errorf(codes.InvalidArgument, "inputSpec height × width = %d × %d: each must be 1 to %d pixels", out.Height, out.Width, maxSide)
 	}
 	for _, s := range []struct {
 		name string
 		v    []float32
 	}{{"mean", out.Mean}, {"std", out.Std}} {
 		if len(s.v) != 0 && len(s.v) != int(out.Channels) {
-			return nil, status.Errorf(codes.InvalidArgument, "input_spec.%s has %d values: give one per channel (%d) or none", s.name, len(s.v), out.Channels)
+			return nil, status.Errorf(codes.InvalidArgument, "inputSpec.%s has %d values: give one per channel (%d) or none", s.name, len(s.v), out.Channels)
 		}
 	}
 	for i, s := range out.Std {
 		if !(s > 0) {
-			return nil, status.Errorf(codes.InvalidArgument, "input_spec.std[%d] = %v: must be positive", i, s)
+			return nil, status.Errorf(codes.InvalidArgument, "inputSpec.std[%d] = %v: must be positive", i, s)
 		}
 	}
 	switch out.Layout {
@@ -95,14 +95,14 @@ func normalizeInputSpec(in *registrypb.InputSpec) (*registrypb.InputSpec, error)
 		out.Layout = registrypb.TensorLayout_TENSOR_LAYOUT_NCHW
 	case registrypb.TensorLayout_TENSOR_LAYOUT_NCHW, registrypb.TensorLayout_TENSOR_LAYOUT_NHWC:
 	default:
-		return nil, status.Errorf(codes.InvalidArgument, "input_spec.layout = %d: unknown layout", out.Layout)
+		return nil, status.Errorf(codes.InvalidArgument, "inputSpec.layout = %d: unknown layout", out.Layout)
 	}
 	switch out.ResizeMode {
 	case registrypb.ResizeMode_RESIZE_MODE_UNSPECIFIED:
 		out.ResizeMode = registrypb.ResizeMode_RESIZE_MODE_STRETCH
 	case registrypb.ResizeMode_RESIZE_MODE_STRETCH, registrypb.ResizeMode_RESIZE_MODE_CENTER_CROP, registrypb.ResizeMode_RESIZE_MODE_LETTERBOX:
 	default:
-		return nil, status.Errorf(codes.InvalidArgument, "input_spec.resize_mode = %d: unknown mode", out.ResizeMode)
+		return nil, status.Errorf(codes.InvalidArgument, "inputSpec.resizeMode = %d: unknown mode", out.ResizeMode)
 	}
 	return out, nil
 }
@@ -111,11 +111,11 @@ func normalizeInputSpec(in *registrypb.InputSpec) (*registrypb.InputSpec, error)
 // answers one score per label. It fills in spec's input and output names
 // when the graph has only one of each. The error says what disagrees.
 func checkModelShapes(info onnxrt.ModelInfo, spec *registrypb.InputSpec, labels int) error {
-	in, err := pick("input", info.Inputs, spec.InputName, "input_spec.input_name")
+	in, err := pick("input", info.Inputs, spec.InputName, "inputSpec.inputName")
 	if err != nil {
 		return err
 	}
-	out, err := pick("output", info.Outputs, spec.OutputName, "input_spec.output_name")
+	out, err := pick("output", info.Outputs, spec.OutputName, "inputSpec.outputName")
 	if err != nil {
 		return err
 	}

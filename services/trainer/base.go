@@ -47,7 +47,7 @@ func (s *Service) saveWeights(ctx context.Context, id string, m *ml.Model) error
 // importing its ONNX artifact (an uploaded model, or one trained from such).
 func (s *Service) baseVersion(ctx context.Context, ref *registrypb.VersionRef) (v *registrypb.Version, shoal bool, err error) {
 	if ref.GetModel() == "" || ref.GetVersion() <= 0 {
-		return nil, false, status.Errorf(codes.InvalidArgument, "spec.base_version = %v; want a model name and a version number", ref)
+		return nil, false, status.Errorf(codes.InvalidArgument, "spec.baseVersion = %v; want a model name and a version number", ref)
 	}
 	resp, err := s.deps.Registry.GetVersion(ctx, &registrypb.GetVersionRequest{Model: ref.GetModel(), Version: ref.GetVersion()})
 	if err != nil {
@@ -97,7 +97,7 @@ func (s *Service) resolveBase(ctx context.Context, spec *trainerpb.JobSpec) (*re
 				spec.Backend, ml.BackendGo)
 		}
 		if in.GetHeight() != in.GetWidth() {
-			return nil, status.Errorf(codes.FailedPrecondition, "spec.base_version: %s takes %dx%d images; fine-tuning takes square images only", name, in.GetWidth(), in.GetHeight())
+			return nil, status.Errorf(codes.FailedPrecondition, "spec.baseVersion: %s takes %dx%d images; fine-tuning takes square images only", name, in.GetWidth(), in.GetHeight())
 		}
 		if _, err := s.importBase(ctx, v, len(v.GetLabels()), false, spec.GetSeed()); err != nil {
 			return nil, err
@@ -122,7 +122,7 @@ func (s *Service) resolveBase(ctx context.Context, spec *trainerpb.JobSpec) (*re
 func importSpec(v *registrypb.Version) (ml.ImportSpec, imaging.Spec, error) {
 	pre, err := imaging.SpecFromProto(v.GetInputSpec())
 	if err != nil {
-		return ml.ImportSpec{}, imaging.Spec{}, status.Errorf(codes.FailedPrecondition, "spec.base_version: the base's input spec: %v", err)
+		return ml.ImportSpec{}, imaging.Spec{}, status.Errorf(codes.FailedPrecondition, "spec.baseVersion: the base's input spec: %v", err)
 	}
 	in := v.GetInputSpec()
 	spec := ml.ImportSpec{
@@ -151,7 +151,7 @@ func (s *Service) importBase(ctx context.Context, v *registrypb.Version, numClas
 		err = ml.CheckImport(imp)
 	}
 	if errors.Is(err, ml.ErrImport) {
-		return nil, status.Errorf(codes.FailedPrecondition, "spec.base_version: %s version %d: %v", v.GetModel(), v.GetVersion(), err)
+		return nil, status.Errorf(codes.FailedPrecondition, "spec.baseVersion: %s version %d: %v", v.GetModel(), v.GetVersion(), err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("importing the base version: %w", err)
@@ -188,7 +188,7 @@ func checkBase(spec *trainerpb.JobSpec, v *registrypb.Version) error {
 	}
 	in := v.GetInputSpec()
 	if in.GetChannels() != spec.Channels || in.GetHeight() != spec.ImageSize || in.GetWidth() != spec.ImageSize {
-		return status.Errorf(codes.InvalidArgument, "spec.image_size/channels = %dx%dx%d, but the base version %s takes %dx%dx%d images",
+		return status.Errorf(codes.InvalidArgument, "spec.imageSize/channels = %dx%dx%d, but the base version %s takes %dx%dx%d images",
 			spec.Channels, spec.ImageSize, spec.ImageSize, name, in.GetChannels(), in.GetHeight(), in.GetWidth())
 	}
 	return nil
@@ -212,7 +212,7 @@ func (s *Service) loadBase(ctx context.Context, id string, spec *trainerpb.JobSp
 	}
 	shape := ml.InputShape{Channels: int(spec.Channels), Height: int(spec.ImageSize), Width: int(spec.ImageSize)}
 	if err := w.CheckBase(spec.Architecture, shape); err != nil {
-		return nil, false, status.Errorf(codes.FailedPrecondition, "spec.base_version: %v", err)
+		return nil, false, status.Errorf(codes.FailedPrecondition, "spec.baseVersion: %v", err)
 	}
 	newHead := !slices.Equal(v.GetLabels(), labels)
 	if newHead {

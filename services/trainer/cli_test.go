@@ -77,8 +77,8 @@ func TestTrainCLIReportsFailures(t *testing.T) {
 		{[]string{"--dataset", "shapes", "--promote", "sometimes"}, "--promote", cli.ExitUsage},
 		{[]string{"--dataset", "shapes", "--epochs", "-1"}, "shoal: spec.epochs = -1", cli.ExitInvalid},
 		{[]string{"--dataset", "nope"}, `dataset "nope" not found`, cli.ExitNotFound},
-		{[]string{"--dataset", "shapes", "--weight-decay", "-1"}, "shoal: spec.weight_decay", cli.ExitInvalid},
-		{[]string{"--dataset", "shapes", "--augment", "crop=2"}, "shoal: spec.augmentation.crop_min_scale", cli.ExitInvalid},
+		{[]string{"--dataset", "shapes", "--weight-decay", "-1"}, "shoal: spec.weightDecay", cli.ExitInvalid},
+		{[]string{"--dataset", "shapes", "--augment", "crop=2"}, "shoal: spec.augmentation.cropMinScale", cli.ExitInvalid},
 		{[]string{"--dataset", "shapes", "--base", "nope:1"}, "no such version", cli.ExitNotFound},
 		{[]string{"--dataset", "shapes", "extra"}, "takes 0 argument(s), got 1", cli.ExitUsage},
 	} {

@@ -140,7 +140,7 @@ func (r *jobRun) resolveInput(ctx context.Context) error {
 		return err
 	}
 	if is.Shape != r.shape {
-		return status.Errorf(codes.FailedPrecondition, "spec.base_version takes %s images, the job %s", is.Shape, r.shape)
+		return status.Errorf(codes.FailedPrecondition, "spec.baseVersion takes %s images, the job %s", is.Shape, r.shape)
 	}
 	r.pre = pre
 	return nil

@@ -172,8 +172,8 @@ func TestFineTuning(t *testing.T) {
 	}{
 		{"other architecture", &trainerpb.JobSpec{Dataset: "shapes", Architecture: "small-cnn-wide", BaseVersion: baseRef}, codes.InvalidArgument, "spec.architecture"},
 		{"imported architecture", &trainerpb.JobSpec{Dataset: "shapes", Architecture: ml.ImportedArchitecture, BaseVersion: baseRef}, codes.InvalidArgument, "spec.architecture"},
-		{"other input size", &trainerpb.JobSpec{Dataset: "shapes", ImageSize: 32, BaseVersion: baseRef}, codes.InvalidArgument, "spec.image_size"},
-		{"other channels", &trainerpb.JobSpec{Dataset: "shapes", Channels: 3, BaseVersion: baseRef}, codes.InvalidArgument, "spec.image_size/channels"},
+		{"other input size", &trainerpb.JobSpec{Dataset: "shapes", ImageSize: 32, BaseVersion: baseRef}, codes.InvalidArgument, "spec.imageSize"},
+		{"other channels", &trainerpb.JobSpec{Dataset: "shapes", Channels: 3, BaseVersion: baseRef}, codes.InvalidArgument, "spec.imageSize/channels"},
 	} {
 		_, err := e.client.StartTraining(t.Context(), &trainerpb.StartTrainingRequest{Spec: tc.spec})
 		wantCode(t, "StartTraining("+tc.name+")", err, tc.want)

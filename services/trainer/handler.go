@@ -29,10 +29,10 @@ var _ trainerpb.TrainerServiceServer = (*handler)(nil)
 
 func checkJobID(id string) error {
 	if id == "" {
-		return status.Error(codes.InvalidArgument, "job_id is required")
+		return status.Error(codes.InvalidArgument, "jobId is required")
 	}
 	if _, err := uuid.Parse(id); err != nil {
-		return status.Errorf(codes.InvalidArgument, "job_id %q is not a job id", id)
+		return status.Errorf(codes.InvalidArgument, "jobId %q is not a job id", id)
 	}
 	return nil
 }
@@ -105,7 +105,7 @@ func (h *handler) ListJobs(ctx context.Context, req *trainerpb.ListJobsRequest) 
 	size := int(req.GetPageSize())
 	switch {
 	case size < 0:
-		return nil, status.Errorf(codes.InvalidArgument, "page_size = %d; must not be negative", size)
+		return nil, status.Errorf(codes.InvalidArgument, "pageSize = %d; must not be negative", size)
 	case size == 0:
 		size = 50
 	case size > 1000:
@@ -119,7 +119,7 @@ func (h *handler) ListJobs(ctx context.Context, req *trainerpb.ListJobsRequest) 
 		raw, err := base64.RawURLEncoding.DecodeString(tok)
 		n, err2 := strconv.Atoi(strings.TrimPrefix(string(raw), pageTokenPrefix))
 		if err != nil || err2 != nil || !strings.HasPrefix(string(raw), pageTokenPrefix) || n < 0 {
-			return nil, status.Error(codes.InvalidArgument, "page_token is not one ListJobs returned")
+			return nil, status.Error(codes.InvalidArgument, "pageToken is not one ListJobs returned")
 		}
 		offset = n
 	}
@@ -192,7 +192,7 @@ func (h *handler) WatchJob(req *trainerpb.WatchJobRequest, stream grpc.ServerStr
 		return err
 	}
 	if req.GetAfterSequence() < 0 {
-		return status.Errorf(codes.InvalidArgument, "after_sequence = %d; must not be negative", req.GetAfterSequence())
+		return status.Errorf(codes.InvalidArgument, "afterSequence = %d; must not be negative", req.GetAfterSequence())
 	}
 	if _, err := h.svc.st.get(ctx, id); err != nil {
 		return err

@@ -173,7 +173,7 @@ func TestFineTuningImportedONNX(t *testing.T) {
 		{name: "not ONNX", ref: e.registry.upload("junk", labels, in, "", []byte("not a model")), want: codes.FailedPrecondition, msg: "not an ONNX model"},
 		{name: "labels differ from the head", ref: e.registry.upload("mislabelled", []string{"a", "b"}, in, "", random), want: codes.FailedPrecondition, msg: "2 labels"},
 		{name: "other architecture", ref: uploaded, spec: &trainerpb.JobSpec{Architecture: "small-cnn"}, want: codes.InvalidArgument, msg: "imported ONNX model"},
-		{name: "other input size", ref: uploaded, spec: &trainerpb.JobSpec{ImageSize: 28}, want: codes.InvalidArgument, msg: "spec.image_size"},
+		{name: "other input size", ref: uploaded, spec: &trainerpb.JobSpec{ImageSize: 28}, want: codes.InvalidArgument, msg: "spec.imageSize"},
 	} {
 		spec := tc.spec
 		if spec == nil {

@@ -86,13 +86,13 @@ func normalizeSpec(in *trainerpb.JobSpec) (*trainerpb.JobSpec, error) {
 	if spec.GetArchitecture() == ml.ImportedArchitecture {
 		// resolveBase set it, with the input shape, from an imported base.
 		if spec.GetBaseVersion() == nil {
-			return nil, status.Errorf(codes.InvalidArgument, "spec.architecture = %q only fine-tunes a spec.base_version imported from ONNX", ml.ImportedArchitecture)
+			return nil, status.Errorf(codes.InvalidArgument, "spec.architecture = %q only fine-tunes a spec.baseVersion imported from ONNX", ml.ImportedArchitecture)
 		}
 		if spec.Channels != 1 && spec.Channels != 3 {
 			return nil, status.Errorf(codes.InvalidArgument, "spec.channels = %d; want 1 (grayscale) or 3 (RGB)", spec.Channels)
 		}
 		if spec.ImageSize <= 0 {
-			return nil, status.Errorf(codes.InvalidArgument, "spec.image_size = %d; must be positive", spec.ImageSize)
+			return nil, status.Errorf(codes.InvalidArgument, "spec.imageSize = %d; must be positive", spec.ImageSize)
 		}
 	} else {
 		arch, err := ml.LookupArchitecture(spec.GetArchitecture())
@@ -111,7 +111,7 @@ func normalizeSpec(in *trainerpb.JobSpec) (*trainerpb.JobSpec, error) {
 		}
 		shape := ml.InputShape{Channels: int(spec.Channels), Height: int(spec.ImageSize), Width: int(spec.ImageSize)}
 		if err := arch.CheckInput(shape); err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "spec.image_size = %d: %v", spec.ImageSize, err)
+			return nil, status.Errorf(codes.InvalidArgument, "spec.imageSize = %d: %v", spec.ImageSize, err)
 		}
 	}
 	if spec.Epochs == 0 {
@@ -124,19 +124,19 @@ func normalizeSpec(in *trainerpb.JobSpec) (*trainerpb.JobSpec, error) {
 		spec.BatchSize = defaultBatchSize
 	}
 	if spec.BatchSize < 0 {
-		return nil, status.Errorf(codes.InvalidArgument, "spec.batch_size = %d; must be positive", spec.BatchSize)
+		return nil, status.Errorf(codes.InvalidArgument, "spec.batchSize = %d; must be positive", spec.BatchSize)
 	}
 	if spec.LearningRate == 0 {
 		spec.LearningRate = defaultLearningRate
 	}
 	if !(spec.LearningRate > 0) || math.IsInf(spec.LearningRate, 0) {
-		return nil, status.Errorf(codes.InvalidArgument, "spec.learning_rate = %v; must be a positive number", spec.LearningRate)
+		return nil, status.Errorf(codes.InvalidArgument, "spec.learningRate = %v; must be a positive number", spec.LearningRate)
 	}
 	if spec.ValidationFraction == 0 {
 		spec.ValidationFraction = defaultValidationFraction
 	}
 	if !(spec.ValidationFraction > 0 && spec.ValidationFraction <= 0.5) {
-		return nil, status.Errorf(codes.InvalidArgument, "spec.validation_fraction = %v; must be in (0, 0.5]", spec.ValidationFraction)
+		return nil, status.Errorf(codes.InvalidArgument, "spec.validationFraction = %v; must be in (0, 0.5]", spec.ValidationFraction)
 	}
 	switch spec.Backend {
 	case "", ml.BackendGo, ml.BackendONNX:
@@ -165,7 +165,7 @@ func normalizeSpec(in *trainerpb.JobSpec) (*trainerpb.JobSpec, error) {
 		return nil, status.Errorf(codes.InvalidArgument, "spec.schedule = %d is not a known learning-rate schedule", spec.Schedule)
 	}
 	if !(spec.WeightDecay >= 0) || math.IsInf(spec.WeightDecay, 0) {
-		return nil, status.Errorf(codes.InvalidArgument, "spec.weight_decay = %v; must be a non-negative number", spec.WeightDecay)
+		return nil, status.Errorf(codes.InvalidArgument, "spec.weightDecay = %v; must be a non-negative number", spec.WeightDecay)
 	}
 	// An absent augmentation takes the defaults; a present one is taken as
 	// it is, so {} turns augmentation off.
@@ -173,13 +173,13 @@ func normalizeSpec(in *trainerpb.JobSpec) (*trainerpb.JobSpec, error) {
 		spec.Augmentation = defaultAugmentation()
 	}
 	if a := spec.Augmentation; !(a.CropMinScale >= 0 && a.CropMinScale <= 1) {
-		return nil, status.Errorf(codes.InvalidArgument, "spec.augmentation.crop_min_scale = %v; must be in (0, 1], or 0 for no cropping", a.CropMinScale)
+		return nil, status.Errorf(codes.InvalidArgument, "spec.augmentation.cropMinScale = %v; must be in (0, 1], or 0 for no cropping", a.CropMinScale)
 	}
 	if a := spec.Augmentation; !(a.ColorJitter >= 0 && a.ColorJitter < 1) {
-		return nil, status.Errorf(codes.InvalidArgument, "spec.augmentation.color_jitter = %v; must be in [0, 1)", a.ColorJitter)
+		return nil, status.Errorf(codes.InvalidArgument, "spec.augmentation.colorJitter = %v; must be in [0, 1)", a.ColorJitter)
 	}
 	if spec.EarlyStoppingPatience < 0 {
-		return nil, status.Errorf(codes.InvalidArgument, "spec.early_stopping_patience = %d; must not be negative (0 disables early stopping)", spec.EarlyStoppingPatience)
+		return nil, status.Errorf(codes.InvalidArgument, "spec.earlyStoppingPatience = %d; must not be negative (0 disables early stopping)", spec.EarlyStoppingPatience)
 	}
 	return spec, nil
 }
@@ -234,7 +234,7 @@ func (s *Service) resolveSnapshot(ctx context.Context, spec *trainerpb.JobSpec) 
 		snap = resp.GetSnapshot()
 		spec.SnapshotVersion = snap.GetVersion()
 	} else if spec.SnapshotVersion < 0 {
-		return status.Errorf(codes.InvalidArgument, "spec.snapshot_version = %d; want a version or 0 for a new snapshot", spec.SnapshotVersion)
+		return status.Errorf(codes.InvalidArgument, "spec.snapshotVersion = %d; want a version or 0 for a new snapshot", spec.SnapshotVersion)
 	} else {
 		resp, err := s.deps.Datasets.GetSnapshot(ctx, &datasetpb.GetSnapshotRequest{Dataset: spec.Dataset, Version: spec.SnapshotVersion})
 		if err != nil {
