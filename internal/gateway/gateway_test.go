@@ -124,7 +124,7 @@ func TestServerStreamIsNDJSON(t *testing.T) {
 		var line struct {
 			Result struct {
 				Alias struct {
-					Model   string `json:"model"`
+					Model   string      `json:"model"`
 					Version json.Number `json:"version"` // a JSON number in the REST voice
 				} `json:"alias"`
 			} `json:"result"`
