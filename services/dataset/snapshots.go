@@ -44,7 +44,7 @@ func (h *handler) CreateSnapshot(ctx context.Context, req *datasetpb.CreateSnaps
 	if err != nil {
 		return nil, err
 	}
-	snap, counts, err := h.st().createSnapshot(ctx, ds.ID, req.GetDescription())
+	snap, counts, reused, err := h.st().createSnapshot(ctx, ds.ID, req.GetDescription(), req.GetReuseUnchanged())
 	if errors.Is(err, errExists) {
 		return nil, status.Error(codes.Aborted, "another snapshot of this dataset was taken at the same moment; try again")
 	}
@@ -52,7 +52,7 @@ func (h *handler) CreateSnapshot(ctx context.Context, req *datasetpb.CreateSnaps
 		return nil, err
 	}
 	pb, err := h.snapshotPB(ctx, ds, snap, counts)
-	return &datasetpb.CreateSnapshotResponse{Snapshot: pb}, err
+	return &datasetpb.CreateSnapshotResponse{Snapshot: pb, Reused: reused}, err
 }
 
 func (h *handler) snapshot(ctx context.Context, name string, version int64) (*datasetRow, *snapshotRow, error) {

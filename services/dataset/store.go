@@ -318,10 +318,11 @@ type manifestEntry struct {
 // createSnapshot freezes the dataset's membership as the next version. The
 // manifest is ordered by (split, label, sha256) in Go, not by the database
 // collation, so the hash and the read order are the same on every driver.
-func (s store) createSnapshot(ctx context.Context, datasetID int64, desc string) (*snapshotRow, []labelCount, error) {
-	var snap *snapshotRow
-	var counts []labelCount
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+// createSnapshot freezes the dataset's membership as a new snapshot. With
+// reuse, it returns the newest snapshot instead when its manifest is the
+// membership's (reused true, counts nil).
+func (s store) createSnapshot(ctx context.Context, datasetID int64, desc string, reuse bool) (snap *snapshotRow, counts []labelCount, reused bool, err error) {
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var entries []manifestEntry
 		if err := tx.Model(&imageRow{}).Select("id, split, label, sha256").Where("dataset_id = ?", datasetID).Scan(&entries).Error; err != nil {
 			return err
@@ -341,13 +342,20 @@ func (s store) createSnapshot(ctx context.Context, datasetID int64, desc string)
 			fmt.Fprintf(h, "%d\t%s\t%s\n", e.Split, e.Label, e.SHA256)
 			byKey[labelCount{Split: e.Split, Label: e.Label}]++
 		}
-		var last int64
-		if err := tx.Model(&snapshotRow{}).Where("dataset_id = ?", datasetID).Select("COALESCE(MAX(version), 0)").Scan(&last).Error; err != nil {
+		manifest := hex.EncodeToString(h.Sum(nil))
+		var latest snapshotRow
+		err := tx.Where("dataset_id = ?", datasetID).Order("version DESC").Limit(1).Take(&latest).Error
+		switch {
+		case db.IsNotFound(err):
+		case err != nil:
 			return err
+		case reuse && latest.ManifestSHA256 == manifest:
+			snap, reused = &latest, true
+			return nil
 		}
 		snap = &snapshotRow{
-			DatasetID: datasetID, Version: last + 1, Description: desc, ImageCount: int64(len(entries)),
-			ManifestSHA256: hex.EncodeToString(h.Sum(nil)), CreatedAt: time.Now().UTC(),
+			DatasetID: datasetID, Version: latest.Version + 1, Description: desc, ImageCount: int64(len(entries)),
+			ManifestSHA256: manifest, CreatedAt: time.Now().UTC(),
 		}
 		if err := tx.Create(snap).Error; err != nil {
 			return err
@@ -377,11 +385,14 @@ func (s store) createSnapshot(ctx context.Context, datasetID int64, desc string)
 	if err != nil {
 		if db.IsUniqueViolation(err) {
 			// Another snapshot of the same dataset took this version number.
-			return nil, nil, fmt.Errorf("%w: snapshot version taken concurrently", errExists)
+			return nil, nil, false, fmt.Errorf("%w: snapshot version taken concurrently", errExists)
 		}
-		return nil, nil, fmt.Errorf("create snapshot: %w", err)
+		return nil, nil, false, fmt.Errorf("create snapshot: %w", err)
 	}
-	return snap, counts, nil
+	if reused {
+		counts = nil
+	}
+	return snap, counts, reused, nil
 }
 
 // snapshot returns version (0 for the latest) of the dataset.

@@ -222,12 +222,15 @@ func snapshotLabels(snap *datasetpb.Snapshot) ([]string, error) {
 	return labels, nil
 }
 
-// resolveSnapshot takes a new snapshot when the spec names none and checks
-// the snapshot's labels.
+// resolveSnapshot uses the newest snapshot when the spec names none and the
+// dataset has not changed since it was taken, or takes a new one; then it
+// checks the snapshot's labels.
 func (s *Service) resolveSnapshot(ctx context.Context, spec *trainerpb.JobSpec) error {
 	var snap *datasetpb.Snapshot
 	if spec.SnapshotVersion == 0 {
-		resp, err := s.deps.Datasets.CreateSnapshot(ctx, &datasetpb.CreateSnapshotRequest{Dataset: spec.Dataset, Description: "taken by the trainer for a training job"})
+		resp, err := s.deps.Datasets.CreateSnapshot(ctx, &datasetpb.CreateSnapshotRequest{
+			Dataset: spec.Dataset, Description: "taken by the trainer for a training job", ReuseUnchanged: true,
+		})
 		if err != nil {
 			return downstream("Dataset.CreateSnapshot", err)
 		}

@@ -2365,9 +2365,13 @@ type CreateSnapshotRequest struct {
 	// Dataset name.
 	Dataset string `protobuf:"bytes,1,opt,name=dataset,proto3" json:"dataset,omitempty"`
 	// Free text.
-	Description   string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Description string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	// When the newest snapshot's manifest equals the dataset's membership now,
+	// return that snapshot instead of taking an identical one (what the
+	// Trainer does for a job that names no snapshot).
+	ReuseUnchanged bool `protobuf:"varint,3,opt,name=reuse_unchanged,json=reuseUnchanged,proto3" json:"reuse_unchanged,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CreateSnapshotRequest) Reset() {
@@ -2414,11 +2418,21 @@ func (x *CreateSnapshotRequest) GetDescription() string {
 	return ""
 }
 
+func (x *CreateSnapshotRequest) GetReuseUnchanged() bool {
+	if x != nil {
+		return x.ReuseUnchanged
+	}
+	return false
+}
+
 // CreateSnapshotResponse holds the new snapshot.
 type CreateSnapshotResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The snapshot.
-	Snapshot      *Snapshot `protobuf:"bytes,1,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	Snapshot *Snapshot `protobuf:"bytes,1,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	// True when reuse_unchanged returned the newest snapshot rather than a new
+	// one.
+	Reused        bool `protobuf:"varint,2,opt,name=reused,proto3" json:"reused,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2458,6 +2472,13 @@ func (x *CreateSnapshotResponse) GetSnapshot() *Snapshot {
 		return x.Snapshot
 	}
 	return nil
+}
+
+func (x *CreateSnapshotResponse) GetReused() bool {
+	if x != nil {
+		return x.Reused
+	}
+	return false
 }
 
 // GetSnapshotRequest names one snapshot.
@@ -2967,12 +2988,14 @@ const file_shoal_dataset_v1_dataset_proto_rawDesc = "" +
 	"\x0fmanifest_sha256\x18\x05 \x01(\tR\x0emanifestSha256\x12 \n" +
 	"\vdescription\x18\x06 \x01(\tR\vdescription\x12;\n" +
 	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"S\n" +
+	"createTime\"|\n" +
 	"\x15CreateSnapshotRequest\x12\x18\n" +
 	"\adataset\x18\x01 \x01(\tR\adataset\x12 \n" +
-	"\vdescription\x18\x02 \x01(\tR\vdescription\"P\n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x12'\n" +
+	"\x0freuse_unchanged\x18\x03 \x01(\bR\x0ereuseUnchanged\"h\n" +
 	"\x16CreateSnapshotResponse\x126\n" +
-	"\bsnapshot\x18\x01 \x01(\v2\x1a.shoal.dataset.v1.SnapshotR\bsnapshot\"H\n" +
+	"\bsnapshot\x18\x01 \x01(\v2\x1a.shoal.dataset.v1.SnapshotR\bsnapshot\x12\x16\n" +
+	"\x06reused\x18\x02 \x01(\bR\x06reused\"H\n" +
 	"\x12GetSnapshotRequest\x12\x18\n" +
 	"\adataset\x18\x01 \x01(\tR\adataset\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\"M\n" +
