@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -30,6 +31,8 @@ import (
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	_ "github.com/shoalml/shoal/gen/shoal/trainer/v1"
 	"github.com/shoalml/shoal/internal/auth"
+	"github.com/shoalml/shoal/internal/server"
+	"github.com/shoalml/shoal/internal/testlog"
 )
 
 // Every RPC of every Shoal service declares its scope: the rules build
@@ -142,14 +145,19 @@ func (fakeRegistry) GetModel(context.Context, *registrypb.GetModelRequest) (*reg
 
 const serviceSecret = "service-secret-0123456789abcdef"
 
-func serveGate(t *testing.T, cfg auth.GateConfig, authn auth.Authenticator, audit auth.AuditSink) *grpc.ClientConn {
+// serveGate serves a fake registry behind the production interceptors and
+// the gate; logs collects their log lines.
+func serveGate(t *testing.T, cfg auth.GateConfig, authn auth.Authenticator, audit auth.AuditSink) (*grpc.ClientConn, *testlog.Buffer) {
 	t.Helper()
 	cfg.ServiceSecret = serviceSecret
-	g, err := auth.NewGate(cfg, authn, audit, slog.New(slog.DiscardHandler))
+	logs := &testlog.Buffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	g, err := auth.NewGate(cfg, authn, audit, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := grpc.NewServer(grpc.ChainUnaryInterceptor(g.Unary()), grpc.ChainStreamInterceptor(g.Stream()))
+	ic := server.NewInterceptors(log, prometheus.NewRegistry())
+	s := grpc.NewServer(grpc.ChainUnaryInterceptor(ic.Unary(), g.Unary()), grpc.ChainStreamInterceptor(ic.Stream(), g.Stream()))
 	registrypb.RegisterRegistryServiceServer(s, fakeRegistry{})
 	healthpb.RegisterHealthServer(s, health.NewServer())
 	lis := bufconn.Listen(1 << 20)
@@ -162,7 +170,7 @@ func serveGate(t *testing.T, cfg auth.GateConfig, authn auth.Authenticator, audi
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return conn
+	return conn, logs
 }
 
 func TestGate(t *testing.T) {
@@ -171,7 +179,7 @@ func TestGate(t *testing.T) {
 		"writer": {TokenID: "tok_w", Name: "writer", Scopes: auth.ScopesOf(authpb.Scope_SCOPE_WRITE)},
 	}}
 	audit := &fakeAudit{}
-	conn := serveGate(t, auth.GateConfig{Anonymous: auth.ScopesOf(authpb.Scope_SCOPE_PREDICT)}, authn, audit)
+	conn, logs := serveGate(t, auth.GateConfig{Anonymous: auth.ScopesOf(authpb.Scope_SCOPE_PREDICT)}, authn, audit)
 	reg := registrypb.NewRegistryServiceClient(conn)
 	with := func(vals ...string) context.Context {
 		return metadata.NewOutgoingContext(t.Context(), metadata.Pairs(vals...))
@@ -224,6 +232,20 @@ func TestGate(t *testing.T) {
 		ev.GetResource() != "model=fish alias=production version=2" || !strings.HasSuffix(ev.GetMethod(), "/SetAlias") {
 		t.Errorf("audit event = %v", ev)
 	}
+	// One log line for the call, carrying the audit record; never a secret.
+	var lines []string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "req-1") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 1 || !strings.Contains(lines[0], "audit=true") || !strings.Contains(lines[0], "token_id=tok_w") ||
+		!strings.Contains(lines[0], `resource="model=fish alias=production version=2"`) || !strings.Contains(lines[0], "caller=writer") {
+		t.Errorf("log lines of the SetAlias = %q; want one, with the audit record", lines)
+	}
+	if strings.Contains(logs.String(), serviceSecret) || strings.Contains(logs.String(), "Bearer reader") || strings.Contains(logs.String(), "Bearer writer") {
+		t.Errorf("a credential reached the log:\n%s", logs)
+	}
 
 	// Storage down: UNAVAILABLE, not UNAUTHENTICATED (the token may be fine).
 	authn.mu.Lock()
@@ -235,7 +257,7 @@ func TestGate(t *testing.T) {
 }
 
 func TestDisabledGateLetsEverythingThrough(t *testing.T) {
-	conn := serveGate(t, auth.GateConfig{Disabled: true}, nil, nil)
+	conn, _ := serveGate(t, auth.GateConfig{Disabled: true}, nil, nil)
 	if _, err := registrypb.NewRegistryServiceClient(conn).SetAlias(t.Context(), &registrypb.SetAliasRequest{}); err != nil {
 		t.Errorf("SetAlias without a token, auth disabled = %v; want OK", err)
 	}

@@ -276,8 +276,9 @@ func (g *Gate) record(ctx context.Context, method string, c Caller, resource str
 		Code:      rpccode.Code(status.Code(err)).String(),
 		RequestId: server.RequestID(ctx),
 	}
-	g.log.InfoContext(ctx, "audit", "token_id", ev.TokenId, "token_name", ev.TokenName, "method", method,
-		"resource", ev.Resource, "code", ev.Code, "request_id", ev.RequestId)
+	// The call's one log line carries the record (it has the method, code,
+	// request id and caller already).
+	server.AddLogAttrs(ctx, slog.Bool("audit", true), slog.String("token_id", ev.TokenId), slog.String("resource", ev.Resource))
 	if g.audit != nil {
 		g.audit.Record(ev)
 	}

@@ -35,7 +35,8 @@ func RequestID(ctx context.Context) string {
 type call struct {
 	cause  error // the handler's error before masking
 	panic  any
-	caller string // who the call ran as, set by the auth gate
+	caller string      // who the call ran as, set by the auth gate
+	extra  []slog.Attr // added by later interceptors (the audit trail's)
 }
 
 type callKey struct{}
@@ -45,6 +46,15 @@ type callKey struct{}
 func SetCaller(ctx context.Context, name string) {
 	if c, ok := ctx.Value(callKey{}).(*call); ok {
 		c.caller = name
+	}
+}
+
+// AddLogAttrs adds attributes to the call's one log line, so that what other
+// interceptors know of a call (its audit record) is in that line rather than
+// in one of their own.
+func AddLogAttrs(ctx context.Context, attrs ...slog.Attr) {
+	if c, ok := ctx.Value(callKey{}).(*call); ok {
+		c.extra = append(c.extra, attrs...)
 	}
 }
 
@@ -143,8 +153,14 @@ func (i *Interceptors) begin(ctx context.Context, fullMethod string) (context.Co
 		if c.caller != "" {
 			attrs = append(attrs, slog.String("caller", c.caller))
 		}
+		attrs = append(attrs, c.extra...)
 		level := slog.LevelInfo
 		switch {
+		case code == codes.Canceled && c.panic == nil && c.cause == nil:
+			// The client went away (a closed watch, a cancelled upload):
+			// nothing for an operator to act on.
+			level = slog.LevelDebug
+			attrs = append(attrs, slog.String("error", status.Convert(err).Message()))
 		case c.panic != nil:
 			level = slog.LevelError
 			attrs = append(attrs, slog.Any("panic", c.panic))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -188,5 +189,42 @@ func TestInterceptorsRejectUnsafeRequestIDs(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "forged") {
 		t.Errorf("log = %q; an unsafe request id was logged as is", logs)
+	}
+}
+
+// A client that goes away (a closed watch) is nothing an operator acts on:
+// its RPC is logged at debug, not as a warning.
+func TestClientCancelIsLoggedAtDebug(t *testing.T) {
+	started := make(chan struct{})
+	logs := &testlog.Buffer{}
+	fake := &fakeHealth{watch: func(s grpc.ServerStreamingServer[healthpb.HealthCheckResponse]) error {
+		close(started)
+		<-s.Context().Done()
+		return s.Context().Err()
+	}}
+	srv := grpctest.Start(t, grpctest.RegisterFunc(func(r grpc.ServiceRegistrar) { healthpb.RegisterHealthServer(r, fake) }),
+		grpctest.Options{Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	ctx, cancel := context.WithCancel(t.Context())
+	stream, err := healthpb.NewHealthClient(srv.Conn).Watch(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	cancel()
+	if _, err := stream.Recv(); status.Code(err) != codes.Canceled {
+		t.Fatalf("Recv after cancel = %v; want Canceled", err)
+	}
+	// The server writes its line when its handler returns, soon after.
+	var line string
+	for line == "" {
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, "/Watch") {
+				line = l
+			}
+		}
+		runtime.Gosched()
+	}
+	if !strings.Contains(line, "level=DEBUG") || !strings.Contains(line, "code=Canceled") {
+		t.Errorf("the cancelled watch's line = %q; want it at debug", line)
 	}
 }
