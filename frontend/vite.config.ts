@@ -21,5 +21,13 @@ export default defineConfig({
     environment: "jsdom",
     include: ["src/**/*.test.{ts,tsx}"],
     restoreMocks: true,
+    setupFiles: ["src/test-setup.ts"],
+    // Bounds on a hang, not waits: a test ends as soon as what it waits for
+    // happens. CI's 2 cores are often shared with builds; jsdom is slow
+    // there, and the defaults (5 s a test, 1 s for waitFor) failed tests
+    // that pass in well under a second on an idle machine.
+    testTimeout: 60_000,
+    // Two test files at a time, on 2 cores: more only contend.
+    maxWorkers: 2,
   },
 });

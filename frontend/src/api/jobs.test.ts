@@ -3,15 +3,15 @@ import { applyEvent, fraction, initialView } from "./jobs";
 import type { JobEvent } from "./jobs";
 
 const events: JobEvent[] = [
-  { sequence: "1", state: { state: "JOB_STATE_RUNNING" } },
-  { sequence: "2", progress: { epoch: 1, epochs: 2, step: 5, steps: 10, eta: "3s" } },
-  { sequence: "3", epoch: { epoch: 1, trainLoss: 1.2, valLoss: 1.0, trainAccuracy: 0.5, valAccuracy: 0.6 } },
-  { sequence: "4", log: { level: "info", message: "checkpoint written" } },
-  { sequence: "5", progress: { epoch: 2, epochs: 2, step: 10, steps: 10 } },
-  { sequence: "6", epoch: { epoch: 2, trainLoss: 0.8, valLoss: 0.7, trainAccuracy: 0.7, valAccuracy: 0.75 } },
-  { sequence: "7", evaluation: { testAccuracy: 0.8 } },
-  { sequence: "8", registered: { model: "fish", version: "3" } },
-  { sequence: "9", state: { state: "JOB_STATE_SUCCEEDED" } },
+  { sequence: 1, state: { state: "JOB_STATE_RUNNING" } },
+  { sequence: 2, progress: { epoch: 1, epochs: 2, step: 5, steps: 10, eta: "3s" } },
+  { sequence: 3, epoch: { epoch: 1, trainLoss: 1.2, valLoss: 1.0, trainAccuracy: 0.5, valAccuracy: 0.6 } },
+  { sequence: 4, log: { level: "info", message: "checkpoint written" } },
+  { sequence: 5, progress: { epoch: 2, epochs: 2, step: 10, steps: 10 } },
+  { sequence: 6, epoch: { epoch: 2, trainLoss: 0.8, valLoss: 0.7, trainAccuracy: 0.7, valAccuracy: 0.75 } },
+  { sequence: 7, evaluation: { testAccuracy: 0.8 } },
+  { sequence: 8, registered: { model: "fish", version: 3 } },
+  { sequence: 9, state: { state: "JOB_STATE_SUCCEEDED" } },
 ];
 
 describe("applyEvent", () => {
@@ -20,7 +20,7 @@ describe("applyEvent", () => {
     expect(v.state).toBe("JOB_STATE_SUCCEEDED");
     expect(v.epochs.map((e) => e.epoch)).toEqual([1, 2]);
     expect(v.evaluation?.testAccuracy).toBe(0.8);
-    expect(v.registered).toEqual({ model: "fish", version: "3" });
+    expect(v.registered).toEqual({ model: "fish", version: 3 });
     expect(v.logs).toEqual(["info: checkpoint written"]);
     expect(v.lastSequence).toBe(9);
     expect(fraction(v)).toBe(1);
@@ -34,7 +34,7 @@ describe("applyEvent", () => {
   });
 
   it("keeps the failure reason", () => {
-    const v = applyEvent(initialView(), { sequence: "1", state: { state: "JOB_STATE_FAILED", reason: "out of memory" } });
+    const v = applyEvent(initialView(), { sequence: 1, state: { state: "JOB_STATE_FAILED", reason: "out of memory" } });
     expect(v.state).toBe("JOB_STATE_FAILED");
     expect(v.reason).toBe("out of memory");
   });

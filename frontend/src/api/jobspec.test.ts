@@ -10,7 +10,7 @@ describe("jobSpec", () => {
       want: { dataset: "fish" },
     },
     { name: "numbers are sent as numbers", form: { epochs: "7", learningRate: "3e-4", validationFraction: ".1" }, want: { dataset: "fish", epochs: 7, learningRate: 0.0003, validationFraction: 0.1 } },
-    { name: "int64 fields keep every digit, as strings", form: { snapshot: "12", seed: "-9223372036854775808" }, want: { dataset: "fish", snapshotVersion: "12", seed: "-9223372036854775808" } },
+    { name: "int64 fields are numbers, and strings beyond 2^53 to keep every digit", form: { snapshot: "12", seed: "-9223372036854775808" }, want: { dataset: "fish", snapshotVersion: 12, seed: "-9223372036854775808" } },
     { name: "one augmentation sends only that one", form: { verticalFlip: true }, want: { dataset: "fish", augmentation: { verticalFlip: true } } },
     { name: "a base model without a version is not sent", form: { baseModel: "fish" }, want: { dataset: "fish" } },
     { name: "enums are sent by name", form: { optimizer: "OPTIMIZER_SGD", schedule: "LEARNING_RATE_SCHEDULE_STEP", promotion: "PROMOTION_POLICY_ALWAYS" }, want: { dataset: "fish", optimizer: "OPTIMIZER_SGD", schedule: "LEARNING_RATE_SCHEDULE_STEP", promotion: "PROMOTION_POLICY_ALWAYS" } },
@@ -45,10 +45,10 @@ describe("spec summaries", () => {
   });
 
   it("lists fine-tuning, augmentation, early stopping and seed", () => {
-    expect(specExtras({ seed: "0", augmentation: { cropMinScale: 1 } })).toEqual([]);
+    expect(specExtras({ seed: 0, augmentation: { cropMinScale: 1 } })).toEqual([]);
     expect(specExtras({
-      baseVersion: { model: "fish", version: "3" }, augmentation: { horizontalFlip: true, cropMinScale: 0.5, colorJitter: 0.1 },
-      earlyStoppingPatience: 2, seed: "42",
+      baseVersion: { model: "fish", version: 3 }, augmentation: { horizontalFlip: true, cropMinScale: 0.5, colorJitter: 0.1 },
+      earlyStoppingPatience: 2, seed: 42,
     })).toEqual(["fine-tuned from fish v3", "augmentation: horizontal flip, crop ≥ 0.5, colour jitter 0.1", "early stopping after 2", "seed 42"]);
   });
 });

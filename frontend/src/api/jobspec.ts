@@ -43,11 +43,13 @@ function set(text: string): number | undefined {
   return text.trim() === "" || !Number.isFinite(v) || v === 0 ? undefined : v;
 }
 
-// int64 fields travel as decimal strings, kept as typed so large seeds
-// keep every digit.
-function set64(text: string): string | undefined {
+// int64 fields are JSON numbers up to 2^53; beyond, the server takes the
+// decimal string, which keeps every digit of a large seed.
+function set64(text: string): number | undefined {
   const t = text.trim();
-  return /^-?\d+$/.test(t) && !/^-?0+$/.test(t) ? t : undefined;
+  if (!/^-?\d+$/.test(t) || /^-?0+$/.test(t)) return undefined;
+  const n = Number(t);
+  return Number.isSafeInteger(n) ? n : (t as unknown as number);
 }
 
 // jobSpec is the StartTraining spec for the form: only the fields set, with

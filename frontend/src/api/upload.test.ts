@@ -55,18 +55,18 @@ describe("batches", () => {
 
 describe("uploadImages", () => {
   it("sums the outcome of every request and reports overall progress", async () => {
-    const big = (name: string) => new File([new Uint8Array(10 << 20)], name); // 2 per request would pass 16 MiB
+    const big = (name: string) => new File([new Uint8Array(10 << 10)], name); // 2 per request would pass 16 KiB
     const progress: number[] = [];
     const sent: string[][] = [];
     const send = async (body: Blob, onProgress: (f: number) => void) => {
       const msgs = (await lines(body)) as { file?: { fileName: string } }[];
       sent.push(msgs.filter((m) => m.file).map((m) => m.file!.fileName));
       onProgress(0.5);
-      return { counts: { seen: "1", added: "1", duplicates: "0", rejected: "0", conflicts: "0" }, rejections: [] };
+      return { counts: { seen: 1, added: 1, duplicates: 0, rejected: 0, conflicts: 0 }, rejections: [] };
     };
-    const r = await uploadImages("fish", { files: [big("a.png"), big("b.png")], split: "SPLIT_TRAIN", label: "Bag" }, (p) => progress.push(p), send);
+    const r = await uploadImages("fish", { files: [big("a.png"), big("b.png")], split: "SPLIT_TRAIN", label: "Bag" }, (p) => progress.push(p), send, 16 << 10);
     expect(sent).toEqual([["a.png"], ["b.png"]]);
-    expect(r.counts).toEqual({ seen: "2", added: "2", duplicates: "0", rejected: "0", conflicts: "0" });
+    expect(r.counts).toEqual({ seen: 2, added: 2, duplicates: 0, rejected: 0, conflicts: 0 });
     expect(progress).toEqual([0.25, 0.75, 1]);
   });
 });

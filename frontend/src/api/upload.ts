@@ -1,4 +1,4 @@
-import type { S } from "./client";
+import { num, type S } from "./client";
 import { toApiError } from "./errors";
 
 type UploadMessage = S<"v1UploadImagesRequest">;
@@ -107,17 +107,18 @@ export async function uploadImages(
   input: { files: File[]; split: S<"v1Split">; label: string } | { archive: File },
   onProgress: (fraction: number) => void,
   send: typeof sendUpload = sendUpload,
+  maxBytes = batchBytes,
 ): Promise<UploadResult> {
   if ("archive" in input) return send(await uploadBody(dataset, input), onProgress);
   const total = input.files.reduce((a, f) => a + f.size, 0) || 1;
-  const sum: Required<NonNullable<UploadResult["counts"]>> = { seen: "0", added: "0", duplicates: "0", rejected: "0", conflicts: "0" };
+  const sum: Required<NonNullable<UploadResult["counts"]>> = { seen: 0, added: 0, duplicates: 0, rejected: 0, conflicts: 0 };
   const rejections: NonNullable<UploadResult["rejections"]> = [];
   let done = 0;
-  for (const batch of batches(input.files)) {
+  for (const batch of batches(input.files, maxBytes)) {
     const size = batch.reduce((a, f) => a + f.size, 0);
     const r = await send(await uploadBody(dataset, { ...input, files: batch }), (f) => onProgress((done + f * size) / total));
     done += size;
-    for (const k of Object.keys(sum) as (keyof typeof sum)[]) sum[k] = String(Number(sum[k]) + Number(r.counts?.[k] ?? 0));
+    for (const k of Object.keys(sum) as (keyof typeof sum)[]) sum[k] = sum[k] + num(r.counts?.[k]);
     rejections.push(...(r.rejections ?? []));
   }
   onProgress(1);

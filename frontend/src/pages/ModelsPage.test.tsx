@@ -10,19 +10,19 @@ beforeEach(() => {
 });
 
 const versions = [
-  { model: "fish", version: "1", aliases: ["production"], labels: ["Bag", "Shoe"], metrics: { testAccuracy: 0.8 } },
+  { model: "fish", version: 1, aliases: ["production"], labels: ["Bag", "Shoe"], metrics: { testAccuracy: 0.8 } },
   {
-    model: "fish", version: "2", aliases: [], labels: ["Bag", "Shoe"], architecture: "small-cnn",
-    lineage: { dataset: "fashion", snapshotVersion: "3", jobId: "abcdef123456" },
+    model: "fish", version: 2, aliases: [], labels: ["Bag", "Shoe"], architecture: "small-cnn",
+    lineage: { dataset: "fashion", snapshotVersion: 3, jobId: "abcdef123456" },
     metrics: {
       testAccuracy: 0.9, testExamples: "20",
-      confusionMatrix: { size: 2, counts: ["9", "1", "1", "9"] },
+      confusionMatrix: { size: 2, counts: [9, 1, 1, 9] },
       perClass: [{ label: "Bag", precision: 0.9, recall: 0.9, f1: 0.9, support: "10" }, { label: "Shoe", precision: 0.9, recall: 0.9, f1: 0.9, support: "10" }],
     },
   },
 ];
 const routes = [
-  { path: "/v1/models", body: { models: [{ name: "fish", latestVersion: "2", aliases: { production: "1" } }] } },
+  { path: "/v1/models", body: { models: [{ name: "fish", latestVersion: 2, aliases: { production: 1 } }] } },
   { path: "/v1/models/fish/versions", body: { versions } },
 ];
 
@@ -41,7 +41,7 @@ describe("ModelsPage", () => {
     render(<ModelsPage />);
     fireEvent.click(await screen.findByTestId("promote-2"));
     await waitFor(() => expect(calls.some((c) => c.method === "PUT")).toBe(true));
-    expect(JSON.parse(calls.find((c) => c.method === "PUT")!.body!)).toEqual({ version: "2" });
+    expect(JSON.parse(calls.find((c) => c.method === "PUT")!.body!)).toEqual({ version: 2 });
     expect(screen.queryByTestId("promote-1")).toBeNull(); // already production
   });
 

@@ -43,7 +43,7 @@ function Versions({ model, selected, onChange }: { model: string; selected: stri
   }, [model]);
   const [error, setError] = useState<unknown>(null);
   const list = versions.data ?? [];
-  const current = list.find((x) => x.version === selected) ?? (selected ? undefined : list[0]);
+  const current = list.find((x) => String(x.version) === selected) ?? (selected ? undefined : list[0]);
   const refresh = async () => { await versions.reload(); onChange(); };
 
   const promote = async (v: S<"v1Version">) => {
@@ -59,7 +59,7 @@ function Versions({ model, selected, onChange }: { model: string; selected: stri
     if (!window.confirm(`Delete ${model} v${v.version}? Its artifact is removed for good.`)) return;
     setError(null);
     try {
-      await ok(api.DELETE("/v1/models/{model}/versions/{version}", { params: { path: { model, version: v.version ?? "" } } }));
+      await ok(api.DELETE("/v1/models/{model}/versions/{version}", { params: { path: { model, version: v.version ?? 0 } } }));
       navigate(`/models?m=${encodeURIComponent(model)}`);
       await refresh();
     } catch (e) {

@@ -7,10 +7,10 @@ afterEach(cleanup);
 
 const models = [
   { path: "/v1/models", body: { models: [{ name: "other" }, { name: "fish", aliases: { production: "2" } }] } },
-  { path: "/v1/loaded-models", body: { models: [{ model: "fish", version: "2", aliases: ["production"], ready: true }] } },
-  { path: "/v1/models/fish/versions", body: { versions: [{ model: "fish", version: "1" }, { model: "fish", version: "2" }] } },
-  { path: "/v1/models/fish/versions/2", body: { version: { model: "fish", version: "2", lineage: { dataset: "fishes" } } } },
-  { path: "/v1/datasets/fishes/images", body: { images: [{ id: "42", label: "Gold Fish" }] } },
+  { path: "/v1/loaded-models", body: { models: [{ model: "fish", version: 2, aliases: ["production"], ready: true }] } },
+  { path: "/v1/models/fish/versions", body: { versions: [{ model: "fish", version: 1 }, { model: "fish", version: 2 }] } },
+  { path: "/v1/models/fish/versions/2", body: { version: { model: "fish", version: 2, lineage: { dataset: "fishes" } } } },
+  { path: "/v1/datasets/fishes/images", body: { images: [{ id: 42, label: "Gold Fish" }] } },
 ];
 
 function drop(file: File) {
@@ -24,7 +24,7 @@ describe("PredictPage", () => {
       {
         method: "POST", path: "/v1/models/fish:predict",
         body: {
-          model: "fish", version: "2", timings: { total: "0.004s" },
+          model: "fish", version: 2, timings: { total: "0.004s" },
           results: [{ labels: [{ label: "Gold Fish", probability: 0.93 }, { label: "Mullet", probability: 0.05 }, { label: "Catfish", probability: 0.02 }] }],
         },
       },
@@ -48,14 +48,14 @@ describe("PredictPage", () => {
   it("asks a chosen version", async () => {
     const calls = mockFetch([
       ...models,
-      { method: "POST", path: "/v1/models/fish:predict", body: { model: "fish", version: "1", results: [{ labels: [{ label: "Mullet", probability: 0.6 }] }] } },
+      { method: "POST", path: "/v1/models/fish:predict", body: { model: "fish", version: 1, results: [{ labels: [{ label: "Mullet", probability: 0.6 }] }] } },
     ]);
     render(<PredictPage />);
     await waitFor(() => expect(screen.getAllByRole("option", { name: "v1" })).toHaveLength(1));
     fireEvent.change(screen.getByTestId("predict-version"), { target: { value: "1" } });
     drop(new File([new Uint8Array([1])], "m.png", { type: "image/png" }));
     await screen.findByTestId("prediction-label");
-    expect(JSON.parse(calls.find((c) => c.method === "POST")!.body!)).toMatchObject({ version: "1" });
+    expect(JSON.parse(calls.find((c) => c.method === "POST")!.body!)).toMatchObject({ version: 1 });
   });
 
   it("names each version by architecture, test accuracy and aliases, newest first", async () => {
@@ -64,8 +64,8 @@ describe("PredictPage", () => {
         path: "/v1/models/fish/versions",
         body: {
           versions: [
-            { model: "fish", version: "1", architecture: "small-cnn" },
-            { model: "fish", version: "2", architecture: "resnet-small", metrics: { testAccuracy: 0.912 }, aliases: ["production"] },
+            { model: "fish", version: 1, architecture: "small-cnn" },
+            { model: "fish", version: 2, architecture: "resnet-small", metrics: { testAccuracy: 0.912 }, aliases: ["production"] },
           ],
         },
       },
@@ -78,7 +78,7 @@ describe("PredictPage", () => {
   });
 
   it("keeps the chosen image's name and a way to change it under the preview", async () => {
-    mockFetch([...models, { method: "POST", path: "/v1/models/fish:predict", body: { model: "fish", version: "2", results: [{ labels: [{ label: "Mullet", probability: 0.6 }] }] } }]);
+    mockFetch([...models, { method: "POST", path: "/v1/models/fish:predict", body: { model: "fish", version: 2, results: [{ labels: [{ label: "Mullet", probability: 0.6 }] }] } }]);
     render(<PredictPage />);
     await waitFor(() => expect((screen.getByTestId("predict-model") as HTMLSelectElement).value).toBe("fish"));
     expect(screen.getByTestId("dropzone").textContent).toBe("Drop an image here, click to choose one, or paste it.");
@@ -102,7 +102,7 @@ describe("PredictPage", () => {
   it("classifies a pasted image", async () => {
     mockFetch([
       ...models,
-      { method: "POST", path: "/v1/models/fish:predict", body: { model: "fish", version: "2", results: [{ labels: [{ label: "Catfish", probability: 0.7 }] }] } },
+      { method: "POST", path: "/v1/models/fish:predict", body: { model: "fish", version: 2, results: [{ labels: [{ label: "Catfish", probability: 0.7 }] }] } },
     ]);
     render(<PredictPage />);
     await waitFor(() => expect((screen.getByTestId("predict-model") as HTMLSelectElement).value).toBe("fish"));

@@ -25,7 +25,7 @@ async function loadModels() {
 
 // A picture of the predicted class: a training image with that label from
 // the dataset the answering version was trained on.
-async function classPicture(model: string, version: string, label: string): Promise<string | undefined> {
+async function classPicture(model: string, version: number, label: string): Promise<string | undefined> {
   const v = await ok(api.GET("/v1/models/{model}/versions/{version}", { params: { path: { model, version } } }));
   const dataset = v.version?.lineage?.dataset;
   if (!dataset) return undefined;
@@ -65,7 +65,7 @@ export function PredictPage() {
       const start = performance.now();
       const response = await ok(api.POST("/v1/models/{model}:predict", {
         params: { path: { model: modelName } },
-        body: { images: [image], topK: 5, ...(ver ? { version: ver } : {}) },
+        body: { images: [image], topK: 5, ...(ver ? { version: Number(ver) } : {}) },
       }));
       const roundTripMs = performance.now() - start;
       setAnswer({ response, roundTripMs });

@@ -50,8 +50,8 @@ export function StartTrainingForm({ onStarted }: { onStarted: (id: string) => vo
     ? ((await ok(api.GET("/v1/models/{model}/versions", { params: { path: { model: f.baseModel }, query: { pageSize: 100 } } }))).versions ?? [])
       .sort((a, b) => num(b.version) - num(a.version))
     : [], [f.baseModel]);
-  const base = f.baseModel ? baseVersions.data?.find((v) => v.version === f.baseVersion) ?? baseVersions.data?.[0] : undefined;
-  const form: TrainForm = { ...f, baseVersion: base?.version ?? "" };
+  const base = f.baseModel ? baseVersions.data?.find((v) => String(v.version) === f.baseVersion) ?? baseVersions.data?.[0] : undefined;
+  const form: TrainForm = { ...f, baseVersion: base?.version !== undefined ? String(base.version) : "" };
   // A fine-tuning job takes its base version's network and input (which may
   // be an uploaded model no architecture here names), so it sends none.
   const spec = jobSpec(form, ds, base ? undefined : arch?.name, defaults);

@@ -7,11 +7,11 @@ afterEach(cleanup);
 beforeEach(() => window.history.replaceState(null, "", "/training?job=j1"));
 
 const ndjson = (events: unknown[]) => events.map((e) => JSON.stringify({ result: e })).join("\n") + "\n";
-const job = { id: "j1", state: "JOB_STATE_RUNNING", spec: { dataset: "fish", snapshotVersion: "1", architecture: "small-cnn", epochs: 2, batchSize: 64, learningRate: 0.001 } };
+const job = { id: "j1", state: "JOB_STATE_RUNNING", spec: { dataset: "fish", snapshotVersion: 1, architecture: "small-cnn", epochs: 2, batchSize: 64, learningRate: 0.001 } };
 const common = [
   { path: "/v1/jobs", body: { jobs: [job] } },
   { path: "/v1/datasets", body: { datasets: [{ name: "fish" }] } },
-  { path: "/v1/datasets/fish/snapshots", body: { snapshots: [{ version: "1", imageCount: "150" }] } },
+  { path: "/v1/datasets/fish/snapshots", body: { snapshots: [{ version: 1, imageCount: 150 }] } },
   {
     path: "/v1/architectures",
     body: {
@@ -26,13 +26,13 @@ const common = [
     },
   },
   { path: "/v1/jobs/j1", body: { job } },
-  { path: "/v1/models", body: { models: [{ name: "fish", latestVersion: "2" }] } },
+  { path: "/v1/models", body: { models: [{ name: "fish", latestVersion: 2 }] } },
   {
     path: "/v1/models/fish/versions",
     body: {
       versions: [
-        { model: "fish", version: "1", architecture: "small-cnn", metrics: { testAccuracy: 0.8 } },
-        { model: "fish", version: "2", architecture: "resnet-small", aliases: ["production"], inputSpec: { height: 32, width: 32, channels: 3 } },
+        { model: "fish", version: 1, architecture: "small-cnn", metrics: { testAccuracy: 0.8 } },
+        { model: "fish", version: 2, architecture: "resnet-small", aliases: ["production"], inputSpec: { height: 32, width: 32, channels: 3 } },
       ],
     },
   },
@@ -45,13 +45,13 @@ describe("TrainingPage", () => {
       {
         path: "/v1/jobs/j1:watch",
         body: ndjson([
-          { sequence: "1", state: { state: "JOB_STATE_RUNNING" } },
-          { sequence: "2", progress: { epoch: 1, epochs: 2, step: 3, steps: 4, eta: "5s" } },
-          { sequence: "3", epoch: { epoch: 1, trainLoss: 1, valLoss: 0.9, trainAccuracy: 0.5, valAccuracy: 0.55, duration: "0.2s" } },
-          { sequence: "4", epoch: { epoch: 2, trainLoss: 0.5, valLoss: 0.4, trainAccuracy: 0.8, valAccuracy: 0.85, duration: "0.2s", best: true } },
-          { sequence: "5", evaluation: { testAccuracy: 0.9, testExamples: "30" } },
-          { sequence: "6", registered: { model: "fish", version: "4" } },
-          { sequence: "7", state: { state: "JOB_STATE_SUCCEEDED" } },
+          { sequence: 1, state: { state: "JOB_STATE_RUNNING" } },
+          { sequence: 2, progress: { epoch: 1, epochs: 2, step: 3, steps: 4, eta: "5s" } },
+          { sequence: 3, epoch: { epoch: 1, trainLoss: 1, valLoss: 0.9, trainAccuracy: 0.5, valAccuracy: 0.55, duration: "0.2s" } },
+          { sequence: 4, epoch: { epoch: 2, trainLoss: 0.5, valLoss: 0.4, trainAccuracy: 0.8, valAccuracy: 0.85, duration: "0.2s", best: true } },
+          { sequence: 5, evaluation: { testAccuracy: 0.9, testExamples: "30" } },
+          { sequence: 6, registered: { model: "fish", version: 4 } },
+          { sequence: 7, state: { state: "JOB_STATE_SUCCEEDED" } },
         ]),
       },
     ]);
@@ -67,7 +67,7 @@ describe("TrainingPage", () => {
   it("shows a running job's progress with its ETA, and cancels it", async () => {
     const calls = mockFetch([
       ...common,
-      { path: "/v1/jobs/j1:watch", body: ndjson([{ sequence: "1", progress: { epoch: 2, epochs: 2, step: 1, steps: 4, eta: "75s" } }]) },
+      { path: "/v1/jobs/j1:watch", body: ndjson([{ sequence: 1, progress: { epoch: 2, epochs: 2, step: 1, steps: 4, eta: "75s" } }]) },
       { method: "POST", path: "/v1/jobs/j1:cancel", body: { job: { ...job, state: "JOB_STATE_CANCELLED" } } },
     ]);
     render(<TrainingPage />);
@@ -82,7 +82,7 @@ describe("TrainingPage", () => {
       ...common,
       {
         path: "/v1/jobs/j1:watch",
-        body: ndjson([{ sequence: "1", state: { state: "JOB_STATE_FAILED", reason: "snapshot 1 of fish has no test images" } }]),
+        body: ndjson([{ sequence: 1, state: { state: "JOB_STATE_FAILED", reason: "snapshot 1 of fish has no test images" } }]),
       },
     ]);
     render(<TrainingPage />);
@@ -146,11 +146,11 @@ describe("TrainingPage", () => {
     const body = JSON.parse(calls.find((c) => c.method === "POST")!.body!);
     expect(body).toEqual({
       spec: {
-        dataset: "fish", snapshotVersion: "1", model: "fish-v2", epochs: 3, batchSize: 32, // the base names the network
+        dataset: "fish", snapshotVersion: 1, model: "fish-v2", epochs: 3, batchSize: 32, // the base names the network
         learningRate: 0.01, imageSize: 24, channels: 1, optimizer: "OPTIMIZER_ADAMW", schedule: "LEARNING_RATE_SCHEDULE_COSINE",
         weightDecay: 0.0001, validationFraction: 0.25, seed: "9007199254740993", earlyStoppingPatience: 3,
         augmentation: { verticalFlip: true, cropMinScale: 0.6, colorJitter: 0.2 },
-        baseVersion: { model: "fish", version: "1" }, promotion: "PROMOTION_POLICY_IF_BETTER", backend: "go",
+        baseVersion: { model: "fish", version: 1 }, promotion: "PROMOTION_POLICY_IF_BETTER", backend: "go",
       },
     });
   });
@@ -184,7 +184,7 @@ describe("TrainingPage", () => {
     fireEvent.click(screen.getByTestId("train-start"));
     await waitFor(() => expect(window.location.search).toBe("?job=j4"));
     const body = JSON.parse(calls.find((c) => c.method === "POST")!.body!);
-    expect(body).toEqual({ spec: { dataset: "fish", baseVersion: { model: "fish", version: "2" } } });
+    expect(body).toEqual({ spec: { dataset: "fish", baseVersion: { model: "fish", version: 2 } } });
   });
 
   it("shows a refused start as the server's message", async () => {
@@ -208,7 +208,7 @@ describe("TrainingPage", () => {
   it("shows each epoch's learning rate and the jobs' optimizer and schedule", async () => {
     const tuned = {
       ...job, state: "JOB_STATE_SUCCEEDED",
-      spec: { ...job.spec, optimizer: "OPTIMIZER_SGD", schedule: "LEARNING_RATE_SCHEDULE_STEP", learningRate: 0.1, augmentation: { horizontalFlip: true }, baseVersion: { model: "fish", version: "1" } },
+      spec: { ...job.spec, optimizer: "OPTIMIZER_SGD", schedule: "LEARNING_RATE_SCHEDULE_STEP", learningRate: 0.1, augmentation: { horizontalFlip: true }, baseVersion: { model: "fish", version: 1 } },
     };
     mockFetch([
       { path: "/v1/jobs", body: { jobs: [tuned, { ...job, id: "j0" }] } },
@@ -217,9 +217,9 @@ describe("TrainingPage", () => {
       {
         path: "/v1/jobs/j1:watch",
         body: ndjson([
-          { sequence: "1", epoch: { epoch: 1, trainLoss: 1, valLoss: 0.9, learningRate: 0.1, duration: "0.2s" } },
-          { sequence: "2", epoch: { epoch: 2, trainLoss: 0.5, valLoss: 0.4, learningRate: 0.01, duration: "0.2s" } },
-          { sequence: "3", state: { state: "JOB_STATE_SUCCEEDED" } },
+          { sequence: 1, epoch: { epoch: 1, trainLoss: 1, valLoss: 0.9, learningRate: 0.1, duration: "0.2s" } },
+          { sequence: 2, epoch: { epoch: 2, trainLoss: 0.5, valLoss: 0.4, learningRate: 0.01, duration: "0.2s" } },
+          { sequence: 3, state: { state: "JOB_STATE_SUCCEEDED" } },
         ]),
       },
     ]);
@@ -237,7 +237,7 @@ describe("TrainingPage", () => {
   it("leaves the learning-rate column and chart out when the job does not report it", async () => {
     mockFetch([
       ...common,
-      { path: "/v1/jobs/j1:watch", body: ndjson([{ sequence: "1", epoch: { epoch: 1, trainLoss: 1, valLoss: 0.9, duration: "0.2s" } }]) },
+      { path: "/v1/jobs/j1:watch", body: ndjson([{ sequence: 1, epoch: { epoch: 1, trainLoss: 1, valLoss: 0.9, duration: "0.2s" } }]) },
     ]);
     render(<TrainingPage />);
     await waitFor(() => expect(screen.getByTestId("job-charts").getAttribute("data-epochs")).toBe("1"));
