@@ -55,11 +55,11 @@ func New(ctx context.Context, conns Conns) (*runtime.ServeMux, error) {
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
 		runtime.WithForwardResponseOption(httpBodyContentType),
 		runtime.WithErrorHandler(retryAfterOnOverload),
+		runtime.WithRoutingErrorHandler(oipRoutingError),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{
 			Marshaler: &runtime.JSONPb{
 				// Zero values are written out, so a client reads
-				// {"ready": false} rather than {}, as the Open Inference
-				// Protocol's clients expect.
+				// {"ready": false} rather than {}.
 				MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
 				UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 			},
@@ -87,7 +87,7 @@ func New(ctx context.Context, conns Conns) (*runtime.ServeMux, error) {
 			if err := inferencepb.RegisterInferenceServiceHandlerClient(ctx, mux, inferencepb.NewInferenceServiceClient(conns.Inference)); err != nil {
 				return err
 			}
-			if err := oippb.RegisterGRPCInferenceServiceHandlerClient(ctx, mux, oippb.NewGRPCInferenceServiceClient(conns.Inference)); err != nil {
+			if err := registerOIP(mux, oippb.NewGRPCInferenceServiceClient(conns.Inference)); err != nil {
 				return err
 			}
 			return mux.HandlePath(http.MethodPost, "/predict", predictHandler(mux, inferencepb.NewInferenceServiceClient(conns.Inference)))
