@@ -269,7 +269,7 @@ func TestRateLimitAndAudit(t *testing.T) {
 			t.Errorf("audit event %v has no request id", ev)
 		}
 	}
-	want := []string{"ci NOT_FOUND model=fish version=1 alias=production", "slow reader PERMISSION_DENIED model=fish version=1 alias=production"}
+	want := []string{"ci NOT_FOUND model=fish alias=production version=1", "slow reader PERMISSION_DENIED model=fish alias=production version=1"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("ListAuditEvents(SetAlias) = %q; want %q", got, want)
 	}

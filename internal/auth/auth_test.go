@@ -221,7 +221,7 @@ func TestGate(t *testing.T) {
 	}
 	ev := audit.events[0]
 	if ev.GetTokenName() != "writer" || ev.GetTokenId() != "tok_w" || ev.GetCode() != "OK" ||
-		ev.GetResource() != "model=fish version=2 alias=production" || !strings.HasSuffix(ev.GetMethod(), "/SetAlias") {
+		ev.GetResource() != "model=fish alias=production version=2" || !strings.HasSuffix(ev.GetMethod(), "/SetAlias") {
 		t.Errorf("audit event = %v", ev)
 	}
 

@@ -25,7 +25,15 @@ func Resource(m proto.Message) string {
 	var parts []string
 	var walk func(msg protoreflect.Message, prefix string, depth int)
 	walk = func(msg protoreflect.Message, prefix string, depth int) {
-		msg.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		// In declaration order: Range's order is undefined, and protobuf-go
+		// varies it from one binary to the next on purpose.
+		fields := msg.Descriptor().Fields()
+		for i := range fields.Len() {
+			fd := fields.Get(i)
+			if !msg.Has(fd) {
+				continue
+			}
+			v := msg.Get(fd)
 			switch {
 			case fd.IsList() || fd.IsMap():
 			case fd.Kind() == protoreflect.MessageKind && depth == 0:
@@ -35,8 +43,7 @@ func Resource(m proto.Message) string {
 			case resourceFields[fd.Name()] && (fd.Kind() == protoreflect.Int64Kind || fd.Kind() == protoreflect.Int32Kind):
 				parts = append(parts, fmt.Sprintf("%s%s=%d", prefix, fd.Name(), v.Int()))
 			}
-			return true
-		})
+		}
 	}
 	walk(m.ProtoReflect(), "", 0)
 	return strings.Join(parts, " ")
