@@ -46,6 +46,10 @@ var oipRoutes = []oipRoute{
 	{http.MethodGet, "/v2/health/live", oipRPC + "ServerLive", serverLive},
 	{http.MethodGet, "/v2/health/ready", oipRPC + "ServerReady", serverReady},
 	{http.MethodGet, "/v2", oipRPC + "ServerMetadata", serverMetadata},
+	// The specification's OpenAPI document writes the path "/v2/", which a
+	// pattern cannot: this one matches it (and answers other one-segment
+	// paths as unknown).
+	{http.MethodGet, "/v2/{path}", oipRPC + "ServerMetadata", serverMetadataSlash},
 	{http.MethodGet, "/v2/models/{name}", oipRPC + "ModelMetadata", modelMetadata},
 	{http.MethodGet, "/v2/models/{name}/versions/{version}", oipRPC + "ModelMetadata", modelMetadata},
 	{http.MethodGet, "/v2/models/{name}/ready", oipRPC + "ModelReady", modelReady},
@@ -192,6 +196,15 @@ func serverMetadata(w http.ResponseWriter, _ *http.Request, c oipCall) {
 		Version    string   `json:"version"`
 		Extensions []string `json:"extensions"`
 	}{resp.GetName(), resp.GetVersion(), nonNil(resp.GetExtensions())})
+}
+
+// serverMetadataSlash serves GET /v2/ as GET /v2.
+func serverMetadataSlash(w http.ResponseWriter, r *http.Request, c oipCall) {
+	if c.params["path"] != "" {
+		oipRoutingError(r.Context(), nil, nil, w, r, http.StatusNotFound)
+		return
+	}
+	serverMetadata(w, r, c)
 }
 
 // metadataTensor is the specification's $metadata_tensor: the shape in

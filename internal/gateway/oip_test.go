@@ -218,6 +218,8 @@ func TestOIPHealthAndMetadataRoutes(t *testing.T) {
 		{"/v2/health/live", 200, "live_server_response", `{"live":true}`},
 		{"/v2/health/ready", 503, "ready_server_response", `{"ready":false}`},
 		{"/v2", 200, "metadata_server_response", `{"name":"fake","version":"1.2.3","extensions":["binary_tensor_data"]}`},
+		{"/v2/", 200, "metadata_server_response", `{"name":"fake","version":"1.2.3","extensions":["binary_tensor_data"]}`},
+		{"/v2/models", 404, "error_response", `not part of the Open Inference Protocol`},
 		{"/v2/models/echo", 200, "metadata_model_response",
 			`{"name":"echo","versions":["7"],"platform":"onnx_onnxv1","inputs":[{"name":"in","datatype":"FP32","shape":[-1,3,28,28]}],"outputs":[{"name":"out","datatype":"FP32","shape":[-1,10]}]}`},
 		{"/v2/models/echo/versions/3", 200, "metadata_model_response", `"versions":["3"]`},
