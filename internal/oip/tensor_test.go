@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -294,4 +295,27 @@ func FuzzSplitBytes(f *testing.F) {
 			t.Fatalf("SplitBytes(%x, %d) = %q; does not join back", b, n, elems)
 		}
 	})
+}
+
+// BenchmarkFromJSON reads the JSON "data" of one 224×224 RGB image in FP32,
+// as a client writes it (shortest round-trip decimals).
+func BenchmarkFromJSON(b *testing.B) {
+	const n = 3 * 224 * 224
+	var sb strings.Builder
+	sb.WriteString("[")
+	for i := range n {
+		if i > 0 {
+			sb.WriteString(",")
+		}
+		sb.WriteString(strconv.FormatFloat(float64(float32(i%255)/255-0.5)/0.226, 'g', -1, 64))
+	}
+	sb.WriteString("]")
+	data := []byte(sb.String())
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := oip.FromJSON("FP32", data, n); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
