@@ -63,6 +63,7 @@ func New(ctx context.Context, conns Conns) (*runtime.ServeMux, error) {
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
 		runtime.WithForwardResponseOption(httpBodyContentType),
 		runtime.WithErrorHandler(retryAfterOnOverload),
+		runtime.WithRoutingErrorHandler(oipRoutingError),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: newVoice()}),
 		runtime.SetQueryParameterParser(voiceQueryParser{}),
 	)
@@ -88,7 +89,7 @@ func New(ctx context.Context, conns Conns) (*runtime.ServeMux, error) {
 			if err := inferencepb.RegisterInferenceServiceHandlerClient(ctx, mux, inferencepb.NewInferenceServiceClient(conns.Inference)); err != nil {
 				return err
 			}
-			if err := oippb.RegisterGRPCInferenceServiceHandlerClient(ctx, mux, oippb.NewGRPCInferenceServiceClient(conns.Inference)); err != nil {
+			if err := registerOIP(mux, oippb.NewGRPCInferenceServiceClient(conns.Inference)); err != nil {
 				return err
 			}
 			return mux.HandlePath(http.MethodPost, "/predict", predictHandler(mux, inferencepb.NewInferenceServiceClient(conns.Inference)))

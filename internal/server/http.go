@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -144,7 +145,17 @@ func limitBody(next http.Handler, limit int64, streams []string) http.Handler {
 			return
 		}
 		if r.ContentLength > limit {
-			http.Error(w, fmt.Sprintf("request body of %d bytes is over the limit of %d bytes", r.ContentLength, limit), http.StatusRequestEntityTooLarge)
+			msg := fmt.Sprintf("request body of %d bytes is over the limit of %d bytes", r.ContentLength, limit)
+			if r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, "/v2/") {
+				// The Open Inference Protocol's clients read an error from
+				// {"error": "..."}; Triton's fails on any other body.
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusRequestEntityTooLarge)
+				b, _ := json.Marshal(map[string]string{"error": msg})
+				_, _ = w.Write(b)
+				return
+			}
+			http.Error(w, msg, http.StatusRequestEntityTooLarge)
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)

@@ -76,6 +76,12 @@ func TestBodyLimitAndCORS(t *testing.T) {
 	if rec.Code != http.StatusRequestEntityTooLarge {
 		t.Errorf("POST 9 MiB with an 8 MiB limit = %d; want 413", rec.Code)
 	}
+	// The Open Inference Protocol's routes answer in its error form.
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/v2/models/m/infer", strings.NewReader(strings.Repeat("x", 9<<20))))
+	if rec.Code != http.StatusRequestEntityTooLarge || rec.Body.String() != `{"error":"request body of 9437184 bytes is over the limit of 8388608 bytes"}` {
+		t.Errorf("POST 9 MiB to /v2 with an 8 MiB limit = %d %s; want 413 {\"error\": ...}", rec.Code, rec.Body)
+	}
 	// A client stream may be longer than the limit; each line may not be
 	// over twice it.
 	line := strings.Repeat("x", 15<<20) + "\n"

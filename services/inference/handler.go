@@ -77,7 +77,7 @@ func (h *oipHandler) ServerReady(context.Context, *oippb.ServerReadyRequest) (*o
 
 // ServerMetadata names the server and the protocol extensions it supports.
 func (h *oipHandler) ServerMetadata(context.Context, *oippb.ServerMetadataRequest) (*oippb.ServerMetadataResponse, error) {
-	return &oippb.ServerMetadataResponse{Name: "shoal", Version: h.svc.deps.Version, Extensions: []string{}}, nil
+	return &oippb.ServerMetadataResponse{Name: "shoal", Version: h.svc.deps.Version, Extensions: slices.Clone(oipExtensions)}, nil
 }
 
 // ModelReady reports whether a model (its production version, or the

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math"
 	"strconv"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -12,8 +13,9 @@ import (
 	oippb "github.com/shoalml/shoal/gen/inference"
 )
 
-// oipPlatform is the Open Inference Protocol's name for what runs models.
-const oipPlatform = "onnxruntime_onnx"
+// oipPlatform names what runs the models, as the Open Inference Protocol
+// lists platforms ("onnx_onnxv1 : A ONNX model encoded for ONNX Runtime").
+const oipPlatform = "onnx_onnxv1"
 
 // oipVersion parses an OIP version string: a version number, or empty (0)
 // for the production alias.
@@ -54,59 +56,71 @@ func (h *oipHandler) ModelMetadata(ctx context.Context, req *oippb.ModelMetadata
 	}, nil
 }
 
-// ModelInfer runs a preprocessed FP32 batch, given as typed contents or as
-// raw little-endian bytes, through the same batcher as Predict. The output
-// holds probabilities (softmax applied when the graph outputs logits), so
-// it equals Predict's on the same pixels; it comes back raw when the input
-// came raw.
+// ModelInfer runs a batch through the same batcher as Predict. The input
+// is either a preprocessed FP32 tensor or, by Shoal's encoded-images
+// extension, a BYTES tensor of JPEG/PNG files, which is decoded and
+// preprocessed exactly as Predict does it; either may come as typed
+// contents or as raw bytes. The output holds probabilities (softmax
+// applied when the graph outputs logits), so it equals Predict's on the
+// same images; an output requested with the classification parameter
+// holds the top classes instead, as Triton's classification extension
+// writes them. The outputs come back raw when the input came raw.
 func (h *oipHandler) ModelInfer(ctx context.Context, req *oippb.ModelInferRequest) (resp *oippb.ModelInferResponse, err error) {
 	s := h.svc
 	defer func() {
 		v, _ := strconv.ParseInt(resp.GetModelVersion(), 10, 64)
 		s.met.request(req.GetModelName(), v, err)
 	}()
-	if len(req.GetInputs()) != 1 {
-		return nil, status.Errorf(codes.InvalidArgument, "%d input tensors; the model takes exactly 1", len(req.GetInputs()))
-	}
 	v, err := oipRef(req.GetModelName(), req.GetModelVersion())
 	if err != nil {
 		return nil, err
 	}
-	var raw bool
+	if len(req.GetInputs()) != 1 {
+		return nil, status.Errorf(codes.InvalidArgument, "%d input tensors; the model takes exactly 1", len(req.GetInputs()))
+	}
+	var (
+		raw     bool
+		outputs []oipOutput
+	)
 	r, err := s.infer(ctx, req.GetModelName(), "", v, func(m *model) (images [][]float32, err error) {
-		if images, raw, err = m.oipImages(req, s.cfg.QueueSize); err != nil {
+		if outputs, err = m.oipOutputs(req); err != nil {
 			return nil, err
 		}
-		for _, o := range req.GetOutputs() {
-			if o.GetName() != m.cls.Output {
-				return nil, status.Errorf(codes.InvalidArgument, "output %q: the model's only output is %q", o.GetName(), m.cls.Output)
-			}
+		if req.GetInputs()[0].GetDatatype() != oipEncodedDatatype {
+			images, raw, err = m.oipImages(req, s.cfg.QueueSize)
+			return images, err
 		}
-		return images, nil
+		var encoded [][]byte
+		if encoded, raw, err = m.oipEncoded(req, s.cfg.QueueSize); err != nil {
+			return nil, err
+		}
+		pre := time.Now()
+		if images, err = s.preprocess(encoded, m.spec); err == nil {
+			s.met.preprocess.WithLabelValues(m.name, m.verName).Observe(time.Since(pre).Seconds())
+		}
+		return images, err
 	})
 	if err != nil {
 		return nil, err
 	}
 	m := r.m
-	out := make([]float32, 0, len(r.scores)*m.cls.Classes)
-	for _, sc := range r.scores {
+	probs := make([][]float32, len(r.scores))
+	for i, sc := range r.scores {
 		if !m.probs {
 			sc = softmax(sc)
 		}
-		out = append(out, sc...)
+		probs[i] = sc
 	}
 	resp = &oippb.ModelInferResponse{ModelName: m.name, ModelVersion: m.verName, Id: req.GetId()}
-	t := &oippb.ModelInferResponse_InferOutputTensor{Name: m.cls.Output, Datatype: "FP32", Shape: []int64{int64(len(r.scores)), int64(m.cls.Classes)}}
-	if raw {
-		b := make([]byte, 4*len(out))
-		for i, v := range out {
-			binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
+	for _, o := range outputs {
+		t, contents := m.oipOutput(o, probs)
+		if raw {
+			resp.RawOutputContents = append(resp.RawOutputContents, contents.raw())
+		} else {
+			t.Contents = contents.typed()
 		}
-		resp.RawOutputContents = [][]byte{b}
-	} else {
-		t.Contents = &oippb.InferTensorContents{Fp32Contents: out}
+		resp.Outputs = append(resp.Outputs, t)
 	}
-	resp.Outputs = []*oippb.ModelInferResponse_InferOutputTensor{t}
 	return resp, nil
 }
 
@@ -118,7 +132,8 @@ func (m *model) oipImages(req *oippb.ModelInferRequest, maxImages int) (images [
 		return nil, false, status.Errorf(codes.InvalidArgument, "input %q: the model's input is %q", in.GetName(), m.cls.Input)
 	}
 	if in.GetDatatype() != "FP32" {
-		return nil, false, status.Errorf(codes.InvalidArgument, "input %q has datatype %q; want FP32", in.GetName(), in.GetDatatype())
+		return nil, false, status.Errorf(codes.InvalidArgument,
+			"input %q has datatype %q; want FP32 (preprocessed pixels) or BYTES (encoded JPEG/PNG images)", in.GetName(), in.GetDatatype())
 	}
 	shape := in.GetShape()
 	want := m.cls.Image.Shape(-1)

@@ -194,11 +194,20 @@ func (m *model) topK(scores []float32, k int) []*inferencepb.LabelScore {
 	if !m.probs {
 		probs = softmax(scores)
 	}
+	out := make([]*inferencepb.LabelScore, k)
+	for i, j := range ranked(probs)[:k] {
+		out[i] = &inferencepb.LabelScore{Label: m.label(j), Index: int32(j), Probability: probs[j]}
+	}
+	return out
+}
+
+// ranked returns the class indices from the most to the least probable;
+// the sort is stable, so equal probabilities keep the label order.
+func ranked(probs []float32) []int {
 	idx := make([]int, len(probs))
 	for i := range idx {
 		idx[i] = i
 	}
-	// Stable, so equal probabilities keep the label order.
 	slices.SortStableFunc(idx, func(a, b int) int {
 		switch {
 		case probs[a] > probs[b]:
@@ -208,11 +217,7 @@ func (m *model) topK(scores []float32, k int) []*inferencepb.LabelScore {
 		}
 		return 0
 	})
-	out := make([]*inferencepb.LabelScore, k)
-	for i, j := range idx[:k] {
-		out[i] = &inferencepb.LabelScore{Label: m.label(j), Index: int32(j), Probability: probs[j]}
-	}
-	return out
+	return idx
 }
 
 // softmax in float64 with the maximum subtracted, so large logits do not
