@@ -65,15 +65,17 @@ ONNXRUNTIME_SHARED_LIBRARY_PATH=$(scripts/setup-onnxruntime.sh); export ONNXRUNT
 log "demo data (Fashion-MNIST)"
 scripts/setup-demo-data.sh; export SHOAL_TEST_DEMO_REQUIRED=1
 
+# Every test binary has -timeout 20m, well under CI's 90: a hang fails
+# fast, and Go then prints every goroutine's stack, which says where.
 log "go test -race"
 # -p 2: this suite runs on 2-core machines; more parallel packages only
 # contend for the same cores and the shared servers.
-go test -race -count=1 -p 2 -timeout 30m ${SHOAL_TEST_PKGS:-./...}
+go test -race -count=1 -p 2 -timeout 20m ${SHOAL_TEST_PKGS:-./...}
 
 log "go test internal/ml services/trainer (without -race)"
 # Under -race, checkptr aborts inside GoMLX's pure-Go matmul, so the
 # training tests skip there; this run exercises them.
-go test -count=1 ./internal/ml ./services/trainer
+go test -count=1 -timeout 20m ./internal/ml ./services/trainer
 
 log "web console: Vitest, then end to end in Chromium against shoal serve"
 scripts/test-ui.sh

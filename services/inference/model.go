@@ -130,6 +130,9 @@ func (s *Service) describe(v *registrypb.Version, onnx []byte) (*model, error) {
 	if err != nil {
 		return nil, bad("%v", err)
 	}
+	if err := onnxrt.CheckExternalData(onnx); err != nil {
+		return nil, bad("%v", err)
+	}
 	info, err := s.rt.Inspect(onnx)
 	if err != nil {
 		return nil, bad("%v", err)

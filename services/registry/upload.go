@@ -59,6 +59,14 @@ func (h *handler) CreateVersion(stream grpc.ClientStreamingServer[registrypb.Cre
 		return err
 	}
 
+	// Before ONNX Runtime opens the file: it would follow the paths of
+	// external tensors, and no path from a user's file is ever opened.
+	if err := onnxrt.CheckExternalDataFile(nv.path); err != nil {
+		if errors.Is(err, onnxrt.ErrExternalData) || errors.Is(err, onnxrt.ErrInvalidModel) {
+			return status.Errorf(codes.InvalidArgument, "the artifact is refused: %v", err)
+		}
+		return err
+	}
 	info, err := rt.InspectFile(nv.path)
 	if err != nil {
 		if errors.Is(err, onnxrt.ErrInvalidModel) {

@@ -1,0 +1,47 @@
+package registry_test
+
+import (
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/shoalml/shoal/internal/storage/db"
+	"github.com/shoalml/shoal/internal/storage/db/dbtest"
+)
+
+// A model whose tensors live in external files would make ONNX Runtime open
+// the paths the file names (here /etc/passwd): it is refused before ONNX
+// Runtime sees it, and nothing is stored.
+func TestUploadWithExternalDataIsRefused(t *testing.T) {
+	e := newEnv(t, dbtest.Config(t, db.SQLite), envOptions{})
+	// A valid classifier, plus a second graph field that protobuf merges
+	// into the first: one more initializer, stored "in" /etc/passwd.
+	var tensor []byte
+	tensor = protowire.AppendTag(tensor, 8, protowire.BytesType)
+	tensor = protowire.AppendString(tensor, "stolen")
+	tensor = protowire.AppendTag(tensor, 14, protowire.VarintType)
+	tensor = protowire.AppendVarint(tensor, 1)
+	var kv []byte
+	kv = protowire.AppendTag(kv, 1, protowire.BytesType)
+	kv = protowire.AppendString(kv, "location")
+	kv = protowire.AppendTag(kv, 2, protowire.BytesType)
+	kv = protowire.AppendString(kv, "/etc/passwd")
+	tensor = protowire.AppendTag(tensor, 13, protowire.BytesType)
+	tensor = protowire.AppendBytes(tensor, kv)
+	graph := protowire.AppendTag(nil, 5, protowire.BytesType)
+	graph = protowire.AppendBytes(graph, tensor)
+	artifact := protowire.AppendTag(classifier(5, 1), 7, protowire.BytesType)
+	artifact = protowire.AppendBytes(artifact, graph)
+
+	_, err := upload(t.Context(), e.client, spec("fish", fish...), artifact, 1<<20)
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "external files") {
+		t.Fatalf("CreateVersion(tensor in /etc/passwd) = %v; want INVALID_ARGUMENT about external files", err)
+	}
+	var n int64
+	if err := e.gdb.Table("registry_versions").Count(&n).Error; err != nil || n != 0 {
+		t.Errorf("versions stored = %d, %v; want none", n, err)
+	}
+}
