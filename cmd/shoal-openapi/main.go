@@ -13,6 +13,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+
+	"github.com/shoalml/shoal/internal/jsontree"
 )
 
 func main() {
@@ -42,19 +44,36 @@ func run(path string) error {
 // (schemas, items, parameters) as {"type": "integer", ...}, keeping key
 // order and the two-space indentation protoc-gen-openapiv2 writes.
 func integers(b []byte) ([]byte, error) {
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	var doc ordered
-	if err := d.Decode(&doc); err != nil {
+	doc, err := jsontree.Parse(b)
+	if err != nil {
 		return nil, err
 	}
-	doc.walk()
+	walk(doc)
+	compact, err := doc.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
 	var out bytes.Buffer
-	e := json.NewEncoder(&out)
-	e.SetEscapeHTML(false)
-	e.SetIndent("", "  ")
-	if err := e.Encode(doc); err != nil {
+	if err := json.Indent(&out, compact, "", "  "); err != nil {
 		return nil, err
 	}
+	out.WriteByte('\n')
 	return out.Bytes(), nil
+}
+
+// walk rewrites 64-bit integer schemas as integers, everywhere below v.
+func walk(v *jsontree.Value) {
+	switch v.Kind {
+	case jsontree.Object:
+		if t, f := v.Fields["type"], v.Fields["format"]; t != nil && f != nil && t.Scalar == "string" && (f.Scalar == "int64" || f.Scalar == "uint64") {
+			t.Scalar = "integer"
+		}
+		for _, k := range v.Keys {
+			walk(v.Fields[k])
+		}
+	case jsontree.Array:
+		for _, x := range v.Items {
+			walk(x)
+		}
+	}
 }

@@ -22,8 +22,9 @@ func TestOutputJSONAndYAML(t *testing.T) {
 	if err := json.Unmarshal(js.Bytes(), &doc); err != nil {
 		t.Fatalf("-o json printed %q: %v", js.String(), err)
 	}
-	// The REST gateway's options: camelCase, zero values written out.
-	if doc["imageCount"] != "1306" || doc["totalBytes"] != "0" {
+	// The REST API's voice: camelCase, zero values written out, 64-bit
+	// integers as numbers.
+	if doc["imageCount"] != 1306.0 || doc["totalBytes"] != 0.0 {
 		t.Errorf("-o json = %s; want the gateway's JSON (imageCount, totalBytes written out)", js.String())
 	}
 
@@ -35,7 +36,7 @@ func TestOutputJSONAndYAML(t *testing.T) {
 	if err := yaml.Unmarshal(y.Bytes(), &back); err != nil {
 		t.Fatalf("-o yaml printed %q: %v", y.String(), err)
 	}
-	if back["imageCount"] != "1306" || strings.Contains(y.String(), "{") {
+	if back["imageCount"] != 1306 || strings.Contains(y.String(), "{") {
 		t.Errorf("-o yaml =\n%s\nwant block-style YAML of the same document", y.String())
 	}
 	if !strings.Contains(y.String(), "  - split: SPLIT_TRAIN\n") && !strings.Contains(y.String(), "- split: SPLIT_TRAIN\n") {

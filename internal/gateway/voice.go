@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +13,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/shoalml/shoal/internal/jsontree"
 )
 
 // Shoal's REST JSON has one voice: protobuf's JSON mapping with camelCase
@@ -57,18 +58,16 @@ func (v *voice) Marshal(x any) ([]byte, error) {
 	case proto.Message:
 		return revoice(b, m.ProtoReflect().Descriptor(), numbers)
 	case map[string]proto.Message: // a server stream's {"result": ...} line
-		var fields map[string]json.RawMessage
-		if err := json.Unmarshal(b, &fields); err != nil {
+		tree, err := jsontree.Parse(b)
+		if err != nil || tree.Kind != jsontree.Object {
 			return b, nil
 		}
 		for k, msg := range m {
-			if raw, ok := fields[k]; ok && msg != nil {
-				if fields[k], err = revoice(raw, msg.ProtoReflect().Descriptor(), numbers); err != nil {
-					return nil, err
-				}
+			if x, ok := tree.Fields[k]; ok && msg != nil {
+				walkMessage(msg.ProtoReflect().Descriptor(), x, numbers)
 			}
 		}
-		return json.Marshal(fields)
+		return tree.MarshalJSON()
 	}
 	return b, nil
 }
@@ -106,22 +105,14 @@ func (v *voice) NewEncoder(w io.Writer) runtime.Encoder {
 }
 
 // revoice rewrites the JSON of a message of descriptor md with fix, which
-// sees every value of a scalar field.
-func revoice(b []byte, md protoreflect.MessageDescriptor, fix func(fd protoreflect.FieldDescriptor, v any) any) ([]byte, error) {
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	var tree any
-	if err := d.Decode(&tree); err != nil {
+// sees every value of a scalar field; keys keep their order.
+func revoice(b []byte, md protoreflect.MessageDescriptor, fix func(fd protoreflect.FieldDescriptor, v *jsontree.Value)) ([]byte, error) {
+	tree, err := jsontree.Parse(b)
+	if err != nil {
 		return b, nil // not JSON: let protojson say what is wrong
 	}
 	walkMessage(md, tree, fix)
-	var out bytes.Buffer
-	e := json.NewEncoder(&out)
-	e.SetEscapeHTML(false)
-	if err := e.Encode(tree); err != nil {
-		return nil, err
-	}
-	return bytes.TrimRight(out.Bytes(), "\n"), nil
+	return tree.MarshalJSON()
 }
 
 // wellKnownJSON are message types whose JSON is not an object of their
@@ -135,81 +126,74 @@ func wellKnownJSON(md protoreflect.MessageDescriptor) bool {
 	return false
 }
 
-func walkMessage(md protoreflect.MessageDescriptor, v any, fix func(protoreflect.FieldDescriptor, any) any) {
-	obj, ok := v.(map[string]any)
-	if !ok || wellKnownJSON(md) {
+func walkMessage(md protoreflect.MessageDescriptor, v *jsontree.Value, fix func(protoreflect.FieldDescriptor, *jsontree.Value)) {
+	if v.Kind != jsontree.Object || wellKnownJSON(md) {
 		return
 	}
 	fields := md.Fields()
-	for name, val := range obj {
+	for _, name := range v.Keys {
 		fd := fields.ByJSONName(name)
 		if fd == nil {
 			fd = fields.ByName(protoreflect.Name(name))
 		}
-		if fd == nil {
-			continue
+		if fd != nil {
+			walkField(fd, v.Fields[name], fix)
 		}
-		obj[name] = walkField(fd, val, fix)
 	}
 }
 
-func walkField(fd protoreflect.FieldDescriptor, v any, fix func(protoreflect.FieldDescriptor, any) any) any {
+func walkField(fd protoreflect.FieldDescriptor, v *jsontree.Value, fix func(protoreflect.FieldDescriptor, *jsontree.Value)) {
 	switch {
-	case fd.IsMap():
-		if m, ok := v.(map[string]any); ok {
-			for k, x := range m {
-				m[k] = walkValue(fd.MapValue(), x, fix)
-			}
+	case fd.IsMap() && v.Kind == jsontree.Object:
+		for _, k := range v.Keys {
+			walkValue(fd.MapValue(), v.Fields[k], fix)
 		}
-		return v
-	case fd.IsList():
-		if l, ok := v.([]any); ok {
-			for i, x := range l {
-				l[i] = walkValue(fd, x, fix)
-			}
+	case fd.IsList() && v.Kind == jsontree.Array:
+		for _, x := range v.Items {
+			walkValue(fd, x, fix)
 		}
-		return v
+	case !fd.IsMap() && !fd.IsList():
+		walkValue(fd, v, fix)
 	}
-	return walkValue(fd, v, fix)
 }
 
-func walkValue(fd protoreflect.FieldDescriptor, v any, fix func(protoreflect.FieldDescriptor, any) any) any {
+func walkValue(fd protoreflect.FieldDescriptor, v *jsontree.Value, fix func(protoreflect.FieldDescriptor, *jsontree.Value)) {
 	if fd.Kind() == protoreflect.MessageKind || fd.Kind() == protoreflect.GroupKind {
 		walkMessage(fd.Message(), v, fix)
-		return v
+		return
 	}
-	return fix(fd, v)
+	if v.Kind == jsontree.Scalar {
+		fix(fd, v)
+	}
 }
 
 // numbers turns a 64-bit integer written as a string into a number when a
 // float64 holds it exactly.
-func numbers(fd protoreflect.FieldDescriptor, v any) any {
-	s, ok := v.(string)
+func numbers(fd protoreflect.FieldDescriptor, v *jsontree.Value) {
+	s, ok := v.Scalar.(string)
 	if !ok {
-		return v
+		return
 	}
 	switch fd.Kind() {
 	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
 		if n, err := strconv.ParseInt(s, 10, 64); err == nil && n >= -maxExact && n <= maxExact {
-			return json.Number(s)
+			v.Scalar = json.Number(s)
 		}
 	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
 		if n, err := strconv.ParseUint(s, 10, 64); err == nil && n <= maxExact {
-			return json.Number(s)
+			v.Scalar = json.Number(s)
 		}
 	}
-	return v
 }
 
 // shortEnums turns an enum's short name ("train") into its value's name
 // ("SPLIT_TRAIN").
-func shortEnums(fd protoreflect.FieldDescriptor, v any) any {
-	if s, ok := v.(string); ok && fd.Kind() == protoreflect.EnumKind {
+func shortEnums(fd protoreflect.FieldDescriptor, v *jsontree.Value) {
+	if s, ok := v.Scalar.(string); ok && fd.Kind() == protoreflect.EnumKind {
 		if full, ok := enumByShortName(fd.Enum(), s); ok {
-			return full
+			v.Scalar = full
 		}
 	}
-	return v
 }
 
 // enumByShortName finds the value of ed whose name is s, or whose name
