@@ -1,4 +1,9 @@
 import { vi } from "vitest";
+import { createElement } from "react";
+import type { ReactElement } from "react";
+import { render } from "@testing-library/react";
+import { SessionContext, staticSession } from "./session";
+import type { Caller, Scope } from "./api/auth";
 
 type Route = { method?: string; path: string | RegExp; status?: number; body: unknown; auth?: string | null };
 
@@ -27,3 +32,9 @@ export function mockFetch(routes: Route[]) {
   return calls;
 }
 
+// renderAs renders ui for a caller with the given scopes, on a server with
+// authentication on.
+export function renderAs(ui: ReactElement, scopes: Scope[], name = "tester") {
+  const caller: Caller = { name, scopes, anonymous: false, authEnabled: true };
+  return render(createElement(SessionContext.Provider, { value: staticSession(caller) }, ui));
+}
