@@ -71,6 +71,14 @@ done
 "$shoal" predict "$sample" --addr "$addr" --top-k 1
 port=${http_addr##*:}
 log "ready: gRPC $addr, REST and the web console http://localhost:$port"
+# The login link carries the admin token in its fragment (after #), which
+# the browser never sends to a server; the console stores it for the tab
+# and removes it from the address bar at once.
+if [ -s ./data/admin-token ]; then
+	log "log in to the web console (admin): http://localhost:$port/#token=$(cat ./data/admin-token)"
+else
+	log "the web console asks for a token: make one with shoal tokens create --name me --scope read,write"
+fi
 log "try: curl -F file=@$sample localhost:$port/predict"
 if command -v shoal >/dev/null && cmp -s "$(command -v shoal)" "$shoal"; then
 	log "the CLI: shoal, on your PATH (shoal --help lists its commands)"

@@ -3,17 +3,23 @@
 // the server on free ports with a tiny dataset `tiny` (snapshot 1) and a
 // model `tiny` version 1 in production, then runs this with:
 //
-//   SHOAL_E2E_URL          the server's HTTP address
-//   SHOAL_E2E_PREDICT      an image to classify
-//   SHOAL_E2E_UPLOAD       an image not yet in the dataset, to upload
-//   SHOAL_E2E_SCREENSHOTS  where the pages' screenshots go
+//   SHOAL_E2E_URL           the server's HTTP address
+//   SHOAL_E2E_TOKEN         the server's admin token (its ./data/admin-token)
+//   SHOAL_E2E_VIEWER_TOKEN  a token with the read scope only
+//   SHOAL_E2E_PREDICT       an image to classify
+//   SHOAL_E2E_UPLOAD        an image not yet in the dataset, to upload
+//   SHOAL_E2E_SCREENSHOTS   where the pages' screenshots go
 //
-// It drives the pages as a person would: predict an image, upload to the
-// dataset and take a snapshot, train on it and watch the live chart, promote
-// the new version and see Predict answer with it.
-import { mkdtemp, mkdir, rm } from "node:fs/promises";
+// It drives the pages as a person would: predict an image without a token,
+// be asked to log in on the Datasets page, log in with a login link, upload
+// to the dataset and take a snapshot, train on it and watch the live chart,
+// promote the new version and see Predict answer with it; then log out and
+// in again with a read-only token, which sees no Promote button. All along
+// it fails on any Content-Security-Policy violation the page reports and on
+// any response of the server without its security headers.
+import { mkdtemp, mkdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { chromium } from "playwright-core";
 
 const env = (name) => {
@@ -22,6 +28,8 @@ const env = (name) => {
   return v;
 };
 const base = env("SHOAL_E2E_URL");
+const adminToken = env("SHOAL_E2E_TOKEN");
+const viewerToken = env("SHOAL_E2E_VIEWER_TOKEN");
 const predictImage = env("SHOAL_E2E_PREDICT");
 const uploadImage = env("SHOAL_E2E_UPLOAD");
 const shots = env("SHOAL_E2E_SCREENSHOTS");
@@ -58,6 +66,47 @@ const pageErrors = [];
 page.on("pageerror", (e) => pageErrors.push(String(e)));
 page.on("dialog", (d) => d.accept());
 
+// Content-Security-Policy violations, as the page reports them (its
+// securitypolicyviolation events, handed to this script by a binding that
+// the init script, injected by the browser and not by the page, calls) and
+// as Chromium logs them to the console.
+const cspViolations = [];
+await context.exposeBinding("__shoalCSPViolation", (_source, v) => cspViolations.push(v));
+await context.addInitScript(() => {
+  document.addEventListener("securitypolicyviolation", (e) => {
+    window.__shoalCSPViolation(`${e.effectiveDirective} blocked ${e.blockedURI || "inline"} at ${e.sourceFile}:${e.lineNumber} (${e.sample})`);
+  });
+});
+page.on("console", (m) => {
+  if (/Content Security Policy/i.test(m.text())) cspViolations.push(`console: ${m.text()}`);
+});
+
+// The headers every response of the server must carry.
+const securityHeaders = {
+  "content-security-policy": (v) => /(^|;)\s*script-src 'self'\s*(;|$)/.test(v) && /frame-ancestors 'none'/.test(v) && !/unsafe-(inline|eval)/.test(v),
+  "x-content-type-options": (v) => v === "nosniff",
+  "x-frame-options": (v) => v === "DENY",
+  "referrer-policy": (v) => v === "no-referrer",
+};
+const headerProblems = [];
+let checkedResponses = 0;
+page.on("response", async (r) => {
+  if (!r.url().startsWith(base)) return;
+  const h = await r.allHeaders().catch(() => null);
+  if (!h) return;
+  checkedResponses++;
+  for (const [name, ok] of Object.entries(securityHeaders)) {
+    if (!h[name] || !ok(h[name])) headerProblems.push(`${r.request().method()} ${r.url().slice(base.length)} (${r.status()}): ${name} = ${h[name]}`);
+  }
+});
+
+// storage says where the page keeps the token.
+const storage = () => page.evaluate(() => ({
+  session: sessionStorage.getItem("shoal.token"),
+  local: localStorage.length,
+  cookie: document.cookie,
+}));
+
 // predict uploads the image on the Predict page and returns what it shows.
 async function predict() {
   await page.locator("[data-testid=predict-file]").setInputFiles(predictImage);
@@ -71,18 +120,47 @@ async function predict() {
 
 let failed = false;
 try {
-  await step("Predict: an uploaded image gets a prediction from tiny v1", async () => {
+  await step("Predict without a token: an uploaded image gets a prediction from tiny v1", async () => {
     const script = page.waitForResponse((r) => /\/assets\/.*\.js$/.test(r.url()));
     await page.goto(`${base}/`);
     const enc = (await script).headers()["content-encoding"];
     check(enc === "gzip", `the console's script came with content-encoding ${enc}; want gzip`);
     await page.locator("[data-testid=predict-model] option[value=tiny]").waitFor({ state: "attached" });
+    const who = (await page.locator("[data-testid=caller-name]").textContent()).trim();
+    check(who === "not logged in", `caller shown as "${who}"; want "not logged in"`);
     const got = await predict();
     check(labels.includes(got.label), `prediction label = ${got.label}; want one of ${labels}`);
     check(/^tiny v1 /.test(got.version), `answered by "${got.version}"; want tiny v1`);
     check(got.bars === 3, `top-k bars = ${got.bars}; want 3`);
-    await page.locator(".species").waitFor(); // a picture of the predicted class
-    await page.screenshot({ path: join(shots, "predict.png"), fullPage: true });
+    check(await page.locator("[data-testid=login]").count() === 0, "the Predict page asked to log in");
+  });
+
+  await step("refused without a token: the Datasets page asks to log in", async () => {
+    await page.goto(`${base}/datasets?d=tiny`);
+    const reason = (await page.locator("[data-testid=login-reason]").textContent()).trim();
+    check(/needs a token with the read scope/.test(reason), `login page says: ${reason}`);
+    check(await page.locator("[data-testid=dataset-counts]").count() === 0, "the dataset shows without a token");
+    // The server refuses it too, whatever the page shows.
+    const status = await page.evaluate(() => fetch("/v1/datasets").then((r) => r.status));
+    check(status === 401, `GET /v1/datasets without a token = ${status}; want 401`);
+    // A wrong token is refused with a sentence, and not kept.
+    await page.locator("[data-testid=login-token]").fill("shoal_not-a-token");
+    await page.locator("[data-testid=login] button[type=submit]").click();
+    const alert = (await page.locator("[data-testid=login] [role=alert]").textContent()).trim();
+    check(/does not know this token/.test(alert), `wrong token: ${alert}`);
+    check((await storage()).session === null, "a refused token was stored");
+    await page.screenshot({ path: join(shots, "login.png"), fullPage: true });
+  });
+
+  await step("log in with the admin token's login link (/#token=…)", async () => {
+    await page.goto(`${base}/datasets?d=tiny#token=${encodeURIComponent(adminToken)}`);
+    await page.locator("[data-testid=dataset-counts]").waitFor();
+    check(!page.url().includes(adminToken) && !page.url().includes("#"), `the token stayed in the address: ${page.url()}`);
+    const who = (await page.locator("[data-testid=caller-name]").textContent()).trim();
+    check(/admin/.test(who), `caller shown as "${who}"; want the admin token's name`);
+    const st = await storage();
+    check(st.session === adminToken, "the token is not in sessionStorage");
+    check(st.local === 0 && st.cookie === "", `the token leaked to localStorage (${st.local} keys) or a cookie (${st.cookie})`);
   });
 
   await step("theme: bubbles and fish move, and stop under prefers-reduced-motion", async () => {
@@ -107,8 +185,9 @@ try {
     });
     // An empty file beside the image: refused with its reason, the rest
     // imported, and the server still up (an empty upload once crashed it).
+    // (Playwright takes either paths or buffers in one call, not both.)
     await page.locator("[data-testid=upload-files]").setInputFiles([
-      uploadImage,
+      { name: basename(uploadImage), mimeType: "image/png", buffer: await readFile(uploadImage) },
       { name: "empty.jpg", mimeType: "image/jpeg", buffer: Buffer.alloc(0) },
     ]);
     await page.getByRole("textbox", { name: "label" }).fill("Bag");
@@ -232,6 +311,38 @@ try {
     await page.screenshot({ path: join(shots, "predict.png"), fullPage: true });
   });
 
+  await step("a read-only token browses and sees no Promote, Delete, upload or training form", async () => {
+    await page.locator("[data-testid=logout]").click();
+    await page.locator("[data-testid=caller-name]", { hasText: "not logged in" }).waitFor();
+    check((await storage()).session === null, "the token stayed after logging out");
+    await page.goto(`${base}/models?m=tiny`);
+    await page.locator("[data-testid=login-token]").fill(viewerToken);
+    await page.locator("[data-testid=login] button[type=submit]").click();
+    await page.locator("[data-testid=versions] tr[data-version='1']").waitFor();
+    await page.locator("[data-testid=version-detail] .heatmap").waitFor();
+    const who = (await page.locator("[data-testid=caller-name]").textContent()).trim();
+    const scopes = (await page.locator("[data-testid=caller] .scope").allTextContents()).join(",");
+    check(who === "viewer" && scopes === "read", `caller shown as ${who} with ${scopes}; want viewer with read`);
+    check(await page.locator("[data-testid^=promote-]").count() === 0, "a read-only token sees a Promote button");
+    check(await page.getByRole("button", { name: "Delete" }).count() === 0, "a read-only token sees a Delete button");
+    // The server refuses the promotion too: 403, the token is known.
+    const status = await page.evaluate(() => fetch("/v1/models/tiny/aliases/production", {
+      method: "PUT", headers: { Authorization: `Bearer ${sessionStorage.getItem("shoal.token")}` }, body: JSON.stringify({ version: "1" }),
+    }).then((r) => r.status));
+    check(status === 403, `PUT the production alias with a read-only token = ${status}; want 403`);
+    await page.locator("nav a", { hasText: "Datasets" }).click();
+    await page.locator("[data-testid=dataset-counts]").waitFor();
+    await page.waitForFunction(() => {
+      const imgs = [...document.querySelectorAll("[data-testid=samples] img")];
+      return imgs.length >= 3 && imgs.every((i) => i.complete && i.naturalWidth > 0 && i.src.startsWith("blob:"));
+    });
+    check(await page.locator("[data-testid=upload-files]").count() === 0, "a read-only token sees the upload form");
+    check(await page.getByRole("button", { name: "Take a snapshot" }).count() === 0, "a read-only token sees the snapshot form");
+    await page.locator("nav a", { hasText: "Training" }).click();
+    await page.locator("[data-testid=jobs]").waitFor();
+    check(await page.locator("[data-testid=train-start]").count() === 0, "a read-only token sees the training form");
+  });
+
   await step("the Kraken wakes after 20 clicks on the title", async () => {
     const title = page.locator("[data-testid=title]");
     for (let i = 0; i < 19; i++) await title.click();
@@ -243,10 +354,15 @@ try {
   });
 
   check(pageErrors.length === 0, `uncaught errors in the page: ${pageErrors.join("; ")}`);
+  check(cspViolations.length === 0, `Content-Security-Policy violations: ${cspViolations.join("; ")}`);
+  check(checkedResponses > 20, `only ${checkedResponses} responses had their headers checked`);
+  check(headerProblems.length === 0, `responses without the security headers: ${headerProblems.slice(0, 10).join("; ")}`);
+  console.log(`e2e: ok  no CSP violation; security headers on all ${checkedResponses} responses of the server`);
 } catch (e) {
   failed = true;
   console.error(`e2e: FAIL ${e.stack ?? e}`);
   if (pageErrors.length) console.error(`e2e: page errors: ${pageErrors.join("; ")}`);
+  if (cspViolations.length) console.error(`e2e: CSP violations: ${cspViolations.join("; ")}`);
   await page.screenshot({ path: join(shots, "failure.png"), fullPage: true }).catch(() => {});
   console.error(`e2e: the page at the failure: ${join(shots, "failure.png")}`);
 } finally {

@@ -1,6 +1,7 @@
 import createClient from "openapi-fetch";
 import type { components, paths } from "./schema";
 import { toApiError } from "./errors";
+import { authMiddleware } from "./auth";
 
 // S gives the generated types short names: S<"v1Job">.
 export type S<K extends keyof components["schemas"]> = components["schemas"][K];
@@ -13,6 +14,8 @@ export const api = createClient<paths>({
   // Looked up at each call, not captured once, so tests can stand in for it.
   fetch: (request: Request) => globalThis.fetch(request),
 });
+// Every call carries this tab's token (src/api/auth.ts).
+api.use(authMiddleware);
 
 type Result<T> = { data?: T; error?: unknown; response: Response };
 
@@ -23,7 +26,8 @@ export async function ok<T>(call: Promise<Result<T>>): Promise<T> {
   return data as T;
 }
 
-// thumbnailUrl is an image's thumbnail, longest side size pixels.
+// thumbnailUrl is an image's thumbnail, longest side size pixels. An <img>
+// cannot send the token: show it with useImageSource (src/hooks.ts).
 export function thumbnailUrl(dataset: string, imageId: string, size = 128): string {
   return `/v1/datasets/${encodeURIComponent(dataset)}/images/${encodeURIComponent(imageId)}/content?thumbnail_size=${size}`;
 }

@@ -2,6 +2,7 @@ import type { paths } from "./schema";
 import type { S } from "./client";
 import { num } from "./client";
 import { readNDJSON } from "./ndjson";
+import { authFetch } from "./auth";
 
 type WatchLine = paths["/v1/jobs/{jobId}:watch"]["get"]["responses"][200]["content"]["application/json"];
 export type JobEvent = NonNullable<WatchLine["result"]>;
@@ -12,7 +13,7 @@ export const terminalStates: S<"v1JobState">[] = ["JOB_STATE_SUCCEEDED", "JOB_ST
 // afterSequence, then live ones until the job ends.
 export async function* watchJob(jobId: string, afterSequence: number, signal: AbortSignal): AsyncGenerator<JobEvent> {
   const q = afterSequence > 0 ? `?afterSequence=${afterSequence}` : "";
-  const response = await fetch(`/v1/jobs/${encodeURIComponent(jobId)}:watch${q}`, { signal, headers: { Accept: "application/json" } });
+  const response = await authFetch(`/v1/jobs/${encodeURIComponent(jobId)}:watch${q}`, { signal, headers: { Accept: "application/json" } });
   yield* readNDJSON<JobEvent>(response, signal);
 }
 

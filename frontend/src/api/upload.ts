@@ -1,5 +1,6 @@
 import { num, type S } from "./client";
 import { toApiError } from "./errors";
+import { authorization, noteResponse } from "./auth";
 
 type UploadMessage = S<"v1UploadImagesRequest">;
 export type UploadResult = S<"v1UploadImagesResponse">;
@@ -56,10 +57,13 @@ export function sendUpload(body: Blob, onProgress: (fraction: number) => void): 
     const xhr = new XMLHttpRequest();
     xhr.open("POST", "/v1/images:upload");
     xhr.setRequestHeader("Content-Type", "application/json");
+    const auth = authorization();
+    if (auth) xhr.setRequestHeader("Authorization", auth);
     xhr.upload.onprogress = (e) => {
       if (e.lengthComputable && e.total > 0) onProgress(e.loaded / e.total);
     };
     xhr.onload = () => {
+      noteResponse(xhr.status, auth);
       if (xhr.status >= 200 && xhr.status < 300) {
         try {
           resolve(JSON.parse(xhr.responseText) as UploadResult);

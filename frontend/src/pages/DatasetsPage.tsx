@@ -1,5 +1,7 @@
 import { useState } from "react";
 import { api, num, ok, thumbnailUrl } from "../api/client";
+import { ApiImage } from "../components/ApiImage";
+import { useSession } from "../session";
 import type { S } from "../api/client";
 import { uploadImages } from "../api/upload";
 import type { UploadResult } from "../api/upload";
@@ -16,6 +18,7 @@ export function DatasetsPage() {
   const list = useLoad(async () => (await ok(api.GET("/v1/datasets", { params: { query: { pageSize: 100 } } }))).datasets ?? [], []);
   const [name, setName] = useState("");
   const [error, setError] = useState<unknown>(null);
+  const canWrite = useSession().can("write");
   const datasets = list.data ?? [];
   const current = datasets.find((d) => d.name === selected) ?? (selected ? undefined : datasets[0]);
 
@@ -47,11 +50,13 @@ export function DatasetsPage() {
             </li>
           ))}
         </ul>
-        {!list.loading && datasets.length === 0 && <p className="muted">No datasets yet: create one, then upload images.</p>}
-        <form className="row" onSubmit={create}>
-          <input placeholder="new dataset name" value={name} onChange={(e) => setName(e.target.value)} data-testid="dataset-name" />
-          <button type="submit" disabled={!name}>Create</button>
-        </form>
+        {!list.loading && datasets.length === 0 && <p className="muted">No datasets yet{canWrite ? ": create one, then upload images" : ""}.</p>}
+        {canWrite ? (
+          <form className="row" onSubmit={create}>
+            <input placeholder="new dataset name" value={name} onChange={(e) => setName(e.target.value)} data-testid="dataset-name" />
+            <button type="submit" disabled={!name}>Create</button>
+          </form>
+        ) : <p className="muted" data-testid="read-only">Creating datasets, uploading images and taking snapshots need a token with the write scope.</p>}
         <ErrorBanner error={error} onDismiss={() => setError(null)} />
       </div>
       {current?.name && <Dataset key={current.name} dataset={current} onChange={list.reload} />}
@@ -68,6 +73,7 @@ function Dataset({ dataset, onChange }: { dataset: S<"v1Dataset">; onChange: () 
   const presentSplits = splits.filter((s) => counts.some((c) => c.split === s));
   const count = (split: string, label: string) => num(counts.find((c) => c.split === split && c.label === label)?.count);
   const refresh = () => { void stats.reload(); onChange(); };
+  const canWrite = useSession().can("write");
   return (
     <>
       <div className="card">
@@ -93,8 +99,8 @@ function Dataset({ dataset, onChange }: { dataset: S<"v1Dataset">; onChange: () 
           </>
         )}
       </div>
-      <Upload dataset={name} onDone={refresh} />
-      <Snapshots dataset={name} onDone={onChange} />
+      {canWrite && <Upload dataset={name} onDone={refresh} />}
+      <Snapshots dataset={name} onDone={onChange} canWrite={canWrite} />
       {labels.length > 0 && <Samples dataset={name} labels={labels} revision={num(stats.data?.imageCount)} />}
     </>
   );
@@ -117,7 +123,7 @@ function Samples({ dataset, labels, revision }: { dataset: string; labels: strin
             <h4>{s.label} <small>({s.total})</small></h4>
             <div className="thumbs">
               {s.images.map((img) => (
-                <img key={img.id} src={thumbnailUrl(dataset, img.id ?? "")} alt={`${s.label} ${img.fileName}`} loading="lazy"
+                <ApiImage key={img.id} src={thumbnailUrl(dataset, img.id ?? "")} alt={`${s.label} ${img.fileName}`} loading="lazy"
                   title={`${img.fileName} · ${enumLabel(img.split, "SPLIT_")} · ${img.width}×${img.height}`} />
               ))}
             </div>
@@ -190,7 +196,7 @@ function Upload({ dataset, onDone }: { dataset: string; onDone: () => void }) {
   );
 }
 
-function Snapshots({ dataset, onDone }: { dataset: string; onDone: () => void }) {
+function Snapshots({ dataset, onDone, canWrite }: { dataset: string; onDone: () => void; canWrite: boolean }) {
   const snaps = useLoad(async () => (await ok(api.GET("/v1/datasets/{dataset}/snapshots", { params: { path: { dataset } } }))).snapshots ?? [], [dataset]);
   const [description, setDescription] = useState("");
   const [error, setError] = useState<unknown>(null);
@@ -225,10 +231,12 @@ function Snapshots({ dataset, onDone }: { dataset: string; onDone: () => void })
           </tbody>
         </table>
       )}
-      <form className="row" onSubmit={create}>
-        <input placeholder="description" value={description} onChange={(e) => setDescription(e.target.value)} />
-        <button type="submit">Take a snapshot</button>
-      </form>
+      {canWrite && (
+        <form className="row" onSubmit={create}>
+          <input placeholder="description" value={description} onChange={(e) => setDescription(e.target.value)} />
+          <button type="submit">Take a snapshot</button>
+        </form>
+      )}
       <ErrorBanner error={error} onDismiss={() => setError(null)} />
     </div>
   );

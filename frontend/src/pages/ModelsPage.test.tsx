@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { cleanup, fireEvent, render, screen, waitFor, within } from "@testing-library/react";
 import { ModelsPage } from "./ModelsPage";
-import { mockFetch } from "../test-utils";
+import { mockFetch, renderAs } from "../test-utils";
 
 afterEach(cleanup);
 beforeEach(() => {
@@ -15,7 +15,7 @@ const versions = [
     model: "fish", version: 2, aliases: [], labels: ["Bag", "Shoe"], architecture: "small-cnn",
     lineage: { dataset: "fashion", snapshotVersion: 3, jobId: "abcdef123456" },
     metrics: {
-      testAccuracy: 0.9, testExamples: "20",
+      testAccuracy: 0.9, testExamples: 20,
       confusionMatrix: { size: 2, counts: [9, 1, 1, 9] },
       perClass: [{ label: "Bag", precision: 0.9, recall: 0.9, f1: 0.9, support: "10" }, { label: "Shoe", precision: 0.9, recall: 0.9, f1: 0.9, support: "10" }],
     },
@@ -60,4 +60,20 @@ describe("ModelsPage", () => {
     fireEvent.click(within(row).getByRole("button", { name: "Delete" }));
     expect((await screen.findByRole("alert")).textContent).toBe("Not possible now: version 1 is aliased as production; move the alias first×");
   });
+
+  const actions = [
+    { scopes: ["read"] as const, promote: false, remove: false },
+    { scopes: ["read", "write"] as const, promote: true, remove: false },
+    { scopes: ["read", "admin"] as const, promote: false, remove: true },
+    { scopes: ["predict", "read", "write", "admin"] as const, promote: true, remove: true },
+  ];
+  for (const c of actions) {
+    it(`shows a token with ${c.scopes.join(",")} ${c.promote ? "a" : "no"} Promote and ${c.remove ? "a" : "no"} Delete button`, async () => {
+      mockFetch(routes);
+      renderAs(<ModelsPage />, [...c.scopes]);
+      await screen.findByTestId("version-detail"); // browsing works with read alone
+      expect(screen.queryByTestId("promote-2") !== null).toBe(c.promote);
+      expect(screen.queryAllByRole("button", { name: "Delete" }).length).toBe(c.remove ? 2 : 0);
+    });
+  }
 });

@@ -6,6 +6,7 @@ import { ConfusionHeatmap } from "../components/Heatmap";
 import { useLoad } from "../hooks";
 import { pct, when } from "../format";
 import { navigate, useQuery } from "../router";
+import { useSession } from "../session";
 
 export function ModelsPage() {
   const m = useQuery("m");
@@ -42,6 +43,9 @@ function Versions({ model, selected, onChange }: { model: string; selected: stri
     return [...(r.versions ?? [])].sort((a, b) => num(b.version) - num(a.version));
   }, [model]);
   const [error, setError] = useState<unknown>(null);
+  const session = useSession();
+  const canPromote = session.can("write");
+  const canDelete = session.can("admin");
   const list = versions.data ?? [];
   const current = list.find((x) => String(x.version) === selected) ?? (selected ? undefined : list[0]);
   const refresh = async () => { await versions.reload(); onChange(); };
@@ -73,7 +77,7 @@ function Versions({ model, selected, onChange }: { model: string; selected: stri
         <ErrorBanner error={versions.error} />
         <ErrorBanner error={error} onDismiss={() => setError(null)} />
         <table data-testid="versions">
-          <thead><tr><th>version</th><th>aliases</th><th>architecture</th><th>val accuracy</th><th>test accuracy</th><th>created</th><th></th></tr></thead>
+          <thead><tr><th>version</th><th>aliases</th><th>architecture</th><th>val accuracy</th><th>test accuracy</th><th>created</th>{(canPromote || canDelete) && <th></th>}</tr></thead>
           <tbody>
             {list.map((v) => (
               <tr key={v.version} className={v === current ? "selected" : undefined} data-version={v.version}>
@@ -83,12 +87,14 @@ function Versions({ model, selected, onChange }: { model: string; selected: stri
                 <td>{pct(v.metrics?.valAccuracy)}</td>
                 <td>{pct(v.metrics?.testAccuracy)}</td>
                 <td>{when(v.createTime)}</td>
-                <td className="actions">
-                  {!(v.aliases ?? []).includes("production") && (
-                    <button type="button" onClick={() => promote(v)} data-testid={`promote-${v.version}`}>Promote to production</button>
-                  )}
-                  <button type="button" className="danger" onClick={() => remove(v)}>Delete</button>
-                </td>
+                {(canPromote || canDelete) && (
+                  <td className="actions">
+                    {canPromote && !(v.aliases ?? []).includes("production") && (
+                      <button type="button" onClick={() => promote(v)} data-testid={`promote-${v.version}`}>Promote to production</button>
+                    )}
+                    {canDelete && <button type="button" className="danger" onClick={() => remove(v)}>Delete</button>}
+                  </td>
+                )}
               </tr>
             ))}
           </tbody>

@@ -6,7 +6,7 @@ import { mockFetch } from "../test-utils";
 afterEach(cleanup);
 
 const models = [
-  { path: "/v1/models", body: { models: [{ name: "other" }, { name: "fish", aliases: { production: "2" } }] } },
+  { path: "/v1/models", body: { models: [{ name: "other" }, { name: "fish", aliases: { production: 2 } }] } },
   { path: "/v1/loaded-models", body: { models: [{ model: "fish", version: 2, aliases: ["production"], ready: true }] } },
   { path: "/v1/models/fish/versions", body: { versions: [{ model: "fish", version: 1 }, { model: "fish", version: 2 }] } },
   { path: "/v1/models/fish/versions/2", body: { version: { model: "fish", version: 2, lineage: { dataset: "fishes" } } } },

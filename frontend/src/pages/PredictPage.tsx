@@ -3,15 +3,24 @@ import { api, num, ok, thumbnailUrl } from "../api/client";
 import type { S } from "../api/client";
 import { base64 } from "../api/upload";
 import { ErrorBanner } from "../components/ErrorBanner";
+import { ApiImage } from "../components/ApiImage";
+import { useSession } from "../session";
 import { Bars } from "../components/Bars";
 import { useLoad } from "../hooks";
 import { pct, seconds } from "../format";
 
 type Answer = { response: S<"v1PredictResponse">; roundTripMs: number; picture?: string };
 
+type Loaded = S<"v1LoadedModel">;
+
 // The models a person can ask: those the registry knows, the ones Inference
-// has loaded first.
-async function loadModels() {
+// has loaded first. Without the read scope the registry is closed, and the
+// choice is what Inference serves (ListLoadedModels needs only predict).
+async function loadModels(browse: boolean): Promise<{ models: S<"v1Model">[]; loaded: Loaded[] }> {
+  if (!browse) {
+    const loaded = (await ok(api.GET("/v1/loaded-models"))).models ?? [];
+    return { models: servedModels(loaded), loaded };
+  }
   const [registry, loaded] = await Promise.all([
     ok(api.GET("/v1/models", { params: { query: { pageSize: 100 } } })),
     ok(api.GET("/v1/loaded-models")).catch(() => ({ models: [] }) as S<"v1ListLoadedModelsResponse">),
@@ -20,7 +29,20 @@ async function loadModels() {
   const models = [...(registry.models ?? [])].sort(
     (a, b) => Number(served.has(b.name ?? "")) - Number(served.has(a.name ?? "")),
   );
-  return models;
+  return { models, loaded: loaded.models ?? [] };
+}
+
+// servedModels names the models of Inference's loaded versions, with the
+// version each serves as production.
+export function servedModels(loaded: Loaded[]): S<"v1Model">[] {
+  const byName = new Map<string, S<"v1Model">>();
+  for (const l of loaded) {
+    if (!l.model) continue;
+    const m = byName.get(l.model) ?? { name: l.model, aliases: {} };
+    if (l.aliases?.includes("production") && l.version !== undefined) m.aliases = { ...m.aliases, production: num(l.version) };
+    byName.set(l.model, m);
+  }
+  return [...byName.values()];
 }
 
 // A picture of the predicted class: a training image with that label from
@@ -37,7 +59,8 @@ async function classPicture(model: string, version: number, label: string): Prom
 }
 
 export function PredictPage() {
-  const models = useLoad(loadModels, []);
+  const browse = useSession().can("read");
+  const models = useLoad(() => loadModels(browse), [browse]);
   const [model, setModel] = useState("");
   const [version, setVersion] = useState(""); // "" asks the production alias
   const [file, setFile] = useState<File | null>(null);
@@ -48,13 +71,18 @@ export function PredictPage() {
   const [dragging, setDragging] = useState(false);
   const input = useRef<HTMLInputElement>(null);
 
-  const list = models.data ?? [];
+  const list = models.data?.models ?? [];
   const current = list.find((m) => m.name === model) ?? list[0];
-  const versions = useLoad(async () => {
+  const versions = useLoad(async (): Promise<S<"v1Version">[]> => {
     if (!current?.name) return [];
+    if (!browse) {
+      return (models.data?.loaded ?? []).filter((l) => l.model === current.name)
+        .map((l) => ({ model: l.model, version: l.version === undefined ? undefined : num(l.version), aliases: l.aliases }))
+        .sort((a, b) => num(b.version) - num(a.version));
+    }
     const r = await ok(api.GET("/v1/models/{model}/versions", { params: { path: { model: current.name }, query: { pageSize: 100 } } }));
     return (r.versions ?? []).sort((a, b) => num(b.version) - num(a.version));
-  }, [current?.name]);
+  }, [current?.name, browse, models.data]);
   const production = current?.aliases?.production;
 
   const predict = useCallback(async (f: File, modelName: string, ver: string) => {
@@ -70,7 +98,8 @@ export function PredictPage() {
       const roundTripMs = performance.now() - start;
       setAnswer({ response, roundTripMs });
       const top = response.results?.[0]?.labels?.[0]?.label;
-      if (top && response.model && response.version) {
+      // The picture comes from the registry and the dataset: read scope.
+      if (browse && top && response.model && response.version) {
         classPicture(response.model, response.version, top)
           .then((picture) => setAnswer((a) => (a && a.response === response ? { ...a, picture } : a)))
           .catch(() => {}); // the picture is decoration; the answer stands without it
@@ -81,7 +110,7 @@ export function PredictPage() {
     } finally {
       setBusy(false);
     }
-  }, []);
+  }, [browse]);
 
   const choose = useCallback((f: File | undefined | null) => {
     if (!f) return;
@@ -121,7 +150,7 @@ export function PredictPage() {
         <h2>What swims here?</h2>
         <ErrorBanner error={models.error} />
         {!models.loading && list.length === 0 && !models.error && (
-          <p className="muted">No model in the registry yet: train one on the Training page.</p>
+          <p className="muted">{browse ? "No model in the registry yet: train one on the Training page." : "No model is served yet."}</p>
         )}
         {list.length > 0 && (
           <div className="row">
@@ -165,7 +194,7 @@ export function PredictPage() {
       {answer && top && (
         <div className="card result" data-testid="prediction">
           <div className="result-head">
-            {answer.picture && <img src={answer.picture} alt={`a ${top.label}`} className="species" />}
+            {answer.picture && <ApiImage src={answer.picture} alt={`a ${top.label}`} className="species" />}
             <div>
               <h2 className="species-name" data-testid="prediction-label">{top.label}</h2>
               <p className="confidence">{((top.probability ?? 0) * 100).toFixed(1)}% confident</p>

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { cleanup, fireEvent, render, screen, waitFor } from "@testing-library/react";
 import { TrainingPage } from "./TrainingPage";
-import { mockFetch } from "../test-utils";
+import { mockFetch, renderAs } from "../test-utils";
 
 afterEach(cleanup);
 beforeEach(() => window.history.replaceState(null, "", "/training?job=j1"));
@@ -49,7 +49,7 @@ describe("TrainingPage", () => {
           { sequence: 2, progress: { epoch: 1, epochs: 2, step: 3, steps: 4, eta: "5s" } },
           { sequence: 3, epoch: { epoch: 1, trainLoss: 1, valLoss: 0.9, trainAccuracy: 0.5, valAccuracy: 0.55, duration: "0.2s" } },
           { sequence: 4, epoch: { epoch: 2, trainLoss: 0.5, valLoss: 0.4, trainAccuracy: 0.8, valAccuracy: 0.85, duration: "0.2s", best: true } },
-          { sequence: 5, evaluation: { testAccuracy: 0.9, testExamples: "30" } },
+          { sequence: 5, evaluation: { testAccuracy: 0.9, testExamples: 30 } },
           { sequence: 6, registered: { model: "fish", version: 4 } },
           { sequence: 7, state: { state: "JOB_STATE_SUCCEEDED" } },
         ]),
@@ -75,6 +75,21 @@ describe("TrainingPage", () => {
     expect(bar.getAttribute("aria-valuenow")).toBe("63");
     fireEvent.click(screen.getByTestId("job-cancel"));
     await waitFor(() => expect(calls.some((c) => c.method === "POST" && c.url === "/v1/jobs/j1:cancel")).toBe(true));
+  });
+
+  it("shows a read-only token the live job and the jobs, with no form to start and no Cancel", async () => {
+    const calls = mockFetch([
+      ...common,
+      { path: "/v1/jobs/j1:watch", body: ndjson([{ sequence: 1, progress: { epoch: 1, epochs: 2, step: 1, steps: 4 } }]) },
+    ]);
+    renderAs(<TrainingPage />, ["read"]);
+    await screen.findByRole("progressbar", { name: "epoch 1/2, step 1/4" });
+    await screen.findByTestId("jobs");
+    expect(screen.queryByTestId("job-cancel")).toBeNull();
+    expect(screen.queryByTestId("train-start")).toBeNull();
+    expect(screen.getByTestId("read-only").textContent).toMatch(/write scope/);
+    // The form's lists are not even asked for.
+    expect(calls.some((c) => c.url.startsWith("/v1/architectures"))).toBe(false);
   });
 
   it("shows a stream's error line as a message and a failed job's reason", async () => {

@@ -12,13 +12,17 @@ import { useLoad } from "../hooks";
 import { duration, enumLabel, pct, seconds, when } from "../format";
 import { navigate, useQuery } from "../router";
 import { StartTrainingForm } from "./StartTrainingForm";
+import { useSession } from "../session";
 
 export function TrainingPage() {
   const jobId = useQuery("job");
   const jobs = useLoad(async () => (await ok(api.GET("/v1/jobs", { params: { query: { pageSize: 50 } } }))).jobs ?? [], []);
+  const canWrite = useSession().can("write");
   return (
     <section className="page training">
-      <StartTrainingForm onStarted={(id) => { navigate(`/training?job=${encodeURIComponent(id)}`); void jobs.reload(); }} />
+      {canWrite
+        ? <StartTrainingForm onStarted={(id) => { navigate(`/training?job=${encodeURIComponent(id)}`); void jobs.reload(); }} />
+        : <div className="card" data-testid="read-only"><h2>Training</h2><p className="muted">Starting and cancelling jobs need a token with the write scope.</p></div>}
       {jobId && <LiveJob key={jobId} jobId={jobId} onEnd={jobs.reload} />}
       <div className="card">
         <h3>Jobs</h3>
@@ -56,6 +60,7 @@ function LiveJob({ jobId, onEnd }: { jobId: string; onEnd: () => void }) {
   const [job, setJob] = useState<S<"v1Job"> | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [streamNote, setStreamNote] = useState("");
+  const canCancel = useSession().can("write");
 
   useEffect(() => {
     const abort = new AbortController();
@@ -122,7 +127,7 @@ function LiveJob({ jobId, onEnd }: { jobId: string; onEnd: () => void }) {
         label={ended ? enumLabel(view.state, "JOB_STATE_") : p ? `epoch ${p.epoch}/${p.epochs}, step ${p.step}/${p.steps}${eta !== undefined ? `, ETA ${duration(eta)}` : ""}` : "waiting"} />
       {p && !ended && <p className="muted">{Math.round(p.imagesPerSecond ?? 0)} images/s · train loss {p.trainLoss?.toFixed(3)}</p>}
       {view.reason && view.state !== "JOB_STATE_SUCCEEDED" && <div className="error" role="alert">{view.reason}</div>}
-      {!ended && <button type="button" onClick={cancel} className="danger" data-testid="job-cancel">Cancel</button>}
+      {!ended && canCancel && <button type="button" onClick={cancel} className="danger" data-testid="job-cancel">Cancel</button>}
       <div className="charts" data-testid="job-charts" data-epochs={epochs.length}>
         <LineChart title="loss" series={[
           { name: "train", color: "#ffb347", values: epochs.map((e) => e.trainLoss) },
