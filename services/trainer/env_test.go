@@ -270,6 +270,21 @@ func (f *fakeRegistry) GetVersion(_ context.Context, req *registrypb.GetVersionR
 	return nil, status.Error(codes.NotFound, "no such version")
 }
 
+func (f *fakeRegistry) ListVersions(_ context.Context, req *registrypb.ListVersionsRequest) (*registrypb.ListVersionsResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	resp := &registrypb.ListVersionsResponse{}
+	for _, v := range f.versions {
+		if v.GetModel() == req.GetModel() {
+			resp.Versions = append(resp.Versions, proto.Clone(v).(*registrypb.Version))
+		}
+	}
+	if len(resp.Versions) == 0 {
+		return nil, status.Errorf(codes.NotFound, "model %q not found", req.GetModel())
+	}
+	return resp, nil
+}
+
 func (f *fakeRegistry) DownloadArtifact(req *registrypb.DownloadArtifactRequest, stream grpc.ServerStreamingServer[registrypb.DownloadArtifactResponse]) error {
 	f.mu.Lock()
 	var data []byte

@@ -51,6 +51,12 @@ type jobData struct {
 
 // execute trains, evaluates, exports, verifies and registers one job.
 func (s *Service) execute(ctx context.Context, id string, spec *trainerpb.JobSpec) (*outcome, error) {
+	if v, err := s.registeredVersion(ctx, spec.Model, id); err != nil || v != nil {
+		if err != nil {
+			return nil, err
+		}
+		return s.finishRegistered(ctx, id, spec, v)
+	}
 	shape := ml.InputShape{Channels: int(spec.Channels), Height: int(spec.ImageSize), Width: int(spec.ImageSize)}
 	pre := imaging.Spec{Channels: shape.Channels, Height: shape.Height, Width: shape.Width, Resize: registrypb.ResizeMode_RESIZE_MODE_STRETCH}
 	var base *registrypb.Version
