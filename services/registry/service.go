@@ -96,8 +96,9 @@ func (s *Service) Register(r grpc.ServiceRegistrar) {
 }
 
 // Run polls the alias revision so that watchers learn of changes made by
-// other processes sharing the database, until ctx ends; then it ends the
-// open WatchAliases streams.
+// other processes sharing the database, prunes the alias event log and
+// sweeps orphan artifact blobs (at start, then daily), until ctx ends;
+// then it ends the open WatchAliases streams.
 func (s *Service) Run(ctx context.Context) error {
 	defer s.stoppingOnce.Do(func() { close(s.stopping) })
 	seen, err := s.currentRevision(ctx)
@@ -106,12 +107,27 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	t := time.NewTicker(s.cfg.WatchPollInterval)
 	defer t.Stop()
-	var pruned time.Time
+	var pruned, swept time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		}
+		if now := time.Now(); now.Sub(swept) >= sweepEvery {
+			swept = now
+			var n int
+			err := s.deps.Panics.Call("registry sweep", func() (err error) {
+				n, err = s.sweepArtifacts(ctx)
+				return err
+			})
+			switch {
+			case err != nil && ctx.Err() == nil:
+				s.deps.Log.Warn("sweeping orphan artifact blobs failed; retrying in a minute", "err", err)
+				swept = now.Add(time.Minute - sweepEvery)
+			case n > 0:
+				s.deps.Log.Info("removed orphan artifact blobs", "count", n)
+			}
 		}
 		if now := time.Now(); now.Sub(pruned) >= pruneInterval(s.cfg.AliasEventRetention) {
 			pruned = now
