@@ -85,14 +85,14 @@ func (l *Local) Put(ctx context.Context, key string, r io.Reader, size int64) (e
 		return err
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("blob: put %q: %w", key, err)
+		return fmt.Errorf("blob: put %q: %w", key, markFull(err))
 	}
 	if size >= 0 {
 		r = newExactReader(r, size)
 	}
 	tmp, err := os.CreateTemp(filepath.Join(l.root, localTempDir), "put-*")
 	if err != nil {
-		return fmt.Errorf("blob: put %q: %w", key, err)
+		return fmt.Errorf("blob: put %q: %w", key, markFull(err))
 	}
 	defer func() {
 		if err != nil {
@@ -101,23 +101,23 @@ func (l *Local) Put(ctx context.Context, key string, r io.Reader, size int64) (e
 		}
 	}()
 	if _, err := io.Copy(tmp, ctxReader{ctx: ctx, r: r}); err != nil {
-		return fmt.Errorf("blob: put %q: %w", key, err)
+		return fmt.Errorf("blob: put %q: %w", key, markFull(err))
 	}
 	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("blob: put %q: %w", key, err)
+		return fmt.Errorf("blob: put %q: %w", key, markFull(err))
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("blob: put %q: %w", key, err)
+		return fmt.Errorf("blob: put %q: %w", key, markFull(err))
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("blob: put %q: %w", key, err)
+		return fmt.Errorf("blob: put %q: %w", key, markFull(err))
 	}
 	if err := renameInto(tmp.Name(), dst); err != nil {
-		return fmt.Errorf("blob: put %q: %w", key, err)
+		return fmt.Errorf("blob: put %q: %w", key, markFull(err))
 	}
 	// Make the rename itself durable.
 	if err := syncDir(filepath.Dir(dst)); err != nil {
-		return fmt.Errorf("blob: put %q: %w", key, err)
+		return fmt.Errorf("blob: put %q: %w", key, markFull(err))
 	}
 	return nil
 }
