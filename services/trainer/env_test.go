@@ -360,6 +360,7 @@ type envOptions struct {
 	dataset *fakeDataset
 	reg     *fakeRegistry
 	blobs   blob.Store // shared with another env (fine-tuning across datasets)
+	cfg     func(*trainer.Config)
 }
 
 func newEnv(t testing.TB, dbCfg db.Config, o envOptions) *env {
@@ -384,6 +385,9 @@ func newEnv(t testing.TB, dbCfg db.Config, o envOptions) *env {
 	cfg.RegisterFlags(flag.NewFlagSet("trainer", flag.ContinueOnError))
 	cfg.WorkDir = e.workDir
 	cfg.PollInterval = 50 * time.Millisecond
+	if o.cfg != nil {
+		o.cfg(&cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

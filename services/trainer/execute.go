@@ -166,11 +166,22 @@ func (s *Service) execute(ctx context.Context, id string, spec *trainerpb.JobSpe
 	// An imported model's weights are its ONNX file's: a version trained
 	// from it is fine-tuned by importing that file in turn.
 	if !imported {
-		if err := s.saveWeights(ctx, id, res.Model); err != nil {
+		if err := s.retryStorage(ctx, id, "saving the weights", func(int) error { return s.saveWeights(ctx, id, res.Model) }); err != nil {
 			return nil, err
 		}
 	}
-	ref, err := s.register(ctx, id, spec, base, cfg.Import, data.labels, metrics, res, backendName, onnxModel)
+	var ref *registrypb.VersionRef
+	err = s.retryStorage(ctx, id, "registering the model", func(attempt int) (err error) {
+		if attempt > 0 {
+			// The last attempt may have registered before it failed.
+			if v, err := s.registeredVersion(ctx, spec.Model, id); err != nil || v != nil {
+				ref = &registrypb.VersionRef{Model: v.GetModel(), Version: v.GetVersion()}
+				return err
+			}
+		}
+		ref, err = s.register(ctx, id, spec, base, cfg.Import, data.labels, metrics, res, backendName, onnxModel)
+		return err
+	})
 	if err != nil {
 		// No version names the job: its weights can never be a base.
 		if derr := s.deps.Blobs.Delete(context.WithoutCancel(ctx), weightsKey(id)); derr != nil {
@@ -179,7 +190,9 @@ func (s *Service) execute(ctx context.Context, id string, spec *trainerpb.JobSpe
 		return nil, err
 	}
 	s.emit(ctx, id, &trainerpb.WatchJobResponse{Event: &trainerpb.WatchJobResponse_Registered{Registered: ref}})
-	if err := s.promote(ctx, id, spec.Promotion, ref, metrics.TestAccuracy); err != nil {
+	if err := s.retryStorage(ctx, id, "promoting the model", func(int) error {
+		return s.promote(ctx, id, spec.Promotion, ref, metrics.TestAccuracy)
+	}); err != nil {
 		return nil, err
 	}
 	return &outcome{metrics: metrics, version: ref}, nil

@@ -43,7 +43,9 @@ func (s *Service) registeredVersion(ctx context.Context, model, id string) (*reg
 func (s *Service) finishRegistered(ctx context.Context, id string, spec *trainerpb.JobSpec, v *registrypb.Version) (*outcome, error) {
 	ref := &registrypb.VersionRef{Model: v.GetModel(), Version: v.GetVersion()}
 	s.logf(ctx, id, "%s version %d was registered by this job before it stopped; not training again", ref.Model, ref.Version)
-	if err := s.promote(ctx, id, spec.Promotion, ref, v.GetMetrics().GetTestAccuracy()); err != nil {
+	if err := s.retryStorage(ctx, id, "promoting the model", func(int) error {
+		return s.promote(ctx, id, spec.Promotion, ref, v.GetMetrics().GetTestAccuracy())
+	}); err != nil {
 		return nil, err
 	}
 	return &outcome{metrics: v.GetMetrics(), version: ref}, nil

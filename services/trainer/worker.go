@@ -119,9 +119,11 @@ func (s *Service) runJob(ctx context.Context, row *jobRow) {
 	close(hbStop)
 	hb.Wait()
 
-	// The final writes must happen even though jobCtx is done.
+	// The final writes must happen even though jobCtx is done; events
+	// kept while the database was away come before the end.
 	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer wcancel()
+	s.flushEvents(wctx, row.ID)
 	running := []trainerpb.JobState{trainerpb.JobState_JOB_STATE_RUNNING}
 	cause := context.Cause(jobCtx)
 	if pe := (*panics.Error)(nil); errors.As(cause, &pe) {
@@ -147,7 +149,11 @@ func (s *Service) runJob(ctx context.Context, row *jobRow) {
 		_, err = s.st.transition(wctx, row.ID, running, trainerpb.JobState_JOB_STATE_FAILED, reason(err), nil)
 	}
 	if err != nil {
+		// The job stays running with its lease lapsing, so a worker
+		// resumes it (and records its end) once the database answers.
 		log.Error("recording the job's end failed", "err", err)
+	} else {
+		s.forgetEvents(row.ID)
 	}
 	s.changes.Notify()
 }
@@ -186,19 +192,6 @@ func (s *Service) heartbeat(ctx context.Context, id string, cancel context.Cance
 			cancel(errCancelRequested)
 		}
 	}
-}
-
-// emit records one event of a running job and wakes its watchers. Event
-// writes during training are best effort: a lost progress line must not
-// stop training.
-func (s *Service) emit(ctx context.Context, id string, e *trainerpb.WatchJobResponse) {
-	if err := s.st.event(ctx, id, e); err != nil {
-		if ctx.Err() == nil {
-			s.deps.Log.Warn("recording a job event failed", "job", id, "err", err)
-		}
-		return
-	}
-	s.changes.Notify()
 }
 
 func (s *Service) logf(ctx context.Context, id, format string, args ...any) {
