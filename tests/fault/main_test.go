@@ -26,6 +26,10 @@ import (
 // envFault enables the tests: they take minutes and start servers.
 const envFault = "SHOAL_TEST_FAULT"
 
+// envKeep keeps the work folder (servers' data and logs) for a look after
+// the run.
+const envKeep = "SHOAL_TEST_FAULT_KEEP"
+
 var (
 	// shoalBin is the binary under test, built once by TestMain.
 	shoalBin string
@@ -46,7 +50,11 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "fault:", err)
 		return 1
 	}
-	defer os.RemoveAll(workRoot)
+	if os.Getenv(envKeep) == "1" {
+		fmt.Fprintf(os.Stderr, "fault: keeping %s (%s=1)\n", workRoot, envKeep)
+	} else {
+		defer os.RemoveAll(workRoot)
+	}
 	// PostgreSQL runs as its own user, which must reach its data folder.
 	if err := os.Chmod(workRoot, 0o755); err != nil {
 		fmt.Fprintln(os.Stderr, "fault:", err)
