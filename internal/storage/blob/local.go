@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/shoalml/shoal/internal/scratch"
 )
 
 // localTempDir is where Put stages new objects before renaming them into
@@ -27,10 +29,8 @@ const localTempDir = ".shoal-tmp"
 // one while the other exists fails.
 type Local struct {
 	root string
-	// staging is the staging folder, held open with a shared flock while
-	// the store lives (nil where the filesystem has no locks): a store
-	// that gets it exclusively knows that no store, in any process, is
-	// staging there, and so that every staged file is a leftover.
+	// staging is the staging folder, held while the store lives so that
+	// no other store removes what this one stages (see scratch.Claim).
 	staging *os.File
 }
 
@@ -49,52 +49,14 @@ func NewLocal(dir string) (*Local, error) {
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return nil, fmt.Errorf("blob: local: %w", err)
 	}
-	return &Local{root: root, staging: claimStaging(tmp)}, nil
+	staging, _ := scratch.Claim(tmp, func(string) bool { return true }, staleTempAge)
+	return &Local{root: root, staging: staging}, nil
 }
 
 // staleTempAge is how old a staged file must be for NewLocal to take it for
-// the leftover of a crashed Put while another store uses the folder; no
-// upload should take this long.
+// the leftover of a crashed Put while another store uses the folder (when
+// none does, all are; see scratch.Claim); no upload should take this long.
 const staleTempAge = 24 * time.Hour
-
-// claimStaging removes the leftovers of Puts cut off by a crash (a process
-// killed mid-Put leaves its staged file, which no key names) and returns
-// the staging folder held with a shared lock. When no other store holds
-// the folder, every staged file is a leftover and all go at once, so a
-// restart after a crash frees their space; otherwise only those older
-// than staleTempAge, since a live store may be writing the others.
-func claimStaging(tmp string) *os.File {
-	f, err := os.Open(tmp)
-	if err != nil {
-		removeStale(tmp, time.Now().Add(-staleTempAge))
-		return nil
-	}
-	if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
-		removeStale(tmp, time.Now())
-	} else {
-		removeStale(tmp, time.Now().Add(-staleTempAge))
-	}
-	// Shared from now on: other stores may use the folder too.
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
-		f.Close()
-		return nil
-	}
-	return f
-}
-
-// removeStale removes files in dir last modified before cutoff. It is best
-// effort: leftovers only waste space.
-func removeStale(dir string, cutoff time.Time) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() && fi.ModTime().Before(cutoff) {
-			_ = os.Remove(filepath.Join(dir, e.Name()))
-		}
-	}
-}
 
 // path maps a key to its file, rejecting invalid and reserved keys.
 func (l *Local) path(key string) (string, error) {
