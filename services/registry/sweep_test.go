@@ -84,3 +84,31 @@ func hexSHA(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
 }
+
+// TestStartRemovesLeftUploads: an upload file that a killed registry left
+// in the upload folder is removed at the next start; other files stay.
+func TestStartRemovesLeftUploads(t *testing.T) {
+	var c Config
+	c.RegisterFlags(flag.NewFlagSet("registry", flag.ContinueOnError))
+	c.UploadDir = t.TempDir()
+	for _, name := range []string{"shoal-registry-upload-123.onnx", "shoal-upload-456", "notes.txt"} {
+		if err := os.WriteFile(filepath.Join(c.UploadDir, name), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	blobs, err := blob.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(c, Deps{Log: dbtest.Logger(t), DB: dbtest.Open(t, dbtest.Config(t, db.SQLite)), Blobs: blobs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(c.UploadDir)
+	if err != nil || len(entries) != 2 || entries[0].Name() != "notes.txt" || entries[1].Name() != "shoal-upload-456" {
+		t.Errorf("upload folder after Start = %v, %v; want only the files that are not the registry's uploads", entries, err)
+	}
+}
