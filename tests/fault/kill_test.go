@@ -165,6 +165,11 @@ func TestKillDuringImport(t *testing.T) {
 	if inv.Images != demoImages || inv.Blobs != demoImages {
 		t.Errorf("stores hold %d image rows and %d blobs; want %d of each", inv.Images, inv.Blobs, demoImages)
 	}
+	// Puts cut off by the kills left staged files; the restarts, finding
+	// no other user of the store, removed them.
+	if inv.Staged != 0 {
+		t.Errorf("%d staged files of cut-off Puts are left in the blob store; want none", inv.Staged)
+	}
 }
 
 // TestKillDuringUpload kills the process while a client uploads a model
@@ -278,6 +283,11 @@ func TestKillDuringUpload(t *testing.T) {
 	}
 	if n, _ := swept["count"].(float64); n != 1 {
 		t.Errorf("the sweep removed %v artifact blobs; want 1", swept["count"])
+	}
+	// The kills during the stream left the received part of the upload
+	// in the upload folder; the restarts removed it.
+	if left := filesIn(t, filepath.Join(s.dir, "uploads")); len(left) != 0 {
+		t.Errorf("the upload folder holds %v after the restarts; want nothing", left)
 	}
 	s.Stop()
 	takeInventory(t, localBackends(s.dir)).requireClean(t, "after the restart's sweep")

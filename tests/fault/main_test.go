@@ -23,7 +23,9 @@ import (
 	"github.com/shoalml/shoal/internal/demodata"
 )
 
-// envFault enables the tests: they take minutes and start servers.
+// envFault enables the tests: "1" runs the kill and disk-full tests (a
+// few minutes; make test), "all" adds the 30-second outages of PostgreSQL
+// and S3 (make fault).
 const envFault = "SHOAL_TEST_FAULT"
 
 // envKeep keeps the work folder (servers' data and logs) for a look after
@@ -42,7 +44,7 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	if os.Getenv(envFault) != "1" {
+	if v := os.Getenv(envFault); v != "1" && v != "all" {
 		return m.Run() // every test skips; see needFault
 	}
 	var err error
@@ -75,8 +77,16 @@ func run(m *testing.M) int {
 // needFault skips t unless the fault tests are enabled.
 func needFault(t *testing.T) {
 	t.Helper()
-	if os.Getenv(envFault) != "1" {
-		t.Skip("fault-injection tests run with " + envFault + "=1 (make fault)")
+	if v := os.Getenv(envFault); v != "1" && v != "all" {
+		t.Skip("fault-injection tests run with " + envFault + "=1 (make test) or =all (make fault)")
+	}
+}
+
+// needOutages skips t unless the long outage tests are enabled too.
+func needOutages(t *testing.T) {
+	t.Helper()
+	if os.Getenv(envFault) != "all" {
+		t.Skip("the 30-second storage outages run with " + envFault + "=all (make fault)")
 	}
 }
 

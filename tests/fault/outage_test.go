@@ -215,7 +215,7 @@ func readiness(ctx context.Context, t *testing.T, s *shoal, want int) (time.Dura
 // without a restart of Shoal: /readyz answers 200, the import re-run
 // converges, the job ends, and its promotion reaches Inference.
 func TestPostgresOutage(t *testing.T) {
-	needFault(t)
+	needOutages(t)
 	pg := startPostgres(t)
 	s := newShoal(t, "shoal", "--dataset.import-roots="+filepath.Dir(demoTree(t)), "--dataset.import-workers=1")
 	b := backends{DB: pg.DB(), Blob: localBackends(s.dir).Blob}
@@ -359,7 +359,7 @@ func databaseProbes(s *shoal, job string, served int64) []probe {
 // Shoal: /readyz answers 200, the import re-run converges, the job ends,
 // and Inference serves the version promoted during the outage.
 func TestS3Outage(t *testing.T) {
-	needFault(t)
+	needOutages(t)
 	s3 := startS3(t)
 	s := newShoal(t, "shoal", "--dataset.import-roots="+filepath.Dir(demoTree(t)), "--dataset.import-workers=1")
 	b := backends{DB: localBackends(s.dir).DB, Blob: blob.Config{Backend: blob.BackendS3, S3: s3.Config("shoal")}}

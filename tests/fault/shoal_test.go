@@ -454,7 +454,7 @@ func (s *shoal) cleanup() {
 	}
 	s.closeConn()
 	if s.t.Failed() {
-		s.t.Logf("%s: last log lines:\n%s", s.name, s.tail(60))
+		s.t.Logf("%s: last log lines:\n%s", s.name, s.tail(25))
 	}
 }
 
