@@ -130,10 +130,12 @@ func (s *Service) follow(ctx context.Context) {
 }
 
 // loadRetry bounds the wait between attempts to load a version whose
-// load failed because the Registry or the blob store was unreachable.
+// load failed because the Registry or the blob store was unreachable; the
+// longest is the alias watch's reconnect backoff, so a promotion reaches
+// Inference within about 10 s of storage coming back.
 const (
 	minLoadRetry = time.Second
-	maxLoadRetry = 30 * time.Second
+	maxLoadRetry = 10 * time.Second
 )
 
 // watch runs WatchAliases, reconnecting with exponential backoff.

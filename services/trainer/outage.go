@@ -108,7 +108,7 @@ func (s *Service) retryStorage(ctx context.Context, id, what string, fn func(att
 			return err
 		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 15*time.Second)
+		backoff = min(2*backoff, 10*time.Second)
 	}
 }
 
