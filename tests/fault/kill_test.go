@@ -34,7 +34,7 @@ func TestKillDuringTraining(t *testing.T) {
 	ctx := stepCtx(t, 15*time.Minute)
 	importDemo(ctx, t, s, "fm")
 
-	const epochs = 4
+	const epochs = 3
 	began := time.Now()
 	ref := waitJob(ctx, t, s.Trainer, startJob(ctx, t, s.Trainer, trainSpec("fm", "reference", epochs)))
 	if ref.GetState() != trainerpb.JobState_JOB_STATE_SUCCEEDED {
