@@ -52,7 +52,7 @@ type Service struct {
 	// Run starts. Loads asked for before then wait for running to close.
 	runCtx  context.Context
 	running chan struct{}
-	models map[versionKey]*entry
+	models  map[versionKey]*entry
 	// aliases maps the aliases this process follows to the version it
 	// serves for them: the Registry's value once that version is warm.
 	aliases map[aliasKey]int64
