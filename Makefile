@@ -37,6 +37,12 @@ lint:
 clean:
 	rm -rf bin .build internal/webui/dist/app
 
+# Fault injection: kill -9, 30 s PostgreSQL and S3 outages, full disks
+# (minutes; RELIABILITY.md). make test runs all but the outages.
+.PHONY: fault
+fault:
+	scripts/fault.sh
+
 # Training throughput and Fashion-MNIST accuracy (slow: see the script).
 .PHONY: bench-train
 bench-train:

@@ -64,6 +64,7 @@ ONNXRUNTIME_SHARED_LIBRARY_PATH=$(scripts/setup-onnxruntime.sh); export ONNXRUNT
 
 log "demo data (Fashion-MNIST)"
 scripts/setup-demo-data.sh; export SHOAL_TEST_DEMO_REQUIRED=1
+export SHOAL_TEST_FAULT=1 # tests/fault: kill -9 and full disks; its 30 s storage outages run in make fault
 
 # Every test binary has -timeout 20m, well under CI's 90: a hang fails
 # fast, and Go then prints every goroutine's stack, which says where.

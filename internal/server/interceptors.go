@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/shoalml/shoal/internal/panics"
+	"github.com/shoalml/shoal/internal/storage"
 )
 
 // RequestIDHeader carries a request's id in gRPC metadata and, through the
@@ -186,8 +187,10 @@ func (i *Interceptors) recovered(ctx context.Context, method string, r any) erro
 
 // mask keeps internal details (SQL, S3, file paths) away from clients:
 // errors that are not gRPC statuses, and statuses a handler marked as
-// internal, become a generic Internal error naming the request id. The
-// original is kept for the log line.
+// internal, become a generic Internal error naming the request id, unless
+// they are a storage failure the client can act on (a database or blob
+// store that is unreachable, a full disk), which gets its own code and a
+// message naming the store. The original is kept for the log line.
 func mask(ctx context.Context, c *call, err error) error {
 	if err == nil {
 		return nil
@@ -203,6 +206,9 @@ func mask(ctx context.Context, c *call, err error) error {
 		return err
 	}
 	c.cause = err
+	if f, ok := storage.Classify(err); ok {
+		return status.Errorf(f.Code, "%s (request id %s)", f.Message(), RequestID(ctx))
+	}
 	return status.Errorf(codes.Internal, "internal error (request id %s)", RequestID(ctx))
 }
 

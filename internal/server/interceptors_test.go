@@ -3,11 +3,18 @@ package server_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
 	"log/slog"
+	"net"
+	"net/url"
+	"os"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
@@ -226,5 +233,43 @@ func TestClientCancelIsLoggedAtDebug(t *testing.T) {
 	}
 	if !strings.Contains(line, "level=DEBUG") || !strings.Contains(line, "code=Canceled") {
 		t.Errorf("the cancelled watch's line = %q; want it at debug", line)
+	}
+}
+
+// TestInterceptorsMapStorageFailures: a store that cannot be reached or a
+// full disk reaches the client as UNAVAILABLE or RESOURCE_EXHAUSTED with a
+// message naming the store, never the driver's text, which goes to the log.
+func TestInterceptorsMapStorageFailures(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}}
+	tests := []struct {
+		name     string
+		err      error
+		wantCode codes.Code
+		wantMsg  string
+		hidden   string
+	}{
+		{"database away", fmt.Errorf("find model: %w", &pgconn.PgError{Code: "57P01", Message: "terminating connection due to administrator command"}),
+			codes.Unavailable, "the database is unavailable", "administrator"},
+		{"database refused", fmt.Errorf("read job: dial tcp 10.0.0.1:5432: %w", refused), codes.Unavailable, "the database is unavailable", "10.0.0.1"},
+		{"blob store away", fmt.Errorf("blob: s3 get %q: %w", "k", &url.Error{Op: "Get", URL: "http://10.0.0.2:8333/b/k", Err: refused}),
+			codes.Unavailable, "the blob store is unavailable", "10.0.0.2"},
+		{"database full", fmt.Errorf("insert: %w", &pgconn.PgError{Code: "53100", Message: "could not extend file"}), codes.ResourceExhausted, "the database's disk is full", "extend"},
+		{"disk full", fmt.Errorf("spool: %w", &fs.PathError{Op: "write", Path: "/var/tmp/x", Err: syscall.ENOSPC}), codes.ResourceExhausted, "disk is full", "/var/tmp"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			client, logs, _ := serve(t, &fakeHealth{check: func(context.Context) error { return tt.err }})
+			_, err := client.Check(t.Context(), &healthpb.HealthCheckRequest{})
+			st := status.Convert(err)
+			if st.Code() != tt.wantCode || !strings.Contains(st.Message(), tt.wantMsg) || !strings.Contains(st.Message(), "request id") {
+				t.Errorf("Check() = %v; want code %v with message containing %q and the request id", err, tt.wantCode, tt.wantMsg)
+			}
+			if strings.Contains(st.Message(), tt.hidden) {
+				t.Errorf("Check() = %v; leaks %q to the client", err, tt.hidden)
+			}
+			if !strings.Contains(logs.String(), tt.hidden) {
+				t.Errorf("log = %q; want the original error %q in it", logs, tt.hidden)
+			}
+		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	datasetpb "github.com/shoalml/shoal/gen/shoal/dataset/v1"
+	"github.com/shoalml/shoal/internal/storage"
 )
 
 // handler is the service's RPC surface: datasets and imports here, uploads
@@ -192,10 +193,14 @@ func (h *handler) importFailed(ds *datasetRow, counts *datasetpb.ImportCounts, e
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
-	if errors.Is(err, errStorage) {
+	f, ok := storage.Classify(err)
+	if !ok && errors.Is(err, errStorage) {
+		f, ok = storage.Failure{Code: codes.Unavailable, What: "the blob store failed", Hint: "try again shortly"}, true
+	}
+	if ok {
 		h.svc.deps.Log.Warn("import stopped: storage failed", "dataset", ds.Name, "added", counts.GetAdded(), "err", err)
-		return status.Errorf(codes.Unavailable,
-			"storage failed after %d images were added; the import stopped cleanly, run it again to finish", counts.GetAdded())
+		return status.Errorf(f.Code, "%s; the import stopped cleanly after %d images were added: %s to finish it",
+			f.What, counts.GetAdded(), f.Hint)
 	}
 	return err
 }

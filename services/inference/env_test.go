@@ -197,6 +197,8 @@ type env struct {
 
 type envOptions struct {
 	cfg func(*inference.Config)
+	// blobs, if set, wraps the blob store the service reads.
+	blobs func(blob.Store) blob.Store
 	// svc, if set, sees the service before it starts.
 	svc func(*inference.Service)
 }
@@ -224,7 +226,11 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("Validate() = %v", err)
 	}
-	svc, err := inference.New(cfg, inference.Deps{Log: testlog.New(t), Blobs: e.blobs,
+	blobs := blob.Store(e.blobs)
+	if opts.blobs != nil {
+		blobs = opts.blobs(blobs)
+	}
+	svc, err := inference.New(cfg, inference.Deps{Log: testlog.New(t), Blobs: blobs,
 		Registry: registrypb.NewRegistryServiceClient(regConn), Version: "test", Metrics: e.metrics})
 	if err != nil {
 		t.Fatalf("New() = %v", err)

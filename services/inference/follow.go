@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
+	"github.com/shoalml/shoal/internal/storage"
 )
 
 // defaultAlias is served when a request names neither version nor alias.
@@ -118,20 +119,40 @@ func (s *Service) follow(ctx context.Context) {
 		}
 	}()
 	failed := map[versionKey]bool{}
-	reconcile := func() {
-		_ = s.deps.Panics.Call("alias follower", func() error { s.reconcile(ctx, failed); return nil })
+	backoff := map[versionKey]time.Duration{}
+	retry := time.NewTimer(time.Hour)
+	defer retry.Stop()
+	// A panic in a reconcile round fails that round only; the next change
+	// or retry runs another.
+	reconcile := func() (next time.Duration) {
+		_ = s.deps.Panics.Call("alias follower", func() error { next = s.reconcile(ctx, failed, backoff); return nil })
+		return next
 	}
-	reconcile() // the default model, if a previous view exists
 	for {
+		// The default model, if a previous view exists; then after every
+		// change, and again when a load that failed for want of storage
+		// is due for another try.
+		if d := reconcile(); d > 0 {
+			retry.Reset(d)
+		}
 		select {
 		case <-ctx.Done():
 			<-done
 			return
 		case <-s.changed:
-			reconcile()
+		case <-retry.C:
 		}
 	}
 }
+
+// loadRetry bounds the wait between attempts to load a version whose
+// load failed because the Registry or the blob store was unreachable; the
+// longest is the alias watch's reconnect backoff, so a promotion reaches
+// Inference within about 10 s of storage coming back.
+const (
+	minLoadRetry = time.Second
+	maxLoadRetry = 10 * time.Second
+)
 
 // watch runs WatchAliases, reconnecting with exponential backoff.
 func (s *Service) watch(ctx context.Context) {
@@ -199,9 +220,11 @@ func (s *Service) watchOnce(ctx context.Context) (synced bool, err error) {
 // reconcile makes every followed alias (and the default model's production
 // alias) serve the version the Registry names: it loads and warms that
 // version first, then swaps it in, then retires the old one. A failed load
-// leaves the old version serving; it is logged and not retried until the
-// alias moves again.
-func (s *Service) reconcile(ctx context.Context, failed map[versionKey]bool) {
+// leaves the old version serving. One that failed because storage was
+// unreachable is tried again after the returned delay (0: none due),
+// backing off; any other is logged and not retried until the alias moves
+// again.
+func (s *Service) reconcile(ctx context.Context, failed map[versionKey]bool, backoff map[versionKey]time.Duration) (retryIn time.Duration) {
 	type change struct {
 		alias    aliasKey
 		from, to int64 // 0: none
@@ -210,7 +233,7 @@ func (s *Service) reconcile(ctx context.Context, failed map[versionKey]bool) {
 	s.mu.Lock()
 	if !s.synced {
 		s.mu.Unlock()
-		return
+		return 0
 	}
 	followed := map[aliasKey]bool{}
 	for k := range s.aliases {
@@ -228,7 +251,7 @@ func (s *Service) reconcile(ctx context.Context, failed map[versionKey]bool) {
 	s.mu.Unlock()
 	for _, c := range changes {
 		if ctx.Err() != nil {
-			return
+			return 0
 		}
 		if c.to != 0 {
 			vk := versionKey{c.alias.model, c.to}
@@ -236,11 +259,22 @@ func (s *Service) reconcile(ctx context.Context, failed map[versionKey]bool) {
 				continue
 			}
 			if _, err := s.acquire(ctx, vk, nil, false); err != nil {
+				if status.Code(err) == codes.Unavailable || storage.Transient(err) {
+					d := min(max(2*backoff[vk], minLoadRetry), maxLoadRetry)
+					backoff[vk] = d
+					if retryIn == 0 || d < retryIn {
+						retryIn = d
+					}
+					s.deps.Log.Warn("inference: new version cannot be loaded while storage is unavailable; the previous one keeps serving",
+						"model", c.alias.model, "alias", c.alias.alias, "version", c.to, "serving", c.from, "retry_in", d, "err", err)
+					continue
+				}
 				failed[vk] = true
 				s.deps.Log.Error("inference: new version failed to load; the previous one keeps serving",
 					"model", c.alias.model, "alias", c.alias.alias, "version", c.to, "serving", c.from, "err", err)
 				continue
 			}
+			delete(backoff, vk)
 		}
 		s.mu.Lock()
 		// A request may have set the alias meanwhile (resolve, before the
@@ -261,4 +295,5 @@ func (s *Service) reconcile(ctx context.Context, failed map[versionKey]bool) {
 		}
 		s.deps.Log.Info("inference: alias swapped", "model", c.alias.model, "alias", c.alias.alias, "from", c.from, "to", c.to)
 	}
+	return retryIn
 }

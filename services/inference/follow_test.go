@@ -2,15 +2,20 @@ package inference_test
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net/url"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	oippb "github.com/shoalml/shoal/gen/inference"
 	inferencepb "github.com/shoalml/shoal/gen/shoal/inference/v1"
 	"github.com/shoalml/shoal/internal/imaging/imagingtest"
+	"github.com/shoalml/shoal/internal/storage/blob"
 	"github.com/shoalml/shoal/services/inference"
 )
 
@@ -139,6 +144,45 @@ func TestWatchReconnects(t *testing.T) {
 	if err != nil || resp.GetVersion() != 2 {
 		t.Fatalf("Predict() = v%d, %v; want v2", resp.GetVersion(), err)
 	}
+}
+
+// TestRetriesLoadsWhileStorageIsAway: a promotion while the blob store
+// cannot be reached leaves the previous version serving; once the store
+// answers again, the promoted version is loaded and swapped in without
+// another promotion.
+func TestRetriesLoadsWhileStorageIsAway(t *testing.T) {
+	away := &awayBlobs{}
+	e := newEnv(t, envOptions{blobs: func(s blob.Store) blob.Store { away.Store = s; return away }})
+	e.addVersion(t, "pets", 1, newTestModel(0))
+	e.addVersion(t, "pets", 2, newTestModel(1))
+	e.reg.setAlias("pets", "production", 1)
+	until(t, "v1 loaded", func() bool { return slices.Equal(loaded(t, e), []int64{1}) })
+
+	away.down.Store(true)
+	e.reg.setAlias("pets", "production", 2)
+	until(t, "two failed loads of v2", func() bool { return away.failed.Load() >= 2 })
+	resp, err := e.client.Predict(t.Context(), &inferencepb.PredictRequest{Images: [][]byte{imagingtest.PNG(3, 3, 1)}})
+	if err != nil || resp.GetVersion() != 1 {
+		t.Fatalf("Predict() while the store is away = v%d, %v; want v1", resp.GetVersion(), err)
+	}
+	away.down.Store(false)
+	until(t, "v2 swapped in once the store is back", func() bool { return slices.Equal(loaded(t, e), []int64{2}) })
+}
+
+// awayBlobs is a blob store whose reads fail as an unreachable S3
+// server's do while down is set.
+type awayBlobs struct {
+	blob.Store
+	down   atomic.Bool
+	failed atomic.Int64
+}
+
+func (a *awayBlobs) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	if a.down.Load() {
+		a.failed.Add(1)
+		return nil, fmt.Errorf("blob: s3 get %q: %w", key, &url.Error{Op: "Get", URL: "http://s3/" + key, Err: syscall.ECONNREFUSED})
+	}
+	return a.Store.Get(ctx, key)
 }
 
 // TestUnloadsIdlePinnedVersions: a version asked for by number is unloaded

@@ -54,9 +54,10 @@ type Service struct {
 
 	mu sync.Mutex
 	// runCtx is Run's context, which owns every model's batcher; nil until
-	// Run starts, and loads are refused before then.
-	runCtx context.Context
-	models map[versionKey]*entry
+	// Run starts. Loads asked for before then wait for running to close.
+	runCtx  context.Context
+	running chan struct{}
+	models  map[versionKey]*entry
 	// aliases maps the aliases this process follows to the version it
 	// serves for them: the Registry's value once that version is warm.
 	aliases map[aliasKey]int64
@@ -121,7 +122,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		return nil, fmt.Errorf("inference: metrics: %w", err)
 	}
 	return &Service{cfg: cfg, deps: deps, met: met, models: map[versionKey]*entry{}, aliases: map[aliasKey]int64{},
-		view: map[aliasKey]int64{}, changed: make(chan struct{}, 1)}, nil
+		view: map[aliasKey]int64{}, changed: make(chan struct{}, 1), running: make(chan struct{})}, nil
 }
 
 // Start loads ONNX Runtime; a missing library is a start-up error.
@@ -152,6 +153,7 @@ func (s *Service) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.runCtx = ctx
 	s.mu.Unlock()
+	close(s.running)
 	s.follow(ctx)
 	s.mu.Lock()
 	for _, e := range s.models {
@@ -192,6 +194,13 @@ func (s *Service) loaded(k versionKey) *model {
 // its Registry record, fetched if nil. Concurrent callers share one load,
 // which runs under Run's context so a caller giving up does not abort it.
 func (s *Service) acquire(ctx context.Context, k versionKey, v *registrypb.Version, pin bool) (*model, error) {
+	// The process is ready once every service has started; Run may be a
+	// moment behind, and a request that comes in that moment waits for it.
+	select {
+	case <-s.running:
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
 	s.mu.Lock()
 	e := s.models[k]
 	if e == nil {

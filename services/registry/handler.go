@@ -263,7 +263,7 @@ func (h *handler) DeleteVersion(ctx context.Context, req *registrypb.DeleteVersi
 	if err != nil {
 		return nil, err
 	}
-	if err := h.svc.collectArtifact(ctx, sha); err != nil {
+	if _, err := h.svc.collectArtifact(ctx, sha); err != nil {
 		return nil, fmt.Errorf("version deleted, but its artifact was not: %w", err)
 	}
 	return &registrypb.DeleteVersionResponse{}, nil

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/shoalml/shoal/internal/notify"
 	"github.com/shoalml/shoal/internal/onnxrt"
 	"github.com/shoalml/shoal/internal/panics"
+	"github.com/shoalml/shoal/internal/scratch"
 	"github.com/shoalml/shoal/internal/storage/blob"
 	"github.com/shoalml/shoal/internal/storage/db"
 )
@@ -49,6 +52,34 @@ type Service struct {
 	// stopping is closed when Run's context ends, which ends open streams.
 	stopping     chan struct{}
 	stoppingOnce sync.Once
+	// uploads is the upload folder, held from Start on so that no other
+	// registry removes what this one receives (see scratch.Claim).
+	uploads *os.File
+}
+
+// Uploads are received into files named uploadPrefix*uploadSuffix in the
+// upload folder. The name is the registry's alone (the dataset service
+// spools archives as shoal-upload-*, in the same system temporary folder
+// by default), so that claimUploads never takes another writer's file.
+const (
+	uploadPrefix = "shoal-registry-upload-"
+	uploadSuffix = ".onnx"
+)
+
+// claimUploads removes the uploads that a registry killed while receiving
+// or checking them left in the upload folder, and holds the folder.
+func (s *Service) claimUploads() {
+	dir := s.cfg.UploadDir
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	var n int
+	s.uploads, n = scratch.Claim(dir, func(name string) bool {
+		return strings.HasPrefix(name, uploadPrefix) && strings.HasSuffix(name, uploadSuffix)
+	}, 24*time.Hour)
+	if n > 0 {
+		s.deps.Log.Info("removed uploads left by a process that stopped while receiving them", "dir", dir, "count", n)
+	}
 }
 
 // New returns the service; it does no I/O.
@@ -62,14 +93,16 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	return &Service{cfg: cfg, deps: deps, changes: notify.New(), stopping: make(chan struct{})}, nil
 }
 
-// Start brings the service's tables up to date and loads ONNX Runtime,
-// which checks every upload. A missing runtime is logged, not fatal: the
+// Start brings the service's tables up to date, removes uploads a crash
+// left in the upload folder and loads ONNX Runtime, which checks every
+// upload. A missing runtime is logged, not fatal: the
 // registry still serves what it holds, and uploads answer
 // FAILED_PRECONDITION saying how to install it until it is there.
 func (s *Service) Start(ctx context.Context) error {
 	if err := db.Migrate(ctx, s.deps.DB, "registry", migrations); err != nil {
 		return err
 	}
+	s.claimUploads()
 	if _, err := s.runtime(); err != nil {
 		s.deps.Log.Warn("uploads are refused until ONNX Runtime is installed", "err", err)
 	}
@@ -96,8 +129,9 @@ func (s *Service) Register(r grpc.ServiceRegistrar) {
 }
 
 // Run polls the alias revision so that watchers learn of changes made by
-// other processes sharing the database, until ctx ends; then it ends the
-// open WatchAliases streams.
+// other processes sharing the database, prunes the alias event log and
+// sweeps orphan artifact blobs (at start, then daily), until ctx ends;
+// then it ends the open WatchAliases streams.
 func (s *Service) Run(ctx context.Context) error {
 	defer s.stoppingOnce.Do(func() { close(s.stopping) })
 	seen, err := s.currentRevision(ctx)
@@ -106,12 +140,27 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	t := time.NewTicker(s.cfg.WatchPollInterval)
 	defer t.Stop()
-	var pruned time.Time
+	var pruned, swept time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		}
+		if now := time.Now(); now.Sub(swept) >= sweepEvery {
+			swept = now
+			var n int
+			err := s.deps.Panics.Call("registry sweep", func() (err error) {
+				n, err = s.sweepArtifacts(ctx)
+				return err
+			})
+			switch {
+			case err != nil && ctx.Err() == nil:
+				s.deps.Log.Warn("sweeping orphan artifact blobs failed; retrying in a minute", "err", err)
+				swept = now.Add(time.Minute - sweepEvery)
+			case n > 0:
+				s.deps.Log.Info("removed orphan artifact blobs", "count", n)
+			}
 		}
 		if now := time.Now(); now.Sub(pruned) >= pruneInterval(s.cfg.AliasEventRetention) {
 			pruned = now

@@ -220,7 +220,7 @@ func (s *Service) createVersion(ctx context.Context, nv newVersion) (*registrypb
 		// The transaction may have stored the blob before failing.
 		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
-		if gerr := s.collectArtifact(gctx, nv.sha); gerr != nil {
+		if _, gerr := s.collectArtifact(gctx, nv.sha); gerr != nil {
 			s.deps.Log.Warn("artifact left behind after a failed upload", "sha256", nv.sha, "err", gerr)
 		}
 		return nil, err
@@ -346,11 +346,11 @@ func (s *Service) putArtifact(ctx context.Context, nv newVersion) error {
 }
 
 // collectArtifact removes the blob and row of an artifact that no version
-// references. It holds the artifact's row lock meanwhile, as uploads do, so
-// an upload of the same bytes either finishes first (and the blob stays) or
-// starts after (and writes the blob again).
-func (s *Service) collectArtifact(ctx context.Context, sha string) error {
-	return s.deps.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+// references, and reports whether it did. It holds the artifact's row lock
+// meanwhile, as uploads do, so an upload of the same bytes either finishes
+// first (and the blob stays) or starts after (and writes the blob again).
+func (s *Service) collectArtifact(ctx context.Context, sha string) (deleted bool, err error) {
+	err = s.deps.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := lockArtifact(tx, sha, 0); err != nil {
 			return err
 		}
@@ -367,8 +367,10 @@ func (s *Service) collectArtifact(ctx context.Context, sha string) error {
 		if err := tx.Where("sha256 = ?", sha).Delete(&artifactRow{}).Error; err != nil {
 			return fmt.Errorf("delete artifact row: %w", err)
 		}
+		deleted = true
 		return nil
 	})
+	return deleted && err == nil, err
 }
 
 // openArtifact opens a version's stored bytes.

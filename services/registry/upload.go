@@ -45,7 +45,7 @@ func (h *handler) CreateVersion(stream grpc.ClientStreamingServer[registrypb.Cre
 		return err
 	}
 
-	tmp, err := os.CreateTemp(h.svc.cfg.UploadDir, "shoal-upload-*.onnx")
+	tmp, err := os.CreateTemp(h.svc.cfg.UploadDir, uploadPrefix+"*"+uploadSuffix)
 	if err != nil {
 		return fmt.Errorf("upload file: %w", err)
 	}

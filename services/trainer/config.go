@@ -29,6 +29,10 @@ type Config struct {
 	// last checkpoint (a crashed process). A cleanly stopped process hands
 	// its jobs back at once.
 	JobLease time.Duration
+	// StorageWait is how long a job that finished training retries
+	// storing its result (weights, version, promotion) while the Registry
+	// or storage is unavailable, before it fails.
+	StorageWait time.Duration
 }
 
 // RegisterFlags registers the trainer.* flags with their defaults.
@@ -40,6 +44,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"how often idle workers and WatchJob streams look for jobs and events of other trainer processes sharing the database")
 	fs.DurationVar(&c.JobLease, "trainer.job-lease", 30*time.Second,
 		"how long a running job may miss its worker's heartbeat before another worker resumes it from its last checkpoint")
+	fs.DurationVar(&c.StorageWait, "trainer.storage-wait", 5*time.Minute,
+		"how long a job that finished training retries storing its weights and registering and promoting its model while storage or the Registry is unavailable, before it fails (0: no retries)")
 }
 
 // Validate reports settings that cannot work.
@@ -61,6 +67,9 @@ func (c *Config) Validate() error {
 	}
 	if c.JobLease < 3*heartbeatEvery {
 		errs = append(errs, fmt.Errorf("--trainer.job-lease=%s: must be at least %s", c.JobLease, 3*heartbeatEvery))
+	}
+	if c.StorageWait < 0 {
+		errs = append(errs, fmt.Errorf("--trainer.storage-wait=%s: must not be negative", c.StorageWait))
 	}
 	return errors.Join(errs...)
 }

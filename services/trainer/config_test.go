@@ -21,6 +21,7 @@ func TestConfigValidate(t *testing.T) {
 		{"unknown backend", func(c *trainer.Config) { c.Backend = "cuda" }, "--trainer.backend"},
 		{"fast poll", func(c *trainer.Config) { c.PollInterval = time.Millisecond }, "--trainer.poll-interval"},
 		{"short lease", func(c *trainer.Config) { c.JobLease = time.Second }, "--trainer.job-lease"},
+		{"negative storage wait", func(c *trainer.Config) { c.StorageWait = -time.Second }, "--trainer.storage-wait"},
 	} {
 		var c trainer.Config
 		c.RegisterFlags(flag.NewFlagSet("t", flag.ContinueOnError))

@@ -241,6 +241,21 @@ func (f *fakeRegistry) GetVersion(_ context.Context, req *registrypb.GetVersionR
 	return nil, status.Error(codes.NotFound, "no such version")
 }
 
+func (f *fakeRegistry) ListVersions(_ context.Context, req *registrypb.ListVersionsRequest) (*registrypb.ListVersionsResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	resp := &registrypb.ListVersionsResponse{}
+	for _, v := range f.versions {
+		if v.GetModel() == req.GetModel() {
+			resp.Versions = append(resp.Versions, proto.Clone(v).(*registrypb.Version))
+		}
+	}
+	if len(resp.Versions) == 0 {
+		return nil, status.Errorf(codes.NotFound, "model %q not found", req.GetModel())
+	}
+	return resp, nil
+}
+
 func (f *fakeRegistry) DownloadArtifact(req *registrypb.DownloadArtifactRequest, stream grpc.ServerStreamingServer[registrypb.DownloadArtifactResponse]) error {
 	f.mu.Lock()
 	var data []byte
@@ -316,6 +331,7 @@ type envOptions struct {
 	dataset *fakeDataset
 	reg     *fakeRegistry
 	blobs   blob.Store // shared with another env (fine-tuning across datasets)
+	cfg     func(*trainer.Config)
 }
 
 func newEnv(t testing.TB, dbCfg db.Config, o envOptions) *env {
@@ -344,6 +360,9 @@ func newEnv(t testing.TB, dbCfg db.Config, o envOptions) *env {
 	cfg.RegisterFlags(flag.NewFlagSet("trainer", flag.ContinueOnError))
 	cfg.WorkDir = e.workDir
 	cfg.PollInterval = 50 * time.Millisecond
+	if o.cfg != nil {
+		o.cfg(&cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -70,6 +70,13 @@ func (r *jobRun) logf(ctx context.Context, format string, args ...any) {
 
 // execute trains, evaluates, exports, verifies and registers one job.
 func (s *Service) execute(ctx context.Context, id string, spec *trainerpb.JobSpec) (*outcome, error) {
+	// A job resumed after its process died may have registered already.
+	if v, err := s.registeredVersion(ctx, spec.Model, id); err != nil || v != nil {
+		if err != nil {
+			return nil, err
+		}
+		return s.finishRegistered(ctx, id, spec, v)
+	}
 	r := &jobRun{s: s, id: id, spec: spec}
 	if err := r.resolveInput(ctx); err != nil {
 		return nil, err
@@ -97,11 +104,22 @@ func (s *Service) execute(ctx context.Context, id string, spec *trainerpb.JobSpe
 	// An imported model's weights are its ONNX file's: a version trained
 	// from it is fine-tuned by importing that file in turn.
 	if !r.imported {
-		if err := s.saveWeights(ctx, id, r.res.Model); err != nil {
+		if err := s.retryStorage(ctx, id, "saving the weights", func(int) error { return s.saveWeights(ctx, id, r.res.Model) }); err != nil {
 			return nil, err
 		}
 	}
-	ref, err := s.createVersion(ctx, r.versionSpec(), r.onnx)
+	var ref *registrypb.VersionRef
+	err = s.retryStorage(ctx, id, "registering the model", func(attempt int) (err error) {
+		if attempt > 0 {
+			// The last attempt may have registered before it failed.
+			if v, err := s.registeredVersion(ctx, spec.Model, id); err != nil || v != nil {
+				ref = &registrypb.VersionRef{Model: v.GetModel(), Version: v.GetVersion()}
+				return err
+			}
+		}
+		ref, err = s.createVersion(ctx, r.versionSpec(), r.onnx)
+		return err
+	})
 	if err != nil {
 		// No version names the job: its weights can never be a base.
 		if derr := s.deps.Blobs.Delete(context.WithoutCancel(ctx), weightsKey(id)); derr != nil {
@@ -110,7 +128,9 @@ func (s *Service) execute(ctx context.Context, id string, spec *trainerpb.JobSpe
 		return nil, err
 	}
 	s.emit(ctx, id, &trainerpb.WatchJobResponse{Event: &trainerpb.WatchJobResponse_Registered{Registered: ref}})
-	if err := s.promote(ctx, id, spec.Promotion, ref, r.metrics.TestAccuracy); err != nil {
+	if err := s.retryStorage(ctx, id, "promoting the model", func(int) error {
+		return s.promote(ctx, id, spec.Promotion, ref, r.metrics.TestAccuracy)
+	}); err != nil {
 		return nil, err
 	}
 	return &outcome{metrics: r.metrics, version: ref}, nil

@@ -15,6 +15,7 @@ import (
 	"github.com/shoalml/shoal/internal/onnxrt/onnxtest"
 	"github.com/shoalml/shoal/internal/storage/db"
 	"github.com/shoalml/shoal/internal/storage/db/dbtest"
+	"github.com/shoalml/shoal/services/trainer"
 )
 
 // follow opens a watch and returns a function yielding the next event.
@@ -90,15 +91,18 @@ func TestUnavailableServicesFailTheJob(t *testing.T) {
 	needsTraining(t)
 	onnxtest.Runtime(t)
 	for _, tc := range []struct {
-		name   string
-		break_ func(e *env)
-		want   string
+		name    string
+		break_  func(e *env)
+		want    string
+		retried bool // the job trained, and retried storing its result
 	}{
-		{"dataset", func(e *env) { e.dataset.readErr = status.Error(codes.Unavailable, "dataset is down") }, "dataset is down"},
-		{"registry", func(e *env) { e.registry.createErr = status.Error(codes.Unavailable, "registry is down") }, "registry is down"},
+		{"dataset", func(e *env) { e.dataset.readErr = status.Error(codes.Unavailable, "dataset is down") }, "dataset is down", false},
+		{"registry", func(e *env) { e.registry.createErr = status.Error(codes.Unavailable, "registry is down") }, "registry is down", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, dbtest.Config(t, db.SQLite), envOptions{})
+			// A finished job retries registering for the storage wait,
+			// then fails.
+			e := newEnv(t, dbtest.Config(t, db.SQLite), envOptions{cfg: func(c *trainer.Config) { c.StorageWait = 2 * time.Second }})
 			tc.break_(e)
 			j := e.start(t, &trainerpb.JobSpec{Dataset: "shapes", Epochs: 1, BatchSize: 8})
 			evs, err := e.watch(t, j.GetId(), 0)
@@ -112,6 +116,13 @@ func TestUnavailableServicesFailTheJob(t *testing.T) {
 			got, _ := e.client.GetJob(t.Context(), &trainerpb.GetJobRequest{JobId: j.GetId()})
 			if !strings.Contains(got.GetJob().GetError(), tc.want) {
 				t.Errorf("GetJob().Error = %q; want it to mention %q", got.GetJob().GetError(), tc.want)
+			}
+			retried := false
+			for _, ev := range evs {
+				retried = retried || strings.Contains(ev.GetLog().GetMessage(), "retrying")
+			}
+			if retried != tc.retried {
+				t.Errorf("the job's log says it retried: %v; want %v", retried, tc.retried)
 			}
 		})
 	}

@@ -58,6 +58,9 @@ type Service struct {
 	mu sync.Mutex
 	// cancels stops the jobs this process is running, by id.
 	cancels map[string]context.CancelCauseFunc
+	// unwritten holds, by job id, events that could not be written yet
+	// (see emit).
+	unwritten map[string][]*trainerpb.WatchJobResponse
 
 	// params caches the architectures' parameter counts: building the
 	// graphs takes a while and the answer never changes.
@@ -91,7 +94,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	return &Service{
 		cfg: cfg, deps: deps, st: store{db: deps.DB}, changes: notify.New(),
 		stopping: make(chan struct{}), owner: uuid.NewString(),
-		cancels: map[string]context.CancelCauseFunc{},
+		cancels: map[string]context.CancelCauseFunc{}, unwritten: map[string][]*trainerpb.WatchJobResponse{},
 	}, nil
 }
 

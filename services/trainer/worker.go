@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -15,6 +16,9 @@ import (
 	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
 	"github.com/shoalml/shoal/internal/ml"
 	"github.com/shoalml/shoal/internal/panics"
+	"github.com/shoalml/shoal/internal/storage"
+	"github.com/shoalml/shoal/internal/storage/blob"
+	"github.com/shoalml/shoal/internal/storage/db"
 )
 
 const (
@@ -119,14 +123,17 @@ func (s *Service) runJob(ctx context.Context, row *jobRow) {
 	close(hbStop)
 	hb.Wait()
 
-	// The final writes must happen even though jobCtx is done.
+	// The final writes must happen even though jobCtx is done; events
+	// kept while the database was away come before the end.
 	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer wcancel()
+	s.flushEvents(wctx, row.ID)
 	running := []trainerpb.JobState{trainerpb.JobState_JOB_STATE_RUNNING}
 	cause := context.Cause(jobCtx)
 	if pe := (*panics.Error)(nil); errors.As(cause, &pe) {
 		err = pe // the heartbeat panicked and stopped the job
 	}
+	ended := true // unless handed back or taken over
 	switch {
 	case err == nil:
 		metrics, _ := protojson.Marshal(out.metrics)
@@ -138,25 +145,43 @@ func (s *Service) runJob(ctx context.Context, row *jobRow) {
 		_, err = s.st.transition(wctx, row.ID, running, trainerpb.JobState_JOB_STATE_CANCELLED, "cancelled by CancelJob", nil)
 	case errors.Is(cause, errLostJob):
 		log.Warn("another worker took the job over; stopping")
-		err = nil
+		err, ended = nil, false
 	case ctx.Err() != nil:
 		log.Info("shutting down; the job resumes from its last checkpoint at the next start")
-		err = s.st.release(wctx, row.ID, s.owner)
+		err, ended = s.st.release(wctx, row.ID, s.owner), false
 	default:
 		log.Warn("training job failed", "err", err)
 		_, err = s.st.transition(wctx, row.ID, running, trainerpb.JobState_JOB_STATE_FAILED, reason(err), nil)
 	}
 	if err != nil {
+		// The job stays running with its lease lapsing, so a worker
+		// resumes it (and records its end) once the database answers.
 		log.Error("recording the job's end failed", "err", err)
+	} else {
+		s.forgetEvents(row.ID)
+		if ended {
+			// A job that ended is never resumed: its checkpoints are
+			// only disk space now.
+			if rerr := os.RemoveAll(s.checkpointDir(row.ID)); rerr != nil {
+				log.Warn("removing the checkpoints of an ended job failed", "err", rerr)
+			}
+		}
 	}
 	s.changes.Notify()
 }
 
 // reason is the job error shown to users: another service's status
-// message, or the error's text.
+// message, what failed in storage, or the error's text.
 func reason(err error) string {
 	if st, ok := status.FromError(err); ok {
 		return st.Message()
+	}
+	if f, ok := storage.Classify(err); ok {
+		if !blob.IsDiskFull(err) && !db.IsDiskFull(err) && storage.IsDiskFull(err) {
+			// The files this service writes itself are the checkpoints.
+			return "the trainer's work directory (trainer.work-dir) is full: free space on the server, then start the job again"
+		}
+		return f.Message()
 	}
 	return err.Error()
 }
@@ -186,19 +211,6 @@ func (s *Service) heartbeat(ctx context.Context, id string, cancel context.Cance
 			cancel(errCancelRequested)
 		}
 	}
-}
-
-// emit records one event of a running job and wakes its watchers. Event
-// writes during training are best effort: a lost progress line must not
-// stop training.
-func (s *Service) emit(ctx context.Context, id string, e *trainerpb.WatchJobResponse) {
-	if err := s.st.event(ctx, id, e); err != nil {
-		if ctx.Err() == nil {
-			s.deps.Log.Warn("recording a job event failed", "job", id, "err", err)
-		}
-		return
-	}
-	s.changes.Notify()
 }
 
 func (s *Service) logf(ctx context.Context, id, format string, args ...any) {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/shoalml/shoal/internal/scratch"
 )
 
 // localTempDir is where Put stages new objects before renaming them into
@@ -27,6 +29,9 @@ const localTempDir = ".shoal-tmp"
 // one while the other exists fails.
 type Local struct {
 	root string
+	// staging is the staging folder, held while the store lives so that
+	// no other store removes what this one stages (see scratch.Claim).
+	staging *os.File
 }
 
 var _ Store = (*Local)(nil)
@@ -44,27 +49,14 @@ func NewLocal(dir string) (*Local, error) {
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return nil, fmt.Errorf("blob: local: %w", err)
 	}
-	removeStale(tmp, time.Now().Add(-staleTempAge))
-	return &Local{root: root}, nil
+	staging, _ := scratch.Claim(tmp, func(string) bool { return true }, staleTempAge)
+	return &Local{root: root, staging: staging}, nil
 }
 
 // staleTempAge is how old a staged file must be for NewLocal to take it for
-// the leftover of a crashed Put; no upload should take this long.
+// the leftover of a crashed Put while another store uses the folder (when
+// none does, all are; see scratch.Claim); no upload should take this long.
 const staleTempAge = 24 * time.Hour
-
-// removeStale removes files in dir last modified before cutoff. It is best
-// effort: leftovers only waste space.
-func removeStale(dir string, cutoff time.Time) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() && fi.ModTime().Before(cutoff) {
-			_ = os.Remove(filepath.Join(dir, e.Name()))
-		}
-	}
-}
 
 // path maps a key to its file, rejecting invalid and reserved keys.
 func (l *Local) path(key string) (string, error) {
@@ -85,14 +77,14 @@ func (l *Local) Put(ctx context.Context, key string, r io.Reader, size int64) (e
 		return err
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("blob: put %q: %w", key, err)
+		return fmt.Errorf("blob: put %q: %w", key, markFull(err))
 	}
 	if size >= 0 {
 		r = newExactReader(r, size)
 	}
 	tmp, err := os.CreateTemp(filepath.Join(l.root, localTempDir), "put-*")
 	if err != nil {
-		return fmt.Errorf("blob: put %q: %w", key, err)
+		return fmt.Errorf("blob: put %q: %w", key, markFull(err))
 	}
 	defer func() {
 		if err != nil {
@@ -101,23 +93,23 @@ func (l *Local) Put(ctx context.Context, key string, r io.Reader, size int64) (e
 		}
 	}()
 	if _, err := io.Copy(tmp, ctxReader{ctx: ctx, r: r}); err != nil {
-		return fmt.Errorf("blob: put %q: %w", key, err)
+		return fmt.Errorf("blob: put %q: %w", key, markFull(err))
 	}
 	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("blob: put %q: %w", key, err)
+		return fmt.Errorf("blob: put %q: %w", key, markFull(err))
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("blob: put %q: %w", key, err)
+		return fmt.Errorf("blob: put %q: %w", key, markFull(err))
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("blob: put %q: %w", key, err)
+		return fmt.Errorf("blob: put %q: %w", key, markFull(err))
 	}
 	if err := renameInto(tmp.Name(), dst); err != nil {
-		return fmt.Errorf("blob: put %q: %w", key, err)
+		return fmt.Errorf("blob: put %q: %w", key, markFull(err))
 	}
 	// Make the rename itself durable.
 	if err := syncDir(filepath.Dir(dst)); err != nil {
-		return fmt.Errorf("blob: put %q: %w", key, err)
+		return fmt.Errorf("blob: put %q: %w", key, markFull(err))
 	}
 	return nil
 }

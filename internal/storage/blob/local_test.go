@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -59,11 +60,15 @@ func TestLocalLayout(t *testing.T) {
 	}
 }
 
+// TestLocalRemovesStaleTempFiles: while another store uses the folder,
+// only staged files older than a day are taken for leftovers.
 func TestLocalRemovesStaleTempFiles(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := blob.NewLocal(dir); err != nil {
+	live, err := blob.NewLocal(dir)
+	if err != nil {
 		t.Fatalf("NewLocal(%q) = %v; want nil", dir, err)
 	}
+	defer runtime.KeepAlive(live) // its lock says the folder is in use
 	stale := filepath.Join(dir, ".shoal-tmp", "put-crashed")
 	fresh := filepath.Join(dir, ".shoal-tmp", "put-in-progress")
 	for _, p := range []string{stale, fresh} {
@@ -83,6 +88,30 @@ func TestLocalRemovesStaleTempFiles(t *testing.T) {
 	}
 	if _, err := os.Stat(fresh); err != nil {
 		t.Errorf("Stat(fresh temp file) = %v; want it kept (a Put may still be writing it)", err)
+	}
+}
+
+// TestLocalRemovesLeftoversOfADeadStore: a store that is the folder's
+// only user takes every staged file for the leftover of a Put cut off by a
+// crash, however fresh, and removes it.
+func TestLocalRemovesLeftoversOfADeadStore(t *testing.T) {
+	dir := t.TempDir()
+	staged := filepath.Join(dir, ".shoal-tmp", "put-killed")
+	if err := os.MkdirAll(filepath.Dir(staged), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(staged, []byte("partial"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := blob.NewLocal(dir)
+	if err != nil {
+		t.Fatalf("NewLocal(%q) = %v; want nil", dir, err)
+	}
+	if _, err := os.Stat(staged); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Stat(leftover) = %v; want it removed", err)
+	}
+	if err := s.Put(t.Context(), "k", strings.NewReader("x"), 1); err != nil {
+		t.Errorf("Put() after the cleanup = %v", err)
 	}
 }
 

@@ -2,7 +2,11 @@ package db
 
 import (
 	"database/sql"
+	"database/sql/driver"
 	"errors"
+	"net"
+	"net/url"
+	"strings"
 
 	gosqlite "github.com/glebarez/go-sqlite"
 	"github.com/go-sql-driver/mysql"
@@ -86,4 +90,57 @@ func driverCode(err error) any {
 		return pg.Code
 	}
 	return nil
+}
+
+// IsUnavailable reports a database that cannot be reached or is not
+// taking work right now: the connection was refused, broken or timed
+// out, the server is shutting down or starting, has no connection slot
+// left, or (SQLite) the file is locked or cannot be read. Trying again
+// later is the remedy, so clients see UNAVAILABLE.
+func IsUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var (
+		connect *pgconn.ConnectError
+		op      *net.OpError
+		u       *url.Error
+	)
+	switch {
+	case errors.As(err, &connect), pgconn.Timeout(err), pgconn.SafeToRetry(err),
+		errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone), errors.Is(err, mysql.ErrInvalidConn):
+		return true
+	case errors.As(err, &op) && !errors.As(err, &u):
+		// A dial or read of a database connection (the MySQL driver's
+		// errors are bare); one inside a url.Error is an HTTP call's.
+		return true
+	}
+	switch code := driverCode(err).(type) {
+	case int:
+		switch code & 0xff { // the primary result code
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN:
+			return true
+		}
+	case uint16:
+		return code == 1040 || code == 1053 // ER_CON_COUNT_ERROR, ER_SERVER_SHUTDOWN
+	case string:
+		// Class 08 is connection exceptions; 57P01-03 are admin and crash
+		// shutdown and "cannot connect now" (starting up); 53300 is
+		// too_many_connections.
+		return strings.HasPrefix(code, "08") || code == "57P01" || code == "57P02" || code == "57P03" || code == "53300"
+	}
+	return false
+}
+
+// IsDiskFull reports a write the database refused for lack of disk space.
+func IsDiskFull(err error) bool {
+	switch code := driverCode(err).(type) {
+	case int:
+		return code&0xff == sqlite3.SQLITE_FULL
+	case uint16:
+		return code == 1021 || code == 1114 // ER_DISK_FULL, ER_RECORD_FILE_FULL
+	case string:
+		return code == "53100" // disk_full
+	}
+	return false
 }
