@@ -216,6 +216,7 @@ func (a *App) Run(ctx context.Context, lis Listeners) (err error) {
 	httpSrv := &http.Server{
 		Handler: server.NewHTTPHandler(a.cfg.Server, server.HTTPOptions{
 			API: api, Gatherer: a.metrics, Ready: a.ready.Load, Checks: checks, ClientStreams: streams,
+			MetricsAuth: a.metricsAuth(gate),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
@@ -452,6 +453,16 @@ func (a *App) gate(services map[string]service, conns map[string]*grpc.ClientCon
 	}
 	g, err := auth.NewGate(cfg, authn, audit, a.log)
 	return g, run, err
+}
+
+// metricsAuth is /metrics' check: none by default, else a token with
+// --auth.metrics-scope.
+func (a *App) metricsAuth(gate *auth.Gate) func(*http.Request) (int, string) {
+	if a.cfg.Gate.MetricsScope == "" {
+		return nil
+	}
+	scope, _ := auth.ParseScope(a.cfg.Gate.MetricsScope) // checked by Validate
+	return func(r *http.Request) (int, string) { return gate.CheckHTTP(r, scope) }
 }
 
 // loopback turns a listener address into one a client can dial: a wildcard

@@ -26,6 +26,7 @@ import (
 	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
 	"github.com/shoalml/shoal/internal/auth"
 	"github.com/shoalml/shoal/internal/cli"
+	"github.com/shoalml/shoal/internal/onnxrt/onnxtest"
 )
 
 // every service the process serves, as descriptors.
@@ -212,6 +213,74 @@ func TestRESTUsesTheSameGate(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("anonymous POST /predict with a bad body = %d; want 400 (admitted, then refused by validation)", resp.StatusCode)
 	}
+
+	// Bad credentials on every kind of REST call: a client stream (NDJSON),
+	// /predict, the Open Inference Protocol (its own error form), a very long
+	// header.
+	send := func(method, path, secret, ctype, body string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, r.http+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if secret != "" {
+			req.Header.Set("Authorization", "Bearer "+secret)
+		}
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	upload := `{"header":{"dataset":"x"}}` + "\n"
+	for _, tt := range []struct {
+		name, method, path, secret, ctype, body string
+		code                                    int
+		msg                                     string
+	}{
+		{"NDJSON upload, no token", "POST", "/v1/images:upload", "", "application/x-ndjson", upload, 401, "needs a token"},
+		{"NDJSON upload, read token", "POST", "/v1/images:upload", reader, "application/x-ndjson", upload, 403, "lacks the write scope"},
+		{"/predict, unknown token", "POST", "/predict", "shoal_unknown", "multipart/form-data; boundary=b",
+			"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.png\"\r\n\r\nx\r\n--b--\r\n", 401, "not valid"},
+		{"OIP infer, unknown token", "POST", "/v2/models/fashion/infer", "shoal_unknown", "application/json", `{"inputs":[]}`, 401, `"error"`},
+		{"very long token", "GET", "/v1/datasets", strings.Repeat("t", 64<<10), "", "", 401, "malformed"},
+	} {
+		if code, body := send(tt.method, tt.path, tt.secret, tt.ctype, tt.body); code != tt.code || !strings.Contains(body, tt.msg) {
+			t.Errorf("%s: %s %s = %d %.200s; want %d containing %q", tt.name, tt.method, tt.path, code, body, tt.code, tt.msg)
+		}
+	}
+}
+
+// TestMetricsScope: /metrics is open by default (scrapers), and needs a
+// token with --auth.metrics-scope when that is set.
+func TestMetricsScope(t *testing.T) {
+	cfg := defaults(t)
+	cfg.Gate.MetricsScope = "read"
+	r := start(t, cfg)
+	reader := createToken(t, r, "prometheus", authpb.Scope_SCOPE_READ)
+	predictor := createToken(t, r, "app", authpb.Scope_SCOPE_PREDICT)
+	for _, tt := range []struct {
+		secret string
+		code   int
+	}{{"", 401}, {predictor, 403}, {reader, 200}} {
+		req, _ := http.NewRequest(http.MethodGet, r.http+"/metrics", nil)
+		if tt.secret != "" {
+			req.Header.Set("Authorization", "Bearer "+tt.secret)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.code {
+			t.Errorf("GET /metrics (token %t) with --auth.metrics-scope=read = %d; want %d", tt.secret != "", resp.StatusCode, tt.code)
+		}
+	}
 }
 
 func createToken(t *testing.T, r running, name string, scopes ...authpb.Scope) string {
@@ -251,13 +320,24 @@ func TestRateLimitAndAudit(t *testing.T) {
 	// A promotion by a token named "ci", refused first for lack of scope.
 	ci := createToken(t, r, "ci", authpb.Scope_SCOPE_WRITE, authpb.Scope_SCOPE_READ)
 	reg := registrypb.NewRegistryServiceClient(r.grpc)
-	_, err := reg.SetAlias(bearerCtx(t.Context(), reader), &registrypb.SetAliasRequest{Model: "fish", Alias: "production", Version: 1})
+	stream, err := reg.CreateVersion(bearerCtx(t.Context(), ci))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream.Send(&registrypb.CreateVersionRequest{Payload: &registrypb.CreateVersionRequest_Spec{Spec: &registrypb.VersionSpec{
+		Model: "fish", Labels: []string{"a", "b"}, InputSpec: &registrypb.InputSpec{Channels: 1, Height: 4, Width: 4},
+	}}})
+	stream.Send(&registrypb.CreateVersionRequest{Payload: &registrypb.CreateVersionRequest_Chunk{
+		Chunk: onnxtest.Classifier{Channels: 1, Height: 4, Width: 4, Classes: 2}.Bytes()}})
+	if _, err := stream.CloseAndRecv(); err != nil {
+		t.Fatalf("CreateVersion with a write token = %v", err)
+	}
+	_, err = reg.SetAlias(bearerCtx(t.Context(), reader), &registrypb.SetAliasRequest{Model: "fish", Alias: "production", Version: 1})
 	if status.Code(err) != codes.PermissionDenied {
 		t.Errorf("SetAlias with a read token = %v; want PERMISSION_DENIED", err)
 	}
-	_, err = reg.SetAlias(bearerCtx(t.Context(), ci), &registrypb.SetAliasRequest{Model: "fish", Alias: "production", Version: 1})
-	if status.Code(err) != codes.NotFound {
-		t.Errorf("SetAlias(fish, no such model) with a write token = %v; want NOT_FOUND (admitted)", err)
+	if _, err = reg.SetAlias(bearerCtx(t.Context(), ci), &registrypb.SetAliasRequest{Model: "fish", Alias: "production", Version: 1}); err != nil {
+		t.Errorf("SetAlias(fish, 1) with a write token = %v; want it promoted", err)
 	}
 	events, err := authpb.NewAuthServiceClient(r.grpc).ListAuditEvents(bearerCtx(t.Context(), r.admin),
 		&authpb.ListAuditEventsRequest{Method: "SetAlias"})
@@ -271,7 +351,7 @@ func TestRateLimitAndAudit(t *testing.T) {
 			t.Errorf("audit event %v has no request id", ev)
 		}
 	}
-	want := []string{"ci NOT_FOUND model=fish alias=production version=1", "slow reader PERMISSION_DENIED model=fish alias=production version=1"}
+	want := []string{"ci OK model=fish alias=production version=1", "slow reader PERMISSION_DENIED model=fish alias=production version=1"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("ListAuditEvents(SetAlias) = %q; want %q", got, want)
 	}

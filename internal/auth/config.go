@@ -23,6 +23,8 @@ type Config struct {
 	// CacheTTL is how long a checked token is trusted without asking again;
 	// a revocation reaches other processes within it.
 	CacheTTL time.Duration
+	// MetricsScope is the scope /metrics needs; empty leaves it open.
+	MetricsScope string
 
 	anonymous Scopes
 	limits    Limits
@@ -38,6 +40,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.RateLimits, "auth.rate-limits", "",
 		"token buckets per scope, per token (anonymous calls: per client address), e.g. predict=100,write=5:10 (calls a second[:burst]); empty: no limits")
 	fs.DurationVar(&c.CacheTTL, "auth.cache-ttl", 5*time.Second, "how long a checked token is trusted before it is checked again; revocations take up to this long")
+	fs.StringVar(&c.MetricsScope, "auth.metrics-scope", "",
+		"scope a token needs to read /metrics (e.g. read); empty leaves /metrics open, as Prometheus scrapers usually expect")
 }
 
 // Validate parses the settings.
@@ -49,6 +53,11 @@ func (c *Config) Validate() error {
 	}
 	if c.limits, err = ParseLimits(c.RateLimits); err != nil {
 		errs = append(errs, fmt.Errorf("--auth.rate-limits: %w", err))
+	}
+	if c.MetricsScope != "" {
+		if _, err := ParseScope(c.MetricsScope); err != nil {
+			errs = append(errs, fmt.Errorf("--auth.metrics-scope: %w", err))
+		}
 	}
 	if c.ServiceToken != "" && len(c.ServiceToken) < 32 {
 		errs = append(errs, errors.New("--auth.service-token: at least 32 characters"))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -219,6 +220,30 @@ func (g *Gate) identify(ctx context.Context, md metadata.MD) (Caller, error) {
 	}
 	c.Addr = addr
 	return c, nil
+}
+
+// CheckHTTP admits an HTTP request that is not a gRPC call (/metrics) if its
+// bearer token holds scope: 200, or 401/403/503 with a message.
+func (g *Gate) CheckHTTP(r *http.Request, scope authpb.Scope) (int, string) {
+	if g.cfg.Disabled {
+		return http.StatusOK, ""
+	}
+	md := metadata.MD{}
+	if v := r.Header.Values("Authorization"); len(v) > 0 {
+		md["authorization"] = v
+	}
+	c, err := g.identify(r.Context(), md)
+	switch {
+	case status.Code(err) == codes.Unavailable:
+		return http.StatusServiceUnavailable, status.Convert(err).Message()
+	case err != nil:
+		return http.StatusUnauthorized, status.Convert(err).Message()
+	case !c.Scopes.Has(scope) && c.Anonymous:
+		return http.StatusUnauthorized, fmt.Sprintf("this needs a token with the %s scope: send it as 'Authorization: Bearer <token>'", ScopeName(scope))
+	case !c.Scopes.Has(scope):
+		return http.StatusForbidden, fmt.Sprintf("token %q lacks the %s scope", c.Name, ScopeName(scope))
+	}
+	return http.StatusOK, ""
 }
 
 // bearer returns the secret of the call's authorization header, "" when

@@ -28,6 +28,9 @@ type HTTPOptions struct {
 	API http.Handler
 	// Gatherer is the registry /metrics exposes.
 	Gatherer prometheus.Gatherer
+	// MetricsAuth, when set, admits a request to /metrics or answers it
+	// with the status and message to refuse it with.
+	MetricsAuth func(r *http.Request) (code int, msg string)
 	// Ready reports whether the process as a whole is ready (all services
 	// started and not shutting down).
 	Ready func() bool
@@ -52,7 +55,16 @@ func NewHTTPHandler(cfg Config, opts HTTPOptions) http.Handler {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ready(w, r, opts)
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
+	metrics := promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		if opts.MetricsAuth != nil {
+			if code, msg := opts.MetricsAuth(r); code != http.StatusOK {
+				http.Error(w, msg, code)
+				return
+			}
+		}
+		metrics.ServeHTTP(w, r)
+	})
 	if cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
