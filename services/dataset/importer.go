@@ -107,7 +107,7 @@ func (s *Service) runImport(ctx context.Context, ds *datasetRow, src source, ev 
 		}, func(p, reason string) error {
 			found.Add(1)
 			select {
-			case results <- result{e: entry{path: p}, reject: reason}:
+			case results <- rejected(p, reason):
 				return nil
 			case <-ctx.Done():
 				return ctx.Err()
@@ -154,6 +154,13 @@ func (s *Service) runImport(ctx context.Context, ds *datasetRow, src source, ev 
 		err = walkErr
 	}
 	return c.counts, err
+}
+
+// rejected is the result for a path a source refused by itself. The path
+// goes back to the client in a protobuf string, which must be UTF-8; a
+// refused name need not be.
+func rejected(path, reason string) result {
+	return result{e: entry{path: strings.ToValidUTF8(path, "\uFFFD")}, reject: reason}
 }
 
 // examine reads, validates and hashes one file.
@@ -410,6 +417,9 @@ func placeFile(rel string) (e entry, ignore bool, reason string) {
 	}
 	if len(parts[2]) > maxFileNameSize {
 		return entry{}, false, "file name too long"
+	}
+	if !utf8.ValidString(parts[2]) {
+		return entry{}, false, "file name is not valid UTF-8"
 	}
 	return entry{path: rel, split: split, label: parts[1], name: parts[2], size: -1}, false, ""
 }
