@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -204,10 +205,15 @@ func (o objectSource) walk(ctx context.Context, emit func(entry) error, reject f
 }
 
 // zipSource is a .zip archive, whose entries workers open directly.
-type zipSource struct{ r *zip.Reader }
+type zipSource struct {
+	r           *zip.Reader
+	maxBytes    int64 // an image's limit: larger entries are refused unread
+	maxExpanded int64 // bytes all entries read may expand to
+}
 
 func (z zipSource) walk(ctx context.Context, emit func(entry) error, reject func(string, string) error) error {
 	t := newArchiveTracker()
+	var expanded int64
 	for _, f := range z.r.File {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -220,7 +226,17 @@ func (z zipSource) walk(ctx context.Context, emit func(entry) error, reject func
 		if !ok {
 			continue
 		}
-		e.size = int64(f.UncompressedSize64)
+		e.size = int64(min(f.UncompressedSize64, math.MaxInt64))
+		// Entries may share their compressed bytes (a zip bomb of
+		// overlapping entries) and each is read whole, so what they all
+		// expand to is bounded. zip's reader stops an entry at its
+		// declared size.
+		if e.size <= z.maxBytes {
+			expanded += e.size
+		}
+		if expanded > z.maxExpanded {
+			return expandsTooMuch(z.maxExpanded)
+		}
 		e.open = func(context.Context) (io.ReadCloser, error) { return f.Open() }
 		if err := emit(e); err != nil {
 			return err
@@ -232,13 +248,16 @@ func (z zipSource) walk(ctx context.Context, emit func(entry) error, reject func
 // tarSource is a .tar or .tar.gz archive, read in order: each entry's bytes
 // are read here (bounded by the image size limit) and handed over.
 type tarSource struct {
-	r        io.Reader
-	maxBytes int64
+	r           io.Reader
+	maxBytes    int64
+	maxExpanded int64 // bytes the whole stream may expand to
 }
 
 func (ts tarSource) walk(ctx context.Context, emit func(entry) error, reject func(string, string) error) error {
 	t := newArchiveTracker()
-	tr := tar.NewReader(ts.r)
+	// Skipping an entry reads through it, and a gzip stream may expand a
+	// thousandfold: the reader stops when the import does and at the limit.
+	tr := tar.NewReader(&expandLimit{ctx: ctx, r: ts.r, left: ts.maxExpanded})
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -246,6 +265,9 @@ func (ts tarSource) walk(ctx context.Context, emit func(entry) error, reject fun
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			return t.finish(reject)
+		}
+		if err := ts.stopped(ctx, err); err != nil {
+			return err
 		}
 		if err != nil {
 			return status.Errorf(codes.InvalidArgument, "archive is not a valid tar file: %v", err)
@@ -268,6 +290,9 @@ func (ts tarSource) walk(ctx context.Context, emit func(entry) error, reject fun
 			continue
 		}
 		data, err := io.ReadAll(tr)
+		if err := ts.stopped(ctx, err); err != nil {
+			return err
+		}
 		if err != nil {
 			return status.Errorf(codes.InvalidArgument, "archive is truncated or corrupt at %q: %v", h.Name, err)
 		}
@@ -276,6 +301,50 @@ func (ts tarSource) walk(ctx context.Context, emit func(entry) error, reject fun
 			return err
 		}
 	}
+}
+
+// errExpandLimit ends an archive that expands past its limit.
+var errExpandLimit = errors.New("archive expands past its limit")
+
+// expandLimit reads an archive's stream, failing once it has given more
+// than left bytes or the import has stopped.
+type expandLimit struct {
+	ctx  context.Context
+	r    io.Reader
+	left int64
+}
+
+func (l *expandLimit) Read(p []byte) (int, error) {
+	if err := l.ctx.Err(); err != nil {
+		return 0, err
+	}
+	if l.left <= 0 {
+		return 0, errExpandLimit
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	return n, err
+}
+
+// stopped returns the error that ends the walk when a read failed because
+// of expandLimit rather than the archive's bytes, or nil.
+func (ts tarSource) stopped(ctx context.Context, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, errExpandLimit):
+		return expandsTooMuch(ts.maxExpanded)
+	case ctx.Err() != nil:
+		return ctx.Err()
+	}
+	return nil
+}
+
+func expandsTooMuch(limit int64) error {
+	return status.Errorf(codes.ResourceExhausted, "archive expands to more than the limit of %d bytes (dataset.max-archive-bytes)", limit)
 }
 
 // archiveTracker applies the layout rules to archive entry names and finds
@@ -350,8 +419,15 @@ func (t *archiveTracker) finish(reject func(string, string) error) error {
 	return nil
 }
 
+// archiveFile is a spooled archive: zip reads it at random, tar in order.
+type archiveFile interface {
+	io.Reader
+	io.ReaderAt
+}
+
 // openArchive returns the source for a spooled archive, by its file name.
-func openArchive(f *os.File, size int64, name string, maxImageBytes int64) (source, func() error, error) {
+// What the entries read expand to is bounded by the archive limit too.
+func openArchive(f archiveFile, size int64, name string, cfg Config) (source, func() error, error) {
 	lower := strings.ToLower(name)
 	switch {
 	case strings.HasSuffix(lower, ".zip"):
@@ -359,15 +435,15 @@ func openArchive(f *os.File, size int64, name string, maxImageBytes int64) (sour
 		if err != nil {
 			return nil, nil, status.Errorf(codes.InvalidArgument, "archive %q is not a valid zip file", filepath.Base(name))
 		}
-		return zipSource{r: zr}, func() error { return nil }, nil
+		return zipSource{r: zr, maxBytes: cfg.MaxImageBytes, maxExpanded: cfg.MaxArchiveBytes}, func() error { return nil }, nil
 	case strings.HasSuffix(lower, ".tar.gz"), strings.HasSuffix(lower, ".tgz"):
 		gz, err := gzip.NewReader(f)
 		if err != nil {
 			return nil, nil, status.Errorf(codes.InvalidArgument, "archive %q is not a valid gzip file", filepath.Base(name))
 		}
-		return tarSource{r: gz, maxBytes: maxImageBytes}, gz.Close, nil
+		return tarSource{r: gz, maxBytes: cfg.MaxImageBytes, maxExpanded: cfg.MaxArchiveBytes}, gz.Close, nil
 	case strings.HasSuffix(lower, ".tar"):
-		return tarSource{r: f, maxBytes: maxImageBytes}, func() error { return nil }, nil
+		return tarSource{r: f, maxBytes: cfg.MaxImageBytes, maxExpanded: cfg.MaxArchiveBytes}, func() error { return nil }, nil
 	}
 	return nil, nil, status.Errorf(codes.InvalidArgument, "archive %q: unknown kind; name it .zip, .tar, .tar.gz or .tgz", filepath.Base(name))
 }
