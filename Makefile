@@ -25,6 +25,12 @@ lint:
 clean:
 	rm -rf bin .build internal/webui/dist/app
 
+# Go native fuzzing of the parsers of outside bytes: each target for
+# FUZZTIME (default 5m), one at a time (see the script).
+.PHONY: fuzz
+fuzz:
+	scripts/fuzz.sh
+
 # Training throughput and Fashion-MNIST accuracy (slow: see the script).
 .PHONY: bench-train
 bench-train:
