@@ -396,11 +396,12 @@ func checkLabel(s string) string {
 
 // placeFile turns a slash-separated path relative to the root into an
 // entry's split, label and name. ignore means the file is not part of the
-// layout and is skipped silently: files at the top level (README, NOTICE)
-// and hidden files (.DS_Store).
+// layout and is skipped silently: files at the top level (README, NOTICE),
+// hidden files (.DS_Store) and the empty objects S3 consoles create as
+// folders (keys ending in '/').
 func placeFile(rel string) (e entry, ignore bool, reason string) {
 	parts := strings.Split(rel, "/")
-	if strings.HasPrefix(parts[len(parts)-1], ".") || len(parts) == 1 {
+	if name := parts[len(parts)-1]; name == "" || strings.HasPrefix(name, ".") || len(parts) == 1 {
 		return entry{}, true, ""
 	}
 	split, ok := splitDirs[parts[0]]

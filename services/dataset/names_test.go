@@ -51,3 +51,17 @@ func TestUploadNonUTF8Names(t *testing.T) {
 		}
 	}
 }
+
+// TestPlaceFolderMarkers checks that the empty objects S3 consoles create
+// for folders (keys ending in '/') are skipped, not refused as empty
+// images with no name.
+func TestPlaceFolderMarkers(t *testing.T) {
+	for _, key := range []string{"train/", "train/Fish/", "train/Fish/deeper/"} {
+		if _, ignore, reason := placeFile(key); !ignore {
+			t.Errorf("placeFile(%q) = not ignored, reason %q; want a folder marker skipped", key, reason)
+		}
+	}
+	if e, ignore, reason := placeFile("train/Fish/a.png"); ignore || reason != "" || e.name != "a.png" {
+		t.Errorf("placeFile(train/Fish/a.png) = %+v, %v, %q; want a.png placed", e, ignore, reason)
+	}
+}
