@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +58,9 @@ func fuzzArchive(t *testing.T, name string, data []byte) {
 	err = src.walk(ctx, func(e entry) error {
 		entries++
 		checkEntry(t, e)
+		if unsafeArchivePath(e.path) {
+			t.Fatalf("entry %q would be unsafe to extract", e.path)
+		}
 		r := s.examine(ctx, e)
 		if r.reject != "" {
 			checkRejection(t, e.path, r.reject)
@@ -85,6 +90,28 @@ func fuzzArchive(t *testing.T, name string, data []byte) {
 	}
 }
 
+// FuzzObjectKey places any object key of a bucket import (and any path of
+// a server folder) in the layout: a key is ignored, refused with a reason
+// that can be sent, or placed at split/Label/file with names that are safe
+// to store, show and send.
+func FuzzObjectKey(f *testing.F) {
+	f.Fuzz(func(t *testing.T, key string) {
+		e, ignore, reason := placeFile(key)
+		switch {
+		case ignore:
+		case reason != "":
+			r := rejected(key, reason)
+			checkRejection(t, r.e.path, r.reject)
+		default:
+			if e.path != key {
+				t.Fatalf("placeFile(%q).path = %q; want the key", key, e.path)
+			}
+			e.open = func(context.Context) (io.ReadCloser, error) { return nil, nil }
+			checkEntry(t, e)
+		}
+	})
+}
+
 // checkEntry checks that an entry is a file of the dataset's layout whose
 // names are safe to store, show and send.
 func checkEntry(t *testing.T, e entry) {
@@ -92,8 +119,8 @@ func checkEntry(t *testing.T, e entry) {
 	if e.path != splitDir(e.split)+"/"+e.label+"/"+e.name {
 		t.Fatalf("entry %q is %s/%s/%s; want its path to be split/Label/file", e.path, splitDir(e.split), e.label, e.name)
 	}
-	if e.split == datasetpb.Split_SPLIT_UNSPECIFIED || checkLabel(e.label) != "" || unsafeArchivePath(e.path) ||
-		e.name == "" || e.name == "." || e.name == ".." || strings.ContainsAny(e.name, "/\\") {
+	if e.split == datasetpb.Split_SPLIT_UNSPECIFIED || checkLabel(e.label) != "" ||
+		e.name == "" || e.name == "." || e.name == ".." || strings.Contains(e.name, "/") {
 		t.Fatalf("entry %q (split %v, label %q, name %q) escapes the layout", e.path, e.split, e.label, e.name)
 	}
 	if e.data == nil && e.open == nil {
@@ -181,6 +208,12 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	tars = append(tars, fuzztest.Seed{Name: "truncated", Args: []any{tr[:1300]}})
 	zip := makeZip(t, layouts[0].members)
 	zips = append(zips, fuzztest.Seed{Name: "truncated", Args: []any{zip[:len(zip)-30]}})
+	var keys []fuzztest.Seed
+	for i, k := range []string{"train/Gold Fish/a.png", "test/X/.DS_Store", "README", "val/X/a.png", "train/a.png",
+		"train/X/y/z.png", "train//a.png", "train/../a.png", "train/X/..", "train/\xff/a.png", "train/X/\xc3(.png", "train/\x01/a.png"} {
+		keys = append(keys, fuzztest.Seed{Name: fmt.Sprintf("key-%d", i), Args: []any{k}})
+	}
+	fuzztest.WriteSeeds(t, "FuzzObjectKey", keys)
 	fuzztest.WriteSeeds(t, "FuzzZipArchive", zips)
 	fuzztest.WriteSeeds(t, "FuzzTarArchive", tars)
 	fuzztest.WriteSeeds(t, "FuzzTarGzArchive", tgzs)
