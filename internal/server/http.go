@@ -182,7 +182,7 @@ func (l *messageLimit) Read(p []byte) (int, error) {
 			break
 		}
 		if ended {
-			l.cur = 0
+			l.cur, l.inScalar = 0, false
 		}
 	}
 	if l.cur > l.max {
