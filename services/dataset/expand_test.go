@@ -4,12 +4,14 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"testing"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	datasetpb "github.com/shoalml/shoal/gen/shoal/dataset/v1"
 	"github.com/shoalml/shoal/internal/imaging/imagingtest"
@@ -83,4 +85,66 @@ func (c *cancelAfter) Read(p []byte) (int, error) {
 		c.cancel()
 	}
 	return len(p), nil
+}
+
+// TestZipEntryLimit checks that a zip listing more entries than
+// dataset.max-archive-entries is refused before archive/zip indexes them,
+// whatever count the end of its directory declares, zip64 included.
+func TestZipEntryLimit(t *testing.T) {
+	small := makeZip(t, manyEntries(12))
+	lying := bytes.Clone(small)
+	binary.LittleEndian.PutUint16(lying[len(lying)-22+8:], 1)  // entries on this disk
+	binary.LittleEndian.PutUint16(lying[len(lying)-22+10:], 1) // entries in all
+	zip64 := asZip64(small)
+	tests := []struct {
+		name  string
+		data  []byte
+		limit int
+		code  codes.Code
+	}{
+		{"within", small, 12, codes.OK},
+		{"over", small, 11, codes.ResourceExhausted},
+		{"over, declaring 1", lying, 11, codes.ResourceExhausted},
+		{"zip64 within", zip64, 12, codes.OK},
+		{"zip64 over", zip64, 11, codes.ResourceExhausted},
+	}
+	for _, tt := range tests {
+		cfg := fuzzConfig
+		cfg.MaxArchiveEntries = tt.limit
+		_, _, err := openArchive(bytes.NewReader(tt.data), int64(len(tt.data)), "a.zip", cfg)
+		if status.Code(err) != tt.code {
+			t.Errorf("openArchive(%s, limit %d) = %v; want %v", tt.name, tt.limit, err, tt.code)
+		}
+	}
+}
+
+// asZip64 rewrites the end of a small zip's central directory in the
+// zip64 form that archives of more than 65,535 entries use: a zip64 end
+// record and its locator, then the old record with its fields saturated.
+func asZip64(z []byte) []byte {
+	end := z[len(z)-22:]
+	n := uint64(binary.LittleEndian.Uint16(end[10:]))
+	dirSize, dirOffset := uint64(binary.LittleEndian.Uint32(end[12:])), uint64(binary.LittleEndian.Uint32(end[16:]))
+	end64At := uint64(len(z) - 22)
+	out := bytes.Clone(z[:end64At])
+	rec := make([]byte, 56)
+	copy(rec, "PK\x06\x06")
+	binary.LittleEndian.PutUint64(rec[4:], 44) // size of the rest of the record
+	binary.LittleEndian.PutUint16(rec[12:], 45)
+	binary.LittleEndian.PutUint64(rec[24:], n)
+	binary.LittleEndian.PutUint64(rec[32:], n)
+	binary.LittleEndian.PutUint64(rec[40:], dirSize)
+	binary.LittleEndian.PutUint64(rec[48:], dirOffset)
+	loc := make([]byte, 20)
+	copy(loc, "PK\x06\x07")
+	binary.LittleEndian.PutUint64(loc[8:], end64At)
+	binary.LittleEndian.PutUint32(loc[16:], 1) // disks
+	saturated := bytes.Clone(end)
+	binary.LittleEndian.PutUint16(saturated[8:], 0xffff)
+	binary.LittleEndian.PutUint16(saturated[10:], 0xffff)
+	binary.LittleEndian.PutUint32(saturated[12:], 0xffffffff)
+	binary.LittleEndian.PutUint32(saturated[16:], 0xffffffff)
+	out = append(out, rec...)
+	out = append(out, loc...)
+	return append(out, saturated...)
 }

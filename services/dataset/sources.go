@@ -3,8 +3,10 @@ package dataset
 import (
 	"archive/tar"
 	"archive/zip"
+	"bufio"
 	"compress/gzip"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -431,6 +433,9 @@ func openArchive(f archiveFile, size int64, name string, cfg Config) (source, fu
 	lower := strings.ToLower(name)
 	switch {
 	case strings.HasSuffix(lower, ".zip"):
+		if n := zipEntries(f, size, uint64(cfg.MaxArchiveEntries)); n > uint64(cfg.MaxArchiveEntries) {
+			return nil, nil, status.Errorf(codes.ResourceExhausted, "archive %q lists more than %d entries (dataset.max-archive-entries)", filepath.Base(name), cfg.MaxArchiveEntries)
+		}
 		zr, err := zip.NewReader(f, size)
 		if err != nil {
 			return nil, nil, status.Errorf(codes.InvalidArgument, "archive %q is not a valid zip file", filepath.Base(name))
@@ -446,4 +451,94 @@ func openArchive(f archiveFile, size int64, name string, cfg Config) (source, fu
 		return tarSource{r: f, maxBytes: cfg.MaxImageBytes, maxExpanded: cfg.MaxArchiveBytes}, func() error { return nil }, nil
 	}
 	return nil, nil, status.Errorf(codes.InvalidArgument, "archive %q: unknown kind; name it .zip, .tar, .tar.gz or .tgz", filepath.Base(name))
+}
+
+// zipEntries counts the entries of a zip's central directory as
+// archive/zip will read them (reader.go: readDirectoryEnd, Reader.init),
+// up to stopAfter+1, without holding them: archive/zip keeps an index of
+// every entry, a few hundred bytes each, before any is read, and reads
+// headers for as long as they follow one another, whatever count the
+// directory's end declares. 0 means zip.NewReader will fail anyway. The
+// count is never below archive/zip's.
+func zipEntries(r io.ReaderAt, size int64, stopAfter uint64) uint64 {
+	const (
+		endLen     = 22 // end of central directory record, without its comment
+		locatorLen = 20 // zip64 end of central directory locator
+		end64Len   = 56 // zip64 end of central directory record
+	)
+	buf := make([]byte, min(size, 65*1024))
+	if _, err := r.ReadAt(buf, size-int64(len(buf))); err != nil && !errors.Is(err, io.EOF) {
+		return 0
+	}
+	// The last signature; its comment must fit in the file.
+	p := -1
+	for i := len(buf) - endLen; i >= 0 && p < 0; i-- {
+		if string(buf[i:i+4]) == "PK\x05\x06" {
+			if i+endLen+int(binary.LittleEndian.Uint16(buf[i+20:])) > len(buf) {
+				return 0
+			}
+			p = i
+		}
+	}
+	if p < 0 {
+		return 0
+	}
+	end := buf[p:]
+	endOffset := size - int64(len(buf)) + int64(p)
+	dirSize, dirOffset := uint64(binary.LittleEndian.Uint32(end[12:])), uint64(binary.LittleEndian.Uint32(end[16:]))
+	if binary.LittleEndian.Uint16(end[10:]) == 0xffff || dirSize == 0xffff || dirOffset == 0xffffffff {
+		// Zip64, if the locator just before the record says so.
+		var loc [locatorLen]byte
+		if endOffset >= locatorLen {
+			if _, err := r.ReadAt(loc[:], endOffset-locatorLen); err != nil {
+				return 0
+			}
+		}
+		if endOffset >= locatorLen && string(loc[:4]) == "PK\x06\x07" && binary.LittleEndian.Uint32(loc[4:]) == 0 && binary.LittleEndian.Uint32(loc[16:]) == 1 {
+			off := int64(binary.LittleEndian.Uint64(loc[8:]))
+			var rec [end64Len]byte
+			if off < 0 || off > size-end64Len {
+				return 0
+			}
+			if _, err := r.ReadAt(rec[:], off); err != nil || string(rec[:4]) != "PK\x06\x06" {
+				return 0
+			}
+			endOffset, dirSize, dirOffset = off, binary.LittleEndian.Uint64(rec[40:]), binary.LittleEndian.Uint64(rec[48:])
+		}
+	}
+	if dirSize > math.MaxInt64 || dirOffset > math.MaxInt64 {
+		return 0
+	}
+	base := endOffset - int64(dirSize) - int64(dirOffset)
+	start := base + int64(dirOffset)
+	if start < 0 || start >= size {
+		return 0
+	}
+	n := countZipHeaders(r, size, start, stopAfter)
+	if base > 0 { // archive/zip may read from base 0 instead
+		n = max(n, countZipHeaders(r, size, int64(dirOffset), stopAfter))
+	}
+	return n
+}
+
+// countZipHeaders counts the central directory headers that follow one
+// another from off, up to stopAfter+1.
+func countZipHeaders(r io.ReaderAt, size, off int64, stopAfter uint64) uint64 {
+	if off < 0 || off >= size {
+		return 0
+	}
+	br := bufio.NewReader(io.NewSectionReader(r, off, size-off))
+	var h [46]byte
+	var n uint64
+	for n <= stopAfter {
+		if _, err := io.ReadFull(br, h[:]); err != nil || string(h[:4]) != "PK\x01\x02" {
+			return n
+		}
+		rest := int(binary.LittleEndian.Uint16(h[28:])) + int(binary.LittleEndian.Uint16(h[30:])) + int(binary.LittleEndian.Uint16(h[32:]))
+		if skipped, _ := br.Discard(rest); skipped < rest {
+			return n
+		}
+		n++
+	}
+	return n
 }
