@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +24,7 @@ import (
 
 // fuzzConfig has small limits, so that the fuzzer reaches them with inputs
 // of a few kilobytes.
-var fuzzConfig = Config{MaxImageBytes: 4 << 10, MaxImagePixels: 1 << 12, MaxArchiveBytes: 64 << 10, ImportWorkers: 1}
+var fuzzConfig = Config{MaxImageBytes: 4 << 10, MaxImagePixels: 1 << 12, MaxArchiveBytes: 64 << 10, MaxArchiveEntries: 20, ImportWorkers: 1}
 
 func FuzzZipArchive(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) { fuzzArchive(t, "up.zip", data) })
@@ -48,12 +49,19 @@ func fuzzArchive(t *testing.T, name string, data []byte) {
 	before := fuzztest.Allocated()
 	src, closeSrc, err := openArchive(bytes.NewReader(data), int64(len(data)), name, s.cfg)
 	if err != nil {
-		if status.Code(err) != codes.InvalidArgument {
-			t.Fatalf("openArchive(%s) = %v; want InvalidArgument", name, err)
+		if c := status.Code(err); c != codes.InvalidArgument && c != codes.ResourceExhausted {
+			t.Fatalf("openArchive(%s) = %v; want InvalidArgument or ResourceExhausted", name, err)
 		}
 		return
 	}
 	defer closeSrc()
+	if z, ok := src.(zipSource); ok {
+		// The guard against huge indexes must count at least what
+		// archive/zip read.
+		if n := zipEntries(bytes.NewReader(data), int64(len(data)), math.MaxUint64-1); uint64(len(z.r.File)) > n {
+			t.Fatalf("zipEntries() = %d; archive/zip read %d entries", n, len(z.r.File))
+		}
+	}
 	entries := 0
 	err = src.walk(ctx, func(e entry) error {
 		entries++
@@ -206,6 +214,9 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	}
 	tr := makeTar(t, layouts[0].members, false)
 	tars = append(tars, fuzztest.Seed{Name: "truncated", Args: []any{tr[:1300]}})
+	// Only zip holds an index of its entries.
+	zips = append(zips, fuzztest.Seed{Name: "many-entries", Args: []any{makeZip(t, manyEntries(fuzzConfig.MaxArchiveEntries+1))}})
+	zips = append(zips, fuzztest.Seed{Name: "zip64", Args: []any{asZip64(makeZip(t, layouts[0].members))}})
 	zip := makeZip(t, layouts[0].members)
 	zips = append(zips, fuzztest.Seed{Name: "truncated", Args: []any{zip[:len(zip)-30]}})
 	var keys []fuzztest.Seed
@@ -217,4 +228,13 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	fuzztest.WriteSeeds(t, "FuzzZipArchive", zips)
 	fuzztest.WriteSeeds(t, "FuzzTarArchive", tars)
 	fuzztest.WriteSeeds(t, "FuzzTarGzArchive", tgzs)
+}
+
+// manyEntries is n empty files with short names.
+func manyEntries(n int) []member {
+	ms := make([]member, n)
+	for i := range ms {
+		ms[i] = member{name: fmt.Sprintf("t/%d", i)}
+	}
+	return ms
 }
