@@ -43,6 +43,12 @@ clean:
 fault:
 	scripts/fault.sh
 
+# Go native fuzzing of the parsers of outside bytes: each target for
+# FUZZTIME (default 5m), one at a time (see the script).
+.PHONY: fuzz
+fuzz:
+	scripts/fuzz.sh
+
 # Training throughput and Fashion-MNIST accuracy (slow: see the script).
 .PHONY: bench-train
 bench-train:

@@ -105,13 +105,28 @@ func loadFile(fs *flag.FlagSet, file string) error {
 	if err != nil {
 		return fmt.Errorf("config file: %w", err)
 	}
-	var root map[string]any
-	if err := yaml.Unmarshal(data, &root); err != nil {
+	return apply(fs, file, data)
+}
+
+// apply sets the flags of fs from data, the YAML file named file. Values
+// are taken as written and parsed by the flags, as on the command line: a
+// plain `secret-key: 0123` is "0123", not YAML's octal 83.
+func apply(fs *flag.FlagSet, file string, data []byte) error {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return fmt.Errorf("config file %s: %w", file, err)
 	}
-	values := map[string]string{}
-	if err := flatten("", root, values); err != nil {
-		return fmt.Errorf("config file %s: %w", file, err)
+	f := flattener{values: map[string]string{}, merged: map[string]string{}}
+	if len(doc.Content) > 0 {
+		if err := f.flatten("", doc.Content[0], false, 0); err != nil {
+			return fmt.Errorf("config file %s: %w", file, err)
+		}
+	}
+	values := f.values
+	for name, v := range f.merged {
+		if _, ok := values[name]; !ok {
+			values[name] = v
+		}
 	}
 	var errs []error
 	for _, name := range sortedKeys(values) {
@@ -126,39 +141,114 @@ func loadFile(fs *flag.FlagSet, file string) error {
 	return errors.Join(errs...)
 }
 
-// flatten turns nested maps into flag names joined by '.'; lists become
-// comma-separated values, as list flags take them.
-func flatten(prefix string, v any, out map[string]string) error {
-	switch v := v.(type) {
-	case map[string]any:
-		for k, child := range v {
-			name := k
-			if prefix != "" {
-				name = prefix + "." + k
+// Bounds on what a config file may expand to: aliases can make a small
+// file name a great many settings, or a mapping that holds itself.
+const (
+	maxDepth    = 32
+	maxSettings = 10000
+)
+
+// flattener turns nested mappings into flag names joined by '.', and lists
+// into comma-separated values, as list flags take them.
+type flattener struct {
+	values map[string]string // written in the file
+	merged map[string]string // brought in by "<<" merge keys; values win
+	n      int
+}
+
+func (f *flattener) flatten(prefix string, n *yaml.Node, merged bool, depth int) error {
+	if depth > maxDepth {
+		return fmt.Errorf("%s: nested more than %d levels deep", prefix, maxDepth)
+	}
+	switch n.Kind {
+	case yaml.AliasNode:
+		return f.flatten(prefix, n.Alias, merged, depth+1)
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Kind == yaml.ScalarNode && k.Tag == "!!merge" {
+				if err := f.merge(prefix, v, depth+1); err != nil {
+					return err
+				}
+				continue
 			}
-			if err := flatten(name, child, out); err != nil {
+			if k.Kind != yaml.ScalarNode {
+				return fmt.Errorf("%s: keys must be plain names", orTop(prefix))
+			}
+			name := k.Value
+			if prefix != "" {
+				name = prefix + "." + name
+			}
+			if err := f.flatten(name, v, merged, depth+1); err != nil {
 				return err
 			}
 		}
-	case []any:
-		parts := make([]string, len(v))
-		for i, item := range v {
-			switch item.(type) {
-			case map[string]any, []any:
-				return fmt.Errorf("%s: lists may hold only plain values", prefix)
+		return nil
+	case yaml.SequenceNode:
+		parts := make([]string, len(n.Content))
+		for i, item := range n.Content {
+			for item.Kind == yaml.AliasNode {
+				item = item.Alias
 			}
-			parts[i] = fmt.Sprint(item)
+			if item.Kind != yaml.ScalarNode {
+				return fmt.Errorf("%s: lists may hold only plain values", orTop(prefix))
+			}
+			parts[i] = scalar(item)
 		}
-		out[prefix] = strings.Join(parts, ",")
-	case nil:
-		out[prefix] = ""
-	default:
+		return f.set(prefix, strings.Join(parts, ","), merged)
+	case yaml.ScalarNode:
 		if prefix == "" {
 			return errors.New("the file must be a mapping of settings")
 		}
-		out[prefix] = fmt.Sprint(v)
+		return f.set(prefix, scalar(n), merged)
 	}
+	return fmt.Errorf("%s: unexpected YAML", orTop(prefix))
+}
+
+// merge flattens the value of a "<<" key: a mapping, or a list of them.
+func (f *flattener) merge(prefix string, v *yaml.Node, depth int) error {
+	for v.Kind == yaml.AliasNode {
+		v = v.Alias
+	}
+	if v.Kind == yaml.SequenceNode {
+		for _, m := range v.Content {
+			if err := f.flatten(prefix, m, true, depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return f.flatten(prefix, v, true, depth)
+}
+
+func (f *flattener) set(name, value string, merged bool) error {
+	if f.n++; f.n > maxSettings {
+		return fmt.Errorf("more than %d settings", maxSettings)
+	}
+	if merged {
+		f.merged[name] = value
+		return nil
+	}
+	if _, dup := f.values[name]; dup {
+		return fmt.Errorf("%s is set twice", name)
+	}
+	f.values[name] = value
 	return nil
+}
+
+// scalar is a value as written; null is empty.
+func scalar(n *yaml.Node) string {
+	if n.Tag == "!!null" {
+		return ""
+	}
+	return n.Value
+}
+
+func orTop(prefix string) string {
+	if prefix == "" {
+		return "the top level"
+	}
+	return prefix
 }
 
 // Print writes the effective value of every flag of fs as nested YAML, the
@@ -195,7 +285,8 @@ func insert(m *yaml.Node, path []string, value string) {
 	key := &yaml.Node{Kind: yaml.ScalarNode, Value: path[0]}
 	if len(path) == 1 {
 		val := &yaml.Node{Kind: yaml.ScalarNode, Value: value}
-		if value == "" {
+		switch value {
+		case "", "~", "null", "Null", "NULL": // would read back as null
 			val.Style = yaml.DoubleQuotedStyle
 		}
 		m.Content = append(m.Content, key, val)

@@ -3,6 +3,7 @@ package config_test
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -126,5 +127,50 @@ func TestPrintRoundTrips(t *testing.T) {
 	}
 	if again != s {
 		t.Errorf("Load(Print()) = %+v; want %+v", again, s)
+	}
+}
+
+// TestFileValuesAsWritten checks that values reach the flags as written,
+// not as YAML would type them (0123 is octal 83 to YAML, 1e3 a float),
+// and the rules for aliases, merge keys, repeats and expansion.
+func TestFileValuesAsWritten(t *testing.T) {
+	bomb := "a: &a {x: 1, y: 1, z: 1, w: 1, v: 1, u: 1, t: 1, s: 1, r: 1, q: 1}\n"
+	for i, prev := 0, "a"; i < 5; i++ {
+		name := string(rune('b' + i))
+		bomb += fmt.Sprintf("%s: &%s {p: *%s, q: *%s, r: *%s, s: *%s, t: *%s, u: *%s, v: *%s, w: *%s, x: *%s, y: *%s}\n", name, name, prev, prev, prev, prev, prev, prev, prev, prev, prev, prev)
+		prev = name
+	}
+	tests := []struct {
+		name, file string
+		want       settings
+		wantErr    string
+	}{
+		{name: "octal-looking string", file: "db:\n  driver: 0123\n", want: settings{"0123", 16, 15 * time.Second, "all"}},
+		{name: "float-looking string", file: "target: 1e3\n", want: settings{"sqlite", 16, 15 * time.Second, "1e3"}},
+		{name: "null", file: "target: ~\n", want: settings{"sqlite", 16, 15 * time.Second, ""}},
+		{name: "an anchor's own keys are settings too", file: "base: &b {driver: mysql, max-open-conns: 2}\ndb:\n  <<: *b\n  max-open-conns: 3\n", wantErr: `unknown setting "base.driver"`},
+		{name: "set twice", file: "db:\n  driver: a\ndb.driver: b\n", wantErr: "db.driver is set twice"},
+		{name: "alias bomb", file: bomb, wantErr: "more than 10000 settings"},
+		{name: "a mapping that holds itself", file: "a: &a {b: *a}\n", wantErr: "nested more than 32 levels deep"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var s settings
+			err := config.Load(newFlags(&s), []string{"--config.file", writeFile(t, tt.file)}, env(nil))
+			switch {
+			case tt.wantErr != "":
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("Load(%q) = %v; want an error containing %q", tt.file, err, tt.wantErr)
+				}
+			case err != nil || s != tt.want:
+				t.Errorf("Load(%q) = %+v, %v; want %+v", tt.file, s, err, tt.want)
+			}
+		})
+	}
+	// A merge whose keys are all settings: the mapping's own key wins.
+	var s settings
+	file := "db:\n  <<: {driver: mysql, max-open-conns: 2}\n  max-open-conns: 3\n"
+	if err := config.Load(newFlags(&s), []string{"--config.file", writeFile(t, file)}, env(nil)); err != nil || s.driver != "mysql" || s.conns != 3 {
+		t.Errorf("Load(%q) = %+v, %v; want driver mysql, 3 conns", file, s, err)
 	}
 }

@@ -79,6 +79,10 @@ func SpecFromProto(in *registrypb.InputSpec) (Spec, error) {
 	return s, s.Validate()
 }
 
+// maxSpecPixels bounds a model's input size: 4096×4096, far past what
+// image classifiers take, and a batch tensor that still fits in memory.
+const maxSpecPixels = 1 << 24
+
 // Validate reports a spec Preprocess cannot follow.
 func (s Spec) Validate() error {
 	switch {
@@ -86,8 +90,8 @@ func (s Spec) Validate() error {
 		return fmt.Errorf("imaging: input spec has %d channels, want 1 or 3", s.Channels)
 	case s.Height <= 0 || s.Width <= 0:
 		return fmt.Errorf("imaging: input spec size %dx%d must be positive", s.Width, s.Height)
-	case s.Height*s.Width > 1<<24:
-		return fmt.Errorf("imaging: input spec size %dx%d is too large", s.Width, s.Height)
+	case s.Height*s.Width > maxSpecPixels:
+		return fmt.Errorf("imaging: input spec size %dx%d is too large: at most %d pixels", s.Width, s.Height, maxSpecPixels)
 	}
 	for _, v := range []struct {
 		name string

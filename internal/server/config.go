@@ -34,7 +34,7 @@ const MiB = 1 << 20
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.GRPCAddress, "grpc.listen-address", ":9090", "address the gRPC server listens on")
 	fs.StringVar(&c.HTTPAddress, "http.listen-address", ":8080", "address the HTTP server (REST gateway, /healthz, /readyz, /metrics, UI) listens on")
-	fs.IntVar(&c.MaxMessageBytes, "grpc.max-message-bytes", 64*MiB, "largest gRPC message (and REST body; REST upload streams are bounded per line, at twice this) accepted or sent, in bytes; photos must fit")
+	fs.IntVar(&c.MaxMessageBytes, "grpc.max-message-bytes", 64*MiB, "largest gRPC message (and REST body; REST upload streams are bounded per message, at twice this) accepted or sent, in bytes; photos must fit")
 	fs.DurationVar(&c.ShutdownDelay, "server.shutdown-delay", 0, "how long to keep serving after health turns NOT_SERVING on shutdown, so load balancers stop routing here first")
 	fs.DurationVar(&c.ShutdownTimeout, "server.shutdown-timeout", 15*time.Second, "how long in-flight requests may take to finish on shutdown before they are cut off")
 	fs.StringVar(&c.CORSOrigins, "http.cors-origins", "", "comma-separated origins allowed to call the REST API from a browser (\"*\" for any); empty disables CORS")

@@ -38,8 +38,8 @@ type HTTPOptions struct {
 	Checks []Check
 	// ClientStreams are the routes ("POST /v1/images:upload") of
 	// client-streaming RPCs: their bodies are newline-delimited messages,
-	// so each line is bounded (by twice the message limit, for base64 and
-	// JSON) instead of the whole body.
+	// so each message is bounded (by twice the message limit, for base64
+	// and JSON) instead of the whole body.
 	ClientStreams []string
 }
 
@@ -144,7 +144,7 @@ func ready(w http.ResponseWriter, r *http.Request, opts HTTPOptions) {
 
 // limitBody refuses request bodies larger than the gRPC message limit with
 // 413 before they are read whole. The bodies of client streams may be of
-// any length; each of their lines is bounded instead.
+// any length; each of their messages is bounded instead.
 func limitBody(next http.Handler, limit int64, streams []string) http.Handler {
 	stream := map[string]bool{}
 	for _, s := range streams {
@@ -152,7 +152,7 @@ func limitBody(next http.Handler, limit int64, streams []string) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if stream[r.Method+" "+r.URL.Path] {
-			r.Body = &lineLimit{r: r.Body, max: 2 * limit}
+			r.Body = &messageLimit{r: r.Body, max: 2 * limit}
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -175,41 +175,84 @@ func limitBody(next http.Handler, limit int64, streams []string) http.Handler {
 	})
 }
 
-// lineLimit fails a read once a line grows past max bytes, so a stream's
-// reader never buffers one unbounded message.
-type lineLimit struct {
-	r   io.ReadCloser
-	max int64
-	cur int64 // bytes since the last newline
-	err error
+// messageLimit fails a read once one message of a client stream grows
+// past max bytes. The stream's decoder holds the JSON value it is reading
+// whole, with the blank space before it, so lines alone cannot bound it: a
+// message may span many short lines, and blank lines pile up. messageLimit
+// follows just enough of JSON to see where a top-level value ends, and
+// counts the bytes since.
+type messageLimit struct {
+	r        io.ReadCloser
+	max      int64
+	cur      int64 // bytes since the last top-level value ended
+	depth    int   // of objects and arrays
+	inString bool
+	escaped  bool // the byte before was a backslash in a string
+	inScalar bool // a top-level number, literal or stray byte has begun
+	err      error
 }
 
-func (l *lineLimit) Read(p []byte) (int, error) {
+func (l *messageLimit) Read(p []byte) (int, error) {
 	if l.err != nil {
 		return 0, l.err
 	}
 	n, err := l.r.Read(p)
-	for i := 0; i < n; {
-		j := bytes.IndexByte(p[i:n], '\n')
-		if j < 0 {
-			l.cur += int64(n - i)
-			break
+	for i := 0; i < n; i++ {
+		if l.inString && !l.escaped {
+			// Skip to the next quote or backslash: base64 is long.
+			j := bytes.IndexAny(p[i:n], `"\`)
+			if j < 0 {
+				l.cur += int64(n - i)
+				break
+			}
+			l.cur += int64(j)
+			i += j
 		}
-		l.cur += int64(j)
+		c := p[i]
+		l.cur++
+		ended := false
+		switch {
+		case l.inString:
+			switch {
+			case l.escaped:
+				l.escaped = false
+			case c == '\\':
+				l.escaped = true
+			case c == '"':
+				l.inString, ended = false, l.depth == 0
+			}
+		case c == '"':
+			l.inString = true
+		case c == '{' || c == '[':
+			l.depth++
+		case (c == '}' || c == ']') && l.depth > 0:
+			l.depth--
+			ended = l.depth == 0
+		case l.depth > 0:
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			if l.inScalar {
+				// The scalar ended before this byte, which counts
+				// towards the next value, as the decoder keeps it.
+				l.inScalar, l.cur = false, 1
+			}
+		default:
+			l.inScalar = true
+		}
 		if l.cur > l.max {
 			break
 		}
-		l.cur = 0
-		i += j + 1
+		if ended {
+			l.cur, l.inScalar = 0, false
+		}
 	}
 	if l.cur > l.max {
-		l.err = fmt.Errorf("a line of the request stream is over %d bytes: send one message per line, each within the server's message limit", l.max)
+		l.err = fmt.Errorf("a message of the request stream is over %d bytes: send one message per line, each within the server's message limit", l.max)
 		return 0, l.err
 	}
 	return n, err
 }
 
-func (l *lineLimit) Close() error { return l.r.Close() }
+func (l *messageLimit) Close() error { return l.r.Close() }
 
 // cors answers browser preflights and tags responses for the allowed origins.
 func cors(next http.Handler, origins string) http.Handler {

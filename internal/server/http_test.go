@@ -82,8 +82,8 @@ func TestBodyLimitAndCORS(t *testing.T) {
 	if rec.Code != http.StatusRequestEntityTooLarge || rec.Body.String() != `{"error":"request body of 9437184 bytes is over the limit of 8388608 bytes"}` {
 		t.Errorf("POST 9 MiB to /v2 with an 8 MiB limit = %d %s; want 413 {\"error\": ...}", rec.Code, rec.Body)
 	}
-	// A client stream may be longer than the limit; each line may not be
-	// over twice it.
+	// A client stream may be longer than the limit; each message may not
+	// be over twice it.
 	line := strings.Repeat("x", 15<<20) + "\n"
 	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/images:upload", strings.NewReader(line+line+line)))
@@ -92,7 +92,7 @@ func TestBodyLimitAndCORS(t *testing.T) {
 	}
 	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/images:upload", strings.NewReader(line+strings.Repeat("y", 17<<20))))
-	if rec.Code != http.StatusRequestEntityTooLarge || !strings.Contains(rec.Body.String(), "a line of the request stream is over 16777216 bytes") {
+	if rec.Code != http.StatusRequestEntityTooLarge || !strings.Contains(rec.Body.String(), "a message of the request stream is over 16777216 bytes") {
 		t.Errorf("POST a stream with a 17 MiB line = %d %s; want the line refused", rec.Code, rec.Body)
 	}
 	rec = httptest.NewRecorder()
@@ -127,6 +127,42 @@ func TestPprofOnlyWhenEnabled(t *testing.T) {
 		h.ServeHTTP(rec, httptest.NewRequest("GET", "/debug/pprof/goroutine?debug=1", nil))
 		if got := rec.Code == 200 && strings.Contains(rec.Body.String(), "goroutine profile"); got != on {
 			t.Errorf("--http.pprof=%v: /debug/pprof/goroutine = %d; served %v, want %v", on, rec.Code, got, on)
+		}
+	}
+}
+
+// TestStreamMessageLimit checks that the bound of a client stream applies
+// to each message, not to each line: a message spread over short lines,
+// or blank lines piling up, are refused like a long line, while messages
+// within the bound pass however they are laid out.
+func TestStreamMessageLimit(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.MaxMessageBytes = 100 // each message at most 200 bytes
+	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+			http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
+		}
+	})
+	h := server.NewHTTPHandler(cfg, server.HTTPOptions{API: api, Gatherer: prometheus.NewRegistry(), ClientStreams: []string{"POST /v1/images:upload"}})
+	msg := `{"file":{"label":"Fish","content":"` + strings.Repeat("A", 120) + `"}}` + "\n"
+	lines := "{\n" + strings.Repeat(`"label": "Fish",`+"\n", 20) + "\"x\": 1}\n"
+	tests := []struct {
+		name string
+		body string
+		want int
+	}{
+		{"messages within the bound", strings.Repeat(msg, 50), http.StatusOK},
+		{"two messages on one line", strings.TrimSuffix(msg, "\n") + msg, http.StatusOK},
+		{"a string with escaped quotes and brackets", `{"a":"\"}]\\"}` + strings.Repeat(msg, 3), http.StatusOK},
+		{"a message over short lines", lines, http.StatusRequestEntityTooLarge},
+		{"blank lines", msg + strings.Repeat("\n", 300) + msg, http.StatusRequestEntityTooLarge},
+		{"a long line", strings.Repeat("x", 300) + "\n", http.StatusRequestEntityTooLarge},
+	}
+	for _, tt := range tests {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/images:upload", strings.NewReader(tt.body)))
+		if rec.Code != tt.want {
+			t.Errorf("POST %s = %d %s; want %d", tt.name, rec.Code, rec.Body, tt.want)
 		}
 	}
 }

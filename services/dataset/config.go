@@ -22,8 +22,13 @@ type Config struct {
 	// ImportRoots is a comma-separated list of server folders ImportImages
 	// may read. Empty disables server-folder imports.
 	ImportRoots string
-	// MaxArchiveBytes is the largest archive UploadImages accepts.
+	// MaxArchiveBytes is the largest archive UploadImages accepts, and the
+	// most the files read from it may expand to (a gzip stream or zip
+	// entries sharing their bytes may expand a thousandfold).
 	MaxArchiveBytes int64
+	// MaxArchiveEntries is the most entries a .zip upload may list: its
+	// index is read into memory before any entry, a few hundred bytes each.
+	MaxArchiveEntries int
 }
 
 // RegisterFlags registers the dataset.* flags with their defaults.
@@ -32,7 +37,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.MaxImagePixels, "dataset.max-image-pixels", 50_000_000, "largest width×height accepted; checked on the header before decoding")
 	fs.IntVar(&c.ImportWorkers, "dataset.import-workers", 0, "images decoded at once during an import; 0 for one per core")
 	fs.StringVar(&c.ImportRoots, "dataset.import-roots", "./data/import", "comma-separated server folders that ImportImages may read; empty to refuse every server-folder import")
-	fs.Int64Var(&c.MaxArchiveBytes, "dataset.max-archive-bytes", 8<<30, "largest .zip/.tar/.tar.gz archive UploadImages accepts, in bytes (spooled to a temporary file)")
+	fs.IntVar(&c.MaxArchiveEntries, "dataset.max-archive-entries", 2_000_000, "most entries a .zip upload may list (its index is held in memory, a few hundred bytes per entry)")
+	fs.Int64Var(&c.MaxArchiveBytes, "dataset.max-archive-bytes", 8<<30, "largest .zip/.tar/.tar.gz archive UploadImages accepts, in bytes (spooled to a temporary file); also the most its files may expand to")
 }
 
 // Validate reports settings that cannot work.
@@ -49,6 +55,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxArchiveBytes <= 0 {
 		errs = append(errs, fmt.Errorf("dataset.max-archive-bytes is %d; it must be positive", c.MaxArchiveBytes))
+	}
+	if c.MaxArchiveEntries <= 0 {
+		errs = append(errs, fmt.Errorf("dataset.max-archive-entries is %d; it must be positive", c.MaxArchiveEntries))
 	}
 	for _, r := range c.roots() {
 		if _, err := filepath.Abs(r); err != nil {

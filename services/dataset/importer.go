@@ -111,7 +111,7 @@ func (s *Service) runImport(ctx context.Context, ds *datasetRow, src source, ev 
 		}, func(p, reason string) error {
 			found.Add(1)
 			select {
-			case results <- result{e: entry{path: p}, reject: reason}:
+			case results <- rejected(p, reason):
 				return nil
 			case <-ctx.Done():
 				return ctx.Err()
@@ -161,6 +161,13 @@ func (s *Service) runImport(ctx context.Context, ds *datasetRow, src source, ev 
 		err = walkErr
 	}
 	return c.counts, err
+}
+
+// rejected is the result for a path a source refused by itself. The path
+// goes back to the client in a protobuf string, which must be UTF-8; a
+// refused name need not be.
+func rejected(path, reason string) result {
+	return result{e: entry{path: strings.ToValidUTF8(path, "\uFFFD")}, reject: reason}
 }
 
 // examine reads, validates and hashes one file.
@@ -398,11 +405,12 @@ func checkLabel(s string) string {
 
 // placeFile turns a slash-separated path relative to the root into an
 // entry's split, label and name. ignore means the file is not part of the
-// layout and is skipped silently: files at the top level (README, NOTICE)
-// and hidden files (.DS_Store).
+// layout and is skipped silently: files at the top level (README, NOTICE),
+// hidden files (.DS_Store) and the empty objects S3 consoles create as
+// folders (keys ending in '/').
 func placeFile(rel string) (e entry, ignore bool, reason string) {
 	parts := strings.Split(rel, "/")
-	if strings.HasPrefix(parts[len(parts)-1], ".") || len(parts) == 1 {
+	if name := parts[len(parts)-1]; name == "" || strings.HasPrefix(name, ".") || len(parts) == 1 {
 		return entry{}, true, ""
 	}
 	split, ok := splitDirs[parts[0]]
@@ -419,6 +427,9 @@ func placeFile(rel string) (e entry, ignore bool, reason string) {
 	}
 	if len(parts[2]) > maxFileNameSize {
 		return entry{}, false, "file name too long"
+	}
+	if !utf8.ValidString(parts[2]) {
+		return entry{}, false, "file name is not valid UTF-8"
 	}
 	return entry{path: rel, split: split, label: parts[1], name: parts[2], size: -1}, false, ""
 }

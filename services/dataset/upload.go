@@ -154,7 +154,7 @@ func (h *handler) spoolArchive(stream datasetpb.DatasetService_UploadImagesServe
 		cleanup()
 		return nil, nil, fmt.Errorf("spool archive: %w", err)
 	}
-	src, closeSrc, err := openArchive(f, size, name, h.svc.cfg.MaxImageBytes)
+	src, closeSrc, err := openArchive(f, size, name, h.svc.cfg)
 	if err != nil {
 		cleanup()
 		return nil, nil, err

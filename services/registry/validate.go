@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
+	"github.com/shoalml/shoal/internal/imaging"
 	"github.com/shoalml/shoal/internal/onnxrt"
 )
 
@@ -103,6 +104,12 @@ func normalizeInputSpec(in *registrypb.InputSpec) (*registrypb.InputSpec, error)
 	case registrypb.ResizeMode_RESIZE_MODE_STRETCH, registrypb.ResizeMode_RESIZE_MODE_CENTER_CROP, registrypb.ResizeMode_RESIZE_MODE_LETTERBOX:
 	default:
 		return nil, status.Errorf(codes.InvalidArgument, "inputSpec.resizeMode = %d: unknown mode", out.ResizeMode)
+	}
+	// Inference preprocesses with this package's rules (it bounds the
+	// pixels, not only each side): a version it cannot serve is refused
+	// here rather than registered.
+	if _, err := imaging.SpecFromProto(out); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "input_spec cannot be served: %v", err)
 	}
 	return out, nil
 }

@@ -81,7 +81,7 @@ export function sendUpload(body: Blob, onProgress: (fraction: number) => void): 
 
 // Raw image bytes per request when uploading single images, so that the
 // browser holds one request's base64 at a time and each request's outcome
-// comes back as it ends. (The server bounds each line of an upload stream
+// comes back as it ends. (The server bounds each message of an upload stream
 // by its grpc.max-message-bytes, not the whole body.)
 export const batchBytes = 16 << 20;
 
