@@ -402,8 +402,8 @@ func TestRESTUploadStreamOverTheBodyLimit(t *testing.T) {
 
 	// One line over twice the limit is refused, with the reason.
 	code, body = post("/v1/images:upload", `{"header":{"dataset":"big"}}`+"\n"+`{"archiveChunk":{"fileName":"x.tar","data":"`+strings.Repeat("A", 9<<20)+`"}}`+"\n")
-	if code != http.StatusBadRequest || !strings.Contains(body, "a line of the request stream is over") {
-		t.Errorf("POST /v1/images:upload with a 9 MiB line = %d %.300s; want 400 naming the line limit", code, body)
+	if code != http.StatusBadRequest || !strings.Contains(body, "a message of the request stream is over") {
+		t.Errorf("POST /v1/images:upload with a 9 MiB line = %d %.300s; want 400 naming the message limit", code, body)
 	}
 	// Other routes keep the body limit.
 	code, body = post("/v1/datasets", `{"name":"`+strings.Repeat("x", 5<<20)+`"}`)

@@ -42,10 +42,10 @@ func TestREST(t *testing.T) {
 	resp, body := get("/v1/datasets/pets/images?label=Gold%20Fish")
 	var list struct {
 		Images []struct {
-			ID  int64  `json:"id"` // 64-bit integers are JSON numbers in the REST voice
+			ID  string `json:"id"`
 			URL string `json:"url"`
 		} `json:"images"`
-		TotalSize int64 `json:"totalSize"`
+		TotalSize int64 `json:"totalSize"` // a 64-bit integer: a JSON number in the REST voice
 	}
 	if err := json.Unmarshal(body, &list); err != nil || resp.StatusCode != 200 || len(list.Images) != 1 || list.TotalSize != 1 {
 		t.Fatalf("GET images = %d %s (%v)", resp.StatusCode, body, err)
