@@ -18,7 +18,6 @@ import (
 
 	"golang.org/x/image/bmp"
 
-	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	"github.com/shoalml/shoal/internal/fuzztest"
 	"github.com/shoalml/shoal/internal/imaging"
 	"github.com/shoalml/shoal/internal/imaging/imagingtest"
@@ -91,7 +90,7 @@ func FuzzDecodePreprocess(f *testing.F) {
 
 		spec := imaging.Spec{
 			Channels: 3, Height: 1 + int(height%48), Width: 1 + int(width%48),
-			Resize: registrypb.ResizeMode(1 + resize%3), NHWC: nhwc,
+			Resize: imaging.ResizeMode(1 + resize%3), NHWC: nhwc,
 			Mean: []float32{0.485, 0.456, 0.406}, Std: []float32{0.229, 0.224, 0.225},
 		}
 		if gray {
