@@ -27,8 +27,10 @@ func fuzzModel(gray, nhwc bool) *model {
 	if gray {
 		spec.Channels = 1
 	}
-	return &model{name: "fish", version: 1, spec: spec,
-		input: onnxrt.TensorInfo{Name: "input", ElementType: "float32", Shape: []int64{-1, -1, -1, -1}, Tensor: true}}
+	return &model{name: "fish", version: 1, spec: spec, cls: onnxrt.Classifier{
+		Input: "input", Output: "output", Classes: 2,
+		Image: onnxrt.Image{Channels: spec.Channels, Height: spec.Height, Width: spec.Width, NHWC: nhwc},
+	}}
 }
 
 // FuzzOIPInput checks the Open Inference Protocol's input tensor parsing
