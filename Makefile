@@ -34,6 +34,13 @@ generate:
 lint:
 	scripts/check-proto.sh
 
+# The fast check for every change (about a minute, warm): gofmt, vet,
+# golangci-lint, go test -short without servers, files over 500 lines say
+# why, and a duplicate-code scan (informational). See the script.
+.PHONY: check
+check:
+	scripts/check.sh
+
 clean:
 	rm -rf bin .build internal/webui/dist/app
 

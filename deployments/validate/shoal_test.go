@@ -252,10 +252,11 @@ func (s settings) drainTime(t *testing.T) time.Duration {
 // help: the manifests must run each in a process of its own.
 func modules(t *testing.T) []string {
 	t.Helper()
-	_, stderr, _ := process{where: "shoal serve --help", args: []string{"serve"}}.shoal(t, "--help")
-	m := regexp.MustCompile(`comma-separated list of ([a-z]+(?:, [a-z]+)*)`).FindStringSubmatch(stderr)
+	stdout, stderr, _ := process{where: "shoal serve --help", args: []string{"serve"}}.shoal(t, "--help")
+	help := stdout + stderr // asked-for help goes to stdout
+	m := regexp.MustCompile(`comma-separated list of ([a-z]+(?:, [a-z]+)*)`).FindStringSubmatch(help)
 	if m == nil {
-		t.Fatalf("shoal serve --help does not list the --target modules as expected; update modules():\n%s", stderr)
+		t.Fatalf("shoal serve --help does not list the --target modules as expected; update modules():\n%s", help)
 	}
 	return strings.Split(m[1], ", ")
 }

@@ -35,11 +35,11 @@ func TestOIPThroughTheWholeProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stream.Send(&registrypb.CreateVersionRequest{Payload: &registrypb.CreateVersionRequest_Spec{Spec: &registrypb.VersionSpec{ //nolint:errcheck // CloseAndRecv reports
+	stream.Send(&registrypb.CreateVersionRequest{Payload: &registrypb.CreateVersionRequest_Spec{Spec: &registrypb.VersionSpec{
 		Model: "fish", Labels: []string{"a", "b", "c"},
 		InputSpec: &registrypb.InputSpec{Channels: 3, Height: 8, Width: 8, Mean: []float32{0.5, 0.5, 0.5}, Std: []float32{0.5, 0.5, 0.5}},
 	}}})
-	stream.Send(&registrypb.CreateVersionRequest{Payload: &registrypb.CreateVersionRequest_Chunk{ //nolint:errcheck
+	stream.Send(&registrypb.CreateVersionRequest{Payload: &registrypb.CreateVersionRequest_Chunk{
 		Chunk: onnxtest.Classifier{Channels: 3, Height: 8, Width: 8, Classes: 3}.Bytes()}})
 	if _, err := stream.CloseAndRecv(); err != nil {
 		t.Fatalf("CreateVersion() = %v", err)

@@ -20,7 +20,7 @@ import (
 func start[In, Out any](t *testing.T, b *batcher.Batcher[In, Out]) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	go b.Run(ctx) //nolint:errcheck // Run only returns nil
+	go b.Run(ctx)
 	t.Cleanup(func() { cancel(); <-b.Done() })
 }
 
@@ -134,8 +134,8 @@ func TestQueueFull(t *testing.T) {
 	g := newGate()
 	b, _ := batcher.New(batcher.Config{MaxBatch: 1, QueueSize: 2, Workers: 1}, g.run)
 	start(t, b)
-	go b.Do(context.Background(), []int{1}) //nolint:errcheck
-	<-g.started                             // the only worker is busy
+	go b.Do(context.Background(), []int{1})
+	<-g.started // the only worker is busy
 	done := make(chan error, 1)
 	go func() { _, _, err := b.Do(context.Background(), []int{2, 3}); done <- err }()
 	waitFor(t, "two queued items", func() bool { return b.Len() == 2 })
@@ -152,7 +152,7 @@ func TestExpiredRequestsAreDroppedBeforeCompute(t *testing.T) {
 	g := newGate()
 	b, _ := batcher.New(batcher.Config{MaxBatch: 8, QueueSize: 10, Workers: 1}, g.run)
 	start(t, b)
-	go b.Do(context.Background(), []int{1}) //nolint:errcheck
+	go b.Do(context.Background(), []int{1})
 	<-g.started
 	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
 	defer cancel()

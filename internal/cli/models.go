@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
@@ -419,94 +418,4 @@ func (p *program) prune(ctx context.Context, c registrypb.RegistryServiceClient,
 		fmt.Fprintf(p.env.Stdout, "deleted %s version %d\n", model, v)
 	}
 	return nil
-}
-
-// count is "1 version", "2 versions".
-func count(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
-}
-
-func joinInts(vs []int64) string {
-	s := make([]string, len(vs))
-	for i, v := range vs {
-		s[i] = strconv.FormatInt(v, 10)
-	}
-	return strings.Join(s, ", ")
-}
-
-func parseVersion(s string) (int64, error) {
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || v <= 0 {
-		return 0, usagef("version %q: want a positive number", s)
-	}
-	return v, nil
-}
-
-func (p *program) modelsUploadCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "upload --model NAME --size N [flags] FILE.onnx",
-		Short: "Upload an ONNX model as a new version",
-		Long: `Uploads an ONNX classifier as a new version of --model (created when new). The
-Registry opens it in ONNX Runtime and refuses it unless its input matches the spec
-given here and its output has one score per label.`,
-		Args: exactArgs(1),
-	}
-	u := registerUploadFlags(cmd, p.env.LookupEnv)
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		spec, err := u.spec()
-		if err != nil {
-			return UsageError(err)
-		}
-		return p.withRegistry(cmd, func(ctx context.Context, c registrypb.RegistryServiceClient) error {
-			return uploadVersion(ctx, c, spec, args[0], p.env.Stdout)
-		})
-	}
-	return cmd
-}
-
-func formatAliases(m map[string]int64) string {
-	if len(m) == 0 {
-		return "-"
-	}
-	names := make([]string, 0, len(m))
-	for a := range m {
-		names = append(names, a)
-	}
-	slices.Sort(names)
-	parts := make([]string, len(names))
-	for i, a := range names {
-		parts[i] = fmt.Sprintf("%s=%d", a, m[a])
-	}
-	return strings.Join(parts, ",")
-}
-
-func formatMetric(v float64) string {
-	if v == 0 {
-		return "-"
-	}
-	return strconv.FormatFloat(v, 'f', 4, 64)
-}
-
-func formatTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") }
-
-func formatBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }

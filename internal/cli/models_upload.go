@@ -16,6 +16,28 @@ import (
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 )
 
+func (p *program) modelsUploadCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "upload --model NAME --size N [flags] FILE.onnx",
+		Short: "Upload an ONNX model as a new version",
+		Long: `Uploads an ONNX classifier as a new version of --model (created when new). The
+Registry opens it in ONNX Runtime and refuses it unless its input matches the spec
+given here and its output has one score per label.`,
+		Args: exactArgs(1),
+	}
+	u := registerUploadFlags(cmd, p.env.LookupEnv)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		spec, err := u.spec()
+		if err != nil {
+			return UsageError(err)
+		}
+		return p.withRegistry(cmd, func(ctx context.Context, c registrypb.RegistryServiceClient) error {
+			return uploadVersion(ctx, c, spec, args[0], p.env.Stdout)
+		})
+	}
+	return cmd
+}
+
 // uploadChunk is the size of each CreateVersion message.
 const uploadChunk = 1 << 20
 

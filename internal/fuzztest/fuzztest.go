@@ -22,7 +22,7 @@ import (
 	"time"
 )
 
-// EnvWrite, when set, makes WriteSeeds write the seed files.
+// EnvWrite names the variable that, when set, makes WriteSeeds write the seed files.
 const EnvWrite = "SHOAL_WRITE_FUZZ_SEEDS"
 
 // Seed is one entry of a seed corpus: a file name and the arguments of the

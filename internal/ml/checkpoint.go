@@ -124,7 +124,7 @@ func trainableFlags(m *Model) map[string]bool {
 // writeState writes st to dir atomically (temp file + rename), so a crash
 // mid-write leaves the previous epoch's checkpoint intact.
 func writeState(dir string, st *trainingState) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("checkpoint dir: %w", err)
 	}
 	f, err := os.CreateTemp(dir, checkpointFile+".tmp*")

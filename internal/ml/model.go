@@ -10,7 +10,7 @@ import (
 	"github.com/gomlx/compute/dtypes"
 	_ "github.com/gomlx/compute/gobackend" // registers the pure-Go backend ("go").
 	"github.com/gomlx/compute/shapes"
-	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph-building code reads like maths with the dot import.
+	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 	"github.com/gomlx/onnx-gomlx/onnx"
@@ -271,8 +271,6 @@ func catch(fn func() error) (err error) {
 	}()
 	return fn()
 }
-
-var errNoData = errors.New("no training images")
 
 // ParameterCount is the number of trainable parameters of arch for images
 // of shape and numClasses classes. It builds (but never runs) the network's

@@ -21,7 +21,7 @@ func TestGuardRecoversInAGoroutine(t *testing.T) {
 	wg.Go(func() {
 		defer g.Recover("import worker", func(err error) { got = err })
 		var m map[string]int
-		m["x"] = 1 // a nil map write: a runtime panic, not a panic(value)
+		m["x"] = 1 //nolint:staticcheck // the nil map write is the runtime panic this test recovers
 	})
 	wg.Wait()
 	var pe *panics.Error

@@ -181,7 +181,7 @@ func (i *Interceptors) begin(ctx context.Context, fullMethod string) (context.Co
 }
 
 func (i *Interceptors) recovered(ctx context.Context, method string, r any) error {
-	i.panics.Report("rpc", r, debug.Stack(), "method", method, "request_id", RequestID(ctx))
+	_ = i.panics.Report("rpc", r, debug.Stack(), "method", method, "request_id", RequestID(ctx))
 	return status.Errorf(codes.Internal, "internal error (request id %s)", RequestID(ctx))
 }
 

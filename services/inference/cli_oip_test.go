@@ -27,8 +27,8 @@ func TestCLIPredictOIPMatchesPredict(t *testing.T) {
 
 	dir := t.TempDir()
 	a, b := filepath.Join(dir, "a.png"), filepath.Join(dir, "b.jpg")
-	os.WriteFile(a, imagingtest.PNG(31, 17, 1), 0o600)  //nolint:errcheck // checked by the command
-	os.WriteFile(b, imagingtest.JPEG(40, 40, 2), 0o600) //nolint:errcheck
+	os.WriteFile(a, imagingtest.PNG(31, 17, 1), 0o600)
+	os.WriteFile(b, imagingtest.JPEG(40, 40, 2), 0o600)
 	run := func(args ...string) *inferencepb.PredictResponse {
 		t.Helper()
 		var out, errOut bytes.Buffer

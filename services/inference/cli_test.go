@@ -18,9 +18,9 @@ func TestCLIPredict(t *testing.T) {
 	e.reg.setAlias("pets", "production", 1)
 	dir := t.TempDir()
 	a, b, bad := filepath.Join(dir, "a.png"), filepath.Join(dir, "b.jpg"), filepath.Join(dir, "bad.png")
-	os.WriteFile(a, imagingtest.PNG(5, 5, 1), 0o600)  //nolint:errcheck // checked by the command
-	os.WriteFile(b, imagingtest.JPEG(9, 5, 2), 0o600) //nolint:errcheck
-	os.WriteFile(bad, []byte("text"), 0o600)          //nolint:errcheck
+	os.WriteFile(a, imagingtest.PNG(5, 5, 1), 0o600)
+	os.WriteFile(b, imagingtest.JPEG(9, 5, 2), 0o600)
+	os.WriteFile(bad, []byte("text"), 0o600)
 
 	tests := []struct {
 		name string

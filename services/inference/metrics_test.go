@@ -19,8 +19,8 @@ func TestMetrics(t *testing.T) {
 			t.Fatalf("Predict() = %v", err)
 		}
 	}
-	e.client.Predict(t.Context(), &inferencepb.PredictRequest{Model: "pets", Version: 1, Images: [][]byte{[]byte("x")}}) //nolint:errcheck // counted
-	e.client.Predict(t.Context(), &inferencepb.PredictRequest{Model: "nope", Images: [][]byte{[]byte("x")}})             //nolint:errcheck // counted
+	e.client.Predict(t.Context(), &inferencepb.PredictRequest{Model: "pets", Version: 1, Images: [][]byte{[]byte("x")}})
+	e.client.Predict(t.Context(), &inferencepb.PredictRequest{Model: "nope", Images: [][]byte{[]byte("x")}})
 
 	want := `
 # HELP shoal_inference_requests_total Predict and ModelInfer requests by model, version (empty when none was resolved) and gRPC code.

@@ -40,11 +40,11 @@ func multipartBody(t *testing.T, field string, data []byte, fields map[string]st
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
 	for k, v := range fields {
-		mw.WriteField(k, v) //nolint:errcheck // in memory
+		mw.WriteField(k, v)
 	}
 	if field != "" {
 		fw, _ := mw.CreateFormFile(field, "image")
-		fw.Write(data) //nolint:errcheck // in memory
+		fw.Write(data)
 	}
 	mw.Close()
 	return &buf, mw.FormDataContentType()

@@ -60,7 +60,7 @@ func TestCLI(t *testing.T) {
 		{[]string{"prune", "fish", "--keep", "1", "--yes"}, []string{"deleted fish version 3"}, cli.ExitOK},
 		{[]string{"prune", "fish", "--keep", "0", "--yes"}, []string{"deleted fish version 4"}, cli.ExitOK},
 		{[]string{"prune", "fish", "--keep", "0", "--yes"}, []string{"nothing to prune: fish has 1 version"}, cli.ExitOK},
-		{[]string{"ls", "fish", "-o", "yaml"}, []string{"versions:", "version: \"2\"", "aliases:", "- production"}, cli.ExitOK},
+		{[]string{"ls", "fish", "-o", "yaml"}, []string{"versions:", "version: 2", "aliases:", "- production"}, cli.ExitOK},
 	}
 	for _, s := range steps {
 		out, err := run(s.args...)

@@ -148,8 +148,8 @@ func (h *handler) CancelJob(ctx context.Context, req *trainerpb.CancelJobRequest
 	if err := checkJobID(id); err != nil {
 		return nil, err
 	}
-	row, err := h.svc.st.get(ctx, id)
-	if err != nil {
+	// NotFound for an unknown job, before any change.
+	if _, err := h.svc.st.get(ctx, id); err != nil {
 		return nil, err
 	}
 	queued, running := trainerpb.JobState_JOB_STATE_QUEUED, trainerpb.JobState_JOB_STATE_RUNNING
@@ -160,7 +160,8 @@ func (h *handler) CancelJob(ctx context.Context, req *trainerpb.CancelJobRequest
 	if ok {
 		h.svc.changes.Notify()
 	} else {
-		if row, err = h.svc.st.get(ctx, id); err != nil {
+		row, err := h.svc.st.get(ctx, id)
+		if err != nil {
 			return nil, err
 		}
 		if st := trainerpb.JobState(row.State); st != running {

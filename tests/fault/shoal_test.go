@@ -339,19 +339,6 @@ func (s *shoal) waitLog(ctx context.Context, from int, match func(logLine) bool)
 	}
 }
 
-// logsMatching returns the lines after from that match.
-func (s *shoal) logsMatching(from int, match func(logLine) bool) []logLine {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []logLine
-	for _, l := range s.lines[min(from, len(s.lines)):] {
-		if match(l) {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
 // tail is the last n log lines, for failure messages.
 func (s *shoal) tail(n int) string {
 	s.mu.Lock()

@@ -46,7 +46,7 @@ func NewLocal(dir string) (*Local, error) {
 		return nil, fmt.Errorf("blob: local: %w", err)
 	}
 	tmp := filepath.Join(root, localTempDir)
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
+	if err := os.MkdirAll(tmp, 0o750); err != nil {
 		return nil, fmt.Errorf("blob: local: %w", err)
 	}
 	staging, _ := scratch.Claim(tmp, func(string) bool { return true }, staleTempAge)
@@ -120,7 +120,7 @@ func (l *Local) Put(ctx context.Context, key string, r io.Reader, size int64) (e
 func renameInto(src, dst string) error {
 	var err error
 	for range 5 {
-		if err = os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		if err = os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
 			return err
 		}
 		if err = os.Rename(src, dst); !errors.Is(err, fs.ErrNotExist) {

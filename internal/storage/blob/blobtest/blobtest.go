@@ -1,3 +1,6 @@
+// Long file: one conformance suite, whose cases every blob.Store must pass;
+// read together, they are the contract a new backend has to meet.
+
 // Package blobtest is the conformance suite every blob.Store implementation
 // must pass, so that the backends stay interchangeable.
 package blobtest
