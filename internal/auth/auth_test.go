@@ -4,21 +4,17 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -31,6 +27,7 @@ import (
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	_ "github.com/shoalml/shoal/gen/shoal/trainer/v1"
 	"github.com/shoalml/shoal/internal/auth"
+	"github.com/shoalml/shoal/internal/grpctest"
 	"github.com/shoalml/shoal/internal/server"
 	"github.com/shoalml/shoal/internal/testlog"
 )
@@ -156,21 +153,11 @@ func serveGate(t *testing.T, cfg auth.GateConfig, authn auth.Authenticator, audi
 	if err != nil {
 		t.Fatal(err)
 	}
-	ic := server.NewInterceptors(log, prometheus.NewRegistry())
-	s := grpc.NewServer(grpc.ChainUnaryInterceptor(ic.Unary(), g.Unary()), grpc.ChainStreamInterceptor(ic.Stream(), g.Stream()))
-	registrypb.RegisterRegistryServiceServer(s, fakeRegistry{})
-	healthpb.RegisterHealthServer(s, health.NewServer())
-	lis := bufconn.Listen(1 << 20)
-	go s.Serve(lis)
-	t.Cleanup(s.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn, logs
+	srv := grpctest.Start(t, grpctest.RegisterFunc(func(r grpc.ServiceRegistrar) {
+		registrypb.RegisterRegistryServiceServer(r, fakeRegistry{})
+		healthpb.RegisterHealthServer(r, health.NewServer())
+	}), grpctest.Options{Log: log, Gates: []server.Gate{g}})
+	return srv.Conn, logs
 }
 
 func TestGate(t *testing.T) {

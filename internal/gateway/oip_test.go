@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,14 +15,13 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 
 	oippb "github.com/shoalml/shoal/gen/inference"
 	"github.com/shoalml/shoal/internal/gateway"
+	"github.com/shoalml/shoal/internal/grpctest"
 	"github.com/shoalml/shoal/internal/oip/oiptest"
 )
 
@@ -149,18 +147,9 @@ func (f *fakeOIP) lastRequest() (*oippb.ModelInferRequest, metadata.MD) {
 func oipGateway(t *testing.T) (*fakeOIP, *httptest.Server) {
 	t.Helper()
 	fake := &fakeOIP{}
-	s := grpc.NewServer()
-	oippb.RegisterGRPCInferenceServiceServer(s, fake)
-	lis := bufconn.Listen(1 << 20)
-	go s.Serve(lis)
-	t.Cleanup(s.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := grpctest.Start(t, grpctest.RegisterFunc(func(r grpc.ServiceRegistrar) {
+		oippb.RegisterGRPCInferenceServiceServer(r, fake)
+	}), grpctest.Options{Bare: true}).Conn
 	mux, err := gateway.New(t.Context(), gateway.Conns{Inference: conn})
 	if err != nil {
 		t.Fatalf("gateway.New() = %v", err)

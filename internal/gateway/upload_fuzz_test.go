@@ -7,7 +7,6 @@ import (
 	"flag"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -16,14 +15,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 
 	datasetpb "github.com/shoalml/shoal/gen/shoal/dataset/v1"
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	"github.com/shoalml/shoal/internal/fuzztest"
+	"github.com/shoalml/shoal/internal/grpctest"
 	"github.com/shoalml/shoal/internal/server"
 )
 
@@ -80,20 +78,10 @@ func FuzzUploadStream(f *testing.F) {
 	var cfg server.Config
 	cfg.RegisterFlags(flag.NewFlagSet("fuzz", flag.ContinueOnError))
 	cfg.MaxMessageBytes = uploadMessageLimit
-	log := slog.New(slog.DiscardHandler)
-	g := server.NewGRPC(cfg, log, prometheus.NewRegistry())
-	datasetpb.RegisterDatasetServiceServer(g.Server, uploadSink{})
-	registrypb.RegisterRegistryServiceServer(g.Server, uploadSink{})
-	lis := bufconn.Listen(1 << 20)
-	go func() { _ = g.Server.Serve(lis) }()
-	f.Cleanup(g.Server.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { conn.Close() })
+	conn := grpctest.Start(f, grpctest.RegisterFunc(func(r grpc.ServiceRegistrar) {
+		datasetpb.RegisterDatasetServiceServer(r, uploadSink{})
+		registrypb.RegisterRegistryServiceServer(r, uploadSink{})
+	}), grpctest.Options{Log: slog.New(slog.DiscardHandler), MaxMessageBytes: uploadMessageLimit}).Conn
 	mux, err := New(context.Background(), Conns{Dataset: conn, Registry: conn})
 	if err != nil {
 		f.Fatal(err)

@@ -57,6 +57,16 @@ type Options struct {
 	Metrics prometheus.Registerer
 	// StreamInterceptors run outside the production ones, in this order.
 	StreamInterceptors []grpc.StreamServerInterceptor
+	// Gates run inside the production interceptors, as the auth gate does
+	// in the server (server.WithGate).
+	Gates []server.Gate
+	// Bare serves without the production interceptors, for a fake whose
+	// answers (statuses, headers) the test sets to the letter; Gates are
+	// left out with them.
+	Bare bool
+	// MaxMessageBytes, when not zero, replaces the server's default bound
+	// on a message (grpc.max-message-bytes), for the server and the client.
+	MaxMessageBytes int
 }
 
 // Server is a service being served until its test ends.
@@ -87,7 +97,13 @@ func Start(t testing.TB, svc Service, o Options) *Server {
 	}
 	var cfg server.Config
 	cfg.RegisterFlags(flag.NewFlagSet("server", flag.ContinueOnError))
-	opts := server.GRPCOptions(cfg, server.NewInterceptors(o.Log, o.Metrics))
+	if o.MaxMessageBytes != 0 {
+		cfg.MaxMessageBytes = o.MaxMessageBytes
+	}
+	opts := server.GRPCOptions(cfg, server.NewInterceptors(o.Log, o.Metrics), o.Gates...)
+	if o.Bare {
+		opts = []grpc.ServerOption{grpc.MaxRecvMsgSize(cfg.MaxMessageBytes), grpc.MaxSendMsgSize(cfg.MaxMessageBytes)}
+	}
 	if len(o.StreamInterceptors) > 0 {
 		// The first chained interceptor is the outermost.
 		opts = append([]grpc.ServerOption{grpc.ChainStreamInterceptor(o.StreamInterceptors...)}, opts...)
