@@ -80,6 +80,11 @@ func checkDeployment(t *testing.T, c *cluster, d *appsv1.Deployment, r ran) {
 	probe("readiness", ctr.ReadinessProbe, httpGet("/readyz"))
 	probe("startup", ctr.StartupProbe, func(p *corev1.Probe) string {
 		if p.GRPC == nil {
+			// The kubelet's gRPC probe speaks no TLS: over TLS, started
+			// means ready.
+			if p.HTTPGet != nil && p.HTTPGet.Path == "/readyz" {
+				return httpGet("/readyz")(p)
+			}
 			return httpGet("/healthz")(p)
 		}
 		svc := ""

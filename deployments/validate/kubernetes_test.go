@@ -32,6 +32,9 @@ const (
 	// of the kustomization, so applying the base never overwrites real
 	// credentials, and its placeholders stand in for them here.
 	secretExample = "secret.example.yaml"
+	// tlsComponent is the kustomize Component that turns on mutual TLS
+	// between the processes (kubernetes_tls_test.go).
+	tlsComponent = "tls"
 )
 
 // cluster is what `kubectl apply -k deployments/kubernetes` would create,
@@ -58,10 +61,16 @@ func decodeStrict(data []byte, obj any) error {
 // decodes every object strictly into its k8s.io/api type.
 func renderKubernetes(t *testing.T) *cluster {
 	t.Helper()
-	dir := filepath.Join(repoRoot, kubeDir)
+	return renderKustomization(t, filepath.Join(repoRoot, kubeDir), nil)
+}
+
+// renderKustomization renders the kustomization in dir; given holds Secrets
+// the cluster would have that the manifests do not create.
+func renderKustomization(t *testing.T, dir string, given []*corev1.Secret) *cluster {
+	t.Helper()
 	resources, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
 	if err != nil {
-		t.Fatalf("kustomize build %s: %v", kubeDir, err)
+		t.Fatalf("kustomize build %s: %v", dir, err)
 	}
 	c := &cluster{configMaps: map[string]*corev1.ConfigMap{}, secrets: map[string]*corev1.Secret{}}
 	for _, r := range resources.Resources() {
@@ -109,7 +118,10 @@ func renderKubernetes(t *testing.T) *cluster {
 	}
 	c.namespace = c.namespaces[0].Name
 
-	data, err := os.ReadFile(filepath.Join(dir, secretExample))
+	for _, g := range given {
+		c.secrets[g.Name] = g
+	}
+	data, err := os.ReadFile(filepath.Join(repoRoot, kubeDir, secretExample))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +177,7 @@ func TestKustomizationListsEveryFile(t *testing.T) {
 	for _, e := range entries {
 		name := e.Name()
 		switch {
-		case name == "kustomization.yaml", name == "README.md", name == secretExample:
+		case name == "kustomization.yaml", name == "README.md", name == secretExample, name == tlsComponent:
 		case !slices.Contains(listed, name):
 			t.Errorf("%s/%s is not used by kustomization.yaml (resources, generators or patches); list it, or remove it", kubeDir, name)
 		}
@@ -252,30 +264,52 @@ func kubeProcess(t *testing.T, c *cluster, d *appsv1.Deployment) process {
 			t.Errorf("%s: volume mount %s names no volume of the pod", p.where, m.Name)
 			continue
 		}
-		if v.ConfigMap == nil {
-			continue
-		}
-		cm, ok := c.configMaps[v.ConfigMap.Name]
-		if !ok {
-			t.Errorf("%s: volume %s mounts ConfigMap %s, which the kustomization does not render", p.where, v.Name, v.ConfigMap.Name)
+		// The files of a ConfigMap or Secret volume: key -> content.
+		var data map[string][]byte
+		var items []corev1.KeyToPath
+		switch {
+		case v.ConfigMap != nil:
+			cm, ok := c.configMaps[v.ConfigMap.Name]
+			if !ok {
+				t.Errorf("%s: volume %s mounts ConfigMap %s, which the kustomization does not render", p.where, v.Name, v.ConfigMap.Name)
+				continue
+			}
+			data, items = map[string][]byte{}, v.ConfigMap.Items
+			for k, v := range cm.Data {
+				data[k] = []byte(v)
+			}
+		case v.Secret != nil:
+			s, ok := c.secrets[v.Secret.SecretName]
+			if !ok {
+				t.Errorf("%s: volume %s mounts Secret %s, which is neither rendered nor given", p.where, v.Name, v.Secret.SecretName)
+				continue
+			}
+			data, items = maps.Clone(s.Data), v.Secret.Items
+			if data == nil {
+				data = map[string][]byte{}
+			}
+			for k, v := range s.StringData {
+				data[k] = []byte(v)
+			}
+		default:
 			continue
 		}
 		files := map[string]string{} // key -> path in the volume
-		for k := range cm.Data {
+		for k := range data {
 			files[k] = k
 		}
-		if len(v.ConfigMap.Items) > 0 {
+		if len(items) > 0 {
 			files = map[string]string{}
-			for _, it := range v.ConfigMap.Items {
+			for _, it := range items {
 				files[it.Key] = it.Path
 			}
 		}
 		for key, rel := range files {
 			switch {
 			case m.SubPath == "":
-				p.files[path.Join(m.MountPath, rel)] = []byte(cm.Data[key])
+				p.files[path.Join(m.MountPath, rel)] = data[key]
 			case m.SubPath == rel:
-				p.files[m.MountPath] = []byte(cm.Data[key])
+				p.files[m.MountPath] = data[key]
 			}
 		}
 	}
@@ -283,8 +317,13 @@ func kubeProcess(t *testing.T, c *cluster, d *appsv1.Deployment) process {
 }
 
 func TestKubernetes(t *testing.T) {
-	c := renderKubernetes(t)
+	checkCluster(t, renderKubernetes(t))
+}
 
+// checkCluster checks what holds for every rendering of the manifests, and
+// returns what it learnt of each process, by module.
+func checkCluster(t *testing.T, c *cluster) map[string]ran {
+	t.Helper()
 	for _, o := range c.objects() {
 		if _, ns := o.(*corev1.Namespace); !ns && o.GetNamespace() != c.namespace {
 			t.Errorf("%T %s: namespace %q; want %q", o, o.GetName(), o.GetNamespace(), c.namespace)
@@ -375,6 +414,7 @@ func TestKubernetes(t *testing.T) {
 		}
 	}
 	checkScaling(t, c, ran)
+	return ran
 }
 
 func (c *cluster) objects() []metav1.Object {

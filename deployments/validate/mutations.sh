@@ -78,6 +78,9 @@ mutate "compose: unpinned S3 image" $c/compose.yaml 's|chrislusf/seaweedfs:4.53|
 mutate "k8s: gateway without a Service" $k/gateway.yaml '/^kind: Service/,$s/component: gateway/component: gateways/'
 mutate "k8s: typo in kustomization" $k/kustomization.yaml 's/^configMapGenerator:/configMapGenerators:/'
 mutate "k8s: probe on named port as grpc port" $k/registry.yaml 's/              port: 9090/              port: grpc/'
+mutate "k8s tls: a Service name missing from the certificate" $k/tls/certificate.example.yaml '/    - trainer.shoal.svc$/d'
+mutate "k8s tls: client CA key misnamed" $k/tls/kustomization.yaml 's|/etc/shoal/tls/ca.crt}|/etc/shoal/tls/ca.pem}|'
+mutate "k8s tls: grpc startup probe kept" $k/tls/kustomization.yaml '/# The kubelet/,$d'
 
 echo "$failures break(s) not caught"
 ((failures == 0))

@@ -122,7 +122,8 @@ func (p process) target() (string, error) {
 
 // shoal runs the binary as the process would start, plus extra arguments,
 // with exactly the process's environment and its mounted files copied to a
-// temporary directory (the config file's path rewritten to the copy).
+// temporary directory (the config file's path, and variables that name a
+// mounted file, rewritten to the copy).
 func (p process) shoal(t *testing.T, extra ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	dir := t.TempDir()
@@ -156,6 +157,8 @@ func (p process) shoal(t *testing.T, extra ...string) (stdout, stderr string, er
 				return "", "", err
 			}
 			v = l
+		} else if l, ok := local[v]; ok {
+			v = l // a mounted file: its copy
 		}
 		env = append(env, k+"="+v)
 	}
