@@ -23,6 +23,10 @@ type Config struct {
 	// WatchAliases replays from. Watchers start from a snapshot of the
 	// aliases, so only a watcher that many changes behind needs older ones.
 	AliasEventRetention time.Duration
+	// InspectTimeout and InspectMemoryBytes bound the child process in
+	// which ONNX Runtime reads an uploaded model (onnxrt.InspectIsolated).
+	InspectTimeout     time.Duration
+	InspectMemoryBytes uint64
 }
 
 // RegisterFlags registers the registry.* flags with their defaults.
@@ -32,12 +36,22 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"how often WatchAliases looks for alias changes made by other registry processes sharing the database")
 	fs.DurationVar(&c.AliasEventRetention, "registry.alias-event-retention", 7*24*time.Hour,
 		"how long alias changes are kept in the event log that WatchAliases streams follow")
+	fs.DurationVar(&c.InspectTimeout, "registry.inspect-timeout", 2*time.Minute,
+		"how long ONNX Runtime may take to read an uploaded model, in a child process, before the model is refused")
+	fs.Uint64Var(&c.InspectMemoryBytes, "registry.inspect-memory-bytes", 4<<30,
+		"memory (data segment) the child process reading an uploaded model may use before the model is refused; 0 for no bound")
 	fs.StringVar(&c.UploadDir, "registry.upload-dir", "", "directory for uploads being checked; empty for the system's temporary directory")
 }
 
 // Validate reports settings that cannot work.
 func (c *Config) Validate() error {
 	var errs []error
+	if c.InspectTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--registry.inspect-timeout=%s: must be positive", c.InspectTimeout))
+	}
+	if c.InspectMemoryBytes != 0 && c.InspectMemoryBytes < 256<<20 {
+		errs = append(errs, fmt.Errorf("--registry.inspect-memory-bytes=%d: at least 268435456 (256 MiB: ONNX Runtime alone needs about 128 MiB), or 0 for no bound", c.InspectMemoryBytes))
+	}
 	if c.MaxArtifactBytes <= 0 {
 		errs = append(errs, fmt.Errorf("--registry.max-artifact-bytes=%d: must be positive", c.MaxArtifactBytes))
 	}

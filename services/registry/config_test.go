@@ -18,6 +18,9 @@ func TestConfigValidate(t *testing.T) {
 		{"defaults", func(*registry.Config) {}, ""},
 		{"zero max bytes", func(c *registry.Config) { c.MaxArtifactBytes = 0 }, "registry.max-artifact-bytes"},
 		{"poll too fast", func(c *registry.Config) { c.WatchPollInterval = time.Millisecond }, "registry.watch-poll-interval"},
+		{"no inspect timeout", func(c *registry.Config) { c.InspectTimeout = 0 }, "registry.inspect-timeout"},
+		{"inspect memory below the runtime's", func(c *registry.Config) { c.InspectMemoryBytes = 64 << 20 }, "registry.inspect-memory-bytes"},
+		{"inspect memory unbounded", func(c *registry.Config) { c.InspectMemoryBytes = 0 }, ""},
 		{"missing upload dir", func(c *registry.Config) { c.UploadDir = filepath.Join(t.TempDir(), "nope") }, "registry.upload-dir"},
 	}
 	for _, tt := range tests {

@@ -67,10 +67,15 @@ func (h *handler) CreateVersion(stream grpc.ClientStreamingServer[registrypb.Cre
 		}
 		return err
 	}
-	info, err := rt.InspectFile(nv.path)
+	// In a child process: a file that crashes ONNX Runtime's parser ends
+	// only the child.
+	info, err := rt.InspectIsolated(ctx, nv.path, onnxrt.Isolation{Timeout: h.svc.cfg.InspectTimeout, MemoryBytes: h.svc.cfg.InspectMemoryBytes})
 	if err != nil {
-		if errors.Is(err, onnxrt.ErrInvalidModel) {
+		switch {
+		case errors.Is(err, onnxrt.ErrInvalidModel):
 			return status.Errorf(codes.InvalidArgument, "the artifact is not an ONNX model that ONNX Runtime can load: %s", firstLine(err))
+		case ctx.Err() != nil:
+			return status.FromContextError(ctx.Err()).Err()
 		}
 		return err
 	}
