@@ -208,6 +208,24 @@ func checkService(t *testing.T, c *cluster, s *corev1.Service) {
 // checkScaling checks Inference's HorizontalPodAutoscaler and
 // PodDisruptionBudget, and that every one of them refers to what exists.
 func checkScaling(t *testing.T, c *cluster, ran map[string]ran) {
+	// A Service of several replicas is headless, so that clients' round
+	// robin reaches each (a ClusterIP holds one connection to one pod), and
+	// its ports are the pods' own (a headless Service maps none).
+	for _, s := range c.services {
+		for _, d := range c.selected(s.Spec.Selector) {
+			if d.Spec.Replicas == nil || *d.Spec.Replicas < 2 {
+				continue
+			}
+			if s.Spec.ClusterIP != corev1.ClusterIPNone {
+				t.Errorf("Service %s: clusterIP %q in front of %d replicas; want None (headless) so that every replica gets calls", s.Name, s.Spec.ClusterIP, *d.Spec.Replicas)
+			}
+			for _, sp := range s.Spec.Ports {
+				if cp, ok := containerPort(&d.Spec.Template.Spec.Containers[0], sp.TargetPort); ok && cp.ContainerPort != sp.Port {
+					t.Errorf("Service %s: port %d leads to %d; a headless Service does not map ports", s.Name, sp.Port, cp.ContainerPort)
+				}
+			}
+		}
+	}
 	inference, ok := ran["inference"]
 	if !ok {
 		return

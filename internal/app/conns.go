@@ -52,17 +52,7 @@ func (a *App) dial(self net.Addr, deps []string, transport func(local bool) cred
 		if local {
 			target = loopback(self)
 		}
-		c, err := grpc.NewClient(target,
-			grpc.WithTransportCredentials(transport(local)),
-			grpc.WithPerRPCCredentials(creds),
-			// Spread calls over every address the name resolves to, so
-			// a headless Service of replicas shares the load.
-			grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
-			grpc.WithDefaultCallOptions(
-				grpc.MaxCallRecvMsgSize(a.cfg.Server.MaxMessageBytes),
-				grpc.MaxCallSendMsgSize(a.cfg.Server.MaxMessageBytes),
-			),
-		)
+		c, err := grpc.NewClient(target, a.clientOptions(transport(local), creds)...)
 		if err != nil {
 			closeAll(conns)
 			return nil, fmt.Errorf("clients: %s at %q: %w", dep, target, err)
@@ -70,6 +60,21 @@ func (a *App) dial(self net.Addr, deps []string, transport func(local bool) cred
 		conns[dep] = c
 	}
 	return conns, nil
+}
+
+// clientOptions are the options of every connection to a service.
+func (a *App) clientOptions(transport credentials.TransportCredentials, creds credentials.PerRPCCredentials) []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithTransportCredentials(transport),
+		grpc.WithPerRPCCredentials(creds),
+		// Spread calls over every address the name resolves to, so a
+		// headless Service of replicas shares the load.
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
+		grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(a.cfg.Server.MaxMessageBytes),
+			grpc.MaxCallSendMsgSize(a.cfg.Server.MaxMessageBytes),
+		),
+	}
 }
 
 func closeAll(conns map[string]*grpc.ClientConn) {

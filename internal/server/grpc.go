@@ -93,7 +93,11 @@ func GRPCOptions(cfg Config, ic *Interceptors, gates ...Gate) []grpc.ServerOptio
 		grpc.MaxSendMsgSize(cfg.MaxMessageBytes),
 		// Long-lived streams (WatchJob, WatchAliases) cross proxies that
 		// drop idle connections; pings keep them open and find dead peers.
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		// MaxConnectionAge sends clients a GOAWAY every few minutes, so
+		// they resolve the name again and find replicas added since (a
+		// headless Service's new pods); calls in flight, streams included,
+		// finish on the old connection.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, MaxConnectionAge: 5 * time.Minute}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	}
 }
