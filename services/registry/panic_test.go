@@ -3,6 +3,8 @@ package registry_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -187,7 +189,7 @@ func TestRegistryRunPanicsAreContained(t *testing.T) {
 	if n := panicCount(t, rpcMetrics, "rpc"); n != 1 {
 		t.Errorf(`shoal_panics_total{component="rpc"} = %v; want 1`, n)
 	}
-	w, err = client.WatchAliases(ctx, &registrypb.WatchAliasesRequest{})
+	w, err = client.WatchAliases(t.Context(), &registrypb.WatchAliasesRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,6 +203,10 @@ func TestRegistryRunPanicsAreContained(t *testing.T) {
 	cancel()
 	if err := <-ran; err != nil {
 		t.Errorf("Run() = %v; want nil after contained panics", err)
+	}
+	// Run's end ends the open stream.
+	if ev, err := w.Recv(); !errors.Is(err, io.EOF) {
+		t.Errorf("WatchAliases after Run returned: Recv() = %v, %v; want EOF", ev, err)
 	}
 	for _, want := range []string{"injected: artifact list", "injected: prune", "injected: poll", "stack=", "goroutine"} {
 		if !strings.Contains(logs.String(), want) {
