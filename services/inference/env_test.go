@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"log/slog"
 	"math"
 	"sync"
 	"testing"
@@ -22,6 +23,7 @@ import (
 	"github.com/shoalml/shoal/internal/grpctest"
 	"github.com/shoalml/shoal/internal/imaging"
 	"github.com/shoalml/shoal/internal/onnxrt/onnxtest"
+	"github.com/shoalml/shoal/internal/panics"
 	"github.com/shoalml/shoal/internal/storage/blob"
 	"github.com/shoalml/shoal/internal/testlog"
 	"github.com/shoalml/shoal/services/inference"
@@ -201,6 +203,12 @@ type envOptions struct {
 	blobs func(blob.Store) blob.Store
 	// svc, if set, sees the service before it starts.
 	svc func(*inference.Service)
+	// panics recovers the service's panics (nil: uncounted).
+	panics *panics.Guard
+	// registry, if set, wraps the Registry client the service uses.
+	registry func(registrypb.RegistryServiceClient) registrypb.RegistryServiceClient
+	// log, if set, wraps the handler of the service's log.
+	log func(slog.Handler) slog.Handler
 }
 
 func defaultConfig() inference.Config {
@@ -230,8 +238,16 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	if opts.blobs != nil {
 		blobs = opts.blobs(blobs)
 	}
-	svc, err := inference.New(cfg, inference.Deps{Log: testlog.New(t), Blobs: blobs,
-		Registry: registrypb.NewRegistryServiceClient(regConn), Version: "test", Metrics: e.metrics})
+	reg := registrypb.NewRegistryServiceClient(regConn)
+	if opts.registry != nil {
+		reg = opts.registry(reg)
+	}
+	log := testlog.New(t)
+	if opts.log != nil {
+		log = slog.New(opts.log(log.Handler()))
+	}
+	svc, err := inference.New(cfg, inference.Deps{Log: log, Blobs: blobs,
+		Registry: reg, Version: "test", Metrics: e.metrics, Panics: opts.panics})
 	if err != nil {
 		t.Fatalf("New() = %v", err)
 	}

@@ -113,7 +113,7 @@ func (s *Service) load(ctx context.Context, v *registrypb.Version) (m *model, er
 	m.batcher, err = batcher.New(batcher.Config{
 		MaxBatch: maxBatch, MaxDelay: s.cfg.MaxQueueDelay, QueueSize: s.cfg.QueueSize, Workers: len(m.sessions),
 		Panics: s.deps.Panics,
-	}, m.run)
+	}, func(ctx context.Context, w int, in [][]float32) ([][]float32, error) { return runBatch(m, ctx, w, in) })
 	if err != nil {
 		return nil, err
 	}
@@ -159,6 +159,10 @@ func (s *Service) describe(v *registrypb.Version, onnx []byte) (*model, error) {
 // run is the batcher's compute function: it copies the preprocessed images
 // into the worker's session, which pads the batch to its bucket, and
 // returns each image's scores.
+// runBatch is (*model).run; tests replace it to inject a panic into a
+// batch.
+var runBatch = (*model).run
+
 func (m *model) run(_ context.Context, w int, in [][]float32) ([][]float32, error) {
 	ss := m.sessions[w]
 	buf, size := ss.Input(), m.cls.Image.Size()

@@ -115,6 +115,10 @@ func batchError(err error, m *model) error {
 	return err
 }
 
+// decodeImage is imaging.Decode; tests replace it to inject a panic into
+// preprocessing.
+var decodeImage = imaging.Decode
+
 // preprocess decodes and preprocesses images on up to GOMAXPROCS
 // goroutines, outside the batcher so its workers only compute. Every bad
 // image is named in one InvalidArgument error.
@@ -128,7 +132,7 @@ func (s *Service) preprocess(images [][]byte, spec imaging.Spec) ([][]float32, e
 		dst := vals[i*spec.Size() : (i+1)*spec.Size() : (i+1)*spec.Size()]
 		out[i] = dst
 		errs[i] = s.deps.Panics.Call("preprocess", func() error {
-			img, _, err := imaging.Decode(images[i], lim)
+			img, _, err := decodeImage(images[i], lim)
 			if err == nil {
 				err = imaging.Preprocess(img, spec, dst)
 			}

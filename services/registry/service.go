@@ -134,7 +134,11 @@ func (s *Service) Register(r grpc.ServiceRegistrar) {
 // then it ends the open WatchAliases streams.
 func (s *Service) Run(ctx context.Context) error {
 	defer s.stoppingOnce.Do(func() { close(s.stopping) })
-	seen, err := s.currentRevision(ctx)
+	var seen int64
+	err := s.deps.Panics.Call("registry alias poll", func() (err error) {
+		seen, err = s.currentRevision(ctx)
+		return err
+	})
 	if err != nil && ctx.Err() == nil {
 		s.deps.Log.Warn("alias revision poll failed; retrying", "err", err)
 	}

@@ -26,6 +26,7 @@ import (
 	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
 	"github.com/shoalml/shoal/internal/grpctest"
 	"github.com/shoalml/shoal/internal/onnxrt"
+	"github.com/shoalml/shoal/internal/panics"
 	"github.com/shoalml/shoal/internal/storage/blob"
 	"github.com/shoalml/shoal/internal/storage/db"
 	"github.com/shoalml/shoal/internal/storage/db/dbtest"
@@ -332,6 +333,13 @@ type envOptions struct {
 	reg     *fakeRegistry
 	blobs   blob.Store // shared with another env (fine-tuning across datasets)
 	cfg     func(*trainer.Config)
+	// panics recovers the service's panics (nil: uncounted).
+	panics *panics.Guard
+	// datasets, if set, wraps the Dataset client the service uses.
+	datasets func(datasetpb.DatasetServiceClient) datasetpb.DatasetServiceClient
+	// server changes how the trainer is served (TCP and NoRun are set
+	// from the env).
+	server grpctest.Options
 }
 
 func newEnv(t testing.TB, dbCfg db.Config, o envOptions) *env {
@@ -374,15 +382,21 @@ func newEnv(t testing.TB, dbCfg db.Config, o envOptions) *env {
 		}
 	}
 	e.blobs = blobs
+	datasets := datasetpb.NewDatasetServiceClient(e.dsConn)
+	if o.datasets != nil {
+		datasets = o.datasets(datasets)
+	}
 	svc, err := trainer.New(cfg, trainer.Deps{
 		Log: testlog.New(t), DB: e.gdb, Blobs: blobs,
-		Datasets: datasetpb.NewDatasetServiceClient(e.dsConn), Registry: registrypb.NewRegistryServiceClient(e.regConn),
-		ONNXRuntime: onnxrt.Config{},
+		Datasets: datasets, Registry: registrypb.NewRegistryServiceClient(e.regConn),
+		ONNXRuntime: onnxrt.Config{}, Panics: o.panics,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpctest.Start(t, svc, grpctest.Options{TCP: true, NoRun: o.noRun})
+	so := o.server
+	so.TCP, so.NoRun = true, o.noRun
+	srv := grpctest.Start(t, svc, so)
 	e.conn, e.addr, e.stop = srv.Conn, srv.Addr, srv.StopRun
 	e.client = trainerpb.NewTrainerServiceClient(srv.Conn)
 	return e
