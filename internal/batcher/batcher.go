@@ -161,9 +161,19 @@ func (b *Batcher[In, Out]) Done() <-chan struct{} { return b.done }
 // Run forms and dispatches batches until Close has been called and the
 // queue is empty, or until ctx ends (then queued items fail with
 // ErrClosed). Either way it returns only after every batch it started has
-// finished.
+// finished. If it panics, the batcher is closed and queued items fail with
+// ErrClosed first.
 func (b *Batcher[In, Out]) Run(ctx context.Context) error {
 	defer close(b.done)
+	// A panic in this loop (batches have their own guard) must not leave
+	// callers waiting on a queue nothing serves: close, fail what waits,
+	// and let the panic go on to the caller's guard.
+	defer func() {
+		if r := recover(); r != nil {
+			b.failAll(ErrClosed)
+			panic(r)
+		}
+	}()
 	free := make(chan int, b.cfg.Workers)
 	for w := range b.cfg.Workers {
 		free <- w

@@ -253,6 +253,42 @@ func TestComputePanicFailsOnlyItsBatch(t *testing.T) {
 	}
 }
 
+// panickyContext panics when Run asks for its Done channel: a panic in
+// Run's own loop, outside any batch.
+type panickyContext struct{ context.Context }
+
+func (panickyContext) Done() <-chan struct{} { panic("injected: batcher loop") }
+
+// A panic in Run's loop closes the batcher: callers already queued get
+// ErrClosed instead of waiting for their deadline, later ones too, and the
+// panic reaches Run's caller (the service's guard).
+func TestRunPanicClosesTheBatcher(t *testing.T) {
+	b, _ := batcher.New(batcher.Config{MaxBatch: 4, QueueSize: 10, Workers: 1}, double)
+	queued := make(chan error, 1)
+	go func() {
+		_, _, err := b.Do(context.Background(), []int{1})
+		queued <- err
+	}()
+	waitFor(t, "the item to queue", func() bool { return b.Len() == 1 })
+	guard := panics.NewGuard(slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	err := guard.Call("batcher", func() error { return b.Run(panickyContext{context.Background()}) })
+	var pe *panics.Error
+	if !errors.As(err, &pe) {
+		t.Fatalf("Run() with a panic in its loop = %v; want the panic, for the guard", err)
+	}
+	if err := <-queued; !errors.Is(err, batcher.ErrClosed) {
+		t.Errorf("Do(queued before the panic) = %v; want ErrClosed", err)
+	}
+	if _, _, err := b.Do(context.Background(), []int{2}); !errors.Is(err, batcher.ErrClosed) {
+		t.Errorf("Do(after the panic) = %v; want ErrClosed", err)
+	}
+	select {
+	case <-b.Done():
+	default:
+		t.Error("Done() is not closed after Run panicked")
+	}
+}
+
 func TestInvalidConfig(t *testing.T) {
 	if _, err := batcher.New(batcher.Config{}, double); err == nil {
 		t.Fatal("New(zero Config) = nil; want an error")

@@ -306,7 +306,13 @@ func (s *Service) loadEntry(runCtx context.Context, k versionKey, v *registrypb.
 	s.deps.Log.Info("inference: model loaded", "model", k.model, "version", k.version,
 		"sessions", len(m.sessions), "batch_sizes", m.buckets)
 	s.owned.Go(func() {
-		_ = s.deps.Panics.Call("batcher", func() error { return m.batcher.Run(runCtx) })
+		if err := s.deps.Panics.Call("batcher", func() error { return m.batcher.Run(runCtx) }); err != nil {
+			// A panic closed the batcher: forget the version, so that the
+			// callers it failed (ErrClosed, retried) and later ones load
+			// it afresh instead of finding a closed one.
+			m.ready.Store(false)
+			s.forgetAfterPanic(k, e)
+		}
 		m.free()
 		s.mu.Lock()
 		_, again := s.models[k] // reloaded since: keep its series
@@ -315,6 +321,17 @@ func (s *Service) loadEntry(runCtx context.Context, k versionKey, v *registrypb.
 			s.met.forget(m.name, m.version)
 		}
 	})
+}
+
+// forgetAfterPanic is forget for a loaded version whose batcher panicked:
+// its idle timer goes too.
+func (s *Service) forgetAfterPanic(k versionKey, e *entry) {
+	s.mu.Lock()
+	if e.idle != nil {
+		e.idle.Stop()
+	}
+	s.mu.Unlock()
+	s.forget(k, e)
 }
 
 func (s *Service) forget(k versionKey, e *entry) {
