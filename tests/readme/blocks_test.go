@@ -3,7 +3,9 @@ package readme
 import (
 	"bufio"
 	"fmt"
+	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -150,5 +152,21 @@ func TestMissingOutput(t *testing.T) {
 	}
 	if got := expectedOutput("cmd\n#   one\n# a comment\n  #   two  \n"); fmt.Sprint(got) != "[one two]" {
 		t.Errorf("expectedOutput = %q; want [one two]", got)
+	}
+}
+
+// TestREADMEMarkers checks, without a server, that the README's skip
+// markers are well formed and that it has blocks to run.
+func TestREADMEMarkers(t *testing.T) {
+	text, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks, err := shellBlocks(string(text))
+	if err != nil {
+		t.Fatalf("README.md: %v", err)
+	}
+	if run := slices.IndexFunc(blocks, func(b block) bool { return b.skip == "" }); run < 0 {
+		t.Errorf("README.md: no shell block runs; got %d, all skipped", len(blocks))
 	}
 }
