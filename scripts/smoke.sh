@@ -23,19 +23,7 @@ trap cleanup EXIT
 grpcurl() { go tool -modfile="$root/tools.go.mod" grpcurl "$@"; }
 grpcurl -version >/dev/null 2>&1 # build it before the clock starts
 
-# Free ports, chosen by the kernel.
-read -r gport hport < <(free_ports 2)
-SHOAL_RUN_DIR=$work SHOAL_GRPC_LISTEN_ADDRESS=127.0.0.1:$gport SHOAL_HTTP_LISTEN_ADDRESS=127.0.0.1:$hport \
-	scripts/run.sh >"$work/run.log" 2>&1 &
-pid=$!
-
-# Setting up, importing and training take a few minutes on a fresh machine.
-for _ in $(seq 1 1200); do
-	grep -q '^run: ready' "$work/run.log" && break
-	kill -0 "$pid" 2>/dev/null || fail "scripts/run.sh exited before the platform was ready"
-	sleep 0.5
-done
-grep -q '^run: ready' "$work/run.log" || fail "not ready within 10 minutes"
+start_platform "$work" || fail "scripts/run.sh"
 http=http://127.0.0.1:$hport
 
 sample=$(find "$work/data/import/fashion-mnist/test/Bag" -name '*.png' | sort | head -n 1)

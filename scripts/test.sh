@@ -83,3 +83,6 @@ scripts/test-ui.sh
 
 log "the newcomer's path, end to end"
 scripts/smoke.sh
+
+log "the README's commands, on a fresh make run"
+scripts/readme-test.sh
