@@ -132,6 +132,9 @@ func TestServerStreamIsNDJSON(t *testing.T) {
 		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
 			t.Fatalf("line %q is not JSON: %v", sc.Text(), err)
 		}
+		if strings.Contains(sc.Text(), `"version":"`) {
+			t.Errorf("line %q: version is a string; the REST voice writes it as a number", sc.Text())
+		}
 		if line.Result.Alias.Model != "fish" {
 			t.Errorf("line %q: model = %q; want fish (query parameter bound)", sc.Text(), line.Result.Alias.Model)
 		}

@@ -57,14 +57,16 @@ func (v *voice) Marshal(x any) ([]byte, error) {
 	switch m := x.(type) {
 	case proto.Message:
 		return revoice(b, m.ProtoReflect().Descriptor(), numbers)
-	case map[string]proto.Message: // a server stream's {"result": ...} line
+	case map[string]any: // a server stream's {"result": ...} line
 		tree, err := jsontree.Parse(b)
 		if err != nil || tree.Kind != jsontree.Object {
 			return b, nil
 		}
-		for k, msg := range m {
-			if x, ok := tree.Fields[k]; ok && msg != nil {
-				walkMessage(msg.ProtoReflect().Descriptor(), x, numbers)
+		for k, v := range m {
+			if msg, ok := v.(proto.Message); ok && msg != nil {
+				if x, ok := tree.Fields[k]; ok {
+					walkMessage(msg.ProtoReflect().Descriptor(), x, numbers)
+				}
 			}
 		}
 		return tree.MarshalJSON()

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
-	"google.golang.org/protobuf/proto"
 
 	datasetpb "github.com/shoalml/shoal/gen/shoal/dataset/v1"
 	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
@@ -24,8 +23,9 @@ func TestVoiceWritesIntegersAsNumbers(t *testing.T) {
 			t.Errorf("Marshal = %s; want it to contain %s (numbers up to 2^53 exactly, strings beyond)", got, want)
 		}
 	}
-	// A server stream's line wraps the message in "result".
-	b, err = v.Marshal(map[string]proto.Message{"result": &datasetpb.ImportImagesResponse{Event: &datasetpb.ImportImagesResponse_Done{
+	// A server stream's line wraps the message in "result", in the map
+	// grpc-gateway's runtime.ForwardResponseStream hands the marshaler.
+	b, err = v.Marshal(map[string]any{"result": &datasetpb.ImportImagesResponse{Event: &datasetpb.ImportImagesResponse_Done{
 		Done: &datasetpb.ImportCounts{Seen: 3, Added: 2}}}})
 	if err != nil || !strings.Contains(string(b), `"added":2`) || !strings.Contains(string(b), `"result":`) {
 		t.Errorf("Marshal(stream line) = %s, %v; want result.done.added as a number", b, err)
