@@ -88,3 +88,25 @@ func (g *Guard) Count(component string) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// Gathered returns shoal_panics_total{component} as g gathers it: the count
+// of a guard one holds only through its registry (the interceptors').
+func Gathered(g prometheus.Gatherer, component string) (float64, error) {
+	families, err := g.Gather()
+	if err != nil {
+		return 0, err
+	}
+	for _, f := range families {
+		if f.GetName() != "shoal_panics_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "component" && l.GetValue() == component {
+					return m.GetCounter().GetValue(), nil
+				}
+			}
+		}
+	}
+	return 0, nil
+}

@@ -1,12 +1,10 @@
 package inference_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,6 +20,7 @@ import (
 	"github.com/shoalml/shoal/internal/imaging/imagingtest"
 	"github.com/shoalml/shoal/internal/panics"
 	"github.com/shoalml/shoal/internal/storage/blob"
+	"github.com/shoalml/shoal/internal/testlog"
 	"github.com/shoalml/shoal/services/inference"
 )
 
@@ -30,27 +29,8 @@ import (
 // request (or round), is counted under its component and logged with its
 // stack, and the service goes on serving.
 
-// lockedBuffer is a log destination the service's goroutines and the test
-// share.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func newLoggedGuard() (*panics.Guard, *lockedBuffer) {
-	var logs lockedBuffer
+func newLoggedGuard() (*panics.Guard, *testlog.Buffer) {
+	var logs testlog.Buffer
 	return panics.NewGuard(slog.New(slog.NewTextHandler(&logs, nil)), prometheus.NewRegistry()), &logs
 }
 

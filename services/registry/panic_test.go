@@ -1,13 +1,11 @@
 package registry_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -47,24 +45,6 @@ func (p *listPanicStore) List(ctx context.Context, prefix string, fn func(blob.I
 	return p.Store.List(ctx, prefix, fn)
 }
 
-// lockedBuffer is a log destination the Run loop and the test share.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // panicOnFirstSend is a stream interceptor (outside the production ones)
 // whose stream panics in its first Send.
 func panicOnFirstSend() grpc.StreamServerInterceptor {
@@ -86,35 +66,13 @@ func (s *sendPanicStream) SendMsg(m any) error {
 	return s.ServerStream.SendMsg(m)
 }
 
-// panicCount reads shoal_panics_total{component} from reg.
-func panicCount(t *testing.T, reg *prometheus.Registry, component string) float64 {
-	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != "shoal_panics_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "component" && l.GetValue() == component {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
-}
-
 func TestRegistryRunPanicsAreContained(t *testing.T) {
 	gdb := dbtest.Open(t, dbtest.Config(t, db.SQLite))
 	local, err := blob.NewLocal(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	guard := panics.NewGuard(slog.New(slog.NewTextHandler(&logs, nil)), prometheus.NewRegistry())
 	cfg := defaultConfig()
 	cfg.UploadDir = t.TempDir()
@@ -186,8 +144,8 @@ func TestRegistryRunPanicsAreContained(t *testing.T) {
 		!strings.Contains(err.Error(), "request id watch-panic-1") || strings.Contains(err.Error(), "injected") {
 		t.Fatalf("WatchAliases with a panicking sender: Recv() = %v; want Internal naming the request id only", err)
 	}
-	if n := panicCount(t, rpcMetrics, "rpc"); n != 1 {
-		t.Errorf(`shoal_panics_total{component="rpc"} = %v; want 1`, n)
+	if n, err := panics.Gathered(rpcMetrics, "rpc"); err != nil || n != 1 {
+		t.Errorf(`shoal_panics_total{component="rpc"} = %v (%v); want 1`, n, err)
 	}
 	w, err = client.WatchAliases(t.Context(), &registrypb.WatchAliasesRequest{})
 	if err != nil {

@@ -1,12 +1,10 @@
 package trainer_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"reflect"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -23,6 +21,7 @@ import (
 	"github.com/shoalml/shoal/internal/panics"
 	"github.com/shoalml/shoal/internal/storage/db"
 	"github.com/shoalml/shoal/internal/storage/db/dbtest"
+	"github.com/shoalml/shoal/internal/testlog"
 )
 
 // Panics injected into a worker (outside any job), a job, a job's
@@ -70,24 +69,6 @@ func (s *sendPanicStream) SendMsg(m any) error {
 		panic("injected: stream sender")
 	}
 	return s.ServerStream.SendMsg(m)
-}
-
-// lockedBuffer is a log destination the workers and the test share.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // injectDBPanics makes gdb panic in the first job claim's query (which
@@ -143,7 +124,7 @@ func TestTrainerPanicsFailOnlyTheirJob(t *testing.T) {
 	gdb := dbtest.Open(t, dbtest.Config(t, db.SQLite))
 	claimed, heartbeats := make(chan struct{}), make(chan struct{})
 	injectDBPanics(t, gdb, claimed, heartbeats)
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	guard := panics.NewGuard(slog.New(slog.NewTextHandler(&logs, nil)), prometheus.NewRegistry())
 	reader := &snapshotReader{blocked: make(chan struct{})}
 	rpcMetrics := prometheus.NewRegistry()
@@ -189,8 +170,8 @@ func TestTrainerPanicsFailOnlyTheirJob(t *testing.T) {
 			t.Errorf("shoal_panics_total{component=%q} = %v; want %v", c, n, want)
 		}
 	}
-	if n := panicCount(t, rpcMetrics, "rpc"); n != 1 {
-		t.Errorf(`shoal_panics_total{component="rpc"} = %v; want 1`, n)
+	if n, err := panics.Gathered(rpcMetrics, "rpc"); err != nil || n != 1 {
+		t.Errorf(`shoal_panics_total{component="rpc"} = %v (%v); want 1`, n, err)
 	}
 	// The service answers (and its restarted worker took both jobs).
 	got, err := e.client.GetJob(t.Context(), &trainerpb.GetJobRequest{JobId: a.GetId()})
@@ -202,26 +183,4 @@ func TestTrainerPanicsFailOnlyTheirJob(t *testing.T) {
 			t.Errorf("the guard's log lacks %q", want)
 		}
 	}
-}
-
-// panicCount reads shoal_panics_total{component} from reg.
-func panicCount(t *testing.T, reg *prometheus.Registry, component string) float64 {
-	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != "shoal_panics_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "component" && l.GetValue() == component {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
 }
