@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 log() { echo "soak: $*" >&2; }
 
 duration=${SOAK_DURATION:-10m}
-queue=${SOAK_QUEUE_SIZE:-512}
+queue=${SOAK_QUEUE_SIZE:-64}
 go build -o bin/shoal ./cmd/shoal
 go build -o bin/shoal-bench ./cmd/shoal-bench
 ONNXRUNTIME_SHARED_LIBRARY_PATH=$(scripts/setup-onnxruntime.sh)
@@ -53,6 +53,9 @@ grep -q '^run: ready' "$work/run.log" || { tail -n 40 "$work/run.log" >&2; log "
 server=$(ps -o pid=,comm= --ppid "$pid" | awk '$2 == "shoal" { print $1; exit }')
 [ -n "$server" ] || { log "no shoal process under scripts/run.sh ($pid)"; exit 1; }
 
+# The admin token the new install wrote, for the CLI and the soak's calls.
+SHOAL_TOKEN=$(cat "$work/data/admin-token")
+export SHOAL_TOKEN
 shoal="$PWD/bin/shoal"
 tree=$work/data/import/fashion-mnist
 import="$shoal dataset create soak-upload --addr $grpc >/dev/null && $shoal dataset upload soak-upload $tree --quiet --addr $grpc"

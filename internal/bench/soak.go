@@ -25,6 +25,9 @@ import (
 type SoakConfig struct {
 	GRPCAddr, HTTPAddr string
 	Model, Alias       string
+	// Token is sent with the gRPC calls (the Registry needs read scope);
+	// /predict is sent without one, as an anonymous client's.
+	Token string
 	// PID is the server's process, whose memory is read from /proc.
 	PID int
 	// Saturation is measured by a closed loop of SaturationCallers for
@@ -61,6 +64,7 @@ func (c *SoakConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http", "localhost:8080", "HTTP address of the Shoal server (REST /predict, /metrics)")
 	fs.StringVar(&c.Model, "model", "fashion", "model to load")
 	fs.StringVar(&c.Alias, "alias", "production", "alias naming the version to load")
+	fs.StringVar(&c.Token, "token", os.Getenv("SHOAL_TOKEN"), "API token with read scope (env SHOAL_TOKEN)")
 	fs.IntVar(&c.PID, "pid", 0, "the server's process id (its memory is read from /proc)")
 	fs.IntVar(&c.SaturationCallers, "saturation-callers", 32, "closed-loop callers measuring the saturation throughput")
 	fs.DurationVar(&c.Warmup, "warmup", 5*time.Second, "unmeasured warm-up before the saturation measurement")
@@ -140,7 +144,11 @@ type CommandResult struct {
 // settle afterwards. Progress goes to log.
 func Soak(ctx context.Context, cfg SoakConfig, log io.Writer) (*SoakReport, error) {
 	r := &SoakReport{Config: cfg, Machine: machine(), LoadBefore: loadAverage()}
-	conn, err := grpc.NewClient(cfg.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if cfg.Token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(bearer(cfg.Token)))
+	}
+	conn, err := grpc.NewClient(cfg.GRPCAddr, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -314,3 +322,13 @@ func runAll(ctx context.Context, commands []string, timeout time.Duration, log i
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// bearer sends a token as `authorization: Bearer <token>` on every call.
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+// RequireTransportSecurity is false: the soak's server is local and plaintext.
+func (bearer) RequireTransportSecurity() bool { return false }
