@@ -42,6 +42,11 @@ type SoakConfig struct {
 	// MaxOutstanding bounds the open loop's requests in flight; a request
 	// due beyond it is not sent and fails the soak.
 	MaxOutstanding int
+	// Connections bounds the HTTP connections to the server, as a pool of
+	// kept-alive connections behind a load balancer would: without it,
+	// every request past the idle ones opens a connection, and the
+	// kernel's accept queue, not the server, decides what waits.
+	Connections    int
 	RequestTimeout time.Duration
 	// During are shell commands started with the open loop (an import, a
 	// training job); each must succeed, within Background of the start.
@@ -73,6 +78,7 @@ func (c *SoakConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.Factor, "factor", 2, "offered rate as a multiple of the saturation throughput")
 	fs.IntVar(&c.ImageSize, "image-size", 300, "width and height of the JPEG sent to /predict")
 	fs.IntVar(&c.MaxOutstanding, "max-outstanding", 20000, "most open-loop requests in flight")
+	fs.IntVar(&c.Connections, "connections", 256, "most HTTP connections to the server (kept alive)")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", 60*time.Second, "client deadline of each request")
 	fs.Func("during", "shell command run while the overload is offered; repeatable; each must succeed", func(s string) error {
 		c.During = append(c.During, s)
@@ -92,7 +98,7 @@ func (c *SoakConfig) Validate() error {
 	if c.PID <= 0 {
 		errs = append(errs, errors.New("--pid is required"))
 	}
-	if c.SaturationCallers <= 0 || c.MaxOutstanding <= 0 || c.ImageSize <= 0 || c.QueueSize <= 0 {
+	if c.SaturationCallers <= 0 || c.MaxOutstanding <= 0 || c.Connections <= 0 || c.ImageSize <= 0 || c.QueueSize <= 0 {
 		errs = append(errs, errors.New("--saturation-callers, --max-outstanding, --image-size and --queue-size must be positive"))
 	}
 	if c.Duration <= 0 || c.SaturationTime <= 0 || c.Factor <= 0 {
@@ -172,7 +178,7 @@ func Soak(ctx context.Context, cfg SoakConfig, log io.Writer) (*SoakReport, erro
 	metricsURL := "http://" + cfg.HTTPAddr + "/metrics"
 	probe := &http.Client{Timeout: 10 * time.Second}
 	httpClient := &http.Client{Timeout: cfg.RequestTimeout,
-		Transport: &http.Transport{MaxIdleConnsPerHost: 4096, MaxConnsPerHost: 0}}
+		Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Connections, MaxConnsPerHost: cfg.Connections}}
 	rest, err := RESTPredictCall(httpClient, "http://"+cfg.HTTPAddr, r.Model, r.Version, image)
 	if err != nil {
 		return nil, err
