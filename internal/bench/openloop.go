@@ -79,7 +79,6 @@ type Tally struct {
 	// scheduled time (the generator itself could not keep up).
 	late   int
 	first  map[Outcome]error
-	sent   int
 	maxOut int
 }
 
