@@ -14,7 +14,12 @@
 #   SOAK_DURATION=60s make soak            a short run
 #   scripts/soak.sh [shoal-bench soak flags...]   e.g. --saturation-time 10s
 #
-# SOAK_QUEUE_SIZE sets the server's --inference.queue-size (default 512).
+# SOAK_QUEUE_SIZE sets the server's --inference.queue-size: 64 by default,
+# not the server's 512. Under overload a request waits behind what is
+# admitted (the queue plus a batch per session): 512 images are about 1.5 s
+# of work for the small model on 2 cores, against a p99 of about 0.3 s at
+# saturation, so p99 within twice that needs a queue near the saturating
+# concurrency (RELIABILITY.md, "Overload and soak").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -56,10 +61,12 @@ server=$(ps -o pid=,comm= --ppid "$pid" | awk '$2 == "shoal" { print $1; exit }'
 # The admin token the new install wrote, for the CLI and the soak's calls.
 SHOAL_TOKEN=$(cat "$work/data/admin-token")
 export SHOAL_TOKEN
-shoal="$PWD/bin/shoal"
-tree=$work/data/import/fashion-mnist
-import="$shoal dataset create soak-upload --addr $grpc >/dev/null && $shoal dataset upload soak-upload $tree --quiet --addr $grpc"
-train="$shoal train --dataset fashion --snapshot 1 --follow --addr $grpc"
+# The commands run during the overload (shoal-bench runs them from here):
+# an upload of the demo tree into a new dataset, and a 12-epoch job.
+SHOAL_ADDR=$grpc SOAK_TREE=$work/data/import/fashion-mnist
+export SHOAL_ADDR SOAK_TREE
+import='bin/shoal dataset create soak-upload >/dev/null && bin/shoal dataset upload soak-upload "$SOAK_TREE" --quiet'
+train='bin/shoal train --dataset fashion --snapshot 1 --follow'
 
 bin/shoal-bench soak --grpc "$grpc" --http "$http" --pid "$server" --duration "$duration" \
 	--queue-size "$queue" --during "$import" --during "$train" "$@"
