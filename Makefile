@@ -66,3 +66,11 @@ bench-train:
 .PHONY: bench
 bench:
 	scripts/bench-inference.sh
+
+# Overload soak: twice the saturation throughput of /predict, open loop,
+# for SOAK_DURATION (default 10m) while an import and a training job run;
+# checks 429s, throughput, p99, memory, goroutines and open files
+# (RELIABILITY.md, "Overload and soak"; not part of make test).
+.PHONY: soak
+soak:
+	scripts/soak.sh

@@ -54,6 +54,10 @@ for _ in $(seq 1 3000); do
 done
 grep -q '^run: ready' "$work/run.log" || { tail -n 40 "$work/run.log" >&2; log "not ready after 10 minutes"; exit 1; }
 
+# The admin token the new install wrote, for the CLI and shoal-bench.
+SHOAL_TOKEN=$(cat "$work/data/admin-token")
+export SHOAL_TOKEN
+
 # resnet18 is torchvision's ResNet-18 as PyTorch exports it (Conv nodes);
 # resnet18-gomlx is the Trainer's resnet18 architecture as the Trainer
 # exports it (convolutions as im2col + MatMul). Both untrained, 224x224.

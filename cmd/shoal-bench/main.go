@@ -2,6 +2,7 @@
 // (scripts/bench-inference.sh starts one and calls it):
 //
 //	shoal-bench run --grpc ADDR --http ADDR --model NAME [flags]   measure and print Markdown
+//	shoal-bench soak --pid PID --grpc ADDR --http ADDR [flags]         overload /predict; exit 1 when a criterion fails
 //	shoal-bench export --arch ARCH --size 224 --out FILE            write an untrained, batch-dynamic ONNX model
 //	shoal-bench ports N                                             print N free TCP ports
 package main
@@ -31,7 +32,7 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: shoal-bench run|export|ports [flags]")
+		return fmt.Errorf("usage: shoal-bench run|soak|export|ports [flags]")
 	}
 	fs := flag.NewFlagSet("shoal-bench "+args[0], flag.ContinueOnError)
 	switch args[0] {
@@ -49,6 +50,24 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 		r.Markdown(os.Stdout)
+		return nil
+	case "soak":
+		var cfg bench.SoakConfig
+		cfg.RegisterFlags(fs)
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if err := cfg.Validate(); err != nil {
+			return err
+		}
+		r, err := bench.Soak(ctx, cfg, os.Stderr)
+		if err != nil {
+			return err
+		}
+		r.Markdown(os.Stdout)
+		if !r.Passed() {
+			return fmt.Errorf("soak: a criterion was not met (see the table)")
+		}
 		return nil
 	case "export":
 		var rt onnxrt.Config
@@ -97,5 +116,5 @@ func run(ctx context.Context, args []string) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("unknown command %q: want run, export or ports", args[0])
+	return fmt.Errorf("unknown command %q: want run, soak, export or ports", args[0])
 }

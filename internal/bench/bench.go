@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +33,7 @@ type Config struct {
 	GRPCAddr, HTTPAddr string
 	Model              string
 	Alias              string
+	Token              string // sent with every call (the Registry needs read scope)
 	// IntraOpThreads must be the server's --inference.intra-op-threads
 	// (the server does not report it); sessions and the largest batch are
 	// read from the server.
@@ -55,6 +57,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http", "localhost:8080", "HTTP address of the Shoal server (REST /predict)")
 	fs.StringVar(&c.Model, "model", "", "model to measure")
 	fs.StringVar(&c.Alias, "alias", "production", "alias naming the version to measure")
+	fs.StringVar(&c.Token, "token", os.Getenv("SHOAL_TOKEN"), "API token with read scope (env SHOAL_TOKEN)")
 	fs.IntVar(&c.IntraOpThreads, "intra-op-threads", 1, "the server's --inference.intra-op-threads, used for the bare ONNX Runtime run")
 	fs.Func("batches", "bare ONNX Runtime batch sizes, comma-separated (default 1,2,4,8,16,32,64)", intList(&c.Batches))
 	fs.Func("concurrency", "concurrent callers per load point, comma-separated (default 1,8,32,128)", intList(&c.Concurrency))
@@ -140,7 +143,11 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 	}
 	var conns []*grpc.ClientConn
 	for range cfg.Connections {
-		c, err := grpc.NewClient(cfg.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+		if cfg.Token != "" {
+			opts = append(opts, grpc.WithPerRPCCredentials(bearer(cfg.Token)))
+		}
+		c, err := grpc.NewClient(cfg.GRPCAddr, opts...)
 		if err != nil {
 			return nil, err
 		}

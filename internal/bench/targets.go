@@ -115,7 +115,7 @@ func RESTPredictCall(client *http.Client, baseURL, model string, version int64, 
 			return Timings{}, err
 		}
 		if resp.StatusCode != http.StatusOK {
-			return Timings{}, fmt.Errorf("POST /predict: %s: %s", resp.Status, bytes.TrimSpace(b))
+			return Timings{}, &HTTPStatusError{Code: resp.StatusCode, RetryAfter: resp.Header.Get("Retry-After"), Body: string(bytes.TrimSpace(b))}
 		}
 		var out struct {
 			Timings struct {

@@ -39,6 +39,12 @@ type Conns struct {
 	Trainer   grpc.ClientConnInterface
 	Registry  grpc.ClientConnInterface
 	Inference grpc.ClientConnInterface
+	// MaxPredicts bounds the POST /predict requests forwarded at once;
+	// beyond it they are answered 429 before their bodies are read (0: no
+	// bound). Inference refuses what its queue cannot hold too, but only
+	// once a request has crossed the gateway's own hop: under overload the
+	// requests waited on that hop, unbounded, and few reached the refusal.
+	MaxPredicts int
 }
 
 // ClientStreams are the REST routes of the client-streaming RPCs. Their
@@ -92,7 +98,7 @@ func New(ctx context.Context, conns Conns) (*runtime.ServeMux, error) {
 			if err := registerOIP(mux, oippb.NewGRPCInferenceServiceClient(conns.Inference)); err != nil {
 				return err
 			}
-			return mux.HandlePath(http.MethodPost, "/predict", predictHandler(mux, inferencepb.NewInferenceServiceClient(conns.Inference)))
+			return mux.HandlePath(http.MethodPost, "/predict", predictHandler(mux, inferencepb.NewInferenceServiceClient(conns.Inference), conns.MaxPredicts))
 		}},
 	}
 	for _, r := range regs {
@@ -179,11 +185,24 @@ type timingsMilli struct {
 // version, alias, top_k). It calls Inference through its gRPC client, so
 // the request passes the same interceptors as any other; errors are the
 // gateway's usual JSON errors.
-func predictHandler(mux *runtime.ServeMux, client inferencepb.InferenceServiceClient) runtime.HandlerFunc {
+func predictHandler(mux *runtime.ServeMux, client inferencepb.InferenceServiceClient, most int) runtime.HandlerFunc {
+	var inFlight chan struct{}
+	if most > 0 {
+		inFlight = make(chan struct{}, most)
+	}
 	return func(w http.ResponseWriter, r *http.Request, _ map[string]string) {
 		_, outbound := runtime.MarshalerForRequest(mux, r)
 		fail := func(ctx context.Context, err error) {
 			runtime.HTTPError(ctx, mux, outbound, w, r, err)
+		}
+		if inFlight != nil {
+			select {
+			case inFlight <- struct{}{}:
+				defer func() { <-inFlight }()
+			default:
+				fail(r.Context(), status.Errorf(codes.ResourceExhausted, "%d predictions are in flight, the most this server takes; retry shortly", most))
+				return
+			}
 		}
 		ctx, err := runtime.AnnotateContext(r.Context(), mux, r, "/shoal.inference.v1.InferenceService/Predict",
 			runtime.WithHTTPPathPattern("/predict"))

@@ -44,8 +44,17 @@ type model struct {
 	sessions []*onnxrt.Session
 	batcher  *batcher.Batcher[[]float32, []float32]
 	ready    atomic.Bool
-	met      *metrics
-	verName  string // version as a metric label
+	// admitted counts the images of requests between admission and the
+	// end of their batch: being decoded, queued or computed. Decoding
+	// costs more CPU than the small models' compute, so bounding the
+	// batcher's queue alone let decodes pile up without bound under
+	// overload: in a soak at twice the saturation throughput, requests
+	// waited until their clients gave up, and few were refused.
+	// admitLimit is the queue plus one batch per session.
+	admitted   atomic.Int64
+	admitLimit int64
+	met        *metrics
+	verName    string // version as a metric label
 }
 
 // readArtifact reads v's ONNX file from the blob store, at the key the
@@ -117,7 +126,20 @@ func (s *Service) load(ctx context.Context, v *registrypb.Version) (m *model, er
 	if err != nil {
 		return nil, err
 	}
+	m.admitLimit = int64(s.cfg.QueueSize + len(m.sessions)*maxBatch)
 	return m, nil
+}
+
+// admit takes n images in if they fit under the admission limit; the
+// caller subtracts them from admitted once their batch is done. A request
+// larger than the limit by itself is admitted alone, so that the request's
+// own checks say what is wrong with it.
+func (m *model) admit(n int) bool {
+	if total := m.admitted.Add(int64(n)); total > m.admitLimit && total > int64(n) {
+		m.admitted.Add(-int64(n))
+		return false
+	}
+	return true
 }
 
 // describe checks that v's graph and input spec agree and works out the

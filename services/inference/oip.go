@@ -82,7 +82,7 @@ func (h *oipHandler) ModelInfer(ctx context.Context, req *oippb.ModelInferReques
 		raw     bool
 		outputs []oipOutput
 	)
-	r, err := s.infer(ctx, req.GetModelName(), "", v, func(m *model) (images [][]float32, err error) {
+	r, err := s.infer(ctx, req.GetModelName(), "", v, oipBatch(req), func(m *model) (images [][]float32, err error) {
 		if outputs, err = m.oipOutputs(req); err != nil {
 			return nil, err
 		}
@@ -122,6 +122,15 @@ func (h *oipHandler) ModelInfer(ctx context.Context, req *oippb.ModelInferReques
 		resp.Outputs = append(resp.Outputs, t)
 	}
 	return resp, nil
+}
+
+// oipBatch is the number of images a request's shape declares, for
+// admission (at least 1; the shape itself is checked later).
+func oipBatch(req *oippb.ModelInferRequest) int {
+	if shape := req.GetInputs()[0].GetShape(); len(shape) > 0 && shape[0] > 1 {
+		return int(min(shape[0], math.MaxInt32))
+	}
+	return 1
 }
 
 // oipImages checks the input tensor against the model and splits it into

@@ -43,7 +43,7 @@ func (h *handler) Predict(ctx context.Context, req *inferencepb.PredictRequest) 
 		return nil, status.Errorf(codes.InvalidArgument, "topK %d: must not be negative", req.GetTopK())
 	}
 	var preDur time.Duration
-	r, err := s.infer(ctx, req.GetModel(), req.GetAlias(), req.GetVersion(), func(m *model) ([][]float32, error) {
+	r, err := s.infer(ctx, req.GetModel(), req.GetAlias(), req.GetVersion(), len(req.GetImages()), func(m *model) ([][]float32, error) {
 		pre := time.Now()
 		inputs, err := s.preprocess(req.GetImages(), m.spec)
 		preDur = time.Since(pre)
@@ -80,17 +80,17 @@ type inferred struct {
 // run them through its batcher. A version retired between resolve and Do
 // refuses the work (ErrClosed) without computing any of it; resolving again
 // finds its successor.
-func (s *Service) infer(ctx context.Context, name, alias string, version int64, prepare func(*model) ([][]float32, error)) (inferred, error) {
+//
+// n is the number of images the request says it carries: they are admitted
+// (see model.admit) before prepare decodes them, so that an overloaded
+// version refuses work before spending CPU on it.
+func (s *Service) infer(ctx context.Context, name, alias string, version int64, n int, prepare func(*model) ([][]float32, error)) (inferred, error) {
 	for attempt := 0; ; attempt++ {
 		m, err := s.resolve(ctx, name, alias, version)
 		if err != nil {
 			return inferred{}, err
 		}
-		images, err := prepare(m)
-		if err != nil {
-			return inferred{}, err
-		}
-		scores, info, err := m.batcher.Do(ctx, images)
+		scores, info, err := admitAndRun(ctx, m, n, prepare)
 		if errors.Is(err, batcher.ErrClosed) && attempt < 3 {
 			continue
 		}
@@ -100,6 +100,20 @@ func (s *Service) infer(ctx context.Context, name, alias string, version int64, 
 		s.met.queue.WithLabelValues(m.name, m.verName).Observe(info.Queue.Seconds())
 		return inferred{m: m, scores: scores, info: info}, nil
 	}
+}
+
+// admitAndRun admits n images to m (batcher.ErrFull when they do not fit),
+// prepares them and runs them through m's batcher.
+func admitAndRun(ctx context.Context, m *model, n int, prepare func(*model) ([][]float32, error)) ([][]float32, batcher.Info, error) {
+	if !m.admit(n) {
+		return nil, batcher.Info{}, batcher.ErrFull
+	}
+	defer m.admitted.Add(-int64(n))
+	images, err := prepare(m)
+	if err != nil {
+		return nil, batcher.Info{}, err
+	}
+	return m.batcher.Do(ctx, images)
 }
 
 // batchError maps the batcher's refusals to statuses.

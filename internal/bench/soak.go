@@ -1,0 +1,341 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	inferencepb "github.com/shoalml/shoal/gen/shoal/inference/v1"
+	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
+	"github.com/shoalml/shoal/internal/imaging"
+	"github.com/shoalml/shoal/internal/imaging/imagingtest"
+)
+
+// SoakConfig says how to overload a running server and what it is held to.
+type SoakConfig struct {
+	GRPCAddr, HTTPAddr string
+	Model, Alias       string
+	// Token is sent with the gRPC calls (the Registry needs read scope);
+	// /predict is sent without one, as an anonymous client's.
+	Token string
+	// PID is the server's process, whose memory is read from /proc.
+	PID int
+	// Saturation is measured by a closed loop of SaturationCallers for
+	// SaturationTime (after Warmup); then Factor times its throughput is
+	// offered by an open loop for Duration.
+	SaturationCallers int
+	Warmup            time.Duration
+	SaturationTime    time.Duration
+	Duration          time.Duration
+	Factor            float64
+	ImageSize         int
+	// MaxOutstanding bounds the open loop's requests in flight; a request
+	// due beyond it is not sent and fails the soak.
+	MaxOutstanding int
+	// Connections bounds the HTTP connections to the server, as a pool of
+	// kept-alive connections behind a load balancer would: without it,
+	// every request past the idle ones opens a connection, and the
+	// kernel's accept queue, not the server, decides what waits.
+	Connections    int
+	RequestTimeout time.Duration
+	// During are shell commands started with the open loop (an import, a
+	// training job); each must succeed, within Background of the start.
+	During     []string
+	Background time.Duration
+	// QueueSize and MaxMessageBytes are the server's --inference.queue-size
+	// and --grpc.max-message-bytes: they make the memory bound.
+	QueueSize       int
+	MaxMessageBytes int64
+	// Settle is how long goroutines and open files may take to return to
+	// their baseline after the load and the commands end; GoroutineSlack
+	// and FDSlack are how far above it they may stay.
+	Settle                  time.Duration
+	GoroutineSlack, FDSlack int
+}
+
+// RegisterFlags registers the soak's flags.
+func (c *SoakConfig) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.GRPCAddr, "grpc", "localhost:9090", "gRPC address of the Shoal server")
+	fs.StringVar(&c.HTTPAddr, "http", "localhost:8080", "HTTP address of the Shoal server (REST /predict, /metrics)")
+	fs.StringVar(&c.Model, "model", "fashion", "model to load")
+	fs.StringVar(&c.Alias, "alias", "production", "alias naming the version to load")
+	fs.StringVar(&c.Token, "token", os.Getenv("SHOAL_TOKEN"), "API token with read scope (env SHOAL_TOKEN)")
+	fs.IntVar(&c.PID, "pid", 0, "the server's process id (its memory is read from /proc)")
+	fs.IntVar(&c.SaturationCallers, "saturation-callers", 32, "closed-loop callers measuring the saturation throughput")
+	fs.DurationVar(&c.Warmup, "warmup", 5*time.Second, "unmeasured warm-up before the saturation measurement")
+	fs.DurationVar(&c.SaturationTime, "saturation-time", 30*time.Second, "measured time of the saturation throughput")
+	fs.DurationVar(&c.Duration, "duration", 10*time.Minute, "how long the open loop offers the overload")
+	fs.Float64Var(&c.Factor, "factor", 2, "offered rate as a multiple of the saturation throughput")
+	fs.IntVar(&c.ImageSize, "image-size", 300, "width and height of the JPEG sent to /predict")
+	fs.IntVar(&c.MaxOutstanding, "max-outstanding", 20000, "most open-loop requests in flight")
+	fs.IntVar(&c.Connections, "connections", 256, "most HTTP connections to the server (kept alive)")
+	fs.DurationVar(&c.RequestTimeout, "request-timeout", 60*time.Second, "client deadline of each request")
+	fs.Func("during", "shell command run while the overload is offered; repeatable; each must succeed", func(s string) error {
+		c.During = append(c.During, s)
+		return nil
+	})
+	fs.DurationVar(&c.Background, "background-timeout", 20*time.Minute, "how long the --during commands may take")
+	fs.IntVar(&c.QueueSize, "queue-size", 512, "the server's --inference.queue-size")
+	fs.Int64Var(&c.MaxMessageBytes, "max-message-bytes", 64<<20, "the server's --grpc.max-message-bytes")
+	fs.DurationVar(&c.Settle, "settle", 2*time.Minute, "how long goroutines and open files may take to return to their baseline")
+	fs.IntVar(&c.GoroutineSlack, "goroutine-slack", 5, "goroutines above the baseline still counted as returned")
+	fs.IntVar(&c.FDSlack, "fd-slack", 2, "open files above the baseline still counted as returned")
+}
+
+// Validate reports settings that cannot work.
+func (c *SoakConfig) Validate() error {
+	var errs []error
+	if c.PID <= 0 {
+		errs = append(errs, errors.New("--pid is required"))
+	}
+	if c.SaturationCallers <= 0 || c.MaxOutstanding <= 0 || c.Connections <= 0 || c.ImageSize <= 0 || c.QueueSize <= 0 {
+		errs = append(errs, errors.New("--saturation-callers, --max-outstanding, --image-size and --queue-size must be positive"))
+	}
+	if c.Duration <= 0 || c.SaturationTime <= 0 || c.Factor <= 0 {
+		errs = append(errs, errors.New("--duration, --saturation-time and --factor must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Level is one reading of the server's resources.
+type Level struct {
+	Goroutines, FDs int
+	RSS             int64
+}
+
+// SoakReport is what a soak measured.
+type SoakReport struct {
+	Config          SoakConfig
+	Machine         string
+	LoadBefore      string
+	LoadAfter       string
+	Model           string
+	Version         int64
+	Saturation      Stats
+	Overload        LoopStats
+	Baseline, After Level
+	// Peak is the highest RSS from the start of the overload to the end
+	// of the commands (VmHWM after a reset; else the highest sampled).
+	Peak, PeakSampled    int64
+	PeakGoroutines       int
+	PeakFDs              int
+	ImageBytes           int
+	TensorBytes          int64
+	Commands             []CommandResult
+	SettledIn            time.Duration
+	PeakResetFailed      error
+	QueueBound, MsgBound int64
+}
+
+// CommandResult is how a --during command ended.
+type CommandResult struct {
+	Command string
+	Took    time.Duration
+	Err     error
+}
+
+// Soak measures the saturation throughput of REST /predict, then offers
+// cfg.Factor times it for cfg.Duration while cfg.During run, sampling the
+// server's memory, goroutines and open files, and waits for those to
+// settle afterwards. Progress goes to log.
+func Soak(ctx context.Context, cfg SoakConfig, log io.Writer) (*SoakReport, error) {
+	r := &SoakReport{Config: cfg, Machine: machine(), LoadBefore: loadAverage()}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if cfg.Token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(bearer(cfg.Token)))
+	}
+	conn, err := grpc.NewClient(cfg.GRPCAddr, opts...)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	vr, err := registrypb.NewRegistryServiceClient(conn).GetVersion(ctx, &registrypb.GetVersionRequest{Model: cfg.Model, Alias: cfg.Alias})
+	if err != nil {
+		return nil, fmt.Errorf("Registry.GetVersion(%s %s): %w", cfg.Model, cfg.Alias, err)
+	}
+	v := vr.GetVersion()
+	r.Model, r.Version = v.GetModel(), v.GetVersion()
+	spec, err := imaging.SpecFromProto(v.GetInputSpec())
+	if err != nil {
+		return nil, err
+	}
+	r.TensorBytes = int64(spec.Size()) * 4
+	image := imagingtest.PhotoJPEG(cfg.ImageSize, cfg.ImageSize)
+	r.ImageBytes = len(image)
+	if _, err := waitLoaded(ctx, inferencepb.NewInferenceServiceClient(conn), r.Model, r.Version, image); err != nil {
+		return nil, err
+	}
+	metricsURL := "http://" + cfg.HTTPAddr + "/metrics"
+	probe := &http.Client{Timeout: 10 * time.Second}
+	httpClient := &http.Client{Timeout: cfg.RequestTimeout,
+		Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Connections, MaxConnsPerHost: cfg.Connections}}
+	rest, err := RESTPredictCall(httpClient, "http://"+cfg.HTTPAddr, r.Model, r.Version, image)
+	if err != nil {
+		return nil, err
+	}
+
+	fmt.Fprintf(log, "soak: %s v%d: saturation, %d callers for %v after %v\n", r.Model, r.Version, cfg.SaturationCallers, cfg.SaturationTime, cfg.Warmup)
+	r.Saturation = Load(ctx, cfg.SaturationCallers, 1, cfg.Warmup, cfg.SaturationTime, rest, nil)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if r.Saturation.ImagesPerSecond == 0 {
+		return nil, fmt.Errorf("saturation: no request answered (first error: %v)", r.Saturation.FirstError)
+	}
+	fmt.Fprintf(log, "soak: saturation %.1f requests/s, p99 %v, errors %d\n", r.Saturation.ImagesPerSecond, r.Saturation.P99, r.Saturation.Errors)
+
+	httpClient.CloseIdleConnections()
+	if r.Baseline, err = settled(ctx, cfg, probe, metricsURL, nil, 30*time.Second); err != nil {
+		return nil, err
+	}
+	r.PeakResetFailed = ResetPeak(cfg.PID)
+	fmt.Fprintf(log, "soak: baseline %d goroutines, %d open files, RSS %s\n", r.Baseline.Goroutines, r.Baseline.FDs, mib(r.Baseline.RSS))
+
+	rate := cfg.Factor * r.Saturation.ImagesPerSecond
+	fmt.Fprintf(log, "soak: offering %.1f requests/s for %v with %d commands\n", rate, cfg.Duration, len(cfg.During))
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		r.sample(sampleCtx, cfg.PID, probe, metricsURL, log)
+	}()
+	r.Commands = runAll(ctx, cfg.During, cfg.Background, log, func() {
+		r.Overload = OpenLoop(ctx, rate, cfg.Duration, cfg.MaxOutstanding, rest)
+		fmt.Fprintf(log, "soak: overload done: %v, accepted %.1f/s, p99 %v\n", r.Overload.Counts, r.Overload.Accepted, r.Overload.P99)
+	})
+	stopSampling()
+	<-sampled
+	if m, err := ReadMemory(cfg.PID); err == nil && r.PeakResetFailed == nil {
+		r.Peak = m.Peak
+	} else {
+		r.Peak = r.PeakSampled
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	httpClient.CloseIdleConnections()
+	start := time.Now()
+	r.After, err = settled(ctx, cfg, probe, metricsURL, &r.Baseline, cfg.Settle)
+	if err != nil {
+		return nil, err
+	}
+	r.SettledIn = time.Since(start)
+	r.QueueBound = int64(cfg.QueueSize) * (r.TensorBytes + int64(r.ImageBytes))
+	r.MsgBound = 2 * cfg.MaxMessageBytes
+	r.LoadAfter = loadAverage()
+	return r, nil
+}
+
+// sample reads memory, goroutines and open files every second until ctx
+// ends, keeping the highest.
+func (r *SoakReport) sample(ctx context.Context, pid int, probe *http.Client, url string, log io.Writer) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for n := 0; ; n++ {
+		if m, err := ReadMemory(pid); err == nil {
+			r.PeakSampled = max(r.PeakSampled, m.RSS)
+		}
+		lv, err := level(ctx, pid, probe, url)
+		if err == nil {
+			r.PeakGoroutines = max(r.PeakGoroutines, lv.Goroutines)
+			r.PeakFDs = max(r.PeakFDs, lv.FDs)
+			if n%30 == 0 {
+				fmt.Fprintf(log, "soak: %d goroutines, %d open files, RSS %s\n", lv.Goroutines, lv.FDs, mib(lv.RSS))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func level(ctx context.Context, pid int, probe *http.Client, url string) (Level, error) {
+	m, err := Metrics(ctx, probe, url, "go_goroutines", "process_open_fds")
+	if err != nil {
+		return Level{}, err
+	}
+	mem, err := ReadMemory(pid)
+	if err != nil {
+		return Level{}, err
+	}
+	return Level{Goroutines: int(m["go_goroutines"]), FDs: int(m["process_open_fds"]), RSS: mem.RSS}, nil
+}
+
+// settled reads the server's level every second until it is at or under
+// base (plus the slack), or, with no base, until two readings in a row
+// agree; after within it returns the last reading.
+func settled(ctx context.Context, cfg SoakConfig, probe *http.Client, url string, base *Level, within time.Duration) (Level, error) {
+	deadline := time.Now().Add(within)
+	var prev Level
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for first := true; ; first = false {
+		lv, err := level(ctx, cfg.PID, probe, url)
+		if err != nil {
+			return Level{}, err
+		}
+		switch {
+		case base != nil && lv.Goroutines <= base.Goroutines+cfg.GoroutineSlack && lv.FDs <= base.FDs+cfg.FDSlack:
+			return lv, nil
+		case base == nil && !first && lv.Goroutines == prev.Goroutines && lv.FDs == prev.FDs:
+			return lv, nil
+		case time.Now().After(deadline):
+			return lv, nil
+		}
+		prev = lv
+		select {
+		case <-ctx.Done():
+			return Level{}, ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// runAll starts the commands, runs load meanwhile and then waits for the
+// commands (each up to timeout from its start).
+func runAll(ctx context.Context, commands []string, timeout time.Duration, log io.Writer, load func()) []CommandResult {
+	results := make([]CommandResult, len(commands))
+	var wg sync.WaitGroup
+	for i, c := range commands {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			start := time.Now()
+			// The commands are the caller's own (scripts/soak.sh), run as given.
+			cmd := exec.CommandContext(ctx, "sh", "-c", c) //nolint:gosec // see above
+			cmd.Stdout, cmd.Stderr = log, log
+			cmd.Env = os.Environ()
+			err := cmd.Run()
+			results[i] = CommandResult{Command: c, Took: time.Since(start), Err: err}
+			fmt.Fprintf(log, "soak: %q ended after %v: %v\n", c, results[i].Took.Round(time.Second), err)
+		})
+	}
+	load()
+	wg.Wait()
+	return results
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// bearer sends a token as `authorization: Bearer <token>` on every call.
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+// RequireTransportSecurity is false: the soak's server is local and plaintext.
+func (bearer) RequireTransportSecurity() bool { return false }
