@@ -23,6 +23,7 @@ import (
 
 	inferencepb "github.com/shoalml/shoal/gen/shoal/inference/v1"
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
+	"github.com/shoalml/shoal/internal/auth"
 	"github.com/shoalml/shoal/internal/imaging"
 	"github.com/shoalml/shoal/internal/imaging/imagingtest"
 	"github.com/shoalml/shoal/internal/onnxrt"
@@ -145,7 +146,7 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 	for range cfg.Connections {
 		opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 		if cfg.Token != "" {
-			opts = append(opts, grpc.WithPerRPCCredentials(bearer(cfg.Token)))
+			opts = append(opts, grpc.WithPerRPCCredentials(auth.Bearer(cfg.Token)))
 		}
 		c, err := grpc.NewClient(cfg.GRPCAddr, opts...)
 		if err != nil {

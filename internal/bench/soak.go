@@ -17,6 +17,7 @@ import (
 
 	inferencepb "github.com/shoalml/shoal/gen/shoal/inference/v1"
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
+	"github.com/shoalml/shoal/internal/auth"
 	"github.com/shoalml/shoal/internal/imaging"
 	"github.com/shoalml/shoal/internal/imaging/imagingtest"
 )
@@ -152,7 +153,7 @@ func Soak(ctx context.Context, cfg SoakConfig, log io.Writer) (*SoakReport, erro
 	r := &SoakReport{Config: cfg, Machine: machine(), LoadBefore: loadAverage()}
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	if cfg.Token != "" {
-		opts = append(opts, grpc.WithPerRPCCredentials(bearer(cfg.Token)))
+		opts = append(opts, grpc.WithPerRPCCredentials(auth.Bearer(cfg.Token)))
 	}
 	conn, err := grpc.NewClient(cfg.GRPCAddr, opts...)
 	if err != nil {
@@ -329,13 +330,3 @@ func runAll(ctx context.Context, commands []string, timeout time.Duration, log i
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
-
-// bearer sends a token as `authorization: Bearer <token>` on every call.
-type bearer string
-
-func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(b)}, nil
-}
-
-// RequireTransportSecurity is false: the soak's server is local and plaintext.
-func (bearer) RequireTransportSecurity() bool { return false }

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/shoalml/shoal/internal/auth"
 	"github.com/shoalml/shoal/internal/tlsfiles"
 )
 
@@ -125,21 +126,10 @@ func (f *connFlags) dialOptions() ([]grpc.DialOption, error) {
 		return nil, err
 	}
 	if secret != "" {
-		opts = append(opts, grpc.WithPerRPCCredentials(bearer(secret)))
+		opts = append(opts, grpc.WithPerRPCCredentials(auth.Bearer(secret)))
 	}
 	return opts, nil
 }
-
-// bearer sends a token as `authorization: Bearer <token>` on every call.
-type bearer string
-
-func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(b)}, nil
-}
-
-// RequireTransportSecurity is false: a local server speaks plaintext; the
-// README says to use --tls beyond this machine.
-func (bearer) RequireTransportSecurity() bool { return false }
 
 // dial connects to addr (--addr, or another service's address such as
 // predict's --registry-addr) with the global connection options.
