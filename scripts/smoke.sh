@@ -80,4 +80,10 @@ kill -0 "$pid" 2>/dev/null && fail "still running 20s after SIGTERM"
 wait "$pid" || fail "exit status $? after SIGTERM; want 0"
 pid=
 grep -q 'msg=stopped' "$work/run.log" || fail "no 'stopped' line in the log"
+# A clean shutdown says so and nothing more: no warning or error for an
+# operator to chase (such as the process's own clients failing to reach
+# its closing listener).
+if noise=$(sed -n '/msg="shutting down"/,$p' "$work/run.log" | grep -E 'level=(WARN|ERROR)'); then
+	fail "warnings or errors during a clean shutdown: $noise"
+fi
 log "ok: $answer"

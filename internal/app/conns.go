@@ -52,7 +52,7 @@ func (a *App) dial(self net.Addr, deps []string, transport func(local bool) cred
 		if local {
 			target = loopback(self)
 		}
-		c, err := grpc.NewClient(target, a.clientOptions(transport(local), creds)...)
+		c, err := grpc.NewClient(target, a.clientOptions(transport(local), creds, !local)...)
 		if err != nil {
 			closeAll(conns)
 			return nil, fmt.Errorf("clients: %s at %q: %w", dep, target, err)
@@ -63,18 +63,25 @@ func (a *App) dial(self net.Addr, deps []string, transport func(local bool) cred
 }
 
 // clientOptions are the options of every connection to a service.
-func (a *App) clientOptions(transport credentials.TransportCredentials, creds credentials.PerRPCCredentials) []grpc.DialOption {
-	return []grpc.DialOption{
+// Connections to other processes spread calls over every address the name
+// resolves to (round robin), so that a headless Service of replicas shares
+// the load. A connection to this process's own listener keeps gRPC's
+// default (pick first), which leaves a closed connection idle: round robin
+// would reconnect at once, and at shutdown log a refused connection for
+// each, to a listener that is closing on purpose.
+func (a *App) clientOptions(transport credentials.TransportCredentials, creds credentials.PerRPCCredentials, spread bool) []grpc.DialOption {
+	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(transport),
 		grpc.WithPerRPCCredentials(creds),
-		// Spread calls over every address the name resolves to, so a
-		// headless Service of replicas shares the load.
-		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
 		grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(a.cfg.Server.MaxMessageBytes),
 			grpc.MaxCallSendMsgSize(a.cfg.Server.MaxMessageBytes),
 		),
 	}
+	if spread {
+		opts = append(opts, grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`))
+	}
+	return opts
 }
 
 func closeAll(conns map[string]*grpc.ClientConn) {

@@ -48,7 +48,7 @@ func TestClientsSpreadCallsOverEveryAddress(t *testing.T) {
 	var cfg Config
 	cfg.RegisterFlags(flag.NewFlagSet("serve", flag.ContinueOnError))
 	a := &App{cfg: cfg}
-	conn, err := grpc.NewClient("replicas:///inference", append(a.clientOptions(insecure.NewCredentials(), metadataCreds{}), grpc.WithResolvers(r))...)
+	conn, err := grpc.NewClient("replicas:///inference", append(a.clientOptions(insecure.NewCredentials(), metadataCreds{}, true), grpc.WithResolvers(r))...)
 	if err != nil {
 		t.Fatal(err)
 	}
