@@ -97,7 +97,7 @@ func (r *Runtime) InspectIsolated(ctx context.Context, path string, iso Isolatio
 		run, cancel = context.WithTimeout(ctx, iso.Timeout)
 		defer cancel()
 	}
-	cmd := exec.CommandContext(run, self)
+	cmd := exec.CommandContext(run, self) //nolint:gosec // this program runs itself (os.Executable), with no argument
 	cmd.Env = []string{
 		childLibraryEnv + "=" + r.library,
 		childFileEnv + "=" + path,
