@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/shoalml/shoal"
 	oippb "github.com/shoalml/shoal/gen/inference"
 	authpb "github.com/shoalml/shoal/gen/shoal/auth/v1"
 	datasetpb "github.com/shoalml/shoal/gen/shoal/dataset/v1"
@@ -109,7 +110,19 @@ func New(ctx context.Context, conns Conns) (*runtime.ServeMux, error) {
 			return nil, fmt.Errorf("gateway: register %s: %w", r.name, err)
 		}
 	}
+	// The REST API's description, open like the routes' names it lists.
+	if err := mux.HandlePath(http.MethodGet, "/openapi.json", serveOpenAPI); err != nil {
+		return nil, fmt.Errorf("gateway: register /openapi.json: %w", err)
+	}
 	return mux, nil
+}
+
+// serveOpenAPI answers GET /openapi.json with the OpenAPI document of the
+// /v1 REST API (make generate writes it from proto/).
+func serveOpenAPI(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-cache")
+	_, _ = w.Write(shoal.OpenAPI)
 }
 
 func incomingHeader(key string) (string, bool) {

@@ -173,3 +173,25 @@ func TestClientStreamsMatchTheContracts(t *testing.T) {
 		t.Errorf("gateway.ClientStreams = %v; the contracts' client streams are %v", gateway.ClientStreams, want)
 	}
 }
+
+// GET /openapi.json serves the REST API's OpenAPI document, as make generate
+// wrote it, to anyone.
+func TestOpenAPIDocument(t *testing.T) {
+	rec := httptest.NewRecorder()
+	newGateway(t).ServeHTTP(rec, httptest.NewRequest("GET", "/openapi.json", nil))
+	var doc struct {
+		Swagger string         `json:"swagger"`
+		Paths   map[string]any `json:"paths"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &doc); rec.Code != http.StatusOK || err != nil {
+		t.Fatalf("GET /openapi.json = %d (%v); want 200 and JSON", rec.Code, err)
+	}
+	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type = %q; want application/json", ct)
+	}
+	for _, path := range []string{"/v1/datasets", "/v1/models/{model}:predict", "/v1/images:upload"} {
+		if _, ok := doc.Paths[path]; doc.Swagger != "2.0" || !ok {
+			t.Errorf("the document (swagger %q) lacks the path %s", doc.Swagger, path)
+		}
+	}
+}
