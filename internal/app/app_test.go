@@ -353,6 +353,10 @@ func TestConsoleBesideTheAPI(t *testing.T) {
 	if code, body := httpGet(t, r.http+"/healthz"); code != http.StatusOK || body != "ok\n" {
 		t.Errorf("GET /healthz = %d %q; want 200 ok", code, body)
 	}
+	// The API's description comes from the gateway, not the console.
+	if code, body := httpGet(t, r.http+"/openapi.json"); code != http.StatusOK || !strings.Contains(body, `"swagger": "2.0"`) {
+		t.Errorf("GET /openapi.json = %d %.80q; want 200 with the OpenAPI document", code, body)
+	}
 }
 
 // A REST upload stream may carry more than the message limit in all: the

@@ -37,7 +37,7 @@ func App() fs.FS {
 
 // apiPrefixes are the paths the console never answers, so a mistyped API
 // call gets the API's JSON 404, not the console's page.
-var apiPrefixes = []string{"/v1/", "/v2/", "/predict"}
+var apiPrefixes = []string{"/v1/", "/v2/", "/predict", "/openapi.json"}
 
 // Handler serves app's files and, for any other GET of a path that is not
 // a file (a client-side route such as /models/fashion), app's index.html;
