@@ -1,0 +1,5 @@
+//go:build !race
+
+package onnxrt_test
+
+const raceBuild = false
