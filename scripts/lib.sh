@@ -21,15 +21,16 @@ cleanup() {
 	rm -rf "${work:-}"
 }
 
-# start_platform DIR starts scripts/run.sh (what make run does) with DIR as
-# its folder, on free ports of 127.0.0.1, logging to DIR/run.log; it sets
+# start_platform DIR [ARG...] starts scripts/run.sh (what make run does)
+# with DIR as its folder and ARGs for shoal serve, on free ports of
+# 127.0.0.1, logging to DIR/run.log; it sets
 # pid, gport and hport, and returns once run.sh says it is ready (after
 # setting up, importing and training: minutes on a fresh machine). It
 # returns 1 if run.sh exits first or is not ready within 10 minutes.
 start_platform() {
 	read -r gport hport < <(free_ports 2)
 	SHOAL_RUN_DIR=$1 SHOAL_GRPC_LISTEN_ADDRESS=127.0.0.1:$gport SHOAL_HTTP_LISTEN_ADDRESS=127.0.0.1:$hport \
-		"$(dirname "${BASH_SOURCE[0]}")/run.sh" >"$1/run.log" 2>&1 &
+		"$(dirname "${BASH_SOURCE[0]}")/run.sh" "${@:2}" >"$1/run.log" 2>&1 &
 	pid=$!
 	for _ in $(seq 1 1200); do
 		grep -q '^run: ready' "$1/run.log" && return 0

@@ -32,28 +32,16 @@ go build -o bin/shoal-bench ./cmd/shoal-bench
 ONNXRUNTIME_SHARED_LIBRARY_PATH=$(scripts/setup-onnxruntime.sh)
 export ONNXRUNTIME_SHARED_LIBRARY_PATH
 
-. scripts/lib.sh # cleanup
+. scripts/lib.sh # cleanup, start_platform
 work=$(mktemp -d)
 pid=
 trap cleanup EXIT
 
-{ read -r gport; read -r hport; } < <(bin/shoal-bench ports 2)
+log "starting the platform in $work; training the small model takes a few minutes"
+start_platform "$work" --inference.queue-size="$queue" || { tail -n 40 "$work/run.log" >&2; exit 1; }
 grpc=127.0.0.1:$gport
 http=127.0.0.1:$hport
-log "starting the platform in $work (gRPC $grpc, HTTP $http); training the small model takes a few minutes"
-SHOAL_RUN_DIR=$work SHOAL_GRPC_LISTEN_ADDRESS=$grpc SHOAL_HTTP_LISTEN_ADDRESS=$http \
-	scripts/run.sh --inference.queue-size="$queue" >"$work/run.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 3000); do
-	grep -q '^run: ready' "$work/run.log" && break
-	if ! kill -0 "$pid" 2>/dev/null; then
-		tail -n 40 "$work/run.log" >&2
-		log "scripts/run.sh exited before the platform was ready"
-		exit 1
-	fi
-	sleep 0.2
-done
-grep -q '^run: ready' "$work/run.log" || { tail -n 40 "$work/run.log" >&2; log "not ready after 10 minutes"; exit 1; }
+log "platform ready (gRPC $grpc, HTTP $http)"
 # run.sh's child is the server, whose memory the soak reads.
 server=$(ps -o pid=,comm= --ppid "$pid" | awk '$2 == "shoal" { print $1; exit }')
 [ -n "$server" ] || { log "no shoal process under scripts/run.sh ($pid)"; exit 1; }

@@ -45,27 +45,6 @@ func (p *listPanicStore) List(ctx context.Context, prefix string, fn func(blob.I
 	return p.Store.List(ctx, prefix, fn)
 }
 
-// panicOnFirstSend is a stream interceptor (outside the production ones)
-// whose stream panics in its first Send.
-func panicOnFirstSend() grpc.StreamServerInterceptor {
-	var done atomic.Bool
-	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		return handler(srv, &sendPanicStream{ServerStream: ss, done: &done})
-	}
-}
-
-type sendPanicStream struct {
-	grpc.ServerStream
-	done *atomic.Bool
-}
-
-func (s *sendPanicStream) SendMsg(m any) error {
-	if s.done.CompareAndSwap(false, true) {
-		panic("injected: stream sender")
-	}
-	return s.ServerStream.SendMsg(m)
-}
-
 func TestRegistryRunPanicsAreContained(t *testing.T) {
 	gdb := dbtest.Open(t, dbtest.Config(t, db.SQLite))
 	local, err := blob.NewLocal(t.TempDir())
@@ -83,7 +62,7 @@ func TestRegistryRunPanicsAreContained(t *testing.T) {
 	}
 	rpcMetrics := prometheus.NewRegistry()
 	srv := grpctest.Start(t, svc, grpctest.Options{NoRun: true, Metrics: rpcMetrics,
-		StreamInterceptors: []grpc.StreamServerInterceptor{panicOnFirstSend()}})
+		StreamInterceptors: []grpc.StreamServerInterceptor{grpctest.PanicOnFirstSend()}})
 	client := registrypb.NewRegistryServiceClient(srv.Conn)
 
 	// The prune reads the newest alias event first (a Row query); the

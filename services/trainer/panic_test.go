@@ -50,27 +50,6 @@ func (r *snapshotReader) ReadSnapshot(ctx context.Context, in *datasetpb.ReadSna
 	return r.DatasetServiceClient.ReadSnapshot(ctx, in, opts...)
 }
 
-// panicOnFirstSend is a stream interceptor (outside the production ones)
-// whose stream panics in its first Send.
-func panicOnFirstSend() grpc.StreamServerInterceptor {
-	var done atomic.Bool
-	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		return handler(srv, &sendPanicStream{ServerStream: ss, done: &done})
-	}
-}
-
-type sendPanicStream struct {
-	grpc.ServerStream
-	done *atomic.Bool
-}
-
-func (s *sendPanicStream) SendMsg(m any) error {
-	if s.done.CompareAndSwap(false, true) {
-		panic("injected: stream sender")
-	}
-	return s.ServerStream.SendMsg(m)
-}
-
 // injectDBPanics makes gdb panic in the first job claim's query (which
 // a worker makes as soon as Run starts, closing claimed first) and, once
 // heartbeats is closed, in the next heartbeat's lease renewal.
@@ -134,7 +113,7 @@ func TestTrainerPanicsFailOnlyTheirJob(t *testing.T) {
 			reader.DatasetServiceClient = c
 			return reader
 		},
-		server: grpctest.Options{Metrics: rpcMetrics, StreamInterceptors: []grpc.StreamServerInterceptor{panicOnFirstSend()}},
+		server: grpctest.Options{Metrics: rpcMetrics, StreamInterceptors: []grpc.StreamServerInterceptor{grpctest.PanicOnFirstSend()}},
 	})
 
 	// The worker's first claim panics; it starts again and runs the jobs
