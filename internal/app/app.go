@@ -200,8 +200,7 @@ func (a *App) Run(ctx context.Context, lis Listeners) (err error) {
 		streams = gateway.ClientStreams
 		gw, err := gateway.New(ctx, gateway.Conns{
 			Auth: gwConns[Auth], Dataset: gwConns[Dataset], Trainer: gwConns[Trainer], Registry: gwConns[Registry], Inference: gwConns[Inference],
-			// As many as Inference admits (its queue and a batch per session).
-			MaxPredicts: a.cfg.Inference.QueueSize + a.cfg.Inference.Sessions*a.cfg.Inference.MaxBatchSize,
+			MaxPredicts: a.cfg.MaxPredicts(a.targets),
 		})
 		if err != nil {
 			g.Server.Stop()

@@ -41,6 +41,9 @@ type Config struct {
 	Trainer   trainer.Config
 	Registry  registry.Config
 	Inference inference.Config
+	// GatewayMaxPredicts bounds the POST /predict requests the gateway
+	// forwards at once (see MaxPredicts).
+	GatewayMaxPredicts int
 }
 
 // ClientsConfig says where the services that do not run in this process
@@ -67,6 +70,20 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Trainer.RegisterFlags(fs)
 	c.Registry.RegisterFlags(fs)
 	c.Inference.RegisterFlags(fs)
+	fs.IntVar(&c.GatewayMaxPredicts, "gateway.max-predicts", 0,
+		"most POST /predict requests the gateway forwards at once; beyond it they get 429 with Retry-After before their body is read. "+
+			"0: as many as this process's Inference admits (inference.queue-size + inference.sessions × inference.max-batch-size) when it runs here, else no bound")
+}
+
+// MaxPredicts is the gateway's bound on POST /predict requests in flight:
+// --gateway.max-predicts, or by default what this process's Inference
+// admits; in a gateway of a split deployment, none unless set (its
+// inference.* settings are not the replicas').
+func (c *Config) MaxPredicts(targets []string) int {
+	if c.GatewayMaxPredicts > 0 || !slices.Contains(targets, Inference) {
+		return c.GatewayMaxPredicts
+	}
+	return c.Inference.QueueSize + c.Inference.Sessions*c.Inference.MaxBatchSize
 }
 
 // RegisterFlags registers clients.<service>-address for each service.
@@ -95,6 +112,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := ParseLogLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)
+	}
+	if c.GatewayMaxPredicts < 0 {
+		errs = append(errs, fmt.Errorf("--gateway.max-predicts=%d: must not be negative", c.GatewayMaxPredicts))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log.format=%q: use text or json", c.LogFormat))

@@ -35,6 +35,7 @@ func TestValidate(t *testing.T) {
 		{name: "tiny messages", set: map[string]string{"grpc.max-message-bytes": "1024"}, want: []string{"photos need at least"}},
 		{name: "unknown db driver", set: map[string]string{"db.driver": "oracle"}, want: []string{"oracle"}},
 		{name: "postgres without dsn", set: map[string]string{"db.driver": "postgres"}, want: []string{"db.dsn"}},
+		{name: "negative predict bound", set: map[string]string{"gateway.max-predicts": "-1"}, want: []string{"--gateway.max-predicts"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -99,4 +100,27 @@ func indexOf(s []string, v string) int {
 		}
 	}
 	return -1
+}
+
+// The gateway's /predict bound: what the process's own Inference admits,
+// none in a gateway without Inference, the setting whenever it is set.
+func TestMaxPredicts(t *testing.T) {
+	var cfg app.Config
+	cfg.RegisterFlags(flag.NewFlagSet("serve", flag.ContinueOnError))
+	admits := cfg.Inference.QueueSize + cfg.Inference.Sessions*cfg.Inference.MaxBatchSize
+	for _, tt := range []struct {
+		set     int
+		targets []string
+		want    int
+	}{
+		{0, []string{app.Gateway, app.Inference}, admits},
+		{0, []string{app.Gateway}, 0},
+		{100, []string{app.Gateway}, 100},
+		{100, []string{app.Gateway, app.Inference}, 100},
+	} {
+		cfg.GatewayMaxPredicts = tt.set
+		if got := cfg.MaxPredicts(tt.targets); got != tt.want {
+			t.Errorf("MaxPredicts(%v) with --gateway.max-predicts=%d = %d; want %d", tt.targets, tt.set, got, tt.want)
+		}
+	}
 }
