@@ -41,7 +41,7 @@ type Config struct {
 	Trainer   trainer.Config
 	Registry  registry.Config
 	Inference inference.Config
-	// GatewayMaxPredicts bounds the POST /predict requests the gateway
+	// GatewayMaxPredicts bounds the inference requests the gateway
 	// forwards at once (see MaxPredicts).
 	GatewayMaxPredicts int
 }
@@ -71,11 +71,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Registry.RegisterFlags(fs)
 	c.Inference.RegisterFlags(fs)
 	fs.IntVar(&c.GatewayMaxPredicts, "gateway.max-predicts", 0,
-		"most POST /predict requests the gateway forwards at once; beyond it they get 429 with Retry-After before their body is read. "+
+		"most inference requests (POST /predict, /v1/models/{m}:predict, /v2/models/{m}/infer) the gateway forwards at once; beyond it they get 429 with Retry-After before their body is read. "+
 			"0: as many as this process's Inference admits (inference.queue-size + inference.sessions × inference.max-batch-size) when it runs here, else no bound")
 }
 
-// MaxPredicts is the gateway's bound on POST /predict requests in flight:
+// MaxPredicts is the gateway's bound on inference requests in flight:
 // --gateway.max-predicts, or by default what this process's Inference
 // admits; in a gateway of a split deployment, none unless set (its
 // inference.* settings are not the replicas').

@@ -40,11 +40,10 @@ type Conns struct {
 	Trainer   grpc.ClientConnInterface
 	Registry  grpc.ClientConnInterface
 	Inference grpc.ClientConnInterface
-	// MaxPredicts bounds the POST /predict requests forwarded at once;
-	// beyond it they are answered 429 before their bodies are read (0: no
-	// bound). Inference refuses what its queue cannot hold too, but only
-	// once a request has crossed the gateway's own hop: under overload the
-	// requests waited on that hop, unbounded, and few reached the refusal.
+	// MaxPredicts bounds the inference requests (POST /predict, Predict's
+	// REST route, OIP infer) forwarded at once; beyond it they are
+	// answered 429 before their bodies are read (0: no bound). See
+	// inferenceBound.
 	MaxPredicts int
 }
 
@@ -65,7 +64,10 @@ var JSONOptions = protojson.MarshalOptions{EmitUnpopulated: true}
 
 // New returns the REST handler for the services in conns.
 func New(ctx context.Context, conns Conns) (*runtime.ServeMux, error) {
-	mux := runtime.NewServeMux(
+	var mux *runtime.ServeMux
+	bound := newInferenceBound(conns.MaxPredicts)
+	mux = runtime.NewServeMux(
+		runtime.WithMiddlewares(bound.middleware(func() *runtime.ServeMux { return mux })),
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
 		runtime.WithForwardResponseOption(httpBodyContentType),
@@ -99,7 +101,7 @@ func New(ctx context.Context, conns Conns) (*runtime.ServeMux, error) {
 			if err := registerOIP(mux, oippb.NewGRPCInferenceServiceClient(conns.Inference)); err != nil {
 				return err
 			}
-			return mux.HandlePath(http.MethodPost, "/predict", predictHandler(mux, inferencepb.NewInferenceServiceClient(conns.Inference), conns.MaxPredicts))
+			return mux.HandlePath(http.MethodPost, "/predict", predictHandler(mux, inferencepb.NewInferenceServiceClient(conns.Inference)))
 		}},
 	}
 	for _, r := range regs {
@@ -198,24 +200,11 @@ type timingsMilli struct {
 // version, alias, top_k). It calls Inference through its gRPC client, so
 // the request passes the same interceptors as any other; errors are the
 // gateway's usual JSON errors.
-func predictHandler(mux *runtime.ServeMux, client inferencepb.InferenceServiceClient, most int) runtime.HandlerFunc {
-	var inFlight chan struct{}
-	if most > 0 {
-		inFlight = make(chan struct{}, most)
-	}
+func predictHandler(mux *runtime.ServeMux, client inferencepb.InferenceServiceClient) runtime.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, _ map[string]string) {
 		_, outbound := runtime.MarshalerForRequest(mux, r)
 		fail := func(ctx context.Context, err error) {
 			runtime.HTTPError(ctx, mux, outbound, w, r, err)
-		}
-		if inFlight != nil {
-			select {
-			case inFlight <- struct{}{}:
-				defer func() { <-inFlight }()
-			default:
-				fail(r.Context(), status.Errorf(codes.ResourceExhausted, "%d predictions are in flight, the most this server takes; retry shortly", most))
-				return
-			}
 		}
 		ctx, err := runtime.AnnotateContext(r.Context(), mux, r, "/shoal.inference.v1.InferenceService/Predict",
 			runtime.WithHTTPPathPattern("/predict"))

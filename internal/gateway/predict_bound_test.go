@@ -1,72 +1,83 @@
 package gateway
 
 import (
-	"bytes"
-	"context"
-	"mime/multipart"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"google.golang.org/grpc"
-
-	inferencepb "github.com/shoalml/shoal/gen/shoal/inference/v1"
 )
 
-// heldInference holds each Predict until release is closed, saying on
-// entered that one arrived.
-type heldInference struct {
-	inferencepb.InferenceServiceClient
-	entered chan struct{}
-	release chan struct{}
-}
-
-func (h *heldInference) Predict(ctx context.Context, _ *inferencepb.PredictRequest, _ ...grpc.CallOption) (*inferencepb.PredictResponse, error) {
-	h.entered <- struct{}{}
-	<-h.release
-	return &inferencepb.PredictResponse{Model: "fish", Version: 1, Results: []*inferencepb.Classification{
-		{Labels: []*inferencepb.LabelScore{{Label: "Shark", Probability: 0.9}}}}}, nil
-}
-
-// TestPredictBound: with as many predictions in flight as the bound, the
-// next is answered 429 with Retry-After at once, and once one ends the
-// next is forwarded again.
-func TestPredictBound(t *testing.T) {
+// TestInferenceBound: with as many inference requests in flight as the
+// bound, over any of the routes that run a model, the next one on each is
+// answered 429 with Retry-After at once (in the Open Inference Protocol's
+// error form on /v2); other routes are not bounded; once the held ones end,
+// requests are forwarded again.
+func TestInferenceBound(t *testing.T) {
 	const most = 2
-	client := &heldInference{entered: make(chan struct{}), release: make(chan struct{})}
-	h := predictHandler(runtime.NewServeMux(runtime.WithErrorHandler(retryAfterOnOverload)), client, most)
-	post := func() *httptest.ResponseRecorder {
-		var b bytes.Buffer
-		w := multipart.NewWriter(&b)
-		fw, err := w.CreateFormFile("file", "a.png")
-		if err != nil {
+	entered, release := make(chan struct{}), make(chan struct{})
+	var mux *runtime.ServeMux
+	mux = runtime.NewServeMux(
+		runtime.WithMiddlewares(newInferenceBound(most).middleware(func() *runtime.ServeMux { return mux })),
+		runtime.WithErrorHandler(retryAfterOnOverload))
+	held := func(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
+		entered <- struct{}{}
+		<-release
+		w.WriteHeader(http.StatusOK)
+	}
+	routes := []string{"/predict", "/v1/models/{model}:predict", "/v2/models/{model}/infer"}
+	for _, p := range routes {
+		if err := mux.HandlePath(http.MethodPost, p, held); err != nil {
 			t.Fatal(err)
 		}
-		_, _ = fw.Write([]byte("not decoded here"))
-		_ = w.Close()
-		req := httptest.NewRequest(http.MethodPost, "/predict", &b)
-		req.Header.Set("Content-Type", w.FormDataContentType())
+	}
+	if err := mux.HandlePath(http.MethodGet, "/v1/models", func(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
+		w.WriteHeader(http.StatusOK)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	do := func(method, path string) *httptest.ResponseRecorder {
 		rec := httptest.NewRecorder()
-		h(rec, req, nil)
+		mux.ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader("{}")))
 		return rec
 	}
-	held := make(chan *httptest.ResponseRecorder, most)
-	for range most {
-		go func() { held <- post() }()
-		<-client.entered
+
+	done := make(chan *httptest.ResponseRecorder, most)
+	for _, path := range []string{"/predict", "/v2/models/fish/infer"} {
+		go func() { done <- do(http.MethodPost, path) }()
+		<-entered
 	}
-	if rec := post(); rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" {
-		t.Errorf("POST /predict with %d in flight = %d, Retry-After %q; want 429 with Retry-After", most, rec.Code, rec.Header().Get("Retry-After"))
-	}
-	close(client.release)
-	for range most {
-		if rec := <-held; rec.Code != http.StatusOK {
-			t.Errorf("POST /predict (held) = %d %s; want 200", rec.Code, rec.Body)
+	for _, path := range []string{"/predict", "/v1/models/fish:predict", "/v2/models/fish/infer"} {
+		rec := do(http.MethodPost, path)
+		if rec.Code != http.StatusTooManyRequests {
+			t.Errorf("POST %s with %d in flight = %d %s; want 429", path, most, rec.Code, rec.Body)
+			continue
+		}
+		if rec.Header().Get("Retry-After") == "" {
+			t.Errorf("POST %s refused without Retry-After", path)
+		}
+		var body map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+			t.Errorf("POST %s refusal %q is not JSON: %v", path, rec.Body, err)
+		}
+		_, oipForm := body["error"]
+		if wantOIP := strings.HasPrefix(path, "/v2/"); oipForm != wantOIP {
+			t.Errorf("POST %s refusal = %s; want the %s error form", path, rec.Body, map[bool]string{true: "protocol's {\"error\"}", false: "gateway's {code, message}"}[wantOIP])
 		}
 	}
-	go func() { <-client.entered }()
-	if rec := post(); rec.Code != http.StatusOK {
-		t.Errorf("POST /predict after the held ones ended = %d %s; want 200", rec.Code, rec.Body)
+	if rec := do(http.MethodGet, "/v1/models"); rec.Code != http.StatusOK {
+		t.Errorf("GET /v1/models with the inference bound full = %d; want 200: only inference is bounded", rec.Code)
+	}
+	close(release)
+	for range most {
+		if rec := <-done; rec.Code != http.StatusOK {
+			t.Errorf("a held request = %d %s; want 200", rec.Code, rec.Body)
+		}
+	}
+	go func() { <-entered }()
+	if rec := do(http.MethodPost, "/v1/models/fish:predict"); rec.Code != http.StatusOK {
+		t.Errorf("POST /v1/models/fish:predict after the held ones ended = %d %s; want 200", rec.Code, rec.Body)
 	}
 }

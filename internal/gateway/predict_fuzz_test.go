@@ -45,7 +45,7 @@ func FuzzPredictForm(f *testing.F) {
 		req.Header.Set("Content-Type", contentType)
 		rec := httptest.NewRecorder()
 		before := fuzztest.Allocated()
-		predictHandler(mux, client, 0)(rec, req, nil)
+		predictHandler(mux, client)(rec, req, nil)
 		if req.MultipartForm != nil {
 			_ = req.MultipartForm.RemoveAll() // as net/http's server does
 		}
