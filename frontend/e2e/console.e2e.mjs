@@ -223,7 +223,7 @@ try {
     const alert = page.getByRole("alert");
     await alert.waitFor();
     const text = (await alert.textContent()).trim();
-    check(/^Invalid request: .*image_size = 1024/.test(text) && !text.includes("{"), `error shown as: ${text}`);
+    check(/^Invalid request: .*imageSize = 1024/.test(text) && !text.includes("{"), `error shown as: ${text}`);
     await imageSize.fill("");
     await page.getByRole("button", { name: "dismiss" }).click();
     // What the browser refuses itself, in the collapsed advanced fields, opens them.

@@ -208,7 +208,7 @@ describe("TrainingPage", () => {
       ...common,
       {
         method: "POST", path: "/v1/jobs", status: 400,
-        body: { code: 3, message: 'spec.image_size = 4096: architecture "small-cnn" takes images from 8x8 to 128x128 pixels, got 4096x4096', details: [] },
+        body: { code: 3, message: 'spec.imageSize = 4096: architecture "small-cnn" takes images from 8x8 to 128x128 pixels, got 4096x4096', details: [] },
       },
     ]);
     render(<TrainingPage />);
@@ -216,7 +216,7 @@ describe("TrainingPage", () => {
     fireEvent.change(screen.getByTestId("train-image-size"), { target: { value: "4096" } });
     fireEvent.click(screen.getByTestId("train-start"));
     const alert = await screen.findByRole("alert");
-    expect(alert.textContent).toContain("Invalid request: spec.image_size = 4096");
+    expect(alert.textContent).toContain("Invalid request: spec.imageSize = 4096");
     expect(window.location.search).toBe("");
   });
 
