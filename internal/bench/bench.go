@@ -135,6 +135,16 @@ type Report struct {
 	REST              []Stats
 }
 
+// dial connects to a server's gRPC address in plaintext, sending token
+// (when set) with every call.
+func dial(addr, token string) (*grpc.ClientConn, error) {
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(auth.Bearer(token)))
+	}
+	return grpc.NewClient(addr, opts...)
+}
+
 // Run measures cfg.Model's aliased version on the server and returns the
 // report; progress goes to log.
 func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
@@ -144,11 +154,7 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 	}
 	var conns []*grpc.ClientConn
 	for range cfg.Connections {
-		opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
-		if cfg.Token != "" {
-			opts = append(opts, grpc.WithPerRPCCredentials(auth.Bearer(cfg.Token)))
-		}
-		c, err := grpc.NewClient(cfg.GRPCAddr, opts...)
+		c, err := dial(cfg.GRPCAddr, cfg.Token)
 		if err != nil {
 			return nil, err
 		}

@@ -12,12 +12,8 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	inferencepb "github.com/shoalml/shoal/gen/shoal/inference/v1"
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
-	"github.com/shoalml/shoal/internal/auth"
 	"github.com/shoalml/shoal/internal/imaging"
 	"github.com/shoalml/shoal/internal/imaging/imagingtest"
 )
@@ -151,11 +147,7 @@ type CommandResult struct {
 // settle afterwards. Progress goes to log.
 func Soak(ctx context.Context, cfg SoakConfig, log io.Writer) (*SoakReport, error) {
 	r := &SoakReport{Config: cfg, Machine: machine(), LoadBefore: loadAverage()}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
-	if cfg.Token != "" {
-		opts = append(opts, grpc.WithPerRPCCredentials(auth.Bearer(cfg.Token)))
-	}
-	conn, err := grpc.NewClient(cfg.GRPCAddr, opts...)
+	conn, err := dial(cfg.GRPCAddr, cfg.Token)
 	if err != nil {
 		return nil, err
 	}
