@@ -2,212 +2,46 @@ package cli
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	datasetpb "github.com/shoalml/shoal/gen/shoal/dataset/v1"
+	"github.com/shoalml/shoal/internal/upload"
 )
 
-// uploadChunkBytes is the size of each archive chunk sent.
-const uploadChunkBytes = 1 << 20
-
-var archiveSuffixes = []string{".zip", ".tar", ".tar.gz", ".tgz"}
-
-// layout says where the files of an uploaded folder go: by their split
-// folder (split/Label/file), or all to one split (Label/file), with a share
-// of them moved to the test split.
-type layout struct {
-	split        datasetpb.Split // unspecified: the folder is laid out split/Label/file
-	testFraction float64
-}
-
-func newLayout(split string, testFraction float64) (layout, error) {
+// newLayout checks the upload's --split and --test-fraction.
+func newLayout(split string, testFraction float64) (upload.Layout, error) {
 	sp, err := parseSplit(split)
 	if err != nil {
-		return layout{}, usagef("--split: %v", err)
+		return upload.Layout{}, usagef("--split: %v", err)
 	}
 	switch {
 	case testFraction < 0 || testFraction >= 1 || math.IsNaN(testFraction):
-		return layout{}, usagef("--test-fraction=%g: want a share in [0, 1)", testFraction)
+		return upload.Layout{}, usagef("--test-fraction=%g: want a share in [0, 1)", testFraction)
 	case testFraction > 0 && sp == datasetpb.Split_SPLIT_UNSPECIFIED:
-		return layout{}, usagef("--test-fraction goes with --split, for a folder laid out Label/file; a split/Label/file folder says its own test split")
+		return upload.Layout{}, usagef("--test-fraction goes with --split, for a folder laid out Label/file; a split/Label/file folder says its own test split")
 	case testFraction > 0 && sp == datasetpb.Split_SPLIT_TEST:
-		return layout{}, usagef("--test-fraction with --split test: every file goes to the test split already")
+		return upload.Layout{}, usagef("--test-fraction with --split test: every file goes to the test split already")
 	}
-	return layout{split: sp, testFraction: testFraction}, nil
+	return upload.Layout{Split: sp, TestFraction: testFraction}, nil
 }
 
-// place gives a file's split, label and name from its slash-separated path
-// relative to the folder, or ok=false when it is not where the layout wants
-// files.
-func (l layout) place(rel string) (split datasetpb.Split, label, name string, ok bool) {
-	parts := strings.Split(rel, "/")
-	if l.split == datasetpb.Split_SPLIT_UNSPECIFIED {
-		if len(parts) != 3 {
-			return 0, "", "", false
-		}
-		switch parts[0] {
-		case "train", "validation", "test":
-			sp, _ := parseSplit(parts[0])
-			return sp, parts[1], parts[2], true
-		}
-		return 0, "", "", false
-	}
-	if len(parts) != 2 {
-		return 0, "", "", false
-	}
-	split = l.split
-	if l.testFraction > 0 && pathShare(rel) < l.testFraction {
-		split = datasetpb.Split_SPLIT_TEST
-	}
-	return split, parts[0], parts[1], true
-}
-
-// pathShare maps a path to [0, 1) by its SHA-256: the same path always
-// lands on the same side of --test-fraction, whatever else the folder holds.
-func pathShare(rel string) float64 {
-	sum := sha256.Sum256([]byte(rel))
-	return float64(binary.BigEndian.Uint64(sum[:8])>>11) / (1 << 53)
-}
-
-func (l layout) want() string {
-	if l.split == datasetpb.Split_SPLIT_UNSPECIFIED {
-		return "split/Label/file"
-	}
-	return "Label/file"
-}
-
-// upFile is one file of a folder to upload.
-type upFile struct {
-	path        string
-	split       datasetpb.Split
-	label, name string
-}
-
-// folderScan is what a folder holds: the files to send, and what the layout
-// leaves out, to say so.
-type folderScan struct {
-	files   []upFile
-	skipped []string // paths outside the layout, relative to the folder
-	byDepth map[int]int
-	top     []string // top-level entries, folders with a trailing slash
-}
-
-// scanFolder lists the files of root that the layout places; hidden files
-// and folders (.DS_Store, .git) and top-level files (README) are not part of
-// any layout and are passed over silently.
-func scanFolder(root string, l layout) (*folderScan, error) {
-	s := &folderScan{byDepth: map[int]int{}}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if p == root {
-			return nil
-		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
-		depth := strings.Count(rel, "/") + 1
-		if strings.HasPrefix(d.Name(), ".") {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if depth == 1 {
-			name := d.Name()
-			if d.IsDir() {
-				name += "/"
-			}
-			s.top = append(s.top, name)
-		}
-		if d.IsDir() {
-			return nil
-		}
-		s.byDepth[depth]++
-		if depth == 1 {
-			return nil
-		}
-		split, label, name, ok := l.place(rel)
-		if !ok {
-			s.skipped = append(s.skipped, rel)
-			return nil
-		}
-		s.files = append(s.files, upFile{path: p, split: split, label: label, name: name})
-		return nil
-	})
-	return s, err
-}
-
-// nothingToUpload says what a folder with no file in the layout holds, and
-// what the layout is. It is the class of answer the server gives for a
-// server folder in the wrong layout.
-func (s *folderScan) nothingToUpload(root string, l layout) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s holds no images laid out %s", root, l.want())
-	if len(s.top) == 0 {
-		b.WriteString(" (it is empty)")
-	} else {
-		shown := s.top[:min(len(s.top), 5)]
-		fmt.Fprintf(&b, " (it holds %s", strings.Join(shown, ", "))
-		if more := len(s.top) - len(shown); more > 0 {
-			fmt.Fprintf(&b, " and %d more", more)
-		}
-		var depths []string
-		for _, d := range []int{2, 3} {
-			if n := s.byDepth[d]; n > 0 {
-				depths = append(depths, fmt.Sprintf("%d files at %s", n, map[int]string{2: "Label/file", 3: "split/Label/file"}[d]))
-			}
-		}
-		if len(depths) > 0 {
-			b.WriteString("; " + strings.Join(depths, ", "))
-		}
-		b.WriteString(")")
-	}
-	if l.split == datasetpb.Split_SPLIT_UNSPECIFIED {
-		b.WriteString(": expected train/, validation/ or test/ folders holding one folder per label, e.g. train/Cat/1.jpg")
-		if s.byDepth[2] > 0 {
-			b.WriteString("; for a folder laid out Label/file, add --split train (and --test-fraction 0.2 to hold out a test split)")
-		}
-	} else {
-		b.WriteString(": with --split, expected one folder per label, e.g. Cat/1.jpg")
-		if s.byDepth[3] > 0 {
-			b.WriteString("; a folder laid out split/Label/file needs no --split")
-		}
-	}
-	return status.Error(codes.InvalidArgument, b.String())
-}
-
-func hasArchiveSuffix(p string) bool {
-	lower := strings.ToLower(p)
-	for _, s := range archiveSuffixes {
-		if strings.HasSuffix(lower, s) {
-			return true
-		}
-	}
-	return false
+// uploadHints end the message of a folder in the wrong layout in the
+// flags' words.
+var uploadHints = upload.Hints{
+	AddSplit:  "add --split train (and --test-fraction 0.2 to hold out a test split)",
+	DropSplit: "needs no --split",
 }
 
 // upload sends folders file by file and archives as chunks, one stream per
 // path, since a stream carries either files or one archive. Every folder is
 // checked before anything is sent, so a folder in the wrong layout fails the
 // command without a partial upload.
-func (p *program) upload(ctx context.Context, c datasetpb.DatasetServiceClient, name string, paths []string, l layout, show int, quiet bool) error {
-	scans := make([]*folderScan, len(paths))
+func (p *program) upload(ctx context.Context, c datasetpb.DatasetServiceClient, name string, paths []string, l upload.Layout, show int, quiet bool) error {
+	scans := make([]*upload.Scan, len(paths))
 	for i, path := range paths {
 		fi, err := os.Stat(path)
 		if err != nil {
@@ -215,26 +49,26 @@ func (p *program) upload(ctx context.Context, c datasetpb.DatasetServiceClient, 
 		}
 		switch {
 		case fi.IsDir():
-			s, err := scanFolder(path, l)
+			s, err := upload.ScanFolder(path, l)
 			if err != nil {
 				return err
 			}
-			if len(s.files) == 0 {
-				return s.nothingToUpload(path, l)
+			if len(s.Files) == 0 {
+				return s.NothingToUpload(uploadHints)
 			}
 			scans[i] = s
-		case !hasArchiveSuffix(path):
+		case !upload.IsArchive(path):
 			return usagef("%s: not a folder or a .zip/.tar/.tar.gz archive", path)
-		case l.split != datasetpb.Split_SPLIT_UNSPECIFIED:
+		case l.Split != datasetpb.Split_SPLIT_UNSPECIFIED:
 			return usagef("%s: --split applies to folders; an archive must be laid out split/Label/file", path)
 		}
 	}
 	total := &datasetpb.ImportCounts{}
 	rej := &rejections{out: p.env.Stdout, show: show}
 	for i, path := range paths {
-		if s := scans[i]; s != nil && len(s.skipped) > 0 {
+		if s := scans[i]; s != nil && len(s.Skipped) > 0 {
 			fmt.Fprintf(p.env.Stdout, "skipped %s of %s outside the %s layout, e.g. %s\n",
-				count(len(s.skipped), "file"), path, l.want(), strings.Join(s.skipped[:min(3, len(s.skipped))], ", "))
+				count(len(s.Skipped), "file"), path, l.Want(), strings.Join(s.Skipped[:min(3, len(s.Skipped))], ", "))
 		}
 		resp, err := p.uploadOne(ctx, c, name, path, scans[i], quiet)
 		if err != nil {
@@ -254,88 +88,28 @@ func (p *program) upload(ctx context.Context, c datasetpb.DatasetServiceClient, 
 	return nil
 }
 
-// uploadOne sends one folder (scan) or archive (scan nil) on its own stream.
-func (p *program) uploadOne(ctx context.Context, c datasetpb.DatasetServiceClient, name, path string, scan *folderScan, quiet bool) (*datasetpb.UploadImagesResponse, error) {
-	stream, err := c.UploadImages(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if err := stream.Send(&datasetpb.UploadImagesRequest{Payload: &datasetpb.UploadImagesRequest_Header{Header: &datasetpb.UploadHeader{Dataset: name}}}); err != nil {
-		return nil, closeErr(stream, err)
-	}
+// uploadOne sends one folder (scan) or archive (scan nil) on its own
+// stream, with a progress meter.
+func (p *program) uploadOne(ctx context.Context, c datasetpb.DatasetServiceClient, name, path string, scan *upload.Scan, quiet bool) (*datasetpb.UploadImagesResponse, error) {
+	desc := "uploading " + filepath.Base(path)
 	var m *meter
+	var resp *datasetpb.UploadImagesResponse
+	var err error
 	if scan != nil {
-		m = newMeter(p.env.Stderr, p.env.StderrTerminal, quiet, "uploading "+filepath.Base(path), "images")
-		m.setTotal(int64(len(scan.files)))
-		err = sendFolder(stream, scan.files, m)
+		m = newMeter(p.env.Stderr, p.env.StderrTerminal, quiet, desc, "images")
+		m.setTotal(int64(len(scan.Files)))
+		resp, err = upload.Folder(ctx, c, name, scan.Files, func(int) { m.add(1) })
 	} else {
-		m = newMeter(p.env.Stderr, p.env.StderrTerminal, quiet, "uploading "+filepath.Base(path), "bytes")
-		err = sendArchive(stream, path, m)
+		m = newMeter(p.env.Stderr, p.env.StderrTerminal, quiet, desc, "bytes")
+		if fi, serr := os.Stat(path); serr == nil {
+			m.setTotal(fi.Size())
+		}
+		resp, err = upload.Archive(ctx, c, name, path, m.set)
 	}
 	if err != nil {
 		m.stop()
-		return nil, closeErr(stream, err)
+		return nil, err
 	}
 	m.finish()
-	return stream.CloseAndRecv()
-}
-
-// closeErr prefers the server's reason for ending a stream over the local
-// send error (io.EOF), which says nothing.
-func closeErr(stream datasetpb.DatasetService_UploadImagesClient, err error) error {
-	if errors.Is(err, io.EOF) {
-		if _, rerr := stream.CloseAndRecv(); rerr != nil {
-			return rerr
-		}
-	}
-	return err
-}
-
-func sendArchive(stream datasetpb.DatasetService_UploadImagesClient, path string, m *meter) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err == nil {
-		m.setTotal(fi.Size())
-	}
-	buf := make([]byte, uploadChunkBytes)
-	first := true
-	for {
-		n, err := io.ReadFull(f, buf)
-		if n > 0 {
-			chunk := &datasetpb.ArchiveChunk{Data: buf[:n]}
-			if first {
-				chunk.FileName, first = filepath.Base(path), false
-			}
-			if serr := stream.Send(&datasetpb.UploadImagesRequest{Payload: &datasetpb.UploadImagesRequest_ArchiveChunk{ArchiveChunk: chunk}}); serr != nil {
-				return serr
-			}
-			m.add(int64(n))
-		}
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
-}
-
-// sendFolder sends each file with its split and label; the server validates
-// them.
-func sendFolder(stream datasetpb.DatasetService_UploadImagesClient, files []upFile, m *meter) error {
-	for _, f := range files {
-		data, err := os.ReadFile(f.path)
-		if err != nil {
-			return err
-		}
-		if err := stream.Send(&datasetpb.UploadImagesRequest{Payload: &datasetpb.UploadImagesRequest_File{File: &datasetpb.UploadFile{
-			Split: f.split, Label: f.label, FileName: f.name, Content: data}}}); err != nil {
-			return err
-		}
-		m.add(1)
-	}
-	return nil
+	return resp, nil
 }
