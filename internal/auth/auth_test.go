@@ -316,3 +316,16 @@ func TestResource(t *testing.T) {
 		t.Errorf("Resource(CreateVersion spec) = %q", got)
 	}
 }
+
+func TestLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"localhost:9090": true, "127.0.0.1:9090": true, "[::1]:9090": true, "127.0.0.2:1": true, "localhost": true,
+		"dns:///localhost:9090": true, "passthrough:///127.0.0.1:9090": true, "unix:///run/shoal.sock": true,
+		"shoal.example.com:9090": false, "10.0.0.7:9090": false, "dns://127.0.0.1/shoal.example.com:9090": false,
+		"passthrough:///shoal.test:1": false, "": false,
+	} {
+		if got := auth.Loopback(addr); got != want {
+			t.Errorf("Loopback(%q) = %v; want %v", addr, got, want)
+		}
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"strings"
 	"time"
@@ -80,7 +79,7 @@ func (f *connFlags) secret() (string, error) {
 	}
 	// The local admin token goes to a local server only: sent to whatever
 	// --addr names, it would leak to any host a command is pointed at.
-	if !loopbackAddr(f.addr) {
+	if !auth.Loopback(f.addr) {
 		return "", nil
 	}
 	b, err := os.ReadFile(adminTokenFile)
@@ -91,19 +90,6 @@ func (f *connFlags) secret() (string, error) {
 		return "", fmt.Errorf("reading the admin token ./%s: %w (give --token or SHOAL_TOKEN instead)", adminTokenFile, err)
 	}
 	return strings.TrimSpace(string(b)), nil
-}
-
-// loopbackAddr reports whether addr's host is this machine.
-func loopbackAddr(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		host = addr
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // dialOptions are the options of every client connection, built from the
