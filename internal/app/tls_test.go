@@ -3,18 +3,11 @@ package app_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"io"
-	"math/big"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -32,72 +25,8 @@ import (
 	"github.com/shoalml/shoal/internal/app"
 	"github.com/shoalml/shoal/internal/imaging/imagingtest"
 	"github.com/shoalml/shoal/internal/onnxrt/onnxtest"
+	"github.com/shoalml/shoal/internal/tlsfiles/tlstest"
 )
-
-// testCA is a certificate authority made for one test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newCA(t *testing.T) testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "shoal test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue writes a certificate for 127.0.0.1 and localhost, good for servers
-// and clients, with the given serial, to dir/name.{crt,key}.
-func (ca testCA) issue(t *testing.T, dir, name string, serial int64) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-	// Write next to the files and rename, as cert-manager's atomic writer does.
-	for path, data := range map[string][]byte{
-		certFile: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		keyFile:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}),
-	} {
-		if err := os.WriteFile(path+".new", data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(path+".new", path); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return certFile, keyFile
-}
 
 // TestSplitDeploymentOverMutualTLS runs three processes of a split
 // deployment (auth, registry, dataset and trainer; two Inference replicas
@@ -110,9 +39,9 @@ func (ca testCA) issue(t *testing.T, dir, name string, serial int64) (certFile, 
 func TestSplitDeploymentOverMutualTLS(t *testing.T) {
 	onnxtest.Runtime(t)
 	dir := t.TempDir()
-	ca := newCA(t)
+	ca := tlstest.NewCA(t)
 	caFile := filepath.Join(dir, "ca.crt")
-	if err := os.WriteFile(caFile, ca.pem, 0o600); err != nil {
+	if err := os.WriteFile(caFile, ca.PEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	adminToken := strings.Repeat("a", 40)
@@ -122,7 +51,7 @@ func TestSplitDeploymentOverMutualTLS(t *testing.T) {
 	base.Auth.BootstrapToken = adminToken
 	base.Clients.TLS.CAFile = caFile
 	tlsFor := func(cfg *app.Config, name string, serial int64) (string, string) {
-		cert, key := ca.issue(t, dir, name, serial)
+		cert, key := ca.Issue(t, dir, name, serial)
 		cfg.Server.GRPCTLS.CertFile, cfg.Server.GRPCTLS.KeyFile, cfg.Server.GRPCTLS.ClientCAFile = cert, key, caFile
 		cfg.Server.HTTPTLS.CertFile, cfg.Server.HTTPTLS.KeyFile = cert, key
 		cfg.Clients.TLS.CertFile, cfg.Clients.TLS.KeyFile = cert, key
@@ -152,13 +81,13 @@ func TestSplitDeploymentOverMutualTLS(t *testing.T) {
 	gwr := startTLS(t, gw)
 
 	// A client of the CA, with a certificate of its own (mutual TLS).
-	clientCert, clientKey := ca.issue(t, dir, "client", 40)
+	clientCert, clientKey := ca.Issue(t, dir, "client", 40)
 	pair, err := tls.LoadX509KeyPair(clientCert, clientKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(ca.pem)
+	roots.AppendCertsFromPEM(ca.PEM)
 	clientTLS := &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair}}
 	conn, err := grpc.NewClient(be.grpcAddr, grpc.WithTransportCredentials(credentials.NewTLS(clientTLS)))
 	if err != nil {
@@ -221,8 +150,8 @@ func TestSplitDeploymentOverMutualTLS(t *testing.T) {
 	}
 
 	// A client certificate from another CA is refused by the handshake.
-	other := newCA(t)
-	oc, ok := other.issue(t, t.TempDir(), "intruder", 50)
+	other := tlstest.NewCA(t)
+	oc, ok := other.Issue(t, t.TempDir(), "intruder", 50)
 	opair, _ := tls.LoadX509KeyPair(oc, ok)
 	bad, err := grpc.NewClient(be.grpcAddr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: roots, Certificates: []tls.Certificate{opair}})))
 	if err != nil {
