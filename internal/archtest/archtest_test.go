@@ -218,3 +218,34 @@ func TestProtoImportDirection(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// sdkImports are the module's packages the Go SDK (client/) may import
+// besides gen/: what a client needs (the bearer token, TLS files, the
+// dataset upload shared with the CLI), none of the server. Its tests start
+// a whole server and may import anything.
+var sdkImports = []string{"internal/auth", "internal/tlsfiles", "internal/upload"}
+
+func TestSDKImportsNoServer(t *testing.T) {
+	root := repoRoot(t)
+	fset := token.NewFileSet()
+	files, err := filepath.Glob(filepath.Join(root, "client", "*.go"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("found no Go files in client/: %v", err)
+	}
+	for _, path := range files {
+		if strings.HasSuffix(path, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range f.Imports {
+			p, _ := strconv.Unquote(imp.Path.Value)
+			dep, ok := strings.CutPrefix(p, module)
+			if ok && !strings.HasPrefix(dep, "gen/") && !slices.Contains(sdkImports, dep) {
+				t.Errorf("client/%s imports %s; the SDK may import gen/ and %v", filepath.Base(path), dep, sdkImports)
+			}
+		}
+	}
+}
