@@ -1,30 +1,27 @@
-// Command go-client shows Shoal's generated Go SDK: it sends images to
-// Inference's Predict in one request (the server batches them) and prints
-// each one's best labels, then lists the model's versions from the Registry.
+// Command go-client shows Shoal's Go SDK (github.com/shoalml/shoal/client):
+// it sends images to Inference's Predict in one request (the server batches
+// them) and prints each one's best labels, then lists the model's versions
+// from the Registry through the SDK's generated client.
 //
 //	go run ./examples/go-client --addr localhost:9090 --model fashion shoe.jpg bag.png
 //
 // Predictions are open to anonymous callers by default; the Registry needs a
-// token with the read scope: --token, or SHOAL_TOKEN.
-//
-// Any language works the same way from the contracts in proto/ (add its
-// plugin to buf.gen.yaml), or over REST from gen/openapi/shoal.swagger.json.
+// token with the read scope: --token, or SHOAL_TOKEN. A loopback address is
+// spoken to in plaintext, any other over TLS (--ca-file for a private CA).
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
 	"os"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
-
-	inferencepb "github.com/shoalml/shoal/gen/shoal/inference/v1"
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
+
+	"github.com/shoalml/shoal/client"
 )
 
 func main() {
@@ -32,33 +29,32 @@ func main() {
 	model := flag.String("model", "", "model to ask (empty: the server's default)")
 	topK := flag.Int("top-k", 3, "labels per image")
 	token := flag.String("token", os.Getenv("SHOAL_TOKEN"), "API token (default $SHOAL_TOKEN)")
+	caFile := flag.String("ca-file", "", "PEM CAs that sign the server's certificate (TLS)")
 	flag.Parse()
 	if flag.NArg() == 0 {
-		log.Fatal("usage: go-client [--addr HOST:PORT] [--model M] [--top-k K] IMAGE...")
+		log.Fatal("usage: go-client [--addr HOST:PORT] [--model M] [--top-k K] [--token T] [--ca-file CA] IMAGE...")
 	}
 
-	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	opts := []client.Option{client.WithToken(*token)}
+	if *caFile != "" {
+		opts = append(opts, client.WithTLS(client.TLS{CAFile: *caFile}))
+	}
+	c, err := client.New(*addr, opts...)
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer conn.Close()
+	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if *token != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+*token)
-	}
 
-	req := &inferencepb.PredictRequest{Model: *model, TopK: int32(*topK)}
-	for _, name := range flag.Args() {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			log.Fatal(err)
-		}
-		req.Images = append(req.Images, b)
-	}
-	resp, err := inferencepb.NewInferenceServiceClient(conn).Predict(ctx, req)
-	if err != nil {
-		log.Fatalf("Predict: %v", err) // e.g. InvalidArgument for a file that is not an image
+	resp, err := c.PredictFiles(ctx, flag.Args(), client.Model(*model), client.TopK(*topK))
+	switch {
+	case errors.Is(err, client.ErrNotFound):
+		log.Fatalf("no such model: %v", err)
+	case errors.Is(err, client.ErrInvalidArgument):
+		log.Fatalf("refused: %v", err) // e.g. a file that is not an image
+	case err != nil:
+		log.Fatal(err)
 	}
 	for i, r := range resp.GetResults() {
 		fmt.Printf("%s:", flag.Arg(i))
@@ -69,9 +65,11 @@ func main() {
 	}
 	fmt.Printf("answered by %s v%d\n", resp.GetModel(), resp.GetVersion())
 
-	versions, err := registrypb.NewRegistryServiceClient(conn).ListVersions(ctx, &registrypb.ListVersionsRequest{Model: resp.GetModel()})
-	if err != nil {
-		log.Fatalf("ListVersions: %v", err)
+	versions, err := c.Registry().ListVersions(ctx, &registrypb.ListVersionsRequest{Model: resp.GetModel()})
+	if errors.Is(err, client.ErrUnauthenticated) {
+		log.Fatal("listing versions needs a token with the read scope: --token or SHOAL_TOKEN")
+	} else if err != nil {
+		log.Fatal(err)
 	}
 	for _, v := range versions.GetVersions() {
 		fmt.Printf("%s v%d: %s, test accuracy %.4f, aliases %v\n", v.GetModel(), v.GetVersion(), v.GetArchitecture(),
