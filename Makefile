@@ -30,6 +30,7 @@ generate:
 	scripts/protodeps.sh
 	go tool -modfile=tools.go.mod buf generate
 	go run ./cmd/shoal-openapi gen/openapi/shoal.swagger.json
+	scripts/gen-python.sh
 
 lint:
 	scripts/check-proto.sh

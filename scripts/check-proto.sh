@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks the contracts: buf lint, buf breaking against the previous commit
-# (WIRE_JSON), and that gen/ is exactly what the pinned generators produce.
+# (WIRE_JSON), and that gen/ and the Python SDK's stubs are exactly what the
+# pinned generators produce (Debian's protoc for Python: scripts/setup-python.sh).
 #
 #   scripts/check-proto.sh
 set -euo pipefail
@@ -37,9 +38,19 @@ out=$(mktemp -d)
 buf generate -o "$out"
 go run ./cmd/shoal-openapi "$out/gen/openapi/shoal.swagger.json" # as make generate does
 if ! diff -r gen "$out/gen" >/dev/null; then
-	diff -r gen "$out/gen" | head -40 >&2
+	{ diff -r gen "$out/gen" || true; } | head -40 >&2
 	rm -rf "$out"
 	log "gen/ is not what proto/ generates: run 'make generate' and commit gen/"
+	exit 1
+fi
+
+log "Python SDK stubs drift"
+pygen=clients/python/src/shoal_client/gen
+scripts/gen-python.sh "$out"
+if ! diff -r -x __pycache__ "$pygen" "$out/$pygen" >/dev/null; then
+	{ diff -r -x __pycache__ "$pygen" "$out/$pygen" || true; } | head -40 >&2
+	rm -rf "$out"
+	log "$pygen is not what proto/ generates: run 'make generate' and commit it"
 	exit 1
 fi
 rm -rf "$out"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: static checks, the contracts, every Go
 # test with -race against real PostgreSQL, MariaDB and S3 servers (which this
-# script starts when they are not running), and the web console's tests.
+# script starts when they are not running), the Python SDK's tests and the
+# web console's.
 #
 #   make test          (or scripts/test.sh)
 #   SHOAL_TEST_PKGS=./internal/... scripts/test.sh    a subset of packages
@@ -77,6 +78,9 @@ log "go test internal/ml services/trainer (without -race)"
 # Under -race, checkptr aborts inside GoMLX's pure-Go matmul, so the
 # training tests skip there; this run exercises them.
 go test -count=1 -timeout 20m ./internal/ml ./services/trainer
+
+log "Python SDK against shoal serve"
+scripts/test-python.sh
 
 log "web console: Vitest, then end to end in Chromium against shoal serve"
 scripts/test-ui.sh

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what the Python SDK (clients/python) needs from Debian, since PyPI
+# may be out of reach: gRPC and protobuf for Debian's /usr/bin/python3, and
+# the generators behind `make generate`'s Python stubs (protoc and gRPC's
+# grpc_python_plugin). Idempotent and quiet; needs root (or sudo) only when
+# a package is missing. Prints the interpreter to use:
+#
+#   py=$(scripts/setup-python.sh) && "$py" -c 'import shoal_client'
+set -euo pipefail
+
+py=/usr/bin/python3
+packages=(python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc)
+
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	sudo=""
+	if [ "$(id -u)" != 0 ]; then
+		sudo=sudo
+	fi
+	if ! $sudo apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1; then
+		$sudo apt-get update -qq >/dev/null
+		$sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+	fi
+fi
+if ! "$py" -c 'import grpc, google.protobuf' 2>/dev/null; then
+	echo "setup-python: ${packages[*]} installed, but $py cannot import grpc and google.protobuf" >&2
+	exit 1
+fi
+echo "$py"
