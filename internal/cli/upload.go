@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -100,8 +101,46 @@ type upFile struct {
 type folderScan struct {
 	files   []upFile
 	skipped []string // paths outside the layout, relative to the folder
+	// refused are files in the layout that cannot be sent, with the
+	// reason: not regular files, names that are not UTF-8, files too
+	// large for one message. They are reported as the server reports its
+	// rejections, and the rest is sent.
+	refused []*datasetpb.FileRejection
 	byDepth map[int]int
 	top     []string // top-level entries, folders with a trailing slash
+}
+
+// maxUploadFile is the largest file the CLI sends: one file travels in one
+// message, and the connection's messages are bounded at this size
+// (dialOptions). The server's own bound on an image is usually smaller,
+// and refuses larger ones by name.
+const maxUploadFile = 64 << 20
+
+// sendable says why the file at p (found as d) cannot be sent, or "" when
+// it can: a regular file, or a link to one. Reading anything else would
+// block (a named pipe), fail (a broken link) or read a device.
+// The reasons are the server's for the same files in a server folder.
+func sendable(p string, d fs.DirEntry, label, name string) string {
+	fi, err := d.Info()
+	if err != nil {
+		return "cannot read: " + err.Error()
+	}
+	if d.Type()&fs.ModeSymlink != 0 {
+		if fi, err = os.Stat(p); err != nil {
+			return "broken symlink"
+		}
+	}
+	switch {
+	case !fi.Mode().IsRegular():
+		return "not a regular file"
+	case !utf8.ValidString(label):
+		return "label is not valid UTF-8"
+	case !utf8.ValidString(name):
+		return "file name is not valid UTF-8"
+	case fi.Size() > maxUploadFile:
+		return fmt.Sprintf("%d bytes, more than the limit of %d for one file sent", fi.Size(), maxUploadFile)
+	}
+	return ""
 }
 
 // scanFolder lists the files of root that the layout places; hidden files
@@ -138,6 +177,12 @@ func scanFolder(root string, l layout) (*folderScan, error) {
 		if d.IsDir() {
 			return nil
 		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+				s.refused = append(s.refused, &datasetpb.FileRejection{Path: strings.ToValidUTF8(rel, "\uFFFD") + "/", Reason: "symlinked folders are not followed"})
+				return nil
+			}
+		}
 		s.byDepth[depth]++
 		if depth == 1 {
 			return nil
@@ -145,6 +190,11 @@ func scanFolder(root string, l layout) (*folderScan, error) {
 		split, label, name, ok := l.place(rel)
 		if !ok {
 			s.skipped = append(s.skipped, rel)
+			return nil
+		}
+		if reason := sendable(p, d, label, name); reason != "" {
+			// The path goes back in a protobuf string, which must be UTF-8.
+			s.refused = append(s.refused, &datasetpb.FileRejection{Path: strings.ToValidUTF8(rel, "\uFFFD"), Reason: reason})
 			return nil
 		}
 		s.files = append(s.files, upFile{path: p, split: split, label: label, name: name})
@@ -219,7 +269,7 @@ func (p *program) upload(ctx context.Context, c datasetpb.DatasetServiceClient, 
 			if err != nil {
 				return err
 			}
-			if len(s.files) == 0 {
+			if len(s.files) == 0 && len(s.refused) == 0 {
 				return s.nothingToUpload(path, l)
 			}
 			scans[i] = s
@@ -235,6 +285,13 @@ func (p *program) upload(ctx context.Context, c datasetpb.DatasetServiceClient, 
 		if s := scans[i]; s != nil && len(s.skipped) > 0 {
 			fmt.Fprintf(p.env.Stdout, "skipped %s of %s outside the %s layout, e.g. %s\n",
 				count(len(s.skipped), "file"), path, l.want(), strings.Join(s.skipped[:min(3, len(s.skipped))], ", "))
+		}
+		if s := scans[i]; s != nil {
+			for _, r := range s.refused {
+				rej.add(r)
+			}
+			total.Seen += int64(len(s.refused))
+			total.Rejected += int64(len(s.refused))
 		}
 		resp, err := p.uploadOne(ctx, c, name, path, scans[i], quiet)
 		if err != nil {
