@@ -1,7 +1,8 @@
 // Package imaging sniffs, validates and decodes the image formats Shoal
 // accepts (JPEG, PNG, GIF's first frame, WebP, BMP) and makes thumbnails. The
 // Dataset service validates every imported file with it; training and serving
-// decode with it, so all three agree on what an image is.
+// decode with it, so all three agree on what an image is. A JPEG is turned
+// upright as its EXIF orientation says, as every viewer shows it.
 package imaging
 
 import (
@@ -63,7 +64,8 @@ type Limits struct {
 	MaxPixels int64
 }
 
-// Info describes a valid image.
+// Info describes a valid image; Width and Height are as it is shown, after
+// its EXIF orientation.
 type Info struct {
 	Format Format
 	Width  int
@@ -117,7 +119,7 @@ func Validate(data []byte, lim Limits) (Info, error) {
 }
 
 // Decode validates data as Validate does and returns the decoded image (a
-// GIF's first frame).
+// GIF's first frame), turned upright as its EXIF orientation says (JPEG).
 func Decode(data []byte, lim Limits) (image.Image, Info, error) {
 	return decode(data, lim)
 }
@@ -141,6 +143,12 @@ func decode(data []byte, lim Limits) (image.Image, Info, error) {
 	if cfg.Width <= 0 || cfg.Height <= 0 {
 		return nil, info, fmt.Errorf("%w: %s header claims %dx%d pixels", ErrInvalid, c.format, cfg.Width, cfg.Height)
 	}
+	orientation := 1
+	if c.format == JPEG {
+		if orientation = jpegOrientation(data); orientation >= 5 {
+			info.Width, info.Height = cfg.Height, cfg.Width // upright, as a viewer shows it
+		}
+	}
 	if px := int64(cfg.Width) * int64(cfg.Height); lim.MaxPixels > 0 && px > lim.MaxPixels {
 		return nil, info, fmt.Errorf("%w: %dx%d is %d pixels, more than the limit of %d", ErrInvalid, cfg.Width, cfg.Height, px, lim.MaxPixels)
 	}
@@ -148,7 +156,7 @@ func decode(data []byte, lim Limits) (image.Image, Info, error) {
 	if err != nil {
 		return nil, info, fmt.Errorf("%w: %s data: %s", ErrInvalid, c.format, reason(err))
 	}
-	return img, info, nil
+	return orient(img, orientation), info, nil
 }
 
 // reason turns a decoder error into words a user can act on.
