@@ -403,6 +403,18 @@ func checkLabel(s string) string {
 	return ""
 }
 
+// checkFileName reports why s cannot be an image's file name (what its
+// column holds), or "".
+func checkFileName(s string) string {
+	switch {
+	case len(s) > maxFileNameSize:
+		return "file name too long"
+	case !utf8.ValidString(s):
+		return "file name is not valid UTF-8"
+	}
+	return ""
+}
+
 // placeFile turns a slash-separated path relative to the root into an
 // entry's split, label and name. ignore means the file is not part of the
 // layout and is skipped silently: files at the top level (README, NOTICE),
@@ -425,11 +437,8 @@ func placeFile(rel string) (e entry, ignore bool, reason string) {
 	if r := checkLabel(parts[1]); r != "" {
 		return entry{}, false, r
 	}
-	if len(parts[2]) > maxFileNameSize {
-		return entry{}, false, "file name too long"
-	}
-	if !utf8.ValidString(parts[2]) {
-		return entry{}, false, "file name is not valid UTF-8"
+	if r := checkFileName(parts[2]); r != "" {
+		return entry{}, false, r
 	}
 	return entry{path: rel, split: split, label: parts[1], name: parts[2], size: -1}, false, ""
 }

@@ -251,3 +251,27 @@ func TestUploadArchiveTooLarge(t *testing.T) {
 	_, err := e.upload(t, msgs...)
 	wantCode(t, "UploadImages(big archive)", err, codes.ResourceExhausted)
 }
+
+// A file name is held to the same rules in an upload as in a folder, an
+// archive or a bucket: a name longer than the column holds is refused by
+// name, on every database (PostgreSQL and MySQL would otherwise fail the
+// whole batch's insert).
+func TestUploadLongFileName(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, cfg db.Config) {
+		e := newEnv(t, envOpts{db: cfg})
+		e.create(t, "fish")
+		file := func(name string, data []byte) *datasetpb.UploadImagesRequest {
+			return &datasetpb.UploadImagesRequest{Payload: &datasetpb.UploadImagesRequest_File{File: &datasetpb.UploadFile{
+				Split: datasetpb.Split_SPLIT_TRAIN, Label: "Cat", FileName: name, Content: data}}}
+		}
+		long := strings.Repeat("n", maxFileNameSize+1)
+		resp, err := e.upload(t, header("fish"), file("a.png", imagingtest.PNG(5, 5, 1)), file(long, imagingtest.PNG(5, 5, 2)))
+		want := &datasetpb.ImportCounts{Seen: 2, Added: 1, Rejected: 1}
+		if err != nil || !equalCounts(resp.GetCounts(), want) {
+			t.Fatalf("UploadImages(a name of %d bytes) = %v, %v; want %v", len(long), resp, err, want)
+		}
+		if r := resp.GetRejections(); len(r) != 1 || r[0].GetReason() != "file name too long" {
+			t.Errorf("rejections = %v; want the long name refused as too long", r)
+		}
+	})
+}
