@@ -418,12 +418,18 @@ func checkFileName(s string) string {
 // placeFile turns a slash-separated path relative to the root into an
 // entry's split, label and name. ignore means the file is not part of the
 // layout and is skipped silently: files at the top level (README, NOTICE),
-// hidden files (.DS_Store) and the empty objects S3 consoles create as
-// folders (keys ending in '/').
+// hidden files and whatever is in hidden folders (.DS_Store, .git/,
+// .ipynb_checkpoints/, as a server folder's walk skips them) and the empty
+// objects S3 consoles create as folders (keys ending in '/').
 func placeFile(rel string) (e entry, ignore bool, reason string) {
 	parts := strings.Split(rel, "/")
-	if name := parts[len(parts)-1]; name == "" || strings.HasPrefix(name, ".") || len(parts) == 1 {
+	if name := parts[len(parts)-1]; name == "" || len(parts) == 1 {
 		return entry{}, true, ""
+	}
+	for _, p := range parts {
+		if strings.HasPrefix(p, ".") {
+			return entry{}, true, ""
+		}
 	}
 	split, ok := splitDirs[parts[0]]
 	switch {

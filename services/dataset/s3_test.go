@@ -94,6 +94,8 @@ func TestImportObjectStore(t *testing.T) {
 			"fish/misc/Shark/d.png":      imagingtest.PNG(8, 8, 4),
 			"fish/misc/Shark/e.png":      imagingtest.PNG(8, 8, 5),
 			"fish/README.md":             []byte("about"),
+			"fish/.git/HEAD":             []byte("ref: refs/heads/main"),
+			"fish/train/.cache/f.png":    imagingtest.PNG(8, 8, 7),
 			"other/train/X/z.png":        imagingtest.PNG(8, 8, 6),
 		}
 		for k, v := range objects {

@@ -38,6 +38,11 @@ func archiveMembers() []member {
 		{name: "train/Shark/link.png", link: true},
 		{name: "train/Shark/junk.png", data: []byte("junk")},
 		{name: "other/Shark/z.png", data: imagingtest.PNG(4, 4, 6)},
+		// Hidden files and folders are passed over as a server folder's
+		// walk passes them over.
+		{name: ".git/HEAD", data: []byte("ref: refs/heads/main")},
+		{name: "train/.ipynb_checkpoints/a-checkpoint.png", data: imagingtest.PNG(4, 4, 7)},
+		{name: "train/Gold Fish/.DS_Store", data: []byte("Bud1")},
 	}
 }
 
