@@ -35,7 +35,7 @@ func (z zipSource) walk(ctx context.Context, emit func(entry) error, reject func
 			return err
 		}
 		mode := f.Mode()
-		e, ok, err := t.place(f.Name, mode.IsDir(), mode&fs.ModeSymlink != 0 || !(mode.IsRegular() || mode.IsDir()), reject)
+		e, ok, err := t.place(f.Name, mode.IsDir(), zipEntryKind(mode), reject)
 		if err != nil {
 			return err
 		}
@@ -92,7 +92,7 @@ func (ts tarSource) walk(ctx context.Context, emit func(entry) error, reject fun
 			continue
 		}
 		isDir := h.Typeflag == tar.TypeDir
-		e, ok, err := t.place(h.Name, isDir, !isDir && h.Typeflag != tar.TypeReg, reject)
+		e, ok, err := t.place(h.Name, isDir, tarEntryKind(h.Typeflag), reject)
 		if err != nil {
 			return err
 		}
@@ -176,11 +176,60 @@ func newArchiveTracker() *archiveTracker {
 	return &archiveTracker{labelDirs: map[string]bool{}, badSplit: map[string]bool{}}
 }
 
+// notRegular says why an archive member that is not a regular file or a
+// folder is not imported; "" for one that is.
+type notRegular string
+
+const (
+	regularEntry notRegular = ""
+	linkEntry    notRegular = "links in archives are not imported"
+)
+
+func special(what string) notRegular { return notRegular("not a regular file (" + what + ")") }
+
+// zipEntryKind is what a zip member's mode makes it.
+func zipEntryKind(mode fs.FileMode) notRegular {
+	switch {
+	case mode.IsRegular() || mode.IsDir():
+		return regularEntry
+	case mode&fs.ModeSymlink != 0:
+		return linkEntry
+	case mode&fs.ModeNamedPipe != 0:
+		return special("a named pipe")
+	case mode&fs.ModeCharDevice != 0:
+		return special("a character device")
+	case mode&fs.ModeDevice != 0:
+		return special("a block device")
+	case mode&fs.ModeSocket != 0:
+		return special("a socket")
+	}
+	return special(mode.Type().String())
+}
+
+// tarEntryKind is what a tar member's type flag makes it.
+func tarEntryKind(flag byte) notRegular {
+	switch flag {
+	case tar.TypeReg, tar.TypeDir:
+		return regularEntry
+	case tar.TypeSymlink, tar.TypeLink:
+		return linkEntry
+	case tar.TypeFifo:
+		return special("a named pipe")
+	case tar.TypeChar:
+		return special("a character device")
+	case tar.TypeBlock:
+		return special("a block device")
+	}
+	return special(fmt.Sprintf("tar entry type %q", flag))
+}
+
 // place returns the entry for an archive member, or ok=false when it was
 // skipped or rejected (err is reject's).
-func (t *archiveTracker) place(name string, isDir, isLink bool, reject func(string, string) error) (entry, bool, error) {
-	if unsafeArchivePath(name) {
-		return entry{}, false, reject(name, "unsafe archive path (absolute or with ..): not imported")
+func (t *archiveTracker) place(name string, isDir bool, kind notRegular, reject func(string, string) error) (entry, bool, error) {
+	if why := unsafeArchivePath(name); why != "" {
+		// Named in the answer when nothing else can be imported.
+		t.top = append(t.top, name+" (unsafe)")
+		return entry{}, false, reject(name, "unsafe archive path ("+why+"): not imported")
 	}
 	rel := cleanArchivePath(name)
 	if rel == "" {
@@ -212,6 +261,14 @@ func (t *archiveTracker) place(name string, isDir, isLink bool, reject func(stri
 	switch {
 	case ignore:
 		return entry{}, false, nil
+	case kind != regularEntry:
+		// Whatever its place in the layout: a link to a folder sits where
+		// a label folder would.
+		if len(parts) == 3 {
+			t.labelDirs[parts[0]+"/"+parts[1]] = true
+		}
+		t.placed++
+		return entry{}, false, reject(rel, string(kind))
 	case reason == unknownSplit:
 		if t.badSplit[parts[0]] {
 			return entry{}, false, nil
@@ -223,9 +280,6 @@ func (t *archiveTracker) place(name string, isDir, isLink bool, reject func(stri
 	}
 	t.labelDirs[parts[0]+"/"+parts[1]] = true
 	t.placed++
-	if isLink {
-		return entry{}, false, reject(rel, "links in archives are not imported")
-	}
 	return e, true, nil
 }
 

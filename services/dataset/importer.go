@@ -449,19 +449,24 @@ func placeFile(rel string) (e entry, ignore bool, reason string) {
 	return entry{path: rel, split: split, label: parts[1], name: parts[2], size: -1}, false, ""
 }
 
-// unsafeArchivePath reports archive entry names that could write outside
-// the tree if extracted: absolute paths and ".." segments.
-func unsafeArchivePath(name string) bool {
-	if strings.HasPrefix(name, "/") || strings.HasPrefix(name, "\\") || strings.Contains(name, "\\") ||
-		(len(name) >= 2 && name[1] == ':') {
-		return true
+// unsafeArchivePath says why an archive entry name could write outside the
+// tree if extracted, or "": absolute paths, ".." segments, and backslashes
+// and drive letters, which Windows reads as such.
+func unsafeArchivePath(name string) string {
+	switch {
+	case strings.HasPrefix(name, "/"):
+		return "absolute"
+	case strings.Contains(name, "\\"):
+		return "a backslash, which Windows reads as a folder separator"
+	case len(name) >= 2 && name[1] == ':':
+		return "a drive letter"
 	}
 	for seg := range strings.SplitSeq(name, "/") {
 		if seg == ".." {
-			return true
+			return "it climbs out with .."
 		}
 	}
-	return false
+	return ""
 }
 
 // cleanArchivePath drops "./" segments and a trailing slash.

@@ -6,10 +6,12 @@ import (
 	"bytes"
 	"compress/gzip"
 	"fmt"
+	"io/fs"
 	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	datasetpb "github.com/shoalml/shoal/gen/shoal/dataset/v1"
 	"github.com/shoalml/shoal/internal/imaging/imagingtest"
@@ -279,4 +281,93 @@ func TestUploadLongFileName(t *testing.T) {
 			t.Errorf("rejections = %v; want the long name refused as too long", r)
 		}
 	})
+}
+
+// Each archive member that is not a file says what it is: a link
+// (wherever it sits, a link to a folder included), a named pipe, a device;
+// an unsafe name says what makes it unsafe; and an archive of nothing but
+// unsafe names names them.
+func TestUploadArchiveEntryKinds(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	var tb bytes.Buffer
+	tw := tar.NewWriter(&tb)
+	png := imagingtest.PNG(6, 6, 1)
+	for _, h := range []*tar.Header{
+		{Name: "train/Cat/a.png", Typeflag: tar.TypeReg, Size: int64(len(png))},
+		{Name: "train/Cat/pipe.png", Typeflag: tar.TypeFifo},
+		{Name: "train/Cat/null.png", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 3},
+		{Name: "train/Cat/disk.png", Typeflag: tar.TypeBlock},
+		{Name: "train/Dog", Typeflag: tar.TypeSymlink, Linkname: "Cat"},
+		{Name: "train/Cat/hard.png", Typeflag: tar.TypeLink, Linkname: "train/Cat/a.png"},
+		{Name: `train\Cat\b.png`, Typeflag: tar.TypeReg, Size: int64(len(png))},
+		{Name: "C:/train/Cat/c.png", Typeflag: tar.TypeReg, Size: int64(len(png))},
+	} {
+		h.Mode = 0o644
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			tw.Write(png)
+		}
+	}
+	tw.Close()
+	var zb bytes.Buffer
+	zw := zip.NewWriter(&zb)
+	for _, m := range []struct {
+		name string
+		mode fs.FileMode
+	}{{"train/Cat/a.png", 0o644}, {"train/Cat/pipe.png", fs.ModeNamedPipe}, {"train/Cat/null.png", fs.ModeDevice | fs.ModeCharDevice}, {"train/Cat/sock.png", fs.ModeSocket}} {
+		h := &zip.FileHeader{Name: m.name}
+		h.SetMode(m.mode)
+		w, _ := zw.CreateHeader(h)
+		if m.mode.IsRegular() {
+			w.Write(png)
+		}
+	}
+	zw.Close()
+	for _, tt := range []struct {
+		file string
+		data []byte
+		want map[string]string
+	}{
+		{"kinds.tar", tb.Bytes(), map[string]string{
+			"train/Cat/pipe.png": "not a regular file (a named pipe)",
+			"train/Cat/null.png": "not a regular file (a character device)",
+			"train/Cat/disk.png": "not a regular file (a block device)",
+			"train/Dog":          "links in archives are not imported",
+			"train/Cat/hard.png": "links in archives are not imported",
+			`train\Cat\b.png`:    "unsafe archive path (a backslash, which Windows reads as a folder separator)",
+			"C:/train/Cat/c.png": "unsafe archive path (a drive letter)",
+		}},
+		{"kinds.zip", zb.Bytes(), map[string]string{
+			"train/Cat/pipe.png": "not a regular file (a named pipe)",
+			"train/Cat/null.png": "not a regular file (a character device)",
+			"train/Cat/sock.png": "not a regular file (a socket)",
+		}},
+	} {
+		name := strings.ReplaceAll(tt.file, ".", "-")
+		e.create(t, name)
+		resp, err := e.upload(t, append([]*datasetpb.UploadImagesRequest{header(name)}, chunks(tt.file, tt.data, 1<<20)...)...)
+		if err != nil || resp.GetCounts().GetAdded() != 1 {
+			t.Fatalf("UploadImages(%s) = %v, %v; want 1 added", tt.file, resp.GetCounts(), err)
+		}
+		got := map[string]string{}
+		for _, r := range resp.GetRejections() {
+			got[r.GetPath()] = r.GetReason()
+		}
+		for p, want := range tt.want {
+			if !strings.HasPrefix(got[p], want) {
+				t.Errorf("%s: rejection of %q = %q; want %q", tt.file, p, got[p], want)
+			}
+		}
+		if len(got) != len(tt.want) {
+			t.Errorf("%s: rejections %q; want %d", tt.file, got, len(tt.want))
+		}
+	}
+
+	e.create(t, "unsafe")
+	_, err := e.upload(t, append([]*datasetpb.UploadImagesRequest{header("unsafe")}, chunks("evil.tar", makeTar(t, []member{{name: "../evil.png", data: png}}, false), 1<<20)...)...)
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "it holds ../evil.png (unsafe)") {
+		t.Errorf("UploadImages(only ../evil.png) = %v; want InvalidArgument naming the unsafe entry", err)
+	}
 }
