@@ -1,7 +1,9 @@
 package dataset
 
 import (
+	"archive/zip"
 	"bytes"
+	"compress/flate"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -20,6 +22,7 @@ import (
 
 	datasetpb "github.com/shoalml/shoal/gen/shoal/dataset/v1"
 	"github.com/shoalml/shoal/internal/imaging"
+	"github.com/shoalml/shoal/internal/storage/blob"
 )
 
 // An import is a pipeline with bounded queues, so memory stays flat however
@@ -200,11 +203,24 @@ func (s *Service) examine(ctx context.Context, e entry) result {
 // readReason keeps file-system and S3 detail out of messages while saying
 // enough to act on.
 func readReason(err error) string {
+	var corrupt flate.CorruptInputError
 	switch {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return "import stopped"
 	case strings.Contains(err.Error(), "path escapes from parent"):
 		return "symlink leads outside the import root"
+	case errors.Is(err, zip.ErrChecksum):
+		return "the archive entry is corrupt: its checksum does not match its content"
+	case errors.Is(err, zip.ErrAlgorithm):
+		return "the archive entry is compressed with a method Shoal does not read: use deflate, zip's usual method"
+	case errors.As(err, &corrupt), errors.Is(err, zip.ErrFormat):
+		return "the archive entry is corrupt: its compressed data is damaged"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "truncated: it ended before its size"
+	case errors.Is(err, blob.ErrNotFound):
+		return "not found: it was removed or renamed during the import"
+	case errors.Is(err, blob.ErrInvalidKey):
+		return "its key is one Shoal does not read (" + strings.TrimPrefix(err.Error(), blob.ErrInvalidKey.Error()+" ") + ")"
 	}
 	return "I/O error"
 }

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"fmt"
+	"io"
 	"io/fs"
 	"strings"
 	"testing"
@@ -371,3 +372,52 @@ func TestUploadArchiveEntryKinds(t *testing.T) {
 		t.Errorf("UploadImages(only ../evil.png) = %v; want InvalidArgument naming the unsafe entry", err)
 	}
 }
+
+// A zip member that cannot be read says why: a checksum that does not
+// match, a compression method Shoal does not read, damaged compressed
+// data.
+func TestUploadUnreadableZipMembers(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.create(t, "fish")
+	png := imagingtest.PNG(6, 6, 1)
+	other := imagingtest.PNG(6, 6, 2)
+	var zb bytes.Buffer
+	zw := zip.NewWriter(&zb)
+	add := func(name string, method uint16, data []byte) {
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: method})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(data)
+	}
+	add("train/Cat/a.png", zip.Store, png)
+	add("train/Cat/flipped.png", zip.Store, other)
+	zw.Close()
+	data := zb.Bytes()
+	i := bytes.Index(data, other)
+	data[i+len(other)/2] ^= 0xff // its CRC-32 no longer matches
+	// A member claiming LZMA (method 14), which archive/zip does not read.
+	var lz bytes.Buffer
+	zw = zip.NewWriter(&lz)
+	zw.RegisterCompressor(14, func(w io.Writer) (io.WriteCloser, error) { return nopCloser{w}, nil })
+	add("train/Cat/b.png", zip.Store, imagingtest.PNG(6, 6, 3))
+	add("train/Cat/lzma.png", 14, png)
+	zw.Close()
+	for _, tt := range []struct {
+		file, path, reason string
+		data               []byte
+	}{
+		{"flipped.zip", "train/Cat/flipped.png", "the archive entry is corrupt: its checksum does not match", data},
+		{"lzma.zip", "train/Cat/lzma.png", "compressed with a method Shoal does not read", lz.Bytes()},
+	} {
+		resp, err := e.upload(t, append([]*datasetpb.UploadImagesRequest{header("fish")}, chunks(tt.file, tt.data, 1<<20)...)...)
+		if err != nil || resp.GetCounts().GetAdded() != 1 || len(resp.GetRejections()) != 1 ||
+			resp.GetRejections()[0].GetPath() != tt.path || !strings.Contains(resp.GetRejections()[0].GetReason(), tt.reason) {
+			t.Errorf("UploadImages(%s) = %v, %v; want 1 added and %s refused with %q", tt.file, resp, err, tt.path, tt.reason)
+		}
+	}
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
