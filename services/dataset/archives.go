@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"archive/zip"
 	"bufio"
+	"compress/flate"
 	"compress/gzip"
 	"context"
 	"encoding/binary"
@@ -86,7 +87,7 @@ func (ts tarSource) walk(ctx context.Context, emit func(entry) error, reject fun
 			return err
 		}
 		if err != nil {
-			return status.Errorf(codes.InvalidArgument, "archive is not a valid tar file: %v", err)
+			return brokenArchive(err, "")
 		}
 		if h.Typeflag == tar.TypeXGlobalHeader {
 			continue
@@ -110,13 +111,30 @@ func (ts tarSource) walk(ctx context.Context, emit func(entry) error, reject fun
 			return err
 		}
 		if err != nil {
-			return status.Errorf(codes.InvalidArgument, "archive is truncated or corrupt at %q: %v", h.Name, err)
+			return brokenArchive(err, h.Name)
 		}
 		e.data = data
 		if err := emit(e); err != nil {
 			return err
 		}
 	}
+}
+
+// brokenArchive is the answer to a tar or gzip stream that cannot be read
+// on, at member name ("" before a member's data).
+func brokenArchive(err error, name string) error {
+	where := ""
+	if name != "" {
+		where = fmt.Sprintf(" in %q", strings.ToValidUTF8(name, "\uFFFD"))
+	}
+	var corrupt flate.CorruptInputError
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return status.Errorf(codes.InvalidArgument, "archive is truncated: it ends%s before its last member does (was it cut off while copied or downloaded?)", where)
+	case errors.Is(err, gzip.ErrChecksum), errors.Is(err, gzip.ErrHeader), errors.As(err, &corrupt):
+		return status.Errorf(codes.InvalidArgument, "archive is corrupt: its gzip data is damaged%s (%v)", where, err)
+	}
+	return status.Errorf(codes.InvalidArgument, "archive is not a valid tar file%s: %v", where, err)
 }
 
 // errExpandLimit ends an archive that expands past its limit.
@@ -312,6 +330,13 @@ type archiveFile interface {
 // What the entries read expand to is bounded by the archive limit too.
 func openArchive(f archiveFile, size int64, name string, cfg Config) (source, func() error, error) {
 	lower := strings.ToLower(name)
+	if size == 0 {
+		return nil, nil, status.Errorf(codes.InvalidArgument, "archive %q is empty (0 bytes)", filepath.Base(name))
+	}
+	if is, named := sniffArchive(f), archiveKind(lower); is != "" && named != "" && is != named {
+		return nil, nil, status.Errorf(codes.InvalidArgument, "archive %q is a %s file, not a %s one: name it %s",
+			filepath.Base(name), is, named, map[string]string{"zip": ".zip", "tar": ".tar", "gzip": ".tar.gz"}[is])
+	}
 	switch {
 	case strings.HasSuffix(lower, ".zip"):
 		if n := zipEntries(f, size, uint64(cfg.MaxArchiveEntries)); n > uint64(cfg.MaxArchiveEntries) {
@@ -332,6 +357,36 @@ func openArchive(f archiveFile, size int64, name string, cfg Config) (source, fu
 		return tarSource{r: f, maxBytes: cfg.MaxImageBytes, maxExpanded: cfg.MaxArchiveBytes}, func() error { return nil }, nil
 	}
 	return nil, nil, status.Errorf(codes.InvalidArgument, "archive %q: unknown kind; name it .zip, .tar, .tar.gz or .tgz", filepath.Base(name))
+}
+
+// archiveKind is the kind of archive a file name says: zip, tar or gzip
+// (a .tar.gz), or "".
+func archiveKind(lower string) string {
+	switch {
+	case strings.HasSuffix(lower, ".zip"):
+		return "zip"
+	case strings.HasSuffix(lower, ".tar.gz"), strings.HasSuffix(lower, ".tgz"):
+		return "gzip"
+	case strings.HasSuffix(lower, ".tar"):
+		return "tar"
+	}
+	return ""
+}
+
+// sniffArchive is the kind of archive a file's bytes say it is: zip, tar
+// (the POSIX "ustar" magic) or gzip, or "" when they say none.
+func sniffArchive(r io.ReaderAt) string {
+	var b [263]byte
+	n, _ := r.ReadAt(b[:], 0)
+	switch {
+	case n >= 4 && (string(b[:4]) == "PK\x03\x04" || string(b[:4]) == "PK\x05\x06"):
+		return "zip"
+	case n >= 2 && b[0] == 0x1f && b[1] == 0x8b:
+		return "gzip"
+	case n >= 262 && string(b[257:262]) == "ustar":
+		return "tar"
+	}
+	return ""
 }
 
 // zipEntries counts the entries of a zip's central directory as
