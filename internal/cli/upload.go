@@ -361,7 +361,10 @@ func sendArchive(stream datasetpb.DatasetService_UploadImagesClient, path string
 	first := true
 	for {
 		n, err := io.ReadFull(f, buf)
-		if n > 0 {
+		// An empty file still goes out as one chunk, its name and no data,
+		// for the server to refuse; sending nothing would be an empty
+		// upload, which succeeds.
+		if n > 0 || first {
 			chunk := &datasetpb.ArchiveChunk{Data: buf[:n]}
 			if first {
 				chunk.FileName, first = filepath.Base(path), false

@@ -109,3 +109,19 @@ func TestCLIOutputFormats(t *testing.T) {
 		t.Errorf("shoal dataset ls -o yaml = %v, %q", err, out.String())
 	}
 }
+
+// An empty archive file is refused as empty, not reported as an upload of
+// nothing.
+func TestCLIEmptyArchive(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.create(t, "fish")
+	empty := filepath.Join(t.TempDir(), "photos.zip")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	err := cli.Run(t.Context(), []string{"dataset", "upload", "fish", empty, "--addr", e.addr}, cli.Env{Stdout: &out, Stderr: &out})
+	if cli.ExitCode(err) != cli.ExitInvalid || err == nil || !strings.Contains(err.Error(), `archive "photos.zip" is empty`) {
+		t.Errorf("shoal dataset upload fish photos.zip (0 bytes) = %v (exit %d), %q; want exit %d saying it is empty", err, cli.ExitCode(err), out.String(), cli.ExitInvalid)
+	}
+}
