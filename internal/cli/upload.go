@@ -284,7 +284,7 @@ func (p *program) upload(ctx context.Context, c datasetpb.DatasetServiceClient, 
 	for i, path := range paths {
 		if s := scans[i]; s != nil && len(s.skipped) > 0 {
 			fmt.Fprintf(p.env.Stdout, "skipped %s of %s outside the %s layout, e.g. %s\n",
-				count(len(s.skipped), "file"), path, l.want(), strings.Join(s.skipped[:min(3, len(s.skipped))], ", "))
+				count(len(s.skipped), "file"), printable(path), l.want(), printable(strings.Join(s.skipped[:min(3, len(s.skipped))], ", ")))
 		}
 		if s := scans[i]; s != nil {
 			for _, r := range s.refused {
