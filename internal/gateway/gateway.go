@@ -30,6 +30,7 @@ import (
 	inferencepb "github.com/shoalml/shoal/gen/shoal/inference/v1"
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
+	"github.com/shoalml/shoal/internal/overload"
 )
 
 // Conns are the connections to the services the gateway proxies; a nil
@@ -156,12 +157,19 @@ func httpBodyContentType(_ context.Context, w http.ResponseWriter, m proto.Messa
 	return nil
 }
 
-// retryAfterOnOverload is the default error handler plus a Retry-After
-// header on 429 (RESOURCE_EXHAUSTED: an inference queue is full), which
-// tells well-behaved clients when to come back.
+// retryAfterOnOverload is the default error handler, telling the two
+// kinds of RESOURCE_EXHAUSTED apart (package overload): an overload (an
+// inference queue full, a rate limit) is 429 with a Retry-After header,
+// which tells well-behaved clients when to come back; anything else over a
+// limit (a message, an archive, a model too large) is 413, which they do
+// not retry.
 func retryAfterOnOverload(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 	if status.Code(err) == codes.ResourceExhausted {
-		w.Header().Set("Retry-After", "1")
+		if after, ok := overload.RetryAfter(err); ok {
+			w.Header().Set("Retry-After", strconv.Itoa(overload.Seconds(after)))
+		} else {
+			err = &runtime.HTTPStatusError{HTTPStatus: http.StatusRequestEntityTooLarge, Err: err}
+		}
 	}
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
 }
