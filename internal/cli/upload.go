@@ -94,6 +94,7 @@ type upFile struct {
 	path        string
 	split       datasetpb.Split
 	label, name string
+	size        int64
 }
 
 // folderScan is what a folder holds: the files to send, and what the layout
@@ -116,31 +117,31 @@ type folderScan struct {
 // and refuses larger ones by name.
 const maxUploadFile = 64 << 20
 
-// sendable says why the file at p (found as d) cannot be sent, or "" when
-// it can: a regular file, or a link to one. Reading anything else would
+// sendable says why the file at p (found as d) cannot be sent, or gives its
+// size when it can: a regular file, or a link to one. Reading anything else would
 // block (a named pipe), fail (a broken link) or read a device.
 // The reasons are the server's for the same files in a server folder.
-func sendable(p string, d fs.DirEntry, label, name string) string {
+func sendable(p string, d fs.DirEntry, label, name string) (size int64, reason string) {
 	fi, err := d.Info()
 	if err != nil {
-		return "cannot read: " + err.Error()
+		return 0, "cannot read: " + err.Error()
 	}
 	if d.Type()&fs.ModeSymlink != 0 {
 		if fi, err = os.Stat(p); err != nil {
-			return "broken symlink"
+			return 0, "broken symlink"
 		}
 	}
 	switch {
 	case !fi.Mode().IsRegular():
-		return "not a regular file"
+		return 0, "not a regular file"
 	case !utf8.ValidString(label):
-		return "label is not valid UTF-8"
+		return 0, "label is not valid UTF-8"
 	case !utf8.ValidString(name):
-		return "file name is not valid UTF-8"
+		return 0, "file name is not valid UTF-8"
 	case fi.Size() > maxUploadFile:
-		return fmt.Sprintf("%d bytes, more than the limit of %d for one file sent", fi.Size(), maxUploadFile)
+		return 0, fmt.Sprintf("%d bytes, more than the limit of %d for one file sent", fi.Size(), maxUploadFile)
 	}
-	return ""
+	return fi.Size(), ""
 }
 
 // scanFolder lists the files of root that the layout places; hidden files
@@ -192,12 +193,13 @@ func scanFolder(root string, l layout) (*folderScan, error) {
 			s.skipped = append(s.skipped, rel)
 			return nil
 		}
-		if reason := sendable(p, d, label, name); reason != "" {
+		size, reason := sendable(p, d, label, name)
+		if reason != "" {
 			// The path goes back in a protobuf string, which must be UTF-8.
 			s.refused = append(s.refused, &datasetpb.FileRejection{Path: strings.ToValidUTF8(rel, "\uFFFD"), Reason: reason})
 			return nil
 		}
-		s.files = append(s.files, upFile{path: p, split: split, label: label, name: name})
+		s.files = append(s.files, upFile{path: p, split: split, label: label, name: name, size: size})
 		return nil
 	})
 	return s, err
@@ -295,7 +297,7 @@ func (p *program) upload(ctx context.Context, c datasetpb.DatasetServiceClient, 
 		}
 		resp, err := p.uploadOne(ctx, c, name, path, scans[i], quiet)
 		if err != nil {
-			return err
+			return tooLargeForOneMessage(err, path, scans[i])
 		}
 		for _, r := range resp.GetRejections() {
 			rej.add(r)
@@ -335,6 +337,42 @@ func (p *program) uploadOne(ctx context.Context, c datasetpb.DatasetServiceClien
 	}
 	m.finish()
 	return stream.CloseAndRecv()
+}
+
+// tooLargeForOneMessage explains a folder upload the server ended because a
+// file was larger than its message limit (grpc-go's own refusal, which
+// names neither the file nor a remedy); any other error is returned as it
+// is.
+func tooLargeForOneMessage(err error, root string, scan *folderScan) error {
+	st, ok := status.FromError(err)
+	if !ok || scan == nil || st.Code() != codes.ResourceExhausted {
+		return err
+	}
+	var got, limit int64
+	if _, perr := fmt.Sscanf(st.Message()[max(0, strings.Index(st.Message(), "(")):], "(%d vs. %d)", &got, &limit); perr != nil ||
+		!strings.Contains(st.Message(), "larger than max") {
+		return err
+	}
+	var big []string
+	for _, f := range scan.files {
+		// A file's message is its bytes and a few more: its names.
+		if f.size+int64(len(f.label)+len(f.name))+32 > limit {
+			rel, _ := filepath.Rel(root, f.path)
+			big = append(big, printable(filepath.ToSlash(rel)))
+		}
+	}
+	which := "a file is larger"
+	if len(big) > 0 {
+		which = fmt.Sprintf("%s %s larger", count(len(big), "file"), map[bool]string{true: "is", false: "are"}[len(big) == 1])
+		which += " (" + strings.Join(big[:min(len(big), 3)], ", ")
+		if len(big) > 3 {
+			which += fmt.Sprintf(" and %d more", len(big)-3)
+		}
+		which += ")"
+	}
+	return status.Errorf(codes.ResourceExhausted, "the server takes at most %d bytes in one message (its --grpc.max-message-bytes), and a folder "+
+		"sends each file in one: %s; the upload stopped there. Leave such files out, or upload the folder as a .zip or .tar archive, "+
+		"which travels in 1 MiB pieces and whose files over the server's image limit are refused by name", limit, which)
 }
 
 // closeErr prefers the server's reason for ending a stream over the local
