@@ -7,6 +7,8 @@ package imaging
 
 import (
 	"bytes"
+	"compress/flate"
+	"compress/zlib"
 	"errors"
 	"fmt"
 	"image"
@@ -161,9 +163,13 @@ func decode(data []byte, lim Limits) (image.Image, Info, error) {
 
 // reason turns a decoder error into words a user can act on.
 func reason(err error) string {
+	var corrupt flate.CorruptInputError
+	switch {
 	// png reports a short IDAT stream as a format error rather than EOF.
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || strings.Contains(err.Error(), "not enough pixel data") {
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || strings.Contains(err.Error(), "not enough pixel data"):
 		return "truncated (the file ends before the image does)"
+	case errors.As(err, &corrupt), errors.Is(err, zlib.ErrChecksum), errors.Is(err, zlib.ErrHeader), strings.Contains(err.Error(), "invalid checksum"):
+		return "corrupt: the file was damaged, in storage or on the way (" + err.Error() + ")"
 	}
 	return err.Error()
 }
