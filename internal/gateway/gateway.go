@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -168,10 +169,33 @@ func retryAfterOnOverload(ctx context.Context, mux *runtime.ServeMux, m runtime.
 		if after, ok := overload.RetryAfter(err); ok {
 			w.Header().Set("Retry-After", strconv.Itoa(overload.Seconds(after)))
 		} else {
-			err = &runtime.HTTPStatusError{HTTPStatus: http.StatusRequestEntityTooLarge, Err: err}
+			err = &runtime.HTTPStatusError{HTTPStatus: http.StatusRequestEntityTooLarge, Err: messageTooLarge(err, r)}
 		}
 	}
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+}
+
+// grpcTooLarge matches grpc-go's refusal of a message over the limit, on
+// either side: "trying to send message larger than max (N vs. M)" and
+// "received message larger than max (N vs. M)".
+var grpcTooLarge = regexp.MustCompile(`message larger than max \((\d+) vs\. (\d+)\)`)
+
+// messageTooLarge says in the REST API's words what grpc-go's refusal of
+// a message over --grpc.max-message-bytes means: REST bodies are bounded
+// as a whole, but a line of an upload stream may decode to a message over
+// the limit. On an upload it also says that the files sent before it may
+// have been stored, which a refusal would otherwise deny.
+func messageTooLarge(err error, r *http.Request) error {
+	m := grpcTooLarge.FindStringSubmatch(status.Convert(err).Message())
+	if m == nil {
+		return err
+	}
+	msg := fmt.Sprintf("a message of %s bytes is over the server's limit of %s bytes (--grpc.max-message-bytes)", m[1], m[2])
+	if slices.Contains(ClientStreams, r.Method+" "+r.URL.Path) {
+		msg += ": send each file under that size, or an archive, which travels in small chunks; " +
+			"the files sent before it may have been stored (sending them again counts them as duplicates)"
+	}
+	return status.Error(codes.ResourceExhausted, msg)
 }
 
 // maxPredictUpload bounds a POST /predict body; the Inference service
