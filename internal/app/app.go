@@ -215,7 +215,7 @@ func (a *App) Run(ctx context.Context, lis Listeners) (err error) {
 			API: api, Gatherer: a.metrics, Ready: a.ready.Load, Checks: checks, ClientStreams: streams,
 			MetricsAuth: a.metricsAuth(gate),
 		}),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: a.cfg.Server.ReadHeaderTimeout,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
 	httpTLS, _, err := a.cfg.Server.HTTPTLS.Config()

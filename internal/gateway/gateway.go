@@ -32,6 +32,7 @@ import (
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
 	"github.com/shoalml/shoal/internal/overload"
+	"github.com/shoalml/shoal/internal/server"
 )
 
 // Conns are the connections to the services the gateway proxies; a nil
@@ -165,6 +166,11 @@ func httpBodyContentType(_ context.Context, w http.ResponseWriter, m proto.Messa
 // limit (a message, an archive, a model too large) is 413, which they do
 // not retry.
 func retryAfterOnOverload(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	// A body that arrived too slowly reaches here as grpc-gateway's
+	// InvalidArgument "%v" of the read error; it is a 408.
+	if status.Code(err) == codes.InvalidArgument && strings.Contains(status.Convert(err).Message(), server.ErrBodyTimeout.Error()) {
+		err = &runtime.HTTPStatusError{HTTPStatus: http.StatusRequestTimeout, Err: err}
+	}
 	if status.Code(err) == codes.ResourceExhausted {
 		if after, ok := overload.RetryAfter(err); ok {
 			w.Header().Set("Retry-After", strconv.Itoa(overload.Seconds(after)))
@@ -298,6 +304,9 @@ func parsePredictForm(w http.ResponseWriter, r *http.Request) (*inferencepb.Pred
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return nil, status.Errorf(codes.InvalidArgument, "upload larger than %d bytes", maxPredictUpload)
+		}
+		if errors.Is(err, server.ErrBodyTimeout) {
+			return nil, &runtime.HTTPStatusError{HTTPStatus: http.StatusRequestTimeout, Err: status.Error(codes.InvalidArgument, err.Error())}
 		}
 		return nil, status.Errorf(codes.InvalidArgument, "want a multipart/form-data body with the image in the field \"file\": %v", err)
 	}
