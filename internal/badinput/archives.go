@@ -124,9 +124,11 @@ func (r *recorder) Write(p []byte) (int, error) {
 // followed by finalBlock is one deflate stream.
 func flushed(b []byte) []byte {
 	var out bytes.Buffer
-	w, _ := flate.NewWriter(&out, flate.BestCompression)
-	w.Write(b)
-	w.Flush()
+	w, err := flate.NewWriter(&out, flate.BestCompression)
+	must(err)
+	_, err = w.Write(b)
+	must(err)
+	must(w.Flush())
 	return out.Bytes()
 }
 
@@ -234,6 +236,13 @@ func packZip(entries []Entry) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// must panics on an error that writing to memory cannot have.
+func must(err error) {
+	if err != nil {
+		panic(err)
+	}
+}
+
 // ErrUnsupported says a tree entry cannot be made on this machine (a
 // device without the privilege to make one); the caller skips the case.
 var ErrUnsupported = fmt.Errorf("badinput: not possible on this machine")
@@ -242,13 +251,13 @@ var ErrUnsupported = fmt.Errorf("badinput: not possible on this machine")
 // links and special files. Paths are written as they are, raw bytes
 // included.
 func WriteTree(dir string, entries []Entry) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return err
 	}
 	for _, e := range entries {
 		p := filepath.Join(dir, filepath.FromSlash(e.Path))
 		if e.Type != Dir {
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
 				return err
 			}
 		}
@@ -258,10 +267,10 @@ func WriteTree(dir string, entries []Entry) error {
 			if e.Zeros > 0 {
 				err = sparseZeros(p, e.Zeros)
 			} else {
-				err = os.WriteFile(p, e.Data, 0o644)
+				err = os.WriteFile(p, e.Data, 0o600)
 			}
 		case Dir:
-			err = os.MkdirAll(p, 0o755)
+			err = os.MkdirAll(p, 0o750)
 		case Symlink:
 			err = os.Symlink(e.Link, p)
 		case HardLink:

@@ -63,16 +63,16 @@ var ModelPaths = []Path{ModelCLI, ModelREST}
 type Class int
 
 const (
-	// Accept: the file is stored (dataset paths) or classified (predict
+	// Accept means the file is stored (dataset paths) or classified (predict
 	// paths), decoded as a viewer shows it.
 	Accept Class = iota + 1
-	// Reject: the call succeeds, and names the bad file with a reason; the
+	// Reject means the call succeeds, and names the bad file with a reason; the
 	// good files beside it are stored.
 	Reject
-	// Refuse: the whole call fails with a status and a reason; nothing is
+	// Refuse means the whole call fails with a status and a reason; nothing is
 	// stored.
 	Refuse
-	// Skip: the entry is not part of the layout and is passed over without
+	// Skip means the entry is not part of the layout and is passed over without
 	// a word (hidden files, top-level notes); the good files beside it are
 	// stored.
 	Skip

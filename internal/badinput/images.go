@@ -342,8 +342,9 @@ func pngBomb(w, h uint32) []byte {
 func zlibBytes(b []byte) []byte {
 	var z bytes.Buffer
 	zw := zlib.NewWriter(&z)
-	zw.Write(b)
-	zw.Close()
+	_, err := zw.Write(b)
+	must(err)
+	must(zw.Close())
 	return z.Bytes()
 }
 
@@ -453,4 +454,16 @@ func MeanDiff(a, b image.Image) float64 {
 		return 0
 	}
 	return sum / n
+}
+
+// LargePNG is a valid PNG of about n bytes: a small picture with a text
+// chunk that makes up the size, so that its bytes are the load and
+// decoding it costs little.
+func LargePNG(n int) []byte {
+	small := encodePNG(Picture(24, 16, 11))
+	var b bytes.Buffer
+	b.Write(small[:33]) // signature and IHDR
+	pngChunk(&b, "tEXt", append([]byte("Comment\x00"), bytes.Repeat([]byte("z"), max(0, n-len(small)-20))...))
+	b.Write(small[33:])
+	return b.Bytes()
 }

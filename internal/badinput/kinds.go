@@ -76,9 +76,11 @@ func imageKinds() []Kind {
 	// archive (the archive's offsets are relative to its end).
 	var zipped bytes.Buffer
 	zw := zip.NewWriter(&zipped)
-	w, _ := zw.Create("payload.txt")
-	w.Write([]byte("not part of the picture"))
-	zw.Close()
+	w, err := zw.Create("payload.txt")
+	must(err)
+	_, err = w.Write([]byte("not part of the picture"))
+	must(err)
+	must(zw.Close())
 	polyglot := append(append([]byte{}, pngBytes...), zipped.Bytes()...)
 
 	// A valid PNG made larger than MaxImageBytes by an ancillary text

@@ -225,7 +225,7 @@ func manyEntries(n int) []byte {
 			panic(err)
 		}
 	}
-	zw.Close()
+	must(zw.Close())
 	return b.Bytes()
 }
 
@@ -236,10 +236,12 @@ func corruptZipEntry() ([]byte, []Entry) {
 	zw := zip.NewWriter(&b)
 	for i, name := range []string{"train/Cat/a.png", "train/Cat/b.png"} {
 		data := GoodPNG(330 + i)
-		w, _ := zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Store})
-		w.Write(data)
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Store})
+		must(err)
+		_, err = w.Write(data)
+		must(err)
 	}
-	zw.Close()
+	must(zw.Close())
 	out := b.Bytes()
 	second := GoodPNG(331)
 	i := bytes.Index(out, second)
