@@ -114,6 +114,9 @@ func (l *logBuffer) tail(n int) string {
 // the model the predict paths run.
 func startServer(t *testing.T, tune func(*app.Config)) *server {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("runs a whole process through every kind of bad input (about 20 s; 50 s with -race)")
+	}
 	onnxtest.Runtime(t) // skips (or fails, when required) without ONNX Runtime
 	dir := t.TempDir()
 	var cfg app.Config
