@@ -174,6 +174,13 @@ func (a *App) Run(ctx context.Context, lis Listeners) (err error) {
 		return err
 	}
 	grpcOpts := []server.Option{server.WithPanics(guard), server.WithGate(gate)}
+	if slices.Contains(a.targets, Inference) {
+		// As many inference calls are read at once as Inference admits
+		// (its queue and a batch per session); see server.WithCallBound.
+		inf := a.cfg.Inference
+		grpcOpts = append(grpcOpts, server.WithCallBound(inf.QueueSize+inf.Sessions*inf.MaxBatchSize,
+			inferencepb.InferenceService_Predict_FullMethodName, oippb.GRPCInferenceService_ModelInfer_FullMethodName))
+	}
 	if grpcTLS != nil {
 		grpcOpts = append(grpcOpts, server.WithServerOptions(grpc.Creds(credentials.NewTLS(grpcTLS))))
 	}
@@ -215,7 +222,7 @@ func (a *App) Run(ctx context.Context, lis Listeners) (err error) {
 			API: api, Gatherer: a.metrics, Ready: a.ready.Load, Checks: checks, ClientStreams: streams,
 			MetricsAuth: a.metricsAuth(gate),
 		}),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: a.cfg.Server.ReadHeaderTimeout,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
 	httpTLS, _, err := a.cfg.Server.HTTPTLS.Config()

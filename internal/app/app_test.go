@@ -415,3 +415,33 @@ func TestRESTUploadStreamOverTheBodyLimit(t *testing.T) {
 		t.Errorf("POST /v1/datasets of 5 MiB = %d %.200s; want 413", code, body)
 	}
 }
+
+// A line of an upload stream within the stream's per-line bound may still
+// decode to a message over the gRPC limit: that is a 413 saying so in the
+// REST API's words (not grpc-go's, not a 429 that asks for a retry), and
+// saying that the files before it may have been stored.
+func TestRESTUploadMessageOverTheLimit(t *testing.T) {
+	cfg := defaults(t)
+	cfg.Server.MaxMessageBytes = 4 << 20
+	r := start(t, cfg)
+	if code, body := r.post(t, "/v1/datasets", `{"name":"big"}`); code != http.StatusOK {
+		t.Fatalf("POST /v1/datasets = %d %s", code, body)
+	}
+	line := fmt.Sprintf(`{"file":{"split":"train","label":"Cat","fileName":"big.png","content":"%s"}}`, base64.StdEncoding.EncodeToString(make([]byte, 5<<20)))
+	req, err := http.NewRequest(http.MethodPost, r.http+"/v1/images:upload", strings.NewReader(`{"header":{"dataset":"big"}}`+"\n"+line+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+r.admin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || resp.Header.Get("Retry-After") != "" ||
+		!strings.Contains(string(b), "over the server's limit of 4194304 bytes (--grpc.max-message-bytes)") || !strings.Contains(string(b), "may have been stored") {
+		t.Errorf("POST /v1/images:upload with a 5 MiB file (limit 4 MiB) = %d (Retry-After %q) %.400s; want 413 saying the message is over the limit",
+			resp.StatusCode, resp.Header.Get("Retry-After"), b)
+	}
+}

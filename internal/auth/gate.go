@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	authpb "github.com/shoalml/shoal/gen/shoal/auth/v1"
+	"github.com/shoalml/shoal/internal/overload"
 	"github.com/shoalml/shoal/internal/server"
 )
 
@@ -186,7 +187,7 @@ func (g *Gate) admit(ctx context.Context, method string) (context.Context, Calle
 	if wait := g.limiter.Wait(caller, scope); wait > 0 {
 		secs := int((wait + time.Second - 1) / time.Second)
 		_ = grpc.SetHeader(ctx, metadata.Pairs("retry-after", strconv.Itoa(secs)))
-		return ctx, caller, scope, status.Errorf(codes.ResourceExhausted,
+		return ctx, caller, scope, overload.Errorf(wait,
 			"rate limit of the %s scope reached for %s; retry in %d s", ScopeName(scope), limitSubject(caller), secs)
 	}
 	return ctx, caller, scope, nil

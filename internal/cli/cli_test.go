@@ -8,7 +8,9 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/shoalml/shoal/internal/overload"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -126,7 +128,9 @@ func TestExitCode(t *testing.T) {
 		{status.Error(codes.Unauthenticated, "x"), ExitPermission},
 		{status.Error(codes.Unavailable, "x"), ExitUnavailable},
 		{status.Error(codes.DeadlineExceeded, "x"), ExitUnavailable},
-		{status.Error(codes.ResourceExhausted, "x"), ExitUnavailable},
+		{overload.Errorf(time.Second, "queue full"), ExitUnavailable},
+		{&rpcError{st: status.Convert(overload.Errorf(time.Second, "queue full"))}, ExitUnavailable},
+		{status.Error(codes.ResourceExhausted, "archive larger than the limit"), ExitInvalid},
 		{status.Error(codes.InvalidArgument, "x"), ExitInvalid},
 		{status.Error(codes.AlreadyExists, "x"), ExitConflict},
 		{status.Error(codes.FailedPrecondition, "x"), ExitConflict},

@@ -296,7 +296,7 @@ func imageList(ctx context.Context, c datasetpb.DatasetServiceClient, name strin
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSPLIT\tLABEL\tFILE\tSIZE\tFORMAT\tSHA256")
 	for _, img := range all.GetImages() {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%dx%d\t%s\t%s\n", img.GetId(), splitName(img.GetSplit()), img.GetLabel(), img.GetFileName(),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%dx%d\t%s\t%s\n", img.GetId(), splitName(img.GetSplit()), printable(img.GetLabel()), printable(img.GetFileName()),
 			img.GetWidth(), img.GetHeight(), strings.ToLower(strings.TrimPrefix(img.GetFormat().String(), "IMAGE_FORMAT_")), short(img.GetSha256()))
 	}
 	if err := tw.Flush(); err != nil {
@@ -354,7 +354,7 @@ func snapshotList(ctx context.Context, c datasetpb.DatasetServiceClient, name st
 	fmt.Fprintln(tw, "VERSION\tIMAGES\tCREATED\tMANIFEST\tDESCRIPTION")
 	for _, s := range all.GetSnapshots() {
 		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\n", s.GetVersion(), s.GetImageCount(),
-			formatTime(s.GetCreateTime().AsTime()), short(s.GetManifestSha256()), s.GetDescription())
+			formatTime(s.GetCreateTime().AsTime()), short(s.GetManifestSha256()), printable(s.GetDescription()))
 	}
 	return tw.Flush()
 }
@@ -372,7 +372,7 @@ type rejections struct {
 func (r *rejections) add(f *datasetpb.FileRejection) {
 	r.count++
 	if r.count <= r.show {
-		fmt.Fprintf(r.out, "rejected %s: %s\n", f.GetPath(), f.GetReason())
+		fmt.Fprintf(r.out, "rejected %s: %s\n", printable(f.GetPath()), printable(f.GetReason()))
 	}
 }
 

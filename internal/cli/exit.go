@@ -9,6 +9,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/shoalml/shoal/internal/overload"
 )
 
 // Exit codes, by class of failure. The gRPC status of a failed call picks
@@ -21,9 +23,9 @@ const (
 	ExitUsage       = 2 // unknown command, bad flag or argument, confirmation refused
 	ExitNotFound    = 3 // NOT_FOUND
 	ExitPermission  = 4 // PERMISSION_DENIED, UNAUTHENTICATED
-	ExitUnavailable = 5 // UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED: retrying may help
+	ExitUnavailable = 5 // UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED of an overload: retrying may help
 	ExitJobFailed   = 6 // a followed training job ended FAILED or CANCELLED
-	ExitInvalid     = 7 // INVALID_ARGUMENT, OUT_OF_RANGE: the request's values were refused
+	ExitInvalid     = 7 // INVALID_ARGUMENT, OUT_OF_RANGE, RESOURCE_EXHAUSTED of a size limit: the request's values were refused
 	ExitConflict    = 8 // ALREADY_EXISTS, FAILED_PRECONDITION, ABORTED: the current state forbids it
 )
 
@@ -35,7 +37,7 @@ const exitCodesHelp = `Exit codes:
   4  permission denied or unauthenticated
   5  unavailable: server unreachable or overloaded, or the time bound passed (retrying may help)
   6  job failed: a followed training job ended FAILED or CANCELLED
-  7  invalid: the server refused the request's values (INVALID_ARGUMENT, OUT_OF_RANGE)
+  7  invalid: the server refused the request's values (INVALID_ARGUMENT, OUT_OF_RANGE, or over a size limit)
   8  conflict: it already exists, or the current state forbids it (ALREADY_EXISTS, FAILED_PRECONDITION)`
 
 // ExitCode is the process exit code for err, the result of Run.
@@ -63,8 +65,14 @@ func ExitCode(err error) int {
 		return ExitNotFound
 	case codes.PermissionDenied, codes.Unauthenticated:
 		return ExitPermission
-	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted:
+	case codes.Unavailable, codes.DeadlineExceeded:
 		return ExitUnavailable
+	case codes.ResourceExhausted:
+		// Overloaded (retry) or over a limit (do not): package overload.
+		if _, retry := overload.RetryAfter(err); retry {
+			return ExitUnavailable
+		}
+		return ExitInvalid
 	case codes.InvalidArgument, codes.OutOfRange:
 		return ExitInvalid
 	case codes.AlreadyExists, codes.FailedPrecondition, codes.Aborted:

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // How tables write counts, versions, aliases, metrics, times and sizes.
@@ -75,5 +76,17 @@ func dash(s string) string {
 	if s == "" {
 		return "-"
 	}
-	return s
+	return printable(s)
+}
+
+// printable is s as the terminal may show it: quoted, with escapes, when
+// it holds control characters or other runes a terminal would act on
+// rather than show. File names, paths and free text come from users and
+// archives, and a name holding an escape sequence would otherwise recolour
+// the terminal, move its cursor or hide the lines before it.
+func printable(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return r != ' ' && !unicode.IsPrint(r) }) < 0 {
+		return s
+	}
+	return strconv.Quote(s)
 }

@@ -43,3 +43,30 @@ func TestOutputJSONAndYAML(t *testing.T) {
 		t.Errorf("-o yaml =\n%s\nwant the counts as a block list", y.String())
 	}
 }
+
+// Names from users and archives reach the terminal escaped when they hold
+// control characters, so a file name cannot recolour the terminal or hide
+// the lines before it; other text, any script, is printed as it is.
+func TestPrintableNames(t *testing.T) {
+	for in, want := range map[string]string{
+		"train/Cat/a.png":           "train/Cat/a.png",
+		"Große Fische 🐟/ü.png":      "Große Fische 🐟/ü.png",
+		"train/Cat\x1b[31m/x.png":   `"train/Cat\x1b[31m/x.png"`,
+		"train/Cat\nDog/x.png":      `"train/Cat\nDog/x.png"`,
+		"a\rb":                      `"a\rb"`,
+		"bell\a":                    `"bell\a"`,
+		"c1 \u009b31m":              `"c1 \u009b31m"`,
+		"bidi \u202eexe.png":        `"bidi \u202eexe.png"`,
+		"caf\uFFFD.png (not UTF-8)": "caf\uFFFD.png (not UTF-8)",
+	} {
+		if got := printable(in); got != want {
+			t.Errorf("printable(%q) = %s; want %s", in, got, want)
+		}
+	}
+	var out strings.Builder
+	r := &rejections{out: &out, show: 5}
+	r.add(&datasetpb.FileRejection{Path: "train/Cat\x1b[2J/x.png", Reason: "label contains a control character"})
+	if got := out.String(); strings.ContainsRune(got, 0x1b) || !strings.Contains(got, `"train/Cat\x1b[2J/x.png"`) {
+		t.Errorf("rejections printed %q; want the escape sequence escaped", got)
+	}
+}

@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	datasetpb "github.com/shoalml/shoal/gen/shoal/dataset/v1"
 	"github.com/shoalml/shoal/internal/upload"
 )
@@ -53,7 +56,7 @@ func (p *program) upload(ctx context.Context, c datasetpb.DatasetServiceClient, 
 			if err != nil {
 				return err
 			}
-			if len(s.Files) == 0 {
+			if len(s.Files) == 0 && len(s.Refused) == 0 {
 				return s.NothingToUpload(uploadHints)
 			}
 			scans[i] = s
@@ -68,11 +71,18 @@ func (p *program) upload(ctx context.Context, c datasetpb.DatasetServiceClient, 
 	for i, path := range paths {
 		if s := scans[i]; s != nil && len(s.Skipped) > 0 {
 			fmt.Fprintf(p.env.Stdout, "skipped %s of %s outside the %s layout, e.g. %s\n",
-				count(len(s.Skipped), "file"), path, l.Want(), strings.Join(s.Skipped[:min(3, len(s.Skipped))], ", "))
+				count(len(s.Skipped), "file"), printable(path), l.Want(), printable(strings.Join(s.Skipped[:min(3, len(s.Skipped))], ", ")))
+		}
+		if s := scans[i]; s != nil {
+			for _, r := range s.Refused {
+				rej.add(r)
+			}
+			total.Seen += int64(len(s.Refused))
+			total.Rejected += int64(len(s.Refused))
 		}
 		resp, err := p.uploadOne(ctx, c, name, path, scans[i], quiet)
 		if err != nil {
-			return err
+			return tooLargeForOneMessage(err, path, scans[i])
 		}
 		for _, r := range resp.GetRejections() {
 			rej.add(r)
@@ -112,4 +122,40 @@ func (p *program) uploadOne(ctx context.Context, c datasetpb.DatasetServiceClien
 	}
 	m.finish()
 	return resp, nil
+}
+
+// tooLargeForOneMessage explains a folder upload the server ended because a
+// file was larger than its message limit (grpc-go's own refusal, which
+// names neither the file nor a remedy); any other error is returned as it
+// is.
+func tooLargeForOneMessage(err error, root string, scan *upload.Scan) error {
+	st, ok := status.FromError(err)
+	if !ok || scan == nil || st.Code() != codes.ResourceExhausted {
+		return err
+	}
+	var got, limit int64
+	if _, perr := fmt.Sscanf(st.Message()[max(0, strings.Index(st.Message(), "(")):], "(%d vs. %d)", &got, &limit); perr != nil ||
+		!strings.Contains(st.Message(), "larger than max") {
+		return err
+	}
+	var big []string
+	for _, f := range scan.Files {
+		// A file's message is its bytes and a few more: its names.
+		if f.Size+int64(len(f.Label)+len(f.Name))+32 > limit {
+			rel, _ := filepath.Rel(root, f.Path)
+			big = append(big, printable(filepath.ToSlash(rel)))
+		}
+	}
+	which := "a file is larger"
+	if len(big) > 0 {
+		which = fmt.Sprintf("%s %s larger", count(len(big), "file"), map[bool]string{true: "is", false: "are"}[len(big) == 1])
+		which += " (" + strings.Join(big[:min(len(big), 3)], ", ")
+		if len(big) > 3 {
+			which += fmt.Sprintf(" and %d more", len(big)-3)
+		}
+		which += ")"
+	}
+	return status.Errorf(codes.ResourceExhausted, "the server takes at most %d bytes in one message (its --grpc.max-message-bytes), and a folder "+
+		"sends each file in one: %s; the upload stopped there. Leave such files out, or upload the folder as a .zip or .tar archive, "+
+		"which travels in 1 MiB pieces and whose files over the server's image limit are refused by name", limit, which)
 }

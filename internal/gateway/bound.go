@@ -3,10 +3,11 @@ package gateway
 import (
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+
+	"github.com/shoalml/shoal/internal/overload"
 )
 
 // inferenceBound bounds the inference requests the gateway forwards at once,
@@ -63,7 +64,7 @@ func (b *inferenceBound) middleware(mux func() *runtime.ServeMux) runtime.Middle
 				defer func() { <-b.slots }()
 				next(w, r, params)
 			default:
-				err := status.Errorf(codes.ResourceExhausted, "%d inference requests are in flight, the most this gateway forwards at once; retry shortly", cap(b.slots))
+				err := overload.Errorf(time.Second, "%d inference requests are in flight, the most this gateway forwards at once; retry shortly", cap(b.slots))
 				if oip {
 					writeOIPError(w, err)
 					return

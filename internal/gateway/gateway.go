@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,6 +31,8 @@ import (
 	inferencepb "github.com/shoalml/shoal/gen/shoal/inference/v1"
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
+	"github.com/shoalml/shoal/internal/overload"
+	"github.com/shoalml/shoal/internal/server"
 )
 
 // Conns are the connections to the services the gateway proxies; a nil
@@ -156,14 +159,49 @@ func httpBodyContentType(_ context.Context, w http.ResponseWriter, m proto.Messa
 	return nil
 }
 
-// retryAfterOnOverload is the default error handler plus a Retry-After
-// header on 429 (RESOURCE_EXHAUSTED: an inference queue is full), which
-// tells well-behaved clients when to come back.
+// retryAfterOnOverload is the default error handler, telling the two
+// kinds of RESOURCE_EXHAUSTED apart (package overload): an overload (an
+// inference queue full, a rate limit) is 429 with a Retry-After header,
+// which tells well-behaved clients when to come back; anything else over a
+// limit (a message, an archive, a model too large) is 413, which they do
+// not retry.
 func retryAfterOnOverload(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	// A body that arrived too slowly reaches here as grpc-gateway's
+	// InvalidArgument "%v" of the read error; it is a 408.
+	if status.Code(err) == codes.InvalidArgument && strings.Contains(status.Convert(err).Message(), server.ErrBodyTimeout.Error()) {
+		err = &runtime.HTTPStatusError{HTTPStatus: http.StatusRequestTimeout, Err: err}
+	}
 	if status.Code(err) == codes.ResourceExhausted {
-		w.Header().Set("Retry-After", "1")
+		if after, ok := overload.RetryAfter(err); ok {
+			w.Header().Set("Retry-After", strconv.Itoa(overload.Seconds(after)))
+		} else {
+			err = &runtime.HTTPStatusError{HTTPStatus: http.StatusRequestEntityTooLarge, Err: messageTooLarge(err, r)}
+		}
 	}
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+}
+
+// grpcTooLarge matches grpc-go's refusal of a message over the limit, on
+// either side: "trying to send message larger than max (N vs. M)" and
+// "received message larger than max (N vs. M)".
+var grpcTooLarge = regexp.MustCompile(`message larger than max \((\d+) vs\. (\d+)\)`)
+
+// messageTooLarge says in the REST API's words what grpc-go's refusal of
+// a message over --grpc.max-message-bytes means: REST bodies are bounded
+// as a whole, but a line of an upload stream may decode to a message over
+// the limit. On an upload it also says that the files sent before it may
+// have been stored, which a refusal would otherwise deny.
+func messageTooLarge(err error, r *http.Request) error {
+	m := grpcTooLarge.FindStringSubmatch(status.Convert(err).Message())
+	if m == nil {
+		return err
+	}
+	msg := fmt.Sprintf("a message of %s bytes is over the server's limit of %s bytes (--grpc.max-message-bytes)", m[1], m[2])
+	if slices.Contains(ClientStreams, r.Method+" "+r.URL.Path) {
+		msg += ": send each file under that size, or an archive, which travels in small chunks; " +
+			"the files sent before it may have been stored (sending them again counts them as duplicates)"
+	}
+	return status.Error(codes.ResourceExhausted, msg)
 }
 
 // maxPredictUpload bounds a POST /predict body; the Inference service
@@ -266,6 +304,9 @@ func parsePredictForm(w http.ResponseWriter, r *http.Request) (*inferencepb.Pred
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return nil, status.Errorf(codes.InvalidArgument, "upload larger than %d bytes", maxPredictUpload)
+		}
+		if errors.Is(err, server.ErrBodyTimeout) {
+			return nil, &runtime.HTTPStatusError{HTTPStatus: http.StatusRequestTimeout, Err: status.Error(codes.InvalidArgument, err.Error())}
 		}
 		return nil, status.Errorf(codes.InvalidArgument, "want a multipart/form-data body with the image in the field \"file\": %v", err)
 	}

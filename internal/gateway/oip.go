@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	oippb "github.com/shoalml/shoal/gen/inference"
+	"github.com/shoalml/shoal/internal/overload"
 )
 
 // The Open Inference Protocol's REST form (its inference_rest.md) is not
@@ -116,13 +118,17 @@ type oipError struct {
 
 // writeOIPError answers the protocol's error object with the HTTP status
 // of err's gRPC code (400 for InvalidArgument, as the specification's
-// "typically 400"; 404, 429 with Retry-After, 503 and so on as for every
-// other route).
+// "typically 400"; 404, 429 with Retry-After for an overload, 413 for
+// anything else too large, 503 and so on as for every other route).
 func writeOIPError(w http.ResponseWriter, err error) {
 	st := status.Convert(err)
 	code := runtime.HTTPStatusFromCode(st.Code())
 	if st.Code() == codes.ResourceExhausted {
-		w.Header().Set("Retry-After", "1")
+		if after, ok := overload.RetryAfter(err); ok {
+			w.Header().Set("Retry-After", strconv.Itoa(overload.Seconds(after)))
+		} else {
+			code = http.StatusRequestEntityTooLarge
+		}
 	}
 	b, _ := json.Marshal(oipError{Error: st.Message()})
 	w.Header().Set("Content-Type", "application/json")

@@ -14,6 +14,7 @@ import (
 
 	oippb "github.com/shoalml/shoal/gen/inference"
 	"github.com/shoalml/shoal/internal/oip"
+	"github.com/shoalml/shoal/internal/server"
 )
 
 // InferHeaderContentLength is the header of Triton's binary tensor data
@@ -92,6 +93,10 @@ func modelInfer(w http.ResponseWriter, r *http.Request, c oipCall) {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			writeOIPErrorCode(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over the limit of %d bytes", tooBig.Limit))
+			return
+		}
+		if errors.Is(err, server.ErrBodyTimeout) {
+			writeOIPErrorCode(w, http.StatusRequestTimeout, err.Error())
 			return
 		}
 		writeOIPError(w, status.Errorf(codes.InvalidArgument, "read the request body: %v", err))

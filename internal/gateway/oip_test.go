@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -23,6 +24,7 @@ import (
 	"github.com/shoalml/shoal/internal/gateway"
 	"github.com/shoalml/shoal/internal/grpctest"
 	"github.com/shoalml/shoal/internal/oip/oiptest"
+	"github.com/shoalml/shoal/internal/overload"
 )
 
 // fakeOIP is a real GRPCInferenceService whose model echoes its first
@@ -246,21 +248,26 @@ func TestOIPStatusCodes(t *testing.T) {
 	fake, srv := oipGateway(t)
 	body := []byte(`{"inputs":[{"name":"in","shape":[1],"datatype":"FP32","data":[1]}]}`)
 	for _, tt := range []struct {
-		code codes.Code
-		http int
+		code  codes.Code
+		http  int
+		retry bool // an overload, which asks to be retried (package overload)
 	}{
-		{codes.InvalidArgument, 400}, {codes.NotFound, 404}, {codes.Unauthenticated, 401}, {codes.PermissionDenied, 403},
-		{codes.ResourceExhausted, 429}, {codes.Unavailable, 503}, {codes.DeadlineExceeded, 504}, {codes.Internal, 500},
+		{codes.InvalidArgument, 400, false}, {codes.NotFound, 404, false}, {codes.Unauthenticated, 401, false}, {codes.PermissionDenied, 403, false},
+		{codes.ResourceExhausted, 429, true}, {codes.ResourceExhausted, 413, false},
+		{codes.Unavailable, 503, false}, {codes.DeadlineExceeded, 504, false}, {codes.Internal, 500, false},
 	} {
 		fake.mu.Lock()
 		fake.err = status.Error(tt.code, "because "+tt.code.String())
+		if tt.retry {
+			fake.err = overload.Errorf(2*time.Second, "because %s", tt.code)
+		}
 		fake.mu.Unlock()
 		for _, call := range []struct{ method, path string }{{"POST", "/v2/models/echo/infer"}, {"GET", "/v2/health/ready"}, {"GET", "/v2"}} {
 			got := do(t, call.method, srv.URL+call.path, nil, body)
 			if got.code != tt.http || string(got.body) != `{"error":"because `+tt.code.String()+`"}` {
 				t.Errorf("%s %s with %v = %d %s; want %d {\"error\":...}", call.method, call.path, tt.code, got.code, got.body, tt.http)
 			}
-			if ra := got.header.Get("Retry-After"); (tt.http == 429) != (ra != "") {
+			if ra := got.header.Get("Retry-After"); (tt.http == 429) != (ra == "2") {
 				t.Errorf("%s %s with %v: Retry-After %q", call.method, call.path, tt.code, ra)
 			}
 		}

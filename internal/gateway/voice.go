@@ -2,11 +2,13 @@ package gateway
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
@@ -74,7 +76,17 @@ func (v *voice) Marshal(x any) ([]byte, error) {
 	return b, nil
 }
 
+// errNotUTF8 refuses a body that is not UTF-8. JSON must be (RFC 8259),
+// and protobuf strings must be; without this check the revoicing below
+// would pass the bytes through encoding/json, which turns each invalid one
+// into U+FFFD, and a file name or label would be stored altered without a
+// word.
+var errNotUTF8 = errors.New("the JSON is not valid UTF-8: a string holds bytes of another encoding (Latin-1, say); send text as UTF-8")
+
 func (v *voice) Unmarshal(data []byte, x any) error {
+	if !utf8.Valid(data) {
+		return errNotUTF8
+	}
 	if m, ok := x.(proto.Message); ok {
 		var err error
 		if data, err = revoice(data, m.ProtoReflect().Descriptor(), shortEnums); err != nil {

@@ -67,3 +67,17 @@ func TestQueryParserTakesShortEnums(t *testing.T) {
 		t.Errorf("Parse(split=nope) = %v; want an error that names the short form", err)
 	}
 }
+
+// A body that is not UTF-8 is refused, not stored with U+FFFD in place of
+// the bytes that were sent.
+func TestVoiceRefusesJSONThatIsNotUTF8(t *testing.T) {
+	v := newVoice()
+	var req datasetpb.UploadImagesRequest
+	err := v.Unmarshal([]byte(`{"file":{"split":"train","label":"Caf`+"\xe9"+`","fileName":"a.png"}}`), &req)
+	if err == nil || !strings.Contains(err.Error(), "not valid UTF-8") {
+		t.Errorf("Unmarshal(a Latin-1 label) = %v (label %q); want an error saying it is not UTF-8", err, req.GetFile().GetLabel())
+	}
+	if err := v.Unmarshal([]byte(`{"file":{"split":"train","label":"Café 🐟","fileName":"a.png"}}`), &req); err != nil || req.GetFile().GetLabel() != "Café 🐟" {
+		t.Errorf("Unmarshal(a UTF-8 label) = %v, %q; want it as sent", err, req.GetFile().GetLabel())
+	}
+}

@@ -1,11 +1,14 @@
 // Package imaging sniffs, validates and decodes the image formats Shoal
 // accepts (JPEG, PNG, GIF's first frame, WebP, BMP) and makes thumbnails. The
 // Dataset service validates every imported file with it; training and serving
-// decode with it, so all three agree on what an image is.
+// decode with it, so all three agree on what an image is. A JPEG is turned
+// upright as its EXIF orientation says, as every viewer shows it.
 package imaging
 
 import (
 	"bytes"
+	"compress/flate"
+	"compress/zlib"
 	"errors"
 	"fmt"
 	"image"
@@ -63,7 +66,8 @@ type Limits struct {
 	MaxPixels int64
 }
 
-// Info describes a valid image.
+// Info describes a valid image; Width and Height are as it is shown, after
+// its EXIF orientation.
 type Info struct {
 	Format Format
 	Width  int
@@ -117,7 +121,7 @@ func Validate(data []byte, lim Limits) (Info, error) {
 }
 
 // Decode validates data as Validate does and returns the decoded image (a
-// GIF's first frame).
+// GIF's first frame), turned upright as its EXIF orientation says (JPEG).
 func Decode(data []byte, lim Limits) (image.Image, Info, error) {
 	return decode(data, lim)
 }
@@ -141,6 +145,12 @@ func decode(data []byte, lim Limits) (image.Image, Info, error) {
 	if cfg.Width <= 0 || cfg.Height <= 0 {
 		return nil, info, fmt.Errorf("%w: %s header claims %dx%d pixels", ErrInvalid, c.format, cfg.Width, cfg.Height)
 	}
+	orientation := 1
+	if c.format == JPEG {
+		if orientation = jpegOrientation(data); orientation >= 5 {
+			info.Width, info.Height = cfg.Height, cfg.Width // upright, as a viewer shows it
+		}
+	}
 	if px := int64(cfg.Width) * int64(cfg.Height); lim.MaxPixels > 0 && px > lim.MaxPixels {
 		return nil, info, fmt.Errorf("%w: %dx%d is %d pixels, more than the limit of %d", ErrInvalid, cfg.Width, cfg.Height, px, lim.MaxPixels)
 	}
@@ -148,14 +158,18 @@ func decode(data []byte, lim Limits) (image.Image, Info, error) {
 	if err != nil {
 		return nil, info, fmt.Errorf("%w: %s data: %s", ErrInvalid, c.format, reason(err))
 	}
-	return img, info, nil
+	return orient(img, orientation), info, nil
 }
 
 // reason turns a decoder error into words a user can act on.
 func reason(err error) string {
+	var corrupt flate.CorruptInputError
+	switch {
 	// png reports a short IDAT stream as a format error rather than EOF.
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || strings.Contains(err.Error(), "not enough pixel data") {
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || strings.Contains(err.Error(), "not enough pixel data"):
 		return "truncated (the file ends before the image does)"
+	case errors.As(err, &corrupt), errors.Is(err, zlib.ErrChecksum), errors.Is(err, zlib.ErrHeader), strings.Contains(err.Error(), "invalid checksum"):
+		return "corrupt: the file was damaged, in storage or on the way (" + err.Error() + ")"
 	}
 	return err.Error()
 }

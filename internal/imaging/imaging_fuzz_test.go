@@ -142,6 +142,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		{Name: "bmp-8bit-paletted", Args: []any{encodeBMP(t, palettedImage(6, 2))}},
 		{Name: "webp-lossless", Args: []any{webp}},
 		{Name: "webp-lossless-flat", Args: []any{webpLossless(3, 2)}},
+		{Name: "jpeg-exif-rotated", Args: []any{withExif(imagingtest.JPEG(12, 8, 5), orientationTIFF(binary.LittleEndian, 3, 6))}},
 		{Name: "png-bomb-header", Args: []any{imagingtest.PNGBomb(100000, 100000)}},
 		{Name: "png-truncated", Args: []any{imagingtest.PNG(8, 6, 2)[:60]}},
 		{Name: "empty", Args: []any{[]byte{}}},

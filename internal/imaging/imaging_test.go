@@ -90,3 +90,21 @@ func BenchmarkValidatePNG28(b *testing.B) {
 		}
 	}
 }
+
+// A file damaged in storage or on the way says so, whichever check finds
+// it: the compressed stream, or PNG's checksum of a chunk.
+func TestDamagedFileSaysCorrupt(t *testing.T) {
+	good := imagingtest.PNG(24, 16, 1)
+	idat := bytes.Index(good, []byte("IDAT"))
+	stream := append([]byte{}, good...)
+	stream[idat+8] ^= 0x55 // inside the zlib stream: flate fails
+	crc := append([]byte{}, good...)
+	n := int(crc[idat-4])<<24 | int(crc[idat-3])<<16 | int(crc[idat-2])<<8 | int(crc[idat-1])
+	crc[idat+4+n] ^= 0xff // the IDAT chunk's stored CRC, after its data
+	for name, data := range map[string][]byte{"compressed data": stream, "chunk checksum": crc} {
+		_, err := imaging.Validate(data, imaging.Limits{})
+		if err == nil || !strings.Contains(err.Error(), "corrupt: the file was damaged") {
+			t.Errorf("Validate(a PNG with a damaged %s) = %v; want it to say the file is corrupt", name, err)
+		}
+	}
+}

@@ -1,7 +1,10 @@
 package server
 
 import (
+	"context"
 	"log/slog"
+	"path"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -10,7 +13,10 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/stats"
+	"google.golang.org/grpc/tap"
 
+	"github.com/shoalml/shoal/internal/overload"
 	"github.com/shoalml/shoal/internal/panics"
 )
 
@@ -39,6 +45,7 @@ type options struct {
 	gates  []Gate
 	panics *panics.Guard
 	creds  []grpc.ServerOption
+	bound  *callBound
 }
 
 // WithGate adds a gate. Gates run after Shoal's own interceptors (request
@@ -55,6 +62,22 @@ func WithServerOptions(opts ...grpc.ServerOption) Option {
 	return func(o *options) { o.creds = append(o.creds, opts...) }
 }
 
+// WithCallBound bounds the calls of the given methods (full names, as
+// "/shoal.inference.v1.InferenceService/Predict") in flight at once, over
+// the whole server, to most; beyond it a call is refused RESOURCE_EXHAUSTED
+// with when to retry (package overload), before its request is read. gRPC
+// reads a call's whole message before its handler runs, so a bound inside
+// the handler comes too late for memory: clients calling at once with
+// large messages would have them all held, whatever the handlers then
+// refuse. The REST gateway bounds its own routes the same way.
+func WithCallBound(most int, methods ...string) Option {
+	return func(o *options) {
+		if most > 0 && len(methods) > 0 {
+			o.bound = newCallBound(most, methods)
+		}
+	}
+}
+
 // NewGRPC builds the gRPC server with Shoal's server options (GRPCOptions),
 // server reflection and the standard health service.
 func NewGRPC(cfg Config, log *slog.Logger, reg prometheus.Registerer, opts ...Option) *GRPC {
@@ -67,7 +90,11 @@ func NewGRPC(cfg Config, log *slog.Logger, reg prometheus.Registerer, opts ...Op
 		guard = panics.NewGuard(log, reg)
 	}
 	ic := newInterceptors(log, reg, guard)
-	s := grpc.NewServer(append(GRPCOptions(cfg, ic, o.gates...), o.creds...)...)
+	serverOpts := append(GRPCOptions(cfg, ic, o.gates...), o.creds...)
+	if o.bound != nil {
+		serverOpts = append(serverOpts, grpc.InTapHandle(o.bound.tap), grpc.StatsHandler(o.bound))
+	}
+	s := grpc.NewServer(serverOpts...)
 	h := health.NewServer()
 	h.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(s, h)
@@ -101,3 +128,50 @@ func GRPCOptions(cfg Config, ic *Interceptors, gates ...Gate) []grpc.ServerOptio
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	}
 }
+
+// callBound is WithCallBound's bound: a slot is taken by the transport's
+// tap, before a call's message is read, and given back when the call ends
+// (its stats End event), however it ends.
+type callBound struct {
+	slots   chan struct{}
+	methods map[string]bool
+}
+
+func newCallBound(most int, methods []string) *callBound {
+	b := &callBound{slots: make(chan struct{}, most), methods: map[string]bool{}}
+	for _, m := range methods {
+		b.methods[m] = true
+	}
+	return b
+}
+
+// slot marks the context of a call that holds one.
+type slot struct{ released atomic.Bool }
+
+type slotKey struct{}
+
+func (b *callBound) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if !b.methods[info.FullMethodName] {
+		return ctx, nil
+	}
+	select {
+	case b.slots <- struct{}{}:
+		return context.WithValue(ctx, slotKey{}, &slot{}), nil
+	default:
+		return ctx, overload.Errorf(time.Second, "%d calls like %s are in flight, the most this server reads at once; retry shortly",
+			cap(b.slots), path.Base(info.FullMethodName))
+	}
+}
+
+func (b *callBound) HandleRPC(ctx context.Context, s stats.RPCStats) {
+	if _, end := s.(*stats.End); !end {
+		return
+	}
+	if sl, ok := ctx.Value(slotKey{}).(*slot); ok && sl.released.CompareAndSwap(false, true) {
+		<-b.slots
+	}
+}
+
+func (b *callBound) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context   { return ctx }
+func (b *callBound) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+func (b *callBound) HandleConn(context.Context, stats.ConnStats)                       {}

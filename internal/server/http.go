@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"strings"
 	"time"
 
@@ -73,7 +75,7 @@ func NewHTTPHandler(cfg Config, opts HTTPOptions) http.Handler {
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	if opts.API != nil {
-		mux.Handle("/", refuseURLTokens(limitBody(opts.API, int64(cfg.MaxMessageBytes), opts.ClientStreams)))
+		mux.Handle("/", refuseURLTokens(limitBody(opts.API, int64(cfg.MaxMessageBytes), cfg.ReadBodyTimeout, opts.ClientStreams)))
 	}
 	return securityHeaders(cors(mux, cfg.CORSOrigins))
 }
@@ -143,18 +145,23 @@ func ready(w http.ResponseWriter, r *http.Request, opts HTTPOptions) {
 }
 
 // limitBody refuses request bodies larger than the gRPC message limit with
-// 413 before they are read whole. The bodies of client streams may be of
-// any length; each of their messages is bounded instead.
-func limitBody(next http.Handler, limit int64, streams []string) http.Handler {
+// 413 before they are read whole, and bounds the time a body may take
+// (slowBody). The bodies of client streams may be of any length and take
+// any time; each of their messages is bounded instead, and the wait
+// between two reads.
+func limitBody(next http.Handler, limit int64, timeout time.Duration, streams []string) http.Handler {
 	stream := map[string]bool{}
 	for _, s := range streams {
 		stream[s] = true
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if stream[r.Method+" "+r.URL.Path] {
-			r.Body = &messageLimit{r: r.Body, max: 2 * limit}
+			r.Body = newSlowBody(w, &messageLimit{r: r.Body, max: 2 * limit}, timeout, true)
 			next.ServeHTTP(w, r)
 			return
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = newSlowBody(w, r.Body, timeout, false)
 		}
 		if r.ContentLength > limit {
 			msg := fmt.Sprintf("request body of %d bytes is over the limit of %d bytes", r.ContentLength, limit)
@@ -174,6 +181,53 @@ func limitBody(next http.Handler, limit int64, streams []string) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// ErrBodyTimeout ends the read of a request body that arrived too slowly
+// (--http.read-body-timeout); handlers answer it 408.
+var ErrBodyTimeout = errors.New("the request body arrived too slowly")
+
+// slowBody bounds the time a request body takes to arrive with the
+// connection's read deadline: the whole body, or (idle) each read of a
+// stream. A client that trickles its body would otherwise hold its
+// connection, and on the inference routes a slot of the gateway's bound,
+// for as long as it likes. Once the body has been read whole the deadline
+// is lifted, so that a handler still working is not cut off.
+type slowBody struct {
+	r       io.ReadCloser
+	rc      *http.ResponseController
+	timeout time.Duration
+	idle    bool
+}
+
+func newSlowBody(w http.ResponseWriter, r io.ReadCloser, timeout time.Duration, idle bool) io.ReadCloser {
+	b := &slowBody{r: r, rc: http.NewResponseController(w), timeout: timeout, idle: idle}
+	if !idle {
+		// A writer without deadlines (a test's recorder) leaves the body
+		// unbounded.
+		_ = b.rc.SetReadDeadline(time.Now().Add(timeout))
+	}
+	return b
+}
+
+func (b *slowBody) Read(p []byte) (int, error) {
+	if b.idle {
+		_ = b.rc.SetReadDeadline(time.Now().Add(b.timeout))
+	}
+	n, err := b.r.Read(p)
+	switch {
+	case err == nil:
+	case errors.Is(err, io.EOF):
+		_ = b.rc.SetReadDeadline(time.Time{})
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		if b.idle {
+			return n, fmt.Errorf("%w: no byte of it for %s (--http.read-body-timeout)", ErrBodyTimeout, b.timeout)
+		}
+		return n, fmt.Errorf("%w: not whole within %s (--http.read-body-timeout)", ErrBodyTimeout, b.timeout)
+	}
+	return n, err
+}
+
+func (b *slowBody) Close() error { return b.r.Close() }
 
 // messageLimit fails a read once one message of a client stream grows
 // past max bytes. The stream's decoder holds the JSON value it is reading

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -163,6 +165,81 @@ func TestStreamMessageLimit(t *testing.T) {
 		h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/images:upload", strings.NewReader(tt.body)))
 		if rec.Code != tt.want {
 			t.Errorf("POST %s = %d %s; want %d", tt.name, rec.Code, rec.Body, tt.want)
+		}
+	}
+}
+
+// A request body that stalls is cut off after --http.read-body-timeout: a
+// whole body within it, an upload stream's each read; a body that keeps
+// arriving within the bound is read whole, and a handler still working
+// after reading it is not cut off.
+func TestSlowBodies(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.ReadBodyTimeout = 300 * time.Millisecond
+	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if errors.Is(err, server.ErrBodyTimeout) {
+			http.Error(w, err.Error(), http.StatusRequestTimeout)
+			return
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		// Work on past the deadline: the read deadline was lifted.
+		select {
+		case <-r.Context().Done():
+			http.Error(w, "cancelled", http.StatusInternalServerError)
+			return
+		case <-time.After(2 * cfg.ReadBodyTimeout):
+		}
+		fmt.Fprintf(w, "%d bytes", len(b))
+	})
+	srv := httptest.NewServer(server.NewHTTPHandler(cfg, server.HTTPOptions{API: api, Gatherer: prometheus.NewRegistry(), ClientStreams: []string{"POST /v1/images:upload"}}))
+	t.Cleanup(srv.Close)
+
+	// trickle sends n pieces of the body, one each every, then stalls
+	// (stall) or ends.
+	post := func(path string, n int, every time.Duration, stall bool) (int, string) {
+		t.Helper()
+		pr, pw := io.Pipe()
+		go func() {
+			for range n {
+				time.Sleep(every)
+				if _, err := pw.Write([]byte(`{"x":1}` + "\n")); err != nil {
+					return
+				}
+			}
+			if !stall {
+				pw.Close()
+			}
+		}()
+		t.Cleanup(func() { pw.Close() })
+		resp, err := http.Post(srv.URL+path, "application/json", pr)
+		if err != nil {
+			t.Fatalf("POST %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, tt := range []struct {
+		name, path string
+		n          int
+		every      time.Duration
+		stall      bool
+		code       int
+		msg        string
+	}{
+		{"a body that stalls", "/v1/datasets", 2, 10 * time.Millisecond, true, 408, "not whole within 300ms"},
+		{"a body that trickles past the bound", "/v1/datasets", 20, 50 * time.Millisecond, false, 408, "not whole within 300ms"},
+		{"a body within the bound", "/v1/datasets", 2, 10 * time.Millisecond, false, 200, "16 bytes"},
+		{"a stream that keeps arriving", "/v1/images:upload", 12, 50 * time.Millisecond, false, 200, "96 bytes"},
+		{"a stream that stalls", "/v1/images:upload", 3, 50 * time.Millisecond, true, 408, "no byte of it for 300ms"},
+	} {
+		code, body := post(tt.path, tt.n, tt.every, tt.stall)
+		if code != tt.code || !strings.Contains(body, tt.msg) {
+			t.Errorf("%s: POST %s = %d %q; want %d %q", tt.name, tt.path, code, body, tt.code, tt.msg)
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/shoalml/shoal/internal/overload"
 	"github.com/shoalml/shoal/internal/panics"
 	"github.com/shoalml/shoal/internal/storage"
 )
@@ -207,10 +208,18 @@ func mask(ctx context.Context, c *call, err error) error {
 	}
 	c.cause = err
 	if f, ok := storage.Classify(err); ok {
+		if f.Code == codes.ResourceExhausted {
+			// A full disk: retrying helps once space is freed.
+			return overload.Errorf(diskFullRetry, "%s (request id %s)", f.Message(), RequestID(ctx))
+		}
 		return status.Errorf(f.Code, "%s (request id %s)", f.Message(), RequestID(ctx))
 	}
 	return status.Errorf(codes.Internal, "internal error (request id %s)", RequestID(ctx))
 }
+
+// diskFullRetry is when a client is told to try again after a write failed
+// for a full disk: freeing space is a person's work.
+const diskFullRetry = time.Minute
 
 // serverFault reports codes whose messages may carry internal details.
 func serverFault(c codes.Code) bool {

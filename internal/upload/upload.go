@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -119,6 +120,8 @@ type File struct {
 	// Split, Label and Name are where the layout places it.
 	Split       datasetpb.Split
 	Label, Name string
+	// Size is its length in bytes when scanned.
+	Size int64
 }
 
 // Scan is what a folder holds: the files to send, and what the layout
@@ -130,9 +133,47 @@ type Scan struct {
 	Files []File
 	// Skipped are the paths, relative to Root, outside the layout.
 	Skipped []string
+	// Refused are files in the layout that cannot be sent, with the
+	// reason: not regular files, names that are not UTF-8, files too
+	// large for one message. They are reported as the server reports its
+	// rejections, and the rest is sent.
+	Refused []*datasetpb.FileRejection
 
 	byDepth map[int]int
 	top     []string // top-level entries, folders with a trailing slash
+}
+
+// MaxFile is the largest file a folder upload sends: one file travels in
+// one message, and callers bound their connection's messages at this size.
+// The server's own bound on an image is usually smaller, and refuses larger
+// ones by name.
+const MaxFile = 64 << 20
+
+// sendable says why the file at p (found as d) cannot be sent, or gives its
+// size when it can: a regular file, or a link to one. Reading anything else
+// would block (a named pipe), fail (a broken link) or read a device. The
+// reasons are the server's for the same files in a server folder.
+func sendable(p string, d fs.DirEntry, label, name string) (size int64, reason string) {
+	fi, err := d.Info()
+	if err != nil {
+		return 0, "cannot read: " + err.Error()
+	}
+	if d.Type()&fs.ModeSymlink != 0 {
+		if fi, err = os.Stat(p); err != nil {
+			return 0, "broken symlink"
+		}
+	}
+	switch {
+	case !fi.Mode().IsRegular():
+		return 0, "not a regular file"
+	case !utf8.ValidString(label):
+		return 0, "label is not valid UTF-8"
+	case !utf8.ValidString(name):
+		return 0, "file name is not valid UTF-8"
+	case fi.Size() > MaxFile:
+		return 0, fmt.Sprintf("%d bytes, more than the limit of %d for one file sent", fi.Size(), MaxFile)
+	}
+	return fi.Size(), ""
 }
 
 // ScanFolder lists the files of root that the layout places; hidden files
@@ -169,6 +210,12 @@ func ScanFolder(root string, l Layout) (*Scan, error) {
 		if d.IsDir() {
 			return nil
 		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+				s.Refused = append(s.Refused, &datasetpb.FileRejection{Path: strings.ToValidUTF8(rel, "\uFFFD") + "/", Reason: "symlinked folders are not followed"})
+				return nil
+			}
+		}
 		s.byDepth[depth]++
 		if depth == 1 {
 			return nil
@@ -178,7 +225,13 @@ func ScanFolder(root string, l Layout) (*Scan, error) {
 			s.Skipped = append(s.Skipped, rel)
 			return nil
 		}
-		s.Files = append(s.Files, File{Path: p, Split: split, Label: label, Name: name})
+		size, reason := sendable(p, d, label, name)
+		if reason != "" {
+			// The path goes back in a protobuf string, which must be UTF-8.
+			s.Refused = append(s.Refused, &datasetpb.FileRejection{Path: strings.ToValidUTF8(rel, "\uFFFD"), Reason: reason})
+			return nil
+		}
+		s.Files = append(s.Files, File{Path: p, Split: split, Label: label, Name: name, Size: size})
 		return nil
 	})
 	return s, err
@@ -270,7 +323,10 @@ func Archive(ctx context.Context, c datasetpb.DatasetServiceClient, dataset, pat
 		var total int64
 		for first := true; ; first = false {
 			n, err := io.ReadFull(f, buf)
-			if n > 0 {
+			// An empty file still goes out as one chunk, its name and no
+			// data, for the server to refuse; sending nothing would be an
+			// empty upload, which succeeds.
+			if n > 0 || first {
 				chunk := &datasetpb.ArchiveChunk{Data: buf[:n]}
 				if first {
 					chunk.FileName = filepath.Base(path)

@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -131,6 +133,74 @@ func TestIsArchive(t *testing.T) {
 	for p, want := range map[string]bool{"a.zip": true, "a.TAR.GZ": true, "a.tgz": true, "a.tar": true, "a.png": false, "dir": false} {
 		if got := IsArchive(p); got != want {
 			t.Errorf("IsArchive(%q) = %v; want %v", p, got, want)
+		}
+	}
+}
+
+// Files a folder upload cannot send are refused by name, as the server
+// refuses them in a server folder, and the rest is sent: a named pipe
+// (reading it would block the upload for good), a device, a broken link, a
+// link to a folder, names that are not UTF-8 (a protobuf string cannot
+// carry them), a file too large for one message.
+func TestScanFolderRefusesWhatItCannotSend(t *testing.T) {
+	root := writeTree(t, "train/Cat/good.png", "train/Cat/target.png")
+	mk := func(name string, make func(p string) error) {
+		t.Helper()
+		p := filepath.Join(root, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := make(p); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	mk("train/Cat/pipe.png", func(p string) error { return syscall.Mkfifo(p, 0o644) })
+	mk("train/Cat/gone.png", func(p string) error { return os.Symlink("nowhere.png", p) })
+	mk("train/Cat/link.png", func(p string) error { return os.Symlink("target.png", p) })
+	mk("train/Dog", func(p string) error { return os.Symlink("Cat", p) })
+	mk("train/Cat/caf\xe9.png", func(p string) error { return os.WriteFile(p, []byte("x"), 0o644) })
+	mk("train/Caf\xe9/x.png", func(p string) error { return os.WriteFile(p, []byte("x"), 0o644) })
+	mk("train/Cat/huge.png", func(p string) error {
+		f, err := os.Create(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return f.Truncate(MaxFile + 1) // sparse: no disk space
+	})
+	done := make(chan struct{})
+	var s *Scan
+	var err error
+	go func() { defer close(done); s, err = ScanFolder(root, Layout{}) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("scanFolder() still running after 30s: it opened the named pipe")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var placed []string
+	for _, f := range s.Files {
+		placed = append(placed, f.Label+"/"+f.Name)
+	}
+	if got, want := strings.Join(placed, " "), "Cat/good.png Cat/link.png Cat/target.png"; got != want {
+		t.Errorf("scanFolder() placed %q; want %q", got, want)
+	}
+	refused := map[string]string{}
+	for _, r := range s.Refused {
+		refused[r.GetPath()] = r.GetReason()
+	}
+	for path, reason := range map[string]string{
+		"train/Cat/pipe.png":      "not a regular file",
+		"train/Cat/gone.png":      "broken symlink",
+		"train/Dog/":              "symlinked folders are not followed",
+		"train/Cat/caf\uFFFD.png": "file name is not valid UTF-8",
+		"train/Caf\uFFFD/x.png":   "label is not valid UTF-8",
+		"train/Cat/huge.png":      "more than the limit",
+	} {
+		if !strings.Contains(refused[path], reason) {
+			t.Errorf("scanFolder() refused %s with %q; want %q (refused: %q)", path, refused[path], reason, refused)
 		}
 	}
 }

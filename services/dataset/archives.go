@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"archive/zip"
 	"bufio"
+	"compress/flate"
 	"compress/gzip"
 	"context"
 	"encoding/binary"
@@ -35,7 +36,7 @@ func (z zipSource) walk(ctx context.Context, emit func(entry) error, reject func
 			return err
 		}
 		mode := f.Mode()
-		e, ok, err := t.place(f.Name, mode.IsDir(), mode&fs.ModeSymlink != 0 || !(mode.IsRegular() || mode.IsDir()), reject)
+		e, ok, err := t.place(f.Name, mode.IsDir(), zipEntryKind(mode), reject)
 		if err != nil {
 			return err
 		}
@@ -86,13 +87,13 @@ func (ts tarSource) walk(ctx context.Context, emit func(entry) error, reject fun
 			return err
 		}
 		if err != nil {
-			return status.Errorf(codes.InvalidArgument, "archive is not a valid tar file: %v", err)
+			return brokenArchive(err, "")
 		}
 		if h.Typeflag == tar.TypeXGlobalHeader {
 			continue
 		}
 		isDir := h.Typeflag == tar.TypeDir
-		e, ok, err := t.place(h.Name, isDir, !isDir && h.Typeflag != tar.TypeReg, reject)
+		e, ok, err := t.place(h.Name, isDir, tarEntryKind(h.Typeflag), reject)
 		if err != nil {
 			return err
 		}
@@ -110,13 +111,30 @@ func (ts tarSource) walk(ctx context.Context, emit func(entry) error, reject fun
 			return err
 		}
 		if err != nil {
-			return status.Errorf(codes.InvalidArgument, "archive is truncated or corrupt at %q: %v", h.Name, err)
+			return brokenArchive(err, h.Name)
 		}
 		e.data = data
 		if err := emit(e); err != nil {
 			return err
 		}
 	}
+}
+
+// brokenArchive is the answer to a tar or gzip stream that cannot be read
+// on, at member name ("" before a member's data).
+func brokenArchive(err error, name string) error {
+	where := ""
+	if name != "" {
+		where = fmt.Sprintf(" in %q", strings.ToValidUTF8(name, "\uFFFD"))
+	}
+	var corrupt flate.CorruptInputError
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return status.Errorf(codes.InvalidArgument, "archive is truncated: it ends%s before its last member does (was it cut off while copied or downloaded?)", where)
+	case errors.Is(err, gzip.ErrChecksum), errors.Is(err, gzip.ErrHeader), errors.As(err, &corrupt):
+		return status.Errorf(codes.InvalidArgument, "archive is corrupt: its gzip data is damaged%s (%v)", where, err)
+	}
+	return status.Errorf(codes.InvalidArgument, "archive is not a valid tar file%s: %v", where, err)
 }
 
 // errExpandLimit ends an archive that expands past its limit.
@@ -176,11 +194,60 @@ func newArchiveTracker() *archiveTracker {
 	return &archiveTracker{labelDirs: map[string]bool{}, badSplit: map[string]bool{}}
 }
 
+// notRegular says why an archive member that is not a regular file or a
+// folder is not imported; "" for one that is.
+type notRegular string
+
+const (
+	regularEntry notRegular = ""
+	linkEntry    notRegular = "links in archives are not imported"
+)
+
+func special(what string) notRegular { return notRegular("not a regular file (" + what + ")") }
+
+// zipEntryKind is what a zip member's mode makes it.
+func zipEntryKind(mode fs.FileMode) notRegular {
+	switch {
+	case mode.IsRegular() || mode.IsDir():
+		return regularEntry
+	case mode&fs.ModeSymlink != 0:
+		return linkEntry
+	case mode&fs.ModeNamedPipe != 0:
+		return special("a named pipe")
+	case mode&fs.ModeCharDevice != 0:
+		return special("a character device")
+	case mode&fs.ModeDevice != 0:
+		return special("a block device")
+	case mode&fs.ModeSocket != 0:
+		return special("a socket")
+	}
+	return special(mode.Type().String())
+}
+
+// tarEntryKind is what a tar member's type flag makes it.
+func tarEntryKind(flag byte) notRegular {
+	switch flag {
+	case tar.TypeReg, tar.TypeDir:
+		return regularEntry
+	case tar.TypeSymlink, tar.TypeLink:
+		return linkEntry
+	case tar.TypeFifo:
+		return special("a named pipe")
+	case tar.TypeChar:
+		return special("a character device")
+	case tar.TypeBlock:
+		return special("a block device")
+	}
+	return special(fmt.Sprintf("tar entry type %q", flag))
+}
+
 // place returns the entry for an archive member, or ok=false when it was
 // skipped or rejected (err is reject's).
-func (t *archiveTracker) place(name string, isDir, isLink bool, reject func(string, string) error) (entry, bool, error) {
-	if unsafeArchivePath(name) {
-		return entry{}, false, reject(name, "unsafe archive path (absolute or with ..): not imported")
+func (t *archiveTracker) place(name string, isDir bool, kind notRegular, reject func(string, string) error) (entry, bool, error) {
+	if why := unsafeArchivePath(name); why != "" {
+		// Named in the answer when nothing else can be imported.
+		t.top = append(t.top, name+" (unsafe)")
+		return entry{}, false, reject(name, "unsafe archive path ("+why+"): not imported")
 	}
 	rel := cleanArchivePath(name)
 	if rel == "" {
@@ -212,6 +279,14 @@ func (t *archiveTracker) place(name string, isDir, isLink bool, reject func(stri
 	switch {
 	case ignore:
 		return entry{}, false, nil
+	case kind != regularEntry:
+		// Whatever its place in the layout: a link to a folder sits where
+		// a label folder would.
+		if len(parts) == 3 {
+			t.labelDirs[parts[0]+"/"+parts[1]] = true
+		}
+		t.placed++
+		return entry{}, false, reject(rel, string(kind))
 	case reason == unknownSplit:
 		if t.badSplit[parts[0]] {
 			return entry{}, false, nil
@@ -223,9 +298,6 @@ func (t *archiveTracker) place(name string, isDir, isLink bool, reject func(stri
 	}
 	t.labelDirs[parts[0]+"/"+parts[1]] = true
 	t.placed++
-	if isLink {
-		return entry{}, false, reject(rel, "links in archives are not imported")
-	}
 	return e, true, nil
 }
 
@@ -258,6 +330,13 @@ type archiveFile interface {
 // What the entries read expand to is bounded by the archive limit too.
 func openArchive(f archiveFile, size int64, name string, cfg Config) (source, func() error, error) {
 	lower := strings.ToLower(name)
+	if size == 0 {
+		return nil, nil, status.Errorf(codes.InvalidArgument, "archive %q is empty (0 bytes)", filepath.Base(name))
+	}
+	if is, named := sniffArchive(f), archiveKind(lower); is != "" && named != "" && is != named {
+		return nil, nil, status.Errorf(codes.InvalidArgument, "archive %q is a %s file, not a %s one: name it %s",
+			filepath.Base(name), is, named, map[string]string{"zip": ".zip", "tar": ".tar", "gzip": ".tar.gz"}[is])
+	}
 	switch {
 	case strings.HasSuffix(lower, ".zip"):
 		if n := zipEntries(f, size, uint64(cfg.MaxArchiveEntries)); n > uint64(cfg.MaxArchiveEntries) {
@@ -278,6 +357,36 @@ func openArchive(f archiveFile, size int64, name string, cfg Config) (source, fu
 		return tarSource{r: f, maxBytes: cfg.MaxImageBytes, maxExpanded: cfg.MaxArchiveBytes}, func() error { return nil }, nil
 	}
 	return nil, nil, status.Errorf(codes.InvalidArgument, "archive %q: unknown kind; name it .zip, .tar, .tar.gz or .tgz", filepath.Base(name))
+}
+
+// archiveKind is the kind of archive a file name says: zip, tar or gzip
+// (a .tar.gz), or "".
+func archiveKind(lower string) string {
+	switch {
+	case strings.HasSuffix(lower, ".zip"):
+		return "zip"
+	case strings.HasSuffix(lower, ".tar.gz"), strings.HasSuffix(lower, ".tgz"):
+		return "gzip"
+	case strings.HasSuffix(lower, ".tar"):
+		return "tar"
+	}
+	return ""
+}
+
+// sniffArchive is the kind of archive a file's bytes say it is: zip, tar
+// (the POSIX "ustar" magic) or gzip, or "" when they say none.
+func sniffArchive(r io.ReaderAt) string {
+	var b [263]byte
+	n, _ := r.ReadAt(b[:], 0)
+	switch {
+	case n >= 4 && (string(b[:4]) == "PK\x03\x04" || string(b[:4]) == "PK\x05\x06"):
+		return "zip"
+	case n >= 2 && b[0] == 0x1f && b[1] == 0x8b:
+		return "gzip"
+	case n >= 262 && string(b[257:262]) == "ustar":
+		return "tar"
+	}
+	return ""
 }
 
 // zipEntries counts the entries of a zip's central directory as

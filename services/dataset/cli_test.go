@@ -109,3 +109,40 @@ func TestCLIOutputFormats(t *testing.T) {
 		t.Errorf("shoal dataset ls -o yaml = %v, %q", err, out.String())
 	}
 }
+
+// An empty archive file is refused as empty, not reported as an upload of
+// nothing.
+func TestCLIEmptyArchive(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.create(t, "fish")
+	empty := filepath.Join(t.TempDir(), "photos.zip")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	err := cli.Run(t.Context(), []string{"dataset", "upload", "fish", empty, "--addr", e.addr}, cli.Env{Stdout: &out, Stderr: &out})
+	if cli.ExitCode(err) != cli.ExitInvalid || err == nil || !strings.Contains(err.Error(), `archive "photos.zip" is empty`) {
+		t.Errorf("shoal dataset upload fish photos.zip (0 bytes) = %v (exit %d), %q; want exit %d saying it is empty", err, cli.ExitCode(err), out.String(), cli.ExitInvalid)
+	}
+}
+
+// A folder upload the server ends because one file is larger than its
+// message limit names the file and the way round it, instead of grpc-go's
+// "received message larger than max".
+func TestCLIFileOverTheMessageLimit(t *testing.T) {
+	e := newEnv(t, envOpts{maxMessage: 4 << 20})
+	e.create(t, "fish")
+	dir := t.TempDir()
+	writeFile(t, dir, "train/Cat/a.png", imagingtest.PNG(8, 8, 1))
+	writeFile(t, dir, "train/Cat/big.png", append(imagingtest.PNG(8, 8, 2), make([]byte, 5<<20)...))
+	var out bytes.Buffer
+	err := cli.Run(t.Context(), []string{"dataset", "upload", "fish", dir, "--addr", e.addr, "--quiet"}, cli.Env{Stdout: &out, Stderr: &out})
+	for _, want := range []string{"the server takes at most 4194304 bytes in one message", "1 file is larger (train/Cat/big.png)", "upload the folder as a .zip"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("shoal dataset upload (a 5 MiB file, a 4 MiB limit) = %v; want it to say %q", err, want)
+		}
+	}
+	if got := cli.ExitCode(err); got != cli.ExitInvalid {
+		t.Errorf("exit %d; want %d: retrying cannot help", got, cli.ExitInvalid)
+	}
+}

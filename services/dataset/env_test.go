@@ -38,6 +38,8 @@ type envOpts struct {
 	blobs       blob.Store
 	cfg         func(*Config)
 	objectStore func(ctx context.Context, bucket, prefix string) (blob.Store, error)
+	// maxMessage, when set, is the server's grpc.max-message-bytes.
+	maxMessage int
 }
 
 func defaultConfig() Config {
@@ -71,7 +73,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	}
 	// Run's daily orphan sweep stays off: the sweep's tests call it
 	// themselves.
-	srv := grpctest.Start(t, svc, grpctest.Options{TCP: true, NoRun: true})
+	srv := grpctest.Start(t, svc, grpctest.Options{TCP: true, NoRun: true, MaxMessageBytes: o.maxMessage})
 	return &env{client: datasetpb.NewDatasetServiceClient(srv.Conn), svc: svc, blobs: o.blobs, root: root, addr: srv.Addr, conn: srv.Conn}
 }
 

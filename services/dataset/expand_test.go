@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -147,4 +148,57 @@ func asZip64(z []byte) []byte {
 	out = append(out, rec...)
 	out = append(out, loc...)
 	return append(out, saturated...)
+}
+
+// An archive that breaks off midway (cut short, or expanding past its
+// limit) is refused with what went wrong, and the answer says that the
+// images before that point were added; an empty or misnamed archive says
+// so.
+func TestUploadArchiveBrokenOff(t *testing.T) {
+	const limit = 64 << 10
+	e := newEnv(t, envOpts{cfg: func(c *Config) { c.MaxArchiveBytes = limit; c.MaxImageBytes = 16 << 10 }})
+	good := member{name: "train/X/a.png", data: imagingtest.PNG(4, 4, 1)}
+	second := member{name: "train/X/b.png", data: imagingtest.PNG(40, 40, 2)}
+	whole := makeTar(t, []member{good, second}, false)
+	gz := makeTar(t, []member{good, second}, true)
+	zipped := makeZip(t, []member{good})
+	tests := []struct {
+		name, file string
+		data       []byte
+		code       codes.Code
+		msg        []string
+		added      int64
+	}{
+		{"tar cut inside its second member", "cut.tar", whole[:512+512+512+100], codes.InvalidArgument,
+			[]string{"archive is truncated: it ends in \"train/X/b.png\"", "the 1 image read before that point were added"}, 1},
+		{"tar.gz cut short", "cut.tar.gz", gz[:len(gz)-40], codes.InvalidArgument, []string{"archive is truncated"}, -1},
+		{"expands past the limit", "bomb.tar.gz", makeTar(t, []member{good, {name: "train/X/.zeros", data: make([]byte, 4*limit)}}, true),
+			codes.ResourceExhausted, []string{"expands to more than the limit", "the 1 image read before that point were added"}, 1},
+		{"empty", "empty.zip", nil, codes.InvalidArgument, []string{`archive "empty.zip" is empty (0 bytes)`}, 0},
+		{"a zip named .tar", "photos.tar", zipped, codes.InvalidArgument, []string{`archive "photos.tar" is a zip file, not a tar one: name it .zip`}, 0},
+		{"a tar named .tar.gz", "photos.tar.gz", whole, codes.InvalidArgument, []string{"is a tar file, not a gzip one: name it .tar"}, 0},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ds := fmt.Sprintf("broken-%d", i)
+			e.create(t, ds)
+			msgs := []*datasetpb.UploadImagesRequest{header(ds)}
+			if len(tt.data) == 0 {
+				msgs = append(msgs, &datasetpb.UploadImagesRequest{Payload: &datasetpb.UploadImagesRequest_ArchiveChunk{ArchiveChunk: &datasetpb.ArchiveChunk{FileName: tt.file}}})
+			} else {
+				msgs = append(msgs, chunks(tt.file, tt.data, 4096)...)
+			}
+			_, err := e.upload(t, msgs...)
+			wantCode(t, "UploadImages("+tt.file+")", err, tt.code)
+			for _, m := range tt.msg {
+				if !strings.Contains(status.Convert(err).Message(), m) {
+					t.Errorf("UploadImages(%s) = %v; want it to say %q", tt.file, err, m)
+				}
+			}
+			stats, serr := e.client.GetDatasetStats(t.Context(), &datasetpb.GetDatasetStatsRequest{Dataset: ds})
+			if serr != nil || (tt.added >= 0 && stats.GetImageCount() != tt.added) {
+				t.Errorf("dataset holds %d images (%v); want %d", stats.GetImageCount(), serr, tt.added)
+			}
+		})
+	}
 }

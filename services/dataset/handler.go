@@ -3,6 +3,7 @@ package dataset
 import (
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
 
 	"google.golang.org/grpc/codes"
@@ -190,7 +191,14 @@ func (h *handler) ImportImages(req *datasetpb.ImportImagesRequest, stream datase
 
 // importFailed turns an import's error into the status the client sees.
 func (h *handler) importFailed(ds *datasetRow, counts *datasetpb.ImportCounts, err error) error {
-	if _, ok := status.FromError(err); ok {
+	if st, ok := status.FromError(err); ok {
+		// A source that breaks off midway (a truncated archive, one that
+		// expands past its limit) has had its images before that point
+		// stored: say so, or a refusal would read as nothing stored.
+		if n := counts.GetAdded(); n > 0 && st.Code() != codes.Canceled && st.Code() != codes.DeadlineExceeded {
+			return status.Errorf(st.Code(), "%s; the %s read before that point were added (a second run counts them as duplicates)",
+				st.Message(), plural(n, "image"))
+		}
 		return err
 	}
 	f, ok := storage.Classify(err)
@@ -203,4 +211,12 @@ func (h *handler) importFailed(ds *datasetRow, counts *datasetpb.ImportCounts, e
 			f.What, counts.GetAdded(), f.Hint)
 	}
 	return err
+}
+
+// plural is "1 image", "2 images".
+func plural(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -1,7 +1,9 @@
 package dataset
 
 import (
+	"archive/zip"
 	"bytes"
+	"compress/flate"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -20,6 +22,7 @@ import (
 
 	datasetpb "github.com/shoalml/shoal/gen/shoal/dataset/v1"
 	"github.com/shoalml/shoal/internal/imaging"
+	"github.com/shoalml/shoal/internal/storage/blob"
 )
 
 // An import is a pipeline with bounded queues, so memory stays flat however
@@ -200,11 +203,24 @@ func (s *Service) examine(ctx context.Context, e entry) result {
 // readReason keeps file-system and S3 detail out of messages while saying
 // enough to act on.
 func readReason(err error) string {
+	var corrupt flate.CorruptInputError
 	switch {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return "import stopped"
 	case strings.Contains(err.Error(), "path escapes from parent"):
 		return "symlink leads outside the import root"
+	case errors.Is(err, zip.ErrChecksum):
+		return "the archive entry is corrupt: its checksum does not match its content"
+	case errors.Is(err, zip.ErrAlgorithm):
+		return "the archive entry is compressed with a method Shoal does not read: use deflate, zip's usual method"
+	case errors.As(err, &corrupt), errors.Is(err, zip.ErrFormat):
+		return "the archive entry is corrupt: its compressed data is damaged"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "truncated: it ended before its size"
+	case errors.Is(err, blob.ErrNotFound):
+		return "not found: it was removed or renamed during the import"
+	case errors.Is(err, blob.ErrInvalidKey):
+		return "its key is one Shoal does not read (" + strings.TrimPrefix(err.Error(), blob.ErrInvalidKey.Error()+" ") + ")"
 	}
 	return "I/O error"
 }
@@ -403,15 +419,33 @@ func checkLabel(s string) string {
 	return ""
 }
 
+// checkFileName reports why s cannot be an image's file name (what its
+// column holds), or "".
+func checkFileName(s string) string {
+	switch {
+	case len(s) > maxFileNameSize:
+		return "file name too long"
+	case !utf8.ValidString(s):
+		return "file name is not valid UTF-8"
+	}
+	return ""
+}
+
 // placeFile turns a slash-separated path relative to the root into an
 // entry's split, label and name. ignore means the file is not part of the
 // layout and is skipped silently: files at the top level (README, NOTICE),
-// hidden files (.DS_Store) and the empty objects S3 consoles create as
-// folders (keys ending in '/').
+// hidden files and whatever is in hidden folders (.DS_Store, .git/,
+// .ipynb_checkpoints/, as a server folder's walk skips them) and the empty
+// objects S3 consoles create as folders (keys ending in '/').
 func placeFile(rel string) (e entry, ignore bool, reason string) {
 	parts := strings.Split(rel, "/")
-	if name := parts[len(parts)-1]; name == "" || strings.HasPrefix(name, ".") || len(parts) == 1 {
+	if name := parts[len(parts)-1]; name == "" || len(parts) == 1 {
 		return entry{}, true, ""
+	}
+	for _, p := range parts {
+		if strings.HasPrefix(p, ".") {
+			return entry{}, true, ""
+		}
 	}
 	split, ok := splitDirs[parts[0]]
 	switch {
@@ -425,28 +459,30 @@ func placeFile(rel string) (e entry, ignore bool, reason string) {
 	if r := checkLabel(parts[1]); r != "" {
 		return entry{}, false, r
 	}
-	if len(parts[2]) > maxFileNameSize {
-		return entry{}, false, "file name too long"
-	}
-	if !utf8.ValidString(parts[2]) {
-		return entry{}, false, "file name is not valid UTF-8"
+	if r := checkFileName(parts[2]); r != "" {
+		return entry{}, false, r
 	}
 	return entry{path: rel, split: split, label: parts[1], name: parts[2], size: -1}, false, ""
 }
 
-// unsafeArchivePath reports archive entry names that could write outside
-// the tree if extracted: absolute paths and ".." segments.
-func unsafeArchivePath(name string) bool {
-	if strings.HasPrefix(name, "/") || strings.HasPrefix(name, "\\") || strings.Contains(name, "\\") ||
-		(len(name) >= 2 && name[1] == ':') {
-		return true
+// unsafeArchivePath says why an archive entry name could write outside the
+// tree if extracted, or "": absolute paths, ".." segments, and backslashes
+// and drive letters, which Windows reads as such.
+func unsafeArchivePath(name string) string {
+	switch {
+	case strings.HasPrefix(name, "/"):
+		return "absolute"
+	case strings.Contains(name, "\\"):
+		return "a backslash, which Windows reads as a folder separator"
+	case len(name) >= 2 && name[1] == ':':
+		return "a drive letter"
 	}
 	for seg := range strings.SplitSeq(name, "/") {
 		if seg == ".." {
-			return true
+			return "it climbs out with .."
 		}
 	}
-	return false
+	return ""
 }
 
 // cleanArchivePath drops "./" segments and a trailing slash.

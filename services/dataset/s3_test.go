@@ -1,6 +1,7 @@
 package dataset
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -94,10 +95,23 @@ func TestImportObjectStore(t *testing.T) {
 			"fish/misc/Shark/d.png":      imagingtest.PNG(8, 8, 4),
 			"fish/misc/Shark/e.png":      imagingtest.PNG(8, 8, 5),
 			"fish/README.md":             []byte("about"),
+			"fish/.git/HEAD":             []byte("ref: refs/heads/main"),
+			"fish/train/.cache/f.png":    imagingtest.PNG(8, 8, 7),
 			"other/train/X/z.png":        imagingtest.PNG(8, 8, 6),
 		}
 		for k, v := range objects {
 			if err := srcStore.Put(t.Context(), k, strings.NewReader(string(v)), int64(len(v))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Keys Shoal would not write, as a Windows tool writes them: refused
+		// by name rather than passed over.
+		raw, err := minio.New(src.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(src.AccessKey, src.SecretKey, ""), Secure: !src.Insecure, Region: src.Region})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range map[string][]byte{`fish/train/Gold Fish\g.png`: imagingtest.PNG(8, 8, 8), `fish/test/Shark/h\i.png`: imagingtest.PNG(8, 8, 9)} {
+			if _, err := raw.PutObject(t.Context(), src.Bucket, k, bytes.NewReader(v), int64(len(v)), minio.PutObjectOptions{}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -107,11 +121,13 @@ func TestImportObjectStore(t *testing.T) {
 				ObjectStore: &datasetpb.ObjectStoreSource{Bucket: bucket, Prefix: prefix}}}
 		}
 		r := e.importReq(t, req(src.Bucket, "fish/"))
-		want := &datasetpb.ImportCounts{Seen: 5, Added: 3, Rejected: 2}
+		want := &datasetpb.ImportCounts{Seen: 7, Added: 3, Rejected: 4}
 		if r.err != nil || !equalCounts(r.done, want) {
 			t.Fatalf("import = %v, %v; want %v (rejections %v)", r.done, r.err, want, r.rejections)
 		}
-		if !strings.Contains(r.rejections["misc/"], "unknown split folder") || !strings.Contains(r.rejections["test/Shark/bad.png"], "not an image") {
+		if !strings.Contains(r.rejections["misc/"], "unknown split folder") || !strings.Contains(r.rejections["test/Shark/bad.png"], "not an image") ||
+			!strings.Contains(r.rejections[`train/Gold Fish\g.png`], "its key holds a backslash") ||
+			!strings.Contains(r.rejections[`test/Shark/h\i.png`], "its key holds a backslash") {
 			t.Errorf("rejections = %v", r.rejections)
 		}
 		again := e.importReq(t, req(src.Bucket, "fish"))

@@ -267,7 +267,15 @@ func (o objectSource) walk(ctx context.Context, emit func(entry) error, reject f
 	n, emitted := 0, 0
 	badSplit := map[string]bool{}
 	var found []string // the prefix's top level, for the answer when nothing fits
-	err := o.store.List(ctx, "", func(info blob.Info) error {
+	list := o.store.List
+	if all, ok := o.store.(interface {
+		ListAll(context.Context, string, func(blob.Info) error) error
+	}); ok {
+		// Keys another tool wrote that Shoal would not (a backslash,
+		// say) are refused by name, not passed over.
+		list = all.ListAll
+	}
+	err := list(ctx, "", func(info blob.Info) error {
 		n++
 		top, _, isDir := strings.Cut(info.Key, "/")
 		if isDir {
@@ -277,6 +285,9 @@ func (o objectSource) walk(ctx context.Context, emit func(entry) error, reject f
 			found = append(found, top)
 		}
 		e, ignore, reason := placeFile(info.Key)
+		if strings.Contains(info.Key, "\\") && !ignore {
+			reason = "its key holds a backslash, which Windows tools write for a folder separator: name it with / (train/Cat/1.jpg)"
+		}
 		switch {
 		case ignore:
 			return nil

@@ -86,7 +86,11 @@ func (u *uploadSource) walk(ctx context.Context, emit func(entry) error, reject 
 			name = fmt.Sprintf("file-%d", i)
 		}
 		p := splitDir(f.GetSplit()) + "/" + f.GetLabel() + "/" + name
-		switch r := checkLabel(f.GetLabel()); {
+		r := checkLabel(f.GetLabel())
+		if r == "" {
+			r = checkFileName(name)
+		}
+		switch {
 		case f.GetSplit() == datasetpb.Split_SPLIT_UNSPECIFIED || datasetpb.Split_name[int32(f.GetSplit())] == "":
 			if err := reject(name, "split is required: train, validation or test"); err != nil {
 				return err

@@ -18,6 +18,7 @@ import (
 	inferencepb "github.com/shoalml/shoal/gen/shoal/inference/v1"
 	"github.com/shoalml/shoal/internal/batcher"
 	"github.com/shoalml/shoal/internal/imaging"
+	"github.com/shoalml/shoal/internal/overload"
 )
 
 // defaultTopK is the number of labels returned when a request asks for 0.
@@ -120,7 +121,7 @@ func admitAndRun(ctx context.Context, m *model, n int, prepare func(*model) ([][
 func batchError(err error, m *model) error {
 	switch {
 	case errors.Is(err, batcher.ErrFull):
-		return status.Errorf(codes.ResourceExhausted, "model %q version %d is overloaded: its queue is full; retry shortly", m.name, m.version)
+		return overload.Errorf(time.Second, "model %q version %d is overloaded: its queue is full; retry shortly", m.name, m.version)
 	case errors.Is(err, batcher.ErrClosed):
 		return status.Errorf(codes.Unavailable, "model %q version %d is being unloaded; retry", m.name, m.version)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

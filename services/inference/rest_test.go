@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -21,6 +22,7 @@ import (
 	"github.com/shoalml/shoal/internal/gateway"
 	"github.com/shoalml/shoal/internal/grpctest"
 	"github.com/shoalml/shoal/internal/imaging/imagingtest"
+	"github.com/shoalml/shoal/internal/overload"
 )
 
 // restServer serves the gateway over conn, as the app does.
@@ -164,18 +166,39 @@ func TestRESTPredictErrors(t *testing.T) {
 	}
 }
 
-// overloaded is an Inference server whose queue is always full.
+// overloaded is an Inference server whose queue is always full (err nil),
+// or that answers err.
 type overloaded struct {
 	inferencepb.UnimplementedInferenceServiceServer
+	err error
 }
 
-func (overloaded) Predict(context.Context, *inferencepb.PredictRequest) (*inferencepb.PredictResponse, error) {
-	return nil, status.Error(codes.ResourceExhausted, "queue full")
+func (o overloaded) Predict(context.Context, *inferencepb.PredictRequest) (*inferencepb.PredictResponse, error) {
+	if o.err != nil {
+		return nil, o.err
+	}
+	return nil, overload.Errorf(time.Second, "queue full")
 }
 
+// An overload is 429 with Retry-After; RESOURCE_EXHAUSTED that does not ask
+// to be retried (a size over a limit) is 413 without it, so that clients
+// do not retry what will never pass.
 func TestRESTOverloadIs429WithRetryAfter(t *testing.T) {
+	for _, tt := range []struct {
+		err   error
+		code  int
+		retry bool
+	}{
+		{nil, http.StatusTooManyRequests, true},
+		{status.Error(codes.ResourceExhausted, "grpc: received message larger than max (5242880 vs. 4194304)"), http.StatusRequestEntityTooLarge, false},
+	} {
+		testRESTResourceExhausted(t, overloaded{err: tt.err}, tt.code, tt.retry)
+	}
+}
+
+func testRESTResourceExhausted(t *testing.T, fake overloaded, code int, retry bool) {
 	srv := restServer(t, grpctest.Start(t, grpctest.RegisterFunc(func(r grpc.ServiceRegistrar) {
-		inferencepb.RegisterInferenceServiceServer(r, overloaded{})
+		inferencepb.RegisterInferenceServiceServer(r, fake)
 	}), grpctest.Options{}).Conn)
 	for _, call := range []func() (*http.Response, error){
 		func() (*http.Response, error) {
@@ -191,8 +214,8 @@ func TestRESTOverloadIs429WithRetryAfter(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
-			t.Fatalf("%s = %d, Retry-After %q; want 429 with Retry-After", resp.Request.URL.Path, resp.StatusCode, resp.Header.Get("Retry-After"))
+		if resp.StatusCode != code || (resp.Header.Get("Retry-After") != "") != retry {
+			t.Fatalf("%s = %d, Retry-After %q; want %d, with Retry-After %v", resp.Request.URL.Path, resp.StatusCode, resp.Header.Get("Retry-After"), code, retry)
 		}
 	}
 }

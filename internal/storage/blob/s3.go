@@ -205,6 +205,19 @@ func (s *S3) Delete(ctx context.Context, key string) error {
 
 // List pages through ListObjectsV2, which returns keys in byte order.
 func (s *S3) List(ctx context.Context, prefix string, fn func(Info) error) error {
+	return s.list(ctx, prefix, false, fn)
+}
+
+// ListAll is List with the keys this store's Put could not have written
+// too: a backslash, a double or trailing slash, bytes that are not UTF-8.
+// Another tool may have put them in the bucket, and a reader of the whole
+// bucket (an import of a prefix) should say so rather than pass them over
+// without a word. Get refuses them with ErrInvalidKey.
+func (s *S3) ListAll(ctx context.Context, prefix string, fn func(Info) error) error {
+	return s.list(ctx, prefix, true, fn)
+}
+
+func (s *S3) list(ctx context.Context, prefix string, all bool, fn func(Info) error) error {
 	if err := validatePrefix(prefix); err != nil {
 		return err
 	}
@@ -217,7 +230,7 @@ func (s *S3) List(ctx context.Context, prefix string, fn func(Info) error) error
 			return s.wrapErr(ctx, "list", prefix, obj.Err)
 		}
 		key := strings.TrimPrefix(obj.Key, s.prefix)
-		if ValidateKey(key) != nil {
+		if !all && ValidateKey(key) != nil {
 			// Not something Put could have written, e.g. a "dir/" marker
 			// made by another tool; it is not an object of this store.
 			continue

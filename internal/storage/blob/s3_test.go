@@ -172,6 +172,38 @@ func TestS3PrefixIsolation(t *testing.T) {
 	}
 }
 
+// TestS3ListAll: List passes over keys Put could not have written; ListAll
+// gives them, for a reader of a whole bucket to refuse by name, and Get
+// refuses them as invalid.
+func TestS3ListAll(t *testing.T) {
+	cfg, transport := fakeS3(t)
+	raw := rawClient(t, cfg, transport)
+	s := newS3(t, cfg, transport)
+	ctx := t.Context()
+	if err := s.Put(ctx, "a/k", strings.NewReader("v"), 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.PutObject(ctx, cfg.Bucket, `a\b`, strings.NewReader("v"), 1, minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	keys := func(list func(context.Context, string, func(blob.Info) error) error) []string {
+		var got []string
+		if err := list(ctx, "", func(i blob.Info) error { got = append(got, i.Key); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := keys(s.List); !slices.Equal(got, []string{"a/k"}) {
+		t.Errorf("List() = %q; want [a/k]", got)
+	}
+	if got := keys(s.ListAll); !slices.Equal(got, []string{"a/k", `a\b`}) {
+		t.Errorf("ListAll() = %q; want [a/k a\\b]", got)
+	}
+	if _, err := s.Get(ctx, `a\b`); !errors.Is(err, blob.ErrInvalidKey) {
+		t.Errorf("Get(a\\b) = %v; want ErrInvalidKey", err)
+	}
+}
+
 func TestS3MissingBucket(t *testing.T) {
 	cfg, transport := fakeS3(t)
 	cfg.CreateBucket = false
