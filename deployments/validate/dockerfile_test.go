@@ -251,3 +251,37 @@ func TestDockerfileEmbedsConsole(t *testing.T) {
 		t.Errorf("%s: the go build stage copies no console build (COPY --from=%s ... internal/webui/dist/app)", dockerfilePath, stages[ui].name)
 	}
 }
+
+// TestDockerfileCarriesONNXRuntime checks that the image holds the ONNX
+// Runtime library Inference and the Registry load, where the variable that
+// names it points, and that it is the release scripts/setup-onnxruntime.sh
+// installs for the tests (the one every test ran against).
+func TestDockerfileCarriesONNXRuntime(t *testing.T) {
+	stages := parseDockerfile(t)
+	final := stages[len(stages)-1]
+	var lib string
+	for _, in := range final.all("ENV") {
+		if m := regexp.MustCompile(`ONNXRUNTIME_SHARED_LIBRARY_PATH=(\S+)`).FindStringSubmatch(in.args); m != nil {
+			lib = m[1]
+		}
+	}
+	if lib == "" {
+		t.Fatalf("%s: the runtime stage sets no ONNXRUNTIME_SHARED_LIBRARY_PATH; Inference and the Registry would not start", dockerfilePath)
+	}
+	if !slices.Contains(final.copiedTo(), lib) {
+		t.Errorf("%s: ONNXRUNTIME_SHARED_LIBRARY_PATH=%s, but the runtime stage copies nothing there (copied: %q)", dockerfilePath, lib, final.copiedTo())
+	}
+	docker, err := os.ReadFile(filepath.Join(repoRoot, dockerfilePath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, err := os.ReadFile(filepath.Join(repoRoot, "scripts/setup-onnxruntime.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inImage := regexp.MustCompile(`(?m)^ARG ONNXRUNTIME_VERSION=(\S+)`).FindSubmatch(docker)
+	inTests := regexp.MustCompile(`(?m)^version=(\S+)`).FindSubmatch(script)
+	if inImage == nil || inTests == nil || string(inImage[1]) != string(inTests[1]) {
+		t.Errorf("%s installs ONNX Runtime %q, scripts/setup-onnxruntime.sh %q; want the same release", dockerfilePath, inImage, inTests)
+	}
+}

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Builds Shoal's container image from deployments/Dockerfile with podman, on a
+# host that cannot pull from a container registry: the Dockerfile's base
+# images (build arguments) are replaced by local ones made here from Debian's
+# packages, once, and kept in podman's image store.
+#
+#   scripts/images.sh            build localhost/shoal:dev (and the bases)
+#   scripts/images.sh bases      only the local base images
+#   eval "$(scripts/images.sh env)"   CONTAINERS_CONF for podman commands
+#
+# The local bases stand in for the public images the Dockerfile names:
+#   localhost/shoal-base/debian:bookworm   debootstrap minbase + this host's CA
+#                                          bundle (for gcr.io/distroless/cc)
+#   localhost/shoal-base/node:20-bookworm  + this host's Node.js 20 and npm
+#   localhost/shoal-base/golang:<go>-bookworm  + gcc and this host's Go
+# They carry this host's CA bundle so that npm and the Go module proxy work
+# behind the same TLS-intercepting proxy the host may sit behind.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CONTAINERS_CONF=$PWD/deployments/podman/containers.conf
+if [ "${1:-}" = env ]; then
+	echo "export CONTAINERS_CONF=$CONTAINERS_CONF"
+	exit 0
+fi
+
+need=()
+for cmd in podman runc debootstrap; do
+	command -v "$cmd" >/dev/null || need+=("$cmd")
+done
+if [ ${#need[@]} -gt 0 ]; then
+	echo "images: installing podman, runc and debootstrap (Debian packages)" >&2
+	apt-get update -qq >&2
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc debootstrap >&2
+fi
+
+go_version=$(go env GOVERSION) # go1.26.8
+debian=localhost/shoal-base/debian:bookworm
+node=localhost/shoal-base/node:20-bookworm
+golang=localhost/shoal-base/golang:${go_version#go}-bookworm
+
+have() { podman image exists "$1"; }
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+if ! have "$debian"; then
+	echo "images: $debian (debootstrap, about a minute)" >&2
+	debootstrap --variant=minbase --include=ca-certificates bookworm "$work/rootfs" \
+		"${SHOAL_DEBIAN_MIRROR:-http://deb.debian.org/debian}" >"$work/debootstrap.log" 2>&1 ||
+		{ tail -20 "$work/debootstrap.log" >&2; exit 1; }
+	cp /etc/ssl/certs/ca-certificates.crt "$work/rootfs/etc/ssl/certs/ca-certificates.crt"
+	rm -rf "$work/rootfs/var/cache/apt/archives/"*.deb "$work/rootfs/var/lib/apt/lists/"*
+	tar -C "$work/rootfs" -c . | podman import -q - "$debian" >/dev/null
+	rm -rf "$work/rootfs"
+fi
+
+if ! have "$node"; then
+	echo "images: $node (this host's Node.js $(node --version))" >&2
+	mkdir -p "$work/node"
+	# The files of the host's Node.js: /usr/bin/node and npm's module tree.
+	tar -C / -c -h usr/bin/node usr/lib/node_modules/npm | tar -C "$work/node" -x
+	cat >"$work/node/Containerfile" <<-EOT
+		FROM $debian
+		COPY usr /usr
+		RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/bin/npm \
+		 && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/bin/npx
+		ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
+	EOT
+	podman build -q -t "$node" "$work/node" >/dev/null
+fi
+
+if ! have "$golang"; then
+	echo "images: $golang (gcc from Debian, this host's $go_version)" >&2
+	mkdir -p "$work/go"
+	cat >"$work/go/Containerfile" <<-EOT
+		FROM $debian
+		RUN apt-get update -qq \
+		 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null \
+		 && rm -rf /var/lib/apt/lists/*
+		RUN cp -a /host-go /usr/local/go
+		ENV PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin GOPATH=/go
+	EOT
+	podman build -q -v "$(go env GOROOT):/host-go:ro" -t "$golang" "$work/go" >/dev/null
+fi
+
+[ "${1:-}" = bases ] && exit 0
+
+echo "images: localhost/shoal:dev from deployments/Dockerfile" >&2
+podman build -f deployments/Dockerfile --format docker \
+	--build-arg NODE_IMAGE="$node" \
+	--build-arg GO_IMAGE="$golang" \
+	--build-arg RUNTIME_IMAGE="$debian" \
+	-t localhost/shoal:dev .
