@@ -75,3 +75,11 @@ bench:
 .PHONY: soak
 soak:
 	scripts/soak.sh
+
+# The container image built from deployments/Dockerfile with podman (local
+# base images made with debootstrap; no registry needed) and the newcomer's
+# path run against it (scripts/test-image.sh). About 12 minutes cold on 2
+# cores, so not part of make test yet.
+.PHONY: test-image
+test-image:
+	scripts/test-image.sh

@@ -6,6 +6,9 @@
 # serving until interrupted. Extra arguments go to `shoal serve`; set the
 # listen addresses with SHOAL_GRPC_LISTEN_ADDRESS and SHOAL_HTTP_LISTEN_ADDRESS,
 # and the folder holding ./data with SHOAL_RUN_DIR (default: the repository).
+# With SHOAL_RUN_IMAGE (e.g. localhost/shoal:dev, from scripts/images.sh) the
+# server is that container image, run by podman on the host's network with
+# ./data as its /data volume; the CLI steps stay on this machine.
 #
 # Steps, each skipped when already done:
 #   0. the web console (scripts/build-ui.sh), embedded into bin/shoal
@@ -34,7 +37,17 @@ fi
 
 grpc_addr=${SHOAL_GRPC_LISTEN_ADDRESS:-:9090}
 http_addr=${SHOAL_HTTP_LISTEN_ADDRESS:-:8080}
-"$shoal" serve "$@" &
+if [ -n "${SHOAL_RUN_IMAGE:-}" ]; then
+	# The image runs as uid 65532 (non-root), which must own its volume.
+	mkdir -p data && chown 65532:65532 data
+	eval "$("$root/scripts/images.sh" env)"
+	log "serving from the image $SHOAL_RUN_IMAGE (podman)"
+	podman run --rm --init -v "$PWD/data:/data" \
+		-e SHOAL_GRPC_LISTEN_ADDRESS="$grpc_addr" -e SHOAL_HTTP_LISTEN_ADDRESS="$http_addr" \
+		"$SHOAL_RUN_IMAGE" serve "$@" &
+else
+	"$shoal" serve "$@" &
+fi
 pid=$!
 trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid"; exit $?' INT TERM
 
