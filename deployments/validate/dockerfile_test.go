@@ -281,7 +281,12 @@ func TestDockerfileCarriesONNXRuntime(t *testing.T) {
 	}
 	inImage := regexp.MustCompile(`(?m)^ARG ONNXRUNTIME_VERSION=(\S+)`).FindSubmatch(docker)
 	inTests := regexp.MustCompile(`(?m)^version=(\S+)`).FindSubmatch(script)
-	if inImage == nil || inTests == nil || string(inImage[1]) != string(inTests[1]) {
-		t.Errorf("%s installs ONNX Runtime %q, scripts/setup-onnxruntime.sh %q; want the same release", dockerfilePath, inImage, inTests)
+	switch {
+	case inImage == nil:
+		t.Errorf("%s: no ARG ONNXRUNTIME_VERSION=<release>", dockerfilePath)
+	case inTests == nil:
+		t.Errorf("scripts/setup-onnxruntime.sh: no version=<release> line")
+	case string(inImage[1]) != string(inTests[1]):
+		t.Errorf("%s installs ONNX Runtime %s, scripts/setup-onnxruntime.sh %s; want the same release", dockerfilePath, inImage[1], inTests[1])
 	}
 }
