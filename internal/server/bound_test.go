@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 
 	inferencepb "github.com/shoalml/shoal/gen/shoal/inference/v1"
@@ -36,13 +37,29 @@ func (b *blocking) Predict(ctx context.Context, _ *inferencepb.PredictRequest) (
 	}
 }
 
+// cancelledEnds says when a call cancelled by its client has ended on the
+// server: added after the bound's own stats handler, it sees the end once
+// the bound has given the call's slot back.
+type cancelledEnds chan struct{}
+
+func (c cancelledEnds) HandleRPC(_ context.Context, s stats.RPCStats) {
+	if e, ok := s.(*stats.End); ok && status.Code(e.Error) == codes.Canceled {
+		c <- struct{}{}
+	}
+}
+func (c cancelledEnds) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context   { return ctx }
+func (c cancelledEnds) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+func (c cancelledEnds) HandleConn(context.Context, stats.ConnStats)                       {}
+
 // TestCallBound: beyond the bound, a call of a bounded method is refused as
 // an overload to retry before its handler runs; others pass; a slot comes
 // back when a call ends, however it ends.
 func TestCallBound(t *testing.T) {
 	fake := &blocking{started: make(chan struct{}, 8), release: make(chan struct{})}
+	ended := make(cancelledEnds, 1)
 	g := server.NewGRPC(defaultConfig(), testlog.New(t), prometheus.NewRegistry(),
-		server.WithCallBound(2, inferencepb.InferenceService_Predict_FullMethodName))
+		server.WithCallBound(2, inferencepb.InferenceService_Predict_FullMethodName),
+		server.WithServerOptions(grpc.StatsHandler(ended)))
 	inferencepb.RegisterInferenceServiceServer(g.Server, fake)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -85,6 +102,13 @@ func TestCallBound(t *testing.T) {
 	cancel()
 	if err := <-done; status.Code(err) != codes.Canceled {
 		t.Fatalf("the cancelled call = %v", err)
+	}
+	// The client sees its cancellation at once; the server ends the call
+	// (and frees its slot) when its handler returns.
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the cancelled call did not end on the server")
 	}
 	waitSlot := time.Now().Add(10 * time.Second)
 	go func() { done <- predict(t.Context()) }()

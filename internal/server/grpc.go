@@ -90,10 +90,14 @@ func NewGRPC(cfg Config, log *slog.Logger, reg prometheus.Registerer, opts ...Op
 		guard = panics.NewGuard(log, reg)
 	}
 	ic := newInterceptors(log, reg, guard)
-	serverOpts := append(GRPCOptions(cfg, ic, o.gates...), o.creds...)
+	serverOpts := GRPCOptions(cfg, ic, o.gates...)
 	if o.bound != nil {
+		// Before the caller's options: stats handlers see each event in
+		// order, so one added with WithServerOptions sees a call's end
+		// after its slot is back.
 		serverOpts = append(serverOpts, grpc.InTapHandle(o.bound.tap), grpc.StatsHandler(o.bound))
 	}
+	serverOpts = append(serverOpts, o.creds...)
 	s := grpc.NewServer(serverOpts...)
 	h := health.NewServer()
 	h.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
