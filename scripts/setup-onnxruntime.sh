@@ -31,9 +31,17 @@ if [ ! -f "$lib" ]; then
 	# Install into a temporary prefix and move it into place, so that an
 	# interrupted install never leaves a half-populated cache behind.
 	tmp=$(mktemp -d "$dir.tmp.XXXXXX")
-	trap 'rm -rf "$tmp"' EXIT
-	npm install --ignore-scripts --no-save --no-audit --no-fund --loglevel=error \
-		--prefix "$tmp" "onnxruntime-node@$version" >&2
+	trap 'rm -rf "$tmp" "$tmp.err"' EXIT
+	if ! npm install --ignore-scripts --no-save --no-audit --no-fund --loglevel=error \
+		--prefix "$tmp" "onnxruntime-node@$version" >&2 2>"$tmp.err"; then
+		cat "$tmp.err" >&2
+		if grep -q 'SELF_SIGNED_CERT\|UNABLE_TO_GET_ISSUER_CERT\|UNABLE_TO_VERIFY_LEAF' "$tmp.err"; then
+			echo "setup-onnxruntime: npm does not trust the registry's certificate; behind a TLS-inspecting proxy, set NODE_EXTRA_CA_CERTS to its CA bundle (e.g. /etc/ssl/certs/ca-certificates.crt)" >&2
+		fi
+		rm -f "$tmp.err"
+		exit 1
+	fi
+	rm -f "$tmp.err"
 	if [ ! -f "$tmp/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1" ]; then
 		echo "setup-onnxruntime: onnxruntime-node@$version does not contain libonnxruntime.so.1 where expected" >&2
 		exit 1
