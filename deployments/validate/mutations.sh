@@ -66,7 +66,7 @@ mutate "compose: depends_on service_started" $c/compose.yaml '/^  trainer:/,/^  
 mutate "compose: healthcheck removed" $c/compose.yaml '/^  registry:/,/^  dataset:/{/healthcheck:/,/test:/d}'
 mutate "compose: inference 1 replica" $c/compose.yaml 's/replicas: 2/replicas: 1/'
 mutate "compose: peer not a service" $c/compose.yaml 's/--clients.inference-address=inference:9090/--clients.inference-address=inferencer:9090/'
-mutate "compose: DSN dropped from registry" $c/compose.yaml '/^  registry:/,/^  dataset:/s/<<: \[\*db-env, \*s3-env\]/<<: *s3-env/'
+mutate "compose: DSN dropped from registry" $c/compose.yaml '/^  registry:/,/^  dataset:/s/<<: \[\*db-env, \*s3-env, \*service-env\]/<<: [*s3-env, *service-env]/'
 mutate "compose: bad duration in shoal.yaml" $c/shoal.yaml 's/shutdown-timeout: 20s/shutdown-timeout: 20/'
 mutate "compose: config not mounted" $c/compose.yaml 's|target: /etc/shoal/shoal.yaml|target: /etc/shoal/config.yaml|'
 mutate "Dockerfile: entrypoint" ../Dockerfile 's|ENTRYPOINT \["/shoal"\]|ENTRYPOINT ["/bin/shoal"]|'
