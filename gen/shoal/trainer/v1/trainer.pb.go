@@ -263,6 +263,62 @@ func (PromotionPolicy) EnumDescriptor() ([]byte, []int) {
 	return file_shoal_trainer_v1_trainer_proto_rawDescGZIP(), []int{3}
 }
 
+// TrainLayers says which layers a fine-tuning job trains.
+type TrainLayers int32
+
+const (
+	// Not set; every layer.
+	TrainLayers_TRAIN_LAYERS_UNSPECIFIED TrainLayers = 0
+	// Every layer: the whole network trains.
+	TrainLayers_TRAIN_LAYERS_ALL TrainLayers = 1
+	// Only a new classification head: the base version's graph up to the
+	// input of its classification layer (the backbone) stays frozen and runs
+	// once per image in ONNX Runtime; its features are cached, and a linear
+	// head trains on them. Needs spec.base_version.
+	TrainLayers_TRAIN_LAYERS_HEAD TrainLayers = 2
+)
+
+// Enum value maps for TrainLayers.
+var (
+	TrainLayers_name = map[int32]string{
+		0: "TRAIN_LAYERS_UNSPECIFIED",
+		1: "TRAIN_LAYERS_ALL",
+		2: "TRAIN_LAYERS_HEAD",
+	}
+	TrainLayers_value = map[string]int32{
+		"TRAIN_LAYERS_UNSPECIFIED": 0,
+		"TRAIN_LAYERS_ALL":         1,
+		"TRAIN_LAYERS_HEAD":        2,
+	}
+)
+
+func (x TrainLayers) Enum() *TrainLayers {
+	p := new(TrainLayers)
+	*p = x
+	return p
+}
+
+func (x TrainLayers) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TrainLayers) Descriptor() protoreflect.EnumDescriptor {
+	return file_shoal_trainer_v1_trainer_proto_enumTypes[4].Descriptor()
+}
+
+func (TrainLayers) Type() protoreflect.EnumType {
+	return &file_shoal_trainer_v1_trainer_proto_enumTypes[4]
+}
+
+func (x TrainLayers) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TrainLayers.Descriptor instead.
+func (TrainLayers) EnumDescriptor() ([]byte, []int) {
+	return file_shoal_trainer_v1_trainer_proto_rawDescGZIP(), []int{4}
+}
+
 // Augmentation configures random transformations of training images.
 type Augmentation struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -385,7 +441,12 @@ type JobSpec struct {
 	// Whether to move `production` when done.
 	Promotion PromotionPolicy `protobuf:"varint,18,opt,name=promotion,proto3,enum=shoal.trainer.v1.PromotionPolicy" json:"promotion,omitempty"`
 	// Compute backend name; empty for the server's default.
-	Backend       string `protobuf:"bytes,19,opt,name=backend,proto3" json:"backend,omitempty"`
+	Backend string `protobuf:"bytes,19,opt,name=backend,proto3" json:"backend,omitempty"`
+	// Which layers train: all (the default) or, with a base version, only a
+	// new head on the frozen backbone's cached features. A head-only job
+	// augments nothing unless spec.augmentation asks for it; then the
+	// backbone runs again on every epoch's augmented training images.
+	TrainLayers   TrainLayers `protobuf:"varint,20,opt,name=train_layers,json=trainLayers,proto3,enum=shoal.trainer.v1.TrainLayers" json:"train_layers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -551,6 +612,13 @@ func (x *JobSpec) GetBackend() string {
 		return x.Backend
 	}
 	return ""
+}
+
+func (x *JobSpec) GetTrainLayers() TrainLayers {
+	if x != nil {
+		return x.TrainLayers
+	}
+	return TrainLayers_TRAIN_LAYERS_UNSPECIFIED
 }
 
 // EpochMetrics are one epoch's results.
@@ -1844,7 +1912,7 @@ const file_shoal_trainer_v1_trainer_proto_rawDesc = "" +
 	"\x0fhorizontal_flip\x18\x01 \x01(\bR\x0ehorizontalFlip\x12#\n" +
 	"\rvertical_flip\x18\x02 \x01(\bR\fverticalFlip\x12$\n" +
 	"\x0ecrop_min_scale\x18\x03 \x01(\x02R\fcropMinScale\x12!\n" +
-	"\fcolor_jitter\x18\x04 \x01(\x02R\vcolorJitter\"\x9f\x06\n" +
+	"\fcolor_jitter\x18\x04 \x01(\x02R\vcolorJitter\"\xe1\x06\n" +
 	"\aJobSpec\x12\x18\n" +
 	"\adataset\x18\x01 \x01(\tR\adataset\x12)\n" +
 	"\x10snapshot_version\x18\x02 \x01(\x03R\x0fsnapshotVersion\x12\x14\n" +
@@ -1867,7 +1935,8 @@ const file_shoal_trainer_v1_trainer_proto_rawDesc = "" +
 	"\fbase_version\x18\x10 \x01(\v2\x1d.shoal.registry.v1.VersionRefR\vbaseVersion\x126\n" +
 	"\x17early_stopping_patience\x18\x11 \x01(\x05R\x15earlyStoppingPatience\x12?\n" +
 	"\tpromotion\x18\x12 \x01(\x0e2!.shoal.trainer.v1.PromotionPolicyR\tpromotion\x12\x18\n" +
-	"\abackend\x18\x13 \x01(\tR\abackend\"\xc4\x02\n" +
+	"\abackend\x18\x13 \x01(\tR\abackend\x12@\n" +
+	"\ftrain_layers\x18\x14 \x01(\x0e2\x1d.shoal.trainer.v1.TrainLayersR\vtrainLayers\"\xc4\x02\n" +
 	"\fEpochMetrics\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x05R\x05epoch\x12\x1d\n" +
 	"\n" +
@@ -1981,7 +2050,11 @@ const file_shoal_trainer_v1_trainer_proto_rawDesc = "" +
 	"\x1cPROMOTION_POLICY_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16PROMOTION_POLICY_NEVER\x10\x01\x12\x1e\n" +
 	"\x1aPROMOTION_POLICY_IF_BETTER\x10\x02\x12\x1b\n" +
-	"\x17PROMOTION_POLICY_ALWAYS\x10\x032\xe7\x05\n" +
+	"\x17PROMOTION_POLICY_ALWAYS\x10\x03*X\n" +
+	"\vTrainLayers\x12\x1c\n" +
+	"\x18TRAIN_LAYERS_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10TRAIN_LAYERS_ALL\x10\x01\x12\x15\n" +
+	"\x11TRAIN_LAYERS_HEAD\x10\x022\xe7\x05\n" +
 	"\x0eTrainerService\x12y\n" +
 	"\rStartTraining\x12&.shoal.trainer.v1.StartTrainingRequest\x1a'.shoal.trainer.v1.StartTrainingResponse\"\x17\x80\x80\x19\x04\x82\xd3\xe4\x93\x02\r:\x01*\"\b/v1/jobs\x12j\n" +
 	"\x06GetJob\x12\x1f.shoal.trainer.v1.GetJobRequest\x1a .shoal.trainer.v1.GetJobResponse\"\x1d\x80\x80\x19\x03\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/jobs/{job_id}\x12g\n" +
@@ -2004,87 +2077,89 @@ func file_shoal_trainer_v1_trainer_proto_rawDescGZIP() []byte {
 	return file_shoal_trainer_v1_trainer_proto_rawDescData
 }
 
-var file_shoal_trainer_v1_trainer_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_shoal_trainer_v1_trainer_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
 var file_shoal_trainer_v1_trainer_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_shoal_trainer_v1_trainer_proto_goTypes = []any{
 	(JobState)(0),                     // 0: shoal.trainer.v1.JobState
 	(Optimizer)(0),                    // 1: shoal.trainer.v1.Optimizer
 	(LearningRateSchedule)(0),         // 2: shoal.trainer.v1.LearningRateSchedule
 	(PromotionPolicy)(0),              // 3: shoal.trainer.v1.PromotionPolicy
-	(*Augmentation)(nil),              // 4: shoal.trainer.v1.Augmentation
-	(*JobSpec)(nil),                   // 5: shoal.trainer.v1.JobSpec
-	(*EpochMetrics)(nil),              // 6: shoal.trainer.v1.EpochMetrics
-	(*Job)(nil),                       // 7: shoal.trainer.v1.Job
-	(*StartTrainingRequest)(nil),      // 8: shoal.trainer.v1.StartTrainingRequest
-	(*StartTrainingResponse)(nil),     // 9: shoal.trainer.v1.StartTrainingResponse
-	(*GetJobRequest)(nil),             // 10: shoal.trainer.v1.GetJobRequest
-	(*GetJobResponse)(nil),            // 11: shoal.trainer.v1.GetJobResponse
-	(*ListJobsRequest)(nil),           // 12: shoal.trainer.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),          // 13: shoal.trainer.v1.ListJobsResponse
-	(*CancelJobRequest)(nil),          // 14: shoal.trainer.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),         // 15: shoal.trainer.v1.CancelJobResponse
-	(*WatchJobRequest)(nil),           // 16: shoal.trainer.v1.WatchJobRequest
-	(*StateChange)(nil),               // 17: shoal.trainer.v1.StateChange
-	(*StepProgress)(nil),              // 18: shoal.trainer.v1.StepProgress
-	(*LogLine)(nil),                   // 19: shoal.trainer.v1.LogLine
-	(*WatchJobResponse)(nil),          // 20: shoal.trainer.v1.WatchJobResponse
-	(*Architecture)(nil),              // 21: shoal.trainer.v1.Architecture
-	(*ListArchitecturesRequest)(nil),  // 22: shoal.trainer.v1.ListArchitecturesRequest
-	(*ListArchitecturesResponse)(nil), // 23: shoal.trainer.v1.ListArchitecturesResponse
-	(*v1.VersionRef)(nil),             // 24: shoal.registry.v1.VersionRef
-	(*durationpb.Duration)(nil),       // 25: google.protobuf.Duration
-	(*v1.Metrics)(nil),                // 26: shoal.registry.v1.Metrics
-	(*timestamppb.Timestamp)(nil),     // 27: google.protobuf.Timestamp
+	(TrainLayers)(0),                  // 4: shoal.trainer.v1.TrainLayers
+	(*Augmentation)(nil),              // 5: shoal.trainer.v1.Augmentation
+	(*JobSpec)(nil),                   // 6: shoal.trainer.v1.JobSpec
+	(*EpochMetrics)(nil),              // 7: shoal.trainer.v1.EpochMetrics
+	(*Job)(nil),                       // 8: shoal.trainer.v1.Job
+	(*StartTrainingRequest)(nil),      // 9: shoal.trainer.v1.StartTrainingRequest
+	(*StartTrainingResponse)(nil),     // 10: shoal.trainer.v1.StartTrainingResponse
+	(*GetJobRequest)(nil),             // 11: shoal.trainer.v1.GetJobRequest
+	(*GetJobResponse)(nil),            // 12: shoal.trainer.v1.GetJobResponse
+	(*ListJobsRequest)(nil),           // 13: shoal.trainer.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),          // 14: shoal.trainer.v1.ListJobsResponse
+	(*CancelJobRequest)(nil),          // 15: shoal.trainer.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),         // 16: shoal.trainer.v1.CancelJobResponse
+	(*WatchJobRequest)(nil),           // 17: shoal.trainer.v1.WatchJobRequest
+	(*StateChange)(nil),               // 18: shoal.trainer.v1.StateChange
+	(*StepProgress)(nil),              // 19: shoal.trainer.v1.StepProgress
+	(*LogLine)(nil),                   // 20: shoal.trainer.v1.LogLine
+	(*WatchJobResponse)(nil),          // 21: shoal.trainer.v1.WatchJobResponse
+	(*Architecture)(nil),              // 22: shoal.trainer.v1.Architecture
+	(*ListArchitecturesRequest)(nil),  // 23: shoal.trainer.v1.ListArchitecturesRequest
+	(*ListArchitecturesResponse)(nil), // 24: shoal.trainer.v1.ListArchitecturesResponse
+	(*v1.VersionRef)(nil),             // 25: shoal.registry.v1.VersionRef
+	(*durationpb.Duration)(nil),       // 26: google.protobuf.Duration
+	(*v1.Metrics)(nil),                // 27: shoal.registry.v1.Metrics
+	(*timestamppb.Timestamp)(nil),     // 28: google.protobuf.Timestamp
 }
 var file_shoal_trainer_v1_trainer_proto_depIdxs = []int32{
 	2,  // 0: shoal.trainer.v1.JobSpec.schedule:type_name -> shoal.trainer.v1.LearningRateSchedule
 	1,  // 1: shoal.trainer.v1.JobSpec.optimizer:type_name -> shoal.trainer.v1.Optimizer
-	4,  // 2: shoal.trainer.v1.JobSpec.augmentation:type_name -> shoal.trainer.v1.Augmentation
-	24, // 3: shoal.trainer.v1.JobSpec.base_version:type_name -> shoal.registry.v1.VersionRef
+	5,  // 2: shoal.trainer.v1.JobSpec.augmentation:type_name -> shoal.trainer.v1.Augmentation
+	25, // 3: shoal.trainer.v1.JobSpec.base_version:type_name -> shoal.registry.v1.VersionRef
 	3,  // 4: shoal.trainer.v1.JobSpec.promotion:type_name -> shoal.trainer.v1.PromotionPolicy
-	25, // 5: shoal.trainer.v1.EpochMetrics.duration:type_name -> google.protobuf.Duration
-	5,  // 6: shoal.trainer.v1.Job.spec:type_name -> shoal.trainer.v1.JobSpec
-	0,  // 7: shoal.trainer.v1.Job.state:type_name -> shoal.trainer.v1.JobState
-	6,  // 8: shoal.trainer.v1.Job.epochs:type_name -> shoal.trainer.v1.EpochMetrics
-	26, // 9: shoal.trainer.v1.Job.test_metrics:type_name -> shoal.registry.v1.Metrics
-	24, // 10: shoal.trainer.v1.Job.result:type_name -> shoal.registry.v1.VersionRef
-	27, // 11: shoal.trainer.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	27, // 12: shoal.trainer.v1.Job.start_time:type_name -> google.protobuf.Timestamp
-	27, // 13: shoal.trainer.v1.Job.end_time:type_name -> google.protobuf.Timestamp
-	5,  // 14: shoal.trainer.v1.StartTrainingRequest.spec:type_name -> shoal.trainer.v1.JobSpec
-	7,  // 15: shoal.trainer.v1.StartTrainingResponse.job:type_name -> shoal.trainer.v1.Job
-	7,  // 16: shoal.trainer.v1.GetJobResponse.job:type_name -> shoal.trainer.v1.Job
-	0,  // 17: shoal.trainer.v1.ListJobsRequest.state:type_name -> shoal.trainer.v1.JobState
-	7,  // 18: shoal.trainer.v1.ListJobsResponse.jobs:type_name -> shoal.trainer.v1.Job
-	7,  // 19: shoal.trainer.v1.CancelJobResponse.job:type_name -> shoal.trainer.v1.Job
-	0,  // 20: shoal.trainer.v1.StateChange.state:type_name -> shoal.trainer.v1.JobState
-	25, // 21: shoal.trainer.v1.StepProgress.eta:type_name -> google.protobuf.Duration
-	27, // 22: shoal.trainer.v1.WatchJobResponse.time:type_name -> google.protobuf.Timestamp
-	17, // 23: shoal.trainer.v1.WatchJobResponse.state:type_name -> shoal.trainer.v1.StateChange
-	18, // 24: shoal.trainer.v1.WatchJobResponse.progress:type_name -> shoal.trainer.v1.StepProgress
-	6,  // 25: shoal.trainer.v1.WatchJobResponse.epoch:type_name -> shoal.trainer.v1.EpochMetrics
-	19, // 26: shoal.trainer.v1.WatchJobResponse.log:type_name -> shoal.trainer.v1.LogLine
-	26, // 27: shoal.trainer.v1.WatchJobResponse.evaluation:type_name -> shoal.registry.v1.Metrics
-	24, // 28: shoal.trainer.v1.WatchJobResponse.registered:type_name -> shoal.registry.v1.VersionRef
-	21, // 29: shoal.trainer.v1.ListArchitecturesResponse.architectures:type_name -> shoal.trainer.v1.Architecture
-	5,  // 30: shoal.trainer.v1.ListArchitecturesResponse.defaults:type_name -> shoal.trainer.v1.JobSpec
-	8,  // 31: shoal.trainer.v1.TrainerService.StartTraining:input_type -> shoal.trainer.v1.StartTrainingRequest
-	10, // 32: shoal.trainer.v1.TrainerService.GetJob:input_type -> shoal.trainer.v1.GetJobRequest
-	12, // 33: shoal.trainer.v1.TrainerService.ListJobs:input_type -> shoal.trainer.v1.ListJobsRequest
-	14, // 34: shoal.trainer.v1.TrainerService.CancelJob:input_type -> shoal.trainer.v1.CancelJobRequest
-	16, // 35: shoal.trainer.v1.TrainerService.WatchJob:input_type -> shoal.trainer.v1.WatchJobRequest
-	22, // 36: shoal.trainer.v1.TrainerService.ListArchitectures:input_type -> shoal.trainer.v1.ListArchitecturesRequest
-	9,  // 37: shoal.trainer.v1.TrainerService.StartTraining:output_type -> shoal.trainer.v1.StartTrainingResponse
-	11, // 38: shoal.trainer.v1.TrainerService.GetJob:output_type -> shoal.trainer.v1.GetJobResponse
-	13, // 39: shoal.trainer.v1.TrainerService.ListJobs:output_type -> shoal.trainer.v1.ListJobsResponse
-	15, // 40: shoal.trainer.v1.TrainerService.CancelJob:output_type -> shoal.trainer.v1.CancelJobResponse
-	20, // 41: shoal.trainer.v1.TrainerService.WatchJob:output_type -> shoal.trainer.v1.WatchJobResponse
-	23, // 42: shoal.trainer.v1.TrainerService.ListArchitectures:output_type -> shoal.trainer.v1.ListArchitecturesResponse
-	37, // [37:43] is the sub-list for method output_type
-	31, // [31:37] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	4,  // 5: shoal.trainer.v1.JobSpec.train_layers:type_name -> shoal.trainer.v1.TrainLayers
+	26, // 6: shoal.trainer.v1.EpochMetrics.duration:type_name -> google.protobuf.Duration
+	6,  // 7: shoal.trainer.v1.Job.spec:type_name -> shoal.trainer.v1.JobSpec
+	0,  // 8: shoal.trainer.v1.Job.state:type_name -> shoal.trainer.v1.JobState
+	7,  // 9: shoal.trainer.v1.Job.epochs:type_name -> shoal.trainer.v1.EpochMetrics
+	27, // 10: shoal.trainer.v1.Job.test_metrics:type_name -> shoal.registry.v1.Metrics
+	25, // 11: shoal.trainer.v1.Job.result:type_name -> shoal.registry.v1.VersionRef
+	28, // 12: shoal.trainer.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	28, // 13: shoal.trainer.v1.Job.start_time:type_name -> google.protobuf.Timestamp
+	28, // 14: shoal.trainer.v1.Job.end_time:type_name -> google.protobuf.Timestamp
+	6,  // 15: shoal.trainer.v1.StartTrainingRequest.spec:type_name -> shoal.trainer.v1.JobSpec
+	8,  // 16: shoal.trainer.v1.StartTrainingResponse.job:type_name -> shoal.trainer.v1.Job
+	8,  // 17: shoal.trainer.v1.GetJobResponse.job:type_name -> shoal.trainer.v1.Job
+	0,  // 18: shoal.trainer.v1.ListJobsRequest.state:type_name -> shoal.trainer.v1.JobState
+	8,  // 19: shoal.trainer.v1.ListJobsResponse.jobs:type_name -> shoal.trainer.v1.Job
+	8,  // 20: shoal.trainer.v1.CancelJobResponse.job:type_name -> shoal.trainer.v1.Job
+	0,  // 21: shoal.trainer.v1.StateChange.state:type_name -> shoal.trainer.v1.JobState
+	26, // 22: shoal.trainer.v1.StepProgress.eta:type_name -> google.protobuf.Duration
+	28, // 23: shoal.trainer.v1.WatchJobResponse.time:type_name -> google.protobuf.Timestamp
+	18, // 24: shoal.trainer.v1.WatchJobResponse.state:type_name -> shoal.trainer.v1.StateChange
+	19, // 25: shoal.trainer.v1.WatchJobResponse.progress:type_name -> shoal.trainer.v1.StepProgress
+	7,  // 26: shoal.trainer.v1.WatchJobResponse.epoch:type_name -> shoal.trainer.v1.EpochMetrics
+	20, // 27: shoal.trainer.v1.WatchJobResponse.log:type_name -> shoal.trainer.v1.LogLine
+	27, // 28: shoal.trainer.v1.WatchJobResponse.evaluation:type_name -> shoal.registry.v1.Metrics
+	25, // 29: shoal.trainer.v1.WatchJobResponse.registered:type_name -> shoal.registry.v1.VersionRef
+	22, // 30: shoal.trainer.v1.ListArchitecturesResponse.architectures:type_name -> shoal.trainer.v1.Architecture
+	6,  // 31: shoal.trainer.v1.ListArchitecturesResponse.defaults:type_name -> shoal.trainer.v1.JobSpec
+	9,  // 32: shoal.trainer.v1.TrainerService.StartTraining:input_type -> shoal.trainer.v1.StartTrainingRequest
+	11, // 33: shoal.trainer.v1.TrainerService.GetJob:input_type -> shoal.trainer.v1.GetJobRequest
+	13, // 34: shoal.trainer.v1.TrainerService.ListJobs:input_type -> shoal.trainer.v1.ListJobsRequest
+	15, // 35: shoal.trainer.v1.TrainerService.CancelJob:input_type -> shoal.trainer.v1.CancelJobRequest
+	17, // 36: shoal.trainer.v1.TrainerService.WatchJob:input_type -> shoal.trainer.v1.WatchJobRequest
+	23, // 37: shoal.trainer.v1.TrainerService.ListArchitectures:input_type -> shoal.trainer.v1.ListArchitecturesRequest
+	10, // 38: shoal.trainer.v1.TrainerService.StartTraining:output_type -> shoal.trainer.v1.StartTrainingResponse
+	12, // 39: shoal.trainer.v1.TrainerService.GetJob:output_type -> shoal.trainer.v1.GetJobResponse
+	14, // 40: shoal.trainer.v1.TrainerService.ListJobs:output_type -> shoal.trainer.v1.ListJobsResponse
+	16, // 41: shoal.trainer.v1.TrainerService.CancelJob:output_type -> shoal.trainer.v1.CancelJobResponse
+	21, // 42: shoal.trainer.v1.TrainerService.WatchJob:output_type -> shoal.trainer.v1.WatchJobResponse
+	24, // 43: shoal.trainer.v1.TrainerService.ListArchitectures:output_type -> shoal.trainer.v1.ListArchitecturesResponse
+	38, // [38:44] is the sub-list for method output_type
+	32, // [32:38] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_shoal_trainer_v1_trainer_proto_init() }
@@ -2105,7 +2180,7 @@ func file_shoal_trainer_v1_trainer_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_trainer_v1_trainer_proto_rawDesc), len(file_shoal_trainer_v1_trainer_proto_rawDesc)),
-			NumEnums:      4,
+			NumEnums:      5,
 			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,

@@ -28,6 +28,9 @@ PROMOTION_POLICY_ALWAYS: PromotionPolicy
 PROMOTION_POLICY_IF_BETTER: PromotionPolicy
 PROMOTION_POLICY_NEVER: PromotionPolicy
 PROMOTION_POLICY_UNSPECIFIED: PromotionPolicy
+TRAIN_LAYERS_ALL: TrainLayers
+TRAIN_LAYERS_HEAD: TrainLayers
+TRAIN_LAYERS_UNSPECIFIED: TrainLayers
 
 class Architecture(_message.Message):
     __slots__ = ["default_channels", "default_image_size", "description", "min_image_size", "name", "parameters"]
@@ -130,7 +133,7 @@ class Job(_message.Message):
     def __init__(self, id: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., error: _Optional[str] = ..., epochs: _Optional[_Iterable[_Union[EpochMetrics, _Mapping]]] = ..., test_metrics: _Optional[_Union[_registry_pb2.Metrics, _Mapping]] = ..., result: _Optional[_Union[_registry_pb2.VersionRef, _Mapping]] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., last_sequence: _Optional[int] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ["architecture", "augmentation", "backend", "base_version", "batch_size", "channels", "dataset", "early_stopping_patience", "epochs", "image_size", "learning_rate", "model", "optimizer", "promotion", "schedule", "seed", "snapshot_version", "validation_fraction", "weight_decay"]
+    __slots__ = ["architecture", "augmentation", "backend", "base_version", "batch_size", "channels", "dataset", "early_stopping_patience", "epochs", "image_size", "learning_rate", "model", "optimizer", "promotion", "schedule", "seed", "snapshot_version", "train_layers", "validation_fraction", "weight_decay"]
     ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
     AUGMENTATION_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
@@ -148,6 +151,7 @@ class JobSpec(_message.Message):
     SCHEDULE_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_LAYERS_FIELD_NUMBER: _ClassVar[int]
     VALIDATION_FRACTION_FIELD_NUMBER: _ClassVar[int]
     WEIGHT_DECAY_FIELD_NUMBER: _ClassVar[int]
     architecture: str
@@ -167,9 +171,10 @@ class JobSpec(_message.Message):
     schedule: LearningRateSchedule
     seed: int
     snapshot_version: int
+    train_layers: TrainLayers
     validation_fraction: float
     weight_decay: float
-    def __init__(self, dataset: _Optional[str] = ..., snapshot_version: _Optional[int] = ..., model: _Optional[str] = ..., architecture: _Optional[str] = ..., image_size: _Optional[int] = ..., channels: _Optional[int] = ..., epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., schedule: _Optional[_Union[LearningRateSchedule, str]] = ..., optimizer: _Optional[_Union[Optimizer, str]] = ..., weight_decay: _Optional[float] = ..., validation_fraction: _Optional[float] = ..., augmentation: _Optional[_Union[Augmentation, _Mapping]] = ..., seed: _Optional[int] = ..., base_version: _Optional[_Union[_registry_pb2.VersionRef, _Mapping]] = ..., early_stopping_patience: _Optional[int] = ..., promotion: _Optional[_Union[PromotionPolicy, str]] = ..., backend: _Optional[str] = ...) -> None: ...
+    def __init__(self, dataset: _Optional[str] = ..., snapshot_version: _Optional[int] = ..., model: _Optional[str] = ..., architecture: _Optional[str] = ..., image_size: _Optional[int] = ..., channels: _Optional[int] = ..., epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., schedule: _Optional[_Union[LearningRateSchedule, str]] = ..., optimizer: _Optional[_Union[Optimizer, str]] = ..., weight_decay: _Optional[float] = ..., validation_fraction: _Optional[float] = ..., augmentation: _Optional[_Union[Augmentation, _Mapping]] = ..., seed: _Optional[int] = ..., base_version: _Optional[_Union[_registry_pb2.VersionRef, _Mapping]] = ..., early_stopping_patience: _Optional[int] = ..., promotion: _Optional[_Union[PromotionPolicy, str]] = ..., backend: _Optional[str] = ..., train_layers: _Optional[_Union[TrainLayers, str]] = ...) -> None: ...
 
 class ListArchitecturesRequest(_message.Message):
     __slots__ = []
@@ -287,4 +292,7 @@ class LearningRateSchedule(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []
 
 class PromotionPolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = []
+
+class TrainLayers(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []
