@@ -206,6 +206,13 @@ func trainImported(ctx context.Context, cfg Config, backend compute.Backend, tra
 }
 
 func fit(ctx context.Context, cfg Config, m *Model, trainData, valData *Data) (*Result, error) {
+	return fitEpochs(ctx, cfg, m, trainData, valData, nil)
+}
+
+// fitEpochs is fit where epochData, if set, gives each epoch's training
+// data in place of trainData (same length and labels): head-only
+// training's features of augmented images.
+func fitEpochs(ctx context.Context, cfg Config, m *Model, trainData, valData *Data, epochData func(context.Context, int) (*Data, error)) (*Result, error) {
 	start := time.Now()
 	trainer := train.NewTrainer(m.backend, m.store, m.logitsGraph, loss.SparseCategoricalCrossEntropyLogits, newOptimizer(cfg),
 		[]metric.Interface{metric.NewSparseCategoricalAccuracy("Accuracy", "acc")}, nil)
@@ -258,6 +265,17 @@ func fit(ctx context.Context, cfg Config, m *Model, trainData, valData *Data) (*
 		if err := catch(trainer.ResetTrainMetrics); err != nil {
 			return nil, fmt.Errorf("resetting metrics: %w", err)
 		}
+		epochTrain := trainData
+		if epochData != nil {
+			d, err := epochData(ctx, epoch)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil, fmt.Errorf("training stopped in epoch %d: %w", epoch, ctx.Err())
+				}
+				return nil, err
+			}
+			epochTrain = d
+		}
 		var lossSum, acc float64
 		var steadyStart time.Time
 		for step := 1; step <= steps; step++ {
@@ -270,7 +288,7 @@ func fit(ctx context.Context, cfg Config, m *Model, trainData, valData *Data) (*
 					cfg.Augment.apply(images, trainData.Shape, augmentRNG(cfg.Seed, epoch, step), scratch)
 				}
 			}
-			batch := makeBatch(trainData, order[(step-1)*cfg.BatchSize:step*cfg.BatchSize], augment)
+			batch := makeBatch(epochTrain, order[(step-1)*cfg.BatchSize:step*cfg.BatchSize], augment)
 			var metrics []*tensors.Tensor
 			err := catch(func() error {
 				var err error

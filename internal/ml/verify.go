@@ -28,9 +28,24 @@ func (imp *Imported) RunONNX(rt onnxrt.Config, onnxModel []byte, batch int, imag
 	if size == 0 || len(images)%size != 0 {
 		return nil, fmt.Errorf("%d values is not a whole number of %s images", len(images), shape)
 	}
-	hw := shape.Height * shape.Width
 	in := make([]float32, len(images))
-	for off := 0; off < len(images); off += size {
+	layoutInput(spec, images, in)
+	out, err := runONNX(rt, onnxModel, spec.InputName, spec.OutputName, shape, spec.NHWC, batch, imp.NumClasses, in)
+	if err != nil {
+		return nil, err
+	}
+	if !imp.probabilities {
+		softmaxRows(out, imp.NumClasses)
+	}
+	return out, nil
+}
+
+// layoutInput writes NCHW images in [0, 1] to dst as the model spec takes
+// them: normalised by its mean and std, in its layout.
+func layoutInput(spec ImportSpec, images, dst []float32) {
+	shape := spec.Shape
+	size, hw := shape.Size(), shape.Height*shape.Width
+	for off := 0; off+size <= len(images); off += size {
 		for c := range shape.Channels {
 			mean, std := float32(0), float32(1)
 			if len(spec.Mean) > 0 {
@@ -42,21 +57,13 @@ func (imp *Imported) RunONNX(rt onnxrt.Config, onnxModel []byte, batch int, imag
 			for i := range hw {
 				v := (images[off+c*hw+i] - mean) / std
 				if spec.NHWC {
-					in[off+i*shape.Channels+c] = v
+					dst[off+i*shape.Channels+c] = v
 				} else {
-					in[off+c*hw+i] = v
+					dst[off+c*hw+i] = v
 				}
 			}
 		}
 	}
-	out, err := runONNX(rt, onnxModel, spec.InputName, spec.OutputName, shape, spec.NHWC, batch, imp.NumClasses, in)
-	if err != nil {
-		return nil, err
-	}
-	if !imp.probabilities {
-		softmaxRows(out, imp.NumClasses)
-	}
-	return out, nil
 }
 
 // OutputIsProbabilities reports whether the imported graph's output is

@@ -79,11 +79,17 @@ func (s *Service) resolveBase(ctx context.Context, spec *trainerpb.JobSpec) (*re
 		return nil, err
 	}
 	in := v.GetInputSpec()
-	if shoal && spec.Architecture == ml.ImportedArchitecture {
+	head := headOnly(spec)
+	if head {
+		if err := s.resolveHeadBase(ctx, spec, v); err != nil {
+			return nil, err
+		}
+	}
+	if shoal && !head && spec.Architecture == ml.ImportedArchitecture {
 		return nil, status.Errorf(codes.InvalidArgument, "spec.architecture = %q, but the base version %s version %d was trained by Shoal as %q",
 			spec.Architecture, v.GetModel(), v.GetVersion(), v.GetArchitecture())
 	}
-	if !shoal {
+	if !shoal && !head {
 		name := fmt.Sprintf("%s version %d", v.GetModel(), v.GetVersion())
 		switch spec.Architecture {
 		case "", ml.ImportedArchitecture, v.GetArchitecture():

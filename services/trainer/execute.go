@@ -56,7 +56,8 @@ type jobRun struct {
 	base     *registrypb.Version
 	imported bool
 
-	data    *jobData            // the snapshot's images, from load
+	data    *jobData            // the snapshot's images (a head-only job's features), from load
+	head    *headRun            // a head-only job's backbone, from loadFeatures
 	backend string              // the backend's name, from configure
 	cfg     ml.Config           // from configure
 	res     *ml.Result          // from train
@@ -83,7 +84,13 @@ func (s *Service) execute(ctx context.Context, id string, spec *trainerpb.JobSpe
 	}
 	r.logf(ctx, "reading snapshot %d of dataset %q", spec.SnapshotVersion, spec.Dataset)
 	var err error
-	if r.data, err = s.load(ctx, spec, r.shape, r.pre); err != nil {
+	if headOnly(spec) {
+		err = r.loadFeatures(ctx)
+		defer r.head.close()
+	} else {
+		r.data, err = s.load(ctx, spec, r.shape, r.pre)
+	}
+	if err != nil {
 		return nil, err
 	}
 	r.logf(ctx, "%d labels; %d training, %d validation, %d test images at %s",
@@ -91,19 +98,29 @@ func (s *Service) execute(ctx context.Context, id string, spec *trainerpb.JobSpe
 	if err := r.configure(ctx); err != nil {
 		return nil, err
 	}
-	if err := r.train(ctx); err != nil {
+	train := r.train
+	if headOnly(spec) {
+		train = r.trainHead
+	}
+	if err := train(ctx); err != nil {
 		return nil, err
 	}
 	defer r.res.Model.Close()
 	if err := r.evaluate(ctx); err != nil {
 		return nil, err
 	}
-	if r.onnx, err = s.exportAndVerify(ctx, id, r.res.Model, r.cfg.Import, r.shape, len(r.data.labels), r.data.test); err != nil {
+	if headOnly(spec) {
+		r.onnx, err = r.exportHead(ctx)
+	} else {
+		r.onnx, err = s.exportAndVerify(ctx, id, r.res.Model, r.cfg.Import, r.shape, len(r.data.labels), r.data.test)
+	}
+	if err != nil {
 		return nil, err
 	}
 	// An imported model's weights are its ONNX file's: a version trained
-	// from it is fine-tuned by importing that file in turn.
-	if !r.imported {
+	// from it is fine-tuned by importing that file in turn. So are those
+	// of a head-only job's.
+	if !r.imported && !headOnly(spec) {
 		if err := s.retryStorage(ctx, id, "saving the weights", func(int) error { return s.saveWeights(ctx, id, r.res.Model) }); err != nil {
 			return nil, err
 		}
@@ -149,12 +166,12 @@ func (r *jobRun) resolveInput(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.base, r.imported = base, !shoal
-	if !r.imported {
+	r.base, r.imported = base, !shoal && !headOnly(spec)
+	if !r.imported && !headOnly(spec) {
 		return nil
 	}
-	// An imported model is trained on images prepared as it is served: the
-	// base's size and resize mode.
+	// An imported model, or a head-only job's backbone, takes images
+	// prepared as the base is served: its size and resize mode.
 	is, pre, err := importSpec(base)
 	if err != nil {
 		return err
@@ -181,7 +198,11 @@ func (r *jobRun) configure(ctx context.Context) error {
 		return err
 	}
 	r.backend = backendName
-	r.logf(ctx, "training %s on the %s backend", spec.Architecture, backendName)
+	if headOnly(spec) {
+		r.logf(ctx, "training the new head (%s) on the %s backend", ml.HeadArchitecture, backendName)
+	} else {
+		r.logf(ctx, "training %s on the %s backend", spec.Architecture, backendName)
+	}
 	prog := &progressReporter{s: s, ctx: ctx, id: id, epochs: int(spec.Epochs)}
 	labels := r.data.labels
 	r.cfg = ml.Config{
@@ -205,6 +226,8 @@ func (r *jobRun) configure(ctx context.Context) error {
 	}
 	base := r.base
 	switch {
+	case headOnly(spec):
+		// The head starts afresh whatever the labels: nothing to load.
 	case r.imported:
 		newHead := !slices.Equal(base.GetLabels(), labels)
 		if r.cfg.Import, err = s.importBase(ctx, base, len(labels), newHead, spec.Seed); err != nil {

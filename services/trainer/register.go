@@ -36,9 +36,13 @@ func (r *jobRun) versionSpec() *registrypb.VersionSpec {
 		InputName: ml.ONNXInput, OutputName: ml.ONNXOutput, OutputIsProbabilities: true,
 	}
 	arch := spec.Architecture
-	if imp := r.cfg.Import; imp != nil {
+	if imp, head := r.cfg.Import, r.head; imp != nil || head != nil {
 		in = proto.Clone(r.base.GetInputSpec()).(*registrypb.InputSpec)
-		in.OutputIsProbabilities = imp.OutputIsProbabilities()
+		if imp != nil {
+			in.OutputIsProbabilities = imp.OutputIsProbabilities()
+		} else {
+			in.OutputIsProbabilities = head.bb.OutputIsProbabilities()
+		}
 		if a := r.base.GetArchitecture(); a != "" {
 			arch = a
 		}
@@ -64,6 +68,7 @@ func (r *jobRun) versionSpec() *registrypb.VersionSpec {
 			"validation_fraction":     strconv.FormatFloat(spec.ValidationFraction, 'g', -1, 64),
 			"seed":                    strconv.FormatInt(spec.Seed, 10),
 			"backend":                 r.backend,
+			"train_layers":            trainLayersText(spec.TrainLayers),
 			"best_epoch":              strconv.Itoa(r.res.BestEpoch),
 		},
 
@@ -136,6 +141,14 @@ func (s *Service) promote(ctx context.Context, id string, policy trainerpb.Promo
 // fine-tuning job started from.
 func lineage(id string, spec *trainerpb.JobSpec) *registrypb.Lineage {
 	return &registrypb.Lineage{Dataset: spec.Dataset, SnapshotVersion: spec.SnapshotVersion, JobId: id, Parent: spec.BaseVersion}
+}
+
+// trainLayersText names the layers a job trained.
+func trainLayersText(l trainerpb.TrainLayers) string {
+	if l == trainerpb.TrainLayers_TRAIN_LAYERS_HEAD {
+		return "head"
+	}
+	return "all"
 }
 
 // augmentationText describes an augmentation for the hyper-parameters.

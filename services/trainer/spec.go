@@ -83,6 +83,13 @@ func normalizeSpec(in *trainerpb.JobSpec) (*trainerpb.JobSpec, error) {
 	if spec.GetDataset() == "" {
 		return nil, status.Error(codes.InvalidArgument, "spec.dataset is required")
 	}
+	if _, ok := trainerpb.TrainLayers_name[int32(spec.TrainLayers)]; !ok {
+		return nil, status.Errorf(codes.InvalidArgument, "spec.trainLayers = %d is not a known choice of layers", spec.TrainLayers)
+	}
+	headOnly := spec.TrainLayers == trainerpb.TrainLayers_TRAIN_LAYERS_HEAD
+	if headOnly && spec.GetBaseVersion() == nil {
+		return nil, status.Error(codes.InvalidArgument, "spec.trainLayers = TRAIN_LAYERS_HEAD needs spec.baseVersion: the frozen backbone is the base version's graph")
+	}
 	if spec.GetArchitecture() == ml.ImportedArchitecture {
 		// resolveBase set it, with the input shape, from an imported base.
 		if spec.GetBaseVersion() == nil {
@@ -168,7 +175,11 @@ func normalizeSpec(in *trainerpb.JobSpec) (*trainerpb.JobSpec, error) {
 		return nil, status.Errorf(codes.InvalidArgument, "spec.weightDecay = %v; must be a non-negative number", spec.WeightDecay)
 	}
 	// An absent augmentation takes the defaults; a present one is taken as
-	// it is, so {} turns augmentation off.
+	// it is, so {} turns augmentation off. Head-only training augments
+	// nothing unless asked: augmenting runs the backbone again every epoch.
+	if spec.Augmentation == nil && headOnly {
+		spec.Augmentation = &trainerpb.Augmentation{}
+	}
 	if spec.Augmentation == nil {
 		spec.Augmentation = defaultAugmentation()
 	}

@@ -10,7 +10,7 @@ import (
 
 // Classifier describes a small CNN as PyTorch's ONNX export writes one in
 // eval mode: Conv -> BatchNormalization -> Relu -> MaxPool -> Conv -> Relu
-// -> MaxPool -> Flatten -> Gemm (transB=1) [-> Softmax], input
+// -> MaxPool -> Flatten -> Gemm (transB=1, or see Head) [-> Softmax], input
 // [N, C, H, W] and output [N, Classes] with N symbolic. Weights are random
 // (He-initialised from Seed).
 type Classifier struct {
@@ -21,6 +21,10 @@ type Classifier struct {
 	// Tail, if set, is an extra element-wise op after the Gemm (and before
 	// the Softmax), such as "Sigmoid": a head fine-tuning cannot recognise.
 	Tail string
+	// Head is the classification layer: "" for Gemm (transB=1) with a
+	// bias, "MatMul" for a MatMul [features, classes] without one, or
+	// "MatMul+Add" (as TensorFlow-born graphs write a dense layer).
+	Head string
 	// Activation replaces the second Relu (e.g. "LeakyRelu", an op ONNX
 	// Runtime runs but the importer does not convert).
 	Activation string
@@ -62,8 +66,18 @@ func (c Classifier) Build() ([]byte, error) {
 	x = b.Node("MaxPool", []string{x}, ints("kernel_shape", 2, 2), ints("strides", 2, 2))
 	x = b.Node("Flatten", []string{x}, onnxbuild.Int("axis", 1))
 	features := 16 * (c.Size / 4) * (c.Size / 4)
-	x = b.Node("Gemm", []string{x, b.Weights([]int64{int64(c.Classes), int64(features)}, features), b.Weights([]int64{int64(c.Classes)}, 0)},
-		onnxbuild.Int("transB", 1))
+	switch c.Head {
+	case "":
+		x = b.Node("Gemm", []string{x, b.Weights([]int64{int64(c.Classes), int64(features)}, features), b.Weights([]int64{int64(c.Classes)}, 0)},
+			onnxbuild.Int("transB", 1))
+	case "MatMul", "MatMul+Add":
+		x = b.Node("MatMul", []string{x, b.Weights([]int64{int64(features), int64(c.Classes)}, features)})
+		if c.Head == "MatMul+Add" {
+			x = b.Node("Add", []string{x, b.Weights([]int64{int64(c.Classes)}, 0)})
+		}
+	default:
+		return nil, fmt.Errorf("mltest: head %q: want \"\", \"MatMul\" or \"MatMul+Add\"", c.Head)
+	}
 	if c.Tail != "" {
 		b.Node(c.Tail, []string{x})
 	}

@@ -1,0 +1,154 @@
+package trainer_test
+
+import (
+	"crypto/sha256"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+
+	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
+	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
+	"github.com/shoalml/shoal/internal/ml/mltest"
+	"github.com/shoalml/shoal/internal/onnxrt/onnxtest"
+	"github.com/shoalml/shoal/internal/storage/db"
+	"github.com/shoalml/shoal/internal/storage/db/dbtest"
+)
+
+// artifact returns a registered version's ONNX file.
+func (e *env) artifact(ref *registrypb.VersionRef) []byte {
+	e.registry.mu.Lock()
+	defer e.registry.mu.Unlock()
+	for i, v := range e.registry.versions {
+		if v.GetModel() == ref.GetModel() && v.GetVersion() == ref.GetVersion() {
+			return e.registry.artifacts[i]
+		}
+	}
+	return nil
+}
+
+// TestHeadOnlyTraining trains only a new head on the frozen backbone of an
+// uploaded classifier: the features are computed once in ONNX Runtime and
+// cached, the result is the base graph with the new head, served as the
+// base is; jobs that cannot be head-only are refused up front.
+func TestHeadOnlyTraining(t *testing.T) {
+	needsTraining(t)
+	onnxtest.Runtime(t)
+	e := newEnv(t, dbtest.Config(t, db.SQLite), envOptions{})
+	in := &registrypb.InputSpec{
+		Channels: 1, Height: 16, Width: 16, ResizeMode: registrypb.ResizeMode_RESIZE_MODE_STRETCH,
+		Mean: []float32{0.3}, Std: []float32{0.3}, Layout: registrypb.TensorLayout_TENSOR_LAYOUT_NCHW,
+		InputName: "input", OutputName: "output", OutputIsProbabilities: true,
+	}
+	// A base with other labels (5 classes): the head is new either way.
+	classifier := mltest.Classifier{Channels: 1, Size: 16, Classes: 5, Input: "input", Output: "output", Softmax: true, Seed: 4}
+	data, err := classifier.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := e.registry.upload("tiny", []string{"a", "b", "c", "d", "e"}, in, "tiny-cnn", data)
+	head := trainerpb.TrainLayers_TRAIN_LAYERS_HEAD
+	spec := func(seed int64) *trainerpb.JobSpec {
+		return &trainerpb.JobSpec{Dataset: "shapes", Model: "tuned", Epochs: 6, BatchSize: 8, LearningRate: 1e-2, Seed: seed,
+			Backend: "go", BaseVersion: base, TrainLayers: head}
+	}
+
+	job, evs := runJob(t, e, spec(1))
+	l := logs(evs)
+	for _, want := range []string{"head-only", "Gemm", "running the backbone in ONNX Runtime on 60 images", "cached the features", "equal the cached features × the head"} {
+		if !strings.Contains(l, want) {
+			t.Errorf("job log does not say %q:\n%s", want, l)
+		}
+	}
+	if strings.Contains(l, "augmented") {
+		t.Errorf("job log mentions augmentation, which head-only jobs leave off by default:\n%s", l)
+	}
+	if got := job.GetSpec(); got.GetAugmentation() == nil || got.GetAugmentation().GetHorizontalFlip() || got.GetArchitecture() != "onnx" || got.GetImageSize() != 16 {
+		t.Errorf("normalised spec = %v; want no augmentation, architecture onnx, the base's 16x16 input", got)
+	}
+	v := e.version(t, job.GetResult())
+	if p := v.GetLineage().GetParent(); p.GetModel() != "tiny" || p.GetVersion() != base.GetVersion() {
+		t.Errorf("lineage parent = %v; want %v", p, base)
+	}
+	if got := v.GetInputSpec(); got.GetInputName() != "input" || got.GetOutputName() != "output" || got.GetMean()[0] != 0.3 ||
+		!got.GetOutputIsProbabilities() || v.GetArchitecture() != "tiny-cnn" || len(v.GetLabels()) != 3 ||
+		v.GetHyperParameters()["train_layers"] != "head" || v.GetHyperParameters()["augmentation"] != "none" {
+		t.Errorf("head-only version = %v; want the base's input spec and architecture, 3 labels, train_layers head, no augmentation", v)
+	}
+	acc := serveAccuracy(t, e, e.dataset, job.GetResult())
+	t.Logf("head-only version served by ONNX Runtime: test accuracy %.2f", acc)
+	if acc < 0.75 {
+		t.Errorf("head-only version served by ONNX Runtime: test accuracy %.2f; want >= 0.75", acc)
+	}
+
+	// The same images and base again: the features come from the cache,
+	// and give the same model as the backbone's own pass did.
+	again, evs := runJob(t, e, spec(1))
+	l = logs(evs)
+	if !strings.Contains(l, "cached: the backbone does not run") || strings.Contains(l, "running the backbone") {
+		t.Errorf("second job's log does not say the features were cached:\n%s", l)
+	}
+	if a, b := sha256.Sum256(e.artifact(job.GetResult())), sha256.Sum256(e.artifact(again.GetResult())); a != b {
+		t.Errorf("the same job on cached features registered a different model")
+	}
+
+	// Augmentation, when asked for, runs the backbone every epoch.
+	aug := spec(2)
+	aug.Augmentation = &trainerpb.Augmentation{HorizontalFlip: true}
+	aug.Epochs = 3
+	_, evs = runJob(t, e, aug)
+	if l := logs(evs); !strings.Contains(l, "runs again on the 39 augmented training images every epoch (3 passes)") {
+		t.Errorf("augmented job's log does not say the backbone runs every epoch:\n%s", l)
+	}
+
+	// What cannot be head-only is refused before a job is queued.
+	sigmoid := classifier
+	sigmoid.Softmax, sigmoid.Tail = false, "Sigmoid"
+	noHead, err := sigmoid.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		spec *trainerpb.JobSpec
+		want codes.Code
+		msg  string
+	}{
+		{"no base version", &trainerpb.JobSpec{TrainLayers: head}, codes.InvalidArgument, "needs spec.baseVersion"},
+		{"a base without a recognisable head", &trainerpb.JobSpec{TrainLayers: head,
+			BaseVersion: e.registry.upload("sigmoid", []string{"a", "b", "c", "d", "e"}, in, "", noHead)}, codes.FailedPrecondition, "no classification layer"},
+		{"a base that is not ONNX", &trainerpb.JobSpec{TrainLayers: head,
+			BaseVersion: e.registry.upload("junk", []string{"a", "b"}, in, "", []byte("not a model"))}, codes.FailedPrecondition, "not an ONNX model"},
+		{"another architecture", &trainerpb.JobSpec{TrainLayers: head, BaseVersion: base, Architecture: "small-cnn"}, codes.InvalidArgument, "leave spec.architecture empty"},
+		{"unknown layers", &trainerpb.JobSpec{TrainLayers: 7, BaseVersion: base}, codes.InvalidArgument, "spec.trainLayers"},
+	} {
+		tc.spec.Dataset = "shapes"
+		_, err := e.client.StartTraining(t.Context(), &trainerpb.StartTrainingRequest{Spec: tc.spec})
+		wantCode(t, "StartTraining("+tc.name+")", err, tc.want)
+		if err != nil && !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("StartTraining(%s) = %v; want a message naming %q", tc.name, err, tc.msg)
+		}
+	}
+}
+
+// TestHeadOnlyOnShoalVersion trains a new head on a version a Shoal job
+// registered: its export's classification layer (MatMul, then Add of a
+// bias GoMLX broadcasts with Reshape and Expand) is found and replaced.
+func TestHeadOnlyOnShoalVersion(t *testing.T) {
+	needsTraining(t)
+	onnxtest.Runtime(t)
+	e := newEnv(t, dbtest.Config(t, db.SQLite), envOptions{})
+	base, _ := runJob(t, e, &trainerpb.JobSpec{Dataset: "shapes", Epochs: 2, BatchSize: 8, Seed: 1})
+	job, evs := runJob(t, e, &trainerpb.JobSpec{Dataset: "shapes", Epochs: 4, BatchSize: 8, LearningRate: 1e-2, Seed: 1,
+		BaseVersion: base.GetResult(), TrainLayers: trainerpb.TrainLayers_TRAIN_LAYERS_HEAD})
+	if l := logs(evs); !strings.Contains(l, "MatMul+Add") || !strings.Contains(l, "running the backbone") {
+		t.Errorf("job log does not name the MatMul+Add head and the backbone's pass:\n%s", l)
+	}
+	v := e.version(t, job.GetResult())
+	if v.GetArchitecture() != "small-cnn" || v.GetInputSpec().GetInputName() != "images" || v.GetHyperParameters()["train_layers"] != "head" {
+		t.Errorf("head-only version = %v; want the base's architecture small-cnn and input spec", v)
+	}
+	if acc := serveAccuracy(t, e, e.dataset, job.GetResult()); acc < 0.75 {
+		t.Errorf("head-only version served by ONNX Runtime: test accuracy %.2f; want >= 0.75", acc)
+	}
+}
