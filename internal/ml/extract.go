@@ -43,7 +43,9 @@ func (b *Backbone) Extractor(rt onnxrt.Config, batch int, opts onnxrt.SessionOpt
 
 // FeatureShape is the shape head models take: a feature vector as an
 // image of Features channels and one pixel.
-func (b *Backbone) FeatureShape() InputShape { return InputShape{Channels: b.Features, Height: 1, Width: 1} }
+func (b *Backbone) FeatureShape() InputShape {
+	return InputShape{Channels: b.Features, Height: 1, Width: 1}
+}
 
 // Extract computes the features of images (NCHW in [0, 1], the backbone's
 // input shape), one [Features] vector each, with their labels. transform,
