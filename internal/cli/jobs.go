@@ -140,7 +140,11 @@ func printJob(out io.Writer, j *trainerpb.Job) error {
 	fmt.Fprintf(w, "architecture:\t%s, %dx%dx%d\n", dash(s.GetArchitecture()), s.GetChannels(), s.GetImageSize(), s.GetImageSize())
 	fmt.Fprintf(w, "training:\t%d epochs, batch %d, learning rate %g\n", s.GetEpochs(), s.GetBatchSize(), s.GetLearningRate())
 	if b := s.GetBaseVersion(); b.GetModel() != "" {
-		fmt.Fprintf(w, "base:\t%s v%d\n", b.GetModel(), b.GetVersion())
+		frozen := ""
+		if s.GetTrainLayers() == trainerpb.TrainLayers_TRAIN_LAYERS_HEAD {
+			frozen = ", backbone frozen (head only)"
+		}
+		fmt.Fprintf(w, "base:\t%s v%d%s\n", b.GetModel(), b.GetVersion(), frozen)
 	}
 	fmt.Fprintf(w, "promotion:\t%s\n", strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(s.GetPromotion().String(), "PROMOTION_POLICY_"), "_", "-")))
 	fmt.Fprintf(w, "created:\t%s\n", formatTime(j.GetCreateTime().AsTime()))

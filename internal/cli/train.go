@@ -24,6 +24,7 @@ import (
 type trainFlags struct {
 	dataset, model, arch, promote, backend string
 	optimizer, schedule, augment, base     string
+	freeze                                 string
 	snapshot, seed                         int64
 	epochs, batch, size, channels          int
 	patience                               int
@@ -46,6 +47,7 @@ func registerTrainFlags(fs *pflag.FlagSet) *trainFlags {
 	fs.StringVar(&f.augment, "augment", "", `augmentation: "none" or a comma-separated list of hflip, vflip, crop=S, jitter=J; default hflip`)
 	fs.IntVar(&f.patience, "early-stopping-patience", 0, "stop after this many epochs without a better validation accuracy; default 0 (off)")
 	fs.StringVar(&f.base, "base", "", "fine-tune from a registered version, as MODEL:VERSION")
+	fs.StringVar(&f.freeze, "freeze", "", `with --base: "backbone" trains only a new head on the base's frozen backbone, whose features are computed once in ONNX Runtime and cached (augmentation off unless --augment); default none`)
 	fs.IntVar(&f.size, "image-size", 0, "input height and width; default per architecture")
 	fs.IntVar(&f.channels, "channels", 0, "input channels, 1 or 3; default per architecture")
 	fs.Float64Var(&f.valFraction, "validation-fraction", 0, "share of the train split held out for validation; default 0.2")
@@ -104,6 +106,16 @@ func (f *trainFlags) spec() (*trainerpb.JobSpec, error) {
 		}
 		spec.BaseVersion = &registrypb.VersionRef{Model: model, Version: n}
 	}
+	switch f.freeze {
+	case "", "none":
+	case "backbone":
+		if spec.BaseVersion == nil {
+			return nil, errors.New("--freeze=backbone needs --base: the backbone is the base version's network")
+		}
+		spec.TrainLayers = trainerpb.TrainLayers_TRAIN_LAYERS_HEAD
+	default:
+		return nil, fmt.Errorf("--freeze=%q: want backbone or none", f.freeze)
+	}
 	return spec, nil
 }
 
@@ -140,8 +152,12 @@ Zero-valued flags take the server's defaults (see GET /v1/architectures).`,
 			}
 			j := resp.GetJob()
 			s := j.GetSpec()
+			arch := s.GetArchitecture()
+			if s.GetTrainLayers() == trainerpb.TrainLayers_TRAIN_LAYERS_HEAD {
+				arch = "a new head on the frozen backbone of " + s.GetBaseVersion().GetModel() + ":" + strconv.FormatInt(s.GetBaseVersion().GetVersion(), 10)
+			}
 			fmt.Fprintf(p.env.Stdout, "job %s queued: %s on %s snapshot %d, %d epochs, batch %d, learning rate %g, %dx%dx%d\n",
-				j.GetId(), s.GetArchitecture(), s.GetDataset(), s.GetSnapshotVersion(), s.GetEpochs(), s.GetBatchSize(),
+				j.GetId(), arch, s.GetDataset(), s.GetSnapshotVersion(), s.GetEpochs(), s.GetBatchSize(),
 				s.GetLearningRate(), s.GetChannels(), s.GetImageSize(), s.GetImageSize())
 			if !f.follow {
 				fmt.Fprintf(p.env.Stdout, "follow it with: shoal jobs watch %s\n", j.GetId())

@@ -56,12 +56,18 @@ func TestTrainSpecTrainingSettings(t *testing.T) {
 		s.GetEarlyStoppingPatience() != 3 || s.GetBaseVersion().GetModel() != "fish" || s.GetBaseVersion().GetVersion() != 4 {
 		t.Errorf("spec() = %v", s)
 	}
+	if s, err := parse("--base", "fish:4", "--freeze", "backbone"); err != nil || s.GetTrainLayers() != trainerpb.TrainLayers_TRAIN_LAYERS_HEAD {
+		t.Errorf("--freeze backbone: spec() = %v, %v; want train layers HEAD", s, err)
+	}
+	if s.GetTrainLayers() != trainerpb.TrainLayers_TRAIN_LAYERS_UNSPECIFIED {
+		t.Errorf("spec() = %v; want every layer trained without --freeze", s)
+	}
 	if s, err := parse("--augment", "none"); err != nil || s.GetAugmentation() == nil || s.GetAugmentation().GetHorizontalFlip() {
 		t.Errorf("--augment none: spec() = %v, %v; want an empty augmentation", s, err)
 	}
 	for _, bad := range [][]string{
 		{"--optimizer", "lbfgs"}, {"--schedule", "linear"}, {"--augment", "rotate"}, {"--augment", "crop=x"},
-		{"--base", "fish"}, {"--base", "fish:0"}, {"--base", ":3"},
+		{"--base", "fish"}, {"--base", "fish:0"}, {"--base", ":3"}, {"--freeze", "backbone"}, {"--freeze", "head", "--base", "fish:1"},
 	} {
 		if _, err := parse(bad...); err == nil || !strings.Contains(err.Error(), bad[0]) {
 			t.Errorf("shoal train %q = %v; want an error naming %s", bad, err, bad[0])

@@ -9,6 +9,7 @@ import (
 
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
+	"github.com/shoalml/shoal/internal/cli"
 	"github.com/shoalml/shoal/internal/ml/mltest"
 	"github.com/shoalml/shoal/internal/onnxrt/onnxtest"
 	"github.com/shoalml/shoal/internal/storage/db"
@@ -99,6 +100,16 @@ func TestHeadOnlyTraining(t *testing.T) {
 	_, evs = runJob(t, e, aug)
 	if l := logs(evs); !strings.Contains(l, "runs again on the 39 augmented training images every epoch (3 passes)") {
 		t.Errorf("augmented job's log does not say the backbone runs every epoch:\n%s", l)
+	}
+
+	// The same through the CLI: shoal train --freeze backbone.
+	out, errOut, code := runCLI(t, e.addr, "train", "--dataset", "shapes", "--base", "tiny:1", "--freeze", "backbone",
+		"--epochs", "2", "--batch-size", "8", "--follow")
+	if code != cli.ExitOK || !strings.Contains(out, "queued: a new head on the frozen backbone of tiny:1") || !strings.Contains(out, "SUCCEEDED") {
+		t.Errorf("shoal train --freeze backbone --follow = exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	if shown, _, _ := runCLI(t, e.addr, "jobs", "show", jobIDPattern.FindStringSubmatch(out)[1]); !strings.Contains(shown, "backbone frozen (head only)") {
+		t.Errorf("shoal jobs show of a head-only job:\n%s\nwant the frozen backbone named", shown)
 	}
 
 	// What cannot be head-only is refused before a job is queued.
