@@ -26,6 +26,9 @@ describe("jobSpec", () => {
     { name: "ticking the default on again sends nothing", form: { horizontalFlip: true }, want: { dataset: "fish" } },
     { name: "unticking the default flip sends an empty augmentation", form: { horizontalFlip: false }, want: { dataset: "fish", augmentation: {} } },
     { name: "adding a crop keeps the default flip", form: { cropMinScale: "0.5" }, want: { dataset: "fish", augmentation: { horizontalFlip: true, cropMinScale: 0.5 } } },
+    { name: "head-only sends no augmentation: the server's default there is none", form: { baseModel: "fish", baseVersion: "2", headOnly: true }, want: { dataset: "fish", baseVersion: { model: "fish", version: 2 }, trainLayers: "TRAIN_LAYERS_HEAD" } },
+    { name: "head-only with a flip sends it", form: { baseModel: "fish", baseVersion: "2", headOnly: true, horizontalFlip: true }, want: { dataset: "fish", baseVersion: { model: "fish", version: 2 }, trainLayers: "TRAIN_LAYERS_HEAD", augmentation: { horizontalFlip: true } } },
+    { name: "head-only without a base is not sent", form: { headOnly: true }, want: { dataset: "fish" } },
   ] as const)("with server defaults: $name", ({ form, want }) => {
     expect(jobSpec({ ...emptyForm, ...form }, "fish", undefined, defaults)).toEqual(want);
   });
@@ -50,5 +53,6 @@ describe("spec summaries", () => {
       baseVersion: { model: "fish", version: 3 }, augmentation: { horizontalFlip: true, cropMinScale: 0.5, colorJitter: 0.1 },
       earlyStoppingPatience: 2, seed: 42,
     })).toEqual(["fine-tuned from fish v3", "augmentation: horizontal flip, crop ≥ 0.5, colour jitter 0.1", "early stopping after 2", "seed 42"]);
+    expect(specExtras({ baseVersion: { model: "fish", version: 3 }, trainLayers: "TRAIN_LAYERS_HEAD" })).toEqual(["new head on the frozen backbone of fish v3"]);
   });
 });

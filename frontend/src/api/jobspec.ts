@@ -25,6 +25,8 @@ export type TrainForm = {
   colorJitter: string;
   baseModel: string;
   baseVersion: string;
+  // Train only a new head on the base version's frozen backbone.
+  headOnly: boolean;
   backend: string;
   promotion: S<"v1PromotionPolicy"> | "";
 };
@@ -33,7 +35,7 @@ export const emptyForm: TrainForm = {
   snapshot: "0", model: "", epochs: "", batchSize: "", learningRate: "", imageSize: "", channels: "",
   optimizer: "", schedule: "", weightDecay: "", validationFraction: "", seed: "", earlyStoppingPatience: "",
   horizontalFlip: null, verticalFlip: null, cropMinScale: "", colorJitter: "",
-  baseModel: "", baseVersion: "", backend: "", promotion: "",
+  baseModel: "", baseVersion: "", headOnly: false, backend: "", promotion: "",
 };
 
 
@@ -56,8 +58,9 @@ function set64(text: string): number | undefined {
 // the proto's JSON names and enum strings.
 //
 // Augmentation is sent only when it differs from the server's default
-// (`defaults`, from /v1/architectures), and then in full: an absent message
-// takes the default, an empty one turns augmentation off.
+// (`defaults`, from /v1/architectures; none for a head-only job), and then
+// in full: an absent message takes the default, an empty one turns
+// augmentation off.
 export function jobSpec(f: TrainForm, dataset: string, architecture?: string, defaults?: S<"v1JobSpec">): S<"v1JobSpec"> {
   const spec: S<"v1JobSpec"> = {
     dataset,
@@ -78,7 +81,8 @@ export function jobSpec(f: TrainForm, dataset: string, architecture?: string, de
     backend: f.backend || undefined,
     promotion: f.promotion || undefined,
   };
-  const def = defaults?.augmentation ?? {};
+  const headOnly = isHeadOnly(f);
+  const def = defaultAugmentation(f, defaults);
   const augmentation: S<"v1Augmentation"> = dropUnset({
     horizontalFlip: (f.horizontalFlip ?? def.horizontalFlip) || undefined,
     verticalFlip: (f.verticalFlip ?? def.verticalFlip) || undefined,
@@ -89,7 +93,20 @@ export function jobSpec(f: TrainForm, dataset: string, architecture?: string, de
     .every((k) => (augmentation[k] || undefined) === (def[k] || undefined));
   if (!same) spec.augmentation = augmentation;
   if (f.baseModel && set64(f.baseVersion)) spec.baseVersion = { model: f.baseModel, version: set64(f.baseVersion) };
+  if (headOnly) spec.trainLayers = "TRAIN_LAYERS_HEAD";
   return dropUnset(spec);
+}
+
+// isHeadOnly: head-only training needs a base version.
+export function isHeadOnly(f: TrainForm): boolean {
+  return f.headOnly && !!f.baseModel && set64(f.baseVersion) !== undefined;
+}
+
+// defaultAugmentation is what the server augments with when the spec says
+// nothing: its defaults, or nothing for a head-only job (whose backbone
+// would otherwise run again every epoch).
+export function defaultAugmentation(f: TrainForm, defaults?: S<"v1JobSpec">): S<"v1Augmentation"> {
+  return isHeadOnly(f) ? {} : defaults?.augmentation ?? {};
 }
 
 function dropUnset<T extends object>(o: T): T {
@@ -124,7 +141,10 @@ export function optimizerSummary(spec: S<"v1JobSpec">): string {
 // augmentation, early stopping, seed.
 export function specExtras(spec: S<"v1JobSpec">): string[] {
   const out: string[] = [];
-  if (spec.baseVersion?.model) out.push(`fine-tuned from ${spec.baseVersion.model} v${num(spec.baseVersion.version)}`);
+  if (spec.baseVersion?.model) {
+    const base = `${spec.baseVersion.model} v${num(spec.baseVersion.version)}`;
+    out.push(spec.trainLayers === "TRAIN_LAYERS_HEAD" ? `new head on the frozen backbone of ${base}` : `fine-tuned from ${base}`);
+  }
   const a = spec.augmentation;
   const aug = [
     a?.horizontalFlip && "horizontal flip",

@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from "react";
 import { api, num, ok } from "../api/client";
-import { emptyForm, jobSpec, optimizerNames, scheduleNames } from "../api/jobspec";
+import { defaultAugmentation, emptyForm, jobSpec, optimizerNames, scheduleNames } from "../api/jobspec";
 import type { TrainForm } from "../api/jobspec";
 import { ErrorBanner } from "../components/ErrorBanner";
 import { useLoad } from "../hooks";
@@ -55,6 +55,9 @@ export function StartTrainingForm({ onStarted }: { onStarted: (id: string) => vo
   // A fine-tuning job takes its base version's network and input (which may
   // be an uploaded model no architecture here names), so it sends none.
   const spec = jobSpec(form, ds, base ? undefined : arch?.name, defaults);
+  // Unticked boxes show what the server does with them (no augmentation
+  // for a head-only job).
+  const defAug = defaultAugmentation(form, defaults);
   // How many advanced fields are set, each augmentation counted apart.
   const advancedSet = Object.keys(spec).filter((k) => !basicFields.includes(k) && k !== "augmentation").length +
     Object.keys(spec.augmentation ?? {}).length;
@@ -155,14 +158,14 @@ export function StartTrainingForm({ onStarted }: { onStarted: (id: string) => vo
         </fieldset>
         <fieldset className="grid-form">
           <legend>Augmentation</legend>
-          <label className="check"><input type="checkbox" checked={f.horizontalFlip ?? !!defaults?.augmentation?.horizontalFlip} onChange={(e) => set("horizontalFlip", e.target.checked)} data-testid="train-hflip" /> horizontal flip</label>
-          <label className="check"><input type="checkbox" checked={f.verticalFlip ?? !!defaults?.augmentation?.verticalFlip} onChange={(e) => set("verticalFlip", e.target.checked)} data-testid="train-vflip" /> vertical flip</label>
+          <label className="check"><input type="checkbox" checked={f.horizontalFlip ?? !!defAug.horizontalFlip} onChange={(e) => set("horizontalFlip", e.target.checked)} data-testid="train-hflip" /> horizontal flip</label>
+          <label className="check"><input type="checkbox" checked={f.verticalFlip ?? !!defAug.verticalFlip} onChange={(e) => set("verticalFlip", e.target.checked)} data-testid="train-vflip" /> vertical flip</label>
           <label>Random crop, min scale
-            <input type="number" min={0} max={1} step="any" {...text("cropMinScale")} placeholder={defaults?.augmentation?.cropMinScale ? String(defaults.augmentation.cropMinScale) : "off"} data-testid="train-crop" />
+            <input type="number" min={0} max={1} step="any" {...text("cropMinScale")} placeholder={defAug.cropMinScale ? String(defAug.cropMinScale) : "off"} data-testid="train-crop" />
             <small className="muted">smallest area fraction kept, in (0, 1]</small>
           </label>
           <label>Colour jitter
-            <input type="number" min={0} step="any" {...text("colorJitter")} placeholder={defaults?.augmentation?.colorJitter ? String(defaults.augmentation.colorJitter) : "off"} data-testid="train-jitter" />
+            <input type="number" min={0} step="any" {...text("colorJitter")} placeholder={defAug.colorJitter ? String(defAug.colorJitter) : "off"} data-testid="train-jitter" />
             <small className="muted">largest relative change of brightness, contrast, saturation</small>
           </label>
         </fieldset>
@@ -184,11 +187,22 @@ export function StartTrainingForm({ onStarted }: { onStarted: (id: string) => vo
               ))}
             </select>
           </label>
-          {base && (
+          <label className="check">
+            <input type="checkbox" checked={f.headOnly && !!base} disabled={!base} onChange={(e) => set("headOnly", e.target.checked)} data-testid="train-head-only" />
+            {" "}train only a new head (freeze the backbone)
+          </label>
+          {base && !f.headOnly && (
             <p className="muted wide" data-testid="train-base-note">
               Starts from {base.model} v{base.version}'s weights with its network ({base.architecture}
               {base.inputSpec?.height ? `, ${base.inputSpec.height}×${base.inputSpec.width}×${base.inputSpec.channels}` : ""}); a new
               classification head when the dataset's labels differ. Uploaded ONNX models are imported and train on the pure-Go backend.
+            </p>
+          )}
+          {base && f.headOnly && (
+            <p className="muted wide" data-testid="train-base-note">
+              {base.model} v{base.version}'s network ({base.architecture}) up to its classification layer stays frozen: ONNX Runtime
+              computes its features once per image (cached for later jobs on the same images), and only a new linear head trains on
+              them. No augmentation unless set above; with augmentation, the backbone runs again on the augmented images every epoch.
             </p>
           )}
           <ErrorBanner error={models.error ?? baseVersions.error} />

@@ -202,6 +202,25 @@ describe("TrainingPage", () => {
     expect(body).toEqual({ spec: { dataset: "fish", baseVersion: { model: "fish", version: 2 } } });
   });
 
+  it("trains only a new head on the base's frozen backbone, without the default augmentation", async () => {
+    window.history.replaceState(null, "", "/training");
+    const calls = mockFetch([...common, { method: "POST", path: "/v1/jobs", body: { job: { id: "j5" } } }]);
+    render(<TrainingPage />);
+    await waitFor(() => expect(screen.getAllByRole("option", { name: "fish" })).toHaveLength(2));
+    const headOnly = screen.getByTestId("train-head-only") as HTMLInputElement;
+    expect(headOnly.disabled).toBe(true); // needs a base version
+    fireEvent.change(screen.getByTestId("train-base-model"), { target: { value: "fish" } });
+    await waitFor(() => expect((screen.getByTestId("train-base-version") as HTMLSelectElement).value).toBe("2"));
+    expect((screen.getByTestId("train-hflip") as HTMLInputElement).checked).toBe(true);
+    fireEvent.click(headOnly);
+    expect((screen.getByTestId("train-hflip") as HTMLInputElement).checked).toBe(false);
+    expect(screen.getByTestId("train-base-note").textContent).toContain("runs again on the augmented images every epoch");
+    fireEvent.click(screen.getByTestId("train-start"));
+    await waitFor(() => expect(window.location.search).toBe("?job=j5"));
+    const body = JSON.parse(calls.find((c) => c.method === "POST")!.body!);
+    expect(body).toEqual({ spec: { dataset: "fish", baseVersion: { model: "fish", version: 2 }, trainLayers: "TRAIN_LAYERS_HEAD" } });
+  });
+
   it("shows a refused start as the server's message", async () => {
     window.history.replaceState(null, "", "/training");
     mockFetch([
