@@ -15,12 +15,20 @@
 #      epoch, then ONNX export checked against ONNX Runtime on the 10,000
 #      test images;
 #   3. service: the same defaults through the product: shoal serve, all
-#      70,000 images imported, shoal train --follow, the version registered.
+#      70,000 images imported, shoal train --follow, the version registered;
+#   4. headonly: a head-only job of the original pipeline's size (ResNet-18
+#      at 224x224 as PyTorch exports it, 835 training photos of a generated
+#      photo-like set, 20 epochs, Adam 0.001, batch 16) through the Trainer:
+#      wall and CPU time of the first job (the backbone runs in ONNX Runtime
+#      on all 1,306 images) and of a second (its features cached). Needs ONNX
+#      Runtime, not Fashion-MNIST; SHOAL_BENCH_BASE_ONNX names another
+#      ResNet-18 ONNX file (e.g. a real torchvision export) to use instead.
 #
 #   make bench-train                       (or scripts/bench-train.sh)
 #   SHOAL_BENCH_ARCHS=small-cnn scripts/bench-train.sh throughput
 #   SHOAL_BENCH_BACKEND=go scripts/bench-train.sh accuracy
 #   scripts/bench-train.sh service
+#   scripts/bench-train.sh headonly
 #   SHOAL_BENCH_EPOCHS=8 SHOAL_BENCH_SCHEDULE=constant SHOAL_BENCH_AUGMENT=none scripts/bench-train.sh accuracy
 #
 # Env: SHOAL_BENCH_ARCHS (throughput architectures, all three),
@@ -38,7 +46,7 @@ archs=${SHOAL_BENCH_ARCHS:-small-cnn resnet-small resnet18}
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
 
-if ! ls "${SHOAL_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}"/train-images-idx3-ubyte* >/dev/null 2>&1; then
+if [ "$what" != headonly ] && ! ls "${SHOAL_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}"/train-images-idx3-ubyte* >/dev/null 2>&1; then
 	echo "bench-train: Fashion-MNIST missing: apt-get install dataset-fashion-mnist" >&2
 	exit 1
 fi
@@ -50,8 +58,10 @@ echo "# go: $(go version | cut -d' ' -f3-)"
 
 # Test binaries are built once per GOEXPERIMENT; -p 1 keeps the build from
 # starving other work on a small machine.
-go test -p 1 -c -o "$bin/ml" ./internal/ml
-GOEXPERIMENT=simd go test -p 1 -c -o "$bin/ml.simd" ./internal/ml
+if [ "$what" != headonly ]; then
+	go test -p 1 -c -o "$bin/ml" ./internal/ml
+	GOEXPERIMENT=simd go test -p 1 -c -o "$bin/ml.simd" ./internal/ml
+fi
 
 throughput() { # label, binary, backend, arch, shape, batch, steps
 	local out
@@ -135,3 +145,14 @@ if [ "$what" = all ] || [ "$what" = service ]; then
 	"$bin/shoal" models show fashion-full 1 --addr "$addr" | grep -E 'accuracy'
 fi
 
+if [ "$what" = all ] || [ "$what" = headonly ]; then
+	echo "## head-only: ResNet-18 backbone in ONNX Runtime, 835 training photos, 20 epochs, batch 16 (first job, then cached features)"
+	if [ -z "$ort" ]; then
+		echo "skipped: head-only training runs the backbone in ONNX Runtime (run scripts/setup-onnxruntime.sh)"
+	else
+		go test -p 1 -c -o "$bin/trainer" ./services/trainer
+		ONNXRUNTIME_SHARED_LIBRARY_PATH=$ort GOMLX_NO_AUTO_INSTALL=1 "$bin/trainer" -test.run '^$' -test.bench '^BenchmarkHeadOnlyJob$' \
+			-test.benchtime 1x -test.v -test.timeout 0 2>&1 | grep -vE 'level=|^Go backend' | grep -E 'generated|job|backbone|epoch|exported|wall-s|FAIL|panic' |
+			sed 's/^ *//'
+	fi
+fi
