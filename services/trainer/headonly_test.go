@@ -163,3 +163,45 @@ func TestHeadOnlyOnShoalVersion(t *testing.T) {
 		t.Errorf("head-only version served by ONNX Runtime: test accuracy %.2f; want >= 0.75", acc)
 	}
 }
+
+// TestHeadOnlyJobResumesOnCachedFeatures stops a head-only job's trainer
+// mid-training: the next trainer resumes the job from its checkpoint, with
+// the features the first one cached, and the backbone does not run again.
+func TestHeadOnlyJobResumesOnCachedFeatures(t *testing.T) {
+	needsTraining(t)
+	onnxtest.Runtime(t)
+	cfg := dbtest.Config(t, db.SQLite)
+	a := newEnv(t, cfg, envOptions{})
+	in := &registrypb.InputSpec{Channels: 1, Height: 16, Width: 16, ResizeMode: registrypb.ResizeMode_RESIZE_MODE_STRETCH,
+		Layout: registrypb.TensorLayout_TENSOR_LAYOUT_NCHW, InputName: "input", OutputName: "output"}
+	data, err := mltest.Classifier{Channels: 1, Size: 16, Classes: 3, Input: "input", Output: "output", Seed: 5}.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := a.registry.upload("tiny", []string{"bottom", "left", "top"}, in, "", data)
+	// Enough epochs (tens of milliseconds each) for the stop to land mid-training.
+	j := a.start(t, &trainerpb.JobSpec{Dataset: "shapes", Epochs: 60, BatchSize: 8, Seed: 3, BaseVersion: base,
+		TrainLayers: trainerpb.TrainLayers_TRAIN_LAYERS_HEAD})
+	next := follow(t, a, j.GetId())
+	until(t, next, func(ev *trainerpb.WatchJobResponse) bool { return ev.GetEpoch().GetEpoch() == 2 })
+	a.stop()
+	got, err := a.client.GetJob(t.Context(), &trainerpb.GetJobRequest{JobId: j.GetId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.GetJob().GetState() != trainerpb.JobState_JOB_STATE_RUNNING {
+		t.Skipf("the job was %s when the shutdown reached it", got.GetJob().GetState())
+	}
+	b := newEnv(t, cfg, envOptions{gdb: a.gdb, workDir: a.workDir, dataset: a.dataset, reg: a.registry, blobs: a.blobs})
+	evs, err := b.watch(t, j.GetId(), got.GetJob().GetLastSequence())
+	if err != nil {
+		t.Fatalf("WatchJob() on the new trainer = %v", err)
+	}
+	if last := evs[len(evs)-1]; last.GetState().GetState() != trainerpb.JobState_JOB_STATE_SUCCEEDED {
+		t.Fatalf("last event = %v; want SUCCEEDED", last)
+	}
+	l := logs(evs)
+	if !strings.Contains(l, "resuming") || !strings.Contains(l, "cached: the backbone does not run") || strings.Contains(l, "running the backbone") {
+		t.Errorf("the resumed job's log does not say it resumed on cached features:\n%s", l)
+	}
+}
