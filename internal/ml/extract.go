@@ -31,6 +31,8 @@ func (b *Backbone) Extractor(rt onnxrt.Config, batch int, opts onnxrt.SessionOpt
 	for s := 1; s < batch; s *= 2 {
 		sizes = append(sizes, s)
 	}
+	// The session's "classes" are the features: it runs any graph that
+	// maps an image batch to a [batch, n] matrix.
 	s := b.Spec.Shape
 	c := onnxrt.Classifier{Input: b.Spec.InputName, Output: b.FeatureTensor, Classes: b.Features,
 		Image: onnxrt.Image{Channels: s.Channels, Height: s.Height, Width: s.Width, NHWC: b.Spec.NHWC}}

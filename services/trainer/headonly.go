@@ -260,8 +260,9 @@ func (r *jobRun) openExtractor() error {
 	return nil
 }
 
-// computeFeatures decodes the splits' images a batch at a time and runs the
-// backbone on them, filling feats; it keeps the images loadFeatures keeps.
+// computeFeatures decodes the splits' images a batch at a time (see
+// decodeAhead) and runs the backbone on them, filling feats; it keeps the
+// images loadFeatures keeps.
 func (r *jobRun) computeFeatures(ctx context.Context, raw [3][]rawImage, feats []*ml.Data, augment bool) error {
 	if err := r.openExtractor(); err != nil {
 		return err
@@ -274,15 +275,18 @@ func (r *jobRun) computeFeatures(ctx context.Context, raw [3][]rawImage, feats [
 		keep[0] = len(raw[0])
 	}
 	kept := make([]*ml.Data, 3)
+	dctx, cancel := context.WithCancel(ctx)
+	defer cancel() // stops the decoding goroutine on an early return
 	for i := range raw {
 		f := feats[i]
 		f.Images = make([]float32, 0, len(raw[i])*f.Shape.Size())
 		kept[i] = &ml.Data{Shape: r.shape}
-		for b := 0; b < len(raw[i]); b += backboneBatch {
-			images, err := decode(raw[i][b:], backboneBatch, r.shape, r.pre)
-			if err != nil {
-				return err
+		b := 0
+		for d := range r.decodeAhead(dctx, raw[i]) {
+			if d.err != nil {
+				return d.err
 			}
+			images := d.images
 			out, err := r.head.ex.Extract(ctx, images, nil, nil)
 			if err != nil {
 				if ctx.Err() != nil {
@@ -301,6 +305,13 @@ func (r *jobRun) computeFeatures(ctx context.Context, raw [3][]rawImage, feats [
 				reported = q
 				r.logf(ctx, "backbone: %d of %d images (%.1f images/s)", done, total, float64(done)/time.Since(start).Seconds())
 			}
+			b += images.Len()
+		}
+		if b != len(raw[i]) { // decoding stopped with ctx
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			return fmt.Errorf("decoded %d of %d images", b, len(raw[i]))
 		}
 	}
 	took := time.Since(start)
@@ -310,6 +321,45 @@ func (r *jobRun) computeFeatures(ctx context.Context, raw [3][]rawImage, feats [
 		r.head.trainImages = kept[0]
 	}
 	return nil
+}
+
+// decoded is one batch of decodeAhead's.
+type decoded struct {
+	images *ml.Data
+	err    error
+}
+
+// decodeAhead decodes images a batch at a time in a goroutine of its own,
+// one batch ahead of the backbone, so that decoding (a few milliseconds an
+// image, on one core) overlaps ONNX Runtime's runs rather than adding to
+// them. The channel ends after the last batch or an error; the goroutine
+// ends with ctx.
+func (r *jobRun) decodeAhead(ctx context.Context, images []rawImage) <-chan decoded {
+	out := make(chan decoded, 1)
+	go func() {
+		defer close(out)
+		err := r.s.deps.Panics.Call("trainer image decoding", func() error {
+			for b := 0; b < len(images); b += backboneBatch {
+				d, err := decode(images[b:], backboneBatch, r.shape, r.pre)
+				if err != nil {
+					return err
+				}
+				select {
+				case out <- decoded{images: d}:
+				case <-ctx.Done():
+					return nil
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			select {
+			case out <- decoded{err: err}:
+			case <-ctx.Done():
+			}
+		}
+	}()
+	return out
 }
 
 func seq(n int) []int {

@@ -12,6 +12,7 @@ import (
 	"github.com/shoalml/shoal/internal/cli"
 	"github.com/shoalml/shoal/internal/ml/mltest"
 	"github.com/shoalml/shoal/internal/onnxrt/onnxtest"
+	"github.com/shoalml/shoal/internal/storage/blob"
 	"github.com/shoalml/shoal/internal/storage/db"
 	"github.com/shoalml/shoal/internal/storage/db/dbtest"
 )
@@ -203,5 +204,37 @@ func TestHeadOnlyJobResumesOnCachedFeatures(t *testing.T) {
 	l := logs(evs)
 	if !strings.Contains(l, "resuming") || !strings.Contains(l, "cached: the backbone does not run") || strings.Contains(l, "running the backbone") {
 		t.Errorf("the resumed job's log does not say it resumed on cached features:\n%s", l)
+	}
+}
+
+// TestHeadOnlyJobFailsOnACorruptImage: an image that does not decode fails
+// the job, naming it, and nothing is cached or registered.
+func TestHeadOnlyJobFailsOnACorruptImage(t *testing.T) {
+	needsTraining(t)
+	onnxtest.Runtime(t)
+	images := synthetic([]string{"left", "bottom", "top"}, 16, 4)
+	images[40].content = images[40].content[:len(images[40].content)/2]
+	e := newEnv(t, dbtest.Config(t, db.SQLite), envOptions{dataset: &fakeDataset{name: "shapes", images: images}})
+	in := &registrypb.InputSpec{Channels: 1, Height: 16, Width: 16, ResizeMode: registrypb.ResizeMode_RESIZE_MODE_STRETCH,
+		Layout: registrypb.TensorLayout_TENSOR_LAYOUT_NCHW, InputName: "input", OutputName: "output"}
+	data, err := mltest.Classifier{Channels: 1, Size: 16, Classes: 3, Input: "input", Output: "output", Seed: 5}.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := e.registry.upload("tiny", []string{"bottom", "left", "top"}, in, "", data)
+	j := e.start(t, &trainerpb.JobSpec{Dataset: "shapes", Epochs: 2, BatchSize: 8, BaseVersion: base, TrainLayers: trainerpb.TrainLayers_TRAIN_LAYERS_HEAD})
+	if _, err := e.watch(t, j.GetId(), 0); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.client.GetJob(t.Context(), &trainerpb.GetJobRequest{JobId: j.GetId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.GetJob().GetState() != trainerpb.JobState_JOB_STATE_FAILED || !strings.Contains(got.GetJob().GetError(), "x.png") {
+		t.Errorf("job = %s (%q); want FAILED naming the image", got.GetJob().GetState(), got.GetJob().GetError())
+	}
+	cached := 0
+	if err := e.blobs.List(t.Context(), "trainer/features/", func(blob.Info) error { cached++; return nil }); err != nil || cached != 0 {
+		t.Errorf("cached feature files = %d (%v); want none", cached, err)
 	}
 }
