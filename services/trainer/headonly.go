@@ -31,7 +31,7 @@ const (
 	backboneBatch = 8
 	// headVerifyImages is how many test images check the export: each
 	// costs a pass of the whole network, as much as its features did.
-	headVerifyImages = 64
+	headVerifyImages = 32
 )
 
 // headRun is what a head-only job holds besides its features.
