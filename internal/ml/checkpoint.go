@@ -165,3 +165,23 @@ func readState(dir string) (*trainingState, error) {
 	}
 	return st, nil
 }
+
+// saveState writes the run's state after epoch to cfg.CheckpointDir.
+func saveState(cfg Config, m *Model, res *Result, epoch int, bestScore float64, best snapshot) error {
+	current, err := takeSnapshot(m)
+	if err != nil {
+		return err
+	}
+	flags := trainableFlags(m)
+	st := &trainingState{
+		Architecture: m.Arch.Name, Shape: m.Shape, NumClasses: m.NumClasses, Seed: cfg.Seed,
+		Epoch: epoch, Epochs: res.Epochs, BestEpoch: res.BestEpoch, BestScore: bestScore,
+	}
+	if st.Current, err = saveVars(current, flags); err != nil {
+		return err
+	}
+	if st.Best, err = saveVars(best, flags); err != nil {
+		return err
+	}
+	return writeState(cfg.CheckpointDir, st)
+}

@@ -267,14 +267,10 @@ func fitEpochs(ctx context.Context, cfg Config, m *Model, trainData, valData *Da
 		}
 		epochTrain := trainData
 		if epochData != nil {
-			d, err := epochData(ctx, epoch)
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil, fmt.Errorf("training stopped in epoch %d: %w", epoch, ctx.Err())
-				}
+			var err error
+			if epochTrain, err = epochData(ctx, epoch); err != nil {
 				return nil, err
 			}
-			epochTrain = d
 		}
 		var lossSum, acc float64
 		var steadyStart time.Time
@@ -364,25 +360,6 @@ func fitEpochs(ctx context.Context, cfg Config, m *Model, trainData, valData *Da
 		return nil, err
 	}
 	return res, nil
-}
-
-func saveState(cfg Config, m *Model, res *Result, epoch int, bestScore float64, best snapshot) error {
-	current, err := takeSnapshot(m)
-	if err != nil {
-		return err
-	}
-	flags := trainableFlags(m)
-	st := &trainingState{
-		Architecture: m.Arch.Name, Shape: m.Shape, NumClasses: m.NumClasses, Seed: cfg.Seed,
-		Epoch: epoch, Epochs: res.Epochs, BestEpoch: res.BestEpoch, BestScore: bestScore,
-	}
-	if st.Current, err = saveVars(current, flags); err != nil {
-		return err
-	}
-	if st.Best, err = saveVars(best, flags); err != nil {
-		return err
-	}
-	return writeState(cfg.CheckpointDir, st)
 }
 
 // makeBatch copies the indexed images into a [B,C,H,W] tensor and labels
