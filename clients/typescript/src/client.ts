@@ -1,7 +1,7 @@
 import createFetchClient from "openapi-fetch";
 import type { Client as FetchClient, Middleware } from "openapi-fetch";
 import type { components, paths } from "./gen/schema.js";
-import { isAbort, retryAfterOf, toShoalError, unreachable } from "./errors.js";
+import { retryAfterOf, toShoalError, unreachable } from "./errors.js";
 import { predict } from "./predict.js";
 import type { ImageInput, PredictOptions } from "./predict.js";
 import { watchJob } from "./watch.js";
@@ -175,4 +175,3 @@ export async function ok<T>(call: Promise<Result<T>>): Promise<T> {
   return data as T;
 }
 
-export { isAbort };
