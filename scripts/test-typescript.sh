@@ -9,7 +9,7 @@
 # example. Sets up what it needs first: the SDK's npm packages and build,
 # ONNX Runtime and the demo data's package.
 #
-#   scripts/test-typescript.sh     (a step of make test; about 15 s warm)
+#   scripts/test-typescript.sh     (a step of make test; its tests take about 12 s warm)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
