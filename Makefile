@@ -31,6 +31,7 @@ generate:
 	go tool -modfile=tools.go.mod buf generate
 	go run ./cmd/shoal-openapi gen/openapi/shoal.swagger.json
 	scripts/gen-python.sh
+	scripts/gen-typescript.sh
 
 lint:
 	scripts/check-proto.sh

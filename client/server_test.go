@@ -1,38 +1,17 @@
 package client_test
 
 import (
-	"context"
-	"flag"
-	"io"
-	"net"
-	"os"
-	"strings"
-	"sync"
 	"testing"
-	"time"
-
-	"google.golang.org/grpc"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/shoalml/shoal/client"
 	"github.com/shoalml/shoal/internal/app"
+	"github.com/shoalml/shoal/internal/app/apptest"
 	"github.com/shoalml/shoal/internal/onnxrt/onnxtest"
 )
 
 // defaults is `shoal serve`'s configuration with every default, its
 // storage (SQLite, a blob folder) and admin token under a temporary folder.
-func defaults(t *testing.T) app.Config {
-	t.Helper()
-	var cfg app.Config
-	cfg.RegisterFlags(flag.NewFlagSet("test", flag.ContinueOnError))
-	dir := t.TempDir()
-	cfg.DB.DSN = dir + "/shoal.db"
-	cfg.Blob.Local.Dir = dir + "/blobs"
-	cfg.Auth.AdminTokenFile = dir + "/admin-token"
-	cfg.LogLevel = "warn"
-	cfg.Server.ShutdownTimeout = 5 * time.Second
-	return cfg
-}
+func defaults(t *testing.T) app.Config { return apptest.Defaults(t) }
 
 // server is a whole Shoal, as `shoal serve` runs it, in this process.
 type server struct {
@@ -47,49 +26,16 @@ type server struct {
 func serve(t *testing.T, cfg app.Config, opts ...client.Option) server {
 	t.Helper()
 	onnxtest.Runtime(t) // Inference and the Trainer's default backend need ONNX Runtime
-	a, err := app.New(cfg, app.NewLogger(cfg, io.Discard), "test")
-	if err != nil {
-		t.Fatalf("app.New() = %v", err)
+	p := apptest.Run(t, cfg, nil)
+	p.WaitServing(t, dial(t, p.GRPCAddr, opts...).Conn())
+	if p.Admin == "" {
+		t.Fatalf("no admin token in %s after the first start", cfg.Auth.AdminTokenFile)
 	}
-	var lis [2]net.Listener
-	for i := range lis {
-		if lis[i], err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, app.Listeners{GRPC: lis[0], HTTP: lis[1]}) }()
-	s := server{addr: lis[0].Addr().String(), stop: sync.OnceFunc(func() {
-		cancel()
-		if err := <-done; err != nil {
+	return server{addr: p.GRPCAddr, admin: p.Admin, stop: func() {
+		if err := p.Stop(); err != nil {
 			t.Errorf("Run() = %v; want nil after cancel", err)
 		}
-	})}
-	t.Cleanup(s.stop)
-	c := dial(t, s.addr, opts...)
-	wctx, wcancel := context.WithTimeout(t.Context(), time.Minute)
-	defer wcancel()
-	// The health service's Watch says when the process turns SERVING.
-	stream, err := healthpb.NewHealthClient(c.Conn()).Watch(wctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
-	if err != nil {
-		t.Fatalf("Health.Watch() = %v", err)
-	}
-	for {
-		resp, err := stream.Recv()
-		if err != nil {
-			t.Fatalf("Health.Watch: Recv() = %v before SERVING", err)
-		}
-		if resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			break
-		}
-	}
-	b, err := os.ReadFile(cfg.Auth.AdminTokenFile)
-	if err != nil {
-		t.Fatalf("reading the admin token: %v", err)
-	}
-	s.admin = strings.TrimSpace(string(b))
-	return s
+	}}
 }
 
 // dial is client.New, closed when the test ends.

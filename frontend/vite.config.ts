@@ -6,7 +6,7 @@ import react from "@vitejs/plugin-react";
 // API to a running `shoal serve` (SHOAL_API, default http://localhost:8080).
 // The production build goes where the Go binary embeds it.
 const api = process.env.SHOAL_API ?? "http://localhost:8080";
-const proxied = ["/v1", "/v2", "/predict", "/healthz", "/readyz", "/metrics"];
+const proxied = ["/v1", "/v2", "/predict", "/openapi.json", "/healthz", "/readyz", "/metrics"];
 
 export default defineConfig({
   plugins: [react()],

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Builds the web console (frontend/) into internal/webui/dist/app, which
-# `go build` then embeds into bin/shoal: npm ci, the typed REST client
-# generated from gen/openapi/shoal.swagger.json, the type check, vite build.
-# Each step is skipped when its inputs have not changed since it last ran.
+# `go build` then embeds into bin/shoal: the TypeScript SDK it calls the API
+# with (clients/typescript, a local package: scripts/build-ts-sdk.sh), npm
+# ci, the type check, vite build. Each step is skipped when its inputs have
+# not changed since it last ran.
 #
 #   scripts/build-ui.sh           build if needed
-#   scripts/build-ui.sh --deps    only install the npm packages and generate the client
+#   scripts/build-ui.sh --deps    only build the SDK and install the npm packages
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root/frontend"
@@ -16,6 +17,8 @@ command -v npm >/dev/null || { log "npm is required (Debian: apt-get install -y 
 
 hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
 
+"$root/scripts/build-ts-sdk.sh"
+
 lock_hash=$(hash_of package-lock.json)
 if [ "$(cat node_modules/.shoal-lock 2>/dev/null)" != "$lock_hash" ]; then
 	log "npm ci"
@@ -23,14 +26,10 @@ if [ "$(cat node_modules/.shoal-lock 2>/dev/null)" != "$lock_hash" ]; then
 	echo "$lock_hash" >node_modules/.shoal-lock
 fi
 
-schema=src/api/schema.d.ts
-if [ ! -f "$schema" ] || [ "$root/gen/openapi/shoal.swagger.json" -nt "$schema" ] || [ scripts/generate-client.mjs -nt "$schema" ]; then
-	npm run --silent generate >&2
-fi
 [ "${1:-}" = --deps ] && exit 0
 
 out=$root/internal/webui/dist/app
-inputs=$( (find src public -type f; ls index.html package-lock.json tsconfig.json vite.config.ts) | LC_ALL=C sort)
+inputs=$( (find src public -type f; ls index.html package-lock.json tsconfig.json vite.config.ts ../clients/typescript/dist/.shoal-src) | LC_ALL=C sort)
 src_hash=$(hash_of $inputs)
 if [ -f "$out/index.html" ] && [ "$(cat "$root/.build/ui.stamp" 2>/dev/null)" = "$src_hash" ]; then
 	exit 0

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Checks the contracts: buf lint, buf breaking against the previous commit
-# (WIRE_JSON), and that gen/ and the Python SDK's stubs are exactly what the
-# pinned generators produce (Debian's protoc for Python: scripts/setup-python.sh).
+# (WIRE_JSON), and that gen/, the Python SDK's stubs and the TypeScript SDK's
+# types are exactly what the pinned generators produce (Debian's protoc for
+# Python: scripts/setup-python.sh; npm packages pinned in
+# clients/typescript/package-lock.json for TypeScript).
 #
 #   scripts/check-proto.sh
 set -euo pipefail
@@ -51,6 +53,16 @@ if ! diff -r -x __pycache__ "$pygen" "$out/$pygen" >/dev/null; then
 	{ diff -r -x __pycache__ "$pygen" "$out/$pygen" || true; } | head -40 >&2
 	rm -rf "$out"
 	log "$pygen is not what proto/ generates: run 'make generate' and commit it"
+	exit 1
+fi
+
+log "TypeScript SDK types drift"
+tsgen=clients/typescript/src/gen/schema.ts
+scripts/gen-typescript.sh "$out"
+if ! diff "$tsgen" "$out/$tsgen" >/dev/null; then
+	{ diff "$tsgen" "$out/$tsgen" || true; } | head -40 >&2
+	rm -rf "$out"
+	log "$tsgen is not what gen/openapi/shoal.swagger.json generates: run 'make generate' and commit it"
 	exit 1
 fi
 rm -rf "$out"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: static checks, the contracts, every Go
 # test with -race against real PostgreSQL, MariaDB and S3 servers (which this
-# script starts when they are not running), the Python SDK's tests and the
-# web console's.
+# script starts when they are not running), the Python and TypeScript SDKs'
+# tests and the web console's.
 #
 #   make test          (or scripts/test.sh)
 #   SHOAL_TEST_PKGS=./internal/... scripts/test.sh    a subset of packages
@@ -81,6 +81,9 @@ go test -count=1 -timeout 20m ./internal/ml ./services/trainer
 
 log "Python SDK against shoal serve"
 scripts/test-python.sh
+
+log "TypeScript SDK against shoal serve"
+scripts/test-typescript.sh
 
 log "web console: Vitest, then end to end in Chromium against shoal serve"
 scripts/test-ui.sh

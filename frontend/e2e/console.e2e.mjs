@@ -14,7 +14,8 @@
 // be asked to log in on the Datasets page, log in with a login link, upload
 // to the dataset and take a snapshot, train on it and watch the live chart,
 // promote the new version and see Predict answer with it; then log out and
-// in again with a read-only token, which sees no Promote button. All along
+// in again with a read-only token, which sees no Promote button, and read
+// the API reference rendered from /openapi.json. All along
 // it fails on any Content-Security-Policy violation the page reports and on
 // any response of the server without its security headers.
 import { mkdtemp, mkdir, readFile, rm } from "node:fs/promises";
@@ -341,6 +342,26 @@ try {
     await page.locator("nav a", { hasText: "Training" }).click();
     await page.locator("[data-testid=jobs]").waitFor();
     check(await page.locator("[data-testid=train-start]").count() === 0, "a read-only token sees the training form");
+  });
+
+  await step("API reference: /openapi.json rendered from the nav, under the Content-Security-Policy", async () => {
+    const served = await page.evaluate(() => fetch("/openapi.json").then((r) => r.json()));
+    const operations = Object.values(served.paths).reduce((n, item) => n + Object.keys(item).length, 0);
+    await page.locator("nav a", { hasText: "API" }).click();
+    await page.locator("[data-testid=api-page]").waitFor();
+    check(page.url() === `${base}/api`, `the API link went to ${page.url()}`);
+    const shown = await page.locator("[data-testid=api-op]").count();
+    check(shown === operations && operations > 30, `the reference shows ${shown} operations; /openapi.json has ${operations}`);
+    await page.locator("[data-testid=api-filter]").fill("jobs/{jobId}:watch");
+    await page.waitForFunction(() => document.querySelectorAll("[data-testid=api-op]").length === 1);
+    const watch = page.locator("details#TrainerService_WatchJob");
+    await watch.locator("summary").click();
+    await watch.getByText("afterSequence").waitFor();
+    await page.screenshot({ path: join(shots, "api.png") });
+    await watch.getByRole("link", { name: "v1WatchJobResponse" }).click();
+    check(page.url().endsWith("/api#schema-v1WatchJobResponse"), `the message link went to ${page.url()}`);
+    await page.locator("#schema-v1WatchJobResponse").getByText("sequence", { exact: true }).waitFor();
+    check(await page.locator("#schema-v1WatchJobResponse").isVisible(), "the linked message is not shown");
   });
 
   await step("the Kraken wakes after 20 clicks on the title", async () => {

@@ -7,6 +7,7 @@ import { DatasetsPage } from "./pages/DatasetsPage";
 import { TrainingPage } from "./pages/TrainingPage";
 import { ModelsPage } from "./pages/ModelsPage";
 import { LoginPage } from "./pages/LoginPage";
+import { ApiPage } from "./pages/ApiPage";
 import { ErrorBanner } from "./components/ErrorBanner";
 import { useSession } from "./session";
 import type { Scope } from "./api/auth";
@@ -14,13 +15,15 @@ import type { Scope } from "./api/auth";
 // Clicks on the title that wake the Kraken.
 export const krakenClicks = 20;
 
-// Each page needs a scope to show at all; within a page, what changes
-// things (upload, train, promote, delete) shows only to tokens that may.
-const pages: { path: string; name: string; scope: Scope; render: () => React.ReactNode }[] = [
+// Each page needs a scope to show at all (the API reference none: the
+// server describes its API to anyone); within a page, what changes things
+// (upload, train, promote, delete) shows only to tokens that may.
+const pages: { path: string; name: string; scope: Scope | null; render: () => React.ReactNode }[] = [
   { path: "/", name: "Predict", scope: "predict", render: () => <PredictPage /> },
   { path: "/datasets", name: "Datasets", scope: "read", render: () => <DatasetsPage /> },
   { path: "/training", name: "Training", scope: "read", render: () => <TrainingPage /> },
   { path: "/models", name: "Models", scope: "read", render: () => <ModelsPage /> },
+  { path: "/api", name: "API", scope: null, render: () => <ApiPage /> },
 ];
 
 // What each scope lets a token do, as the caller badge explains it.
@@ -77,7 +80,7 @@ export function App() {
 // Gate shows a page once the server has said who this tab is, and only to
 // a caller with the page's scope: an anonymous one gets the login page, a
 // token without the scope is told so.
-function Gate({ name, scope, children }: { name: string; scope: Scope; children: React.ReactNode }) {
+function Gate({ name, scope, children }: { name: string; scope: Scope | null; children: React.ReactNode }) {
   const session = useSession();
   const { caller } = session;
   if (!caller) {
@@ -90,7 +93,7 @@ function Gate({ name, scope, children }: { name: string; scope: Scope; children:
     ) : <p className="muted">Surfacing…</p>;
   }
   if (session.loginReason) return <LoginPage reason={session.loginReason} />;
-  if (!session.can(scope)) {
+  if (scope && !session.can(scope)) {
     if (caller.anonymous) return <LoginPage reason={`The ${name} page needs a token with the ${scope} scope.`} />;
     return (
       <section className="card" data-testid="not-allowed">

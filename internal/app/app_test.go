@@ -5,13 +5,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"flag"
 	"fmt"
 	"image"
 	"image/png"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -23,12 +21,11 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 
 	"github.com/shoalml/shoal/internal/app"
-	"github.com/shoalml/shoal/internal/onnxrt/onnxtest"
+	"github.com/shoalml/shoal/internal/app/apptest"
 	"github.com/shoalml/shoal/internal/storage/db"
 	"github.com/shoalml/shoal/internal/storage/db/dbtest"
 	"github.com/shoalml/shoal/internal/webui"
@@ -36,18 +33,7 @@ import (
 
 // defaults returns the configuration with every default, on :0 ports and
 // storage under a temporary directory.
-func defaults(t *testing.T) app.Config {
-	t.Helper()
-	var cfg app.Config
-	cfg.RegisterFlags(flag.NewFlagSet("test", flag.ContinueOnError))
-	dir := t.TempDir()
-	cfg.DB.DSN = dir + "/shoal.db"
-	cfg.Blob.Local.Dir = dir + "/blobs"
-	cfg.Auth.AdminTokenFile = dir + "/admin-token"
-	cfg.LogLevel = "warn"
-	cfg.Server.ShutdownTimeout = 5 * time.Second
-	return cfg
-}
+func defaults(t *testing.T) app.Config { return apptest.Defaults(t) }
 
 // shared points cfg at storage several processes can share: a fresh
 // PostgreSQL database and an S3 bucket (the real S3 server when the
@@ -99,85 +85,14 @@ func (r running) post(t *testing.T, path, body string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// start runs an App on :0 listeners until the test ends.
+// start runs an App on :0 listeners until the test ends, once it serves.
 func start(t *testing.T, cfg app.Config) running {
 	t.Helper()
-	if modules, _ := app.ParseTarget(cfg.Target); slices.Contains(modules, app.Inference) {
-		onnxtest.Runtime(t) // Inference refuses to start without ONNX Runtime
-	}
-	a, err := app.New(cfg, app.NewLogger(cfg, io.Discard), "test")
-	if err != nil {
-		t.Fatalf("app.New(target=%s) = %v; want nil", cfg.Target, err)
-	}
-	grpcLis := listen(t)
-	httpLis := listen(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, app.Listeners{GRPC: grpcLis, HTTP: httpLis}) }()
-	stopped := false
-	stop := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(30 * time.Second):
-			t.Fatalf("Run did not return within 30s of cancel")
-			return nil
-		}
-	}
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Errorf("Run() = %v; want nil after cancel", err)
-		}
-	})
-	conn, err := grpc.NewClient(grpcLis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	r := running{grpc: conn, addr: grpcLis.Addr().String(), http: "http://" + httpLis.Addr().String(), stop: stop}
-	waitReady(t, r, a)
-	if b, err := os.ReadFile(cfg.Auth.AdminTokenFile); err == nil {
-		r.admin = strings.TrimSpace(string(b))
-	}
-	return r
-}
-
-func listen(t *testing.T) net.Listener {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
-}
-
-// waitReady waits on the health service's Watch stream (no polling) until
-// the process reports SERVING.
-func waitReady(t *testing.T, r running, a *app.App) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	stream, err := healthpb.NewHealthClient(r.grpc).Watch(ctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
-	if err != nil {
-		t.Fatalf("Health.Watch() = %v", err)
-	}
-	for {
-		resp, err := stream.Recv()
-		if err != nil {
-			t.Fatalf("Health.Watch: Recv() = %v before SERVING", err)
-		}
-		if resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			break
-		}
-	}
-	if !a.Ready() {
+	p := apptest.Start(t, cfg, nil)
+	if !p.App.Ready() {
 		t.Fatalf("Ready() = false after health turned SERVING; want true")
 	}
+	return running{grpc: p.Conn, addr: p.GRPCAddr, http: p.HTTPURL, stop: p.Stop, admin: p.Admin}
 }
 
 func httpGet(t *testing.T, url string) (int, string) {

@@ -23,6 +23,7 @@ import (
 
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	"github.com/shoalml/shoal/internal/app"
+	"github.com/shoalml/shoal/internal/app/apptest"
 	"github.com/shoalml/shoal/internal/imaging/imagingtest"
 	"github.com/shoalml/shoal/internal/onnxrt/onnxtest"
 	"github.com/shoalml/shoal/internal/tlsfiles/tlstest"
@@ -173,21 +174,8 @@ type tlsRunning struct {
 // plaintext, so this waits on /readyz over HTTPS instead).
 func startTLS(t *testing.T, cfg app.Config) tlsRunning {
 	t.Helper()
-	a, err := app.New(cfg, app.NewLogger(cfg, io.Discard), "test")
-	if err != nil {
-		t.Fatalf("app.New(target=%s) = %v", cfg.Target, err)
-	}
-	g, h := listen(t), listen(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, app.Listeners{GRPC: g, HTTP: h}) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run(target=%s) = %v", cfg.Target, err)
-		}
-	})
-	r := tlsRunning{grpcAddr: g.Addr().String(), httpURL: "https://" + h.Addr().String()}
+	p := apptest.Run(t, cfg, nil)
+	r := tlsRunning{grpcAddr: p.GRPCAddr, httpURL: "https://" + p.HTTPAddr}
 	caPEM, _ := os.ReadFile(cfg.Clients.TLS.CAFile)
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(caPEM)
@@ -200,7 +188,7 @@ func startTLS(t *testing.T, cfg app.Config) tlsRunning {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	waitReady(t, running{grpc: conn}, a)
+	p.WaitServing(t, conn)
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
 	resp, err := client.Get(r.httpURL + "/healthz")
 	if err != nil || resp.StatusCode != http.StatusOK {

@@ -98,7 +98,7 @@ func imageKinds() []Kind {
 	huge.Write(pngBytes[33:])
 	overMessage := imageKind("over-message-limit", "a valid PNG larger than the server's message limit", "huge.png", huge.Bytes(), nil, "more than the limit of")
 	for p, o := range map[Path]Outcome{
-		ClientFolder:  refuse(codes.ResourceExhausted, "in one message"),
+		ClientFolder:  {Class: Refuse, Code: codes.ResourceExhausted, Reason: "in one message", Partial: true},
 		RESTUpload:    {Class: Refuse, Code: codes.ResourceExhausted, Reason: "over the server's limit", Partial: true},
 		ConsoleUpload: refuse(codes.ResourceExhausted, "over the server's limit"),
 		PredictForm:   refuse(codes.ResourceExhausted, "over the limit"),

@@ -156,6 +156,6 @@ func tooLargeForOneMessage(err error, root string, scan *upload.Scan) error {
 		which += ")"
 	}
 	return status.Errorf(codes.ResourceExhausted, "the server takes at most %d bytes in one message (its --grpc.max-message-bytes), and a folder "+
-		"sends each file in one: %s; the upload stopped there. Leave such files out, or upload the folder as a .zip or .tar archive, "+
+		"sends each file in one: %s; the upload stopped there, and files sent before it may have been added (a second run counts them as duplicates). Leave such files out, or upload the folder as a .zip or .tar archive, "+
 		"which travels in 1 MiB pieces and whose files over the server's image limit are refused by name", limit, which)
 }

@@ -9,7 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -32,6 +31,7 @@ import (
 	inferencepb "github.com/shoalml/shoal/gen/shoal/inference/v1"
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	"github.com/shoalml/shoal/internal/app"
+	"github.com/shoalml/shoal/internal/app/apptest"
 	"github.com/shoalml/shoal/internal/badinput"
 	"github.com/shoalml/shoal/internal/onnxrt/onnxtest"
 	"github.com/shoalml/shoal/internal/storage/blob"
@@ -169,42 +169,16 @@ func startServer(t *testing.T, tune func(*app.Config)) *server {
 	}
 	s.cfg = cfg
 
-	a, err := app.New(cfg, app.NewLogger(cfg, s.log), "test")
-	if err != nil {
-		t.Fatalf("app.New() = %v", err)
-	}
-	grpcLis, httpLis := listen(t), listen(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, app.Listeners{GRPC: grpcLis, HTTP: httpLis}) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run() = %v; want nil after cancel", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("Run did not return within 30s of cancel")
-		}
+	t.Cleanup(func() { // runs after the process has stopped
 		if t.Failed() {
 			t.Logf("server log (last lines):\n%s", s.log.tail(40))
 		}
 	})
-	s.grpcAddr = grpcLis.Addr().String()
-	s.http = "http://" + httpLis.Addr().String()
-
-	plain, err := grpc.NewClient(s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
+	p := apptest.Start(t, cfg, s.log)
+	s.grpcAddr, s.http, s.token = p.GRPCAddr, p.HTTPURL, p.Admin
+	if s.token == "" {
+		t.Fatalf("no admin token in %s", cfg.Auth.AdminTokenFile)
 	}
-	t.Cleanup(func() { plain.Close() })
-	waitServing(t, healthpb.NewHealthClient(plain))
-	tok, err := os.ReadFile(cfg.Auth.AdminTokenFile)
-	if err != nil {
-		t.Fatalf("the admin token: %v", err)
-	}
-	s.token = strings.TrimSpace(string(tok))
 	s.conn = s.dial(t, grpc.MaxCallSendMsgSize(64<<20), grpc.MaxCallRecvMsgSize(64<<20))
 	s.dataset = datasetpb.NewDatasetServiceClient(s.conn)
 	s.inference = inferencepb.NewInferenceServiceClient(s.conn)
@@ -212,6 +186,7 @@ func startServer(t *testing.T, tune func(*app.Config)) *server {
 	s.registry = registrypb.NewRegistryServiceClient(s.conn)
 	s.health = healthpb.NewHealthClient(s.conn)
 
+	var err error
 	if s.db, err = db.Open(t.Context(), cfg.DB, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -245,40 +220,10 @@ func (s *server) dial(t *testing.T, opts ...grpc.CallOption) *grpc.ClientConn {
 	return conn
 }
 
-func listen(t *testing.T) net.Listener {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
-}
-
 func randomSuffix() string {
 	b := make([]byte, 5)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// waitServing waits on the health service's Watch stream until the
-// process reports SERVING.
-func waitServing(t *testing.T, h healthpb.HealthClient) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	stream, err := h.Watch(ctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
-	if err != nil {
-		t.Fatalf("Health.Watch() = %v", err)
-	}
-	for {
-		resp, err := stream.Recv()
-		if err != nil {
-			t.Fatalf("Health.Watch: Recv() = %v before SERVING", err)
-		}
-		if resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			return
-		}
-	}
 }
 
 // removeBuckets empties and removes the test's buckets.

@@ -1,10 +1,9 @@
 // The console's credential, in one place: the bearer token of this browser
-// tab, how every request carries it, and who it stands for. The token lives
-// in sessionStorage only (never localStorage, never a cookie): it ends with
-// the tab, and the browser never sends it on its own, so no other site can
-// make a request with it.
-import type { Middleware } from "openapi-fetch";
-import { toApiError } from "./errors";
+// tab, the SDK's client that carries it on every request, and who it stands
+// for. The token lives in sessionStorage only (never localStorage, never a
+// cookie): it ends with the tab, and the browser never sends it on its own,
+// so no other site can make a request with it.
+import { ShoalClient, ok } from "@shoal/client";
 
 const storageKey = "shoal.token";
 
@@ -72,30 +71,21 @@ export function noteResponse(status: number, sent: string | null | undefined): v
   for (const fn of [...listeners]) fn(sent !== undefined && sent !== null);
 }
 
-// authFetch is fetch with the token, for the calls the typed client does
-// not make (NDJSON streams, image bytes).
-export async function authFetch(input: string, init: RequestInit = {}): Promise<Response> {
-  const headers = new Headers(init.headers);
-  const auth = authorization();
-  if (auth && !headers.has("Authorization")) headers.set("Authorization", auth);
-  const response = await globalThis.fetch(input, { ...init, headers });
-  noteResponse(response.status, headers.get("Authorization"));
-  return response;
-}
+// shoal is the console's client of the API (the TypeScript SDK): its base
+// URL is the page's origin, as the console is served by the same server as
+// the API (or, in development, by Vite's proxy); every call, stream and
+// upload carries this tab's token, read at each call, and reports its 401s.
+export const shoal = new ShoalClient({
+  baseUrl: globalThis.location?.origin ?? "",
+  token: getToken,
+  onResponse: (status, token) => noteResponse(status, authorization(token ?? null)),
+});
 
-// authMiddleware puts the token on every call of the typed client and
-// reports its 401s.
-export const authMiddleware: Middleware = {
-  onRequest({ request }) {
-    const auth = authorization();
-    if (auth && !request.headers.has("Authorization")) request.headers.set("Authorization", auth);
-    return request;
-  },
-  onResponse({ request, response }) {
-    noteResponse(response.status, request.headers.get("Authorization"));
-    return response;
-  },
-};
+// authFetch is fetch with the token, for the calls the typed client does
+// not make (image bytes).
+export function authFetch(path: string, init: RequestInit = {}): Promise<Response> {
+  return shoal.fetch(path, init);
+}
 
 // takeTokenFromFragment reads a login link's token (`/#token=…`: a URL
 // fragment, which the browser never sends to a server), stores it, and
@@ -132,22 +122,12 @@ export function can(caller: Caller | null | undefined, scope: Scope): boolean {
   return !caller.authEnabled || caller.scopes.includes(scope);
 }
 
-type CallerResponse = {
-  caller?: { name?: string; scopes?: string[]; anonymous?: boolean };
-  authEnabled?: boolean;
-};
-
 // fetchCaller asks the server who token (by default the stored one; null:
 // no token) is, with GetCaller (`GET /v1/caller`, open to everyone). A token
-// the server does not know throws an ApiError with status 401.
+// the server does not know throws a ShoalError with status 401.
 export async function fetchCaller(token: string | null = getToken()): Promise<Caller> {
-  const headers = new Headers({ Accept: "application/json" });
-  const auth = authorization(token);
-  if (auth) headers.set("Authorization", auth);
-  const response = await globalThis.fetch("/v1/caller", { headers });
-  const text = await response.text();
-  if (!response.ok) throw toApiError(text, response.status);
-  const body = JSON.parse(text) as CallerResponse;
+  const client = new ShoalClient({ baseUrl: shoal.baseUrl, token });
+  const body = await ok(client.api.GET("/v1/caller"));
   return {
     name: body.caller?.name ?? "anonymous",
     scopes: (body.caller?.scopes ?? [])

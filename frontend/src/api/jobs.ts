@@ -1,20 +1,17 @@
-import type { paths } from "./schema";
+import { terminalStates } from "@shoal/client";
+import type { JobEvent, ShoalError } from "@shoal/client";
 import type { S } from "./client";
-import { num } from "./client";
-import { readNDJSON } from "./ndjson";
-import { authFetch } from "./auth";
+import { num, shoal } from "./client";
 
-type WatchLine = paths["/v1/jobs/{jobId}:watch"]["get"]["responses"][200]["content"]["application/json"];
-export type JobEvent = NonNullable<WatchLine["result"]>;
+export { terminalStates };
+export type { JobEvent };
 
-export const terminalStates: S<"v1JobState">[] = ["JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED"];
-
-// watchJob follows WatchJob's NDJSON stream: the job's past events after
-// afterSequence, then live ones until the job ends.
-export async function* watchJob(jobId: string, afterSequence: number, signal: AbortSignal): AsyncGenerator<JobEvent> {
-  const q = afterSequence > 0 ? `?afterSequence=${afterSequence}` : "";
-  const response = await authFetch(`/v1/jobs/${encodeURIComponent(jobId)}:watch${q}`, { signal, headers: { Accept: "application/json" } });
-  yield* readNDJSON<JobEvent>(response, signal);
+// watchJob follows WatchJob's NDJSON stream with the SDK: the job's past
+// events after afterSequence, then live ones until the job ends. A
+// connection lost mid-watch is resumed after the last event (onReconnect is
+// told); the loop ends quietly when signal aborts.
+export function watchJob(jobId: string, afterSequence: number, signal: AbortSignal, onReconnect?: (err: ShoalError) => void): AsyncGenerator<JobEvent> {
+  return shoal.watchJob(jobId, { afterSequence, signal, onReconnect });
 }
 
 // JobView is what the Training page shows of a job, folded from its events.

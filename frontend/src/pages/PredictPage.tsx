@@ -1,7 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from "react";
-import { api, num, ok, thumbnailUrl } from "../api/client";
+import { api, num, ok, shoal, thumbnailUrl } from "../api/client";
 import type { S } from "../api/client";
-import { base64 } from "../api/upload";
 import { ErrorBanner } from "../components/ErrorBanner";
 import { ApiImage } from "../components/ApiImage";
 import { useSession } from "../session";
@@ -89,12 +88,8 @@ export function PredictPage() {
     setBusy(true);
     setError(null);
     try {
-      const image = base64(new Uint8Array(await f.arrayBuffer()));
       const start = performance.now();
-      const response = await ok(api.POST("/v1/models/{model}:predict", {
-        params: { path: { model: modelName } },
-        body: { images: [image], topK: 5, ...(ver ? { version: Number(ver) } : {}) },
-      }));
+      const response = await shoal.predict(f, { model: modelName, topK: 5, ...(ver ? { version: Number(ver) } : {}) });
       const roundTripMs = performance.now() - start;
       setAnswer({ response, roundTripMs });
       const top = response.results?.[0]?.labels?.[0]?.label;

@@ -73,11 +73,13 @@ function LiveJob({ jobId, onEnd }: { jobId: string; onEnd: () => void }) {
         setError(e);
         return;
       }
-      // Follow the stream; if it drops before the job ends (a restart, a
-      // proxy timeout), resume after the last event seen.
+      // Follow the stream: the SDK resumes one that drops mid-watch (a
+      // restart, a proxy timeout) after the last event; should it give up,
+      // or fail before the first event, start again after the last one seen.
       for (let attempt = 0; !abort.signal.aborted; attempt++) {
         try {
-          for await (const ev of watchJob(jobId, current.lastSequence, abort.signal)) {
+          const note = (e: unknown) => setStreamNote(`stream interrupted (${describe(e)}); reconnecting…`);
+          for await (const ev of watchJob(jobId, current.lastSequence, abort.signal, note)) {
             current = applyEvent(current, ev);
             setView(current);
             setStreamNote("");

@@ -1,15 +1,17 @@
-import { toApiError } from "./errors";
-import type { RpcStatus } from "./errors";
+import { fromResponse, toShoalError, unreachable } from "./errors.js";
+import type { RpcStatus } from "./errors.js";
 
 // A server stream reaches HTTP as newline-delimited JSON: each line is
 // {"result": message} or, last, {"error": status}.
 export type StreamLine<T> = { result?: T; error?: RpcStatus };
 
 // readNDJSON yields the results of a server stream's response as they
-// arrive, and throws an ApiError for an error line or a failed response.
-// Lines may be split across chunks, and several may share one.
+// arrive, and throws a ShoalError for an error line, a failed response or
+// a connection lost mid-stream (UNAVAILABLE). Lines may be split across
+// chunks, and several may share one. Ending the loop early cancels the
+// response's body.
 export async function* readNDJSON<T>(response: Response, signal?: AbortSignal): AsyncGenerator<T> {
-  if (!response.ok) throw toApiError(await response.text(), response.status);
+  if (!response.ok) throw await fromResponse(response);
   if (!response.body) return;
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
@@ -21,17 +23,23 @@ export async function* readNDJSON<T>(response: Response, signal?: AbortSignal): 
     try {
       msg = JSON.parse(text) as StreamLine<T>;
     } catch {
-      throw toApiError(`malformed stream line: ${text.slice(0, 80)}`, response.status);
+      throw toShoalError(`malformed stream line: ${text.slice(0, 80)}`, response.status);
     }
-    if (msg.error) throw toApiError(msg.error, response.status);
+    if (msg.error) throw toShoalError(msg.error, response.status);
     return msg.result;
   };
   try {
     for (;;) {
       if (signal?.aborted) return;
-      const { done, value } = await reader.read();
-      if (done) break;
-      buffered += decoder.decode(value, { stream: true });
+      let chunk: ReadableStreamReadResult<Uint8Array>;
+      try {
+        chunk = await reader.read();
+      } catch (err) {
+        if (signal?.aborted) return;
+        throw unreachable(err);
+      }
+      if (chunk.done) break;
+      buffered += decoder.decode(chunk.value, { stream: true });
       let nl: number;
       while ((nl = buffered.indexOf("\n")) >= 0) {
         const line = buffered.slice(0, nl);
