@@ -1440,6 +1440,7 @@ export interface components {
              * @description Snapshot version of that dataset; 0 takes a new snapshot at start.
              */
             snapshotVersion?: number;
+            trainLayers?: components["schemas"]["v1TrainLayers"];
             /**
              * Format: double
              * @description Fraction of the train split held out for validation when the snapshot
@@ -1963,6 +1964,19 @@ export interface components {
             /** @description scopes are what the token may do. */
             scopes?: components["schemas"]["v1Scope"][];
         };
+        /**
+         * @description TrainLayers says which layers a fine-tuning job trains.
+         *
+         *      - TRAIN_LAYERS_UNSPECIFIED: Not set; every layer.
+         *      - TRAIN_LAYERS_ALL: Every layer: the whole network trains.
+         *      - TRAIN_LAYERS_HEAD: Only a new classification head: the base version's graph up to the
+         *     input of its classification layer (the backbone) stays frozen and runs
+         *     once per image in ONNX Runtime; its features are cached, and a linear
+         *     head trains on them. Needs spec.base_version.
+         * @default TRAIN_LAYERS_UNSPECIFIED
+         * @enum {string}
+         */
+        v1TrainLayers: "TRAIN_LAYERS_UNSPECIFIED" | "TRAIN_LAYERS_ALL" | "TRAIN_LAYERS_HEAD";
         /** @description UploadFile is one image with its place in the dataset. */
         v1UploadFile: {
             /**
