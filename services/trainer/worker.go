@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -161,10 +159,8 @@ func (s *Service) runJob(ctx context.Context, row *jobRow) {
 		s.forgetEvents(row.ID)
 		if ended {
 			// A job that ended is never resumed: its checkpoints are
-			// only disk space now.
-			if rerr := os.RemoveAll(s.checkpointDir(row.ID)); rerr != nil {
-				log.Warn("removing the checkpoints of an ended job failed", "err", rerr)
-			}
+			// only storage space now.
+			s.dropCheckpoints(wctx, row.ID)
 		}
 	}
 	s.changes.Notify()
@@ -215,11 +211,6 @@ func (s *Service) heartbeat(ctx context.Context, id string, cancel context.Cance
 
 func (s *Service) logf(ctx context.Context, id, format string, args ...any) {
 	s.emit(ctx, id, logEvent("info", fmt.Sprintf(format, args...)))
-}
-
-// checkpointDir is where a job's per-epoch checkpoints live.
-func (s *Service) checkpointDir(id string) string {
-	return filepath.Join(s.cfg.WorkDir, "jobs", id)
 }
 
 // progressReporter turns ml step callbacks into rate-limited progress
