@@ -91,6 +91,8 @@ func (s *Service) cancelLocal(id string) {
 // the process stops.
 func (s *Service) runJob(ctx context.Context, row *jobRow) {
 	log := s.deps.Log.With("job", row.ID)
+	// Which process runs a job, for operators of several trainers.
+	log.Info("running training job", "dataset", row.Dataset)
 	jobCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	s.mu.Lock()
