@@ -158,8 +158,9 @@ func (p *Proxy) handle(_ any, in grpc.ServerStream) error {
 
 	toOwner := make(chan error, 1)
 	go func() { toOwner <- forwardRequests(in, out) }()
-	fromOwner := make(chan error, 1)
-	go func() { fromOwner <- p.forwardResponses(out, in) }()
+	var ownerErr error
+	ownerDone := make(chan struct{})
+	go func() { ownerErr = p.forwardResponses(out, in); close(ownerDone) }()
 	for {
 		select {
 		case err := <-toOwner:
@@ -169,16 +170,17 @@ func (p *Proxy) handle(_ any, in grpc.ServerStream) error {
 				continue
 			}
 			// The caller's side failed (it went away): end the call
-			// at the owner too.
+			// at the owner too; its side then ends with the
+			// cancellation, which is not news.
 			cancel()
-			<-fromOwner
+			<-ownerDone
 			return err
-		case err := <-fromOwner:
+		case <-ownerDone:
 			in.SetTrailer(out.Trailer())
-			if errors.Is(err, io.EOF) {
+			if errors.Is(ownerErr, io.EOF) {
 				return nil
 			}
-			return err
+			return ownerErr
 		}
 	}
 }
