@@ -248,16 +248,20 @@ func (top *topology) restartPostgres(ctx context.Context, t *testing.T, samples 
 	}
 }
 
-// waitUnready polls a readiness URL until it answers other than 200.
+// waitUnready polls a readiness URL until it answers 503 naming the
+// database.
 func waitUnready(ctx context.Context, url string) error {
+	var code int
+	var body string
 	for {
-		code, _, err := get(ctx, url)
-		if err == nil && code != http.StatusOK {
+		var err error
+		code, body, err = get(ctx, url)
+		if err == nil && code == http.StatusServiceUnavailable && strings.Contains(body, "db") {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s still answered 200: %w", url, ctx.Err())
+			return fmt.Errorf("%s answered %d %q; want 503 naming db: %w", url, code, body, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
