@@ -7,8 +7,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
 	"github.com/shoalml/shoal/internal/ml"
 	"github.com/shoalml/shoal/internal/storage/blob"
 )
@@ -113,4 +118,41 @@ func (s *Service) dropCheckpoints(ctx context.Context, id string) {
 	if err := s.deps.Blobs.Delete(ctx, checkpointKey(id)); err != nil {
 		s.deps.Log.Warn("deleting the stored checkpoint of an ended job failed", "job", id, "err", err)
 	}
+}
+
+// sweepCheckpoints removes the stored checkpoints of jobs that ended, or
+// that no longer exist: what a trainer killed between recording a job's
+// end and removing its checkpoint leaves. A running or queued job's
+// checkpoint stays.
+func (s *Service) sweepCheckpoints(ctx context.Context) error {
+	const prefix = "trainer/checkpoints/"
+	var stale []string
+	err := s.deps.Blobs.List(ctx, prefix, func(info blob.Info) error {
+		id, ok := strings.CutSuffix(strings.TrimPrefix(info.Key, prefix), ".ckpt")
+		if !ok {
+			return nil
+		}
+		j, err := s.st.get(ctx, id)
+		switch {
+		case status.Code(err) == codes.NotFound:
+		case err != nil:
+			return err
+		case !finalState(trainerpb.JobState(j.State)):
+			return nil
+		}
+		stale = append(stale, info.Key)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, key := range stale {
+		if err := s.deps.Blobs.Delete(ctx, key); err != nil {
+			return err
+		}
+	}
+	if len(stale) > 0 {
+		s.deps.Log.Info("removed the stored checkpoints of ended jobs", "count", len(stale))
+	}
+	return nil
 }

@@ -111,3 +111,47 @@ func TestJobResumesOnAnotherTrainer(t *testing.T) {
 		}
 	})
 }
+
+// TestSweepRemovesCheckpointsOfEndedJobs: a trainer killed between
+// recording a job's end and removing its stored checkpoint leaves it; the
+// next trainer to start removes it and any checkpoint of no job, and keeps
+// a running job's.
+func TestSweepRemovesCheckpointsOfEndedJobs(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, cfg db.Config) {
+		blobs, err := blob.NewLocal(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := newEnv(t, cfg, envOptions{noRun: true, blobs: blobs})
+		running := a.start(t, &trainerpb.JobSpec{Dataset: "shapes", Epochs: 1, BatchSize: 8}).GetId()
+		ended := a.start(t, &trainerpb.JobSpec{Dataset: "shapes", Epochs: 1, BatchSize: 8}).GetId()
+		for id, state := range map[string]trainerpb.JobState{running: trainerpb.JobState_JOB_STATE_RUNNING, ended: trainerpb.JobState_JOB_STATE_CANCELLED} {
+			if err := a.gdb.Table("trainer_jobs").Where("id = ?", id).Updates(map[string]any{
+				"state": int32(state), "owner": "another-process", "heartbeat_at": time.Now().UTC(),
+			}).Error; err != nil {
+				t.Fatal(err)
+			}
+		}
+		key := func(id string) string { return "trainer/checkpoints/" + id + ".ckpt" }
+		for _, id := range []string{running, ended, "no-such-job"} {
+			if err := blobs.Put(t.Context(), key(id), strings.NewReader("state"), 5); err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		newEnv(t, cfg, envOptions{gdb: a.gdb, dataset: a.dataset, reg: a.registry, blobs: blobs})
+		gone := func(id string) bool {
+			_, err := blobs.Stat(t.Context(), key(id))
+			return errors.Is(err, blob.ErrNotFound)
+		}
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && !(gone(ended) && gone("no-such-job")); {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if !gone(ended) || !gone("no-such-job") {
+			t.Errorf("checkpoints of an ended job and of no job: gone = %v, %v; want both removed at start", gone(ended), gone("no-such-job"))
+		}
+		if gone(running) {
+			t.Error("the running job's checkpoint was removed; want it kept")
+		}
+	})
+}

@@ -36,6 +36,12 @@ var errCancelRequested = errors.New("cancelled by CancelJob")
 func (s *Service) Run(ctx context.Context) error {
 	defer s.stoppingOnce.Do(func() { close(s.stopping) })
 	var wg sync.WaitGroup
+	wg.Go(func() {
+		err := s.deps.Panics.Call("trainer checkpoint sweep", func() error { return s.sweepCheckpoints(ctx) })
+		if err != nil && ctx.Err() == nil {
+			s.deps.Log.Warn("removing the stored checkpoints of ended jobs failed; the next start tries again", "err", err)
+		}
+	})
 	for range s.cfg.Workers {
 		wg.Go(func() {
 			// A panic outside a job (claiming, recording) restarts the
