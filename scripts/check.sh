@@ -34,7 +34,7 @@ go tool -modfile=lint.go.mod golangci-lint run ./... || failed=1
 step "go test -short (no servers)"
 # Tests that need PostgreSQL, MariaDB or S3 skip without their variables.
 env -u SHOAL_TEST_POSTGRES_DSN -u SHOAL_TEST_MYSQL_DSN -u SHOAL_TEST_S3_ENDPOINT \
-	-u SHOAL_TEST_SQL_REQUIRED -u SHOAL_TEST_S3_REQUIRED -u SHOAL_TEST_FAULT -u SHOAL_TEST_DEMO_REQUIRED \
+	-u SHOAL_TEST_SQL_REQUIRED -u SHOAL_TEST_S3_REQUIRED -u SHOAL_TEST_FAULT -u SHOAL_TEST_SPLIT -u SHOAL_TEST_DEMO_REQUIRED \
 	go test -short -count=1 ./... >/tmp/shoal-check-test.$$ 2>&1 || { cat /tmp/shoal-check-test.$$; failed=1; }
 grep -v '^ok\|no test files' /tmp/shoal-check-test.$$ || true
 rm -f /tmp/shoal-check-test.$$

@@ -79,6 +79,13 @@ log "go test internal/ml services/trainer (without -race)"
 # training tests skip there; this run exercises them.
 go test -count=1 -timeout 20m ./internal/ml ./services/trainer
 
+log "the split topology: compose.yaml's services as processes, with kills"
+# Every service of deployments/compose/compose.yaml as its own `shoal serve
+# --target=...` process (two trainers, two inference replicas), driven
+# through the gateway while a trainer and a replica are killed and
+# PostgreSQL restarts (tests/split; about 2 minutes warm).
+SHOAL_TEST_SPLIT=1 go test -count=1 -timeout 15m ./tests/split
+
 log "Python SDK against shoal serve"
 scripts/test-python.sh
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -30,6 +31,7 @@ import (
 	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
 	"github.com/shoalml/shoal/internal/auth"
 	"github.com/shoalml/shoal/internal/gateway"
+	"github.com/shoalml/shoal/internal/grpcproxy"
 	"github.com/shoalml/shoal/internal/panics"
 	"github.com/shoalml/shoal/internal/server"
 	"github.com/shoalml/shoal/internal/storage/blob"
@@ -184,6 +186,7 @@ func (a *App) Run(ctx context.Context, lis Listeners) (err error) {
 	if grpcTLS != nil {
 		grpcOpts = append(grpcOpts, server.WithServerOptions(grpc.Creds(credentials.NewTLS(grpcTLS))))
 	}
+	grpcOpts = append(grpcOpts, a.forwarding(gwConns)...)
 	g := server.NewGRPC(a.cfg.Server, a.log, a.metrics, grpcOpts...)
 	for _, m := range a.targets {
 		if s, ok := services[m]; ok {
@@ -327,6 +330,36 @@ func waitOrDeadline(ctx context.Context, fn func()) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// forwarding makes the gateway's gRPC port answer the services of other
+// processes by forwarding their calls (internal/grpcproxy), so that one
+// address serves every Shoal service in a split deployment as in one
+// process. The gateway's own connections carry its proof of being the
+// deployment's proxy; the caller's token goes along and is checked by the
+// owner.
+func (a *App) forwarding(gwConns map[string]*grpc.ClientConn) []server.Option {
+	routes := map[string]*grpc.ClientConn{}
+	for _, m := range calls[Gateway] {
+		if conn := gwConns[m]; conn != nil && !slices.Contains(a.targets, m) {
+			for _, name := range grpcNames[m] {
+				routes[name] = conn
+			}
+		}
+	}
+	if len(routes) == 0 {
+		return nil
+	}
+	p := grpcproxy.New(func(service string) *grpc.ClientConn { return routes[service] },
+		grpcproxy.WithRequestID(server.RequestIDHeader, server.RequestID), grpcproxy.WithoutHeaders(proxyHeader))
+	opts := []server.Option{server.WithForwarded(slices.Sorted(maps.Keys(routes)), p.ServerOptions()...)}
+	if most := a.cfg.MaxPredicts(a.targets); most > 0 && routes[inferencepb.InferenceService_ServiceDesc.ServiceName] != nil {
+		// The gateway reads forwarded predictions as it forwards REST
+		// ones: at most gateway.max-predicts at once.
+		opts = append(opts, server.WithCallBound(most,
+			inferencepb.InferenceService_Predict_FullMethodName, oippb.GRPCInferenceService_ModelInfer_FullMethodName))
+	}
+	return opts
 }
 
 // serviceDeps are the services this process's services call: those of

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"slices"
 	"strings"
@@ -91,7 +92,7 @@ func (c *ClientsConfig) RegisterFlags(fs *flag.FlagSet) {
 	c.Addresses = map[string]*string{}
 	for _, s := range Services {
 		c.Addresses[s] = fs.String("clients."+s+"-address", "",
-			"host:port of the "+s+" service's gRPC server, when it does not run in this process")
+			"host:port of the "+s+" service's gRPC server, when it does not run in this process (a name that resolves to every replica, or a comma-separated list of the replicas' host:port)")
 	}
 	fs.BoolVar(&c.TLS.Enabled, "clients.tls", false, "call the services of other processes over TLS (the system's CAs unless --clients.tls-ca-file)")
 	fs.StringVar(&c.TLS.CAFile, "clients.tls-ca-file", "", "PEM CAs that sign the other processes' gRPC certificates (implies --clients.tls)")
@@ -156,6 +157,13 @@ func (c *Config) Validate() error {
 	gatedHere := slices.ContainsFunc(targets, func(m string) bool { return slices.Contains(gated, m) })
 	if (gatedHere && !c.Gate.Disabled || slices.Contains(targets, Gateway)) && !slices.Contains(targets, Auth) && *c.Clients.Addresses[Auth] == "" {
 		errs = append(errs, errors.New("tokens are checked, and the REST API's /v1/tokens served, by the auth service, which this process does not run: add it to --target or set --clients.auth-address=HOST:PORT"))
+	}
+	for _, s := range Services {
+		for _, addr := range addressList(*c.Clients.Addresses[s]) {
+			if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+				errs = append(errs, fmt.Errorf("--clients.%s-address: %q is not host:port", s, addr))
+			}
+		}
 	}
 	for _, m := range targets {
 		for _, dep := range calls[m] {

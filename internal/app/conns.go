@@ -4,14 +4,23 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
 	"slices"
+	"strings"
+	"sync"
 
-	"github.com/shoalml/shoal/internal/tlsfiles"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	authpb "github.com/shoalml/shoal/gen/shoal/auth/v1"
+	"github.com/shoalml/shoal/internal/auth"
+	"github.com/shoalml/shoal/internal/tlsfiles"
 )
 
 // Connections between services: transport credentials, dialling, and the
@@ -52,7 +61,22 @@ func (a *App) dial(self net.Addr, deps []string, transport func(local bool) cred
 		if local {
 			target = loopback(self)
 		}
-		c, err := grpc.NewClient(target, a.clientOptions(transport(local), creds, !local)...)
+		opts := a.clientOptions(transport(local), creds, !local)
+		if list := addressList(target); len(list) > 1 {
+			// A list of replicas' addresses: each is one backend of the
+			// connection's round robin, as the addresses of a name are.
+			r := manual.NewBuilderWithScheme("shoal-replicas")
+			state := resolver.State{}
+			for _, addr := range list {
+				state.Addresses = append(state.Addresses, resolver.Address{Addr: addr})
+			}
+			r.InitialState(state)
+			// TLS checks the first replica's host name (replicas of one
+			// service share a certificate), unless clients.tls-server-name.
+			opts = append(opts, grpc.WithResolvers(r), grpc.WithAuthority(list[0]))
+			target = r.Scheme() + ":///" + dep
+		}
+		c, err := grpc.NewClient(target, opts...)
 		if err != nil {
 			closeAll(conns)
 			return nil, fmt.Errorf("clients: %s at %q: %w", dep, target, err)
@@ -62,13 +86,75 @@ func (a *App) dial(self net.Addr, deps []string, transport func(local bool) cred
 	return conns, nil
 }
 
+// addressList splits a clients.*-address into its comma-separated
+// addresses.
+func addressList(s string) []string {
+	var out []string
+	for part := range strings.SplitSeq(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
+// retryBufferBytes is how much of a call's request a connection to other
+// processes keeps for retrying it on another replica: a photo for Predict
+// fits; a call that sends more is not retried.
+const retryBufferBytes = 16 << 20
+
+// spreadConfig is the service config of connections to other processes:
+// round robin over the replicas, and calls that change nothing (the read
+// and predict scopes: Predict, ModelInfer, Get*, List*, Watch* before
+// their first event) retried on another replica when one fails with
+// UNAVAILABLE — a replica that died or is stopping — so that losing a
+// replica fails none of them. Calls that write are never retried: their
+// first attempt may have taken effect.
+var spreadConfig = sync.OnceValue(func() string {
+	roundRobin := `{"loadBalancingConfig":[{"round_robin":{}}]}`
+	rules, err := auth.NewRules(protoregistry.GlobalFiles)
+	if err != nil {
+		// A method without a scope: the auth gate refuses to start with
+		// the same error, so nothing is called without its policy.
+		return roundRobin
+	}
+	type name struct {
+		Service string `json:"service"`
+		Method  string `json:"method"`
+	}
+	var names []name
+	for _, m := range rules.Methods(authpb.Scope_SCOPE_READ, authpb.Scope_SCOPE_PREDICT, authpb.Scope_SCOPE_PUBLIC) {
+		svc, method, _ := strings.Cut(strings.TrimPrefix(m, "/"), "/")
+		names = append(names, name{svc, method})
+	}
+	cfg := map[string]any{
+		"loadBalancingConfig": []any{map[string]any{"round_robin": map[string]any{}}},
+		"methodConfig": []any{map[string]any{
+			"name": names,
+			// Four attempts, 0.1 s to 1 s apart (gRPC draws each wait
+			// at random below the backoff): a replica that died is out
+			// of the rotation by the second.
+			"retryPolicy": map[string]any{
+				"maxAttempts": 4, "initialBackoff": "0.1s", "maxBackoff": "1s", "backoffMultiplier": 2,
+				"retryableStatusCodes": []string{"UNAVAILABLE"},
+			},
+		}},
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return roundRobin
+	}
+	return string(b)
+})
+
 // clientOptions are the options of every connection to a service.
 // Connections to other processes spread calls over every address the name
 // resolves to (round robin), so that a headless Service of replicas shares
-// the load. A connection to this process's own listener keeps gRPC's
-// default (pick first), which leaves a closed connection idle: round robin
-// would reconnect at once, and at shutdown log a refused connection for
-// each, to a listener that is closing on purpose.
+// the load, and retry the calls that change nothing on another replica
+// (see spreadConfig). A connection to this process's own listener keeps
+// gRPC's default (pick first), which leaves a closed connection idle:
+// round robin would reconnect at once, and at shutdown log a refused
+// connection for each, to a listener that is closing on purpose.
 func (a *App) clientOptions(transport credentials.TransportCredentials, creds credentials.PerRPCCredentials, spread bool) []grpc.DialOption {
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(transport),
@@ -79,7 +165,8 @@ func (a *App) clientOptions(transport credentials.TransportCredentials, creds cr
 		),
 	}
 	if spread {
-		opts = append(opts, grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`))
+		opts = append(opts, grpc.WithDefaultServiceConfig(spreadConfig()),
+			grpc.WithDefaultCallOptions(grpc.MaxRetryRPCBufferSize(retryBufferBytes)))
 	}
 	return opts
 }

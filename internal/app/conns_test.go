@@ -4,14 +4,20 @@ import (
 	"context"
 	"flag"
 	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
+	"google.golang.org/grpc/status"
+
+	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 )
 
 // countingHealth answers Check and counts the calls.
@@ -63,5 +69,78 @@ func TestClientsSpreadCallsOverEveryAddress(t *testing.T) {
 	}
 	if a, b := replicas[0].calls.Load(), replicas[1].calls.Load(); a == 0 || b == 0 {
 		t.Errorf("calls per replica: %d and %d; want both to get some", a, b)
+	}
+}
+
+// flakyRegistry answers GetModel and SetAlias, or refuses them all with
+// UNAVAILABLE (a replica that is going away), counting the calls.
+type flakyRegistry struct {
+	registrypb.UnimplementedRegistryServiceServer
+	down  bool
+	calls atomic.Int64
+}
+
+func (r *flakyRegistry) GetModel(context.Context, *registrypb.GetModelRequest) (*registrypb.GetModelResponse, error) {
+	r.calls.Add(1)
+	if r.down {
+		return nil, status.Error(codes.Unavailable, "going away")
+	}
+	return &registrypb.GetModelResponse{}, nil
+}
+
+func (r *flakyRegistry) SetAlias(context.Context, *registrypb.SetAliasRequest) (*registrypb.SetAliasResponse, error) {
+	r.calls.Add(1)
+	if r.down {
+		return nil, status.Error(codes.Unavailable, "going away")
+	}
+	return &registrypb.SetAliasResponse{}, nil
+}
+
+// Calls that change nothing are retried on another replica when one
+// answers UNAVAILABLE, so none fails; calls that write are not retried
+// (their first attempt may have taken effect).
+func TestClientsRetryOnlyWhatChangesNothing(t *testing.T) {
+	replicas := []*flakyRegistry{{down: true}, {}}
+	var addrs []string
+	for _, r := range replicas {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := grpc.NewServer()
+		registrypb.RegisterRegistryServiceServer(s, r)
+		go s.Serve(lis)
+		t.Cleanup(s.Stop)
+		addrs = append(addrs, lis.Addr().String())
+	}
+	var cfg Config
+	cfg.RegisterFlags(flag.NewFlagSet("serve", flag.ContinueOnError))
+	*cfg.Clients.Addresses[Registry] = strings.Join(addrs, ",")
+	a := &App{cfg: cfg, targets: []string{Inference}}
+	conns, err := a.dial(nil, []string{Registry}, func(bool) credentials.TransportCredentials { return insecure.NewCredentials() }, metadataCreds{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAll(conns)
+	client := registrypb.NewRegistryServiceClient(conns[Registry])
+	// Until the refusing replica has had calls too: round robin takes
+	// each replica into its rotation as its connection becomes ready.
+	for i := 0; i < 1000 && (i < 20 || replicas[0].calls.Load() == 0); i++ {
+		if _, err := client.GetModel(t.Context(), &registrypb.GetModelRequest{Name: "m"}); err != nil {
+			t.Fatalf("GetModel() #%d with one of two replicas refusing = %v; want it retried on the other", i, err)
+		}
+	}
+	if replicas[0].calls.Load() == 0 {
+		t.Error("the refusing replica got no GetModel call; want round robin to send it some")
+	}
+	before := replicas[0].calls.Load() + replicas[1].calls.Load()
+	failed := 0
+	for range 20 {
+		if _, err := client.SetAlias(t.Context(), &registrypb.SetAliasRequest{Model: "m", Alias: "a", Version: 1}); status.Code(err) == codes.Unavailable {
+			failed++
+		}
+	}
+	if calls := replicas[0].calls.Load() + replicas[1].calls.Load() - before; calls != 20 || failed == 0 {
+		t.Errorf("20 SetAlias calls reached the replicas %d times, %d failed; want each once (never retried), some failed", calls, failed)
 	}
 }

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"google.golang.org/protobuf/proto"
@@ -83,6 +84,19 @@ func MethodScope(md protoreflect.MethodDescriptor) authpb.Scope {
 	}
 	sc, _ := proto.GetExtension(opts, authpb.E_Scope).(authpb.Scope)
 	return sc
+}
+
+// Methods returns the full names of the methods that need one of scopes,
+// sorted.
+func (r *Rules) Methods(scopes ...authpb.Scope) []string {
+	var out []string
+	for m, sc := range r.scope {
+		if slices.Contains(scopes, sc) {
+			out = append(out, m)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Scope returns the scope fullMethod needs; open is true for methods that

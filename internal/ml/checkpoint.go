@@ -14,6 +14,11 @@ import (
 // checkpointFile is the name of the resumable state in Config.CheckpointDir.
 const checkpointFile = "training.ckpt"
 
+// CheckpointFile is the file in a Config.CheckpointDir that holds the
+// run's state: a run resumes from whatever that file holds, so a caller
+// that keeps checkpoints elsewhere puts one back there before Train.
+func CheckpointFile(dir string) string { return filepath.Join(dir, checkpointFile) }
+
 // trainingState is everything needed to continue a run after its last
 // completed epoch: the current variables (weights, batch-norm averages,
 // optimizer moments and step), the best epoch's variables, and the history.

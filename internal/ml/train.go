@@ -59,6 +59,10 @@ type Config struct {
 	// required; the per-epoch shuffles are derived from seed and epoch, so
 	// a resumed run sees the same batches as an uninterrupted one).
 	CheckpointDir string
+	// OnCheckpoint, if set, is called with the checkpoint file after each
+	// epoch's checkpoint is written to CheckpointDir, before OnEpoch: the
+	// caller may copy it somewhere that outlives this machine.
+	OnCheckpoint func(epoch int, file string)
 
 	// OnStep, if set, is called after every training step.
 	OnStep func(StepProgress)
@@ -350,6 +354,9 @@ func fitEpochs(ctx context.Context, cfg Config, m *Model, trainData, valData *Da
 		if cfg.CheckpointDir != "" {
 			if err := saveState(cfg, m, res, epoch, bestAcc, best); err != nil {
 				return nil, err
+			}
+			if cfg.OnCheckpoint != nil {
+				cfg.OnCheckpoint(epoch, CheckpointFile(cfg.CheckpointDir))
 			}
 		}
 		if cfg.OnEpoch != nil {

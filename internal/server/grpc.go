@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"path"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -13,6 +14,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	reflectionalphapb "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/tap"
 
@@ -42,10 +45,12 @@ type Gate interface {
 type Option func(*options)
 
 type options struct {
-	gates  []Gate
-	panics *panics.Guard
-	creds  []grpc.ServerOption
-	bound  *callBound
+	gates     []Gate
+	panics    *panics.Guard
+	creds     []grpc.ServerOption
+	bound     *callBound
+	forwarded map[string]bool
+	forward   []grpc.ServerOption
 }
 
 // WithGate adds a gate. Gates run after Shoal's own interceptors (request
@@ -60,6 +65,22 @@ func WithPanics(g *panics.Guard) Option { return func(o *options) { o.panics = g
 // WithServerOptions adds grpc.ServerOptions (transport credentials).
 func WithServerOptions(opts ...grpc.ServerOption) Option {
 	return func(o *options) { o.creds = append(o.creds, opts...) }
+}
+
+// WithForwarded makes the server answer services it does not serve itself
+// by forwarding their calls to the process that does (opts: a proxy's
+// unknown-service handler and codec, see internal/grpcproxy). Reflection
+// lists those services as the server's own, and the gates let their calls
+// through untouched: the owner's gate checks them (once, and where the
+// audit trail records them).
+func WithForwarded(services []string, opts ...grpc.ServerOption) Option {
+	return func(o *options) {
+		o.forwarded = map[string]bool{}
+		for _, s := range services {
+			o.forwarded[s] = true
+		}
+		o.forward = opts
+	}
 }
 
 // WithCallBound bounds the calls of the given methods (full names, as
@@ -90,7 +111,15 @@ func NewGRPC(cfg Config, log *slog.Logger, reg prometheus.Registerer, opts ...Op
 		guard = panics.NewGuard(log, reg)
 	}
 	ic := newInterceptors(log, reg, guard)
-	serverOpts := GRPCOptions(cfg, ic, o.gates...)
+	gates := o.gates
+	var own ownServices
+	if len(o.forwarded) > 0 {
+		gates = make([]Gate, len(o.gates))
+		for i, g := range o.gates {
+			gates[i] = skipForwarded{g, &own}
+		}
+	}
+	serverOpts := GRPCOptions(cfg, ic, gates...)
 	if o.bound != nil {
 		// Before the caller's options: stats handlers see each event in
 		// order, so one added with WithServerOptions sees a call's end
@@ -98,12 +127,75 @@ func NewGRPC(cfg Config, log *slog.Logger, reg prometheus.Registerer, opts ...Op
 		serverOpts = append(serverOpts, grpc.InTapHandle(o.bound.tap), grpc.StatsHandler(o.bound))
 	}
 	serverOpts = append(serverOpts, o.creds...)
+	serverOpts = append(serverOpts, o.forward...)
 	s := grpc.NewServer(serverOpts...)
+	own.server = s
 	h := health.NewServer()
 	h.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(s, h)
-	reflection.Register(s)
+	refl := reflection.NewServerV1(reflection.ServerOptions{Services: listed{s, o.forwarded}})
+	reflectionpb.RegisterServerReflectionServer(s, refl)
+	reflectionalphapb.RegisterServerReflectionServer(s, reflection.NewServer(reflection.ServerOptions{Services: listed{s, o.forwarded}}))
 	return &GRPC{Server: s, Health: h, Panics: ic.Panics()}
+}
+
+// listed is what reflection lists: the server's services and those it
+// forwards (whose descriptors every Shoal binary holds).
+type listed struct {
+	s         *grpc.Server
+	forwarded map[string]bool
+}
+
+func (l listed) GetServiceInfo() map[string]grpc.ServiceInfo {
+	out := l.s.GetServiceInfo()
+	for name := range l.forwarded {
+		if _, ok := out[name]; !ok {
+			out[name] = grpc.ServiceInfo{}
+		}
+	}
+	return out
+}
+
+// ownServices are the services registered on a server, read at its first
+// call (every service registers before the server serves).
+type ownServices struct {
+	server *grpc.Server
+	once   sync.Once
+	names  map[string]grpc.ServiceInfo
+}
+
+func (o *ownServices) has(service string) bool {
+	o.once.Do(func() { o.names = o.server.GetServiceInfo() })
+	_, ok := o.names[service]
+	return ok
+}
+
+// skipForwarded lets past a gate the calls that the server does not answer
+// itself: those it forwards (their owner's gate checks them), and those of
+// services nobody serves (refused UNIMPLEMENTED, as without forwarding).
+type skipForwarded struct {
+	Gate
+	own *ownServices
+}
+
+func (g skipForwarded) Unary() grpc.UnaryServerInterceptor {
+	gate := g.Gate.Unary()
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if service, _ := splitMethod(info.FullMethod); !g.own.has(service) {
+			return handler(ctx, req)
+		}
+		return gate(ctx, req, info, handler)
+	}
+}
+
+func (g skipForwarded) Stream() grpc.StreamServerInterceptor {
+	gate := g.Gate.Stream()
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if service, _ := splitMethod(info.FullMethod); !g.own.has(service) {
+			return handler(srv, ss)
+		}
+		return gate(srv, ss, info, handler)
+	}
 }
 
 // GRPCOptions are the gRPC server's settings: ic's interceptors, then the

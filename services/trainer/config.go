@@ -13,8 +13,9 @@ import (
 type Config struct {
 	// Workers is how many jobs this process trains at once.
 	Workers int
-	// WorkDir holds per-job epoch checkpoints, from which a job interrupted
-	// by a crash or shutdown resumes.
+	// WorkDir holds the per-job epoch checkpoints training writes; each is
+	// also stored in the blob store, from which a job interrupted by a
+	// crash or shutdown resumes, in any trainer process.
 	WorkDir string
 	// Backend is the default compute backend ("onnx" or "go"); empty picks
 	// ONNX Runtime when its library is installed (it trains ~1.6x faster),
@@ -38,7 +39,7 @@ type Config struct {
 // RegisterFlags registers the trainer.* flags with their defaults.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Workers, "trainer.workers", 1, "training jobs run at once by this process")
-	fs.StringVar(&c.WorkDir, "trainer.work-dir", "./data/trainer", "directory for per-epoch checkpoints of running jobs")
+	fs.StringVar(&c.WorkDir, "trainer.work-dir", "./data/trainer", "directory for the per-epoch checkpoints of running jobs (a working copy: each is also stored in the blob store, from which any trainer resumes the job)")
 	fs.StringVar(&c.Backend, "trainer.backend", "", `default compute backend: "onnx" (ONNX Runtime) or "go" (pure Go); empty picks onnx when ONNX Runtime is installed`)
 	fs.DurationVar(&c.PollInterval, "trainer.poll-interval", time.Second,
 		"how often idle workers and WatchJob streams look for jobs and events of other trainer processes sharing the database")

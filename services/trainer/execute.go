@@ -98,6 +98,9 @@ func (s *Service) execute(ctx context.Context, id string, spec *trainerpb.JobSpe
 	if err := r.configure(ctx); err != nil {
 		return nil, err
 	}
+	if err := r.restore(ctx); err != nil {
+		return nil, err
+	}
 	train := r.train
 	if headOnly(spec) {
 		train = r.trainHead
@@ -211,6 +214,7 @@ func (r *jobRun) configure(ctx context.Context) error {
 		Optimizer: optimizerNames[spec.Optimizer], Schedule: scheduleNames[spec.Schedule], WeightDecay: spec.WeightDecay,
 		Augment: augmentation(spec.Augmentation), EarlyStoppingPatience: int(spec.EarlyStoppingPatience),
 		CheckpointDir: s.checkpointDir(id),
+		OnCheckpoint:  func(epoch int, file string) { s.storeCheckpoint(ctx, id, epoch, file) },
 		OnStep:        prog.step,
 		OnEpoch: func(e ml.EpochMetrics) {
 			// The epoch is already checkpointed when this runs, so it must
@@ -244,6 +248,23 @@ func (r *jobRun) configure(ctx context.Context) error {
 		if r.cfg.Base, r.cfg.NewHead, err = s.loadBase(ctx, id, spec, base, labels); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// restore puts the checkpoint of an earlier run of the job, by whichever
+// trainer, where training resumes from it.
+func (r *jobRun) restore(ctx context.Context) error {
+	var size int64
+	err := r.s.retryStorage(ctx, r.id, "reading the job's checkpoint", func(int) (err error) {
+		size, err = r.s.restoreCheckpoint(ctx, r.id)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if size > 0 {
+		r.logf(ctx, "restored the job's last checkpoint (%.1f MiB) from the blob store", float64(size)/(1<<20))
 	}
 	return nil
 }

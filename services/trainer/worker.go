@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -38,6 +36,12 @@ var errCancelRequested = errors.New("cancelled by CancelJob")
 func (s *Service) Run(ctx context.Context) error {
 	defer s.stoppingOnce.Do(func() { close(s.stopping) })
 	var wg sync.WaitGroup
+	wg.Go(func() {
+		err := s.deps.Panics.Call("trainer checkpoint sweep", func() error { return s.sweepCheckpoints(ctx) })
+		if err != nil && ctx.Err() == nil {
+			s.deps.Log.Warn("removing the stored checkpoints of ended jobs failed; the next start tries again", "err", err)
+		}
+	})
 	for range s.cfg.Workers {
 		wg.Go(func() {
 			// A panic outside a job (claiming, recording) restarts the
@@ -93,6 +97,8 @@ func (s *Service) cancelLocal(id string) {
 // the process stops.
 func (s *Service) runJob(ctx context.Context, row *jobRow) {
 	log := s.deps.Log.With("job", row.ID)
+	// Which process runs a job, for operators of several trainers.
+	log.Info("running training job", "dataset", row.Dataset)
 	jobCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	s.mu.Lock()
@@ -161,10 +167,8 @@ func (s *Service) runJob(ctx context.Context, row *jobRow) {
 		s.forgetEvents(row.ID)
 		if ended {
 			// A job that ended is never resumed: its checkpoints are
-			// only disk space now.
-			if rerr := os.RemoveAll(s.checkpointDir(row.ID)); rerr != nil {
-				log.Warn("removing the checkpoints of an ended job failed", "err", rerr)
-			}
+			// only storage space now.
+			s.dropCheckpoints(wctx, row.ID)
 		}
 	}
 	s.changes.Notify()
@@ -215,11 +219,6 @@ func (s *Service) heartbeat(ctx context.Context, id string, cancel context.Cance
 
 func (s *Service) logf(ctx context.Context, id, format string, args ...any) {
 	s.emit(ctx, id, logEvent("info", fmt.Sprintf(format, args...)))
-}
-
-// checkpointDir is where a job's per-epoch checkpoints live.
-func (s *Service) checkpointDir(id string) string {
-	return filepath.Join(s.cfg.WorkDir, "jobs", id)
 }
 
 // progressReporter turns ml step callbacks into rate-limited progress

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
 	"github.com/shoalml/shoal/internal/storage/blob"
 	"github.com/shoalml/shoal/internal/storage/db"
 )
@@ -193,6 +194,11 @@ func takeInventory(t *testing.T, b backends) *inventory {
 		case strings.HasPrefix(info.Key, "trainer/weights/"):
 			if _, ok := inv.Jobs[strings.TrimSuffix(name, ".gob")]; !ok {
 				inv.problem("orphan blob %s: no job row references it", info.Key)
+			}
+		case strings.HasPrefix(info.Key, "trainer/checkpoints/"):
+			// A running job's last epoch; an ended job's is removed.
+			if st, ok := inv.Jobs[strings.TrimSuffix(name, ".ckpt")]; !ok || st != fmt.Sprint(int32(trainerpb.JobState_JOB_STATE_RUNNING)) {
+				inv.problem("leftover blob %s: its job is not running (%q)", info.Key, st)
 			}
 		default:
 			inv.problem("blob %s belongs to no service's layout", info.Key)
