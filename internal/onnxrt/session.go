@@ -184,6 +184,10 @@ func (s *Session) Classifier() Classifier { return s.c }
 // Batches are the batch sizes the session runs, ascending.
 func (s *Session) Batches() []int { return slices.Clone(s.batches) }
 
+// BufferBytes is the size of the session's input and output buffers, which
+// are on the Go heap and so not in Footprint's figure.
+func (s *Session) BufferBytes() int64 { return 4 * int64(len(s.in)+len(s.out)) }
+
 // Input is the input buffer, room for the largest batch: image i of the
 // next Run goes at [i*Image.Size(), (i+1)*Image.Size()).
 func (s *Session) Input() []float32 { return s.in }
