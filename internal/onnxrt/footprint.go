@@ -21,11 +21,13 @@ var footprintMu sync.Mutex
 // copies of them, and each session's arena for activations, grown by the
 // warm-up runs to its largest batch) go through the C allocator, whose own
 // statistics (glibc's mallinfo2: bytes in use in every arena plus mmapped
-// blocks) are read before and after. Measurements run one at a time. What
+// blocks) are read before and after. Measurements run one at a time, and
+// Inspect and Session.Close, which free native memory, wait for them. What
 // runs meanwhile in other sessions adds its transient allocations to the
-// figure; warm sessions allocate little per run, so the error is small
-// against a model's size. Memory on the Go heap (the sessions' input and
-// output buffers) is not included: the caller adds what it allocated.
+// figure, and so does a session that another caller opens meanwhile; warm
+// sessions allocate little per run, so the error is small against a
+// model's size. Memory on the Go heap (the sessions' input and output
+// buffers) is not included: the caller adds what it allocated.
 func Footprint(open func() error) (int64, error) {
 	footprintMu.Lock()
 	defer footprintMu.Unlock()

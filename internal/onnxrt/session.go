@@ -160,7 +160,7 @@ func (r *Runtime) NewSession(onnx []byte, c Classifier, batches []int, opts Sess
 		in: make([]float32, largest*c.Image.Size()), out: make([]float32, largest*c.Classes)}
 	defer func() {
 		if err != nil {
-			s.Close()
+			s.close() // inside a Footprint, maybe
 		}
 	}()
 	for _, b := range batches {
@@ -209,8 +209,15 @@ func (s *Session) Run(n int) ([]float32, error) {
 }
 
 // Close releases the session and its tensors. It may be called more than
-// once.
+// once. It waits for a measurement under way (see Footprint), so as not
+// to count in it.
 func (s *Session) Close() {
+	footprintMu.Lock()
+	defer footprintMu.Unlock()
+	s.close()
+}
+
+func (s *Session) close() {
 	for _, t := range s.inputs {
 		t.Destroy()
 	}

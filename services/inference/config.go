@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"time"
+
+	"github.com/shoalml/shoal/internal/config"
 )
 
 // Config configures the inference service. Its settings are flags named inference.*.
@@ -28,6 +30,10 @@ type Config struct {
 	// served no request for this long, unless a followed alias names it;
 	// 0 keeps such versions loaded until the process stops.
 	PinnedIdleTimeout time.Duration
+	// MemoryBudget bounds the memory the loaded versions hold, each
+	// measured at load; the least recently used are unloaded to stay
+	// within it. 0: no bound.
+	MemoryBudget config.Bytes
 	// MaxImageBytes and MaxImagePixels bound each encoded image.
 	MaxImageBytes  int64
 	MaxImagePixels int64
@@ -58,6 +64,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"images waiting per loaded model version before requests fail with RESOURCE_EXHAUSTED (HTTP 429)")
 	fs.DurationVar(&c.PinnedIdleTimeout, "inference.pinned-idle-timeout", 15*time.Minute,
 		"unload a version requested by number after it has served nothing for this long, unless a followed alias names it (0: never)")
+	fs.Var(&c.MemoryBudget, "inference.memory-budget",
+		"memory the loaded model versions may hold, e.g. 2GiB (each measured at load: its sessions' weights and arenas); "+
+			"the least recently used are unloaded to stay within it, versions that aliases name last (0: no bound)")
 	fs.Int64Var(&c.MaxImageBytes, "inference.max-image-bytes", 20<<20, "largest encoded image accepted, in bytes")
 	fs.Int64Var(&c.MaxImagePixels, "inference.max-image-pixels", 40_000_000, "largest image accepted, in pixels (width×height)")
 }
@@ -78,6 +87,9 @@ func (c *Config) Validate() error {
 	positive("max-image-pixels", c.MaxImagePixels)
 	if c.PinnedIdleTimeout < 0 {
 		errs = append(errs, fmt.Errorf("--inference.pinned-idle-timeout=%s: must not be negative", c.PinnedIdleTimeout))
+	}
+	if c.MemoryBudget < 0 {
+		errs = append(errs, fmt.Errorf("--inference.memory-budget=%s: must not be negative", c.MemoryBudget))
 	}
 	if c.MaxQueueDelay < 0 {
 		errs = append(errs, fmt.Errorf("--inference.max-queue-delay=%s: must not be negative", c.MaxQueueDelay))

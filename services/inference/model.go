@@ -55,6 +55,13 @@ type model struct {
 	admitLimit int64
 	met        *metrics
 	verName    string // version as a metric label
+	// bytes is the memory the version holds, measured when it loaded: what
+	// ONNX Runtime allocated for its sessions (onnxrt.Footprint) and their
+	// buffers.
+	bytes int64
+	// dropped is set (under Service.mu) once the version is out of
+	// Service.models, its bytes counted as freeing until it is freed.
+	dropped bool
 }
 
 // readArtifact reads v's ONNX file from the blob store, at the key the
@@ -102,21 +109,13 @@ func (s *Service) load(ctx context.Context, v *registrypb.Version) (m *model, er
 			m.free()
 		}
 	}()
-	opts := onnxrt.SessionOptions{IntraOpThreads: s.cfg.IntraOpThreads}
-	for w := range s.cfg.Sessions {
-		sess, err := s.rt.NewSession(onnx, m.cls, m.buckets, opts)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", errBadModel, err)
-		}
-		m.sessions = append(m.sessions, sess)
-		for _, b := range m.buckets {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			if _, err := sess.Run(b); err != nil {
-				return nil, fmt.Errorf("%w: warm-up of session %d: %w", errBadModel, w, err)
-			}
-		}
+	native, err := onnxrt.Footprint(func() error { return s.openSessions(ctx, m, onnx) })
+	if err != nil {
+		return nil, err
+	}
+	m.bytes = native
+	for _, ss := range m.sessions {
+		m.bytes += ss.BufferBytes()
 	}
 	maxBatch := m.buckets[len(m.buckets)-1]
 	m.batcher, err = batcher.New(batcher.Config{
@@ -128,6 +127,29 @@ func (s *Service) load(ctx context.Context, v *registrypb.Version) (m *model, er
 	}
 	m.admitLimit = int64(s.cfg.QueueSize + len(m.sessions)*maxBatch)
 	return m, nil
+}
+
+// openSessions opens m's sessions on onnx and warms each at every bucket
+// size, which also grows each session's arena to what its largest batch
+// needs, so that Footprint sees it.
+func (s *Service) openSessions(ctx context.Context, m *model, onnx []byte) error {
+	opts := onnxrt.SessionOptions{IntraOpThreads: s.cfg.IntraOpThreads}
+	for w := range s.cfg.Sessions {
+		sess, err := s.rt.NewSession(onnx, m.cls, m.buckets, opts)
+		if err != nil {
+			return fmt.Errorf("%w: %w", errBadModel, err)
+		}
+		m.sessions = append(m.sessions, sess)
+		for _, b := range m.buckets {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if _, err := sess.Run(b); err != nil {
+				return fmt.Errorf("%w: warm-up of session %d: %w", errBadModel, w, err)
+			}
+		}
+	}
+	return nil
 }
 
 // admit takes n images in if they fit under the admission limit; the
