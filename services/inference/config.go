@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/shoalml/shoal/internal/config"
@@ -19,6 +20,10 @@ type Config struct {
 	Sessions int
 	// IntraOpThreads is each session's intra-op thread count.
 	IntraOpThreads int
+	// WideSession adds a session with Sessions × IntraOpThreads threads,
+	// which runs a batch only when nothing else computes: a lone request
+	// gets every core the sessions share.
+	WideSession bool
 	// MaxBatchSize is the largest batch the batcher forms.
 	MaxBatchSize int
 	// MaxQueueDelay is the longest the first queued image waits for others.
@@ -41,15 +46,19 @@ type Config struct {
 
 // RegisterFlags registers the inference.* flags with their defaults.
 //
-// The defaults suit a 2-core machine: two single-threaded sessions let one
-// batch compute while the next is formed and the other core is not left
-// idle, which measures better than one session with two intra-op threads
-// for the small models Shoal trains.
+// The defaults use every core whatever the load: one single-threaded
+// session per core, so that under load as many batches compute side by
+// side as there are cores (which measured better than fewer sessions of
+// more threads: no synchronisation inside a batch), and a wide session
+// with a thread per core for a request that comes alone, which would
+// otherwise leave every core but one idle (BENCHMARKS.md).
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DefaultModel, "inference.default-model", "fashion",
 		"model served when a request names none; its production alias is loaded at start and followed")
-	fs.IntVar(&c.Sessions, "inference.sessions", 2, "ONNX Runtime sessions per loaded model version (batches computing at once)")
+	fs.IntVar(&c.Sessions, "inference.sessions", runtime.NumCPU(), "ONNX Runtime sessions per loaded model version (batches computing at once; default: one per core)")
 	fs.IntVar(&c.IntraOpThreads, "inference.intra-op-threads", 1, "intra-op threads of each ONNX Runtime session")
+	fs.BoolVar(&c.WideSession, "inference.wide-session", true,
+		"one more session per version with sessions × intra-op-threads threads, for a batch that finds nothing else computing")
 	// 8, measured on 2 cores (BENCHMARKS.md): the 28x28 model gains under
 	// 5% images/s past batch 8, and ResNet-18 gains nothing past it while a
 	// batch of 32 computes for 1 to 1.5 s, which every image in it waits.

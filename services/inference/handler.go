@@ -40,7 +40,11 @@ func (h *handler) ListLoadedModels(context.Context, *inferencepb.ListLoadedModel
 			continue
 		}
 		lm.Ready = e.m.ready.Load()
-		lm.Sessions = int32(len(e.m.sessions))
+		lm.Sessions = int32(s.cfg.Sessions)
+		lm.IntraOpThreads = int32(s.cfg.IntraOpThreads)
+		if e.m.wide {
+			lm.WideSessionThreads = int32(s.cfg.Sessions * s.cfg.IntraOpThreads)
+		}
 		lm.MaxBatchSize = int32(e.m.buckets[len(e.m.buckets)-1])
 		lm.QueueLength = int32(e.m.batcher.Len())
 		lm.LoadedBytes = e.m.bytes

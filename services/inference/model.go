@@ -35,13 +35,14 @@ type model struct {
 	// cls is what the sessions run: the graph's input and output and their
 	// shapes.
 	cls onnxrt.Classifier
-	// buckets are the batch sizes ORT runs, ascending; a batch is padded to
-	// the smallest bucket that holds it. A graph with a fixed batch
-	// dimension has that one bucket.
+	// buckets are the batch sizes ORT runs, ascending: every size up to the
+	// largest batch, so no batch computes padding. A graph with a fixed
+	// batch dimension has that one bucket, and smaller batches are padded.
 	buckets []int
 	// sessions are used one per batcher worker, so each is used by one
-	// goroutine at a time.
+	// goroutine at a time; with a wide session, it is the last.
 	sessions []*onnxrt.Session
+	wide     bool
 	batcher  *batcher.Batcher[[]float32, []float32]
 	ready    atomic.Bool
 	// admitted counts the images of requests between admission and the
@@ -118,29 +119,47 @@ func (s *Service) load(ctx context.Context, v *registrypb.Version) (m *model, er
 		m.bytes += ss.BufferBytes()
 	}
 	maxBatch := m.buckets[len(m.buckets)-1]
+	narrow := s.cfg.Sessions
 	m.batcher, err = batcher.New(batcher.Config{
-		MaxBatch: maxBatch, MaxDelay: s.cfg.MaxQueueDelay, QueueSize: s.cfg.QueueSize, Workers: len(m.sessions),
+		MaxBatch: maxBatch, MaxDelay: s.cfg.MaxQueueDelay, QueueSize: s.cfg.QueueSize, Workers: narrow, Wide: m.wide,
 		Panics: s.deps.Panics,
 	}, func(ctx context.Context, w int, in [][]float32) ([][]float32, error) { return runBatch(m, ctx, w, in) })
 	if err != nil {
 		return nil, err
 	}
-	m.admitLimit = int64(s.cfg.QueueSize + len(m.sessions)*maxBatch)
+	m.admitLimit = int64(s.cfg.QueueSize + narrow*maxBatch)
 	return m, nil
 }
 
-// openSessions opens m's sessions on onnx and warms each at every bucket
-// size, which also grows each session's arena to what its largest batch
-// needs, so that Footprint sees it.
+// openSessions opens m's sessions on onnx, the wide one last, and warms
+// each at every power of two up to the largest batch and at the largest,
+// which also grows each session's arena to what its largest batch needs,
+// so that Footprint sees it.
 func (s *Service) openSessions(ctx context.Context, m *model, onnx []byte) error {
-	opts := onnxrt.SessionOptions{IntraOpThreads: s.cfg.IntraOpThreads}
-	for w := range s.cfg.Sessions {
-		sess, err := s.rt.NewSession(onnx, m.cls, m.buckets, opts)
+	threads := []int{}
+	for range s.cfg.Sessions {
+		threads = append(threads, s.cfg.IntraOpThreads)
+	}
+	if s.cfg.WideSession && s.cfg.Sessions > 1 {
+		threads = append(threads, s.cfg.Sessions*s.cfg.IntraOpThreads)
+		m.wide = true
+	}
+	largest := m.buckets[len(m.buckets)-1]
+	var warm []int
+	for b := 1; b < largest; b *= 2 {
+		warm = append(warm, b)
+	}
+	warm = append(warm, largest)
+	if m.cls.Batch > 0 {
+		warm = []int{m.cls.Batch}
+	}
+	for w, n := range threads {
+		sess, err := s.rt.NewSession(onnx, m.cls, m.buckets, onnxrt.SessionOptions{IntraOpThreads: n})
 		if err != nil {
 			return fmt.Errorf("%w: %w", errBadModel, err)
 		}
 		m.sessions = append(m.sessions, sess)
-		for _, b := range m.buckets {
+		for _, b := range warm {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -192,10 +211,9 @@ func (s *Service) describe(v *registrypb.Version, onnx []byte) (*model, error) {
 	if cls.Batch > 0 {
 		m.buckets = []int{cls.Batch}
 	} else {
-		for b := 1; b < s.cfg.MaxBatchSize; b *= 2 {
+		for b := 1; b <= s.cfg.MaxBatchSize; b++ {
 			m.buckets = append(m.buckets, b)
 		}
-		m.buckets = append(m.buckets, s.cfg.MaxBatchSize)
 	}
 	return m, nil
 }

@@ -420,7 +420,8 @@ type LoadedModel struct {
 	Aliases []string `protobuf:"bytes,3,rep,name=aliases,proto3" json:"aliases,omitempty"`
 	// Whether it has been warmed and takes requests.
 	Ready bool `protobuf:"varint,4,opt,name=ready,proto3" json:"ready,omitempty"`
-	// Number of ONNX Runtime sessions.
+	// Number of ONNX Runtime sessions computing batches side by side under
+	// load (the wide session not counted).
 	Sessions int32 `protobuf:"varint,5,opt,name=sessions,proto3" json:"sessions,omitempty"`
 	// Largest batch the batcher forms.
 	MaxBatchSize int32 `protobuf:"varint,6,opt,name=max_batch_size,json=maxBatchSize,proto3" json:"max_batch_size,omitempty"`
@@ -430,9 +431,14 @@ type LoadedModel struct {
 	// sessions' native allocations (weights, pre-packed kernels, arenas grown
 	// by the warm-up at every batch size) and their input and output buffers.
 	// 0 while loading.
-	LoadedBytes   int64 `protobuf:"varint,8,opt,name=loaded_bytes,json=loadedBytes,proto3" json:"loaded_bytes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LoadedBytes int64 `protobuf:"varint,8,opt,name=loaded_bytes,json=loadedBytes,proto3" json:"loaded_bytes,omitempty"`
+	// Intra-op threads of each of the sessions.
+	IntraOpThreads int32 `protobuf:"varint,9,opt,name=intra_op_threads,json=intraOpThreads,proto3" json:"intra_op_threads,omitempty"`
+	// Threads of the wide session, which computes a batch only when no other
+	// session does (a lone request gets every core); 0 when there is none.
+	WideSessionThreads int32 `protobuf:"varint,10,opt,name=wide_session_threads,json=wideSessionThreads,proto3" json:"wide_session_threads,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *LoadedModel) Reset() {
@@ -517,6 +523,20 @@ func (x *LoadedModel) GetQueueLength() int32 {
 func (x *LoadedModel) GetLoadedBytes() int64 {
 	if x != nil {
 		return x.LoadedBytes
+	}
+	return 0
+}
+
+func (x *LoadedModel) GetIntraOpThreads() int32 {
+	if x != nil {
+		return x.IntraOpThreads
+	}
+	return 0
+}
+
+func (x *LoadedModel) GetWideSessionThreads() int32 {
+	if x != nil {
+		return x.WideSessionThreads
 	}
 	return 0
 }
@@ -619,7 +639,7 @@ const file_shoal_inference_v1_inference_proto_rawDesc = "" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12<\n" +
 	"\aresults\x18\x03 \x03(\v2\".shoal.inference.v1.ClassificationR\aresults\x125\n" +
 	"\atimings\x18\x04 \x01(\v2\x1b.shoal.inference.v1.TimingsR\atimings\"\x19\n" +
-	"\x17ListLoadedModelsRequest\"\xf5\x01\n" +
+	"\x17ListLoadedModelsRequest\"\xd1\x02\n" +
 	"\vLoadedModel\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x18\n" +
@@ -628,7 +648,10 @@ const file_shoal_inference_v1_inference_proto_rawDesc = "" +
 	"\bsessions\x18\x05 \x01(\x05R\bsessions\x12$\n" +
 	"\x0emax_batch_size\x18\x06 \x01(\x05R\fmaxBatchSize\x12!\n" +
 	"\fqueue_length\x18\a \x01(\x05R\vqueueLength\x12!\n" +
-	"\floaded_bytes\x18\b \x01(\x03R\vloadedBytes\"\xaa\x01\n" +
+	"\floaded_bytes\x18\b \x01(\x03R\vloadedBytes\x12(\n" +
+	"\x10intra_op_threads\x18\t \x01(\x05R\x0eintraOpThreads\x120\n" +
+	"\x14wide_session_threads\x18\n" +
+	" \x01(\x05R\x12wideSessionThreads\"\xaa\x01\n" +
 	"\x18ListLoadedModelsResponse\x127\n" +
 	"\x06models\x18\x01 \x03(\v2\x1f.shoal.inference.v1.LoadedModelR\x06models\x12.\n" +
 	"\x13memory_budget_bytes\x18\x02 \x01(\x03R\x11memoryBudgetBytes\x12%\n" +
