@@ -122,6 +122,11 @@ type Report struct {
 	MaxBatch     int
 	ImageBytes   int
 	ORT          []ORTPoint
+	// WideThreads is the server's wide session's threads (0: none), and
+	// WideORT bare ONNX Runtime in one session of that many threads: its
+	// batch of 1 is the single-image latency at full threads.
+	WideThreads int
+	WideORT     []ORTPoint
 	// Rounds measure the ratios on a machine whose load moves: each round
 	// runs bare ONNX Runtime at (a)'s best batch and then each served
 	// target at its saturating concurrency, back to back.
@@ -181,11 +186,15 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 		return nil, err
 	}
 	imageShape := g.Classifier.Image.Shape(1)[1:] // one image: [C,H,W] or [H,W,C]
+	threads := cfg.IntraOpThreads
+	if n := int(loaded.GetIntraOpThreads()); n > 0 {
+		threads = n // the server says
+	}
 	r := &Report{Model: v.GetModel(), Version: v.GetVersion(), Architecture: v.GetArchitecture(),
 		Input: strings.Trim(strings.Join(strings.Fields(fmt.Sprint(imageShape)), "x"), "[]"),
 		Settings: SessionSettings{Sessions: int(loaded.GetSessions()),
-			SessionOptions: onnxrt.SessionOptions{IntraOpThreads: cfg.IntraOpThreads}},
-		MaxBatch: int(loaded.GetMaxBatchSize())}
+			SessionOptions: onnxrt.SessionOptions{IntraOpThreads: threads}},
+		MaxBatch: int(loaded.GetMaxBatchSize()), WideThreads: int(loaded.GetWideSessionThreads())}
 
 	fmt.Fprintf(log, "bench: %s v%d (%s, %s): bare ONNX Runtime, %d sessions x %d intra-op threads\n",
 		r.Model, r.Version, r.Architecture, r.Input, r.Settings.Sessions, r.Settings.IntraOpThreads)
@@ -194,6 +203,16 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 	}
 	for _, p := range r.ORT {
 		fmt.Fprintf(log, "  batch %3d: %8.1f images/s, CPU per image %v\n", p.Batch, p.ImagesPerSecond, p.CPU)
+	}
+	if r.WideThreads > 0 {
+		fmt.Fprintf(log, "bench: bare ONNX Runtime, 1 session x %d intra-op threads (the wide session)\n", r.WideThreads)
+		wide := SessionSettings{Sessions: 1, SessionOptions: onnxrt.SessionOptions{IntraOpThreads: r.WideThreads}}
+		if r.WideORT, err = MeasureORT(ctx, rt, g, wide, cfg.Batches, cfg.Warmup, cfg.Point); err != nil {
+			return nil, err
+		}
+		for _, p := range r.WideORT {
+			fmt.Fprintf(log, "  batch %3d: %8.1f images/s, %v per batch, CPU per image %v\n", p.Batch, p.ImagesPerSecond, p.BatchLatency, p.CPU)
+		}
 	}
 	infer := ModelInferCall(conns, r.Model, r.Version, g.Classifier.Input, imageShape, 1)
 	r.ImageBytes = len(image)
@@ -242,7 +261,7 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 	r.point = cfg.Point
 	for range cfg.Rounds {
 		var rd Round
-		p, err := MeasureORT(ctx, rt, g, r.Settings, []int{best.Batch}, cfg.Warmup, cfg.Point)
+		p, err := MeasureORT(ctx, rt, g, best.Settings, []int{best.Batch}, cfg.Warmup, cfg.Point)
 		if err != nil {
 			return nil, err
 		}
