@@ -45,7 +45,7 @@ func (h *handler) ListLoadedModels(context.Context, *inferencepb.ListLoadedModel
 		if e.m.wide {
 			lm.WideSessionThreads = int32(s.cfg.Sessions * s.cfg.IntraOpThreads)
 		}
-		lm.MaxBatchSize = int32(e.m.buckets[len(e.m.buckets)-1])
+		lm.MaxBatchSize = int32(e.m.batchCap)
 		lm.QueueLength = int32(e.m.batcher.Len())
 		lm.LoadedBytes = e.m.bytes
 		for a, v := range s.aliases {

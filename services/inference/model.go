@@ -43,6 +43,11 @@ type model struct {
 	// goroutine at a time; with a wide session, it is the last.
 	sessions []*onnxrt.Session
 	wide     bool
+	// warm are the batch sizes warmed at load; batchCap, the largest batch
+	// the batcher forms, is the smallest of them that computes about as
+	// fast per image as any (see batchCap).
+	warm     []int
+	batchCap int
 	batcher  *batcher.Batcher[[]float32, []float32]
 	ready    atomic.Bool
 	// admitted counts the images of requests between admission and the
@@ -120,8 +125,14 @@ func (s *Service) load(ctx context.Context, v *registrypb.Version) (m *model, er
 	}
 	maxBatch := m.buckets[len(m.buckets)-1]
 	narrow := s.cfg.Sessions
+	m.batchCap = maxBatch
+	if m.cls.Batch == 0 {
+		if m.batchCap, err = batchCap(ctx, m.sessions[0], m.warm); err != nil {
+			return nil, fmt.Errorf("%w: timing the batch sizes: %w", errBadModel, err)
+		}
+	}
 	m.batcher, err = batcher.New(batcher.Config{
-		MaxBatch: maxBatch, MaxDelay: s.cfg.MaxQueueDelay, QueueSize: s.cfg.QueueSize, Workers: narrow, Wide: m.wide,
+		MaxBatch: m.batchCap, MaxDelay: s.cfg.MaxQueueDelay, QueueSize: s.cfg.QueueSize, Workers: narrow, Wide: m.wide,
 		Panics: s.deps.Panics,
 	}, func(ctx context.Context, w int, in [][]float32) ([][]float32, error) { return runBatch(m, ctx, w, in) })
 	if err != nil {
@@ -153,6 +164,7 @@ func (s *Service) openSessions(ctx context.Context, m *model, onnx []byte) error
 	if m.cls.Batch > 0 {
 		warm = []int{m.cls.Batch}
 	}
+	m.warm = warm
 	for w, n := range threads {
 		sess, err := s.rt.NewSession(onnx, m.cls, m.buckets, onnxrt.SessionOptions{IntraOpThreads: n})
 		if err != nil {
