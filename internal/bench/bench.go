@@ -127,6 +127,8 @@ type Report struct {
 	// batch of 1 is the single-image latency at full threads.
 	WideThreads int
 	WideORT     []ORTPoint
+	// LoadedBytes is what the server measured the version to hold.
+	LoadedBytes int64
 	// Rounds measure the ratios on a machine whose load moves: each round
 	// runs bare ONNX Runtime at (a)'s best batch and then each served
 	// target at its saturating concurrency, back to back.
@@ -194,7 +196,7 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 		Input: strings.Trim(strings.Join(strings.Fields(fmt.Sprint(imageShape)), "x"), "[]"),
 		Settings: SessionSettings{Sessions: int(loaded.GetSessions()),
 			SessionOptions: onnxrt.SessionOptions{IntraOpThreads: threads}},
-		MaxBatch: int(loaded.GetMaxBatchSize()), WideThreads: int(loaded.GetWideSessionThreads())}
+		MaxBatch: int(loaded.GetMaxBatchSize()), WideThreads: int(loaded.GetWideSessionThreads()), LoadedBytes: loaded.GetLoadedBytes()}
 
 	fmt.Fprintf(log, "bench: %s v%d (%s, %s): bare ONNX Runtime, %d sessions x %d intra-op threads\n",
 		r.Model, r.Version, r.Architecture, r.Input, r.Settings.Sessions, r.Settings.IntraOpThreads)

@@ -155,6 +155,7 @@ func (s *Service) freed(m *model) {
 		s.freeing -= m.bytes
 	}
 	s.met.resident.Set(float64(s.resident))
+	close(m.gone)
 }
 
 // roomFor is asked before version k starts loading: it refuses a version

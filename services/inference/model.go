@@ -68,6 +68,8 @@ type model struct {
 	// dropped is set (under Service.mu) once the version is out of
 	// Service.models, its bytes counted as freeing until it is freed.
 	dropped bool
+	// gone is closed once its sessions are freed.
+	gone chan struct{}
 }
 
 // readArtifact reads v's ONNX file from the blob store, at the key the
@@ -218,7 +220,7 @@ func (s *Service) describe(v *registrypb.Version, onnx []byte) (*model, error) {
 	if err != nil {
 		return nil, bad("%v", err)
 	}
-	m := &model{name: v.GetModel(), version: v.GetVersion(), labels: v.GetLabels(), spec: spec,
+	m := &model{name: v.GetModel(), version: v.GetVersion(), labels: v.GetLabels(), spec: spec, gone: make(chan struct{}),
 		probs: in.GetOutputIsProbabilities(), cls: cls, met: s.met, verName: strconv.FormatInt(v.GetVersion(), 10)}
 	if cls.Batch > 0 {
 		m.buckets = []int{cls.Batch}

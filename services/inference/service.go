@@ -214,27 +214,39 @@ func (s *Service) acquire(ctx context.Context, k versionKey, v *registrypb.Versi
 	}
 	s.mu.Lock()
 	e := s.models[k]
+	var victims []victim // unloaded as the load starts, to make room for it
 	if e == nil {
 		if s.runCtx == nil || s.runCtx.Err() != nil {
 			s.mu.Unlock()
 			return nil, status.Error(codes.Unavailable, "the inference service is not running")
 		}
-		victims, err := s.roomFor(k)
-		if err != nil {
+		var err error
+		if victims, err = s.roomFor(k); err != nil {
 			s.mu.Unlock()
 			s.unload(victims)
 			return nil, err
 		}
-		defer s.unload(victims)
 		e = &entry{done: make(chan struct{})}
 		s.models[k] = e
-		runCtx := s.runCtx
-		s.owned.Go(func() { s.loadEntry(runCtx, k, v, e) })
+		runCtx, room := s.runCtx, victims
+		s.owned.Go(func() {
+			// The versions unloaded to make room are freed first: their
+			// memory is not the new version's, and Footprint would not
+			// see it go (Session.Close waits for a measurement).
+			for _, v := range room {
+				select {
+				case <-v.m.gone:
+				case <-runCtx.Done():
+				}
+			}
+			s.loadEntry(runCtx, k, v, e)
+		})
 	}
 	if pin {
 		e.pinned = true
 	}
 	s.mu.Unlock()
+	s.unload(victims)
 	e.lastUsed.Store(time.Now().UnixNano())
 	select {
 	case <-e.done:
