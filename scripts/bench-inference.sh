@@ -76,6 +76,7 @@ echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 echo "Load before: $(uptime | sed 's/.*load average/load average/')"
 echo
 for model in $models; do
-	bin/shoal-bench run --grpc "$grpc" --http "$http" --model "$model" --intra-op-threads "$threads" "$@"
+	bin/shoal-bench run --grpc "$grpc" --http "$http" --model "$model" --intra-op-threads "$threads" \
+		--max-batch "${BENCH_MAX_BATCH:-8}" "$@"
 done
 echo "Load after: $(uptime | sed 's/.*load average/load average/')"

@@ -40,10 +40,14 @@ type Config struct {
 	// read from the server.
 	IntraOpThreads int
 	Batches        []int
-	Concurrency    []int
-	Warmup, Point  time.Duration
-	ImageSize      int // the JPEG's width and height in pixels
-	Connections    int // gRPC connections the load is spread over
+	// MaxBatch is the server's --inference.max-batch-size: bare ONNX
+	// Runtime's best is taken over the batches up to it, whatever
+	// smaller batches the server chooses to form.
+	MaxBatch      int
+	Concurrency   []int
+	Warmup, Point time.Duration
+	ImageSize     int // the JPEG's width and height in pixels
+	Connections   int // gRPC connections the load is spread over
 	// Rounds of the paired ratio measurement (see Report.Rounds).
 	Rounds int
 	// OIPImages is the images per request of the second ModelInfer run,
@@ -60,6 +64,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Alias, "alias", "production", "alias naming the version to measure")
 	fs.StringVar(&c.Token, "token", os.Getenv("SHOAL_TOKEN"), "API token with read scope (env SHOAL_TOKEN)")
 	fs.IntVar(&c.IntraOpThreads, "intra-op-threads", 1, "the server's --inference.intra-op-threads, used for the bare ONNX Runtime run")
+	fs.IntVar(&c.MaxBatch, "max-batch", 8, "the server's --inference.max-batch-size: bare ONNX Runtime's best is taken up to it")
 	fs.Func("batches", "bare ONNX Runtime batch sizes, comma-separated (default 1,2,4,8,16,32,64)", intList(&c.Batches))
 	fs.Func("concurrency", "concurrent callers per load point, comma-separated (default 1,8,32,128)", intList(&c.Concurrency))
 	fs.DurationVar(&c.Warmup, "warmup", time.Second, "unmeasured warm-up before each point")
@@ -127,6 +132,10 @@ type Report struct {
 	// batch of 1 is the single-image latency at full threads.
 	WideThreads int
 	WideORT     []ORTPoint
+	// ConfiguredMaxBatch is the server's --inference.max-batch-size, which
+	// bounds the batches BestORT considers; MaxBatch is the largest batch
+	// the server forms for this version (see ListLoadedModels).
+	ConfiguredMaxBatch int
 	// LoadedBytes is what the server measured the version to hold.
 	LoadedBytes int64
 	// Rounds measure the ratios on a machine whose load moves: each round
@@ -196,7 +205,7 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 		Input: strings.Trim(strings.Join(strings.Fields(fmt.Sprint(imageShape)), "x"), "[]"),
 		Settings: SessionSettings{Sessions: int(loaded.GetSessions()),
 			SessionOptions: onnxrt.SessionOptions{IntraOpThreads: threads}},
-		MaxBatch: int(loaded.GetMaxBatchSize()), WideThreads: int(loaded.GetWideSessionThreads()), LoadedBytes: loaded.GetLoadedBytes()}
+		MaxBatch: int(loaded.GetMaxBatchSize()), ConfiguredMaxBatch: cfg.MaxBatch, WideThreads: int(loaded.GetWideSessionThreads()), LoadedBytes: loaded.GetLoadedBytes()}
 
 	fmt.Fprintf(log, "bench: %s v%d (%s, %s): bare ONNX Runtime, %d sessions x %d intra-op threads\n",
 		r.Model, r.Version, r.Architecture, r.Input, r.Settings.Sessions, r.Settings.IntraOpThreads)

@@ -9,13 +9,15 @@ import (
 	"time"
 )
 
-// BestORT is bare ONNX Runtime's best throughput at a batch the server can
-// form (at most maxBatch), in the server's sessions or in one session of
-// every thread: the ceiling the served figures are compared with.
+// BestORT is bare ONNX Runtime's best throughput at a batch the server may
+// form (at most its configured maximum), in the server's sessions or in one
+// session of every thread: the ceiling the served figures are compared
+// with.
 func (r *Report) BestORT() ORTPoint {
 	var best ORTPoint
+	most := max(r.MaxBatch, r.ConfiguredMaxBatch)
 	for _, p := range append(slices.Clone(r.ORT), r.WideORT...) {
-		if p.Batch <= r.MaxBatch && p.ImagesPerSecond > best.ImagesPerSecond {
+		if p.Batch <= most && p.ImagesPerSecond > best.ImagesPerSecond {
 			best = p
 		}
 	}
