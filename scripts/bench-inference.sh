@@ -11,7 +11,8 @@
 #   scripts/bench-inference.sh [shoal-bench run flags...]      e.g. --duration 10s
 #
 # Server settings come from the environment (defaults: the server's own):
-# BENCH_SESSIONS, BENCH_INTRA_OP_THREADS, BENCH_MAX_BATCH, BENCH_QUEUE_DELAY.
+# BENCH_SESSIONS, BENCH_INTRA_OP_THREADS, BENCH_MAX_BATCH, BENCH_QUEUE_DELAY,
+# BENCH_WIDE_SESSION (true/false).
 # BENCH_MODELS picks the models (default "fashion resnet18"; also resnet18-gomlx).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +36,7 @@ serve_flags=(--inference.intra-op-threads="$threads")
 [ -n "${BENCH_SESSIONS:-}" ] && serve_flags+=(--inference.sessions="$BENCH_SESSIONS")
 [ -n "${BENCH_MAX_BATCH:-}" ] && serve_flags+=(--inference.max-batch-size="$BENCH_MAX_BATCH")
 [ -n "${BENCH_QUEUE_DELAY:-}" ] && serve_flags+=(--inference.max-queue-delay="$BENCH_QUEUE_DELAY")
+[ -n "${BENCH_WIDE_SESSION:-}" ] && serve_flags+=(--inference.wide-session="$BENCH_WIDE_SESSION")
 
 log "starting the platform in $work; training the small model takes a few minutes"
 start_platform "$work" "${serve_flags[@]}" || { tail -n 40 "$work/run.log" >&2; exit 1; }
@@ -74,6 +76,7 @@ echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 echo "Load before: $(uptime | sed 's/.*load average/load average/')"
 echo
 for model in $models; do
-	bin/shoal-bench run --grpc "$grpc" --http "$http" --model "$model" --intra-op-threads "$threads" "$@"
+	bin/shoal-bench run --grpc "$grpc" --http "$http" --model "$model" --intra-op-threads "$threads" \
+		--max-batch "${BENCH_MAX_BATCH:-8}" "$@"
 done
 echo "Load after: $(uptime | sed 's/.*load average/load average/')"

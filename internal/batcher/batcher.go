@@ -4,6 +4,18 @@
 // has waited the maximum delay (a timer armed by that first item, never
 // polling), and only when a worker is free to run it, so load beyond what
 // the workers absorb turns into larger batches rather than a longer queue.
+//
+// Items leave the queue in the order they came (FIFO across batches), so
+// no item is overtaken by one queued after it, and a batch never waits for
+// padding: with no delay set, whatever is queued goes as soon as a worker
+// is free. Queued items are spread evenly over the free workers, so that
+// batches computing side by side end at about the same time.
+//
+// With Config.Wide, an item that finds every worker idle and the queue too
+// short to give each worker an item runs on one more worker that uses all
+// the cores (an ONNX Runtime session with every intra-op thread), alone:
+// a lone request gets all the cores, and under load the cores are shared
+// by one batch per worker.
 package batcher
 
 import (
@@ -34,6 +46,10 @@ type Config struct {
 	QueueSize int
 	// Workers is how many batches run at once (one per ONNX Runtime session).
 	Workers int
+	// Wide adds worker number Workers, which runs a batch only alone: when
+	// every other worker is idle and fewer items are queued than there are
+	// workers, and nothing else starts until it is done.
+	Wide bool
 	// Panics recovers a panic of the RunFunc: it fails that batch's items
 	// only, and the worker goes on with the next batch.
 	Panics *panics.Guard
@@ -46,10 +62,10 @@ func (c Config) validate() error {
 	return nil
 }
 
-// RunFunc computes a batch on worker (0 <= worker < Workers; one batch at a
-// time per worker) and returns one output per input, in order. ctx is the
-// batcher's, not a caller's: one caller giving up does not cancel the
-// others' work.
+// RunFunc computes a batch on worker (0 <= worker < Workers, or Workers for
+// the wide worker; one batch at a time per worker) and returns one output
+// per input, in order. ctx is the batcher's, not a caller's: one caller
+// giving up does not cancel the others' work.
 type RunFunc[In, Out any] func(ctx context.Context, worker int, in []In) ([]Out, error)
 
 // Info describes how a Do call was served.
@@ -61,6 +77,8 @@ type Info struct {
 	Compute time.Duration
 	// BatchSize is the size of the (largest) batch the items ran in.
 	BatchSize int
+	// Wide is true when (some of) the items ran on the wide worker.
+	Wide bool
 }
 
 // Batcher queues items and runs them in batches. Its Run must be going for
@@ -174,9 +192,9 @@ func (b *Batcher[In, Out]) Run(ctx context.Context) error {
 			panic(r)
 		}
 	}()
-	free := make(chan int, b.cfg.Workers)
-	for w := range b.cfg.Workers {
-		free <- w
+	d := &dispatch{finished: make(chan int, b.cfg.Workers+1)}
+	for w := b.cfg.Workers - 1; w >= 0; w-- {
+		d.free = append(d.free, w)
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -184,76 +202,98 @@ func (b *Batcher[In, Out]) Run(ctx context.Context) error {
 	if !timer.Stop() {
 		<-timer.C
 	}
+	armed := false
 	for {
-		// A free worker first: while all are busy, arrivals gather into
-		// the next batch.
-		var w int
 		select {
-		case w = <-free:
 		case <-ctx.Done():
 			b.failAll(ErrClosed)
 			return nil
+		default:
 		}
-		batch, ok := b.gather(ctx, timer)
-		if !ok {
-			free <- w
-			b.failAll(ErrClosed)
+		// Start every batch the workers can take now.
+		batches, wait, done := b.next(d)
+		if done {
 			return nil
 		}
-		if len(batch) == 0 { // closed and drained
-			return nil
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { free <- w }()
-			b.compute(ctx, w, batch)
-		}()
-	}
-}
-
-// gather waits for the first item, then until the batch is full, the first
-// item has waited MaxDelay, or the batcher is closed; it returns the batch,
-// empty when closed with nothing queued, and false when ctx ended.
-func (b *Batcher[In, Out]) gather(ctx context.Context, timer *time.Timer) ([]unit[In, Out], bool) {
-	armed := false
-	defer func() {
-		if armed && !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
-	}()
-	for {
-		b.mu.Lock()
-		b.dropExpired()
-		n, closed := len(b.queue), b.closed
-		var first time.Time
-		if n > 0 {
-			first = b.queue[0].job.start
-		}
-		if n >= b.cfg.MaxBatch || (n > 0 && (closed || time.Since(first) >= b.cfg.MaxDelay)) {
-			batch := b.take()
-			b.mu.Unlock()
-			return batch, true
-		}
-		b.mu.Unlock()
-		if n == 0 && closed {
-			return nil, true
-		}
-		if n > 0 && !armed {
-			timer.Reset(b.cfg.MaxDelay - time.Since(first))
+		if wait > 0 && !armed {
+			timer.Reset(wait)
 			armed = true
 		}
+		for _, a := range batches {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { d.finished <- a.worker }()
+				b.compute(ctx, a.worker, a.batch)
+			}()
+		}
 		select {
+		case w := <-d.finished:
+			d.running--
+			if w == b.cfg.Workers {
+				d.wide = false
+			} else {
+				d.free = append(d.free, w)
+			}
 		case <-b.wake:
 		case <-timer.C:
 			armed = false
 		case <-ctx.Done():
-			return nil, false
+			b.failAll(ErrClosed)
+			return nil
 		}
 	}
+}
+
+// dispatch is Run's view of its workers; only Run's goroutine uses it.
+type dispatch struct {
+	free     []int // idle workers, not counting the wide one
+	running  int   // batches computing
+	wide     bool  // the wide worker is computing
+	finished chan int
+}
+
+// assignment is a batch and the worker to compute it.
+type assignment[In, Out any] struct {
+	worker int
+	batch  []unit[In, Out]
+}
+
+// next takes batches off the queue for the workers that may take one now.
+// When none may, wait > 0 is how long until the oldest item has waited
+// MaxDelay; done is true once the batcher is closed, drained and idle.
+func (b *Batcher[In, Out]) next(d *dispatch) (batches []assignment[In, Out], wait time.Duration, done bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if d.wide || len(d.free) == 0 {
+		return nil, 0, false
+	}
+	b.dropExpired()
+	n := len(b.queue)
+	if n == 0 {
+		return nil, 0, b.closed && d.running == 0
+	}
+	if n < b.cfg.MaxBatch && !b.closed {
+		if waited := time.Since(b.queue[0].job.start); waited < b.cfg.MaxDelay {
+			return nil, b.cfg.MaxDelay - waited, false
+		}
+	}
+	if b.cfg.Wide && d.running == 0 && n < b.cfg.Workers {
+		d.running++
+		d.wide = true
+		return []assignment[In, Out]{{b.cfg.Workers, b.take(n)}}, 0, false
+	}
+	// What is queued goes now, spread evenly over the free workers: batches
+	// started together end together, so no caller waits behind a larger
+	// batch than another's.
+	for len(b.queue) > 0 && len(d.free) > 0 {
+		size := min(b.cfg.MaxBatch, (len(b.queue)+len(d.free)-1)/len(d.free))
+		w := d.free[len(d.free)-1]
+		d.free = d.free[:len(d.free)-1]
+		d.running++
+		batches = append(batches, assignment[In, Out]{w, b.take(size)})
+	}
+	return batches, 0, false
 }
 
 // dropExpired removes items whose caller has gone; b.mu is held.
@@ -268,9 +308,10 @@ func (b *Batcher[In, Out]) dropExpired() {
 	b.queue = kept
 }
 
-// take removes up to MaxBatch items from the head of the queue; b.mu is held.
-func (b *Batcher[In, Out]) take() []unit[In, Out] {
-	n := min(len(b.queue), b.cfg.MaxBatch)
+// take removes n items (at most MaxBatch) from the head of the queue; b.mu
+// is held.
+func (b *Batcher[In, Out]) take(n int) []unit[In, Out] {
+	n = min(n, len(b.queue), b.cfg.MaxBatch)
 	batch := make([]unit[In, Out], n)
 	copy(batch, b.queue)
 	rest := copy(b.queue, b.queue[n:])
@@ -310,6 +351,7 @@ func (b *Batcher[In, Out]) compute(ctx context.Context, w int, batch []unit[In, 
 		j.info.Queue = max(j.info.Queue, started.Sub(j.start))
 		j.info.Compute = max(j.info.Compute, elapsed)
 		j.info.BatchSize = max(j.info.BatchSize, len(batch))
+		j.info.Wide = j.info.Wide || w == b.cfg.Workers
 		if j.pending--; j.pending == 0 {
 			close(j.result)
 		}

@@ -40,10 +40,14 @@ type Config struct {
 	// read from the server.
 	IntraOpThreads int
 	Batches        []int
-	Concurrency    []int
-	Warmup, Point  time.Duration
-	ImageSize      int // the JPEG's width and height in pixels
-	Connections    int // gRPC connections the load is spread over
+	// MaxBatch is the server's --inference.max-batch-size: bare ONNX
+	// Runtime's best is taken over the batches up to it, whatever
+	// smaller batches the server chooses to form.
+	MaxBatch      int
+	Concurrency   []int
+	Warmup, Point time.Duration
+	ImageSize     int // the JPEG's width and height in pixels
+	Connections   int // gRPC connections the load is spread over
 	// Rounds of the paired ratio measurement (see Report.Rounds).
 	Rounds int
 	// OIPImages is the images per request of the second ModelInfer run,
@@ -60,6 +64,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Alias, "alias", "production", "alias naming the version to measure")
 	fs.StringVar(&c.Token, "token", os.Getenv("SHOAL_TOKEN"), "API token with read scope (env SHOAL_TOKEN)")
 	fs.IntVar(&c.IntraOpThreads, "intra-op-threads", 1, "the server's --inference.intra-op-threads, used for the bare ONNX Runtime run")
+	fs.IntVar(&c.MaxBatch, "max-batch", 8, "the server's --inference.max-batch-size: bare ONNX Runtime's best is taken up to it")
 	fs.Func("batches", "bare ONNX Runtime batch sizes, comma-separated (default 1,2,4,8,16,32,64)", intList(&c.Batches))
 	fs.Func("concurrency", "concurrent callers per load point, comma-separated (default 1,8,32,128)", intList(&c.Concurrency))
 	fs.DurationVar(&c.Warmup, "warmup", time.Second, "unmeasured warm-up before each point")
@@ -122,6 +127,17 @@ type Report struct {
 	MaxBatch     int
 	ImageBytes   int
 	ORT          []ORTPoint
+	// WideThreads is the server's wide session's threads (0: none), and
+	// WideORT bare ONNX Runtime in one session of that many threads: its
+	// batch of 1 is the single-image latency at full threads.
+	WideThreads int
+	WideORT     []ORTPoint
+	// ConfiguredMaxBatch is the server's --inference.max-batch-size, which
+	// bounds the batches BestORT considers; MaxBatch is the largest batch
+	// the server forms for this version (see ListLoadedModels).
+	ConfiguredMaxBatch int
+	// LoadedBytes is what the server measured the version to hold.
+	LoadedBytes int64
 	// Rounds measure the ratios on a machine whose load moves: each round
 	// runs bare ONNX Runtime at (a)'s best batch and then each served
 	// target at its saturating concurrency, back to back.
@@ -181,11 +197,15 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 		return nil, err
 	}
 	imageShape := g.Classifier.Image.Shape(1)[1:] // one image: [C,H,W] or [H,W,C]
+	threads := cfg.IntraOpThreads
+	if n := int(loaded.GetIntraOpThreads()); n > 0 {
+		threads = n // the server says
+	}
 	r := &Report{Model: v.GetModel(), Version: v.GetVersion(), Architecture: v.GetArchitecture(),
 		Input: strings.Trim(strings.Join(strings.Fields(fmt.Sprint(imageShape)), "x"), "[]"),
 		Settings: SessionSettings{Sessions: int(loaded.GetSessions()),
-			SessionOptions: onnxrt.SessionOptions{IntraOpThreads: cfg.IntraOpThreads}},
-		MaxBatch: int(loaded.GetMaxBatchSize())}
+			SessionOptions: onnxrt.SessionOptions{IntraOpThreads: threads}},
+		MaxBatch: int(loaded.GetMaxBatchSize()), ConfiguredMaxBatch: cfg.MaxBatch, WideThreads: int(loaded.GetWideSessionThreads()), LoadedBytes: loaded.GetLoadedBytes()}
 
 	fmt.Fprintf(log, "bench: %s v%d (%s, %s): bare ONNX Runtime, %d sessions x %d intra-op threads\n",
 		r.Model, r.Version, r.Architecture, r.Input, r.Settings.Sessions, r.Settings.IntraOpThreads)
@@ -194,6 +214,16 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 	}
 	for _, p := range r.ORT {
 		fmt.Fprintf(log, "  batch %3d: %8.1f images/s, CPU per image %v\n", p.Batch, p.ImagesPerSecond, p.CPU)
+	}
+	if r.WideThreads > 0 {
+		fmt.Fprintf(log, "bench: bare ONNX Runtime, 1 session x %d intra-op threads (the wide session)\n", r.WideThreads)
+		wide := SessionSettings{Sessions: 1, SessionOptions: onnxrt.SessionOptions{IntraOpThreads: r.WideThreads}}
+		if r.WideORT, err = MeasureORT(ctx, rt, g, wide, cfg.Batches, cfg.Warmup, cfg.Point); err != nil {
+			return nil, err
+		}
+		for _, p := range r.WideORT {
+			fmt.Fprintf(log, "  batch %3d: %8.1f images/s, %v per batch, CPU per image %v\n", p.Batch, p.ImagesPerSecond, p.BatchLatency, p.CPU)
+		}
 	}
 	infer := ModelInferCall(conns, r.Model, r.Version, g.Classifier.Input, imageShape, 1)
 	r.ImageBytes = len(image)
@@ -242,7 +272,7 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 	r.point = cfg.Point
 	for range cfg.Rounds {
 		var rd Round
-		p, err := MeasureORT(ctx, rt, g, r.Settings, []int{best.Batch}, cfg.Warmup, cfg.Point)
+		p, err := MeasureORT(ctx, rt, g, best.Settings, []int{best.Batch}, cfg.Warmup, cfg.Point)
 		if err != nil {
 			return nil, err
 		}

@@ -18,6 +18,8 @@ type SessionSettings struct {
 
 // ORTPoint is bare ONNX Runtime throughput at one batch size.
 type ORTPoint struct {
+	// Settings are the sessions and threads it ran with.
+	Settings        SessionSettings
 	Batch           int
 	ImagesPerSecond float64
 	// BatchLatency is the mean time of one Run at this batch size.
@@ -57,6 +59,7 @@ func MeasureORT(ctx context.Context, rt *onnxrt.Runtime, g Graph, set SessionSet
 		if err != nil {
 			return nil, err
 		}
+		p.Settings = set
 		points = append(points, p)
 	}
 	return points, nil
@@ -101,7 +104,7 @@ func measureBatch(ctx context.Context, sessions []*onnxrt.Session, b int, warmup
 	wg.Wait()
 	elapsed := time.Since(measureFrom)
 	used := cpuUsed()
-	p := ORTPoint{Batch: b}
+	p := ORTPoint{Batch: b, Settings: SessionSettings{Sessions: len(sessions)}}
 	runs, all := 0, 0
 	var busy time.Duration
 	for _, w := range ws {

@@ -160,7 +160,7 @@ func (r *Runtime) NewSession(onnx []byte, c Classifier, batches []int, opts Sess
 		in: make([]float32, largest*c.Image.Size()), out: make([]float32, largest*c.Classes)}
 	defer func() {
 		if err != nil {
-			s.Close()
+			s.close() // inside a Footprint, maybe
 		}
 	}()
 	for _, b := range batches {
@@ -184,6 +184,10 @@ func (s *Session) Classifier() Classifier { return s.c }
 // Batches are the batch sizes the session runs, ascending.
 func (s *Session) Batches() []int { return slices.Clone(s.batches) }
 
+// BufferBytes is the size of the session's input and output buffers, which
+// are on the Go heap and so not in Footprint's figure.
+func (s *Session) BufferBytes() int64 { return 4 * int64(len(s.in)+len(s.out)) }
+
 // Input is the input buffer, room for the largest batch: image i of the
 // next Run goes at [i*Image.Size(), (i+1)*Image.Size()).
 func (s *Session) Input() []float32 { return s.in }
@@ -205,8 +209,15 @@ func (s *Session) Run(n int) ([]float32, error) {
 }
 
 // Close releases the session and its tensors. It may be called more than
-// once.
+// once. It waits for a measurement under way (see Footprint), so as not
+// to count in it.
 func (s *Session) Close() {
+	footprintMu.Lock()
+	defer footprintMu.Unlock()
+	s.close()
+}
+
+func (s *Session) close() {
 	for _, t := range s.inputs {
 		t.Destroy()
 	}

@@ -4,7 +4,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"runtime"
 	"time"
+
+	"github.com/shoalml/shoal/internal/config"
 )
 
 // Config configures the inference service. Its settings are flags named inference.*.
@@ -17,6 +20,10 @@ type Config struct {
 	Sessions int
 	// IntraOpThreads is each session's intra-op thread count.
 	IntraOpThreads int
+	// WideSession adds a session with Sessions × IntraOpThreads threads,
+	// which runs a batch only when nothing else computes: a lone request
+	// gets every core the sessions share.
+	WideSession bool
 	// MaxBatchSize is the largest batch the batcher forms.
 	MaxBatchSize int
 	// MaxQueueDelay is the longest the first queued image waits for others.
@@ -28,6 +35,10 @@ type Config struct {
 	// served no request for this long, unless a followed alias names it;
 	// 0 keeps such versions loaded until the process stops.
 	PinnedIdleTimeout time.Duration
+	// MemoryBudget bounds the memory the loaded versions hold, each
+	// measured at load; the least recently used are unloaded to stay
+	// within it. 0: no bound.
+	MemoryBudget config.Bytes
 	// MaxImageBytes and MaxImagePixels bound each encoded image.
 	MaxImageBytes  int64
 	MaxImagePixels int64
@@ -35,15 +46,19 @@ type Config struct {
 
 // RegisterFlags registers the inference.* flags with their defaults.
 //
-// The defaults suit a 2-core machine: two single-threaded sessions let one
-// batch compute while the next is formed and the other core is not left
-// idle, which measures better than one session with two intra-op threads
-// for the small models Shoal trains.
+// The defaults use every core whatever the load: one single-threaded
+// session per core, so that under load as many batches compute side by
+// side as there are cores (which measured better than fewer sessions of
+// more threads: no synchronisation inside a batch), and a wide session
+// with a thread per core for a request that comes alone, which would
+// otherwise leave every core but one idle (BENCHMARKS.md).
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DefaultModel, "inference.default-model", "fashion",
 		"model served when a request names none; its production alias is loaded at start and followed")
-	fs.IntVar(&c.Sessions, "inference.sessions", 2, "ONNX Runtime sessions per loaded model version (batches computing at once)")
+	fs.IntVar(&c.Sessions, "inference.sessions", runtime.NumCPU(), "ONNX Runtime sessions per loaded model version (batches computing at once; default: one per core)")
 	fs.IntVar(&c.IntraOpThreads, "inference.intra-op-threads", 1, "intra-op threads of each ONNX Runtime session")
+	fs.BoolVar(&c.WideSession, "inference.wide-session", true,
+		"one more session per version with sessions × intra-op-threads threads, for a batch that finds nothing else computing")
 	// 8, measured on 2 cores (BENCHMARKS.md): the 28x28 model gains under
 	// 5% images/s past batch 8, and ResNet-18 gains nothing past it while a
 	// batch of 32 computes for 1 to 1.5 s, which every image in it waits.
@@ -58,6 +73,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"images waiting per loaded model version before requests fail with RESOURCE_EXHAUSTED (HTTP 429)")
 	fs.DurationVar(&c.PinnedIdleTimeout, "inference.pinned-idle-timeout", 15*time.Minute,
 		"unload a version requested by number after it has served nothing for this long, unless a followed alias names it (0: never)")
+	fs.Var(&c.MemoryBudget, "inference.memory-budget",
+		"memory the loaded model versions may hold, e.g. 2GiB (each measured at load: its sessions' weights and arenas); "+
+			"the least recently used are unloaded to stay within it, versions that aliases name last (0: no bound)")
 	fs.Int64Var(&c.MaxImageBytes, "inference.max-image-bytes", 20<<20, "largest encoded image accepted, in bytes")
 	fs.Int64Var(&c.MaxImagePixels, "inference.max-image-pixels", 40_000_000, "largest image accepted, in pixels (width×height)")
 }
@@ -78,6 +96,9 @@ func (c *Config) Validate() error {
 	positive("max-image-pixels", c.MaxImagePixels)
 	if c.PinnedIdleTimeout < 0 {
 		errs = append(errs, fmt.Errorf("--inference.pinned-idle-timeout=%s: must not be negative", c.PinnedIdleTimeout))
+	}
+	if c.MemoryBudget < 0 {
+		errs = append(errs, fmt.Errorf("--inference.memory-budget=%s: must not be negative", c.MemoryBudget))
 	}
 	if c.MaxQueueDelay < 0 {
 		errs = append(errs, fmt.Errorf("--inference.max-queue-delay=%s: must not be negative", c.MaxQueueDelay))

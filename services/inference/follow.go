@@ -259,7 +259,9 @@ func (s *Service) reconcile(ctx context.Context, failed map[versionKey]bool, bac
 				continue
 			}
 			if _, err := s.acquire(ctx, vk, nil, false); err != nil {
-				if status.Code(err) == codes.Unavailable || storage.Transient(err) {
+				// ResourceExhausted: the memory budget is held by
+				// versions in use; room is made as they drain.
+				if code := status.Code(err); code == codes.Unavailable || code == codes.ResourceExhausted || storage.Transient(err) {
 					d := min(max(2*backoff[vk], minLoadRetry), maxLoadRetry)
 					backoff[vk] = d
 					if retryIn == 0 || d < retryIn {

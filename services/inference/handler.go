@@ -27,7 +27,7 @@ func (h *handler) ListLoadedModels(context.Context, *inferencepb.ListLoadedModel
 	s := h.svc
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	resp := &inferencepb.ListLoadedModelsResponse{}
+	resp := &inferencepb.ListLoadedModelsResponse{MemoryBudgetBytes: int64(s.cfg.MemoryBudget), ResidentBytes: s.resident}
 	for k, e := range s.models {
 		lm := &inferencepb.LoadedModel{Model: k.model, Version: k.version}
 		select {
@@ -40,9 +40,14 @@ func (h *handler) ListLoadedModels(context.Context, *inferencepb.ListLoadedModel
 			continue
 		}
 		lm.Ready = e.m.ready.Load()
-		lm.Sessions = int32(len(e.m.sessions))
-		lm.MaxBatchSize = int32(e.m.buckets[len(e.m.buckets)-1])
+		lm.Sessions = int32(s.cfg.Sessions)
+		lm.IntraOpThreads = int32(s.cfg.IntraOpThreads)
+		if e.m.wide {
+			lm.WideSessionThreads = int32(s.cfg.Sessions * s.cfg.IntraOpThreads)
+		}
+		lm.MaxBatchSize = int32(e.m.batchCap)
 		lm.QueueLength = int32(e.m.batcher.Len())
+		lm.LoadedBytes = e.m.bytes
 		for a, v := range s.aliases {
 			if a.model == k.model && v == k.version {
 				lm.Aliases = append(lm.Aliases, a.alias)

@@ -14,6 +14,12 @@ type metrics struct {
 	batchSize  *prometheus.HistogramVec
 	preprocess *prometheus.HistogramVec
 	compute    *prometheus.HistogramVec
+	// The memory budget: each loaded version's bytes, their total (those
+	// unloading included), the budget, and the versions unloaded for it.
+	loadedBytes   *prometheus.GaugeVec
+	resident      prometheus.Gauge
+	budget        prometheus.Gauge
+	budgetUnloads prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -39,8 +45,22 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		compute: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "shoal_inference_compute_seconds", Help: "ONNX Runtime time per batch.", Buckets: latency,
 		}, labels),
+		loadedBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "shoal_inference_loaded_bytes",
+			Help: "Memory a loaded version holds, measured at load: its ONNX Runtime sessions' native allocations (weights, arenas) and buffers.",
+		}, labels),
+		resident: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "shoal_inference_resident_bytes", Help: "Memory all loaded versions hold, those still unloading included.",
+		}),
+		budget: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "shoal_inference_memory_budget_bytes", Help: "The memory budget for loaded versions (--inference.memory-budget; 0: none).",
+		}),
+		budgetUnloads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shoal_inference_budget_unloads_total", Help: "Versions unloaded to stay within the memory budget.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.queue, m.batchSize, m.preprocess, m.compute} {
+	for _, c := range []prometheus.Collector{m.requests, m.queue, m.batchSize, m.preprocess, m.compute,
+		m.loadedBytes, m.resident, m.budget, m.budgetUnloads} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -64,4 +84,5 @@ func (m *metrics) forget(model string, version int64) {
 	for _, h := range []*prometheus.HistogramVec{m.queue, m.batchSize, m.preprocess, m.compute} {
 		h.DeleteLabelValues(model, v)
 	}
+	m.loadedBytes.DeleteLabelValues(model, v)
 }

@@ -35,13 +35,19 @@ type model struct {
 	// cls is what the sessions run: the graph's input and output and their
 	// shapes.
 	cls onnxrt.Classifier
-	// buckets are the batch sizes ORT runs, ascending; a batch is padded to
-	// the smallest bucket that holds it. A graph with a fixed batch
-	// dimension has that one bucket.
+	// buckets are the batch sizes ORT runs, ascending: every size up to the
+	// largest batch, so no batch computes padding. A graph with a fixed
+	// batch dimension has that one bucket, and smaller batches are padded.
 	buckets []int
 	// sessions are used one per batcher worker, so each is used by one
-	// goroutine at a time.
+	// goroutine at a time; with a wide session, it is the last.
 	sessions []*onnxrt.Session
+	wide     bool
+	// warm are the batch sizes warmed at load; batchCap, the largest batch
+	// the batcher forms, is the smallest of them that computes about as
+	// fast per image as any (see batchCap).
+	warm     []int
+	batchCap int
 	batcher  *batcher.Batcher[[]float32, []float32]
 	ready    atomic.Bool
 	// admitted counts the images of requests between admission and the
@@ -55,6 +61,15 @@ type model struct {
 	admitLimit int64
 	met        *metrics
 	verName    string // version as a metric label
+	// bytes is the memory the version holds, measured when it loaded: what
+	// ONNX Runtime allocated for its sessions (onnxrt.Footprint) and their
+	// buffers.
+	bytes int64
+	// dropped is set (under Service.mu) once the version is out of
+	// Service.models, its bytes counted as freeing until it is freed.
+	dropped bool
+	// gone is closed once its sessions are freed.
+	gone chan struct{}
 }
 
 // readArtifact reads v's ONNX file from the blob store, at the key the
@@ -102,32 +117,72 @@ func (s *Service) load(ctx context.Context, v *registrypb.Version) (m *model, er
 			m.free()
 		}
 	}()
-	opts := onnxrt.SessionOptions{IntraOpThreads: s.cfg.IntraOpThreads}
-	for w := range s.cfg.Sessions {
-		sess, err := s.rt.NewSession(onnx, m.cls, m.buckets, opts)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", errBadModel, err)
-		}
-		m.sessions = append(m.sessions, sess)
-		for _, b := range m.buckets {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			if _, err := sess.Run(b); err != nil {
-				return nil, fmt.Errorf("%w: warm-up of session %d: %w", errBadModel, w, err)
-			}
-		}
+	native, err := onnxrt.Footprint(func() error { return s.openSessions(ctx, m, onnx) })
+	if err != nil {
+		return nil, err
+	}
+	m.bytes = native
+	for _, ss := range m.sessions {
+		m.bytes += ss.BufferBytes()
 	}
 	maxBatch := m.buckets[len(m.buckets)-1]
+	narrow := s.cfg.Sessions
+	m.batchCap = maxBatch
+	if m.cls.Batch == 0 {
+		if m.batchCap, err = batchCap(ctx, m.sessions[0], m.warm); err != nil {
+			return nil, fmt.Errorf("%w: timing the batch sizes: %w", errBadModel, err)
+		}
+	}
 	m.batcher, err = batcher.New(batcher.Config{
-		MaxBatch: maxBatch, MaxDelay: s.cfg.MaxQueueDelay, QueueSize: s.cfg.QueueSize, Workers: len(m.sessions),
+		MaxBatch: m.batchCap, MaxDelay: s.cfg.MaxQueueDelay, QueueSize: s.cfg.QueueSize, Workers: narrow, Wide: m.wide,
 		Panics: s.deps.Panics,
 	}, func(ctx context.Context, w int, in [][]float32) ([][]float32, error) { return runBatch(m, ctx, w, in) })
 	if err != nil {
 		return nil, err
 	}
-	m.admitLimit = int64(s.cfg.QueueSize + len(m.sessions)*maxBatch)
+	m.admitLimit = int64(s.cfg.QueueSize + narrow*maxBatch)
 	return m, nil
+}
+
+// openSessions opens m's sessions on onnx, the wide one last, and warms
+// each at every power of two up to the largest batch and at the largest,
+// which also grows each session's arena to what its largest batch needs,
+// so that Footprint sees it.
+func (s *Service) openSessions(ctx context.Context, m *model, onnx []byte) error {
+	threads := []int{}
+	for range s.cfg.Sessions {
+		threads = append(threads, s.cfg.IntraOpThreads)
+	}
+	if s.cfg.WideSession && s.cfg.Sessions > 1 {
+		threads = append(threads, s.cfg.Sessions*s.cfg.IntraOpThreads)
+		m.wide = true
+	}
+	largest := m.buckets[len(m.buckets)-1]
+	var warm []int
+	for b := 1; b < largest; b *= 2 {
+		warm = append(warm, b)
+	}
+	warm = append(warm, largest)
+	if m.cls.Batch > 0 {
+		warm = []int{m.cls.Batch}
+	}
+	m.warm = warm
+	for w, n := range threads {
+		sess, err := s.rt.NewSession(onnx, m.cls, m.buckets, onnxrt.SessionOptions{IntraOpThreads: n})
+		if err != nil {
+			return fmt.Errorf("%w: %w", errBadModel, err)
+		}
+		m.sessions = append(m.sessions, sess)
+		for _, b := range warm {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if _, err := sess.Run(b); err != nil {
+				return fmt.Errorf("%w: warm-up of session %d: %w", errBadModel, w, err)
+			}
+		}
+	}
+	return nil
 }
 
 // admit takes n images in if they fit under the admission limit; the
@@ -165,15 +220,14 @@ func (s *Service) describe(v *registrypb.Version, onnx []byte) (*model, error) {
 	if err != nil {
 		return nil, bad("%v", err)
 	}
-	m := &model{name: v.GetModel(), version: v.GetVersion(), labels: v.GetLabels(), spec: spec,
+	m := &model{name: v.GetModel(), version: v.GetVersion(), labels: v.GetLabels(), spec: spec, gone: make(chan struct{}),
 		probs: in.GetOutputIsProbabilities(), cls: cls, met: s.met, verName: strconv.FormatInt(v.GetVersion(), 10)}
 	if cls.Batch > 0 {
 		m.buckets = []int{cls.Batch}
 	} else {
-		for b := 1; b < s.cfg.MaxBatchSize; b *= 2 {
+		for b := 1; b <= s.cfg.MaxBatchSize; b++ {
 			m.buckets = append(m.buckets, b)
 		}
-		m.buckets = append(m.buckets, s.cfg.MaxBatchSize)
 	}
 	return m, nil
 }

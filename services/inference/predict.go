@@ -91,7 +91,18 @@ func (s *Service) infer(ctx context.Context, name, alias string, version int64, 
 		if err != nil {
 			return inferred{}, err
 		}
-		scores, info, err := admitAndRun(ctx, m, n, prepare)
+		release, ok := s.hold(m)
+		if !ok && attempt < 3 {
+			continue // unloaded since it resolved: resolve again
+		}
+		var scores [][]float32
+		var info batcher.Info
+		if ok {
+			scores, info, err = admitAndRun(ctx, m, n, prepare)
+			release()
+		} else {
+			err = batcher.ErrClosed
+		}
 		if errors.Is(err, batcher.ErrClosed) && attempt < 3 {
 			continue
 		}

@@ -67,6 +67,11 @@ type Service struct {
 	synced bool
 	// changed wakes the reconcile loop (capacity 1).
 	changed chan struct{}
+	// resident, freeing and sizes account for the memory budget (see
+	// budget.go): sizes are the versions' bytes as measured at their last
+	// load.
+	resident, freeing int64
+	sizes             map[versionKey]int64
 	// owned tracks the goroutines of loads and batchers, all ended by
 	// runCtx.
 	owned sync.WaitGroup
@@ -93,6 +98,11 @@ type entry struct {
 	pinned bool
 	// lastUsed is when a request last resolved to the entry (UnixNano).
 	lastUsed atomic.Int64
+	// inUse counts the requests holding the loaded version (Service.hold);
+	// evict marks it to be unloaded for the memory budget when that count
+	// falls to 0. Both guarded by Service.mu.
+	inUse int
+	evict bool
 	// idle is the timer of the next idle check; guarded by Service.mu.
 	idle *time.Timer
 }
@@ -121,8 +131,9 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("inference: metrics: %w", err)
 	}
+	met.budget.Set(float64(cfg.MemoryBudget))
 	return &Service{cfg: cfg, deps: deps, met: met, models: map[versionKey]*entry{}, aliases: map[aliasKey]int64{},
-		view: map[aliasKey]int64{}, changed: make(chan struct{}, 1), running: make(chan struct{})}, nil
+		view: map[aliasKey]int64{}, sizes: map[versionKey]int64{}, changed: make(chan struct{}, 1), running: make(chan struct{})}, nil
 }
 
 // Start loads ONNX Runtime; a missing library is a start-up error.
@@ -203,20 +214,39 @@ func (s *Service) acquire(ctx context.Context, k versionKey, v *registrypb.Versi
 	}
 	s.mu.Lock()
 	e := s.models[k]
+	var victims []victim // unloaded as the load starts, to make room for it
 	if e == nil {
 		if s.runCtx == nil || s.runCtx.Err() != nil {
 			s.mu.Unlock()
 			return nil, status.Error(codes.Unavailable, "the inference service is not running")
 		}
+		var err error
+		if victims, err = s.roomFor(k); err != nil {
+			s.mu.Unlock()
+			s.unload(victims)
+			return nil, err
+		}
 		e = &entry{done: make(chan struct{})}
 		s.models[k] = e
-		runCtx := s.runCtx
-		s.owned.Go(func() { s.loadEntry(runCtx, k, v, e) })
+		runCtx, room := s.runCtx, victims
+		s.owned.Go(func() {
+			// The versions unloaded to make room are freed first: their
+			// memory is not the new version's, and Footprint would not
+			// see it go (Session.Close waits for a measurement).
+			for _, v := range room {
+				select {
+				case <-v.m.gone:
+				case <-runCtx.Done():
+				}
+			}
+			s.loadEntry(runCtx, k, v, e)
+		})
 	}
 	if pin {
 		e.pinned = true
 	}
 	s.mu.Unlock()
+	s.unload(victims)
 	e.lastUsed.Store(time.Now().UnixNano())
 	select {
 	case <-e.done:
@@ -296,15 +326,25 @@ func (s *Service) loadEntry(runCtx context.Context, k versionKey, v *registrypb.
 		s.forget(k, e)
 		return
 	}
+	s.mu.Lock()
+	victims, err := s.admitLoaded(k, m)
+	if err != nil {
+		s.mu.Unlock()
+		m.free()
+		s.deps.Log.Error("inference: load refused", "model", k.model, "version", k.version, "bytes", m.bytes, "err", err)
+		e.err = err
+		s.forget(k, e)
+		return
+	}
 	m.ready.Store(true)
 	e.m = m
 	if s.cfg.PinnedIdleTimeout > 0 {
-		s.mu.Lock()
 		e.idle = time.AfterFunc(s.cfg.PinnedIdleTimeout, func() { s.guardedCheckIdle(k, e) })
-		s.mu.Unlock()
 	}
+	s.mu.Unlock()
+	s.unload(victims)
 	s.deps.Log.Info("inference: model loaded", "model", k.model, "version", k.version,
-		"sessions", len(m.sessions), "batch_sizes", m.buckets)
+		"sessions", len(m.sessions), "max_batch", m.batchCap, "bytes", m.bytes)
 	s.owned.Go(func() {
 		if err := s.deps.Panics.Call("batcher", func() error { return m.batcher.Run(runCtx) }); err != nil {
 			// A panic closed the batcher: forget the version, so that the
@@ -314,6 +354,7 @@ func (s *Service) loadEntry(runCtx context.Context, k versionKey, v *registrypb.
 			s.forgetAfterPanic(k, e)
 		}
 		m.free()
+		s.freed(m)
 		s.mu.Lock()
 		_, again := s.models[k] // reloaded since: keep its series
 		s.mu.Unlock()
@@ -327,11 +368,8 @@ func (s *Service) loadEntry(runCtx context.Context, k versionKey, v *registrypb.
 // its idle timer goes too.
 func (s *Service) forgetAfterPanic(k versionKey, e *entry) {
 	s.mu.Lock()
-	if e.idle != nil {
-		e.idle.Stop()
-	}
-	s.mu.Unlock()
-	s.forget(k, e)
+	defer s.mu.Unlock()
+	s.dropLocked(k, e)
 }
 
 func (s *Service) forget(k versionKey, e *entry) {
@@ -351,10 +389,7 @@ func (s *Service) retire(k versionKey) {
 		s.mu.Unlock()
 		return
 	}
-	delete(s.models, k)
-	if e.idle != nil {
-		e.idle.Stop()
-	}
+	s.dropLocked(k, e)
 	s.mu.Unlock()
 	<-e.done
 	if e.m != nil {

@@ -420,14 +420,25 @@ type LoadedModel struct {
 	Aliases []string `protobuf:"bytes,3,rep,name=aliases,proto3" json:"aliases,omitempty"`
 	// Whether it has been warmed and takes requests.
 	Ready bool `protobuf:"varint,4,opt,name=ready,proto3" json:"ready,omitempty"`
-	// Number of ONNX Runtime sessions.
+	// Number of ONNX Runtime sessions computing batches side by side under
+	// load (the wide session not counted).
 	Sessions int32 `protobuf:"varint,5,opt,name=sessions,proto3" json:"sessions,omitempty"`
 	// Largest batch the batcher forms.
 	MaxBatchSize int32 `protobuf:"varint,6,opt,name=max_batch_size,json=maxBatchSize,proto3" json:"max_batch_size,omitempty"`
 	// Requests waiting in its queue.
-	QueueLength   int32 `protobuf:"varint,7,opt,name=queue_length,json=queueLength,proto3" json:"queue_length,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	QueueLength int32 `protobuf:"varint,7,opt,name=queue_length,json=queueLength,proto3" json:"queue_length,omitempty"`
+	// Memory the version holds, measured when it loaded: its ONNX Runtime
+	// sessions' native allocations (weights, pre-packed kernels, arenas grown
+	// by the warm-up at every batch size) and their input and output buffers.
+	// 0 while loading.
+	LoadedBytes int64 `protobuf:"varint,8,opt,name=loaded_bytes,json=loadedBytes,proto3" json:"loaded_bytes,omitempty"`
+	// Intra-op threads of each of the sessions.
+	IntraOpThreads int32 `protobuf:"varint,9,opt,name=intra_op_threads,json=intraOpThreads,proto3" json:"intra_op_threads,omitempty"`
+	// Threads of the wide session, which computes a batch only when no other
+	// session does (a lone request gets every core); 0 when there is none.
+	WideSessionThreads int32 `protobuf:"varint,10,opt,name=wide_session_threads,json=wideSessionThreads,proto3" json:"wide_session_threads,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *LoadedModel) Reset() {
@@ -509,11 +520,38 @@ func (x *LoadedModel) GetQueueLength() int32 {
 	return 0
 }
 
+func (x *LoadedModel) GetLoadedBytes() int64 {
+	if x != nil {
+		return x.LoadedBytes
+	}
+	return 0
+}
+
+func (x *LoadedModel) GetIntraOpThreads() int32 {
+	if x != nil {
+		return x.IntraOpThreads
+	}
+	return 0
+}
+
+func (x *LoadedModel) GetWideSessionThreads() int32 {
+	if x != nil {
+		return x.WideSessionThreads
+	}
+	return 0
+}
+
 // ListLoadedModelsResponse lists the loaded models.
 type ListLoadedModelsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Loaded models ordered by name and version.
-	Models        []*LoadedModel `protobuf:"bytes,1,rep,name=models,proto3" json:"models,omitempty"`
+	Models []*LoadedModel `protobuf:"bytes,1,rep,name=models,proto3" json:"models,omitempty"`
+	// The memory budget for loaded versions (--inference.memory-budget); 0
+	// when there is none. The least recently used versions are unloaded to
+	// stay within it.
+	MemoryBudgetBytes int64 `protobuf:"varint,2,opt,name=memory_budget_bytes,json=memoryBudgetBytes,proto3" json:"memory_budget_bytes,omitempty"`
+	// Memory all loaded versions hold, those still unloading included.
+	ResidentBytes int64 `protobuf:"varint,3,opt,name=resident_bytes,json=residentBytes,proto3" json:"resident_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -555,6 +593,20 @@ func (x *ListLoadedModelsResponse) GetModels() []*LoadedModel {
 	return nil
 }
 
+func (x *ListLoadedModelsResponse) GetMemoryBudgetBytes() int64 {
+	if x != nil {
+		return x.MemoryBudgetBytes
+	}
+	return 0
+}
+
+func (x *ListLoadedModelsResponse) GetResidentBytes() int64 {
+	if x != nil {
+		return x.ResidentBytes
+	}
+	return 0
+}
+
 var File_shoal_inference_v1_inference_proto protoreflect.FileDescriptor
 
 const file_shoal_inference_v1_inference_proto_rawDesc = "" +
@@ -587,7 +639,7 @@ const file_shoal_inference_v1_inference_proto_rawDesc = "" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12<\n" +
 	"\aresults\x18\x03 \x03(\v2\".shoal.inference.v1.ClassificationR\aresults\x125\n" +
 	"\atimings\x18\x04 \x01(\v2\x1b.shoal.inference.v1.TimingsR\atimings\"\x19\n" +
-	"\x17ListLoadedModelsRequest\"\xd2\x01\n" +
+	"\x17ListLoadedModelsRequest\"\xd1\x02\n" +
 	"\vLoadedModel\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x18\n" +
@@ -595,9 +647,15 @@ const file_shoal_inference_v1_inference_proto_rawDesc = "" +
 	"\x05ready\x18\x04 \x01(\bR\x05ready\x12\x1a\n" +
 	"\bsessions\x18\x05 \x01(\x05R\bsessions\x12$\n" +
 	"\x0emax_batch_size\x18\x06 \x01(\x05R\fmaxBatchSize\x12!\n" +
-	"\fqueue_length\x18\a \x01(\x05R\vqueueLength\"S\n" +
+	"\fqueue_length\x18\a \x01(\x05R\vqueueLength\x12!\n" +
+	"\floaded_bytes\x18\b \x01(\x03R\vloadedBytes\x12(\n" +
+	"\x10intra_op_threads\x18\t \x01(\x05R\x0eintraOpThreads\x120\n" +
+	"\x14wide_session_threads\x18\n" +
+	" \x01(\x05R\x12wideSessionThreads\"\xaa\x01\n" +
 	"\x18ListLoadedModelsResponse\x127\n" +
-	"\x06models\x18\x01 \x03(\v2\x1f.shoal.inference.v1.LoadedModelR\x06models2\xa0\x02\n" +
+	"\x06models\x18\x01 \x03(\v2\x1f.shoal.inference.v1.LoadedModelR\x06models\x12.\n" +
+	"\x13memory_budget_bytes\x18\x02 \x01(\x03R\x11memoryBudgetBytes\x12%\n" +
+	"\x0eresident_bytes\x18\x03 \x01(\x03R\rresidentBytes2\xa0\x02\n" +
 	"\x10InferenceService\x12}\n" +
 	"\aPredict\x12\".shoal.inference.v1.PredictRequest\x1a#.shoal.inference.v1.PredictResponse\")\x80\x80\x19\x02\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/models/{model}:predict\x12\x8c\x01\n" +
 	"\x10ListLoadedModels\x12+.shoal.inference.v1.ListLoadedModelsRequest\x1a,.shoal.inference.v1.ListLoadedModelsResponse\"\x1d\x80\x80\x19\x02\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/loaded-modelsB\xcf\x01\n" +

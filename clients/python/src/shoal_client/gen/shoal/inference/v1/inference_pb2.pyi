@@ -29,28 +29,38 @@ class ListLoadedModelsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ListLoadedModelsResponse(_message.Message):
-    __slots__ = ["models"]
+    __slots__ = ["memory_budget_bytes", "models", "resident_bytes"]
+    MEMORY_BUDGET_BYTES_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
+    RESIDENT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    memory_budget_bytes: int
     models: _containers.RepeatedCompositeFieldContainer[LoadedModel]
-    def __init__(self, models: _Optional[_Iterable[_Union[LoadedModel, _Mapping]]] = ...) -> None: ...
+    resident_bytes: int
+    def __init__(self, models: _Optional[_Iterable[_Union[LoadedModel, _Mapping]]] = ..., memory_budget_bytes: _Optional[int] = ..., resident_bytes: _Optional[int] = ...) -> None: ...
 
 class LoadedModel(_message.Message):
-    __slots__ = ["aliases", "max_batch_size", "model", "queue_length", "ready", "sessions", "version"]
+    __slots__ = ["aliases", "intra_op_threads", "loaded_bytes", "max_batch_size", "model", "queue_length", "ready", "sessions", "version", "wide_session_threads"]
     ALIASES_FIELD_NUMBER: _ClassVar[int]
+    INTRA_OP_THREADS_FIELD_NUMBER: _ClassVar[int]
+    LOADED_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     QUEUE_LENGTH_FIELD_NUMBER: _ClassVar[int]
     READY_FIELD_NUMBER: _ClassVar[int]
     SESSIONS_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    WIDE_SESSION_THREADS_FIELD_NUMBER: _ClassVar[int]
     aliases: _containers.RepeatedScalarFieldContainer[str]
+    intra_op_threads: int
+    loaded_bytes: int
     max_batch_size: int
     model: str
     queue_length: int
     ready: bool
     sessions: int
     version: int
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., aliases: _Optional[_Iterable[str]] = ..., ready: bool = ..., sessions: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., queue_length: _Optional[int] = ...) -> None: ...
+    wide_session_threads: int
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., aliases: _Optional[_Iterable[str]] = ..., ready: bool = ..., sessions: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., queue_length: _Optional[int] = ..., loaded_bytes: _Optional[int] = ..., intra_op_threads: _Optional[int] = ..., wide_session_threads: _Optional[int] = ...) -> None: ...
 
 class PredictRequest(_message.Message):
     __slots__ = ["alias", "images", "model", "top_k", "version"]
