@@ -58,6 +58,14 @@ fault:
 fuzz:
 	scripts/fuzz.sh
 
+# Every ONNX export of the PyTorch corpus (scripts/export-corpus.py: seven
+# torchvision families and more, opsets 11/13/17, fixed and dynamic batch,
+# logits and softmax) through import, fine-tuning and export; prints the
+# table of results (an hour or more on 2 cores: see the script).
+.PHONY: test-exports
+test-exports:
+	scripts/test-exports.sh
+
 # Training throughput and Fashion-MNIST accuracy (slow: see the script).
 .PHONY: bench-train
 bench-train:

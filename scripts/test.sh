@@ -65,6 +65,12 @@ ONNXRUNTIME_SHARED_LIBRARY_PATH=$(scripts/setup-onnxruntime.sh); export ONNXRUNT
 
 log "demo data (Fashion-MNIST)"
 scripts/setup-demo-data.sh; export SHOAL_TEST_DEMO_REQUIRED=1
+
+# ONNX models exported by PyTorch, which the import tests fine-tune or see
+# refused (Debian's python3-torch; cached in ~/.cache/shoal, so only a cold
+# run exports). make test-exports runs the whole corpus.
+log "PyTorch exports (make test's selection)"
+SHOAL_TEST_EXPORTS=$(scripts/export-corpus.sh ci); export SHOAL_TEST_EXPORTS SHOAL_TEST_EXPORTS_REQUIRED=1
 export SHOAL_TEST_FAULT=1 # tests/fault: kill -9 and full disks; its 30 s storage outages run in make fault
 
 # Every test binary has -timeout 20m, well under CI's 90: a hang fails
@@ -74,10 +80,11 @@ log "go test -race"
 # contend for the same cores and the shared servers.
 go test -race -count=1 -p 2 -timeout 20m ${SHOAL_TEST_PKGS:-./...}
 
-log "go test internal/ml services/trainer (without -race)"
+log "go test internal/ml services/trainer, client's PyTorch export (without -race)"
 # Under -race, checkptr aborts inside GoMLX's pure-Go matmul, so the
 # training tests skip there; this run exercises them.
 go test -count=1 -timeout 20m ./internal/ml ./services/trainer
+go test -count=1 -timeout 20m -run TestFineTuningAPyTorchExport ./client
 
 log "the split topology: compose.yaml's services as processes, with kills"
 # Every service of deployments/compose/compose.yaml as its own `shoal serve

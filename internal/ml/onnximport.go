@@ -11,7 +11,6 @@ import (
 
 	onnxpb "github.com/gomlx/compute-onnx/support/protos"
 	"github.com/gomlx/compute/dtypes"
-	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/ml/model"
 	"github.com/gomlx/onnx-gomlx/onnx"
@@ -51,6 +50,9 @@ type Imported struct {
 	NumClasses int
 	// Head describes the classification layer found, for logs.
 	Head string
+	// Rewrites says how the graph was rewritten for training (see
+	// trainableGraph), for logs; the export is the rewritten graph.
+	Rewrites []string
 
 	// graph is the (possibly re-headed) ONNX model.
 	graph []byte
@@ -86,9 +88,11 @@ func ImportONNX(data []byte, spec ImportSpec, numClasses int, newHead bool, seed
 	if len(g.GetOutput()) != 1 || g.GetOutput()[0].GetName() != spec.OutputName {
 		return nil, fmt.Errorf("%w: want one graph output named %q, the graph has %d (%s)", ErrImport, spec.OutputName, len(g.GetOutput()), valueNames(g.GetOutput()))
 	}
-	if err := freeBatch(g); err != nil {
+	batchFreed, err := freeBatch(g)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrImport, err)
 	}
+	rewrites := trainableGraph(&mp, batchFreed)
 	head, err := findHead(g, spec.OutputName)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrImport, err)
@@ -108,7 +112,7 @@ func ImportONNX(data []byte, spec ImportSpec, numClasses int, newHead bool, seed
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrImport, err)
 	}
-	imp := &Imported{Spec: spec, NumClasses: numClasses, Head: head.describe(), graph: graph, logits: head.logits, probabilities: head.softmax, frozen: frozenInits(g)}
+	imp := &Imported{Spec: spec, NumClasses: numClasses, Head: head.describe(), Rewrites: rewrites, graph: graph, logits: head.logits, probabilities: head.softmax, frozen: frozenInits(g)}
 	return imp, nil
 }
 
@@ -123,14 +127,15 @@ func valueNames(vs []*onnxpb.ValueInfoProto) string {
 // freeBatch makes the batch dimension of the graph's input and output
 // symbolic when it is fixed at 1 (PyTorch's export without dynamic axes):
 // training runs batches, and the exported file then takes any batch size.
-// A graph that really depends on a batch of 1 (a Reshape to [1, ...]) fails
-// the build check (CheckImport) instead.
-func freeBatch(g *onnxpb.GraphProto) error {
+// It reports whether it did. Reshapes to a batch of 1 are then rewritten
+// (see trainableGraph); a graph that depends on a batch of 1 otherwise
+// fails the build check (CheckImport).
+func freeBatch(g *onnxpb.GraphProto) (bool, error) {
 	changed := false
 	for _, v := range []*onnxpb.ValueInfoProto{g.GetInput()[0], g.GetOutput()[0]} {
 		dims := v.GetType().GetTensorType().GetShape().GetDim()
 		if len(dims) == 0 {
-			return fmt.Errorf("the graph tensor %q has no declared shape", v.GetName())
+			return false, fmt.Errorf("the graph tensor %q has no declared shape", v.GetName())
 		}
 		switch d := dims[0]; {
 		case d.GetDimParam() != "" || d.GetValue() == nil:
@@ -138,14 +143,14 @@ func freeBatch(g *onnxpb.GraphProto) error {
 			d.Value = &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: ONNXBatchDim}
 			changed = true
 		default:
-			return fmt.Errorf("the graph tensor %q has a fixed batch dimension of %d", v.GetName(), d.GetDimValue())
+			return false, fmt.Errorf("the graph tensor %q has a fixed batch dimension of %d", v.GetName(), d.GetDimValue())
 		}
 	}
 	if changed {
 		// Intermediate shapes annotated for a batch of 1 would now be wrong.
 		g.ValueInfo = nil
 	}
-	return nil
+	return changed, nil
 }
 
 // head is a located classification layer: logits = x·W (+ b).
@@ -385,6 +390,17 @@ func newImportedModel(m *Model, imp *Imported) error {
 // importedLogits is the training graph of an imported model: the base's
 // normalisation and layout, then its ONNX graph up to the class scores.
 func (m *Model) importedLogits(scope *model.Scope, x *Node) *Node {
+	x = m.importedInput(x)
+	out := m.onnx.CallGraph(scope.In(importScope), x.Graph(), map[string]*Node{m.imp.Spec.InputName: x}, m.imp.logits)
+	logits := out[0]
+	if logits.DType() != dtypes.Float32 {
+		logits = ConvertDType(logits, dtypes.Float32)
+	}
+	return logits
+}
+
+// importedInput is images as the imported graph takes them.
+func (m *Model) importedInput(x *Node) *Node {
 	spec := m.imp.Spec
 	c := m.Shape.Channels
 	if len(spec.Mean) > 0 {
@@ -396,12 +412,7 @@ func (m *Model) importedLogits(scope *model.Scope, x *Node) *Node {
 	if spec.NHWC {
 		x = TransposeAllDims(x, 0, 2, 3, 1)
 	}
-	out := m.onnx.CallGraph(scope.In(importScope), x.Graph(), map[string]*Node{spec.InputName: x}, m.imp.logits)
-	logits := out[0]
-	if logits.DType() != dtypes.Float32 {
-		logits = ConvertDType(logits, dtypes.Float32)
-	}
-	return logits
+	return x
 }
 
 func perChannel(v []float32, c int) []float32 {
@@ -413,43 +424,6 @@ func perChannel(v []float32, c int) []float32 {
 		out[i] = v[0]
 	}
 	return out
-}
-
-// CheckImport builds the imported model's training graph once (without
-// running it) on the pure-Go backend, so that an ONNX model the importer
-// cannot convert is refused before a job is queued. Errors wrap ErrImport.
-func CheckImport(imp *Imported) error {
-	backend, err := NewBackend(DefaultBackend)
-	if err != nil {
-		return err
-	}
-	m := &Model{Arch: importedArch(), Shape: imp.Spec.Shape, NumClasses: imp.NumClasses, backend: backend, store: model.NewStore(), ownsBackend: true}
-	defer m.Close()
-	if err := newImportedModel(m, imp); err != nil {
-		return err
-	}
-	var got shapes.Shape
-	err = catch(func() error {
-		exec, err := model.NewExec(backend, m.store, func(scope *model.Scope, x *Node) *Node {
-			logits := m.logitsGraph(scope, x)
-			got = logits.Shape()
-			return logits
-		})
-		if err != nil {
-			return err
-		}
-		defer exec.Finalize()
-		s := imp.Spec.Shape
-		_, err = exec.Compile(shapes.Make(dtypes.Float32, 2, s.Channels, s.Height, s.Width))
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("%w: the importer cannot build its graph: %v", ErrImport, err)
-	}
-	if got.Rank() != 2 || got.Dimensions[0] != 2 || got.Dimensions[1] != imp.NumClasses {
-		return fmt.Errorf("%w: its class scores for 2 images have shape %s, want [2, %d]", ErrImport, got, imp.NumClasses)
-	}
-	return nil
 }
 
 func importedArch() Architecture {

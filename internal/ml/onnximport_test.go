@@ -137,6 +137,9 @@ func TestImportONNXRefuses(t *testing.T) {
 		{"not ONNX", good, []byte("not a model"), "not an ONNX model"},
 		{"unknown head", mltest.Classifier{Channels: 1, Size: 16, Classes: 3, Input: "input", Output: "output", Tail: "Sigmoid"}, nil, "no classification layer"},
 		{"unsupported op", mltest.Classifier{Channels: 1, Size: 16, Classes: 3, Input: "input", Output: "output", Activation: "LeakyRelu"}, nil, "LeakyRelu"},
+		// Floor converts, but GoMLX defines no gradient for it: the check
+		// names the node, found by bisecting the graph.
+		{"op without a gradient", mltest.Classifier{Channels: 1, Size: 16, Classes: 3, Input: "input", Output: "output", Activation: "Floor"}, nil, `no gradient for the operator Floor (node "Floor_14")`},
 		{"other input name", mltest.Classifier{Channels: 1, Size: 16, Classes: 3, Input: "pixels", Output: "output"}, nil, "input named"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

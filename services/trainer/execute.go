@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -243,6 +244,9 @@ func (r *jobRun) configure(ctx context.Context) error {
 		} else {
 			r.logf(ctx, "fine-tuning %s version %d, imported from ONNX (classification layer %s), labels unchanged; batch-norm statistics stay frozen",
 				base.GetModel(), base.GetVersion(), r.cfg.Import.Head)
+		}
+		if rw := r.cfg.Import.Rewrites; len(rw) > 0 {
+			r.logf(ctx, "graph rewritten for training (same function): %s", strings.Join(rw, "; "))
 		}
 	case base != nil:
 		if r.cfg.Base, r.cfg.NewHead, err = s.loadBase(ctx, id, spec, base, labels); err != nil {

@@ -158,8 +158,9 @@ func TestFineTuningImportedONNX(t *testing.T) {
 		}
 		return data
 	}
-	leaky, sigmoid := classifier, classifier
+	leaky, floor, sigmoid := classifier, classifier, classifier
 	leaky.Activation = "LeakyRelu"
+	floor.Activation = "Floor"
 	sigmoid.Softmax, sigmoid.Tail = false, "Sigmoid"
 	for _, tc := range []struct {
 		name string
@@ -169,6 +170,7 @@ func TestFineTuningImportedONNX(t *testing.T) {
 		msg  string
 	}{
 		{name: "op the importer lacks", ref: e.registry.upload("leaky", labels, in, "", bad(leaky)), want: codes.FailedPrecondition, msg: "LeakyRelu"},
+		{name: "op without a gradient", ref: e.registry.upload("floor", labels, in, "", bad(floor)), want: codes.FailedPrecondition, msg: "no gradient for the operator Floor"},
 		{name: "no recognisable head", ref: e.registry.upload("sigmoid", labels, in, "", bad(sigmoid)), want: codes.FailedPrecondition, msg: "no classification layer"},
 		{name: "not ONNX", ref: e.registry.upload("junk", labels, in, "", []byte("not a model")), want: codes.FailedPrecondition, msg: "not an ONNX model"},
 		{name: "labels differ from the head", ref: e.registry.upload("mislabelled", []string{"a", "b"}, in, "", random), want: codes.FailedPrecondition, msg: "2 labels"},
@@ -185,5 +187,37 @@ func TestFineTuningImportedONNX(t *testing.T) {
 		if err != nil && !strings.Contains(err.Error(), tc.msg) {
 			t.Errorf("StartTraining(%s) = %v; want a message naming %q", tc.name, err, tc.msg)
 		}
+	}
+}
+
+// TestStartTrainingRefusesPyTorchExports: exports of PyTorch the import
+// cannot train are refused by StartTraining, with the reason, and no job
+// is queued: SqueezeNet, whose classifier is a convolution, and a network
+// with LeakyReLU, an operator onnx-gomlx does not convert.
+func TestStartTrainingRefusesPyTorchExports(t *testing.T) {
+	needsTraining(t)
+	onnxtest.Runtime(t)
+	e := newEnv(t, dbtest.Config(t, db.SQLite), envOptions{})
+	for _, tc := range []struct{ export, msg string }{
+		{"squeezenet-opset13-dyn-logits", `no classification layer found: the output "output" comes from a Flatten node`},
+		{"leakycnn-opset13-dyn-logits", `unimplemented ONNX op "LeakyRelu"`},
+	} {
+		x := mltest.FindPyTorchExport(t, tc.export)
+		in := &registrypb.InputSpec{
+			Channels: int32(x.Channels), Height: int32(x.Size), Width: int32(x.Size), Mean: x.Mean, Std: x.Std,
+			ResizeMode: registrypb.ResizeMode_RESIZE_MODE_STRETCH, Layout: registrypb.TensorLayout_TENSOR_LAYOUT_NCHW,
+			InputName: x.Input, OutputName: x.Output, OutputIsProbabilities: x.Softmax,
+		}
+		labels := []string{"a", "b", "c", "d", "e"}[:x.Classes]
+		ref := e.registry.upload(x.Net, labels, in, x.Net, x.Read(t))
+		_, err := e.client.StartTraining(t.Context(), &trainerpb.StartTrainingRequest{Spec: &trainerpb.JobSpec{Dataset: "shapes", BaseVersion: ref}})
+		wantCode(t, "StartTraining(base: "+tc.export+")", err, codes.FailedPrecondition)
+		if err != nil && !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("StartTraining(base: %s) = %v; want a message naming %q", tc.export, err, tc.msg)
+		}
+	}
+	jobs, err := e.client.ListJobs(t.Context(), &trainerpb.ListJobsRequest{})
+	if err != nil || len(jobs.GetJobs()) != 0 {
+		t.Errorf("ListJobs() = %v, %v; want no job", jobs.GetJobs(), err)
 	}
 }
