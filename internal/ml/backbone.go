@@ -52,9 +52,13 @@ func NewBackbone(data []byte, spec ImportSpec) (*Backbone, error) {
 	if len(g.GetOutput()) != 1 || g.GetOutput()[0].GetName() != spec.OutputName {
 		return nil, fmt.Errorf("%w: want one graph output named %q, the graph has %d (%s)", ErrImport, spec.OutputName, len(g.GetOutput()), valueNames(g.GetOutput()))
 	}
-	if err := freeBatch(g); err != nil {
+	batchFreed, err := freeBatch(g)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrImport, err)
 	}
+	// The same rewrites as ImportONNX's, so the head is found in the same
+	// graph, and reshapes to a batch of 1 keep the freed batch.
+	trainableGraph(&mp, batchFreed)
 	h, err := locateHead(g, spec.OutputName)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrImport, err)
