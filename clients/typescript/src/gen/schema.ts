@@ -1558,8 +1558,18 @@ export interface components {
         };
         /** @description ListLoadedModelsResponse lists the loaded models. */
         v1ListLoadedModelsResponse: {
+            /**
+             * The memory budget for loaded versions
+             * Format: int64
+             */
+            memoryBudgetBytes?: number;
             /** @description Loaded models ordered by name and version. */
             models?: components["schemas"]["v1LoadedModel"][];
+            /**
+             * Format: int64
+             * @description Memory all loaded versions hold, those still unloading included.
+             */
+            residentBytes?: number;
         };
         /** @description ListModelsResponse is one page of models. */
         v1ListModelsResponse: {
@@ -1595,6 +1605,19 @@ export interface components {
             aliases?: string[];
             /**
              * Format: int32
+             * @description Intra-op threads of each of the sessions.
+             */
+            intraOpThreads?: number;
+            /**
+             * Format: int64
+             * @description Memory the version holds, measured when it loaded: its ONNX Runtime
+             *     sessions' native allocations (weights, pre-packed kernels, arenas grown
+             *     by the warm-up to the largest batch) and their input and output buffers.
+             *     0 while loading.
+             */
+            loadedBytes?: number;
+            /**
+             * Format: int32
              * @description Largest batch the batcher forms.
              */
             maxBatchSize?: number;
@@ -1609,7 +1632,8 @@ export interface components {
             ready?: boolean;
             /**
              * Format: int32
-             * @description Number of ONNX Runtime sessions.
+             * @description Number of ONNX Runtime sessions computing batches side by side under
+             *     load (the wide session not counted).
              */
             sessions?: number;
             /**
@@ -1617,6 +1641,12 @@ export interface components {
              * @description Version number.
              */
             version?: number;
+            /**
+             * Format: int32
+             * @description Threads of the wide session, which computes a batch only when no other
+             *     session does (a lone request gets every core); 0 when there is none.
+             */
+            wideSessionThreads?: number;
         };
         /** @description LocalSource is a folder the server process can read. */
         v1LocalSource: {

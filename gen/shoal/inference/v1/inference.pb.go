@@ -429,7 +429,7 @@ type LoadedModel struct {
 	QueueLength int32 `protobuf:"varint,7,opt,name=queue_length,json=queueLength,proto3" json:"queue_length,omitempty"`
 	// Memory the version holds, measured when it loaded: its ONNX Runtime
 	// sessions' native allocations (weights, pre-packed kernels, arenas grown
-	// by the warm-up at every batch size) and their input and output buffers.
+	// by the warm-up to the largest batch) and their input and output buffers.
 	// 0 while loading.
 	LoadedBytes int64 `protobuf:"varint,8,opt,name=loaded_bytes,json=loadedBytes,proto3" json:"loaded_bytes,omitempty"`
 	// Intra-op threads of each of the sessions.
