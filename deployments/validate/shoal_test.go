@@ -257,7 +257,7 @@ func modules(t *testing.T) []string {
 	t.Helper()
 	stdout, stderr, _ := process{where: "shoal serve --help", args: []string{"serve"}}.shoal(t, "--help")
 	help := stdout + stderr // asked-for help goes to stdout
-	m := regexp.MustCompile(`comma-separated list of ([a-z]+(?:, [a-z]+)*)`).FindStringSubmatch(help)
+	m := regexp.MustCompile(`what this process runs: all, or a comma-separated list of ([a-z]+(?:, [a-z]+)*)`).FindStringSubmatch(help)
 	if m == nil {
 		t.Fatalf("shoal serve --help does not list the --target modules as expected; update modules():\n%s", help)
 	}

@@ -1,3 +1,5 @@
+// Long file: an exact evaluator of the integer operators PyTorch's exports
+// compute from constants (one small interpreter per operator), kept together.
 package ml
 
 import (
