@@ -1,5 +1,6 @@
 // Long file: an exact evaluator of the integer operators PyTorch's exports
 // compute from constants (one small interpreter per operator), kept together.
+
 package ml
 
 import (
