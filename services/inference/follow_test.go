@@ -157,6 +157,12 @@ func TestRetriesLoadsWhileStorageIsAway(t *testing.T) {
 	e.addVersion(t, "pets", 2, newTestModel(1))
 	e.reg.setAlias("pets", "production", 1)
 	until(t, "v1 loaded", func() bool { return slices.Equal(loaded(t, e), []int64{1}) })
+	// Listed is not yet swapped in: the alias must answer with v1 before
+	// the store goes away, or the follower has nothing to keep serving.
+	until(t, "v1 serving production", func() bool {
+		resp, err := e.client.Predict(t.Context(), &inferencepb.PredictRequest{Images: [][]byte{imagingtest.PNG(3, 3, 1)}})
+		return err == nil && resp.GetVersion() == 1
+	})
 
 	away.down.Store(true)
 	e.reg.setAlias("pets", "production", 2)
