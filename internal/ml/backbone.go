@@ -38,27 +38,13 @@ type Backbone struct {
 // locateHead) and cuts the graph before it. The head's input must be a [batch, features]
 // matrix, as the Gemm after PyTorch's Flatten is. Errors wrap ErrImport.
 func NewBackbone(data []byte, spec ImportSpec) (*Backbone, error) {
-	var mp onnxpb.ModelProto
-	if err := proto.Unmarshal(data, &mp); err != nil {
-		return nil, fmt.Errorf("%w: not an ONNX model: %v", ErrImport, err)
+	// The same reading and rewrites as ImportONNX's, so the head is found
+	// in the same graph, and reshapes to a batch of 1 keep the freed batch.
+	mp, _, err := readClassifier(data, spec)
+	if err != nil {
+		return nil, err
 	}
 	g := mp.GetGraph()
-	if g == nil {
-		return nil, fmt.Errorf("%w: the ONNX model has no graph", ErrImport)
-	}
-	if len(g.GetInput()) != 1 || g.GetInput()[0].GetName() != spec.InputName {
-		return nil, fmt.Errorf("%w: want one graph input named %q, the graph has %d (%s)", ErrImport, spec.InputName, len(g.GetInput()), valueNames(g.GetInput()))
-	}
-	if len(g.GetOutput()) != 1 || g.GetOutput()[0].GetName() != spec.OutputName {
-		return nil, fmt.Errorf("%w: want one graph output named %q, the graph has %d (%s)", ErrImport, spec.OutputName, len(g.GetOutput()), valueNames(g.GetOutput()))
-	}
-	batchFreed, err := freeBatch(g)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrImport, err)
-	}
-	// The same rewrites as ImportONNX's, so the head is found in the same
-	// graph, and reshapes to a batch of 1 keep the freed batch.
-	trainableGraph(&mp, batchFreed)
 	h, err := locateHead(g, spec.OutputName)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrImport, err)

@@ -66,6 +66,32 @@ type Imported struct {
 	frozen []string
 }
 
+// readClassifier parses an ONNX classifier whose one input and one output
+// are named as spec says, frees its batch axis and applies the rewrites
+// that make it trainable (trainableGraph), returning those rewrites' notes.
+// Errors wrap ErrImport.
+func readClassifier(data []byte, spec ImportSpec) (*onnxpb.ModelProto, []string, error) {
+	mp := &onnxpb.ModelProto{}
+	if err := proto.Unmarshal(data, mp); err != nil {
+		return nil, nil, fmt.Errorf("%w: not an ONNX model: %v", ErrImport, err)
+	}
+	g := mp.GetGraph()
+	if g == nil {
+		return nil, nil, fmt.Errorf("%w: the ONNX model has no graph", ErrImport)
+	}
+	if len(g.GetInput()) != 1 || g.GetInput()[0].GetName() != spec.InputName {
+		return nil, nil, fmt.Errorf("%w: want one graph input named %q, the graph has %d (%s)", ErrImport, spec.InputName, len(g.GetInput()), valueNames(g.GetInput()))
+	}
+	if len(g.GetOutput()) != 1 || g.GetOutput()[0].GetName() != spec.OutputName {
+		return nil, nil, fmt.Errorf("%w: want one graph output named %q, the graph has %d (%s)", ErrImport, spec.OutputName, len(g.GetOutput()), valueNames(g.GetOutput()))
+	}
+	batchFreed, err := freeBatch(g)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrImport, err)
+	}
+	return mp, trainableGraph(mp, batchFreed), nil
+}
+
 // ImportONNX reads an ONNX classifier for fine-tuning with numClasses
 // classes. The classification layer is the Gemm, MatMul or MatMul+Add
 // (with constant weights) that produces the graph's output, possibly
@@ -74,25 +100,11 @@ type Imported struct {
 // fresh weights (seeded) for numClasses classes, as a fine-tuning run with
 // other labels needs. Errors wrap ErrImport.
 func ImportONNX(data []byte, spec ImportSpec, numClasses int, newHead bool, seed int64) (*Imported, error) {
-	var mp onnxpb.ModelProto
-	if err := proto.Unmarshal(data, &mp); err != nil {
-		return nil, fmt.Errorf("%w: not an ONNX model: %v", ErrImport, err)
+	mp, rewrites, err := readClassifier(data, spec)
+	if err != nil {
+		return nil, err
 	}
 	g := mp.GetGraph()
-	if g == nil {
-		return nil, fmt.Errorf("%w: the ONNX model has no graph", ErrImport)
-	}
-	if len(g.GetInput()) != 1 || g.GetInput()[0].GetName() != spec.InputName {
-		return nil, fmt.Errorf("%w: want one graph input named %q, the graph has %d (%s)", ErrImport, spec.InputName, len(g.GetInput()), valueNames(g.GetInput()))
-	}
-	if len(g.GetOutput()) != 1 || g.GetOutput()[0].GetName() != spec.OutputName {
-		return nil, fmt.Errorf("%w: want one graph output named %q, the graph has %d (%s)", ErrImport, spec.OutputName, len(g.GetOutput()), valueNames(g.GetOutput()))
-	}
-	batchFreed, err := freeBatch(g)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrImport, err)
-	}
-	rewrites := trainableGraph(&mp, batchFreed)
 	head, err := findHead(g, spec.OutputName)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrImport, err)
@@ -108,7 +120,7 @@ func ImportONNX(data []byte, spec ImportSpec, numClasses int, newHead bool, seed
 			return nil, fmt.Errorf("%w: %v", ErrImport, err)
 		}
 	}
-	graph, err := proto.Marshal(&mp)
+	graph, err := proto.Marshal(mp)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrImport, err)
 	}

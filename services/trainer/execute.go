@@ -276,11 +276,17 @@ func (r *jobRun) restore(ctx context.Context) error {
 // train trains the network; r.res holds the best epoch's weights.
 func (r *jobRun) train(ctx context.Context) error {
 	res, err := ml.Train(ctx, r.cfg, r.data.train, r.data.val)
+	return r.trained(ctx, "training", res, err)
+}
+
+// trained keeps a finished training's result in r.res and says when it
+// stopped early; what names the training in its error.
+func (r *jobRun) trained(ctx context.Context, what string, res *ml.Result, err error) error {
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("training: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	r.res = res
 	if res.StoppedEarly {

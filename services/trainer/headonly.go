@@ -378,19 +378,7 @@ func (r *jobRun) trainHead(ctx context.Context) error {
 		aug = &ml.HeadAugmentation{Images: r.head.trainImages, Extractor: r.head.ex}
 	}
 	res, err := ml.TrainHead(ctx, r.cfg, r.data.train, r.data.val, aug)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fmt.Errorf("training the head: %w", err)
-	}
-	r.res = res
-	if res.StoppedEarly {
-		last := res.Epochs[len(res.Epochs)-1].Epoch
-		r.logf(ctx, "early stopping after epoch %d of %d: no better validation accuracy for %d epochs since epoch %d",
-			last, r.spec.Epochs, r.spec.EarlyStoppingPatience, res.BestEpoch)
-	}
-	return nil
+	return r.trained(ctx, "training the head", res, err)
 }
 
 // exportHead writes the trained head into the base graph and checks the
