@@ -17,6 +17,8 @@
 #                 loop, in its own cache), or none
 #   FLAKE_P       go test -p (default 2, as make test)
 #   FLAKE_UI      1: run scripts/test-ui.sh after each Go run
+#   FLAKE_CI      1: also make test's other Go steps after each run: the
+#                 training tests without -race and the split topology
 #   FLAKE_OUT     folder for each run's go test -json output (default: a temporary one, kept)
 # Exit status: 0 when every run passed, 1 otherwise.
 set -euo pipefail
@@ -46,6 +48,10 @@ ONNXRUNTIME_SHARED_LIBRARY_PATH=$(scripts/setup-onnxruntime.sh)
 export ONNXRUNTIME_SHARED_LIBRARY_PATH SHOAL_TEST_ORT_REQUIRED=1
 scripts/setup-demo-data.sh
 export SHOAL_TEST_DEMO_REQUIRED=1
+# The same selection as make test's -race step: PyTorch exports and the
+# kill -9 and full-disk faults.
+SHOAL_TEST_EXPORTS=$(scripts/export-corpus.sh ci)
+export SHOAL_TEST_EXPORTS SHOAL_TEST_EXPORTS_REQUIRED=1 SHOAL_TEST_FAULT=1
 go test -race -count=1 -run '^$' $pkgs >/dev/null # compile first: the runs measure tests, not builds
 
 # start_load starts the background load in its own process group.
@@ -74,6 +80,11 @@ for i in $(seq 1 "$runs"); do
 	start=$SECONDS
 	rc=0
 	go test -race -count=1 -p "${FLAKE_P:-2}" -timeout 20m ${FLAKE_RUN:+-run "$FLAKE_RUN"} -json $pkgs >"$out/run-$i.json" 2>"$out/run-$i.stderr" || rc=$?
+	if [ "${FLAKE_CI:-}" = 1 ]; then
+		# make test's steps without -race, in go test -json for the summary.
+		go test -count=1 -timeout 20m -json ./internal/ml ./services/trainer >>"$out/run-$i.json" 2>>"$out/run-$i.stderr" || rc=1
+		SHOAL_TEST_SPLIT=1 go test -count=1 -timeout 15m -json ./tests/split >>"$out/run-$i.json" 2>>"$out/run-$i.stderr" || rc=1
+	fi
 	if [ "${FLAKE_UI:-}" = 1 ]; then
 		scripts/test-ui.sh >"$out/ui-$i.log" 2>&1 || { rc=1; echo '{"Action":"fail","Package":"console e2e","Test":"scripts/test-ui.sh"}' >>"$out/run-$i.json"; }
 	fi
