@@ -31,6 +31,11 @@ type Config struct {
 	// QueueSize bounds the images waiting per loaded version; beyond it
 	// requests fail with RESOURCE_EXHAUSTED.
 	QueueSize int
+	// LatencyTarget, when set, adapts each version's admission limit (at
+	// most QueueSize plus a batch per session) so that admitted requests
+	// are answered within it (overload.Limit); the excess is refused at
+	// once with RESOURCE_EXHAUSTED rather than queued. 0: the fixed limit.
+	LatencyTarget time.Duration
 	// PinnedIdleTimeout unloads a version asked for by number after it has
 	// served no request for this long, unless a followed alias names it;
 	// 0 keeps such versions loaded until the process stops.
@@ -71,6 +76,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"longest the first queued image waits for others to join its batch while a session is free (0: none)")
 	fs.IntVar(&c.QueueSize, "inference.queue-size", 512,
 		"images waiting per loaded model version before requests fail with RESOURCE_EXHAUSTED (HTTP 429)")
+	fs.DurationVar(&c.LatencyTarget, "inference.latency-target", 0,
+		"time from a request's admission to its answer (decoding, queueing, computing) that the server holds by refusing the excess with RESOURCE_EXHAUSTED (HTTP 429): "+
+			"each version's admission limit shrinks while more than 1% of answers take longer and grows back while none do (0: the fixed limit of queue-size plus a batch per session)")
 	fs.DurationVar(&c.PinnedIdleTimeout, "inference.pinned-idle-timeout", 15*time.Minute,
 		"unload a version requested by number after it has served nothing for this long, unless a followed alias names it (0: never)")
 	fs.Var(&c.MemoryBudget, "inference.memory-budget",
@@ -99,6 +107,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MemoryBudget < 0 {
 		errs = append(errs, fmt.Errorf("--inference.memory-budget=%s: must not be negative", c.MemoryBudget))
+	}
+	if c.LatencyTarget < 0 {
+		errs = append(errs, fmt.Errorf("--inference.latency-target=%s: must not be negative", c.LatencyTarget))
 	}
 	if c.MaxQueueDelay < 0 {
 		errs = append(errs, fmt.Errorf("--inference.max-queue-delay=%s: must not be negative", c.MaxQueueDelay))

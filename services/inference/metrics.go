@@ -16,10 +16,12 @@ type metrics struct {
 	compute    *prometheus.HistogramVec
 	// The memory budget: each loaded version's bytes, their total (those
 	// unloading included), the budget, and the versions unloaded for it.
-	loadedBytes   *prometheus.GaugeVec
-	resident      prometheus.Gauge
-	budget        prometheus.Gauge
-	budgetUnloads prometheus.Counter
+	loadedBytes *prometheus.GaugeVec
+	// admissionLimit is each version's bound on images taken in at once.
+	admissionLimit *prometheus.GaugeVec
+	resident       prometheus.Gauge
+	budget         prometheus.Gauge
+	budgetUnloads  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -49,6 +51,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "shoal_inference_loaded_bytes",
 			Help: "Memory a loaded version holds, measured at load: its ONNX Runtime sessions' native allocations (weights, arenas) and buffers.",
 		}, labels),
+		admissionLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "shoal_inference_admission_limit",
+			Help: "Images a loaded version takes in at once (being decoded, queued or computed) before refusing requests with RESOURCE_EXHAUSTED: " +
+				"inference.queue-size plus a batch per session, or what the latency target adapted it to.",
+		}, labels),
 		resident: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "shoal_inference_resident_bytes", Help: "Memory all loaded versions hold, those still unloading included.",
 		}),
@@ -60,7 +67,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.queue, m.batchSize, m.preprocess, m.compute,
-		m.loadedBytes, m.resident, m.budget, m.budgetUnloads} {
+		m.loadedBytes, m.admissionLimit, m.resident, m.budget, m.budgetUnloads} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -85,4 +92,5 @@ func (m *metrics) forget(model string, version int64) {
 		h.DeleteLabelValues(model, v)
 	}
 	m.loadedBytes.DeleteLabelValues(model, v)
+	m.admissionLimit.DeleteLabelValues(model, v)
 }

@@ -13,10 +13,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	"github.com/shoalml/shoal/internal/batcher"
 	"github.com/shoalml/shoal/internal/imaging"
 	"github.com/shoalml/shoal/internal/onnxrt"
+	"github.com/shoalml/shoal/internal/overload"
 )
 
 // errBadModel marks a version that cannot be served as stored (its
@@ -56,9 +58,13 @@ type model struct {
 	// batcher's queue alone let decodes pile up without bound under
 	// overload: in a soak at twice the saturation throughput, requests
 	// waited until their clients gave up, and few were refused.
-	// admitLimit is the queue plus one batch per session.
+	// admitLimit is the queue plus one batch per session; with a latency
+	// target, limit adapts the bound below it (overload.Limit), and
+	// limitGauge shows the bound in use.
 	admitted   atomic.Int64
 	admitLimit int64
+	limit      *overload.Limit
+	limitGauge prometheus.Gauge
 	met        *metrics
 	verName    string // version as a metric label
 	// bytes is the memory the version holds, measured when it loaded: what
@@ -141,6 +147,12 @@ func (s *Service) load(ctx context.Context, v *registrypb.Version) (m *model, er
 		return nil, err
 	}
 	m.admitLimit = int64(s.cfg.QueueSize + narrow*maxBatch)
+	if s.cfg.LatencyTarget > 0 {
+		// Never below a batch per session: fewer would leave a session idle.
+		m.limit = overload.NewLimit(s.cfg.LatencyTarget, int64(narrow*m.batchCap), m.admitLimit, int64(m.batchCap))
+	}
+	m.limitGauge = s.met.admissionLimit.WithLabelValues(m.name, m.verName)
+	m.limitGauge.Set(float64(m.currentLimit()))
 	return m, nil
 }
 
@@ -190,11 +202,33 @@ func (s *Service) openSessions(ctx context.Context, m *model, onnx []byte) error
 // larger than the limit by itself is admitted alone, so that the request's
 // own checks say what is wrong with it.
 func (m *model) admit(n int) bool {
-	if total := m.admitted.Add(int64(n)); total > m.admitLimit && total > int64(n) {
+	if total := m.admitted.Add(int64(n)); total > m.currentLimit() && total > int64(n) {
 		m.admitted.Add(-int64(n))
+		if m.limit != nil {
+			m.limit.Refused()
+			m.limitGauge.Set(float64(m.limit.Current()))
+		}
 		return false
 	}
 	return true
+}
+
+// currentLimit is the admission limit in use: the adapted one with a
+// latency target, else the queue plus a batch per session.
+func (m *model) currentLimit() int64 {
+	if m.limit != nil {
+		return m.limit.Current()
+	}
+	return m.admitLimit
+}
+
+// answered records a request answered d after its admission, which adapts
+// the limit to the latency target.
+func (m *model) answered(d time.Duration) {
+	if m.limit != nil {
+		m.limit.Answered(d)
+		m.limitGauge.Set(float64(m.limit.Current()))
+	}
 }
 
 // describe checks that v's graph and input spec agree and works out the
@@ -269,6 +303,7 @@ func (m *model) free() {
 		ss.Close()
 	}
 	m.sessions = nil
+	onnxrt.ReleaseFreed()
 }
 
 // label names class i, or its index when the version has no labels.

@@ -121,16 +121,24 @@ func admitAndRun(ctx context.Context, m *model, n int, prepare func(*model) ([][
 		return nil, batcher.Info{}, batcher.ErrFull
 	}
 	defer m.admitted.Add(-int64(n))
+	start := time.Now()
 	images, err := prepare(m)
 	if err != nil {
 		return nil, batcher.Info{}, err
 	}
-	return m.batcher.Do(ctx, images)
+	scores, info, err := m.batcher.Do(ctx, images)
+	if err == nil {
+		m.answered(time.Since(start))
+	}
+	return scores, info, err
 }
 
 // batchError maps the batcher's refusals to statuses.
 func batchError(err error, m *model) error {
 	switch {
+	case errors.Is(err, batcher.ErrFull) && m.limit != nil:
+		return overload.Errorf(time.Second, "model %q version %d is overloaded: it has taken in all it can answer within the latency target (%v); retry shortly",
+			m.name, m.version, m.limit.Target())
 	case errors.Is(err, batcher.ErrFull):
 		return overload.Errorf(time.Second, "model %q version %d is overloaded: its queue is full; retry shortly", m.name, m.version)
 	case errors.Is(err, batcher.ErrClosed):
