@@ -41,3 +41,15 @@ func Footprint(open func() error) (int64, error) {
 	after, _ := nativeInUse()
 	return max(after-before, 0), nil
 }
+
+// ReleaseFreed gives the C allocator's free pages back to the system.
+// glibc keeps what ONNX Runtime frees in its arenas (one per thread that
+// allocated, up to eight per core) for reuse, so after a training job on
+// the ONNX Runtime backend or a version's unload the process kept hundreds
+// of MiB it no longer used; call it after such large frees. It holds
+// footprintMu so that a measurement in progress is not disturbed.
+func ReleaseFreed() {
+	footprintMu.Lock()
+	defer footprintMu.Unlock()
+	releaseFreed()
+}

@@ -13,6 +13,7 @@ import (
 
 	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
 	"github.com/shoalml/shoal/internal/ml"
+	"github.com/shoalml/shoal/internal/onnxrt"
 	"github.com/shoalml/shoal/internal/panics"
 	"github.com/shoalml/shoal/internal/storage"
 	"github.com/shoalml/shoal/internal/storage/blob"
@@ -128,6 +129,9 @@ func (s *Service) runJob(ctx context.Context, row *jobRow) {
 	})
 	close(hbStop)
 	hb.Wait()
+	// What ONNX Runtime freed (the training backend's sessions, the
+	// export's check) goes back to the system, not kept for the next job.
+	onnxrt.ReleaseFreed()
 
 	// The final writes must happen even though jobCtx is done; events
 	// kept while the database was away come before the end.
