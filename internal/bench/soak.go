@@ -49,10 +49,18 @@ type SoakConfig struct {
 	// training job); each must succeed, within Background of the start.
 	During     []string
 	Background time.Duration
+	// CommandsAlone runs the commands once without load first, so their
+	// own memory is known: a training job in the server's process needs
+	// memory no queue or message limit bounds (ONNX Runtime's arenas when
+	// it trains there), and the memory criterion then holds the load to
+	// adding at most those limits to the commands' own peak.
+	CommandsAlone bool
 	// QueueSize and MaxMessageBytes are the server's --inference.queue-size
 	// and --grpc.max-message-bytes: they make the memory bound.
 	QueueSize       int
 	MaxMessageBytes int64
+	// LatencyTarget is the server's --inference.latency-target, reported.
+	LatencyTarget time.Duration
 	// Settle is how long goroutines and open files may take to return to
 	// their baseline after the load and the commands end; GoroutineSlack
 	// and FDSlack are how far above it they may stay.
@@ -81,9 +89,12 @@ func (c *SoakConfig) RegisterFlags(fs *flag.FlagSet) {
 		c.During = append(c.During, s)
 		return nil
 	})
+	fs.BoolVar(&c.CommandsAlone, "commands-alone", true,
+		"run the --during commands once without load first and bound the memory under load by their own peak plus the queue and message limits")
 	fs.DurationVar(&c.Background, "background-timeout", 20*time.Minute, "how long the --during commands may take")
 	fs.IntVar(&c.QueueSize, "queue-size", 512, "the server's --inference.queue-size")
 	fs.Int64Var(&c.MaxMessageBytes, "max-message-bytes", 64<<20, "the server's --grpc.max-message-bytes")
+	fs.DurationVar(&c.LatencyTarget, "latency-target", 0, "the server's --inference.latency-target (reported)")
 	fs.DurationVar(&c.Settle, "settle", 2*time.Minute, "how long goroutines and open files may take to return to their baseline")
 	fs.IntVar(&c.GoroutineSlack, "goroutine-slack", 5, "goroutines above the baseline still counted as returned")
 	fs.IntVar(&c.FDSlack, "fd-slack", 2, "open files above the baseline still counted as returned")
@@ -123,12 +134,16 @@ type SoakReport struct {
 	Baseline, After Level
 	// Peak is the highest RSS from the start of the overload to the end
 	// of the commands (VmHWM after a reset; else the highest sampled).
-	Peak, PeakSampled    int64
-	PeakGoroutines       int
-	PeakFDs              int
-	ImageBytes           int
-	TensorBytes          int64
-	Commands             []CommandResult
+	Peak, PeakSampled int64
+	PeakGoroutines    int
+	PeakFDs           int
+	ImageBytes        int
+	TensorBytes       int64
+	Commands          []CommandResult
+	// Alone is how the commands ended when run without load, and AlonePeak
+	// the server's peak RSS meanwhile (0 when not run).
+	Alone                []CommandResult
+	AlonePeak            int64
 	SettledIn            time.Duration
 	PeakResetFailed      error
 	QueueBound, MsgBound int64
@@ -191,6 +206,11 @@ func Soak(ctx context.Context, cfg SoakConfig, log io.Writer) (*SoakReport, erro
 	if r.Baseline, err = settled(ctx, cfg, probe, metricsURL, nil, 30*time.Second); err != nil {
 		return nil, err
 	}
+	if cfg.CommandsAlone && len(cfg.During) > 0 {
+		if err := r.commandsAlone(ctx, cfg, probe, metricsURL, log); err != nil {
+			return nil, err
+		}
+	}
 	r.PeakResetFailed = ResetPeak(cfg.PID)
 	fmt.Fprintf(log, "soak: baseline %d goroutines, %d open files, RSS %s\n", r.Baseline.Goroutines, r.Baseline.FDs, mib(r.Baseline.RSS))
 
@@ -228,6 +248,51 @@ func Soak(ctx context.Context, cfg SoakConfig, log io.Writer) (*SoakReport, erro
 	r.MsgBound = 2 * cfg.MaxMessageBytes
 	r.LoadAfter = loadAverage()
 	return r, nil
+}
+
+// commandsAlone runs the commands without load, keeps the server's peak
+// RSS meanwhile in r.AlonePeak, and takes the baseline again once the
+// server has settled.
+func (r *SoakReport) commandsAlone(ctx context.Context, cfg SoakConfig, probe *http.Client, url string, log io.Writer) error {
+	fmt.Fprintf(log, "soak: the %d commands alone, without load, for their own memory (idle RSS %s)\n", len(cfg.During), mib(r.Baseline.RSS))
+	resetErr := ResetPeak(cfg.PID)
+	var sampled int64
+	sampleCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			if m, err := ReadMemory(cfg.PID); err == nil {
+				sampled = max(sampled, m.RSS)
+			}
+			select {
+			case <-sampleCtx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	r.Alone = runAll(ctx, cfg.During, cfg.Background, log, func() {})
+	stop()
+	<-done
+	r.AlonePeak = sampled
+	if m, err := ReadMemory(cfg.PID); err == nil && resetErr == nil {
+		r.AlonePeak = m.Peak
+	}
+	for _, c := range r.Alone {
+		if c.Err != nil {
+			return fmt.Errorf("without load, %q failed: %w", c.Command, c.Err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var err error
+	r.Baseline, err = settled(ctx, cfg, probe, url, nil, 30*time.Second)
+	fmt.Fprintf(log, "soak: the commands alone peaked at RSS %s\n", mib(r.AlonePeak))
+	return err
 }
 
 // sample reads memory, goroutines and open files every second until ctx
