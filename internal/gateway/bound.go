@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -64,13 +65,25 @@ func (b *inferenceBound) middleware(mux func() *runtime.ServeMux) runtime.Middle
 				defer func() { <-b.slots }()
 				next(w, r, params)
 			default:
+				// The refusal goes out first, then what the client still
+				// sends of its body is read and dropped: a server that
+				// closes a connection with bytes unread resets it, and a
+				// client still writing a large body then saw "broken
+				// pipe" instead of the 429. The body's size and time
+				// limits (internal/server) bound the read.
+				rc := http.NewResponseController(w)
+				duplex := rc.EnableFullDuplex() == nil
 				err := overload.Errorf(time.Second, "%d inference requests are in flight, the most this gateway forwards at once; retry shortly", cap(b.slots))
 				if oip {
 					writeOIPError(w, err)
-					return
+				} else {
+					_, outbound := runtime.MarshalerForRequest(mux(), r)
+					retryAfterOnOverload(r.Context(), mux(), outbound, w, r, err)
 				}
-				_, outbound := runtime.MarshalerForRequest(mux(), r)
-				retryAfterOnOverload(r.Context(), mux(), outbound, w, r, err)
+				if duplex && r.Body != nil {
+					_ = rc.Flush()
+					_, _ = io.Copy(io.Discard, r.Body)
+				}
 			}
 		}
 	}

@@ -53,14 +53,16 @@ func TestSlowClients(t *testing.T) {
 	img := badinput.GoodPNG(1)
 
 	// Headers, a byte at a time: the connection is closed once the bound
-	// passes (net/http answers nothing to a request it never read).
+	// passes (net/http answers nothing to a request it never read). The
+	// server's clock starts once it has accepted the connection, which
+	// may be before Dial returns here: the time is taken before dialing.
+	began := time.Now()
 	conn, err := net.Dial("tcp", strings.TrimPrefix(s.http, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	closed := make(chan time.Duration, 1)
-	began := time.Now()
 	go func() {
 		_, _ = io.Copy(io.Discard, conn)
 		closed <- time.Since(began)
