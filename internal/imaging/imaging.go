@@ -158,6 +158,12 @@ func decode(data []byte, lim Limits) (image.Image, Info, error) {
 	if err != nil {
 		return nil, info, fmt.Errorf("%w: %s data: %s", ErrInvalid, c.format, reason(err))
 	}
+	// A GIF's first frame may cover any part of its canvas, none included
+	// (found by fuzzing): there is then no picture to classify.
+	if b := img.Bounds(); b.Empty() {
+		return nil, info, fmt.Errorf("%w: %s data: the image (a GIF's first frame) has no pixels: %dx%d of a %dx%d canvas",
+			ErrInvalid, c.format, b.Dx(), b.Dy(), cfg.Width, cfg.Height)
+	}
 	return orient(img, orientation), info, nil
 }
 
