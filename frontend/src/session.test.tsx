@@ -95,6 +95,8 @@ describe("login", () => {
     expect(window.location.pathname + window.location.hash).toBe("/models");
     renderApp();
     await screen.findByRole("heading", { name: "Models" });
+    // The heading shows before the list is asked for; its answer shows after.
+    await screen.findByText(/No model yet/);
     expect(screen.getByTestId("caller-name").textContent).toBe("admin (bootstrap)");
     expect(calls.find((c) => c.url === "/v1/models?pageSize=100")?.authorization).toBe("Bearer good");
   });
