@@ -116,7 +116,7 @@ func (a *App) Run(ctx context.Context, lis Listeners) (err error) {
 
 	// Tracing first and stopped last: the spans of the shutdown's last
 	// requests are sent before the process ends.
-	if a.tracer, err = tracing.New(a.cfg.Tracing, tracing.ServiceName(a.targets, runsAll(a.targets)), a.version); err != nil {
+	if a.tracer, err = tracing.New(a.cfg.Tracing, tracing.ServiceName(a.targets, runsAll(a.targets)), a.version, a.log); err != nil {
 		return err
 	}
 	defer a.stopTracing()

@@ -9,6 +9,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ import (
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
 	"github.com/shoalml/shoal/internal/app"
+	"github.com/shoalml/shoal/internal/app/apptest"
 	"github.com/shoalml/shoal/internal/imaging/imagingtest"
 	"github.com/shoalml/shoal/internal/onnxrt/onnxtest"
 )
@@ -126,7 +128,10 @@ func TestTracePredict(t *testing.T) {
 	cfg := defaults(t)
 	spans := newSpanLog()
 	cfg.Tracing.Processor = spans
-	r := start(t, cfg)
+	cfg.LogLevel = "info"
+	var logs lockedBuffer
+	p := apptest.Start(t, cfg, &logs)
+	r := running{grpc: p.Conn, addr: p.GRPCAddr, http: p.HTTPURL, stop: p.Stop, admin: p.Admin}
 	uploadClassifier(t, r, "fish")
 	img := imagingtest.PNG(11, 7, 3)
 
@@ -173,6 +178,10 @@ func TestTracePredict(t *testing.T) {
 		t.Errorf("POST /predict (traceparent %s): span parent %s; want %s", traceparent, root.Parent().SpanID(), parent.SpanID())
 	}
 	spans.wait(t, parent.TraceID(), trace.SpanKindServer, predictSpan)
+	// The call's log line names its trace.
+	if want := "trace_id=" + parent.TraceID().String(); !strings.Contains(logs.String(), want) {
+		t.Errorf("the process's log holds no line with %s:\n%s", want, logs.String())
+	}
 
 	// A route with a name in its path is named by its template.
 	req, err = http.NewRequestWithContext(t.Context(), http.MethodGet, r.http+"/v1/models/fish", nil)
@@ -316,4 +325,23 @@ func TestTraceSplitDeployment(t *testing.T) {
 	call = spans.wait(t, root.SpanContext().TraceID(), trace.SpanKindClient, predictSpan)
 	wantChild(t, root, call)
 	wantChild(t, call, spans.wait(t, root.SpanContext().TraceID(), trace.SpanKindServer, predictSpan))
+}
+
+// lockedBuffer is a log destination the test reads while the process
+// writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

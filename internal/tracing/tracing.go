@@ -11,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -92,7 +93,10 @@ type Provider struct {
 // goroutine, but spans still carry a caller's trace context on; with one,
 // spans are sent in batches from a goroutine that Shutdown stops. New does
 // no I/O: the exporter connects when it first sends.
-func New(cfg Config, service, version string) (*Provider, error) {
+//
+// Failures to send are logged to log (a warning each), in place of
+// OpenTelemetry's own logger; the SDK has one such handler per process.
+func New(cfg Config, service, version string, log *slog.Logger) (*Provider, error) {
 	// What propagates is process-wide in OpenTelemetry; Shoal's is
 	// always the W3C pair, also for libraries that read the global.
 	otel.SetTextMapPropagator(Propagator)
@@ -110,6 +114,9 @@ func New(cfg Config, service, version string) (*Provider, error) {
 			return nil, fmt.Errorf("tracing: otlp exporter: %w", err)
 		}
 		processor = sdktrace.NewBatchSpanProcessor(exp)
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+			log.Warn("tracing: spans not sent", "endpoint", cfg.Endpoint, "err", err)
+		}))
 	default:
 		return &Provider{TracerProvider: noop.NewTracerProvider(), shutdown: func(context.Context) error { return nil }}, nil
 	}

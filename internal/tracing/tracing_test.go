@@ -3,6 +3,7 @@ package tracing
 import (
 	"context"
 	"flag"
+	"log/slog"
 	"runtime"
 	"strings"
 	"testing"
@@ -48,7 +49,7 @@ func TestValidate(t *testing.T) {
 // and starts no goroutine, but a caller's trace context passes on.
 func TestNoneStartsNothing(t *testing.T) {
 	before := runtime.NumGoroutine()
-	p, err := New(defaults(), "shoal", "test")
+	p, err := New(defaults(), "shoal", "test", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +113,7 @@ func TestServiceName(t *testing.T) {
 func TestOTLPStops(t *testing.T) {
 	c := defaults()
 	c.Exporter, c.Endpoint, c.Insecure = ExporterOTLP, "127.0.0.1:1", true
-	p, err := New(c, "shoal", "test")
+	p, err := New(c, "shoal", "test", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("New(otlp) = %v", err)
 	}
