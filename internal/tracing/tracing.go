@@ -209,9 +209,15 @@ func SetRoute(ctx context.Context, method, route string) {
 	span.SetAttributes(attribute.String("http.route", route))
 }
 
+// MaxEncoded is the longest Encode's answer: room for a traceparent and
+// any tracestate a caller sends (at most 512 characters by W3C, which
+// encoded may take three times as many).
+const MaxEncoded = 2048
+
 // Encode returns the W3C trace context of ctx's span (traceparent and
-// tracestate, URL-query encoded) for work that runs later under the same
-// trace, such as a queued job; "" when ctx has none.
+// tracestate, URL-query encoded, at most MaxEncoded bytes) for work that
+// runs later under the same trace, such as a queued job; "" when ctx has
+// none.
 func Encode(ctx context.Context) string {
 	c := propagation.MapCarrier{}
 	propagation.TraceContext{}.Inject(ctx, c)
@@ -222,6 +228,12 @@ func Encode(ctx context.Context) string {
 	for k, val := range c {
 		v.Set(k, val)
 	}
+	if s := v.Encode(); len(s) <= MaxEncoded {
+		return s
+	}
+	// An oversized tracestate is dropped, as W3C lets a participant do;
+	// the trace goes on.
+	v.Del("tracestate")
 	return v.Encode()
 }
 

@@ -3,6 +3,7 @@ package tracing
 import (
 	"context"
 	"flag"
+	"fmt"
 	"log/slog"
 	"runtime"
 	"strings"
@@ -84,6 +85,20 @@ func TestEncodeDecode(t *testing.T) {
 	got := trace.SpanContextFromContext(Decode(context.Background(), s))
 	if got.TraceID() != sc.TraceID() || got.SpanID() != sc.SpanID() || !got.IsSampled() || got.TraceState().String() != "vendor=x" || !got.IsRemote() {
 		t.Errorf("Decode(Encode(%v)) = %v; want the same remote span context", sc, got)
+	}
+	// A tracestate too long to keep is dropped; the trace goes on.
+	var members []string
+	for i := range 32 {
+		members = append(members, fmt.Sprintf("v%02d=%s", i, strings.Repeat("!", 60)))
+	}
+	long, err := trace.ParseTraceState(strings.Join(members, ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = Encode(trace.ContextWithSpanContext(context.Background(), sc.WithTraceState(long)))
+	got = trace.SpanContextFromContext(Decode(context.Background(), s))
+	if len(s) > MaxEncoded || got.TraceID() != sc.TraceID() || got.TraceState().Len() != 0 {
+		t.Errorf("Encode(a %d-member tracestate) = %d bytes, decoding to %v; want at most %d, the trace without its state", long.Len(), len(s), got, MaxEncoded)
 	}
 	for _, bad := range []string{"", "%zz", "traceparent=nonsense"} {
 		if got := trace.SpanContextFromContext(Decode(context.Background(), bad)); got.IsValid() {

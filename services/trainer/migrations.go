@@ -47,9 +47,10 @@ type v1JobEvent struct {
 func (v1JobEvent) TableName() string { return "trainer_job_events" }
 
 // v3JobTrace is the column 0003 adds to trainer_jobs: the W3C trace context
-// of the StartTraining call, under which the job runs (and resumes).
+// of the StartTraining call, under which the job runs (and resumes); at
+// most tracing.MaxEncoded bytes.
 type v3JobTrace struct {
-	TraceContext string `gorm:"size:1024;not null;default:''"`
+	TraceContext string `gorm:"size:2048;not null;default:''"`
 }
 
 func (v3JobTrace) TableName() string { return "trainer_jobs" }

@@ -174,11 +174,12 @@ func (s *Service) runJob(ctx context.Context, row *jobRow) {
 		log.Warn("training job failed", "err", err)
 		_, err = s.st.transition(wctx, row.ID, running, trainerpb.JobState_JOB_STATE_FAILED, reason(err), nil)
 	}
-	if jobErr != nil {
-		span.SetStatus(codes.Error, reason(jobErr))
-	}
-	if !ended {
+	switch {
+	case !ended:
+		// Its end is another run's (resumed or taken over).
 		span.SetAttributes(attribute.Bool("shoal.job.handed_back", true))
+	case jobErr != nil:
+		span.SetStatus(codes.Error, reason(jobErr))
 	}
 	if err != nil {
 		// The job stays running with its lease lapsing, so a worker
