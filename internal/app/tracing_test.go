@@ -345,3 +345,42 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestTraceThroughUntracedGateway: a process with --tracing.exporter=none
+// keeps no spans but passes the caller's trace on, so the services behind
+// a gateway that does not trace continue the caller's trace.
+func TestTraceThroughUntracedGateway(t *testing.T) {
+	spans := newSpanLog()
+	services, gw := splitPairWith(t, func(cfg *app.Config) {
+		if cfg.Target != app.Gateway {
+			cfg.Tracing.Processor = spans
+		}
+	})
+	uploadClassifier(t, services, "fish")
+	parent := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID:    trace.TraceID{0x4b, 0xf9, 0x2f, 0x35, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14},
+		SpanID:     trace.SpanID{0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb9},
+		TraceFlags: trace.FlagsSampled,
+	})
+	traceparent := fmt.Sprintf("00-%s-%s-01", parent.TraceID(), parent.SpanID())
+	ctx := metadata.AppendToOutgoingContext(bearerCtx(t.Context(), gw.admin), "traceparent", traceparent)
+	if _, err := registrypb.NewRegistryServiceClient(gw.grpc).ListModels(ctx, &registrypb.ListModelsRequest{}); err != nil {
+		t.Fatalf("ListModels through the gateway = %v", err)
+	}
+	// The gateway's none provider makes no span of its own: the owner's
+	// span is the caller's child.
+	spans.waitChild(t, parent, trace.SpanKindServer, "shoal.registry.v1.RegistryService/ListModels")
+
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, gw.http+"/v1/models/fish", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+gw.admin)
+	req.Header.Set("traceparent", traceparent)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	spans.waitChild(t, parent, trace.SpanKindServer, "shoal.registry.v1.RegistryService/GetModel")
+}
