@@ -36,6 +36,7 @@ import (
 	"github.com/shoalml/shoal/internal/server"
 	"github.com/shoalml/shoal/internal/storage/blob"
 	"github.com/shoalml/shoal/internal/storage/db"
+	"github.com/shoalml/shoal/internal/tracing"
 	"github.com/shoalml/shoal/internal/webui"
 	authsvc "github.com/shoalml/shoal/services/auth"
 	"github.com/shoalml/shoal/services/dataset"
@@ -68,6 +69,9 @@ type App struct {
 	version string
 	metrics *prometheus.Registry
 	ready   atomic.Bool
+	// tracer is set by Run, before the first connection or server is
+	// built.
+	tracer *tracing.Provider
 }
 
 // New validates cfg and returns the process; it does no I/O.
@@ -109,6 +113,13 @@ func (a *App) Run(ctx context.Context, lis Listeners) (err error) {
 	}
 	a.log.Info("starting", "version", a.version, "target", a.targets,
 		"grpc", lis.GRPC.Addr().String(), "http", lis.HTTP.Addr().String())
+
+	// Tracing first and stopped last: the spans of the shutdown's last
+	// requests are sent before the process ends.
+	if a.tracer, err = tracing.New(a.cfg.Tracing, tracing.ServiceName(a.targets, runsAll(a.targets)), a.version, a.log); err != nil {
+		return err
+	}
+	defer a.stopTracing()
 
 	// Storage first: everything else depends on it.
 	need := needs(a.targets)
@@ -175,7 +186,8 @@ func (a *App) Run(ctx context.Context, lis Listeners) (err error) {
 	if err != nil {
 		return err
 	}
-	grpcOpts := []server.Option{server.WithPanics(guard), server.WithGate(gate)}
+	grpcOpts := []server.Option{server.WithPanics(guard), server.WithGate(gate),
+		server.WithServerOptions(grpc.StatsHandler(a.tracer.ServerHandler()))}
 	if slices.Contains(a.targets, Inference) {
 		// As many inference calls are read at once as Inference admits
 		// (its queue and a batch per session); see server.WithCallBound.
@@ -218,7 +230,7 @@ func (a *App) Run(ctx context.Context, lis Listeners) (err error) {
 		}
 		// The web console shares the REST API's server, so the all-in-one
 		// mode needs nothing else.
-		api = webui.Handler(webui.App(), gw)
+		api = webui.Handler(webui.App(), a.tracer.HTTP(gw))
 	}
 	httpSrv := &http.Server{
 		Handler: server.NewHTTPHandler(a.cfg.Server, server.HTTPOptions{
@@ -298,6 +310,15 @@ func (a *App) shutdown(g *server.GRPC, httpSrv *http.Server, stopRunners context
 		g.Server.Stop()
 	}
 	a.log.Info("stopped")
+}
+
+// stopTracing sends the spans not yet sent, within the shutdown timeout.
+func (a *App) stopTracing() {
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Server.ShutdownTimeout)
+	defer cancel()
+	if err := a.tracer.Shutdown(ctx); err != nil {
+		a.log.Warn("tracing: spans not sent at shutdown", "err", err)
+	}
 }
 
 // setServing turns readiness and gRPC health on as one change: /readyz and
@@ -455,6 +476,7 @@ func (a *App) build(gdb *gorm.DB, blobs blob.Store, conns map[string]*grpc.Clien
 				Registry:    registrypb.NewRegistryServiceClient(conns[Registry]),
 				ONNXRuntime: a.cfg.ONNXRuntime,
 				Panics:      guard,
+				Tracer:      a.tracer,
 			})
 		case Inference:
 			s, err = inference.New(a.cfg.Inference, inference.Deps{

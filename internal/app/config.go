@@ -16,6 +16,7 @@ import (
 	"github.com/shoalml/shoal/internal/storage/blob"
 	"github.com/shoalml/shoal/internal/storage/db"
 	"github.com/shoalml/shoal/internal/tlsfiles"
+	"github.com/shoalml/shoal/internal/tracing"
 	authsvc "github.com/shoalml/shoal/services/auth"
 	"github.com/shoalml/shoal/services/dataset"
 	"github.com/shoalml/shoal/services/inference"
@@ -32,6 +33,7 @@ type Config struct {
 	DB        db.Config
 	Blob      blob.Config
 	Clients   ClientsConfig
+	Tracing   tracing.Config
 	// ONNXRuntime is shared by the services that load ONNX models
 	// (Registry, Inference): one runtime per process.
 	ONNXRuntime onnxrt.Config
@@ -64,6 +66,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.DB.RegisterFlags(fs)
 	c.Blob.RegisterFlags(fs)
 	c.Clients.RegisterFlags(fs)
+	c.Tracing.RegisterFlags(fs)
 	c.ONNXRuntime.RegisterFlags(fs)
 	c.Gate.RegisterFlags(fs)
 	c.Auth.RegisterFlags(fs)
@@ -107,7 +110,7 @@ func (c *Config) Validate() error {
 	if err != nil {
 		return err
 	}
-	errs := []error{c.Server.Validate(), c.Gate.Validate()}
+	errs := []error{c.Server.Validate(), c.Gate.Validate(), c.Tracing.Validate()}
 	if _, err := c.Clients.TLS.Config(); err != nil {
 		errs = append(errs, fmt.Errorf("--clients.tls-*: %w", err))
 	}

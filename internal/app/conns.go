@@ -151,7 +151,8 @@ var spreadConfig = sync.OnceValue(func() string {
 // Connections to other processes spread calls over every address the name
 // resolves to (round robin), so that a headless Service of replicas shares
 // the load, and retry the calls that change nothing on another replica
-// (see spreadConfig). A connection to this process's own listener keeps
+// (see spreadConfig); each call is a span of the caller's trace, whose
+// context goes along. A connection to this process's own listener keeps
 // gRPC's default (pick first), which leaves a closed connection idle:
 // round robin would reconnect at once, and at shutdown log a refused
 // connection for each, to a listener that is closing on purpose.
@@ -163,6 +164,9 @@ func (a *App) clientOptions(transport credentials.TransportCredentials, creds cr
 			grpc.MaxCallRecvMsgSize(a.cfg.Server.MaxMessageBytes),
 			grpc.MaxCallSendMsgSize(a.cfg.Server.MaxMessageBytes),
 		),
+	}
+	if a.tracer != nil {
+		opts = append(opts, grpc.WithStatsHandler(a.tracer.ClientHandler()))
 	}
 	if spread {
 		opts = append(opts, grpc.WithDefaultServiceConfig(spreadConfig()),

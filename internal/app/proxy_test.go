@@ -22,11 +22,19 @@ import (
 // as a split deployment runs them, and returns both.
 func splitPair(t *testing.T) (services, gw running) {
 	t.Helper()
+	return splitPairWith(t, func(*app.Config) {})
+}
+
+// splitPairWith is splitPair with both processes' configurations changed
+// by edit.
+func splitPairWith(t *testing.T, edit func(*app.Config)) (services, gw running) {
+	t.Helper()
 	secret := strings.Repeat("s", 32)
 	cfg := defaults(t)
 	shared(t, &cfg)
 	cfg.Target = "auth,registry,dataset,trainer,inference"
 	cfg.Gate.ServiceToken = secret
+	edit(&cfg)
 	services = start(t, cfg)
 
 	gcfg := defaults(t)
@@ -35,6 +43,7 @@ func splitPair(t *testing.T) (services, gw running) {
 	for _, s := range app.Services {
 		*gcfg.Clients.Addresses[s] = services.addr
 	}
+	edit(&gcfg)
 	gw = start(t, gcfg)
 	gw.admin = services.admin
 	return services, gw

@@ -33,6 +33,7 @@ import (
 	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
 	"github.com/shoalml/shoal/internal/overload"
 	"github.com/shoalml/shoal/internal/server"
+	"github.com/shoalml/shoal/internal/tracing"
 )
 
 // Conns are the connections to the services the gateway proxies; a nil
@@ -70,7 +71,7 @@ func New(ctx context.Context, conns Conns) (*runtime.ServeMux, error) {
 	var mux *runtime.ServeMux
 	bound := newInferenceBound(conns.MaxPredicts)
 	mux = runtime.NewServeMux(
-		runtime.WithMiddlewares(bound.middleware(func() *runtime.ServeMux { return mux })),
+		runtime.WithMiddlewares(traceRoute, bound.middleware(func() *runtime.ServeMux { return mux })),
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
 		runtime.WithForwardResponseOption(httpBodyContentType),
@@ -128,6 +129,17 @@ func serveOpenAPI(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-cache")
 	_, _ = w.Write(shoal.OpenAPI)
+}
+
+// traceRoute names the request's trace span by the route it matched:
+// the route's template, never the path with its names and ids.
+func traceRoute(next runtime.HandlerFunc) runtime.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+		if pat, ok := runtime.HTTPPattern(r.Context()); ok {
+			tracing.SetRoute(r.Context(), r.Method, pat.String())
+		}
+		next(w, r, params)
+	}
 }
 
 func incomingHeader(key string) (string, bool) {

@@ -6,7 +6,9 @@
 //
 // Calls of every shape pass (unary, client, server and bidirectional
 // streams). What the caller sent goes along: its metadata (the
-// authorization token among it), its deadline and its cancellation; what
+// authorization token and the W3C trace context among it; a connection
+// with a tracing stats handler replaces the latter with its own call's),
+// its deadline and its cancellation; what
 // the owner answers comes back: headers, messages, trailers and the status
 // with its details.
 //

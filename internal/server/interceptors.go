@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -154,6 +155,10 @@ func (i *Interceptors) begin(ctx context.Context, fullMethod string) (context.Co
 		}
 		if c.caller != "" {
 			attrs = append(attrs, slog.String("caller", c.caller))
+		}
+		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+			// The call's trace (internal/tracing), to find its spans.
+			attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()))
 		}
 		attrs = append(attrs, c.extra...)
 		level := slog.LevelInfo

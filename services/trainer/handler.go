@@ -17,6 +17,7 @@ import (
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	trainerpb "github.com/shoalml/shoal/gen/shoal/trainer/v1"
 	"github.com/shoalml/shoal/internal/ml"
+	"github.com/shoalml/shoal/internal/tracing"
 )
 
 // handler is the service's RPC surface.
@@ -73,7 +74,7 @@ func (h *handler) StartTraining(ctx context.Context, req *trainerpb.StartTrainin
 	}
 	row := &jobRow{
 		ID: uuid.NewString(), Dataset: spec.Dataset, State: int32(trainerpb.JobState_JOB_STATE_QUEUED),
-		Spec: string(js), CreatedAt: time.Now().UTC(),
+		Spec: string(js), CreatedAt: time.Now().UTC(), TraceContext: tracing.Encode(ctx),
 	}
 	if err := h.svc.st.insert(ctx, row); err != nil {
 		return nil, err

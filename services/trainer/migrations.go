@@ -12,6 +12,7 @@ import (
 var migrations = []db.Migration{
 	{ID: "0001_create_jobs", Up: db.CreateTable(&v1Job{})},
 	{ID: "0002_create_job_events", Up: db.CreateTable(&v1JobEvent{})},
+	{ID: "0003_add_job_trace_context", Up: db.AddColumn(&v3JobTrace{}, "TraceContext")},
 }
 
 type v1Job struct {
@@ -44,3 +45,12 @@ type v1JobEvent struct {
 }
 
 func (v1JobEvent) TableName() string { return "trainer_job_events" }
+
+// v3JobTrace is the column 0003 adds to trainer_jobs: the W3C trace context
+// of the StartTraining call, under which the job runs (and resumes); at
+// most tracing.MaxEncoded bytes.
+type v3JobTrace struct {
+	TraceContext string `gorm:"size:2048;not null;default:''"`
+}
+
+func (v3JobTrace) TableName() string { return "trainer_jobs" }

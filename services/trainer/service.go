@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"gorm.io/gorm"
 
@@ -39,6 +40,10 @@ type Deps struct {
 	// Panics recovers panics in workers and jobs: a panicking job fails
 	// alone (nil: recovered and logged, not counted).
 	Panics *panics.Guard
+	// Tracer starts each job's trainer.job span, in the trace of its
+	// StartTraining call (nil: no spans, the trace context still passes
+	// on to the job's calls).
+	Tracer trace.TracerProvider
 }
 
 // Service is the Trainer service.

@@ -34,6 +34,9 @@ type jobRow struct {
 	CreatedAt       time.Time
 	StartedAt       *time.Time
 	EndedAt         *time.Time
+	// TraceContext is the StartTraining call's W3C trace context
+	// (tracing.Encode): the job's spans join its trace.
+	TraceContext string
 }
 
 func (jobRow) TableName() string { return "trainer_jobs" }

@@ -7,6 +7,10 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -18,6 +22,7 @@ import (
 	"github.com/shoalml/shoal/internal/storage"
 	"github.com/shoalml/shoal/internal/storage/blob"
 	"github.com/shoalml/shoal/internal/storage/db"
+	"github.com/shoalml/shoal/internal/tracing"
 )
 
 const (
@@ -100,6 +105,11 @@ func (s *Service) runJob(ctx context.Context, row *jobRow) {
 	log := s.deps.Log.With("job", row.ID)
 	// Which process runs a job, for operators of several trainers.
 	log.Info("running training job", "dataset", row.Dataset)
+	// The job, and a job resumed after a restart, is part of the trace
+	// of the StartTraining call that queued it.
+	ctx, span := s.tracer().Start(tracing.Decode(ctx, row.TraceContext), "trainer.job",
+		trace.WithAttributes(attribute.String("shoal.job.id", row.ID), attribute.String("shoal.dataset", row.Dataset)))
+	defer span.End()
 	jobCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	s.mu.Lock()
@@ -143,6 +153,7 @@ func (s *Service) runJob(ctx context.Context, row *jobRow) {
 	if pe := (*panics.Error)(nil); errors.As(cause, &pe) {
 		err = pe // the heartbeat panicked and stopped the job
 	}
+	jobErr := err
 	ended := true // unless handed back or taken over
 	switch {
 	case err == nil:
@@ -163,6 +174,13 @@ func (s *Service) runJob(ctx context.Context, row *jobRow) {
 		log.Warn("training job failed", "err", err)
 		_, err = s.st.transition(wctx, row.ID, running, trainerpb.JobState_JOB_STATE_FAILED, reason(err), nil)
 	}
+	switch {
+	case !ended:
+		// Its end is another run's (resumed or taken over).
+		span.SetAttributes(attribute.Bool("shoal.job.handed_back", true))
+	case jobErr != nil:
+		span.SetStatus(codes.Error, reason(jobErr))
+	}
 	if err != nil {
 		// The job stays running with its lease lapsing, so a worker
 		// resumes it (and records its end) once the database answers.
@@ -176,6 +194,15 @@ func (s *Service) runJob(ctx context.Context, row *jobRow) {
 		}
 	}
 	s.changes.Notify()
+}
+
+// tracer is the tracer of the jobs' spans.
+func (s *Service) tracer() trace.Tracer {
+	tp := s.deps.Tracer
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
+	return tp.Tracer("github.com/shoalml/shoal/services/trainer")
 }
 
 // reason is the job error shown to users: another service's status

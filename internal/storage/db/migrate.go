@@ -26,6 +26,17 @@ type Migration struct {
 	Up func(tx *gorm.DB) error
 }
 
+// AddColumn is a migration step that adds model's field to its table, also
+// idempotent. Pass a type frozen for that migration, holding the field.
+func AddColumn(model any, field string) func(tx *gorm.DB) error {
+	return func(tx *gorm.DB) error {
+		if tx.Migrator().HasColumn(model, field) {
+			return nil
+		}
+		return tx.Migrator().AddColumn(model, field)
+	}
+}
+
 // CreateTable is a migration step that creates model's table. It is
 // idempotent, since MySQL commits DDL at once and a failed migration may
 // have left its table behind. Pass a type frozen for that migration, so later
