@@ -69,6 +69,16 @@ func TestVanishingClients(t *testing.T) {
 		{"POST /predict, inside its body", "/predict?model=fish&version=1", ct, predict[:len(predict)/2]},
 		{"POST /v2/.../infer, inside its body", "/v2/models/fish/versions/1/infer", "application/json", []byte(`{"inputs":[{"name":"input","shape":[1],"datatype":"BYTES","data":["`)},
 	} {
+		if strings.HasPrefix(c.path, "/predict") || strings.HasPrefix(c.path, "/v2/") {
+			// The one inference slot is free again only once the server has
+			// seen the previous vanished request end; until then a request
+			// is refused at once with 429, which this probe tells apart from
+			// the 400 its empty body gets when admitted.
+			waitFor(t, "the inference slot to be free", func() bool {
+				r, _, err := s.postJSON(ctx, "/v2/models/fish/versions/1/infer", "application/json", strings.NewReader("{}"), nil)
+				return err == nil && r.httpStatus == http.StatusBadRequest
+			})
+		}
 		t.Run(c.name, func(t *testing.T) { vanishHTTP(t, s, c.path, c.contentType, c.body) })
 	}
 	t.Run("a gRPC upload of an archive, between its chunks", func(t *testing.T) {
