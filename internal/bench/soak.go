@@ -256,28 +256,19 @@ func Soak(ctx context.Context, cfg SoakConfig, log io.Writer) (*SoakReport, erro
 func (r *SoakReport) commandsAlone(ctx context.Context, cfg SoakConfig, probe *http.Client, url string, log io.Writer) error {
 	fmt.Fprintf(log, "soak: the %d commands alone, without load, for their own memory (idle RSS %s)\n", len(cfg.During), mib(r.Baseline.RSS))
 	resetErr := ResetPeak(cfg.PID)
-	var sampled int64
+	// The same sampling as under load, into a report of its own, so the
+	// load's peaks start from nothing.
+	var alone SoakReport
 	sampleCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
-		for {
-			if m, err := ReadMemory(cfg.PID); err == nil {
-				sampled = max(sampled, m.RSS)
-			}
-			select {
-			case <-sampleCtx.Done():
-				return
-			case <-tick.C:
-			}
-		}
+		alone.sample(sampleCtx, cfg.PID, probe, url, log)
 	}()
 	r.Alone = runAll(ctx, cfg.During, cfg.Background, log, func() {})
 	stop()
 	<-done
-	r.AlonePeak = sampled
+	r.AlonePeak = alone.PeakSampled
 	if m, err := ReadMemory(cfg.PID); err == nil && resetErr == nil {
 		r.AlonePeak = m.Peak
 	}
