@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
 	"sync"
 	"time"
 
@@ -142,11 +143,15 @@ type SoakReport struct {
 	Commands          []CommandResult
 	// Alone is how the commands ended when run without load, and AlonePeak
 	// the server's peak RSS meanwhile (0 when not run).
-	Alone                []CommandResult
-	AlonePeak            int64
-	SettledIn            time.Duration
-	PeakResetFailed      error
-	QueueBound, MsgBound int64
+	Alone           []CommandResult
+	AlonePeak       int64
+	SettledIn       time.Duration
+	PeakResetFailed error
+	// DecodeBytes is what decoding and preprocessing the soak's image once
+	// allocates (measured in this process, as the server does it), and
+	// Admitted the version's admission bound in images before the load.
+	DecodeBytes, Admitted int64
+	QueueBound, MsgBound  int64
 }
 
 // CommandResult is how a --during command ended.
@@ -180,11 +185,22 @@ func Soak(ctx context.Context, cfg SoakConfig, log io.Writer) (*SoakReport, erro
 	r.TensorBytes = int64(spec.Size()) * 4
 	image := imagingtest.PhotoJPEG(cfg.ImageSize, cfg.ImageSize)
 	r.ImageBytes = len(image)
+	if r.DecodeBytes, err = preprocessBytes(image, spec); err != nil {
+		return nil, err
+	}
 	if _, err := waitLoaded(ctx, inferencepb.NewInferenceServiceClient(conn), r.Model, r.Version, image); err != nil {
 		return nil, err
 	}
 	metricsURL := "http://" + cfg.HTTPAddr + "/metrics"
 	probe := &http.Client{Timeout: 10 * time.Second}
+	// The version's admission bound before any load: its largest, which
+	// the latency target only shrinks from.
+	limitName := fmt.Sprintf(`shoal_inference_admission_limit{model=%q,version="%d"}`, r.Model, r.Version)
+	if m, err := Metrics(ctx, probe, metricsURL, limitName); err != nil {
+		return nil, err
+	} else if r.Admitted = int64(m[limitName]); r.Admitted == 0 {
+		return nil, fmt.Errorf("%s: not in the server's /metrics", limitName)
+	}
 	httpClient := &http.Client{Timeout: cfg.RequestTimeout,
 		Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Connections, MaxConnsPerHost: cfg.Connections}}
 	rest, err := RESTPredictCall(httpClient, "http://"+cfg.HTTPAddr, r.Model, r.Version, image)
@@ -244,7 +260,10 @@ func Soak(ctx context.Context, cfg SoakConfig, log io.Writer) (*SoakReport, erro
 		return nil, err
 	}
 	r.SettledIn = time.Since(start)
-	r.QueueBound = int64(cfg.QueueSize) * (r.TensorBytes + int64(r.ImageBytes))
+	// Each admitted image holds its JPEG, its tensor and, while it is
+	// decoded, what decoding and preprocessing allocate; a Go heap grows
+	// to twice what it holds before it collects (GOGC=100).
+	r.QueueBound = 2 * r.Admitted * (r.TensorBytes + int64(r.ImageBytes) + r.DecodeBytes)
 	r.MsgBound = 2 * cfg.MaxMessageBytes
 	r.LoadAfter = loadAverage()
 	return r, nil
@@ -375,6 +394,26 @@ func runAll(ctx context.Context, commands []string, timeout time.Duration, log i
 	load()
 	wg.Wait()
 	return results
+}
+
+// preprocessBytes is what decoding and preprocessing image to spec
+// allocates, on average over a few rounds, measured as the server does it.
+func preprocessBytes(image []byte, spec imaging.Spec) (int64, error) {
+	const rounds = 16
+	dst := make([]float32, spec.Size())
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range rounds {
+		img, _, err := imaging.Decode(image, imaging.Limits{})
+		if err != nil {
+			return 0, fmt.Errorf("the soak's image: %w", err)
+		}
+		if err := imaging.Preprocess(img, spec, dst); err != nil {
+			return 0, fmt.Errorf("the soak's image: %w", err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	return int64(after.TotalAlloc-before.TotalAlloc) / rounds, nil
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

@@ -34,7 +34,7 @@ func TestFixedAdmissionLimitInMetrics(t *testing.T) {
 }
 
 // With a latency target that no answer meets, the admission limit falls to
-// a batch per session: a crowd of requests then gets the excess refused at
+// an image per session: a crowd of requests then gets the excess refused at
 // once, RESOURCE_EXHAUSTED with a retry delay and the target named, while
 // every admitted request is answered right.
 func TestLatencyTargetShrinksTheAdmissionLimit(t *testing.T) {
@@ -47,9 +47,7 @@ func TestLatencyTargetShrinksTheAdmissionLimit(t *testing.T) {
 	if err := predictVersion(t, e, 1); err != nil {
 		t.Fatal(err)
 	}
-	// The batches the version forms are 1 or 2 images (timed at load), so
-	// its floor is 2 or 4 images.
-	floor := func(v float64) bool { return v == sessions*1 || v == sessions*maxBatch }
+	floor := func(v float64) bool { return v == sessions }
 
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
@@ -89,7 +87,7 @@ func TestLatencyTargetShrinksTheAdmissionLimit(t *testing.T) {
 		case last = <-refused:
 			limit = gaugeValue(t, e, admissionLimit, "1")
 		case <-ctx.Done():
-			t.Errorf("the admission limit did not fall to a batch per session under a crowd: %s = %v, last refusal %v", admissionLimit, limit, last)
+			t.Errorf("the admission limit did not fall to an image per session under a crowd: %s = %v, last refusal %v", admissionLimit, limit, last)
 		}
 		if ctx.Err() != nil {
 			break
@@ -115,6 +113,6 @@ func TestLatencyTargetShrinksTheAdmissionLimit(t *testing.T) {
 		t.Errorf("after the crowd: %v", err)
 	}
 	if got := gaugeValue(t, e, admissionLimit, "1"); !floor(got) {
-		t.Errorf("after the crowd: %s = %v; want a batch per session", admissionLimit, got)
+		t.Errorf("after the crowd: %s = %v; want an image per session", admissionLimit, got)
 	}
 }

@@ -148,8 +148,11 @@ func (s *Service) load(ctx context.Context, v *registrypb.Version) (m *model, er
 	}
 	m.admitLimit = int64(s.cfg.QueueSize + narrow*maxBatch)
 	if s.cfg.LatencyTarget > 0 {
-		// Never below a batch per session: fewer would leave a session idle.
-		m.limit = overload.NewLimit(s.cfg.LatencyTarget, int64(narrow*m.batchCap), m.admitLimit, int64(m.batchCap))
+		// Down to an image per session: below a batch per session the
+		// batches are smaller and cost more per image, but while the
+		// cores are shared (a training job, another model) that is what
+		// holds the target; it grows back by a batch at a time.
+		m.limit = overload.NewLimit(s.cfg.LatencyTarget, int64(narrow), m.admitLimit, int64(m.batchCap))
 	}
 	m.limitGauge = s.met.admissionLimit.WithLabelValues(m.name, m.verName)
 	m.limitGauge.Set(float64(m.currentLimit()))
