@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
@@ -68,7 +69,10 @@ type App struct {
 	log     *slog.Logger
 	version string
 	metrics *prometheus.Registry
-	ready   atomic.Bool
+	// rpcClient counts the calls of every connection to a service
+	// (grpc_client_*), on metrics.
+	rpcClient *grpcprom.ClientMetrics
+	ready     atomic.Bool
 	// tracer is set by Run, before the first connection or server is
 	// built.
 	tracer *tracing.Provider
@@ -81,8 +85,9 @@ func New(cfg Config, log *slog.Logger, version string) (*App, error) {
 	}
 	targets, _ := ParseTarget(cfg.Target)
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &App{cfg: cfg, targets: targets, log: log, version: version, metrics: reg}, nil
+	rpcClient := grpcprom.NewClientMetrics(grpcprom.WithClientHandlingTimeHistogram(grpcprom.WithHistogramBuckets(server.LatencyBuckets)))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), rpcClient)
+	return &App{cfg: cfg, targets: targets, log: log, version: version, metrics: reg, rpcClient: rpcClient}, nil
 }
 
 // NewLogger returns the process's logger for cfg's log settings.
