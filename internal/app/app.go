@@ -482,6 +482,7 @@ func (a *App) build(gdb *gorm.DB, blobs blob.Store, conns map[string]*grpc.Clien
 				ONNXRuntime: a.cfg.ONNXRuntime,
 				Panics:      guard,
 				Tracer:      a.tracer,
+				Metrics:     a.metrics,
 			})
 		case Inference:
 			s, err = inference.New(a.cfg.Inference, inference.Deps{
