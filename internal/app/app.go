@@ -237,9 +237,16 @@ func (a *App) Run(ctx context.Context, lis Listeners) (err error) {
 		// mode needs nothing else.
 		api = webui.Handler(webui.App(), a.tracer.HTTP(gw))
 	}
+	var restMetrics *server.HTTPMetrics
+	if api != nil {
+		if restMetrics, err = server.NewHTTPMetrics(a.metrics); err != nil {
+			g.Server.Stop()
+			return fmt.Errorf("http metrics: %w", err)
+		}
+	}
 	httpSrv := &http.Server{
 		Handler: server.NewHTTPHandler(a.cfg.Server, server.HTTPOptions{
-			API: api, Gatherer: a.metrics, Ready: a.ready.Load, Checks: checks, ClientStreams: streams,
+			API: api, Gatherer: a.metrics, Metrics: restMetrics, Ready: a.ready.Load, Checks: checks, ClientStreams: streams,
 			MetricsAuth: a.metricsAuth(gate),
 		}),
 		ReadHeaderTimeout: a.cfg.Server.ReadHeaderTimeout,
