@@ -30,8 +30,8 @@ import (
 // every server and client the split processes do, so it exports the union
 // of their names.
 func TestDashboardMetricsAreExported(t *testing.T) {
-	names := metricNames(t, readDashboard(t))
 	ort := needRuntime(t)
+	names := metricNames(t, readDashboard(t))
 	dir := t.TempDir()
 	// Under ./data/import, the folder the server imports from by default.
 	tree := filepath.Join(dir, "data", "import", "fashion-mnist")
