@@ -10,8 +10,13 @@
 // environment) and --check-config, so a manifest that Shoal would refuse to
 // start on fails here.
 //
+// The Grafana dashboard in deployments/grafana is decoded as Grafana's JSON
+// model, its queries are parsed with Prometheus's own PromQL parser, and the
+// metric names they use are compared with those a real `shoal serve`
+// exports once it has trained a model and answered predictions.
+//
 // The tests live in their own module so that the main module neither builds
-// them nor depends on the Kubernetes and Compose libraries. Run them through
+// them nor depends on the Kubernetes, Compose and Prometheus libraries. Run them through
 // scripts/check-deployments.sh, or here with SHOAL_BIN naming a shoal binary
 // (without it, TestMain builds one from the repository).
 package validate

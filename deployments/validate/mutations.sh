@@ -18,6 +18,10 @@ cd "$work/repo/deployments/validate"
 go test -c -o "$work/validate.test" . >/dev/null || exit 1
 k=../kubernetes c=../compose
 failures=0
+# The test that compares the dashboard with a running process's metrics
+# needs ONNX Runtime and the demo data, and takes a minute: only the breaks
+# it alone catches run it (live=1).
+live=
 # mutate NAME FILE SED-EXPR, or mutate NAME - 'CMD:shell command'
 mutate() {
 	rsync -a --delete --exclude validate "$src/deployments/" "$work/repo/deployments/"
@@ -33,7 +37,11 @@ mutate() {
 		fi
 	fi
 	local out
-	if out=$(SHOAL_BIN=$SHOAL_BIN "$work/validate.test" -test.count=1 2>&1); then
+	local env=(-u ONNXRUNTIME_SHARED_LIBRARY_PATH -u SHOAL_TEST_ORT_REQUIRED -u SHOAL_TEST_DEMO_REQUIRED)
+	if [[ -n $live ]]; then
+		env=("ONNXRUNTIME_SHARED_LIBRARY_PATH=$("$src/scripts/setup-onnxruntime.sh")" SHOAL_TEST_ORT_REQUIRED=1 SHOAL_TEST_DEMO_REQUIRED=1)
+	fi
+	if out=$(env "${env[@]}" SHOAL_BIN=$SHOAL_BIN "$work/validate.test" -test.count=1 2>&1); then
 		echo "!! $1: the tests PASSED"
 		failures=$((failures + 1))
 	else
@@ -81,6 +89,16 @@ mutate "k8s: probe on named port as grpc port" $k/registry.yaml 's/             
 mutate "k8s tls: a Service name missing from the certificate" $k/tls/certificate.example.yaml '/    - trainer.shoal.svc$/d'
 mutate "k8s tls: client CA key misnamed" $k/tls/kustomization.yaml 's|/etc/shoal/tls/ca.crt}|/etc/shoal/tls/ca.pem}|'
 mutate "k8s tls: grpc startup probe kept" $k/tls/kustomization.yaml '/# The kubelet/,$d'
+g=../grafana/shoal.json
+mutate "dashboard: not JSON" $g '0,/"panels": \[/s/"panels": \[/"panels": [[/'
+mutate "dashboard: a query that is not PromQL" $g '0,/rate(shoal_http_requests_total\[/s/rate(shoal_http_requests_total\[/rate(shoal_http_requests_total[[/'
+mutate "dashboard: an unknown Grafana variable" $g '0,/\$__rate_interval/s/\$__rate_interval/$rate_interval/'
+mutate "dashboard: a data source by uid, not the variable" $g '0,/"uid": "\${datasource}"/s/"uid": "\${datasource}"/"uid": "P1809F7CD0C75ACF3"/'
+mutate "dashboard: no data source variable" $g 's/"name": "datasource"/"name": "ds"/'
+live=1
+mutate "dashboard: a metric nobody exports" $g 's/shoal_trainer_images_total/shoal_trainer_image_total/'
+mutate "dashboard: a histogram queried without _bucket" $g '0,/shoal_inference_queue_wait_seconds_bucket/s/shoal_inference_queue_wait_seconds_bucket/shoal_inference_queue_wait_seconds/'
+live=
 
 echo "$failures break(s) not caught"
 ((failures == 0))

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
@@ -68,7 +69,10 @@ type App struct {
 	log     *slog.Logger
 	version string
 	metrics *prometheus.Registry
-	ready   atomic.Bool
+	// rpcClient counts the calls of every connection to a service
+	// (grpc_client_*), on metrics.
+	rpcClient *grpcprom.ClientMetrics
+	ready     atomic.Bool
 	// tracer is set by Run, before the first connection or server is
 	// built.
 	tracer *tracing.Provider
@@ -81,8 +85,9 @@ func New(cfg Config, log *slog.Logger, version string) (*App, error) {
 	}
 	targets, _ := ParseTarget(cfg.Target)
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &App{cfg: cfg, targets: targets, log: log, version: version, metrics: reg}, nil
+	rpcClient := grpcprom.NewClientMetrics(grpcprom.WithClientHandlingTimeHistogram(grpcprom.WithHistogramBuckets(server.LatencyBuckets)))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), rpcClient)
+	return &App{cfg: cfg, targets: targets, log: log, version: version, metrics: reg, rpcClient: rpcClient}, nil
 }
 
 // NewLogger returns the process's logger for cfg's log settings.
@@ -232,9 +237,16 @@ func (a *App) Run(ctx context.Context, lis Listeners) (err error) {
 		// mode needs nothing else.
 		api = webui.Handler(webui.App(), a.tracer.HTTP(gw))
 	}
+	var restMetrics *server.HTTPMetrics
+	if api != nil {
+		if restMetrics, err = server.NewHTTPMetrics(a.metrics); err != nil {
+			g.Server.Stop()
+			return fmt.Errorf("http metrics: %w", err)
+		}
+	}
 	httpSrv := &http.Server{
 		Handler: server.NewHTTPHandler(a.cfg.Server, server.HTTPOptions{
-			API: api, Gatherer: a.metrics, Ready: a.ready.Load, Checks: checks, ClientStreams: streams,
+			API: api, Gatherer: a.metrics, Metrics: restMetrics, Ready: a.ready.Load, Checks: checks, ClientStreams: streams,
 			MetricsAuth: a.metricsAuth(gate),
 		}),
 		ReadHeaderTimeout: a.cfg.Server.ReadHeaderTimeout,
@@ -477,6 +489,7 @@ func (a *App) build(gdb *gorm.DB, blobs blob.Store, conns map[string]*grpc.Clien
 				ONNXRuntime: a.cfg.ONNXRuntime,
 				Panics:      guard,
 				Tracer:      a.tracer,
+				Metrics:     a.metrics,
 			})
 		case Inference:
 			s, err = inference.New(a.cfg.Inference, inference.Deps{

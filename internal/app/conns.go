@@ -152,7 +152,8 @@ var spreadConfig = sync.OnceValue(func() string {
 // resolves to (round robin), so that a headless Service of replicas shares
 // the load, and retry the calls that change nothing on another replica
 // (see spreadConfig); each call is a span of the caller's trace, whose
-// context goes along. A connection to this process's own listener keeps
+// context goes along, and is counted in the process's grpc_client_*
+// metrics (once, however many attempts its retries take). A connection to this process's own listener keeps
 // gRPC's default (pick first), which leaves a closed connection idle:
 // round robin would reconnect at once, and at shutdown log a refused
 // connection for each, to a listener that is closing on purpose.
@@ -164,6 +165,8 @@ func (a *App) clientOptions(transport credentials.TransportCredentials, creds cr
 			grpc.MaxCallRecvMsgSize(a.cfg.Server.MaxMessageBytes),
 			grpc.MaxCallSendMsgSize(a.cfg.Server.MaxMessageBytes),
 		),
+		grpc.WithChainUnaryInterceptor(a.rpcClient.UnaryClientInterceptor()),
+		grpc.WithChainStreamInterceptor(a.rpcClient.StreamClientInterceptor()),
 	}
 	if a.tracer != nil {
 		opts = append(opts, grpc.WithStatsHandler(a.tracer.ClientHandler()))

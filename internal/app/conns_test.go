@@ -3,11 +3,14 @@ package app
 import (
 	"context"
 	"flag"
+	"fmt"
 	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
 
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -53,7 +56,7 @@ func TestClientsSpreadCallsOverEveryAddress(t *testing.T) {
 
 	var cfg Config
 	cfg.RegisterFlags(flag.NewFlagSet("serve", flag.ContinueOnError))
-	a := &App{cfg: cfg}
+	a := &App{cfg: cfg, rpcClient: grpcprom.NewClientMetrics()}
 	conn, err := grpc.NewClient("replicas:///inference", append(a.clientOptions(insecure.NewCredentials(), metadataCreds{}, true), grpc.WithResolvers(r))...)
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +119,9 @@ func TestClientsRetryOnlyWhatChangesNothing(t *testing.T) {
 	var cfg Config
 	cfg.RegisterFlags(flag.NewFlagSet("serve", flag.ContinueOnError))
 	*cfg.Clients.Addresses[Registry] = strings.Join(addrs, ",")
-	a := &App{cfg: cfg, targets: []string{Inference}}
+	reg := prometheus.NewRegistry()
+	a := &App{cfg: cfg, targets: []string{Inference}, rpcClient: grpcprom.NewClientMetrics()}
+	reg.MustRegister(a.rpcClient)
 	conns, err := a.dial(nil, []string{Registry}, func(bool) credentials.TransportCredentials { return insecure.NewCredentials() }, metadataCreds{})
 	if err != nil {
 		t.Fatal(err)
@@ -125,10 +130,16 @@ func TestClientsRetryOnlyWhatChangesNothing(t *testing.T) {
 	client := registrypb.NewRegistryServiceClient(conns[Registry])
 	// Until the refusing replica has had calls too: round robin takes
 	// each replica into its rotation as its connection becomes ready.
-	for i := 0; i < 1000 && (i < 20 || replicas[0].calls.Load() == 0); i++ {
+	gets := 0
+	for ; gets < 1000 && (gets < 20 || replicas[0].calls.Load() == 0); gets++ {
 		if _, err := client.GetModel(t.Context(), &registrypb.GetModelRequest{Name: "m"}); err != nil {
-			t.Fatalf("GetModel() #%d with one of two replicas refusing = %v; want it retried on the other", i, err)
+			t.Fatalf("GetModel() #%d with one of two replicas refusing = %v; want it retried on the other", gets, err)
 		}
+	}
+	// The client metrics count calls, not attempts: each retried call once.
+	getsOK := `grpc_client_handled_total{grpc_code="OK",grpc_method="GetModel",grpc_service="shoal.registry.v1.RegistryService",grpc_type="unary"}`
+	if got := clientCounter(t, reg, getsOK); got != float64(gets) {
+		t.Errorf("%s = %v after %d calls; want %d", getsOK, got, gets, gets)
 	}
 	if replicas[0].calls.Load() == 0 {
 		t.Error("the refusing replica got no GetModel call; want round robin to send it some")
@@ -143,4 +154,30 @@ func TestClientsRetryOnlyWhatChangesNothing(t *testing.T) {
 	if calls := replicas[0].calls.Load() + replicas[1].calls.Load() - before; calls != 20 || failed == 0 {
 		t.Errorf("20 SetAlias calls reached the replicas %d times, %d failed; want each once (never retried), some failed", calls, failed)
 	}
+	setsFailed := `grpc_client_handled_total{grpc_code="Unavailable",grpc_method="SetAlias",grpc_service="shoal.registry.v1.RegistryService",grpc_type="unary"}`
+	if got := clientCounter(t, reg, setsFailed); got != float64(failed) {
+		t.Errorf("%s = %v; want %d", setsFailed, got, failed)
+	}
+}
+
+// clientCounter is the value of one counter series of reg, named as the
+// exposition format writes it (labels sorted by name); 0 when absent.
+func clientCounter(t *testing.T, reg prometheus.Gatherer, series string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			if mf.GetName()+"{"+strings.Join(labels, ",")+"}" == series {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }

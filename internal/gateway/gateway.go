@@ -131,12 +131,13 @@ func serveOpenAPI(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
 	_, _ = w.Write(shoal.OpenAPI)
 }
 
-// traceRoute names the request's trace span by the route it matched:
-// the route's template, never the path with its names and ids.
+// traceRoute names the request's trace span and metrics by the route it
+// matched: the route's template, never the path with its names and ids.
 func traceRoute(next runtime.HandlerFunc) runtime.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
 		if pat, ok := runtime.HTTPPattern(r.Context()); ok {
 			tracing.SetRoute(r.Context(), r.Method, pat.String())
+			server.SetHTTPRoute(r.Context(), pat.String())
 		}
 		next(w, r, params)
 	}

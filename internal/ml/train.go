@@ -73,6 +73,7 @@ type Config struct {
 // StepProgress reports one training step.
 type StepProgress struct {
 	Epoch, Step, StepsPerEpoch int // Epoch and Step count from 1.
+	Images                     int // the step's batch: images it trained on.
 	Loss                       float64
 	// ImagesPerSecond is the epoch's throughput so far, excluding the first
 	// step (graph compilation).
@@ -312,7 +313,7 @@ func fitEpochs(ctx context.Context, cfg Config, m *Model, trainData, valData *Da
 				steadyStart = time.Now()
 			}
 			if cfg.OnStep != nil {
-				p := StepProgress{Epoch: epoch, Step: step, StepsPerEpoch: steps, Loss: stepLoss, Elapsed: time.Since(start)}
+				p := StepProgress{Epoch: epoch, Step: step, StepsPerEpoch: steps, Images: cfg.BatchSize, Loss: stepLoss, Elapsed: time.Since(start)}
 				if step > 1 {
 					p.ImagesPerSecond = float64((step-1)*cfg.BatchSize) / time.Since(steadyStart).Seconds()
 				}

@@ -203,8 +203,10 @@ func (g skipForwarded) Stream() grpc.StreamServerInterceptor {
 // (internal/grpctest) builds its servers from them too, so that tests see
 // what clients see.
 func GRPCOptions(cfg Config, ic *Interceptors, gates ...Gate) []grpc.ServerOption {
-	unary := []grpc.UnaryServerInterceptor{ic.Unary()}
-	stream := []grpc.StreamServerInterceptor{ic.Stream()}
+	// The metrics' interceptors come first, so they count the code the
+	// client gets: the one Shoal's interceptors leave after masking.
+	unary := []grpc.UnaryServerInterceptor{ic.metrics.UnaryServerInterceptor(), ic.Unary()}
+	stream := []grpc.StreamServerInterceptor{ic.metrics.StreamServerInterceptor(), ic.Stream()}
 	for _, g := range gates {
 		unary = append(unary, g.Unary())
 		stream = append(stream, g.Stream())

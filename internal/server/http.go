@@ -30,6 +30,8 @@ type HTTPOptions struct {
 	API http.Handler
 	// Gatherer is the registry /metrics exposes.
 	Gatherer prometheus.Gatherer
+	// Metrics, when set, counts and times the API's requests.
+	Metrics *HTTPMetrics
 	// MetricsAuth, when set, admits a request to /metrics or answers it
 	// with the status and message to refuse it with.
 	MetricsAuth func(r *http.Request) (code int, msg string)
@@ -75,7 +77,7 @@ func NewHTTPHandler(cfg Config, opts HTTPOptions) http.Handler {
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	if opts.API != nil {
-		mux.Handle("/", refuseURLTokens(limitBody(opts.API, int64(cfg.MaxMessageBytes), cfg.ReadBodyTimeout, opts.ClientStreams)))
+		mux.Handle("/", opts.Metrics.wrap(refuseURLTokens(limitBody(opts.API, int64(cfg.MaxMessageBytes), cfg.ReadBodyTimeout, opts.ClientStreams))))
 	}
 	return securityHeaders(cors(mux, cfg.CORSOrigins))
 }

@@ -16,7 +16,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -115,28 +114,59 @@ func TestInterceptorsLogOneLinePerRPC(t *testing.T) {
 			t.Errorf("log line %q; want it to contain %q", lines[0], want)
 		}
 	}
-	if got := testutil.ToFloat64(counter(t, reg)); got != 1 {
-		t.Errorf("shoal_grpc_server_handled_total = %v; want 1", got)
+	const check = `grpc_server_handled_total{grpc_code="OK",grpc_method="Check",grpc_service="grpc.health.v1.Health",grpc_type="unary"}`
+	if got := metricValue(t, reg, check); got != 1 {
+		t.Errorf("%s = %v; want 1", check, got)
+	}
+	const latency = `grpc_server_handling_seconds_count{grpc_method="Check",grpc_service="grpc.health.v1.Health",grpc_type="unary"}`
+	if got := metricValue(t, reg, latency); got != 1 {
+		t.Errorf("%s = %v; want 1", latency, got)
 	}
 }
 
-func counter(t *testing.T, reg *prometheus.Registry) prometheus.Collector {
+// TestInterceptorsCountMaskedCodes: the standard metrics count the code the
+// client gets, Internal for a panic, not the handler's own.
+func TestInterceptorsCountMaskedCodes(t *testing.T) {
+	client, _, reg := serve(t, &fakeHealth{check: func(context.Context) error { panic("handler bug") }})
+	if _, err := client.Check(t.Context(), &healthpb.HealthCheckRequest{}); status.Code(err) != codes.Internal {
+		t.Fatalf("Check() = %v; want Internal", err)
+	}
+	const internal = `grpc_server_handled_total{grpc_code="Internal",grpc_method="Check",grpc_service="grpc.health.v1.Health",grpc_type="unary"}`
+	if got := metricValue(t, reg, internal); got != 1 {
+		t.Errorf("%s = %v; want 1", internal, got)
+	}
+}
+
+// metricValue returns the value of one series, written as the exposition
+// format writes it (labels sorted by name); a histogram's _count and _sum
+// are series of their own. A series reg does not have fails the test.
+func metricValue(t *testing.T, reg prometheus.Gatherer, series string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
+	var seen []string
 	for _, mf := range mfs {
-		if mf.GetName() == "shoal_grpc_server_handled_total" {
-			c := prometheus.NewCounter(prometheus.CounterOpts{Name: "sum"})
-			for _, m := range mf.GetMetric() {
-				c.Add(m.GetCounter().GetValue())
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
 			}
-			return c
+			name := func(suffix string) string {
+				return mf.GetName() + suffix + "{" + strings.Join(labels, ",") + "}"
+			}
+			switch {
+			case m.GetCounter() != nil && name("") == series:
+				return m.GetCounter().GetValue()
+			case m.GetHistogram() != nil && name("_count") == series:
+				return float64(m.GetHistogram().GetSampleCount())
+			}
+			seen = append(seen, name(""))
 		}
 	}
-	t.Fatal("shoal_grpc_server_handled_total not registered")
-	return nil
+	t.Fatalf("no series %s among %d: %v", series, len(seen), seen)
+	return 0
 }
 
 func TestInterceptorsRecoverPanics(t *testing.T) {

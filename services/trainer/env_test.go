@@ -11,10 +11,12 @@ import (
 	"image/color"
 	"image/png"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -340,6 +342,8 @@ type envOptions struct {
 	// server changes how the trainer is served (TCP and NoRun are set
 	// from the env).
 	server grpctest.Options
+	// metrics registers the service's series (nil: unregistered).
+	metrics prometheus.Registerer
 }
 
 func newEnv(t testing.TB, dbCfg db.Config, o envOptions) *env {
@@ -389,7 +393,7 @@ func newEnv(t testing.TB, dbCfg db.Config, o envOptions) *env {
 	svc, err := trainer.New(cfg, trainer.Deps{
 		Log: testlog.New(t), DB: e.gdb, Blobs: blobs,
 		Datasets: datasets, Registry: registrypb.NewRegistryServiceClient(e.regConn),
-		ONNXRuntime: onnxrt.Config{}, Panics: o.panics,
+		ONNXRuntime: onnxrt.Config{}, Panics: o.panics, Metrics: o.metrics,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -444,5 +448,45 @@ func needsTraining(t testing.TB) {
 	t.Helper()
 	if raceBuild {
 		t.Skip("GoMLX training aborts under -race (checkptr in gomlx/compute); run without -race")
+	}
+}
+
+// metricValue is the value of reg's series name{labels} (labels as
+// name=value pairs, all of the series' labels), and whether it exists.
+func metricValue(t testing.TB, reg prometheus.Gatherer, name string, labels ...string) (float64, bool) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("Gather() = %v", err)
+	}
+	want := strings.Join(labels, ",")
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var got []string
+			for _, l := range m.GetLabel() {
+				got = append(got, l.GetName()+"="+l.GetValue())
+			}
+			if strings.Join(got, ",") != want {
+				continue
+			}
+			switch {
+			case m.GetCounter() != nil:
+				return m.GetCounter().GetValue(), true
+			case m.GetGauge() != nil:
+				return m.GetGauge().GetValue(), true
+			}
+		}
+	}
+	return 0, false
+}
+
+// wantMetric fails t unless reg's series name{labels} is want.
+func wantMetric(t testing.TB, reg prometheus.Gatherer, want float64, name string, labels ...string) {
+	t.Helper()
+	if got, ok := metricValue(t, reg, name, labels...); !ok || got != want {
+		t.Errorf("%s{%s} = %v (present: %v); want %v", name, strings.Join(labels, ","), got, ok, want)
 	}
 }

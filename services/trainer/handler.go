@@ -159,6 +159,7 @@ func (h *handler) CancelJob(ctx context.Context, req *trainerpb.CancelJobRequest
 		return nil, err
 	}
 	if ok {
+		h.svc.met.finished.WithLabelValues(stateLabel(trainerpb.JobState_JOB_STATE_CANCELLED)).Inc()
 		h.svc.changes.Notify()
 	} else {
 		row, err := h.svc.st.get(ctx, id)

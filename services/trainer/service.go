@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"gorm.io/gorm"
@@ -44,6 +45,9 @@ type Deps struct {
 	// StartTraining call (nil: no spans, the trace context still passes
 	// on to the job's calls).
 	Tracer trace.TracerProvider
+	// Metrics registers the service's Prometheus series; nil keeps them
+	// unregistered.
+	Metrics prometheus.Registerer
 }
 
 // Service is the Trainer service.
@@ -51,6 +55,7 @@ type Service struct {
 	cfg  Config
 	deps Deps
 	st   store
+	met  *metrics
 	// changes wakes watchers and idle workers whenever this process writes
 	// an event or queues a job.
 	changes *notify.Broadcast
@@ -96,8 +101,17 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Log == nil || deps.DB == nil || deps.Blobs == nil || deps.Datasets == nil || deps.Registry == nil {
 		return nil, errors.New("trainer: Log, DB, Blobs, Datasets and Registry are required")
 	}
+	reg := deps.Metrics
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	st := store{db: deps.DB}
+	met, err := newMetrics(reg, st, deps.Log)
+	if err != nil {
+		return nil, fmt.Errorf("trainer: metrics: %w", err)
+	}
 	return &Service{
-		cfg: cfg, deps: deps, st: store{db: deps.DB}, changes: notify.New(),
+		cfg: cfg, deps: deps, st: st, met: met, changes: notify.New(),
 		stopping: make(chan struct{}), owner: uuid.NewString(),
 		cancels: map[string]context.CancelCauseFunc{}, unwritten: map[string][]*trainerpb.WatchJobResponse{},
 	}, nil

@@ -370,3 +370,19 @@ func (s store) toProto(ctx context.Context, j *jobRow) (*trainerpb.Job, error) {
 	out.Epochs = eps
 	return out, nil
 }
+
+// countByState counts the jobs in each state.
+func (s store) countByState(ctx context.Context) (map[trainerpb.JobState]int64, error) {
+	var rows []struct {
+		State int32
+		N     int64
+	}
+	if err := s.db.WithContext(ctx).Model(&jobRow{}).Select("state, count(*) AS n").Group("state").Scan(&rows).Error; err != nil {
+		return nil, fmt.Errorf("count jobs: %w", err)
+	}
+	out := map[trainerpb.JobState]int64{}
+	for _, r := range rows {
+		out[trainerpb.JobState(r.State)] = r.N
+	}
+	return out, nil
+}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -68,7 +69,9 @@ func TestStartTrainingRejectsBadSpecs(t *testing.T) {
 
 func TestQueuedJobsListGetAndCancel(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, cfg db.Config) {
-		e := newEnv(t, cfg, envOptions{noRun: true})
+		reg := prometheus.NewRegistry()
+		e := newEnv(t, cfg, envOptions{noRun: true, metrics: reg})
+		wantMetric(t, reg, 0, "shoal_trainer_jobs", "state=queued")
 		j := e.start(t, &trainerpb.JobSpec{Dataset: "shapes"})
 		if j.GetState() != trainerpb.JobState_JOB_STATE_QUEUED || j.GetSpec().GetSnapshotVersion() != 1 ||
 			j.GetSpec().GetArchitecture() != "small-cnn" || j.GetSpec().GetImageSize() != 28 || int(j.GetSpec().GetEpochs()) != ml.Defaults().Epochs {
@@ -97,10 +100,16 @@ func TestQueuedJobsListGetAndCancel(t *testing.T) {
 			t.Errorf("ListJobs pages = %d jobs; want 5", len(got))
 		}
 
+		wantMetric(t, reg, 5, "shoal_trainer_jobs", "state=queued")
 		resp, err := e.client.CancelJob(t.Context(), &trainerpb.CancelJobRequest{JobId: ids[0]})
 		if err != nil || resp.GetJob().GetState() != trainerpb.JobState_JOB_STATE_CANCELLED {
 			t.Fatalf("CancelJob(queued) = %v, %v; want CANCELLED", resp, err)
 		}
+		wantMetric(t, reg, 4, "shoal_trainer_jobs", "state=queued")
+		wantMetric(t, reg, 1, "shoal_trainer_jobs", "state=cancelled")
+		wantMetric(t, reg, 0, "shoal_trainer_jobs", "state=running")
+		wantMetric(t, reg, 1, "shoal_trainer_jobs_finished_total", "state=cancelled")
+		wantMetric(t, reg, 0, "shoal_trainer_jobs_finished_total", "state=succeeded")
 		_, err = e.client.CancelJob(t.Context(), &trainerpb.CancelJobRequest{JobId: ids[0]})
 		wantCode(t, "CancelJob(cancelled)", err, codes.FailedPrecondition)
 		_, err = e.client.CancelJob(t.Context(), &trainerpb.CancelJobRequest{JobId: "4b9d3a4e-0000-4000-8000-000000000000"})
@@ -167,7 +176,8 @@ func TestJobTrainsEvaluatesAndRegisters(t *testing.T) {
 	needsTraining(t)
 	onnxtest.Runtime(t)
 	dbtest.Each(t, func(t *testing.T, cfg db.Config) {
-		e := newEnv(t, cfg, envOptions{})
+		reg := prometheus.NewRegistry()
+		e := newEnv(t, cfg, envOptions{metrics: reg})
 		j := e.start(t, &trainerpb.JobSpec{Dataset: "shapes", Model: "shapes-cnn", Epochs: 2, BatchSize: 8, LearningRate: 3e-3, Seed: 1,
 			Promotion: trainerpb.PromotionPolicy_PROMOTION_POLICY_IF_BETTER})
 		// Two watchers at once: both see the whole history, in order.
@@ -252,5 +262,17 @@ func TestJobTrainsEvaluatesAndRegisters(t *testing.T) {
 		}
 		_, err = e.client.CancelJob(t.Context(), &trainerpb.CancelJobRequest{JobId: j.GetId()})
 		wantCode(t, "CancelJob(succeeded)", err, codes.FailedPrecondition)
+
+		// The worker counts the job once its end is recorded, which
+		// watchers may see first: stopping the workers waits for it.
+		e.stop()
+		wantMetric(t, reg, 1, "shoal_trainer_jobs_finished_total", "state=succeeded")
+		wantMetric(t, reg, 1, "shoal_trainer_jobs", "state=succeeded")
+		if n, _ := metricValue(t, reg, "shoal_trainer_images_total"); n == 0 || math.Mod(n, 8) != 0 {
+			t.Errorf("shoal_trainer_images_total = %v; want whole batches of 8 over 2 epochs", n)
+		}
+		if _, ok := metricValue(t, reg, "shoal_trainer_job_progress_ratio", "job="+j.GetId()); ok {
+			t.Errorf("shoal_trainer_job_progress_ratio{job=%s} still reported after the job ended", j.GetId())
+		}
 	})
 }

@@ -155,15 +155,19 @@ func (s *Service) runJob(ctx context.Context, row *jobRow) {
 	}
 	jobErr := err
 	ended := true // unless handed back or taken over
+	var final trainerpb.JobState
+	recorded := false // the transition to final was this process's
 	switch {
 	case err == nil:
 		metrics, _ := protojson.Marshal(out.metrics)
-		_, err = s.st.transition(wctx, row.ID, running, trainerpb.JobState_JOB_STATE_SUCCEEDED, "", map[string]any{
+		final = trainerpb.JobState_JOB_STATE_SUCCEEDED
+		recorded, err = s.st.transition(wctx, row.ID, running, final, "", map[string]any{
 			"test_metrics": string(metrics), "result_model": out.version.GetModel(), "result_version": out.version.GetVersion(),
 		})
 		log.Info("training job succeeded", "model", out.version.GetModel(), "version", out.version.GetVersion())
 	case errors.Is(cause, errCancelRequested):
-		_, err = s.st.transition(wctx, row.ID, running, trainerpb.JobState_JOB_STATE_CANCELLED, "cancelled by CancelJob", nil)
+		final = trainerpb.JobState_JOB_STATE_CANCELLED
+		recorded, err = s.st.transition(wctx, row.ID, running, final, "cancelled by CancelJob", nil)
 	case errors.Is(cause, errLostJob):
 		log.Warn("another worker took the job over; stopping")
 		err, ended = nil, false
@@ -172,7 +176,12 @@ func (s *Service) runJob(ctx context.Context, row *jobRow) {
 		err, ended = s.st.release(wctx, row.ID, s.owner), false
 	default:
 		log.Warn("training job failed", "err", err)
-		_, err = s.st.transition(wctx, row.ID, running, trainerpb.JobState_JOB_STATE_FAILED, reason(err), nil)
+		final = trainerpb.JobState_JOB_STATE_FAILED
+		recorded, err = s.st.transition(wctx, row.ID, running, final, reason(err), nil)
+	}
+	s.met.progress.DeleteLabelValues(row.ID)
+	if err == nil && recorded {
+		s.met.finished.WithLabelValues(stateLabel(final)).Inc()
 	}
 	switch {
 	case !ended:
@@ -275,6 +284,10 @@ func (p *progressReporter) step(sp ml.StepProgress) {
 	global := (sp.Epoch-1)*sp.StepsPerEpoch + sp.Step
 	if p.first == 0 {
 		p.first = global
+	}
+	p.s.met.images.Add(float64(sp.Images))
+	if total := p.epochs * sp.StepsPerEpoch; total > 0 {
+		p.s.met.progress.WithLabelValues(p.id).Set(float64(global) / float64(total))
 	}
 	last := sp.Epoch == p.epochs && sp.Step == sp.StepsPerEpoch
 	if !last && time.Since(p.last) < progressEvery {
