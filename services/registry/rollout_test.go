@@ -187,7 +187,7 @@ func TestWatchRollout(t *testing.T) {
 // TestReportServingRefusesBadReports: a report the Registry cannot use is
 // INVALID_ARGUMENT, saying why.
 func TestReportServingRefusesBadReports(t *testing.T) {
-	e := newEnv(t, db.Config{Driver: db.SQLite, DSN: t.TempDir() + "/registry.db"}, envOptions{})
+	e := newEnv(t, dbtest.Config(t, db.SQLite), envOptions{})
 	ok := serves("fish", "production", 1, 1, serving, "")
 	for _, tt := range []struct {
 		name string
