@@ -68,7 +68,7 @@ func (top *topology) promoteAndPredict(ctx context.Context, t *testing.T, demo s
 		}
 	}
 	body := fmt.Sprintf(`{"images":[%q],"topK":3}`, base64.StdEncoding.EncodeToString(samples[0]))
-	out, err := top.grpcurl(ctx, "-d", body, top.gw.grpcAddr, "shoal.inference.v1.InferenceService/Predict")
+	out, err = top.grpcurl(ctx, "-d", body, top.gw.grpcAddr, "shoal.inference.v1.InferenceService/Predict")
 	if err != nil || !strings.Contains(out, `"labels"`) {
 		t.Errorf("grpcurl Predict through the gateway: %v\n%s", err, out)
 	}
