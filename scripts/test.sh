@@ -90,7 +90,7 @@ log "the split topology: compose.yaml's services as processes, with kills"
 # Every service of deployments/compose/compose.yaml as its own `shoal serve
 # --target=...` process (two trainers, two inference replicas), driven
 # through the gateway while a trainer and a replica are killed and
-# PostgreSQL restarts (tests/split; about 2 minutes warm).
+# PostgreSQL restarts (tests/split; about 3 minutes warm, with promote --wait across both inference replicas).
 SHOAL_TEST_SPLIT=1 go test -count=1 -timeout 15m ./tests/split
 
 log "Python SDK against shoal serve"

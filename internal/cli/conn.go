@@ -131,12 +131,18 @@ func (f *connFlags) dial(addr string) (*grpc.ClientConn, error) {
 	return conn, nil
 }
 
+// bound is a command's time bound: --timeout, or def when it is 0.
+func (f *connFlags) bound(def time.Duration) time.Duration {
+	if f.timeout > 0 {
+		return f.timeout
+	}
+	return def
+}
+
 // call connects to --addr and runs fn within --timeout, or within bound when
 // --timeout is 0. A failed call comes back as an rpcError.
 func (f *connFlags) call(ctx context.Context, bound time.Duration, fn func(context.Context, *grpc.ClientConn) error) error {
-	if f.timeout > 0 {
-		bound = f.timeout
-	}
+	bound = f.bound(bound)
 	ctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
 	conn, err := f.dial(f.addr)

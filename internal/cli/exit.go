@@ -38,7 +38,8 @@ const exitCodesHelp = `Exit codes:
   5  unavailable: server unreachable or overloaded, or the time bound passed (retrying may help)
   6  job failed: a followed training job ended FAILED or CANCELLED
   7  invalid: the server refused the request's values (INVALID_ARGUMENT, OUT_OF_RANGE, or over a size limit)
-  8  conflict: it already exists, or the current state forbids it (ALREADY_EXISTS, FAILED_PRECONDITION)`
+  8  conflict: it already exists, or the current state forbids it (ALREADY_EXISTS, FAILED_PRECONDITION);
+     promote --wait: an inference replica failed to load the version`
 
 // ExitCode is the process exit code for err, the result of Run.
 func ExitCode(err error) int {

@@ -25,7 +25,7 @@ its input spec, metrics and lineage. Aliases (production, staging, ...) point at
 Inference serves production.`,
 	}
 	cmd.AddCommand(p.modelsListCmd(), p.modelsShowCmd(), p.modelsPromoteCmd(), p.modelsUploadCmd(),
-		p.modelsRemoveCmd(), p.modelsPruneCmd(), p.modelsAliasCmd())
+		p.modelsRemoveCmd(), p.modelsPruneCmd(), p.modelsAliasCmd(), p.modelsRolloutCmd())
 	return cmd
 }
 
@@ -245,10 +245,16 @@ func printVersion(out io.Writer, v *registrypb.Version) error {
 
 func (p *program) modelsPromoteCmd() *cobra.Command {
 	var alias string
+	var wait bool
 	cmd := &cobra.Command{
 		Use:   "promote MODEL VERSION",
-		Short: "Point an alias (--alias, default production) at a version",
-		Args:  exactArgs(2),
+		Short: "Point an alias (--alias, default production) at a version; --wait until every inference replica serves it",
+		Long: `Points an alias at a version. Inference replicas that follow the alias load and warm the
+version, then swap it in. With --wait the command follows them (WatchRollout), printing each
+replica as it turns over, and exits 0 once every replica that follows the alias serves the
+version; it exits non-zero naming the replicas that do not and why: 8 when a replica failed to
+load it (or none follows the alias), 5 when --timeout (default 10m) passed first.`,
+		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			v, err := parseVersion(args[1])
 			if err != nil {
@@ -261,11 +267,15 @@ func (p *program) modelsPromoteCmd() *cobra.Command {
 				}
 				a := resp.GetAlias()
 				fmt.Fprintf(p.env.Stdout, "%s@%s -> version %d\n", a.GetModel(), a.GetAlias(), a.GetVersion())
-				return nil
+				if !wait {
+					return nil
+				}
+				return p.waitRollout(ctx, c, a.GetModel(), a.GetAlias(), a.GetVersion(), p.conn.bound(modelTimeout))
 			})
 		},
 	}
 	cmd.Flags().StringVar(&alias, "alias", "production", "alias to point at the version")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until every inference replica that follows the alias serves the version (bounded by --timeout)")
 	return cmd
 }
 

@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"runtime"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/shoalml/shoal/internal/config"
 )
@@ -47,6 +49,16 @@ type Config struct {
 	// MaxImageBytes and MaxImagePixels bound each encoded image.
 	MaxImageBytes  int64
 	MaxImagePixels int64
+	// ReportInterval is how often the replica tells the Registry what it
+	// serves when nothing changed (ReportServing); a change is reported at
+	// once. ReportLease is how long each report holds: a replica silent
+	// for that long is taken for gone, and WatchRollout waits for it no
+	// more.
+	ReportInterval time.Duration
+	ReportLease    time.Duration
+	// ReplicaName is the name the replica reports under; empty: its host
+	// name and process id.
+	ReplicaName string
 }
 
 // RegisterFlags registers the inference.* flags with their defaults.
@@ -86,6 +98,13 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 			"the least recently used are unloaded to stay within it, versions that aliases name last (0: no bound)")
 	fs.Int64Var(&c.MaxImageBytes, "inference.max-image-bytes", 20<<20, "largest encoded image accepted, in bytes")
 	fs.Int64Var(&c.MaxImagePixels, "inference.max-image-pixels", 40_000_000, "largest image accepted, in pixels (width×height)")
+	fs.DurationVar(&c.ReportInterval, "inference.report-interval", 5*time.Second,
+		"how often the replica tells the Registry which version it serves for each alias when nothing changed (changes are told at once)")
+	// Three intervals: one lost report does not make a live replica look gone.
+	fs.DurationVar(&c.ReportLease, "inference.report-lease", 15*time.Second,
+		"how long the Registry counts the replica as live after its last report; a rollout (shoal models promote --wait) stops waiting for a replica silent this long")
+	fs.StringVar(&c.ReplicaName, "inference.replica-name", "",
+		"name the replica reports to the Registry under, unique among the replicas (e.g. the pod's name); empty: the host name and process id")
 }
 
 // Validate reports settings that cannot work.
@@ -116,6 +135,16 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBatchSize > 1024 {
 		errs = append(errs, fmt.Errorf("--inference.max-batch-size=%d: at most 1024", c.MaxBatchSize))
+	}
+	if c.ReportInterval < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("--inference.report-interval=%s: must be at least 100ms", c.ReportInterval))
+	}
+	if c.ReportLease < 2*c.ReportInterval || c.ReportLease < time.Second || c.ReportLease > 10*time.Minute {
+		errs = append(errs, fmt.Errorf("--inference.report-lease=%s: must be between 1s and 10m, and at least twice --inference.report-interval=%s",
+			c.ReportLease, c.ReportInterval))
+	}
+	if len(c.ReplicaName) > 255 || strings.IndexFunc(c.ReplicaName, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		errs = append(errs, fmt.Errorf("--inference.replica-name=%q: at most 255 printable characters", c.ReplicaName))
 	}
 	if c.QueueSize < c.MaxBatchSize {
 		errs = append(errs, fmt.Errorf("--inference.queue-size=%d: must be at least --inference.max-batch-size=%d", c.QueueSize, c.MaxBatchSize))

@@ -11,6 +11,7 @@ import (
 	"math"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -39,11 +40,55 @@ type fakeRegistry struct {
 	aliases  map[[2]string]int64
 	rev      int64
 	watchers map[chan *registrypb.WatchAliasesResponse]bool
+	// reports are the serving reports received, in order; reported wakes
+	// whoever waits for the next (see waitReport).
+	reports  []*registrypb.ReportServingRequest
+	reported chan struct{}
+}
+
+func (r *fakeRegistry) ReportServing(_ context.Context, req *registrypb.ReportServingRequest) (*registrypb.ReportServingResponse, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reports = append(r.reports, req)
+	close(r.reported)
+	r.reported = make(chan struct{})
+	return &registrypb.ReportServingResponse{}, nil
+}
+
+// waitReport waits until a report received from the from-th on matches,
+// and returns it with the index after it; it fails the test after 30s.
+func (r *fakeRegistry) waitReport(t *testing.T, from int, what string, match func(*registrypb.ReportServingRequest) bool) (*registrypb.ReportServingRequest, int) {
+	t.Helper()
+	deadline := time.NewTimer(30 * time.Second)
+	defer deadline.Stop()
+	for {
+		r.mu.Lock()
+		for ; from < len(r.reports); from++ {
+			if match(r.reports[from]) {
+				rep := r.reports[from]
+				r.mu.Unlock()
+				return rep, from + 1
+			}
+		}
+		wake := r.reported
+		r.mu.Unlock()
+		select {
+		case <-wake:
+		case <-deadline.C:
+			r.mu.Lock()
+			last := "none"
+			if len(r.reports) > 0 {
+				last = r.reports[len(r.reports)-1].String()
+			}
+			r.mu.Unlock()
+			t.Fatalf("no serving report %s within 30s (last: %s)", what, last)
+		}
+	}
 }
 
 func newFakeRegistry() *fakeRegistry {
 	return &fakeRegistry{versions: map[string]map[int64]*registrypb.Version{}, aliases: map[[2]string]int64{},
-		watchers: map[chan *registrypb.WatchAliasesResponse]bool{}}
+		watchers: map[chan *registrypb.WatchAliasesResponse]bool{}, reported: make(chan struct{})}
 }
 
 func (r *fakeRegistry) GetVersion(_ context.Context, req *registrypb.GetVersionRequest) (*registrypb.GetVersionResponse, error) {
@@ -195,6 +240,7 @@ type env struct {
 	oip     oippb.GRPCInferenceServiceClient
 	models  map[string]map[int64]testModel
 	metrics *prometheus.Registry
+	stop    func() // stops Run
 }
 
 type envOptions struct {
@@ -255,7 +301,7 @@ func newEnv(t *testing.T, opts envOptions) *env {
 		opts.svc(svc)
 	}
 	srv := grpctest.Start(t, svc, grpctest.Options{TCP: true})
-	e.conn, e.addr = srv.Conn, srv.Addr
+	e.conn, e.addr, e.stop = srv.Conn, srv.Addr, srv.StopRun
 	e.client = inferencepb.NewInferenceServiceClient(srv.Conn)
 	e.oip = oippb.NewGRPCInferenceServiceClient(srv.Conn)
 	return e

@@ -80,6 +80,9 @@ func (s *Service) resolve(ctx context.Context, name, alias string, version int64
 		s.aliases[ak], now = m.version, m.version
 	}
 	s.mu.Unlock()
+	if !followed {
+		s.pokeReport() // one more alias followed
+	}
 	if now != m.version {
 		// The alias became followed, naming another version, while this
 		// one was looked up: nothing would ever retire this one, so retire
@@ -214,6 +217,7 @@ func (s *Service) watchOnce(ctx context.Context) (synced bool, err error) {
 			continue
 		}
 		s.poke()
+		s.pokeReport() // what the alias names now
 	}
 }
 
@@ -269,14 +273,17 @@ func (s *Service) reconcile(ctx context.Context, failed map[versionKey]bool, bac
 					}
 					s.deps.Log.Warn("inference: new version cannot be loaded while storage is unavailable; the previous one keeps serving",
 						"model", c.alias.model, "alias", c.alias.alias, "version", c.to, "serving", c.from, "retry_in", d, "err", err)
+					s.failedLoad(vk, err, true)
 					continue
 				}
 				failed[vk] = true
 				s.deps.Log.Error("inference: new version failed to load; the previous one keeps serving",
 					"model", c.alias.model, "alias", c.alias.alias, "version", c.to, "serving", c.from, "err", err)
+				s.failedLoad(vk, err, false)
 				continue
 			}
 			delete(backoff, vk)
+			s.loadedAfterAll(vk)
 		}
 		s.mu.Lock()
 		// A request may have set the alias meanwhile (resolve, before the
@@ -296,6 +303,7 @@ func (s *Service) reconcile(ctx context.Context, failed map[versionKey]bool, bac
 			s.retire(versionKey{c.alias.model, now})
 		}
 		s.deps.Log.Info("inference: alias swapped", "model", c.alias.model, "alias", c.alias.alias, "from", c.from, "to", c.to)
+		s.pokeReport()
 	}
 	return retryIn
 }

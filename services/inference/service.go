@@ -67,6 +67,13 @@ type Service struct {
 	synced bool
 	// changed wakes the reconcile loop (capacity 1).
 	changed chan struct{}
+	// loadFailures holds why the last load of a version an alias names
+	// failed, until it loads; the serving reports carry it.
+	loadFailures map[versionKey]loadFailure
+	// replica is the name this replica reports to the Registry under;
+	// reportNow wakes the reporter for a change (capacity 1).
+	replica   string
+	reportNow chan struct{}
 	// resident, freeing and sizes account for the memory budget (see
 	// budget.go): sizes are the versions' bytes as measured at their last
 	// load.
@@ -133,7 +140,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	met.budget.Set(float64(cfg.MemoryBudget))
 	return &Service{cfg: cfg, deps: deps, met: met, models: map[versionKey]*entry{}, aliases: map[aliasKey]int64{},
-		view: map[aliasKey]int64{}, sizes: map[versionKey]int64{}, changed: make(chan struct{}, 1), running: make(chan struct{})}, nil
+		view: map[aliasKey]int64{}, sizes: map[versionKey]int64{}, changed: make(chan struct{}, 1), running: make(chan struct{}),
+		loadFailures: map[versionKey]loadFailure{}, replica: replicaName(cfg), reportNow: make(chan struct{}, 1)}, nil
 }
 
 // Start loads ONNX Runtime; a missing library is a start-up error.
@@ -155,8 +163,8 @@ func (s *Service) Register(r grpc.ServiceRegistrar) {
 }
 
 // Run owns the loaded models: it follows the Registry's aliases, loading
-// and swapping in new versions, until ctx ends; then it stops every
-// batcher and frees every session.
+// and swapping in new versions, and tells the Registry what it serves,
+// until ctx ends; then it stops every batcher and frees every session.
 func (s *Service) Run(ctx context.Context) error {
 	if s.rt == nil {
 		return errors.New("inference: Run before Start")
@@ -165,7 +173,10 @@ func (s *Service) Run(ctx context.Context) error {
 	s.runCtx = ctx
 	s.mu.Unlock()
 	close(s.running)
+	var reporter sync.WaitGroup
+	reporter.Go(func() { s.report(ctx) })
 	s.follow(ctx)
+	reporter.Wait()
 	s.mu.Lock()
 	for _, e := range s.models {
 		if e.idle != nil {

@@ -13,8 +13,8 @@ type Config struct {
 	// MaxArtifactBytes bounds an uploaded ONNX file.
 	MaxArtifactBytes int64
 	// WatchPollInterval is how often the service looks for alias changes
-	// made by other processes sharing the database. Changes made in this
-	// process reach watchers at once.
+	// and replicas' serving reports made through other processes sharing
+	// the database. Changes made in this process reach watchers at once.
 	WatchPollInterval time.Duration
 	// UploadDir holds uploads while they are checked; empty is the
 	// system's temporary directory.
@@ -33,7 +33,7 @@ type Config struct {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.MaxArtifactBytes, "registry.max-artifact-bytes", 1<<30, "largest ONNX artifact accepted by CreateVersion, in bytes")
 	fs.DurationVar(&c.WatchPollInterval, "registry.watch-poll-interval", 500*time.Millisecond,
-		"how often WatchAliases looks for alias changes made by other registry processes sharing the database")
+		"how often WatchAliases and WatchRollout look for alias changes and inference replicas' reports made through other registry processes sharing the database")
 	fs.DurationVar(&c.AliasEventRetention, "registry.alias-event-retention", 7*24*time.Hour,
 		"how long alias changes are kept in the event log that WatchAliases streams follow")
 	fs.DurationVar(&c.InspectTimeout, "registry.inspect-timeout", 2*time.Minute,

@@ -24,6 +24,13 @@ var migrations = []db.Migration{
 		}
 		return tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&v1AliasRevision{ID: 1}).Error
 	}},
+	{ID: "0007_create_serving_replicas", Up: db.CreateTable(&v1ServingReplica{})},
+	{ID: "0008_create_serving_revision", Up: func(tx *gorm.DB) error {
+		if err := db.CreateTable(&v1ServingRevision{})(tx); err != nil {
+			return err
+		}
+		return tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&v1ServingRevision{ID: 1}).Error
+	}},
 }
 
 type v1Model struct {
@@ -99,3 +106,26 @@ type v1AliasRevision struct {
 }
 
 func (v1AliasRevision) TableName() string { return "registry_alias_revision" }
+
+// v1ServingReplica is an Inference replica's last report (ReportServing):
+// what it serves for each alias it follows, as JSON, and until when the
+// report holds.
+type v1ServingReplica struct {
+	Name       string    `gorm:"primaryKey;size:255"`
+	Aliases    string    `gorm:"not null"` // JSON array of servingAlias
+	ReportedAt time.Time `gorm:"not null"`
+	ExpiresAt  time.Time `gorm:"not null;index:registry_serving_replicas_expires"`
+}
+
+func (v1ServingReplica) TableName() string { return "registry_serving_replicas" }
+
+// v1ServingRevision is a single row counting changes of what the replicas
+// serve (a report that differs from the last, a replica leaving), so that
+// registry processes sharing the database learn of each other's reports
+// from one cheap read, as they do of alias changes.
+type v1ServingRevision struct {
+	ID       int64 `gorm:"primaryKey;autoIncrement:false"`
+	Revision int64 `gorm:"not null"`
+}
+
+func (v1ServingRevision) TableName() string { return "registry_serving_revision" }

@@ -49,6 +49,10 @@ type Service struct {
 	// changes wakes WatchAliases streams: at once after an alias change in
 	// this process, and from Run's poll after one in another process.
 	changes *notify.Broadcast
+	// serving wakes WatchRollout streams when a replica's report changes
+	// what it serves: at once for a report to this process, from Run's
+	// poll for one to another.
+	serving *notify.Broadcast
 	// stopping is closed when Run's context ends, which ends open streams.
 	stopping     chan struct{}
 	stoppingOnce sync.Once
@@ -90,7 +94,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, deps: deps, changes: notify.New(), stopping: make(chan struct{})}, nil
+	return &Service{cfg: cfg, deps: deps, changes: notify.New(), serving: notify.New(), stopping: make(chan struct{})}, nil
 }
 
 // Start brings the service's tables up to date, removes uploads a crash
@@ -128,15 +132,19 @@ func (s *Service) Register(r grpc.ServiceRegistrar) {
 	registrypb.RegisterRegistryServiceServer(r, &handler{svc: s})
 }
 
-// Run polls the alias revision so that watchers learn of changes made by
-// other processes sharing the database, prunes the alias event log and
-// sweeps orphan artifact blobs (at start, then daily), until ctx ends;
-// then it ends the open WatchAliases streams.
+// Run polls the alias and serving revisions so that watchers learn of
+// changes made through other processes sharing the database, prunes the
+// alias event log and the reports of replicas long gone, and sweeps orphan
+// artifact blobs (at start, then daily), until ctx ends; then it ends the
+// open WatchAliases and WatchRollout streams.
 func (s *Service) Run(ctx context.Context) error {
 	defer s.stoppingOnce.Do(func() { close(s.stopping) })
-	var seen int64
+	var seen, seenServing int64
 	err := s.deps.Panics.Call("registry alias poll", func() (err error) {
-		seen, err = s.currentRevision(ctx)
+		if seen, err = s.currentRevision(ctx); err != nil {
+			return err
+		}
+		seenServing, err = s.servingRevision(ctx)
 		return err
 	})
 	if err != nil && ctx.Err() == nil {
@@ -169,15 +177,21 @@ func (s *Service) Run(ctx context.Context) error {
 		if now := time.Now(); now.Sub(pruned) >= pruneInterval(s.cfg.AliasEventRetention) {
 			pruned = now
 			err := s.deps.Panics.Call("registry prune", func() error {
-				return s.pruneAliasEvents(ctx, now.Add(-s.cfg.AliasEventRetention))
+				if err := s.pruneAliasEvents(ctx, now.Add(-s.cfg.AliasEventRetention)); err != nil {
+					return err
+				}
+				return s.pruneReplicas(ctx, now.Add(-replicaRetention))
 			})
 			if err != nil && ctx.Err() == nil {
 				s.deps.Log.Warn("pruning the alias event log failed; retrying later", "err", err)
 			}
 		}
-		var rev int64
+		var rev, serving int64
 		err := s.deps.Panics.Call("registry alias poll", func() (err error) {
-			rev, err = s.currentRevision(ctx)
+			if rev, err = s.currentRevision(ctx); err != nil {
+				return err
+			}
+			serving, err = s.servingRevision(ctx)
 			return err
 		})
 		if err != nil {
@@ -190,8 +204,16 @@ func (s *Service) Run(ctx context.Context) error {
 			seen = rev
 			s.changes.Notify()
 		}
+		if serving != seenServing {
+			seenServing = serving
+			s.serving.Notify()
+		}
 	}
 }
+
+// replicaRetention is how long the report of a replica whose lease has
+// lapsed is kept before it is deleted. It counts for nothing meanwhile.
+const replicaRetention = time.Hour
 
 // pruneInterval is how often Run prunes the alias event log: often enough
 // that the log holds little more than the retention, rarely enough to cost

@@ -35,6 +35,8 @@ type (
 	aliasRow         = v1Alias
 	aliasEventRow    = v1AliasEvent
 	aliasRevisionRow = v1AliasRevision
+	replicaRow       = v1ServingReplica
+	servingRevRow    = v1ServingRevision
 )
 
 // artifactKey is where an artifact's bytes live: content-addressed, so an

@@ -23,30 +23,16 @@ import (
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 )
 
-// promoteAndPredict promotes the version with the CLI, waits until both
-// inference replicas serve it, then predicts over REST, the CLI and
+// promoteAndPredict promotes the version with `shoal models promote
+// --wait`, which returns once both inference replicas serve it (each is
+// asked directly right after), then predicts over REST, the CLI and
 // grpcurl, and checks that grpcurl lists every service by reflection.
 func (top *topology) promoteAndPredict(ctx context.Context, t *testing.T, demo string) [][]byte {
 	t.Helper()
-	top.mustCLI(ctx, "models", "promote", "fashion", "1")
+	out := top.mustCLI(ctx, "models", "promote", "fashion", "1", "--wait", "--timeout", "2m")
 	for _, p := range top.procs["inference"] {
-		conn, err := grpc.NewClient(p.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		for {
-			resp, err := inferencepb.NewInferenceServiceClient(conn).ListLoadedModels(ctx, &inferencepb.ListLoadedModelsRequest{})
-			if err == nil && slices.ContainsFunc(resp.GetModels(), func(m *inferencepb.LoadedModel) bool {
-				return m.GetModel() == "fashion" && m.GetVersion() == 1 && m.GetReady()
-			}) {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				t.Fatalf("%s never served fashion v1 (last: %v, %v)", p.name, resp, err)
-			case <-time.After(50 * time.Millisecond):
-			}
+		if v := p.served(ctx, t, "fashion"); v != 1 {
+			t.Fatalf("%s serves fashion v%d right after promote --wait returned:\n%s\nwant v1", p.name, v, out)
 		}
 	}
 
@@ -82,7 +68,7 @@ func (top *topology) promoteAndPredict(ctx context.Context, t *testing.T, demo s
 		}
 	}
 	body := fmt.Sprintf(`{"images":[%q],"topK":3}`, base64.StdEncoding.EncodeToString(samples[0]))
-	out, err := top.grpcurl(ctx, "-d", body, top.gw.grpcAddr, "shoal.inference.v1.InferenceService/Predict")
+	out, err = top.grpcurl(ctx, "-d", body, top.gw.grpcAddr, "shoal.inference.v1.InferenceService/Predict")
 	if err != nil || !strings.Contains(out, `"labels"`) {
 		t.Errorf("grpcurl Predict through the gateway: %v\n%s", err, out)
 	}

@@ -44,7 +44,7 @@ describe("ApiPage", () => {
   it("filters operations, keeping the messages they use", async () => {
     renderAs(<ApiPage />, ["read"]);
     fireEvent.change(await screen.findByTestId("api-filter"), { target: { value: "watch" } });
-    await waitFor(() => expect(screen.getAllByTestId("api-op").map((o) => o.id).sort()).toEqual(["RegistryService_WatchAliases", "TrainerService_WatchJob"]));
+    await waitFor(() => expect(screen.getAllByTestId("api-op").map((o) => o.id).sort()).toEqual(["RegistryService_WatchAliases", "RegistryService_WatchRollout", "TrainerService_WatchJob"]));
     // The messages they use stay, so their links lead somewhere.
     for (const m of ["v1WatchJobResponse", "v1EpochMetrics", "rpcStatus", "v1WatchAliasesResponse"]) {
       expect(document.getElementById(`schema-${m}`), m).toBeTruthy();

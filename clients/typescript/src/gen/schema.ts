@@ -544,6 +544,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/rollouts:watch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * WatchRollout follows an alias's version out to the Inference replicas:
+         *     it sends the state of every live replica, then again at each change,
+         *     and ends after the message whose phase is DONE (every replica that
+         *     follows the alias serves the version), FAILED (each of them serves it
+         *     or failed to load it, at least one failed) or NOT_FOLLOWED (replicas
+         *     are live and none follows the alias). While no replica has reported,
+         *     or some still load, it waits. Through the gateway it is
+         *     newline-delimited JSON.
+         */
+        get: operations["RegistryService_WatchRollout"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tokens": {
         parameters: {
             query?: never;
@@ -1789,6 +1815,19 @@ export interface components {
             content?: string;
             image?: components["schemas"]["v1Image"];
         };
+        /** @description ReplicaRollout is one replica's state in a rollout. */
+        v1ReplicaRollout: {
+            /** @description Why loading the version failed, for FAILED and RETRYING. */
+            error?: string;
+            /** @description The replica's name. */
+            replica?: string;
+            /**
+             * Format: int64
+             * @description Version it serves for the alias; 0 for none.
+             */
+            servingVersion?: number;
+            state?: components["schemas"]["v1ServingState"];
+        };
         /**
          * @description ResizeMode is how an image is brought to the model's input size.
          *
@@ -1804,6 +1843,22 @@ export interface components {
         v1RevokeTokenResponse: {
             token?: components["schemas"]["v1Token"];
         };
+        /**
+         * @description RolloutPhase says how far an alias's version has gone out.
+         *
+         *      - ROLLOUT_PHASE_UNSPECIFIED: Not set.
+         *      - ROLLOUT_PHASE_IN_PROGRESS: No replica has reported yet, or a replica that follows the alias does
+         *     not serve the version yet and may still.
+         *      - ROLLOUT_PHASE_DONE: Every live replica that follows the alias serves the version.
+         *      - ROLLOUT_PHASE_FAILED: Every live replica that follows the alias serves the version or failed
+         *     to load it, and at least one failed: it goes no further until the alias
+         *     moves.
+         *      - ROLLOUT_PHASE_NOT_FOLLOWED: Replicas are live and none follows the alias: each loads its version on
+         *     the first request that names the alias.
+         * @default ROLLOUT_PHASE_UNSPECIFIED
+         * @enum {string}
+         */
+        v1RolloutPhase: "ROLLOUT_PHASE_UNSPECIFIED" | "ROLLOUT_PHASE_IN_PROGRESS" | "ROLLOUT_PHASE_DONE" | "ROLLOUT_PHASE_FAILED" | "ROLLOUT_PHASE_NOT_FOLLOWED";
         /**
          * @description Scope is what a caller's credential must hold to call an RPC. Every RPC of
          *     Shoal's services declares one with the `scope` method option, next to its
@@ -1824,6 +1879,27 @@ export interface components {
          * @enum {string}
          */
         v1Scope: "SCOPE_UNSPECIFIED" | "SCOPE_PUBLIC" | "SCOPE_PREDICT" | "SCOPE_READ" | "SCOPE_WRITE" | "SCOPE_ADMIN" | "SCOPE_INTERNAL";
+        /**
+         * @description ServingState is where an Inference replica stands with the version an
+         *     alias names.
+         *
+         *      - SERVING_STATE_UNSPECIFIED: Not set.
+         *      - SERVING_STATE_SERVING: The replica serves the version: loaded, warmed and swapped in.
+         *      - SERVING_STATE_LOADING: The replica loads and warms the version; the previous one serves
+         *     meanwhile.
+         *      - SERVING_STATE_FAILED: Loading the version failed in a way another try would not mend (a
+         *     broken or missing artifact, a version larger than the memory budget):
+         *     the previous version keeps serving, and the replica does not try again.
+         *      - SERVING_STATE_RETRYING: Loading the version failed while the Registry or the blob store was
+         *     unavailable, or the memory budget was held by versions in use: the
+         *     previous version keeps serving, and the replica tries again.
+         *      - SERVING_STATE_PENDING: The replica has not yet reported seeing the alias name the version.
+         *      - SERVING_STATE_NOT_FOLLOWING: The replica does not follow the alias: it loads the version on the
+         *     first request that names the alias.
+         * @default SERVING_STATE_UNSPECIFIED
+         * @enum {string}
+         */
+        v1ServingState: "SERVING_STATE_UNSPECIFIED" | "SERVING_STATE_SERVING" | "SERVING_STATE_LOADING" | "SERVING_STATE_FAILED" | "SERVING_STATE_RETRYING" | "SERVING_STATE_PENDING" | "SERVING_STATE_NOT_FOLLOWING";
         /** @description SetAliasResponse holds the alias as set. */
         v1SetAliasResponse: {
             alias?: components["schemas"]["v1Alias"];
@@ -2144,6 +2220,21 @@ export interface components {
              * @description When the event happened.
              */
             time?: string;
+        };
+        /** @description WatchRolloutResponse is the rollout's state. */
+        v1WatchRolloutResponse: {
+            /** @description Alias name. */
+            alias?: string;
+            /** @description Model name. */
+            model?: string;
+            phase?: components["schemas"]["v1RolloutPhase"];
+            /** @description Every live replica, ordered by name. */
+            replicas?: components["schemas"]["v1ReplicaRollout"][];
+            /**
+             * Format: int64
+             * @description Version the alias names.
+             */
+            version?: number;
         };
     };
     responses: never;
@@ -3478,6 +3569,49 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["v1DeleteModelResponse"];
+                };
+            };
+            /** @description An unexpected error response. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["rpcStatus"];
+                };
+            };
+        };
+    };
+    RegistryService_WatchRollout: {
+        parameters: {
+            query?: {
+                /** @description Alias; empty for "production". */
+                alias?: string;
+                /** @description Model name. */
+                model?: string;
+                /**
+                 * @description Version the alias is expected to name (the one just promoted); 0 for
+                 *     whichever it names. When the alias names another, or is deleted, the
+                 *     stream ends with ABORTED.
+                 */
+                version?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A successful response.(streaming responses) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        error?: components["schemas"]["rpcStatus"];
+                        result?: components["schemas"]["v1WatchRolloutResponse"];
+                    };
                 };
             };
             /** @description An unexpected error response. */

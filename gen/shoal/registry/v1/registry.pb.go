@@ -11,6 +11,7 @@ import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -193,6 +194,147 @@ func (x AliasEventType) Number() protoreflect.EnumNumber {
 // Deprecated: Use AliasEventType.Descriptor instead.
 func (AliasEventType) EnumDescriptor() ([]byte, []int) {
 	return file_shoal_registry_v1_registry_proto_rawDescGZIP(), []int{2}
+}
+
+// ServingState is where an Inference replica stands with the version an
+// alias names.
+type ServingState int32
+
+const (
+	// Not set.
+	ServingState_SERVING_STATE_UNSPECIFIED ServingState = 0
+	// The replica serves the version: loaded, warmed and swapped in.
+	ServingState_SERVING_STATE_SERVING ServingState = 1
+	// The replica loads and warms the version; the previous one serves
+	// meanwhile.
+	ServingState_SERVING_STATE_LOADING ServingState = 2
+	// Loading the version failed in a way another try would not mend (a
+	// broken or missing artifact, a version larger than the memory budget):
+	// the previous version keeps serving, and the replica does not try again.
+	ServingState_SERVING_STATE_FAILED ServingState = 3
+	// Loading the version failed while the Registry or the blob store was
+	// unavailable, or the memory budget was held by versions in use: the
+	// previous version keeps serving, and the replica tries again.
+	ServingState_SERVING_STATE_RETRYING ServingState = 4
+	// The replica has not yet reported seeing the alias name the version.
+	ServingState_SERVING_STATE_PENDING ServingState = 5
+	// The replica does not follow the alias: it loads the version on the
+	// first request that names the alias.
+	ServingState_SERVING_STATE_NOT_FOLLOWING ServingState = 6
+)
+
+// Enum value maps for ServingState.
+var (
+	ServingState_name = map[int32]string{
+		0: "SERVING_STATE_UNSPECIFIED",
+		1: "SERVING_STATE_SERVING",
+		2: "SERVING_STATE_LOADING",
+		3: "SERVING_STATE_FAILED",
+		4: "SERVING_STATE_RETRYING",
+		5: "SERVING_STATE_PENDING",
+		6: "SERVING_STATE_NOT_FOLLOWING",
+	}
+	ServingState_value = map[string]int32{
+		"SERVING_STATE_UNSPECIFIED":   0,
+		"SERVING_STATE_SERVING":       1,
+		"SERVING_STATE_LOADING":       2,
+		"SERVING_STATE_FAILED":        3,
+		"SERVING_STATE_RETRYING":      4,
+		"SERVING_STATE_PENDING":       5,
+		"SERVING_STATE_NOT_FOLLOWING": 6,
+	}
+)
+
+func (x ServingState) Enum() *ServingState {
+	p := new(ServingState)
+	*p = x
+	return p
+}
+
+func (x ServingState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ServingState) Descriptor() protoreflect.EnumDescriptor {
+	return file_shoal_registry_v1_registry_proto_enumTypes[3].Descriptor()
+}
+
+func (ServingState) Type() protoreflect.EnumType {
+	return &file_shoal_registry_v1_registry_proto_enumTypes[3]
+}
+
+func (x ServingState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ServingState.Descriptor instead.
+func (ServingState) EnumDescriptor() ([]byte, []int) {
+	return file_shoal_registry_v1_registry_proto_rawDescGZIP(), []int{3}
+}
+
+// RolloutPhase says how far an alias's version has gone out.
+type RolloutPhase int32
+
+const (
+	// Not set.
+	RolloutPhase_ROLLOUT_PHASE_UNSPECIFIED RolloutPhase = 0
+	// No replica has reported yet, or a replica that follows the alias does
+	// not serve the version yet and may still.
+	RolloutPhase_ROLLOUT_PHASE_IN_PROGRESS RolloutPhase = 1
+	// Every live replica that follows the alias serves the version.
+	RolloutPhase_ROLLOUT_PHASE_DONE RolloutPhase = 2
+	// Every live replica that follows the alias serves the version or failed
+	// to load it, and at least one failed: it goes no further until the alias
+	// moves.
+	RolloutPhase_ROLLOUT_PHASE_FAILED RolloutPhase = 3
+	// Replicas are live and none follows the alias: each loads its version on
+	// the first request that names the alias.
+	RolloutPhase_ROLLOUT_PHASE_NOT_FOLLOWED RolloutPhase = 4
+)
+
+// Enum value maps for RolloutPhase.
+var (
+	RolloutPhase_name = map[int32]string{
+		0: "ROLLOUT_PHASE_UNSPECIFIED",
+		1: "ROLLOUT_PHASE_IN_PROGRESS",
+		2: "ROLLOUT_PHASE_DONE",
+		3: "ROLLOUT_PHASE_FAILED",
+		4: "ROLLOUT_PHASE_NOT_FOLLOWED",
+	}
+	RolloutPhase_value = map[string]int32{
+		"ROLLOUT_PHASE_UNSPECIFIED":  0,
+		"ROLLOUT_PHASE_IN_PROGRESS":  1,
+		"ROLLOUT_PHASE_DONE":         2,
+		"ROLLOUT_PHASE_FAILED":       3,
+		"ROLLOUT_PHASE_NOT_FOLLOWED": 4,
+	}
+)
+
+func (x RolloutPhase) Enum() *RolloutPhase {
+	p := new(RolloutPhase)
+	*p = x
+	return p
+}
+
+func (x RolloutPhase) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RolloutPhase) Descriptor() protoreflect.EnumDescriptor {
+	return file_shoal_registry_v1_registry_proto_enumTypes[4].Descriptor()
+}
+
+func (RolloutPhase) Type() protoreflect.EnumType {
+	return &file_shoal_registry_v1_registry_proto_enumTypes[4]
+}
+
+func (x RolloutPhase) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RolloutPhase.Descriptor instead.
+func (RolloutPhase) EnumDescriptor() ([]byte, []int) {
+	return file_shoal_registry_v1_registry_proto_rawDescGZIP(), []int{4}
 }
 
 // InputSpec says how to turn an image into the model's input tensor, exactly
@@ -2732,11 +2874,438 @@ func (x *WatchAliasesResponse) GetRevision() int64 {
 	return 0
 }
 
+// AliasServing is what one replica serves for one alias it follows.
+type AliasServing struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Model name.
+	Model string `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	// Alias name.
+	Alias string `protobuf:"bytes,2,opt,name=alias,proto3" json:"alias,omitempty"`
+	// Version the replica serves for the alias; 0 for none.
+	Version int64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	// Version the replica last saw the alias name, which it turns over to;
+	// 0 when it has seen none (its alias watch has not synced yet, or the
+	// alias does not exist).
+	TargetVersion int64 `protobuf:"varint,4,opt,name=target_version,json=targetVersion,proto3" json:"target_version,omitempty"`
+	// Where the replica stands with target_version: SERVING, LOADING, FAILED
+	// or RETRYING.
+	State ServingState `protobuf:"varint,5,opt,name=state,proto3,enum=shoal.registry.v1.ServingState" json:"state,omitempty"`
+	// Why loading target_version failed, for FAILED and RETRYING.
+	Error         string `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AliasServing) Reset() {
+	*x = AliasServing{}
+	mi := &file_shoal_registry_v1_registry_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AliasServing) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AliasServing) ProtoMessage() {}
+
+func (x *AliasServing) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_registry_v1_registry_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AliasServing.ProtoReflect.Descriptor instead.
+func (*AliasServing) Descriptor() ([]byte, []int) {
+	return file_shoal_registry_v1_registry_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *AliasServing) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *AliasServing) GetAlias() string {
+	if x != nil {
+		return x.Alias
+	}
+	return ""
+}
+
+func (x *AliasServing) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *AliasServing) GetTargetVersion() int64 {
+	if x != nil {
+		return x.TargetVersion
+	}
+	return 0
+}
+
+func (x *AliasServing) GetState() ServingState {
+	if x != nil {
+		return x.State
+	}
+	return ServingState_SERVING_STATE_UNSPECIFIED
+}
+
+func (x *AliasServing) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// ReportServingRequest is one replica's report.
+type ReportServingRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The replica's name, unique among the replicas (its host name and
+	// process id): 1 to 255 printable characters.
+	Replica string `protobuf:"bytes,1,opt,name=replica,proto3" json:"replica,omitempty"`
+	// Every alias the replica follows.
+	Aliases []*AliasServing `protobuf:"bytes,2,rep,name=aliases,proto3" json:"aliases,omitempty"`
+	// How long the report holds: a replica that sends no other within it is
+	// taken for gone. 1s to 10m.
+	Lease *durationpb.Duration `protobuf:"bytes,3,opt,name=lease,proto3" json:"lease,omitempty"`
+	// The replica is stopping: it is forgotten at once.
+	Leaving       bool `protobuf:"varint,4,opt,name=leaving,proto3" json:"leaving,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportServingRequest) Reset() {
+	*x = ReportServingRequest{}
+	mi := &file_shoal_registry_v1_registry_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportServingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportServingRequest) ProtoMessage() {}
+
+func (x *ReportServingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_registry_v1_registry_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportServingRequest.ProtoReflect.Descriptor instead.
+func (*ReportServingRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_registry_v1_registry_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *ReportServingRequest) GetReplica() string {
+	if x != nil {
+		return x.Replica
+	}
+	return ""
+}
+
+func (x *ReportServingRequest) GetAliases() []*AliasServing {
+	if x != nil {
+		return x.Aliases
+	}
+	return nil
+}
+
+func (x *ReportServingRequest) GetLease() *durationpb.Duration {
+	if x != nil {
+		return x.Lease
+	}
+	return nil
+}
+
+func (x *ReportServingRequest) GetLeaving() bool {
+	if x != nil {
+		return x.Leaving
+	}
+	return false
+}
+
+// ReportServingResponse is empty.
+type ReportServingResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportServingResponse) Reset() {
+	*x = ReportServingResponse{}
+	mi := &file_shoal_registry_v1_registry_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportServingResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportServingResponse) ProtoMessage() {}
+
+func (x *ReportServingResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_registry_v1_registry_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportServingResponse.ProtoReflect.Descriptor instead.
+func (*ReportServingResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_registry_v1_registry_proto_rawDescGZIP(), []int{40}
+}
+
+// WatchRolloutRequest names the alias to follow.
+type WatchRolloutRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Model name.
+	Model string `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	// Alias; empty for "production".
+	Alias string `protobuf:"bytes,2,opt,name=alias,proto3" json:"alias,omitempty"`
+	// Version the alias is expected to name (the one just promoted); 0 for
+	// whichever it names. When the alias names another, or is deleted, the
+	// stream ends with ABORTED.
+	Version       int64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRolloutRequest) Reset() {
+	*x = WatchRolloutRequest{}
+	mi := &file_shoal_registry_v1_registry_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRolloutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRolloutRequest) ProtoMessage() {}
+
+func (x *WatchRolloutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_registry_v1_registry_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRolloutRequest.ProtoReflect.Descriptor instead.
+func (*WatchRolloutRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_registry_v1_registry_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *WatchRolloutRequest) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *WatchRolloutRequest) GetAlias() string {
+	if x != nil {
+		return x.Alias
+	}
+	return ""
+}
+
+func (x *WatchRolloutRequest) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// ReplicaRollout is one replica's state in a rollout.
+type ReplicaRollout struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The replica's name.
+	Replica string `protobuf:"bytes,1,opt,name=replica,proto3" json:"replica,omitempty"`
+	// Where it stands with the version.
+	State ServingState `protobuf:"varint,2,opt,name=state,proto3,enum=shoal.registry.v1.ServingState" json:"state,omitempty"`
+	// Version it serves for the alias; 0 for none.
+	ServingVersion int64 `protobuf:"varint,3,opt,name=serving_version,json=servingVersion,proto3" json:"serving_version,omitempty"`
+	// Why loading the version failed, for FAILED and RETRYING.
+	Error         string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicaRollout) Reset() {
+	*x = ReplicaRollout{}
+	mi := &file_shoal_registry_v1_registry_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaRollout) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaRollout) ProtoMessage() {}
+
+func (x *ReplicaRollout) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_registry_v1_registry_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaRollout.ProtoReflect.Descriptor instead.
+func (*ReplicaRollout) Descriptor() ([]byte, []int) {
+	return file_shoal_registry_v1_registry_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ReplicaRollout) GetReplica() string {
+	if x != nil {
+		return x.Replica
+	}
+	return ""
+}
+
+func (x *ReplicaRollout) GetState() ServingState {
+	if x != nil {
+		return x.State
+	}
+	return ServingState_SERVING_STATE_UNSPECIFIED
+}
+
+func (x *ReplicaRollout) GetServingVersion() int64 {
+	if x != nil {
+		return x.ServingVersion
+	}
+	return 0
+}
+
+func (x *ReplicaRollout) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// WatchRolloutResponse is the rollout's state.
+type WatchRolloutResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Model name.
+	Model string `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	// Alias name.
+	Alias string `protobuf:"bytes,2,opt,name=alias,proto3" json:"alias,omitempty"`
+	// Version the alias names.
+	Version int64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	// How far the version has gone out.
+	Phase RolloutPhase `protobuf:"varint,4,opt,name=phase,proto3,enum=shoal.registry.v1.RolloutPhase" json:"phase,omitempty"`
+	// Every live replica, ordered by name.
+	Replicas      []*ReplicaRollout `protobuf:"bytes,5,rep,name=replicas,proto3" json:"replicas,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRolloutResponse) Reset() {
+	*x = WatchRolloutResponse{}
+	mi := &file_shoal_registry_v1_registry_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRolloutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRolloutResponse) ProtoMessage() {}
+
+func (x *WatchRolloutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_registry_v1_registry_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRolloutResponse.ProtoReflect.Descriptor instead.
+func (*WatchRolloutResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_registry_v1_registry_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *WatchRolloutResponse) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *WatchRolloutResponse) GetAlias() string {
+	if x != nil {
+		return x.Alias
+	}
+	return ""
+}
+
+func (x *WatchRolloutResponse) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *WatchRolloutResponse) GetPhase() RolloutPhase {
+	if x != nil {
+		return x.Phase
+	}
+	return RolloutPhase_ROLLOUT_PHASE_UNSPECIFIED
+}
+
+func (x *WatchRolloutResponse) GetReplicas() []*ReplicaRollout {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
 var File_shoal_registry_v1_registry_proto protoreflect.FileDescriptor
 
 const file_shoal_registry_v1_registry_proto_rawDesc = "" +
 	"\n" +
-	" shoal/registry/v1/registry.proto\x12\x11shoal.registry.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bshoal/auth/v1/options.proto\"\xec\x02\n" +
+	" shoal/registry/v1/registry.proto\x12\x11shoal.registry.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bshoal/auth/v1/options.proto\"\xec\x02\n" +
 	"\tInputSpec\x12\x1a\n" +
 	"\bchannels\x18\x01 \x01(\x05R\bchannels\x12\x16\n" +
 	"\x06height\x18\x02 \x01(\x05R\x06height\x12\x14\n" +
@@ -2923,7 +3492,35 @@ const file_shoal_registry_v1_registry_proto_rawDesc = "" +
 	"\x14WatchAliasesResponse\x125\n" +
 	"\x04type\x18\x01 \x01(\x0e2!.shoal.registry.v1.AliasEventTypeR\x04type\x12.\n" +
 	"\x05alias\x18\x02 \x01(\v2\x18.shoal.registry.v1.AliasR\x05alias\x12\x1a\n" +
-	"\brevision\x18\x03 \x01(\x03R\brevision*]\n" +
+	"\brevision\x18\x03 \x01(\x03R\brevision\"\xc8\x01\n" +
+	"\fAliasServing\x12\x14\n" +
+	"\x05model\x18\x01 \x01(\tR\x05model\x12\x14\n" +
+	"\x05alias\x18\x02 \x01(\tR\x05alias\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x03R\aversion\x12%\n" +
+	"\x0etarget_version\x18\x04 \x01(\x03R\rtargetVersion\x125\n" +
+	"\x05state\x18\x05 \x01(\x0e2\x1f.shoal.registry.v1.ServingStateR\x05state\x12\x14\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\"\xb6\x01\n" +
+	"\x14ReportServingRequest\x12\x18\n" +
+	"\areplica\x18\x01 \x01(\tR\areplica\x129\n" +
+	"\aaliases\x18\x02 \x03(\v2\x1f.shoal.registry.v1.AliasServingR\aaliases\x12/\n" +
+	"\x05lease\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x05lease\x12\x18\n" +
+	"\aleaving\x18\x04 \x01(\bR\aleaving\"\x17\n" +
+	"\x15ReportServingResponse\"[\n" +
+	"\x13WatchRolloutRequest\x12\x14\n" +
+	"\x05model\x18\x01 \x01(\tR\x05model\x12\x14\n" +
+	"\x05alias\x18\x02 \x01(\tR\x05alias\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x03R\aversion\"\xa0\x01\n" +
+	"\x0eReplicaRollout\x12\x18\n" +
+	"\areplica\x18\x01 \x01(\tR\areplica\x125\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x1f.shoal.registry.v1.ServingStateR\x05state\x12'\n" +
+	"\x0fserving_version\x18\x03 \x01(\x03R\x0eservingVersion\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\"\xd2\x01\n" +
+	"\x14WatchRolloutResponse\x12\x14\n" +
+	"\x05model\x18\x01 \x01(\tR\x05model\x12\x14\n" +
+	"\x05alias\x18\x02 \x01(\tR\x05alias\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x03R\aversion\x125\n" +
+	"\x05phase\x18\x04 \x01(\x0e2\x1f.shoal.registry.v1.RolloutPhaseR\x05phase\x12=\n" +
+	"\breplicas\x18\x05 \x03(\v2!.shoal.registry.v1.ReplicaRolloutR\breplicas*]\n" +
 	"\fTensorLayout\x12\x1d\n" +
 	"\x19TENSOR_LAYOUT_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12TENSOR_LAYOUT_NCHW\x10\x01\x12\x16\n" +
@@ -2939,7 +3536,21 @@ const file_shoal_registry_v1_registry_proto_rawDesc = "" +
 	"\x18ALIAS_EVENT_TYPE_CURRENT\x10\x01\x12\x18\n" +
 	"\x14ALIAS_EVENT_TYPE_SET\x10\x02\x12\x1c\n" +
 	"\x18ALIAS_EVENT_TYPE_DELETED\x10\x03\x12\x1b\n" +
-	"\x17ALIAS_EVENT_TYPE_SYNCED\x10\x042\xab\x0e\n" +
+	"\x17ALIAS_EVENT_TYPE_SYNCED\x10\x04*\xd5\x01\n" +
+	"\fServingState\x12\x1d\n" +
+	"\x19SERVING_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15SERVING_STATE_SERVING\x10\x01\x12\x19\n" +
+	"\x15SERVING_STATE_LOADING\x10\x02\x12\x18\n" +
+	"\x14SERVING_STATE_FAILED\x10\x03\x12\x1a\n" +
+	"\x16SERVING_STATE_RETRYING\x10\x04\x12\x19\n" +
+	"\x15SERVING_STATE_PENDING\x10\x05\x12\x1f\n" +
+	"\x1bSERVING_STATE_NOT_FOLLOWING\x10\x06*\x9e\x01\n" +
+	"\fRolloutPhase\x12\x1d\n" +
+	"\x19ROLLOUT_PHASE_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19ROLLOUT_PHASE_IN_PROGRESS\x10\x01\x12\x16\n" +
+	"\x12ROLLOUT_PHASE_DONE\x10\x02\x12\x18\n" +
+	"\x14ROLLOUT_PHASE_FAILED\x10\x03\x12\x1e\n" +
+	"\x1aROLLOUT_PHASE_NOT_FOLLOWED\x10\x042\x99\x10\n" +
 	"\x0fRegistryService\x12w\n" +
 	"\vCreateModel\x12%.shoal.registry.v1.CreateModelRequest\x1a&.shoal.registry.v1.CreateModelResponse\"\x19\x80\x80\x19\x04\x82\xd3\xe4\x93\x02\x0f:\x01*\"\n" +
 	"/v1/models\x12r\n" +
@@ -2957,7 +3568,9 @@ const file_shoal_registry_v1_registry_proto_rawDesc = "" +
 	"\x0fCompareVersions\x12).shoal.registry.v1.CompareVersionsRequest\x1a*.shoal.registry.v1.CompareVersionsResponse\"&\x80\x80\x19\x03\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/models/{model}:compare\x12\x86\x01\n" +
 	"\bSetAlias\x12\".shoal.registry.v1.SetAliasRequest\x1a#.shoal.registry.v1.SetAliasResponse\"1\x80\x80\x19\x04\x82\xd3\xe4\x93\x02':\x01*\x1a\"/v1/models/{model}/aliases/{alias}\x12\x8c\x01\n" +
 	"\vDeleteAlias\x12%.shoal.registry.v1.DeleteAliasRequest\x1a&.shoal.registry.v1.DeleteAliasResponse\".\x80\x80\x19\x05\x82\xd3\xe4\x93\x02$*\"/v1/models/{model}/aliases/{alias}\x12\x80\x01\n" +
-	"\fWatchAliases\x12&.shoal.registry.v1.WatchAliasesRequest\x1a'.shoal.registry.v1.WatchAliasesResponse\"\x1d\x80\x80\x19\x03\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/aliases:watch0\x01B\xc7\x01\n" +
+	"\fWatchAliases\x12&.shoal.registry.v1.WatchAliasesRequest\x1a'.shoal.registry.v1.WatchAliasesResponse\"\x1d\x80\x80\x19\x03\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/aliases:watch0\x01\x12h\n" +
+	"\rReportServing\x12'.shoal.registry.v1.ReportServingRequest\x1a(.shoal.registry.v1.ReportServingResponse\"\x04\x80\x80\x19\x06\x12\x81\x01\n" +
+	"\fWatchRollout\x12&.shoal.registry.v1.WatchRolloutRequest\x1a'.shoal.registry.v1.WatchRolloutResponse\"\x1e\x80\x80\x19\x03\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/rollouts:watch0\x01B\xc7\x01\n" +
 	"\x15com.shoal.registry.v1B\rRegistryProtoP\x01Z9github.com/shoalml/shoal/gen/shoal/registry/v1;registryv1\xa2\x02\x03SRX\xaa\x02\x11Shoal.Registry.V1\xca\x02\x11Shoal\\Registry\\V1\xe2\x02\x1dShoal\\Registry\\V1\\GPBMetadata\xea\x02\x13Shoal::Registry::V1b\x06proto3"
 
 var (
@@ -2972,118 +3585,137 @@ func file_shoal_registry_v1_registry_proto_rawDescGZIP() []byte {
 	return file_shoal_registry_v1_registry_proto_rawDescData
 }
 
-var file_shoal_registry_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_shoal_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_shoal_registry_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_shoal_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_shoal_registry_v1_registry_proto_goTypes = []any{
 	(TensorLayout)(0),                // 0: shoal.registry.v1.TensorLayout
 	(ResizeMode)(0),                  // 1: shoal.registry.v1.ResizeMode
 	(AliasEventType)(0),              // 2: shoal.registry.v1.AliasEventType
-	(*InputSpec)(nil),                // 3: shoal.registry.v1.InputSpec
-	(*ClassMetrics)(nil),             // 4: shoal.registry.v1.ClassMetrics
-	(*ConfusionMatrix)(nil),          // 5: shoal.registry.v1.ConfusionMatrix
-	(*Metrics)(nil),                  // 6: shoal.registry.v1.Metrics
-	(*Lineage)(nil),                  // 7: shoal.registry.v1.Lineage
-	(*VersionRef)(nil),               // 8: shoal.registry.v1.VersionRef
-	(*Artifact)(nil),                 // 9: shoal.registry.v1.Artifact
-	(*Model)(nil),                    // 10: shoal.registry.v1.Model
-	(*Version)(nil),                  // 11: shoal.registry.v1.Version
-	(*CreateModelRequest)(nil),       // 12: shoal.registry.v1.CreateModelRequest
-	(*CreateModelResponse)(nil),      // 13: shoal.registry.v1.CreateModelResponse
-	(*GetModelRequest)(nil),          // 14: shoal.registry.v1.GetModelRequest
-	(*GetModelResponse)(nil),         // 15: shoal.registry.v1.GetModelResponse
-	(*ListModelsRequest)(nil),        // 16: shoal.registry.v1.ListModelsRequest
-	(*ListModelsResponse)(nil),       // 17: shoal.registry.v1.ListModelsResponse
-	(*DeleteModelRequest)(nil),       // 18: shoal.registry.v1.DeleteModelRequest
-	(*DeleteModelResponse)(nil),      // 19: shoal.registry.v1.DeleteModelResponse
-	(*VersionSpec)(nil),              // 20: shoal.registry.v1.VersionSpec
-	(*CreateVersionRequest)(nil),     // 21: shoal.registry.v1.CreateVersionRequest
-	(*CreateVersionResponse)(nil),    // 22: shoal.registry.v1.CreateVersionResponse
-	(*GetVersionRequest)(nil),        // 23: shoal.registry.v1.GetVersionRequest
-	(*GetVersionResponse)(nil),       // 24: shoal.registry.v1.GetVersionResponse
-	(*ListVersionsRequest)(nil),      // 25: shoal.registry.v1.ListVersionsRequest
-	(*ListVersionsResponse)(nil),     // 26: shoal.registry.v1.ListVersionsResponse
-	(*DeleteVersionRequest)(nil),     // 27: shoal.registry.v1.DeleteVersionRequest
-	(*DeleteVersionResponse)(nil),    // 28: shoal.registry.v1.DeleteVersionResponse
-	(*DownloadArtifactRequest)(nil),  // 29: shoal.registry.v1.DownloadArtifactRequest
-	(*DownloadArtifactResponse)(nil), // 30: shoal.registry.v1.DownloadArtifactResponse
-	(*CompareVersionsRequest)(nil),   // 31: shoal.registry.v1.CompareVersionsRequest
-	(*MetricDelta)(nil),              // 32: shoal.registry.v1.MetricDelta
-	(*CompareVersionsResponse)(nil),  // 33: shoal.registry.v1.CompareVersionsResponse
-	(*SetAliasRequest)(nil),          // 34: shoal.registry.v1.SetAliasRequest
-	(*SetAliasResponse)(nil),         // 35: shoal.registry.v1.SetAliasResponse
-	(*DeleteAliasRequest)(nil),       // 36: shoal.registry.v1.DeleteAliasRequest
-	(*DeleteAliasResponse)(nil),      // 37: shoal.registry.v1.DeleteAliasResponse
-	(*Alias)(nil),                    // 38: shoal.registry.v1.Alias
-	(*WatchAliasesRequest)(nil),      // 39: shoal.registry.v1.WatchAliasesRequest
-	(*WatchAliasesResponse)(nil),     // 40: shoal.registry.v1.WatchAliasesResponse
-	nil,                              // 41: shoal.registry.v1.Model.AliasesEntry
-	nil,                              // 42: shoal.registry.v1.Version.HyperParametersEntry
-	nil,                              // 43: shoal.registry.v1.VersionSpec.HyperParametersEntry
-	(*timestamppb.Timestamp)(nil),    // 44: google.protobuf.Timestamp
+	(ServingState)(0),                // 3: shoal.registry.v1.ServingState
+	(RolloutPhase)(0),                // 4: shoal.registry.v1.RolloutPhase
+	(*InputSpec)(nil),                // 5: shoal.registry.v1.InputSpec
+	(*ClassMetrics)(nil),             // 6: shoal.registry.v1.ClassMetrics
+	(*ConfusionMatrix)(nil),          // 7: shoal.registry.v1.ConfusionMatrix
+	(*Metrics)(nil),                  // 8: shoal.registry.v1.Metrics
+	(*Lineage)(nil),                  // 9: shoal.registry.v1.Lineage
+	(*VersionRef)(nil),               // 10: shoal.registry.v1.VersionRef
+	(*Artifact)(nil),                 // 11: shoal.registry.v1.Artifact
+	(*Model)(nil),                    // 12: shoal.registry.v1.Model
+	(*Version)(nil),                  // 13: shoal.registry.v1.Version
+	(*CreateModelRequest)(nil),       // 14: shoal.registry.v1.CreateModelRequest
+	(*CreateModelResponse)(nil),      // 15: shoal.registry.v1.CreateModelResponse
+	(*GetModelRequest)(nil),          // 16: shoal.registry.v1.GetModelRequest
+	(*GetModelResponse)(nil),         // 17: shoal.registry.v1.GetModelResponse
+	(*ListModelsRequest)(nil),        // 18: shoal.registry.v1.ListModelsRequest
+	(*ListModelsResponse)(nil),       // 19: shoal.registry.v1.ListModelsResponse
+	(*DeleteModelRequest)(nil),       // 20: shoal.registry.v1.DeleteModelRequest
+	(*DeleteModelResponse)(nil),      // 21: shoal.registry.v1.DeleteModelResponse
+	(*VersionSpec)(nil),              // 22: shoal.registry.v1.VersionSpec
+	(*CreateVersionRequest)(nil),     // 23: shoal.registry.v1.CreateVersionRequest
+	(*CreateVersionResponse)(nil),    // 24: shoal.registry.v1.CreateVersionResponse
+	(*GetVersionRequest)(nil),        // 25: shoal.registry.v1.GetVersionRequest
+	(*GetVersionResponse)(nil),       // 26: shoal.registry.v1.GetVersionResponse
+	(*ListVersionsRequest)(nil),      // 27: shoal.registry.v1.ListVersionsRequest
+	(*ListVersionsResponse)(nil),     // 28: shoal.registry.v1.ListVersionsResponse
+	(*DeleteVersionRequest)(nil),     // 29: shoal.registry.v1.DeleteVersionRequest
+	(*DeleteVersionResponse)(nil),    // 30: shoal.registry.v1.DeleteVersionResponse
+	(*DownloadArtifactRequest)(nil),  // 31: shoal.registry.v1.DownloadArtifactRequest
+	(*DownloadArtifactResponse)(nil), // 32: shoal.registry.v1.DownloadArtifactResponse
+	(*CompareVersionsRequest)(nil),   // 33: shoal.registry.v1.CompareVersionsRequest
+	(*MetricDelta)(nil),              // 34: shoal.registry.v1.MetricDelta
+	(*CompareVersionsResponse)(nil),  // 35: shoal.registry.v1.CompareVersionsResponse
+	(*SetAliasRequest)(nil),          // 36: shoal.registry.v1.SetAliasRequest
+	(*SetAliasResponse)(nil),         // 37: shoal.registry.v1.SetAliasResponse
+	(*DeleteAliasRequest)(nil),       // 38: shoal.registry.v1.DeleteAliasRequest
+	(*DeleteAliasResponse)(nil),      // 39: shoal.registry.v1.DeleteAliasResponse
+	(*Alias)(nil),                    // 40: shoal.registry.v1.Alias
+	(*WatchAliasesRequest)(nil),      // 41: shoal.registry.v1.WatchAliasesRequest
+	(*WatchAliasesResponse)(nil),     // 42: shoal.registry.v1.WatchAliasesResponse
+	(*AliasServing)(nil),             // 43: shoal.registry.v1.AliasServing
+	(*ReportServingRequest)(nil),     // 44: shoal.registry.v1.ReportServingRequest
+	(*ReportServingResponse)(nil),    // 45: shoal.registry.v1.ReportServingResponse
+	(*WatchRolloutRequest)(nil),      // 46: shoal.registry.v1.WatchRolloutRequest
+	(*ReplicaRollout)(nil),           // 47: shoal.registry.v1.ReplicaRollout
+	(*WatchRolloutResponse)(nil),     // 48: shoal.registry.v1.WatchRolloutResponse
+	nil,                              // 49: shoal.registry.v1.Model.AliasesEntry
+	nil,                              // 50: shoal.registry.v1.Version.HyperParametersEntry
+	nil,                              // 51: shoal.registry.v1.VersionSpec.HyperParametersEntry
+	(*timestamppb.Timestamp)(nil),    // 52: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 53: google.protobuf.Duration
 }
 var file_shoal_registry_v1_registry_proto_depIdxs = []int32{
 	1,  // 0: shoal.registry.v1.InputSpec.resize_mode:type_name -> shoal.registry.v1.ResizeMode
 	0,  // 1: shoal.registry.v1.InputSpec.layout:type_name -> shoal.registry.v1.TensorLayout
-	4,  // 2: shoal.registry.v1.Metrics.per_class:type_name -> shoal.registry.v1.ClassMetrics
-	5,  // 3: shoal.registry.v1.Metrics.confusion_matrix:type_name -> shoal.registry.v1.ConfusionMatrix
-	8,  // 4: shoal.registry.v1.Lineage.parent:type_name -> shoal.registry.v1.VersionRef
-	41, // 5: shoal.registry.v1.Model.aliases:type_name -> shoal.registry.v1.Model.AliasesEntry
-	44, // 6: shoal.registry.v1.Model.create_time:type_name -> google.protobuf.Timestamp
-	9,  // 7: shoal.registry.v1.Version.artifact:type_name -> shoal.registry.v1.Artifact
-	3,  // 8: shoal.registry.v1.Version.input_spec:type_name -> shoal.registry.v1.InputSpec
-	6,  // 9: shoal.registry.v1.Version.metrics:type_name -> shoal.registry.v1.Metrics
-	42, // 10: shoal.registry.v1.Version.hyper_parameters:type_name -> shoal.registry.v1.Version.HyperParametersEntry
-	7,  // 11: shoal.registry.v1.Version.lineage:type_name -> shoal.registry.v1.Lineage
-	44, // 12: shoal.registry.v1.Version.create_time:type_name -> google.protobuf.Timestamp
-	10, // 13: shoal.registry.v1.CreateModelResponse.model:type_name -> shoal.registry.v1.Model
-	10, // 14: shoal.registry.v1.GetModelResponse.model:type_name -> shoal.registry.v1.Model
-	10, // 15: shoal.registry.v1.ListModelsResponse.models:type_name -> shoal.registry.v1.Model
-	3,  // 16: shoal.registry.v1.VersionSpec.input_spec:type_name -> shoal.registry.v1.InputSpec
-	6,  // 17: shoal.registry.v1.VersionSpec.metrics:type_name -> shoal.registry.v1.Metrics
-	43, // 18: shoal.registry.v1.VersionSpec.hyper_parameters:type_name -> shoal.registry.v1.VersionSpec.HyperParametersEntry
-	7,  // 19: shoal.registry.v1.VersionSpec.lineage:type_name -> shoal.registry.v1.Lineage
-	20, // 20: shoal.registry.v1.CreateVersionRequest.spec:type_name -> shoal.registry.v1.VersionSpec
-	11, // 21: shoal.registry.v1.CreateVersionResponse.version:type_name -> shoal.registry.v1.Version
-	11, // 22: shoal.registry.v1.GetVersionResponse.version:type_name -> shoal.registry.v1.Version
-	11, // 23: shoal.registry.v1.ListVersionsResponse.versions:type_name -> shoal.registry.v1.Version
-	11, // 24: shoal.registry.v1.CompareVersionsResponse.a:type_name -> shoal.registry.v1.Version
-	11, // 25: shoal.registry.v1.CompareVersionsResponse.b:type_name -> shoal.registry.v1.Version
-	32, // 26: shoal.registry.v1.CompareVersionsResponse.deltas:type_name -> shoal.registry.v1.MetricDelta
-	38, // 27: shoal.registry.v1.SetAliasResponse.alias:type_name -> shoal.registry.v1.Alias
-	44, // 28: shoal.registry.v1.Alias.update_time:type_name -> google.protobuf.Timestamp
+	6,  // 2: shoal.registry.v1.Metrics.per_class:type_name -> shoal.registry.v1.ClassMetrics
+	7,  // 3: shoal.registry.v1.Metrics.confusion_matrix:type_name -> shoal.registry.v1.ConfusionMatrix
+	10, // 4: shoal.registry.v1.Lineage.parent:type_name -> shoal.registry.v1.VersionRef
+	49, // 5: shoal.registry.v1.Model.aliases:type_name -> shoal.registry.v1.Model.AliasesEntry
+	52, // 6: shoal.registry.v1.Model.create_time:type_name -> google.protobuf.Timestamp
+	11, // 7: shoal.registry.v1.Version.artifact:type_name -> shoal.registry.v1.Artifact
+	5,  // 8: shoal.registry.v1.Version.input_spec:type_name -> shoal.registry.v1.InputSpec
+	8,  // 9: shoal.registry.v1.Version.metrics:type_name -> shoal.registry.v1.Metrics
+	50, // 10: shoal.registry.v1.Version.hyper_parameters:type_name -> shoal.registry.v1.Version.HyperParametersEntry
+	9,  // 11: shoal.registry.v1.Version.lineage:type_name -> shoal.registry.v1.Lineage
+	52, // 12: shoal.registry.v1.Version.create_time:type_name -> google.protobuf.Timestamp
+	12, // 13: shoal.registry.v1.CreateModelResponse.model:type_name -> shoal.registry.v1.Model
+	12, // 14: shoal.registry.v1.GetModelResponse.model:type_name -> shoal.registry.v1.Model
+	12, // 15: shoal.registry.v1.ListModelsResponse.models:type_name -> shoal.registry.v1.Model
+	5,  // 16: shoal.registry.v1.VersionSpec.input_spec:type_name -> shoal.registry.v1.InputSpec
+	8,  // 17: shoal.registry.v1.VersionSpec.metrics:type_name -> shoal.registry.v1.Metrics
+	51, // 18: shoal.registry.v1.VersionSpec.hyper_parameters:type_name -> shoal.registry.v1.VersionSpec.HyperParametersEntry
+	9,  // 19: shoal.registry.v1.VersionSpec.lineage:type_name -> shoal.registry.v1.Lineage
+	22, // 20: shoal.registry.v1.CreateVersionRequest.spec:type_name -> shoal.registry.v1.VersionSpec
+	13, // 21: shoal.registry.v1.CreateVersionResponse.version:type_name -> shoal.registry.v1.Version
+	13, // 22: shoal.registry.v1.GetVersionResponse.version:type_name -> shoal.registry.v1.Version
+	13, // 23: shoal.registry.v1.ListVersionsResponse.versions:type_name -> shoal.registry.v1.Version
+	13, // 24: shoal.registry.v1.CompareVersionsResponse.a:type_name -> shoal.registry.v1.Version
+	13, // 25: shoal.registry.v1.CompareVersionsResponse.b:type_name -> shoal.registry.v1.Version
+	34, // 26: shoal.registry.v1.CompareVersionsResponse.deltas:type_name -> shoal.registry.v1.MetricDelta
+	40, // 27: shoal.registry.v1.SetAliasResponse.alias:type_name -> shoal.registry.v1.Alias
+	52, // 28: shoal.registry.v1.Alias.update_time:type_name -> google.protobuf.Timestamp
 	2,  // 29: shoal.registry.v1.WatchAliasesResponse.type:type_name -> shoal.registry.v1.AliasEventType
-	38, // 30: shoal.registry.v1.WatchAliasesResponse.alias:type_name -> shoal.registry.v1.Alias
-	12, // 31: shoal.registry.v1.RegistryService.CreateModel:input_type -> shoal.registry.v1.CreateModelRequest
-	14, // 32: shoal.registry.v1.RegistryService.GetModel:input_type -> shoal.registry.v1.GetModelRequest
-	16, // 33: shoal.registry.v1.RegistryService.ListModels:input_type -> shoal.registry.v1.ListModelsRequest
-	18, // 34: shoal.registry.v1.RegistryService.DeleteModel:input_type -> shoal.registry.v1.DeleteModelRequest
-	21, // 35: shoal.registry.v1.RegistryService.CreateVersion:input_type -> shoal.registry.v1.CreateVersionRequest
-	23, // 36: shoal.registry.v1.RegistryService.GetVersion:input_type -> shoal.registry.v1.GetVersionRequest
-	25, // 37: shoal.registry.v1.RegistryService.ListVersions:input_type -> shoal.registry.v1.ListVersionsRequest
-	27, // 38: shoal.registry.v1.RegistryService.DeleteVersion:input_type -> shoal.registry.v1.DeleteVersionRequest
-	29, // 39: shoal.registry.v1.RegistryService.DownloadArtifact:input_type -> shoal.registry.v1.DownloadArtifactRequest
-	31, // 40: shoal.registry.v1.RegistryService.CompareVersions:input_type -> shoal.registry.v1.CompareVersionsRequest
-	34, // 41: shoal.registry.v1.RegistryService.SetAlias:input_type -> shoal.registry.v1.SetAliasRequest
-	36, // 42: shoal.registry.v1.RegistryService.DeleteAlias:input_type -> shoal.registry.v1.DeleteAliasRequest
-	39, // 43: shoal.registry.v1.RegistryService.WatchAliases:input_type -> shoal.registry.v1.WatchAliasesRequest
-	13, // 44: shoal.registry.v1.RegistryService.CreateModel:output_type -> shoal.registry.v1.CreateModelResponse
-	15, // 45: shoal.registry.v1.RegistryService.GetModel:output_type -> shoal.registry.v1.GetModelResponse
-	17, // 46: shoal.registry.v1.RegistryService.ListModels:output_type -> shoal.registry.v1.ListModelsResponse
-	19, // 47: shoal.registry.v1.RegistryService.DeleteModel:output_type -> shoal.registry.v1.DeleteModelResponse
-	22, // 48: shoal.registry.v1.RegistryService.CreateVersion:output_type -> shoal.registry.v1.CreateVersionResponse
-	24, // 49: shoal.registry.v1.RegistryService.GetVersion:output_type -> shoal.registry.v1.GetVersionResponse
-	26, // 50: shoal.registry.v1.RegistryService.ListVersions:output_type -> shoal.registry.v1.ListVersionsResponse
-	28, // 51: shoal.registry.v1.RegistryService.DeleteVersion:output_type -> shoal.registry.v1.DeleteVersionResponse
-	30, // 52: shoal.registry.v1.RegistryService.DownloadArtifact:output_type -> shoal.registry.v1.DownloadArtifactResponse
-	33, // 53: shoal.registry.v1.RegistryService.CompareVersions:output_type -> shoal.registry.v1.CompareVersionsResponse
-	35, // 54: shoal.registry.v1.RegistryService.SetAlias:output_type -> shoal.registry.v1.SetAliasResponse
-	37, // 55: shoal.registry.v1.RegistryService.DeleteAlias:output_type -> shoal.registry.v1.DeleteAliasResponse
-	40, // 56: shoal.registry.v1.RegistryService.WatchAliases:output_type -> shoal.registry.v1.WatchAliasesResponse
-	44, // [44:57] is the sub-list for method output_type
-	31, // [31:44] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	40, // 30: shoal.registry.v1.WatchAliasesResponse.alias:type_name -> shoal.registry.v1.Alias
+	3,  // 31: shoal.registry.v1.AliasServing.state:type_name -> shoal.registry.v1.ServingState
+	43, // 32: shoal.registry.v1.ReportServingRequest.aliases:type_name -> shoal.registry.v1.AliasServing
+	53, // 33: shoal.registry.v1.ReportServingRequest.lease:type_name -> google.protobuf.Duration
+	3,  // 34: shoal.registry.v1.ReplicaRollout.state:type_name -> shoal.registry.v1.ServingState
+	4,  // 35: shoal.registry.v1.WatchRolloutResponse.phase:type_name -> shoal.registry.v1.RolloutPhase
+	47, // 36: shoal.registry.v1.WatchRolloutResponse.replicas:type_name -> shoal.registry.v1.ReplicaRollout
+	14, // 37: shoal.registry.v1.RegistryService.CreateModel:input_type -> shoal.registry.v1.CreateModelRequest
+	16, // 38: shoal.registry.v1.RegistryService.GetModel:input_type -> shoal.registry.v1.GetModelRequest
+	18, // 39: shoal.registry.v1.RegistryService.ListModels:input_type -> shoal.registry.v1.ListModelsRequest
+	20, // 40: shoal.registry.v1.RegistryService.DeleteModel:input_type -> shoal.registry.v1.DeleteModelRequest
+	23, // 41: shoal.registry.v1.RegistryService.CreateVersion:input_type -> shoal.registry.v1.CreateVersionRequest
+	25, // 42: shoal.registry.v1.RegistryService.GetVersion:input_type -> shoal.registry.v1.GetVersionRequest
+	27, // 43: shoal.registry.v1.RegistryService.ListVersions:input_type -> shoal.registry.v1.ListVersionsRequest
+	29, // 44: shoal.registry.v1.RegistryService.DeleteVersion:input_type -> shoal.registry.v1.DeleteVersionRequest
+	31, // 45: shoal.registry.v1.RegistryService.DownloadArtifact:input_type -> shoal.registry.v1.DownloadArtifactRequest
+	33, // 46: shoal.registry.v1.RegistryService.CompareVersions:input_type -> shoal.registry.v1.CompareVersionsRequest
+	36, // 47: shoal.registry.v1.RegistryService.SetAlias:input_type -> shoal.registry.v1.SetAliasRequest
+	38, // 48: shoal.registry.v1.RegistryService.DeleteAlias:input_type -> shoal.registry.v1.DeleteAliasRequest
+	41, // 49: shoal.registry.v1.RegistryService.WatchAliases:input_type -> shoal.registry.v1.WatchAliasesRequest
+	44, // 50: shoal.registry.v1.RegistryService.ReportServing:input_type -> shoal.registry.v1.ReportServingRequest
+	46, // 51: shoal.registry.v1.RegistryService.WatchRollout:input_type -> shoal.registry.v1.WatchRolloutRequest
+	15, // 52: shoal.registry.v1.RegistryService.CreateModel:output_type -> shoal.registry.v1.CreateModelResponse
+	17, // 53: shoal.registry.v1.RegistryService.GetModel:output_type -> shoal.registry.v1.GetModelResponse
+	19, // 54: shoal.registry.v1.RegistryService.ListModels:output_type -> shoal.registry.v1.ListModelsResponse
+	21, // 55: shoal.registry.v1.RegistryService.DeleteModel:output_type -> shoal.registry.v1.DeleteModelResponse
+	24, // 56: shoal.registry.v1.RegistryService.CreateVersion:output_type -> shoal.registry.v1.CreateVersionResponse
+	26, // 57: shoal.registry.v1.RegistryService.GetVersion:output_type -> shoal.registry.v1.GetVersionResponse
+	28, // 58: shoal.registry.v1.RegistryService.ListVersions:output_type -> shoal.registry.v1.ListVersionsResponse
+	30, // 59: shoal.registry.v1.RegistryService.DeleteVersion:output_type -> shoal.registry.v1.DeleteVersionResponse
+	32, // 60: shoal.registry.v1.RegistryService.DownloadArtifact:output_type -> shoal.registry.v1.DownloadArtifactResponse
+	35, // 61: shoal.registry.v1.RegistryService.CompareVersions:output_type -> shoal.registry.v1.CompareVersionsResponse
+	37, // 62: shoal.registry.v1.RegistryService.SetAlias:output_type -> shoal.registry.v1.SetAliasResponse
+	39, // 63: shoal.registry.v1.RegistryService.DeleteAlias:output_type -> shoal.registry.v1.DeleteAliasResponse
+	42, // 64: shoal.registry.v1.RegistryService.WatchAliases:output_type -> shoal.registry.v1.WatchAliasesResponse
+	45, // 65: shoal.registry.v1.RegistryService.ReportServing:output_type -> shoal.registry.v1.ReportServingResponse
+	48, // 66: shoal.registry.v1.RegistryService.WatchRollout:output_type -> shoal.registry.v1.WatchRolloutResponse
+	52, // [52:67] is the sub-list for method output_type
+	37, // [37:52] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_shoal_registry_v1_registry_proto_init() }
@@ -3100,8 +3732,8 @@ func file_shoal_registry_v1_registry_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_registry_v1_registry_proto_rawDesc), len(file_shoal_registry_v1_registry_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   41,
+			NumEnums:      5,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -32,6 +32,8 @@ const (
 	RegistryService_SetAlias_FullMethodName         = "/shoal.registry.v1.RegistryService/SetAlias"
 	RegistryService_DeleteAlias_FullMethodName      = "/shoal.registry.v1.RegistryService/DeleteAlias"
 	RegistryService_WatchAliases_FullMethodName     = "/shoal.registry.v1.RegistryService/WatchAliases"
+	RegistryService_ReportServing_FullMethodName    = "/shoal.registry.v1.RegistryService/ReportServing"
+	RegistryService_WatchRollout_FullMethodName     = "/shoal.registry.v1.RegistryService/WatchRollout"
 )
 
 // RegistryServiceClient is the client API for RegistryService service.
@@ -78,6 +80,22 @@ type RegistryServiceClient interface {
 	// client that reconnects with the last revision it saw receives the
 	// current state again and then only newer changes.
 	WatchAliases(ctx context.Context, in *WatchAliasesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchAliasesResponse], error)
+	// ReportServing is how an Inference replica tells the Registry what it
+	// serves: for each alias it follows, the version it has loaded, warmed
+	// and swapped in, and where it stands with the version the alias names
+	// (loading it, or why its load failed). A replica reports at each change
+	// and at least every --inference.report-interval; one that sends nothing
+	// for its lease is taken for gone. Shoal's services only.
+	ReportServing(ctx context.Context, in *ReportServingRequest, opts ...grpc.CallOption) (*ReportServingResponse, error)
+	// WatchRollout follows an alias's version out to the Inference replicas:
+	// it sends the state of every live replica, then again at each change,
+	// and ends after the message whose phase is DONE (every replica that
+	// follows the alias serves the version), FAILED (each of them serves it
+	// or failed to load it, at least one failed) or NOT_FOLLOWED (replicas
+	// are live and none follows the alias). While no replica has reported,
+	// or some still load, it waits. Through the gateway it is
+	// newline-delimited JSON.
+	WatchRollout(ctx context.Context, in *WatchRolloutRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchRolloutResponse], error)
 }
 
 type registryServiceClient struct {
@@ -239,6 +257,35 @@ func (c *registryServiceClient) WatchAliases(ctx context.Context, in *WatchAlias
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type RegistryService_WatchAliasesClient = grpc.ServerStreamingClient[WatchAliasesResponse]
 
+func (c *registryServiceClient) ReportServing(ctx context.Context, in *ReportServingRequest, opts ...grpc.CallOption) (*ReportServingResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportServingResponse)
+	err := c.cc.Invoke(ctx, RegistryService_ReportServing_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) WatchRollout(ctx context.Context, in *WatchRolloutRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchRolloutResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &RegistryService_ServiceDesc.Streams[3], RegistryService_WatchRollout_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRolloutRequest, WatchRolloutResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RegistryService_WatchRolloutClient = grpc.ServerStreamingClient[WatchRolloutResponse]
+
 // RegistryServiceServer is the server API for RegistryService service.
 // All implementations must embed UnimplementedRegistryServiceServer
 // for forward compatibility.
@@ -283,6 +330,22 @@ type RegistryServiceServer interface {
 	// client that reconnects with the last revision it saw receives the
 	// current state again and then only newer changes.
 	WatchAliases(*WatchAliasesRequest, grpc.ServerStreamingServer[WatchAliasesResponse]) error
+	// ReportServing is how an Inference replica tells the Registry what it
+	// serves: for each alias it follows, the version it has loaded, warmed
+	// and swapped in, and where it stands with the version the alias names
+	// (loading it, or why its load failed). A replica reports at each change
+	// and at least every --inference.report-interval; one that sends nothing
+	// for its lease is taken for gone. Shoal's services only.
+	ReportServing(context.Context, *ReportServingRequest) (*ReportServingResponse, error)
+	// WatchRollout follows an alias's version out to the Inference replicas:
+	// it sends the state of every live replica, then again at each change,
+	// and ends after the message whose phase is DONE (every replica that
+	// follows the alias serves the version), FAILED (each of them serves it
+	// or failed to load it, at least one failed) or NOT_FOLLOWED (replicas
+	// are live and none follows the alias). While no replica has reported,
+	// or some still load, it waits. Through the gateway it is
+	// newline-delimited JSON.
+	WatchRollout(*WatchRolloutRequest, grpc.ServerStreamingServer[WatchRolloutResponse]) error
 	mustEmbedUnimplementedRegistryServiceServer()
 }
 
@@ -331,6 +394,12 @@ func (UnimplementedRegistryServiceServer) DeleteAlias(context.Context, *DeleteAl
 }
 func (UnimplementedRegistryServiceServer) WatchAliases(*WatchAliasesRequest, grpc.ServerStreamingServer[WatchAliasesResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchAliases not implemented")
+}
+func (UnimplementedRegistryServiceServer) ReportServing(context.Context, *ReportServingRequest) (*ReportServingResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportServing not implemented")
+}
+func (UnimplementedRegistryServiceServer) WatchRollout(*WatchRolloutRequest, grpc.ServerStreamingServer[WatchRolloutResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchRollout not implemented")
 }
 func (UnimplementedRegistryServiceServer) mustEmbedUnimplementedRegistryServiceServer() {}
 func (UnimplementedRegistryServiceServer) testEmbeddedByValue()                         {}
@@ -562,6 +631,35 @@ func _RegistryService_WatchAliases_Handler(srv interface{}, stream grpc.ServerSt
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type RegistryService_WatchAliasesServer = grpc.ServerStreamingServer[WatchAliasesResponse]
 
+func _RegistryService_ReportServing_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportServingRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).ReportServing(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_ReportServing_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).ReportServing(ctx, req.(*ReportServingRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_WatchRollout_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchRolloutRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(RegistryServiceServer).WatchRollout(m, &grpc.GenericServerStream[WatchRolloutRequest, WatchRolloutResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RegistryService_WatchRolloutServer = grpc.ServerStreamingServer[WatchRolloutResponse]
+
 // RegistryService_ServiceDesc is the grpc.ServiceDesc for RegistryService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -609,6 +707,10 @@ var RegistryService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "DeleteAlias",
 			Handler:    _RegistryService_DeleteAlias_Handler,
 		},
+		{
+			MethodName: "ReportServing",
+			Handler:    _RegistryService_ReportServing_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -624,6 +726,11 @@ var RegistryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "WatchAliases",
 			Handler:       _RegistryService_WatchAliases_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchRollout",
+			Handler:       _RegistryService_WatchRollout_Handler,
 			ServerStreams: true,
 		},
 	},

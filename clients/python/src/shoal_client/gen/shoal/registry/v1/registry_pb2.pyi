@@ -1,4 +1,5 @@
 from shoal_client._googleapi import annotations_pb2 as _annotations_pb2
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from shoal_client.gen.shoal.auth.v1 import options_pb2 as _options_pb2
 from google.protobuf.internal import containers as _containers
@@ -17,6 +18,18 @@ RESIZE_MODE_CENTER_CROP: ResizeMode
 RESIZE_MODE_LETTERBOX: ResizeMode
 RESIZE_MODE_STRETCH: ResizeMode
 RESIZE_MODE_UNSPECIFIED: ResizeMode
+ROLLOUT_PHASE_DONE: RolloutPhase
+ROLLOUT_PHASE_FAILED: RolloutPhase
+ROLLOUT_PHASE_IN_PROGRESS: RolloutPhase
+ROLLOUT_PHASE_NOT_FOLLOWED: RolloutPhase
+ROLLOUT_PHASE_UNSPECIFIED: RolloutPhase
+SERVING_STATE_FAILED: ServingState
+SERVING_STATE_LOADING: ServingState
+SERVING_STATE_NOT_FOLLOWING: ServingState
+SERVING_STATE_PENDING: ServingState
+SERVING_STATE_RETRYING: ServingState
+SERVING_STATE_SERVING: ServingState
+SERVING_STATE_UNSPECIFIED: ServingState
 TENSOR_LAYOUT_NCHW: TensorLayout
 TENSOR_LAYOUT_NHWC: TensorLayout
 TENSOR_LAYOUT_UNSPECIFIED: TensorLayout
@@ -32,6 +45,22 @@ class Alias(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     version: int
     def __init__(self, model: _Optional[str] = ..., alias: _Optional[str] = ..., version: _Optional[int] = ..., update_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class AliasServing(_message.Message):
+    __slots__ = ["alias", "error", "model", "state", "target_version", "version"]
+    ALIAS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_VERSION_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    alias: str
+    error: str
+    model: str
+    state: ServingState
+    target_version: int
+    version: int
+    def __init__(self, model: _Optional[str] = ..., alias: _Optional[str] = ..., version: _Optional[int] = ..., target_version: _Optional[int] = ..., state: _Optional[_Union[ServingState, str]] = ..., error: _Optional[str] = ...) -> None: ...
 
 class Artifact(_message.Message):
     __slots__ = ["blob_key", "format", "sha256", "size_bytes"]
@@ -326,6 +355,34 @@ class Model(_message.Message):
     name: str
     def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., latest_version: _Optional[int] = ..., aliases: _Optional[_Mapping[str, int]] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
+class ReplicaRollout(_message.Message):
+    __slots__ = ["error", "replica", "serving_version", "state"]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    SERVING_VERSION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    error: str
+    replica: str
+    serving_version: int
+    state: ServingState
+    def __init__(self, replica: _Optional[str] = ..., state: _Optional[_Union[ServingState, str]] = ..., serving_version: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+
+class ReportServingRequest(_message.Message):
+    __slots__ = ["aliases", "lease", "leaving", "replica"]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
+    LEAVING_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    aliases: _containers.RepeatedCompositeFieldContainer[AliasServing]
+    lease: _duration_pb2.Duration
+    leaving: bool
+    replica: str
+    def __init__(self, replica: _Optional[str] = ..., aliases: _Optional[_Iterable[_Union[AliasServing, _Mapping]]] = ..., lease: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., leaving: bool = ...) -> None: ...
+
+class ReportServingResponse(_message.Message):
+    __slots__ = []
+    def __init__(self) -> None: ...
+
 class SetAliasRequest(_message.Message):
     __slots__ = ["alias", "model", "version"]
     ALIAS_FIELD_NUMBER: _ClassVar[int]
@@ -436,6 +493,30 @@ class WatchAliasesResponse(_message.Message):
     type: AliasEventType
     def __init__(self, type: _Optional[_Union[AliasEventType, str]] = ..., alias: _Optional[_Union[Alias, _Mapping]] = ..., revision: _Optional[int] = ...) -> None: ...
 
+class WatchRolloutRequest(_message.Message):
+    __slots__ = ["alias", "model", "version"]
+    ALIAS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    alias: str
+    model: str
+    version: int
+    def __init__(self, model: _Optional[str] = ..., alias: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class WatchRolloutResponse(_message.Message):
+    __slots__ = ["alias", "model", "phase", "replicas", "version"]
+    ALIAS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    alias: str
+    model: str
+    phase: RolloutPhase
+    replicas: _containers.RepeatedCompositeFieldContainer[ReplicaRollout]
+    version: int
+    def __init__(self, model: _Optional[str] = ..., alias: _Optional[str] = ..., version: _Optional[int] = ..., phase: _Optional[_Union[RolloutPhase, str]] = ..., replicas: _Optional[_Iterable[_Union[ReplicaRollout, _Mapping]]] = ...) -> None: ...
+
 class TensorLayout(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []
 
@@ -443,4 +524,10 @@ class ResizeMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []
 
 class AliasEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = []
+
+class ServingState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = []
+
+class RolloutPhase(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []

@@ -82,6 +82,16 @@ class RegistryServiceStub(object):
                 request_serializer=shoal_dot_registry_dot_v1_dot_registry__pb2.WatchAliasesRequest.SerializeToString,
                 response_deserializer=shoal_dot_registry_dot_v1_dot_registry__pb2.WatchAliasesResponse.FromString,
                 )
+        self.ReportServing = channel.unary_unary(
+                '/shoal.registry.v1.RegistryService/ReportServing',
+                request_serializer=shoal_dot_registry_dot_v1_dot_registry__pb2.ReportServingRequest.SerializeToString,
+                response_deserializer=shoal_dot_registry_dot_v1_dot_registry__pb2.ReportServingResponse.FromString,
+                )
+        self.WatchRollout = channel.unary_stream(
+                '/shoal.registry.v1.RegistryService/WatchRollout',
+                request_serializer=shoal_dot_registry_dot_v1_dot_registry__pb2.WatchRolloutRequest.SerializeToString,
+                response_deserializer=shoal_dot_registry_dot_v1_dot_registry__pb2.WatchRolloutResponse.FromString,
+                )
 
 
 class RegistryServiceServicer(object):
@@ -191,6 +201,32 @@ class RegistryServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportServing(self, request, context):
+        """ReportServing is how an Inference replica tells the Registry what it
+        serves: for each alias it follows, the version it has loaded, warmed
+        and swapped in, and where it stands with the version the alias names
+        (loading it, or why its load failed). A replica reports at each change
+        and at least every --inference.report-interval; one that sends nothing
+        for its lease is taken for gone. Shoal's services only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchRollout(self, request, context):
+        """WatchRollout follows an alias's version out to the Inference replicas:
+        it sends the state of every live replica, then again at each change,
+        and ends after the message whose phase is DONE (every replica that
+        follows the alias serves the version), FAILED (each of them serves it
+        or failed to load it, at least one failed) or NOT_FOLLOWED (replicas
+        are live and none follows the alias). While no replica has reported,
+        or some still load, it waits. Through the gateway it is
+        newline-delimited JSON.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -258,6 +294,16 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.WatchAliases,
                     request_deserializer=shoal_dot_registry_dot_v1_dot_registry__pb2.WatchAliasesRequest.FromString,
                     response_serializer=shoal_dot_registry_dot_v1_dot_registry__pb2.WatchAliasesResponse.SerializeToString,
+            ),
+            'ReportServing': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportServing,
+                    request_deserializer=shoal_dot_registry_dot_v1_dot_registry__pb2.ReportServingRequest.FromString,
+                    response_serializer=shoal_dot_registry_dot_v1_dot_registry__pb2.ReportServingResponse.SerializeToString,
+            ),
+            'WatchRollout': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchRollout,
+                    request_deserializer=shoal_dot_registry_dot_v1_dot_registry__pb2.WatchRolloutRequest.FromString,
+                    response_serializer=shoal_dot_registry_dot_v1_dot_registry__pb2.WatchRolloutResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -490,5 +536,39 @@ class RegistryService(object):
         return grpc.experimental.unary_stream(request, target, '/shoal.registry.v1.RegistryService/WatchAliases',
             shoal_dot_registry_dot_v1_dot_registry__pb2.WatchAliasesRequest.SerializeToString,
             shoal_dot_registry_dot_v1_dot_registry__pb2.WatchAliasesResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ReportServing(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/shoal.registry.v1.RegistryService/ReportServing',
+            shoal_dot_registry_dot_v1_dot_registry__pb2.ReportServingRequest.SerializeToString,
+            shoal_dot_registry_dot_v1_dot_registry__pb2.ReportServingResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def WatchRollout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(request, target, '/shoal.registry.v1.RegistryService/WatchRollout',
+            shoal_dot_registry_dot_v1_dot_registry__pb2.WatchRolloutRequest.SerializeToString,
+            shoal_dot_registry_dot_v1_dot_registry__pb2.WatchRolloutResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
