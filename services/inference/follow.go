@@ -246,13 +246,23 @@ func (s *Service) reconcile(ctx context.Context, failed map[versionKey]bool, bac
 	if s.cfg.DefaultModel != "" {
 		followed[aliasKey{s.cfg.DefaultModel, defaultAlias}] = true
 	}
+	named := map[versionKey]bool{}
 	for k := range followed {
 		from, to := s.aliases[k], s.view[k]
 		if from != to {
 			changes = append(changes, change{k, from, to})
 		}
+		named[versionKey{k.model, to}] = true
 	}
 	s.mu.Unlock()
+	// A version that failed to load is not tried again while an alias
+	// names it; once none does it is forgotten, so that an alias set to it
+	// again (its artifact restored, say) loads it anew.
+	for vk := range failed {
+		if !named[vk] {
+			delete(failed, vk)
+		}
+	}
 	for _, c := range changes {
 		if ctx.Err() != nil {
 			return 0

@@ -1,6 +1,9 @@
 package inference_test
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"slices"
 	"strings"
 	"testing"
@@ -55,6 +58,26 @@ func TestReportsWhatItServes(t *testing.T) {
 	if production(rep).GetError() != "" {
 		t.Errorf("report of v3 = %v; want no error", production(rep))
 	}
+
+	// A version whose artifact was missing loads once the artifact is back
+	// and an alias names it again.
+	good := newTestModel(2)
+	onnx := good.c.Bytes()
+	e.addVersionBytes(t, "pets", 4, good, onnx)
+	sum := sha256.Sum256(onnx)
+	key := "artifacts/" + hex.EncodeToString(sum[:])
+	if err := e.blobs.Delete(t.Context(), key); err != nil {
+		t.Fatal(err)
+	}
+	e.reg.setAlias("pets", "production", 4)
+	_, next = e.reg.waitReport(t, next, "of v4's failure", at(3, 4, registrypb.ServingState_SERVING_STATE_FAILED))
+	if err := e.blobs.Put(t.Context(), key, bytes.NewReader(onnx), int64(len(onnx))); err != nil {
+		t.Fatal(err)
+	}
+	e.reg.setAlias("pets", "production", 3)
+	_, next = e.reg.waitReport(t, next, "serving v3 again", at(3, 3, registrypb.ServingState_SERVING_STATE_SERVING))
+	e.reg.setAlias("pets", "production", 4)
+	_, next = e.reg.waitReport(t, next, "serving v4 once restored", at(4, 4, registrypb.ServingState_SERVING_STATE_SERVING))
 
 	e.stop()
 	rep, _ = e.reg.waitReport(t, next, "of leaving", func(r *registrypb.ReportServingRequest) bool { return r.GetLeaving() })
