@@ -199,13 +199,14 @@ func (g skipForwarded) Stream() grpc.StreamServerInterceptor {
 }
 
 // GRPCOptions are the gRPC server's settings: ic's interceptors, then the
-// gates', message size limits and keepalive. The test kit
+// gates', then the check of every received message against its contract's
+// rules (see validation), message size limits and keepalive. The test kit
 // (internal/grpctest) builds its servers from them too, so that tests see
 // what clients see.
 func GRPCOptions(cfg Config, ic *Interceptors, gates ...Gate) []grpc.ServerOption {
 	unary := []grpc.UnaryServerInterceptor{ic.Unary()}
 	stream := []grpc.StreamServerInterceptor{ic.Stream()}
-	for _, g := range gates {
+	for _, g := range append(gates[:len(gates):len(gates)], validation{}) {
 		unary = append(unary, g.Unary())
 		stream = append(stream, g.Stream())
 	}
