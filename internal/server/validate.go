@@ -96,19 +96,8 @@ func validate(m any) error {
 func violations(md protoreflect.MessageDescriptor, verr *protovalidate.ValidationError) error {
 	var lines []string
 	bad := &errdetails.BadRequest{}
-	required := map[string]bool{}
-	for _, v := range verr.Violations {
-		if v.Proto.GetRuleId() == "required" {
-			required[jsonPath(md, v.Proto.GetField())] = true
-		}
-	}
 	for _, v := range verr.Violations {
 		field := jsonPath(md, v.Proto.GetField())
-		if required[field] && v.Proto.GetRuleId() != "required" {
-			// A missing field breaks its other rules too; saying it is
-			// required says it all.
-			continue
-		}
 		text := strings.TrimPrefix(v.Proto.GetMessage(), "value ")
 		line := text
 		if field != "" {
