@@ -11,6 +11,11 @@ tool (
 	google.golang.org/protobuf/cmd/protoc-gen-go
 )
 
+// Not a tool: scripts/protodeps.sh copies buf/validate/validate.proto (the
+// rules proto/ annotates fields with) from this module, at the release whose
+// rules buf.build/go/protovalidate (go.mod) validates with.
+require github.com/bufbuild/protovalidate v1.2.2
+
 require (
 	buf.build/gen/go/bufbuild/bufplugin/protocolbuffers/go v1.36.12-20260722160903-4d94f3df3a7b.2 // indirect
 	buf.build/gen/go/bufbuild/protodescriptor/protocolbuffers/go v1.36.12-20250109164928-1da0de137947.2 // indirect

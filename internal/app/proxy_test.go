@@ -87,6 +87,12 @@ func TestGatewayForwardsEveryService(t *testing.T) {
 	if _, err := ds.CreateDataset(bearerCtx(t.Context(), gw.admin), &datasetpb.CreateDatasetRequest{Name: "fish"}); err != nil {
 		t.Errorf("CreateDataset with the admin token through the gateway = %v", err)
 	}
+	// The owner checks the contract's rules; the gateway passes its answer
+	// on, details and all.
+	_, err = ds.CreateDataset(bearerCtx(t.Context(), gw.admin), &datasetpb.CreateDatasetRequest{Name: "Fish!"})
+	if st := status.Convert(err); st.Code() != codes.InvalidArgument || !strings.HasPrefix(st.Message(), `name = "Fish!": `) || len(st.Details()) != 1 {
+		t.Errorf("CreateDataset(Fish!) through the gateway = %v (details %v); want INVALID_ARGUMENT naming the field, with a BadRequest", err, st.Details())
+	}
 
 	ci := createToken(t, gw, "ci", authpb.Scope_SCOPE_WRITE, authpb.Scope_SCOPE_READ)
 	reader := createToken(t, gw, "reader", authpb.Scope_SCOPE_READ)

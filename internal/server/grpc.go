@@ -199,7 +199,8 @@ func (g skipForwarded) Stream() grpc.StreamServerInterceptor {
 }
 
 // GRPCOptions are the gRPC server's settings: ic's interceptors, then the
-// gates', message size limits and keepalive. The test kit
+// gates', then the check of every received message against its contract's
+// rules (see validation), message size limits and keepalive. The test kit
 // (internal/grpctest) builds its servers from them too, so that tests see
 // what clients see.
 func GRPCOptions(cfg Config, ic *Interceptors, gates ...Gate) []grpc.ServerOption {
@@ -207,7 +208,7 @@ func GRPCOptions(cfg Config, ic *Interceptors, gates ...Gate) []grpc.ServerOptio
 	// client gets: the one Shoal's interceptors leave after masking.
 	unary := []grpc.UnaryServerInterceptor{ic.metrics.UnaryServerInterceptor(), ic.Unary()}
 	stream := []grpc.StreamServerInterceptor{ic.metrics.StreamServerInterceptor(), ic.Stream()}
-	for _, g := range gates {
+	for _, g := range append(gates[:len(gates):len(gates)], validation{}) {
 		unary = append(unary, g.Unary())
 		stream = append(stream, g.Stream())
 	}

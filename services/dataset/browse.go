@@ -25,21 +25,18 @@ const (
 	defaultPageSize  = 50
 	defaultImagePage = 100
 	maxPageSize      = 1000
-	maxThumbnail     = 512
 )
 
-// pageSize is the page a List request asks for: def for 0, at most
-// maxPageSize.
-func pageSize(n int32, def int) (int, error) {
+// pageSize is the page a List request asks for (never negative: the
+// contract's rule): def for 0, at most maxPageSize.
+func pageSize(n int32, def int) int {
 	switch {
-	case n < 0:
-		return 0, status.Errorf(codes.InvalidArgument, "pageSize %d is negative", n)
 	case n == 0:
-		return def, nil
+		return def
 	case n > maxPageSize:
-		return maxPageSize, nil
+		return maxPageSize
 	}
-	return int(n), nil
+	return int(n)
 }
 
 // Page tokens are opaque to clients: a kind letter and the last key seen,
@@ -98,11 +95,8 @@ func formatPB(f string) datasetpb.ImageFormat {
 
 // snapshotID resolves a snapshot filter: 0 means the current membership.
 func (h *handler) snapshotID(ctx context.Context, ds *datasetRow, version int64) (int64, error) {
-	switch {
-	case version == 0:
+	if version == 0 {
 		return 0, nil
-	case version < 0:
-		return 0, status.Errorf(codes.InvalidArgument, "snapshot version %d is invalid", version)
 	}
 	snap, err := h.st().snapshot(ctx, ds.ID, version)
 	if errors.Is(err, errNotFound) {
@@ -114,25 +108,12 @@ func (h *handler) snapshotID(ctx context.Context, ds *datasetRow, version int64)
 	return snap.ID, nil
 }
 
-func checkSplit(s datasetpb.Split) error {
-	if _, ok := datasetpb.Split_name[int32(s)]; !ok {
-		return status.Errorf(codes.InvalidArgument, "split %d is not a known split", s)
-	}
-	return nil
-}
-
 func (h *handler) ListImages(ctx context.Context, req *datasetpb.ListImagesRequest) (*datasetpb.ListImagesResponse, error) {
 	ds, err := h.dataset(ctx, req.GetDataset())
 	if err != nil {
 		return nil, err
 	}
-	if err := checkSplit(req.GetSplit()); err != nil {
-		return nil, err
-	}
-	size, err := pageSize(req.GetPageSize(), defaultImagePage)
-	if err != nil {
-		return nil, err
-	}
+	size := pageSize(req.GetPageSize(), defaultImagePage)
 	tok, err := decodeToken(req.GetPageToken(), "i")
 	if err != nil {
 		return nil, err
@@ -185,9 +166,6 @@ func (h *handler) GetImage(ctx context.Context, req *datasetpb.GetImageRequest) 
 }
 
 func (h *handler) GetImageContent(ctx context.Context, req *datasetpb.GetImageContentRequest) (*datasetpb.GetImageContentResponse, error) {
-	if req.GetThumbnailSize() > maxThumbnail {
-		return nil, status.Errorf(codes.InvalidArgument, "thumbnailSize %d is larger than %d", req.GetThumbnailSize(), maxThumbnail)
-	}
 	_, img, err := h.image(ctx, req.GetDataset(), req.GetImageId())
 	if err != nil {
 		return nil, err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -24,35 +23,15 @@ type handler struct {
 
 var _ datasetpb.DatasetServiceServer = (*handler)(nil)
 
-// maxDescription bounds a dataset's and a snapshot's description.
-const maxDescription = 4096
-
-var nameRE = regexp.MustCompile(`^[a-z0-9_-]{1,63}$`)
-
-func checkName(name string) error {
-	if !nameRE.MatchString(name) {
-		return status.Errorf(codes.InvalidArgument, "dataset name %q is invalid: use 1 to 63 lower-case letters, digits, '-' and '_'", name)
-	}
-	return nil
-}
-
-func checkDescription(d string) error {
-	if len(d) > maxDescription {
-		return status.Errorf(codes.InvalidArgument, "description is %d bytes; at most %d are allowed", len(d), maxDescription)
-	}
-	return nil
-}
+// Requests arrive checked against the rules of proto/shoal/dataset/v1
+// (names, page sizes, versions, splits, description lengths: see
+// internal/server's validation); the handlers check what those rules
+// cannot say.
 
 func (h *handler) st() store { return store{db: h.svc.deps.DB} }
 
 // dataset finds a dataset by name, as a status error when it cannot.
 func (h *handler) dataset(ctx context.Context, name string) (*datasetRow, error) {
-	if name == "" {
-		return nil, status.Error(codes.InvalidArgument, "dataset name is required")
-	}
-	if err := checkName(name); err != nil {
-		return nil, err
-	}
 	ds, err := h.st().dataset(ctx, name)
 	if errors.Is(err, errNotFound) {
 		return nil, status.Errorf(codes.NotFound, "dataset %q not found", name)
@@ -61,12 +40,6 @@ func (h *handler) dataset(ctx context.Context, name string) (*datasetRow, error)
 }
 
 func (h *handler) CreateDataset(ctx context.Context, req *datasetpb.CreateDatasetRequest) (*datasetpb.CreateDatasetResponse, error) {
-	if err := checkName(req.GetName()); err != nil {
-		return nil, err
-	}
-	if err := checkDescription(req.GetDescription()); err != nil {
-		return nil, err
-	}
 	row, err := h.st().createDataset(ctx, req.GetName(), req.GetDescription())
 	if errors.Is(err, errExists) {
 		return nil, status.Errorf(codes.AlreadyExists, "dataset %q already exists", req.GetName())
@@ -99,10 +72,7 @@ func (h *handler) GetDataset(ctx context.Context, req *datasetpb.GetDatasetReque
 }
 
 func (h *handler) ListDatasets(ctx context.Context, req *datasetpb.ListDatasetsRequest) (*datasetpb.ListDatasetsResponse, error) {
-	size, err := pageSize(req.GetPageSize(), defaultPageSize)
-	if err != nil {
-		return nil, err
-	}
+	size := pageSize(req.GetPageSize(), defaultPageSize)
 	after, err := decodeToken(req.GetPageToken(), "d")
 	if err != nil {
 		return nil, err

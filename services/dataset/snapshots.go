@@ -37,9 +37,6 @@ func (h *handler) snapshotPB(ctx context.Context, ds *datasetRow, s *snapshotRow
 }
 
 func (h *handler) CreateSnapshot(ctx context.Context, req *datasetpb.CreateSnapshotRequest) (*datasetpb.CreateSnapshotResponse, error) {
-	if err := checkDescription(req.GetDescription()); err != nil {
-		return nil, err
-	}
 	ds, err := h.dataset(ctx, req.GetDataset())
 	if err != nil {
 		return nil, err
@@ -59,9 +56,6 @@ func (h *handler) snapshot(ctx context.Context, name string, version int64) (*da
 	ds, err := h.dataset(ctx, name)
 	if err != nil {
 		return nil, nil, err
-	}
-	if version < 0 {
-		return nil, nil, status.Errorf(codes.InvalidArgument, "snapshot version %d is invalid", version)
 	}
 	snap, err := h.st().snapshot(ctx, ds.ID, version)
 	if errors.Is(err, errNotFound) {
@@ -87,10 +81,7 @@ func (h *handler) ListSnapshots(ctx context.Context, req *datasetpb.ListSnapshot
 	if err != nil {
 		return nil, err
 	}
-	size, err := pageSize(req.GetPageSize(), defaultPageSize)
-	if err != nil {
-		return nil, err
-	}
+	size := pageSize(req.GetPageSize(), defaultPageSize)
 	tok, err := decodeToken(req.GetPageToken(), "s")
 	if err != nil {
 		return nil, err
@@ -119,9 +110,6 @@ func (h *handler) ListSnapshots(ctx context.Context, req *datasetpb.ListSnapshot
 
 func (h *handler) ReadSnapshot(req *datasetpb.ReadSnapshotRequest, stream datasetpb.DatasetService_ReadSnapshotServer) error {
 	ctx := stream.Context()
-	if err := checkSplit(req.GetSplit()); err != nil {
-		return err
-	}
 	ds, snap, err := h.snapshot(ctx, req.GetDataset(), req.GetVersion())
 	if err != nil {
 		return err

@@ -21,9 +21,6 @@ import (
 
 // openLocal opens a server folder inside one of the import roots.
 func (s *Service) openLocal(p string) (*os.Root, error) {
-	if p == "" {
-		return nil, status.Error(codes.InvalidArgument, "local.path is required")
-	}
 	if len(s.roots) == 0 {
 		return nil, status.Error(codes.PermissionDenied, "importing server folders is disabled (dataset.import-roots is empty); use UploadImages")
 	}
@@ -69,9 +66,6 @@ func (s *Service) inRoots(p string) bool {
 func (s *Service) openObjectStore(ctx context.Context, src *datasetpb.ObjectStoreSource) (source, error) {
 	if s.deps.ObjectStore == nil {
 		return nil, status.Error(codes.FailedPrecondition, "object-store imports need the S3 blob backend (blob.backend=s3)")
-	}
-	if src.GetBucket() == "" {
-		return nil, status.Error(codes.InvalidArgument, "objectStore.bucket is required")
 	}
 	if err := s3utils.CheckValidBucketNameStrict(src.GetBucket()); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "objectStore.bucket %q is not a valid bucket name", src.GetBucket())

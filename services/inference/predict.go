@@ -34,14 +34,10 @@ func (h *handler) Predict(ctx context.Context, req *inferencepb.PredictRequest) 
 		s.met.request(cmp.Or(resp.GetModel(), name), resp.GetVersion(), err)
 	}()
 	start := time.Now()
-	switch n := len(req.GetImages()); {
-	case n == 0:
-		return nil, status.Error(codes.InvalidArgument, "images: at least one image is required")
-	case n > s.cfg.QueueSize:
+	// The contract's rules hold: at least one image, topK and version
+	// not negative. The bound on images is the server's setting.
+	if n := len(req.GetImages()); n > s.cfg.QueueSize {
 		return nil, status.Errorf(codes.InvalidArgument, "images: %d images in one request; at most %d (--inference.queue-size)", n, s.cfg.QueueSize)
-	}
-	if req.GetTopK() < 0 {
-		return nil, status.Errorf(codes.InvalidArgument, "topK %d: must not be negative", req.GetTopK())
 	}
 	var preDur time.Duration
 	r, err := s.infer(ctx, req.GetModel(), req.GetAlias(), req.GetVersion(), len(req.GetImages()), func(m *model) ([][]float32, error) {

@@ -74,13 +74,13 @@ func TestPredictErrors(t *testing.T) {
 		code codes.Code
 		msg  string
 	}{
-		{"no images", &inferencepb.PredictRequest{}, codes.InvalidArgument, "at least one image"},
+		{"no images", &inferencepb.PredictRequest{}, codes.InvalidArgument, "images: must contain at least 1 item"},
 		{"not an image", &inferencepb.PredictRequest{Images: [][]byte{good, []byte("hello")}}, codes.InvalidArgument, "image 1: invalid image: not an image"},
 		{"truncated", &inferencepb.PredictRequest{Images: [][]byte{truncated}}, codes.InvalidArgument, "image 0: invalid image"},
 		{"empty image", &inferencepb.PredictRequest{Images: [][]byte{{}}}, codes.InvalidArgument, "empty file"},
 		{"too many pixels", &inferencepb.PredictRequest{Images: [][]byte{imagingtest.PNGBomb(100000, 100000)}}, codes.InvalidArgument, "more than the limit"},
-		{"negative top_k", &inferencepb.PredictRequest{Images: [][]byte{good}, TopK: -1}, codes.InvalidArgument, "topK"},
-		{"negative version", &inferencepb.PredictRequest{Model: "pets", Version: -2, Images: [][]byte{good}}, codes.InvalidArgument, "version -2"},
+		{"negative top_k", &inferencepb.PredictRequest{Images: [][]byte{good}, TopK: -1}, codes.InvalidArgument, "topK = -1: must be greater than or equal to 0"},
+		{"negative version", &inferencepb.PredictRequest{Model: "pets", Version: -2, Images: [][]byte{good}}, codes.InvalidArgument, "version = -2: must be greater than or equal to 0"},
 		{"unknown model", &inferencepb.PredictRequest{Model: "nope", Images: [][]byte{good}}, codes.NotFound, `model "nope" not found`},
 		{"unknown version", &inferencepb.PredictRequest{Model: "pets", Version: 9, Images: [][]byte{good}}, codes.NotFound, "no version 9"},
 		{"unknown alias", &inferencepb.PredictRequest{Model: "pets", Alias: "canary", Images: [][]byte{good}}, codes.NotFound, `no alias "canary"`},

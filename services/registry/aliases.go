@@ -16,15 +16,6 @@ import (
 )
 
 func (h *handler) SetAlias(ctx context.Context, req *registrypb.SetAliasRequest) (*registrypb.SetAliasResponse, error) {
-	if err := checkName("model", req.GetModel()); err != nil {
-		return nil, err
-	}
-	if err := checkName("alias", req.GetAlias()); err != nil {
-		return nil, err
-	}
-	if err := checkVersionNumber(req.GetVersion()); err != nil {
-		return nil, err
-	}
 	var a aliasRow
 	err := h.db(ctx).Transaction(func(tx *gorm.DB) error {
 		m, err := findModel(tx, req.GetModel())
@@ -71,12 +62,6 @@ func (h *handler) SetAlias(ctx context.Context, req *registrypb.SetAliasRequest)
 }
 
 func (h *handler) DeleteAlias(ctx context.Context, req *registrypb.DeleteAliasRequest) (*registrypb.DeleteAliasResponse, error) {
-	if err := checkName("model", req.GetModel()); err != nil {
-		return nil, err
-	}
-	if err := checkName("alias", req.GetAlias()); err != nil {
-		return nil, err
-	}
 	err := h.db(ctx).Transaction(func(tx *gorm.DB) error {
 		m, err := findModel(tx, req.GetModel())
 		if err != nil {
@@ -118,9 +103,6 @@ const eventBatch = 256
 func (h *handler) WatchAliases(req *registrypb.WatchAliasesRequest, stream grpc.ServerStreamingServer[registrypb.WatchAliasesResponse]) error {
 	ctx := stream.Context()
 	if req.GetModel() != "" {
-		if err := checkName("model", req.GetModel()); err != nil {
-			return err
-		}
 		if _, err := findModel(h.db(ctx), req.GetModel()); err != nil {
 			return err
 		}

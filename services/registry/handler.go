@@ -24,9 +24,6 @@ var _ registrypb.RegistryServiceServer = (*handler)(nil)
 func (h *handler) db(ctx context.Context) *gorm.DB { return h.svc.deps.DB.WithContext(ctx) }
 
 func (h *handler) CreateModel(ctx context.Context, req *registrypb.CreateModelRequest) (*registrypb.CreateModelResponse, error) {
-	if err := checkName("name", req.GetName()); err != nil {
-		return nil, err
-	}
 	if err := checkLabels(req.GetLabels()); err != nil {
 		return nil, err
 	}
@@ -45,9 +42,6 @@ func (h *handler) CreateModel(ctx context.Context, req *registrypb.CreateModelRe
 }
 
 func (h *handler) GetModel(ctx context.Context, req *registrypb.GetModelRequest) (*registrypb.GetModelResponse, error) {
-	if err := checkName("name", req.GetName()); err != nil {
-		return nil, err
-	}
 	m, err := findModel(h.db(ctx), req.GetName())
 	if err != nil {
 		return nil, err
@@ -60,10 +54,7 @@ func (h *handler) GetModel(ctx context.Context, req *registrypb.GetModelRequest)
 }
 
 func (h *handler) ListModels(ctx context.Context, req *registrypb.ListModelsRequest) (*registrypb.ListModelsResponse, error) {
-	size, err := pageSize(req.GetPageSize())
-	if err != nil {
-		return nil, err
-	}
+	size := pageSize(req.GetPageSize())
 	q := h.db(ctx).Order("name").Limit(size + 1)
 	if req.GetPageToken() != "" {
 		after, err := decodeToken("m", req.GetPageToken())
@@ -92,9 +83,6 @@ func (h *handler) ListModels(ctx context.Context, req *registrypb.ListModelsRequ
 }
 
 func (h *handler) DeleteModel(ctx context.Context, req *registrypb.DeleteModelRequest) (*registrypb.DeleteModelResponse, error) {
-	if err := checkName("name", req.GetName()); err != nil {
-		return nil, err
-	}
 	err := h.db(ctx).Transaction(func(tx *gorm.DB) error {
 		m, err := findModel(tx, req.GetName())
 		if err != nil {
@@ -125,15 +113,10 @@ func (h *handler) DeleteModel(ctx context.Context, req *registrypb.DeleteModelRe
 
 // resolveVersion finds a version by alias, or by number when alias is empty.
 func resolveVersion(tx *gorm.DB, model, alias string, number int64) (modelRow, versionRow, error) {
-	if err := checkName("model", model); err != nil {
-		return modelRow{}, versionRow{}, err
-	}
-	if alias != "" {
-		if err := checkName("alias", alias); err != nil {
+	if alias == "" {
+		if err := checkVersionNumber(number); err != nil {
 			return modelRow{}, versionRow{}, err
 		}
-	} else if err := checkVersionNumber(number); err != nil {
-		return modelRow{}, versionRow{}, err
 	}
 	m, err := findModel(tx, model)
 	if err != nil {
@@ -172,18 +155,7 @@ func (h *handler) GetVersion(ctx context.Context, req *registrypb.GetVersionRequ
 }
 
 func (h *handler) ListVersions(ctx context.Context, req *registrypb.ListVersionsRequest) (*registrypb.ListVersionsResponse, error) {
-	if err := checkName("model", req.GetModel()); err != nil {
-		return nil, err
-	}
-	if req.GetAlias() != "" {
-		if err := checkName("alias", req.GetAlias()); err != nil {
-			return nil, err
-		}
-	}
-	size, err := pageSize(req.GetPageSize())
-	if err != nil {
-		return nil, err
-	}
+	size := pageSize(req.GetPageSize())
 	tx := h.db(ctx)
 	m, err := findModel(tx, req.GetModel())
 	if err != nil {
@@ -231,12 +203,6 @@ func (h *handler) ListVersions(ctx context.Context, req *registrypb.ListVersions
 }
 
 func (h *handler) DeleteVersion(ctx context.Context, req *registrypb.DeleteVersionRequest) (*registrypb.DeleteVersionResponse, error) {
-	if err := checkName("model", req.GetModel()); err != nil {
-		return nil, err
-	}
-	if err := checkVersionNumber(req.GetVersion()); err != nil {
-		return nil, err
-	}
 	var sha string
 	err := h.db(ctx).Transaction(func(tx *gorm.DB) error {
 		m, err := findModel(tx, req.GetModel())

@@ -20,14 +20,12 @@ import (
 	"github.com/shoalml/shoal/internal/storage/db"
 )
 
-// Bounds of a serving report: the lease a replica may ask for, and what one
-// report may hold.
+// Bounds of a serving report: the lease a replica may ask for, and its name
+// (registry.proto's rules bound the rest).
 const (
-	minServingLease  = time.Second
-	maxServingLease  = 10 * time.Minute
-	maxReplicaName   = 255
-	maxServingAlias  = 10000
-	maxServingErrLen = 4096
+	minServingLease = time.Second
+	maxServingLease = 10 * time.Minute
+	maxReplicaName  = 255
 )
 
 // servingAlias is one AliasServing as stored in a replica's row. A plain
@@ -42,9 +40,12 @@ type servingAlias struct {
 	Error   string `json:"error,omitempty"`
 }
 
+// checkReport checks what the contract's rules cannot say (they check the
+// names, versions, states and sizes): printable replica names, a lease
+// unless the replica is leaving, and each alias once.
 func checkReport(req *registrypb.ReportServingRequest) ([]servingAlias, time.Duration, error) {
 	name := req.GetReplica()
-	if name == "" || len(name) > maxReplicaName || strings.IndexFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+	if strings.IndexFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
 		return nil, 0, status.Errorf(codes.InvalidArgument, "replica %q: use 1 to %d printable characters", name, maxReplicaName)
 	}
 	if req.GetLeaving() {
@@ -54,30 +55,8 @@ func checkReport(req *registrypb.ReportServingRequest) ([]servingAlias, time.Dur
 	if lease < minServingLease || lease > maxServingLease {
 		return nil, 0, status.Errorf(codes.InvalidArgument, "lease %s: must be between %s and %s", lease, minServingLease, maxServingLease)
 	}
-	if len(req.GetAliases()) > maxServingAlias {
-		return nil, 0, status.Errorf(codes.InvalidArgument, "%d aliases in one report: at most %d", len(req.GetAliases()), maxServingAlias)
-	}
 	out := make([]servingAlias, 0, len(req.GetAliases()))
 	for _, a := range req.GetAliases() {
-		if err := checkName("aliases.model", a.GetModel()); err != nil {
-			return nil, 0, err
-		}
-		if err := checkName("aliases.alias", a.GetAlias()); err != nil {
-			return nil, 0, err
-		}
-		if a.GetVersion() < 0 || a.GetTargetVersion() < 0 {
-			return nil, 0, status.Errorf(codes.InvalidArgument, "%s@%s: versions must not be negative", a.GetModel(), a.GetAlias())
-		}
-		switch a.GetState() {
-		case registrypb.ServingState_SERVING_STATE_SERVING, registrypb.ServingState_SERVING_STATE_LOADING,
-			registrypb.ServingState_SERVING_STATE_FAILED, registrypb.ServingState_SERVING_STATE_RETRYING:
-		default:
-			return nil, 0, status.Errorf(codes.InvalidArgument, "%s@%s: state %s: a replica reports SERVING, LOADING, FAILED or RETRYING",
-				a.GetModel(), a.GetAlias(), a.GetState())
-		}
-		if len(a.GetError()) > maxServingErrLen {
-			return nil, 0, status.Errorf(codes.InvalidArgument, "%s@%s: error longer than %d bytes", a.GetModel(), a.GetAlias(), maxServingErrLen)
-		}
 		out = append(out, servingAlias{Model: a.GetModel(), Alias: a.GetAlias(), Version: a.GetVersion(),
 			Target: a.GetTargetVersion(), State: int32(a.GetState()), Error: a.GetError()})
 	}
@@ -158,16 +137,7 @@ func (h *handler) ReportServing(ctx context.Context, req *registrypb.ReportServi
 // phase is final.
 func (h *handler) WatchRollout(req *registrypb.WatchRolloutRequest, stream grpc.ServerStreamingServer[registrypb.WatchRolloutResponse]) error {
 	ctx := stream.Context()
-	if err := checkName("model", req.GetModel()); err != nil {
-		return err
-	}
 	alias := cmp.Or(req.GetAlias(), "production")
-	if err := checkName("alias", alias); err != nil {
-		return err
-	}
-	if req.GetVersion() < 0 {
-		return status.Errorf(codes.InvalidArgument, "version %d: must be positive, or 0 for whichever the alias names", req.GetVersion())
-	}
 	var last *registrypb.WatchRolloutResponse
 	for {
 		// Subscribe before reading, so that a change committed after the

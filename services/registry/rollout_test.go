@@ -199,13 +199,13 @@ func TestReportServingRefusesBadReports(t *testing.T) {
 		{"no lease", &registrypb.ReportServingRequest{Replica: "r1"}, "lease"},
 		{"lease too long", &registrypb.ReportServingRequest{Replica: "r1", Lease: durationpb.New(time.Hour)}, "lease"},
 		{"bad model", &registrypb.ReportServingRequest{Replica: "r1", Lease: durationpb.New(time.Minute),
-			Aliases: []*registrypb.AliasServing{serves("Fish!", "production", 1, 1, serving, "")}}, "aliases.model"},
+			Aliases: []*registrypb.AliasServing{serves("Fish!", "production", 1, 1, serving, "")}}, "aliases[0].model"},
 		{"state a replica cannot report", &registrypb.ReportServingRequest{Replica: "r1", Lease: durationpb.New(time.Minute),
 			Aliases: []*registrypb.AliasServing{serves("fish", "production", 1, 2, pending, "")}}, "state"},
 		{"twice", &registrypb.ReportServingRequest{Replica: "r1", Lease: durationpb.New(time.Minute),
 			Aliases: []*registrypb.AliasServing{ok, ok}}, "twice"},
 		{"negative version", &registrypb.ReportServingRequest{Replica: "r1", Lease: durationpb.New(time.Minute),
-			Aliases: []*registrypb.AliasServing{serves("fish", "production", -1, 1, loading, "")}}, "negative"},
+			Aliases: []*registrypb.AliasServing{serves("fish", "production", -1, 1, loading, "")}}, "aliases[0].version = -1"},
 	} {
 		_, err := e.client.ReportServing(t.Context(), tt.req)
 		if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), tt.want) {

@@ -424,15 +424,14 @@ func decodeNumberToken(token string) (int64, error) {
 	return n, nil
 }
 
-// pageSize applies the documented default and bound.
-func pageSize(n int32) (int, error) {
+// pageSize applies the documented default and bound (a negative size
+// breaks the contract's rule and never arrives).
+func pageSize(n int32) int {
 	switch {
-	case n < 0:
-		return 0, status.Errorf(codes.InvalidArgument, "pageSize = %d: must not be negative", n)
 	case n == 0:
-		return 50, nil
+		return 50
 	case n > 1000:
-		return 1000, nil
+		return 1000
 	}
-	return int(n), nil
+	return int(n)
 }

@@ -98,9 +98,6 @@ func (h *handler) CreateVersion(stream grpc.ClientStreamingServer[registrypb.Cre
 // that a bad spec fails fast instead of after a large upload.
 func (s *Service) checkSpec(ctx context.Context, spec *registrypb.VersionSpec) (newVersion, error) {
 	nv := newVersion{spec: spec, labels: spec.GetLabels()}
-	if err := checkName("spec.model", spec.GetModel()); err != nil {
-		return nv, err
-	}
 	m, err := findModel(s.deps.DB.WithContext(ctx), spec.GetModel())
 	switch {
 	case err == nil:
@@ -127,19 +124,8 @@ func (s *Service) checkSpec(ctx context.Context, spec *registrypb.VersionSpec) (
 	if nv.input, err = normalizeInputSpec(spec.GetInputSpec()); err != nil {
 		return nv, err
 	}
-	if spec.GetArtifactSizeBytes() < 0 {
-		return nv, status.Errorf(codes.InvalidArgument, "spec.artifactSizeBytes = %d: must not be negative", spec.GetArtifactSizeBytes())
-	}
 	if n := spec.GetArtifactSizeBytes(); n > s.cfg.MaxArtifactBytes {
 		return nv, tooLarge(n, s.cfg.MaxArtifactBytes)
-	}
-	if sha := spec.GetArtifactSha256(); sha != "" {
-		if b, err := hex.DecodeString(sha); err != nil || len(b) != sha256.Size {
-			return nv, status.Errorf(codes.InvalidArgument, "spec.artifactSha256 %q is not a hex SHA-256", sha)
-		}
-	}
-	if len(spec.GetHyperParameters()) > 1000 {
-		return nv, status.Errorf(codes.InvalidArgument, "spec has %d hyper-parameters; at most 1000", len(spec.GetHyperParameters()))
 	}
 	return nv, nil
 }

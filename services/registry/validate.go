@@ -2,7 +2,6 @@ package registry
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -13,19 +12,6 @@ import (
 	"github.com/shoalml/shoal/internal/imaging"
 	"github.com/shoalml/shoal/internal/onnxrt"
 )
-
-// namePattern is what model and alias names may be (see the proto).
-var namePattern = regexp.MustCompile(`^[a-z0-9_-]{1,63}$`)
-
-func checkName(what, name string) error {
-	if name == "" {
-		return status.Errorf(codes.InvalidArgument, "%s is required", what)
-	}
-	if !namePattern.MatchString(name) {
-		return status.Errorf(codes.InvalidArgument, "%s %q: use 1 to 63 lower-case letters, digits, '-' and '_'", what, name)
-	}
-	return nil
-}
 
 func checkVersionNumber(v int64) error {
 	if v <= 0 {

@@ -3,7 +3,6 @@ package trainer
 import (
 	"context"
 	"fmt"
-	"math"
 	"sort"
 
 	"google.golang.org/grpc/codes"
@@ -75,17 +74,11 @@ func augmentation(a *trainerpb.Augmentation) ml.Augmentation {
 
 // normalizeSpec returns a copy of spec with the defaults filled in, or
 // rejects what cannot train, with the code and message the caller sees.
+// The spec has kept the rules of proto/shoal/trainer/v1 (a dataset, ranges
+// of numbers, known enum values: see internal/server's validation); what
+// is checked here depends on other fields or on the architecture.
 func normalizeSpec(in *trainerpb.JobSpec) (*trainerpb.JobSpec, error) {
-	if in == nil {
-		return nil, status.Error(codes.InvalidArgument, "spec is required")
-	}
 	spec := proto.Clone(in).(*trainerpb.JobSpec)
-	if spec.GetDataset() == "" {
-		return nil, status.Error(codes.InvalidArgument, "spec.dataset is required")
-	}
-	if _, ok := trainerpb.TrainLayers_name[int32(spec.TrainLayers)]; !ok {
-		return nil, status.Errorf(codes.InvalidArgument, "spec.trainLayers = %d is not a known choice of layers", spec.TrainLayers)
-	}
 	headOnly := spec.TrainLayers == trainerpb.TrainLayers_TRAIN_LAYERS_HEAD
 	if headOnly && spec.GetBaseVersion() == nil {
 		return nil, status.Error(codes.InvalidArgument, "spec.trainLayers = TRAIN_LAYERS_HEAD needs spec.baseVersion: the frozen backbone is the base version's graph")
@@ -124,26 +117,14 @@ func normalizeSpec(in *trainerpb.JobSpec) (*trainerpb.JobSpec, error) {
 	if spec.Epochs == 0 {
 		spec.Epochs = defaultEpochs
 	}
-	if spec.Epochs < 0 {
-		return nil, status.Errorf(codes.InvalidArgument, "spec.epochs = %d; must be positive", spec.Epochs)
-	}
 	if spec.BatchSize == 0 {
 		spec.BatchSize = defaultBatchSize
-	}
-	if spec.BatchSize < 0 {
-		return nil, status.Errorf(codes.InvalidArgument, "spec.batchSize = %d; must be positive", spec.BatchSize)
 	}
 	if spec.LearningRate == 0 {
 		spec.LearningRate = defaultLearningRate
 	}
-	if !(spec.LearningRate > 0) || math.IsInf(spec.LearningRate, 0) {
-		return nil, status.Errorf(codes.InvalidArgument, "spec.learningRate = %v; must be a positive number", spec.LearningRate)
-	}
 	if spec.ValidationFraction == 0 {
 		spec.ValidationFraction = defaultValidationFraction
-	}
-	if !(spec.ValidationFraction > 0 && spec.ValidationFraction <= 0.5) {
-		return nil, status.Errorf(codes.InvalidArgument, "spec.validationFraction = %v; must be in (0, 0.5]", spec.ValidationFraction)
 	}
 	switch spec.Backend {
 	case "", ml.BackendGo, ml.BackendONNX:
@@ -155,9 +136,6 @@ func normalizeSpec(in *trainerpb.JobSpec) (*trainerpb.JobSpec, error) {
 	}
 	if spec.Promotion == trainerpb.PromotionPolicy_PROMOTION_POLICY_UNSPECIFIED {
 		spec.Promotion = trainerpb.PromotionPolicy_PROMOTION_POLICY_NEVER
-	}
-	if _, ok := trainerpb.PromotionPolicy_name[int32(spec.Promotion)]; !ok {
-		return nil, status.Errorf(codes.InvalidArgument, "spec.promotion = %d is not a known policy", spec.Promotion)
 	}
 	if spec.Optimizer == trainerpb.Optimizer_OPTIMIZER_UNSPECIFIED {
 		spec.Optimizer = defaultOptimizer()
@@ -171,9 +149,6 @@ func normalizeSpec(in *trainerpb.JobSpec) (*trainerpb.JobSpec, error) {
 	if _, ok := scheduleNames[spec.Schedule]; !ok {
 		return nil, status.Errorf(codes.InvalidArgument, "spec.schedule = %d is not a known learning-rate schedule", spec.Schedule)
 	}
-	if !(spec.WeightDecay >= 0) || math.IsInf(spec.WeightDecay, 0) {
-		return nil, status.Errorf(codes.InvalidArgument, "spec.weightDecay = %v; must be a non-negative number", spec.WeightDecay)
-	}
 	// An absent augmentation takes the defaults; a present one is taken as
 	// it is, so {} turns augmentation off. Head-only training augments
 	// nothing unless asked: augmenting runs the backbone again every epoch.
@@ -182,15 +157,6 @@ func normalizeSpec(in *trainerpb.JobSpec) (*trainerpb.JobSpec, error) {
 	}
 	if spec.Augmentation == nil {
 		spec.Augmentation = defaultAugmentation()
-	}
-	if a := spec.Augmentation; !(a.CropMinScale >= 0 && a.CropMinScale <= 1) {
-		return nil, status.Errorf(codes.InvalidArgument, "spec.augmentation.cropMinScale = %v; must be in (0, 1], or 0 for no cropping", a.CropMinScale)
-	}
-	if a := spec.Augmentation; !(a.ColorJitter >= 0 && a.ColorJitter < 1) {
-		return nil, status.Errorf(codes.InvalidArgument, "spec.augmentation.colorJitter = %v; must be in [0, 1)", a.ColorJitter)
-	}
-	if spec.EarlyStoppingPatience < 0 {
-		return nil, status.Errorf(codes.InvalidArgument, "spec.earlyStoppingPatience = %d; must not be negative (0 disables early stopping)", spec.EarlyStoppingPatience)
 	}
 	return spec, nil
 }
@@ -247,8 +213,6 @@ func (s *Service) resolveSnapshot(ctx context.Context, spec *trainerpb.JobSpec) 
 		}
 		snap = resp.GetSnapshot()
 		spec.SnapshotVersion = snap.GetVersion()
-	} else if spec.SnapshotVersion < 0 {
-		return status.Errorf(codes.InvalidArgument, "spec.snapshotVersion = %d; want a version or 0 for a new snapshot", spec.SnapshotVersion)
 	} else {
 		resp, err := s.deps.Datasets.GetSnapshot(ctx, &datasetpb.GetSnapshotRequest{Dataset: spec.Dataset, Version: spec.SnapshotVersion})
 		if err != nil {

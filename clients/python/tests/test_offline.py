@@ -111,7 +111,8 @@ class GoogleApiTest(unittest.TestCase):
         """With another google/api/http.proto in the descriptor pool, as
         googleapis-common-protos puts there (protoc's own output, without
         json names, so not byte-equal to the copy in shoal_client.gen), the
-        stubs use it instead of loading a second, refused one."""
+        stubs use it instead of loading a second, refused one; the same for
+        buf/validate/validate.proto and the protovalidate package."""
         repo = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
         protos = os.path.join(repo, ".build", "protodeps")
         if not os.path.isfile(os.path.join(protos, "google", "api", "http.proto")):
@@ -119,11 +120,15 @@ class GoogleApiTest(unittest.TestCase):
         site = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, site)
         subprocess.run(["protoc", "-I", protos, "--python_out", site, "google/api/http.proto",
-                        "google/api/annotations.proto", "google/api/httpbody.proto"], check=True)
+                        "google/api/annotations.proto", "google/api/httpbody.proto",
+                        "google/api/field_behavior.proto", "buf/validate/validate.proto"], check=True)
         src = os.path.join(repo, "clients", "python", "src")
-        code = ("import sys, google.api.annotations_pb2, shoal_client\n"
+        # buf/validate as the protovalidate package puts it there.
+        code = ("import sys, google.api.annotations_pb2, buf.validate.validate_pb2, shoal_client\n"
                 "assert shoal_client._googleapi.http_pb2.__name__ == 'google.api.http_pb2'\n"
                 "assert 'shoal_client.gen.google.api.http_pb2' not in sys.modules\n"
+                "assert shoal_client._bufvalidate.validate_pb2.__name__ == 'buf.validate.validate_pb2'\n"
+                "assert 'shoal_client.gen.buf.validate.validate_pb2' not in sys.modules\n"
                 "shoal_client.pb.trainer.JobSpec(dataset='x')\n")
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([site, src]))
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)

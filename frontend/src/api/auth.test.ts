@@ -93,7 +93,7 @@ describe("the typed client's middleware", () => {
     const heard: boolean[] = [];
     const stop = onUnauthorized((h) => heard.push(h));
     setToken("viewer");
-    await expect(ok(api.PUT("/v1/models/{model}/aliases/{alias}", { params: { path: { model: "fish", alias: "production" } }, body: {} })))
+    await expect(ok(api.PUT("/v1/models/{model}/aliases/{alias}", { params: { path: { model: "fish", alias: "production" } }, body: { version: 1 } })))
       .rejects.toMatchObject({ status: 403, code: "PERMISSION_DENIED" });
     stop();
     expect(heard).toEqual([]);

@@ -61,7 +61,7 @@ function set64(text: string): number | undefined {
 // (`defaults`, from /v1/architectures; none for a head-only job), and then
 // in full: an absent message takes the default, an empty one turns
 // augmentation off.
-export function jobSpec(f: TrainForm, dataset: string, architecture?: string, defaults?: S<"v1JobSpec">): S<"v1JobSpec"> {
+export function jobSpec(f: TrainForm, dataset: string, architecture?: string, defaults?: Partial<S<"v1JobSpec">>): S<"v1JobSpec"> {
   const spec: S<"v1JobSpec"> = {
     dataset,
     snapshotVersion: set64(f.snapshot),
@@ -92,7 +92,8 @@ export function jobSpec(f: TrainForm, dataset: string, architecture?: string, de
   const same = (["horizontalFlip", "verticalFlip", "cropMinScale", "colorJitter"] as const)
     .every((k) => (augmentation[k] || undefined) === (def[k] || undefined));
   if (!same) spec.augmentation = augmentation;
-  if (f.baseModel && set64(f.baseVersion)) spec.baseVersion = { model: f.baseModel, version: set64(f.baseVersion) };
+  const baseVersion = set64(f.baseVersion);
+  if (f.baseModel && baseVersion) spec.baseVersion = { model: f.baseModel, version: baseVersion };
   if (headOnly) spec.trainLayers = "TRAIN_LAYERS_HEAD";
   return dropUnset(spec);
 }
@@ -105,7 +106,7 @@ export function isHeadOnly(f: TrainForm): boolean {
 // defaultAugmentation is what the server augments with when the spec says
 // nothing: its defaults, or nothing for a head-only job (whose backbone
 // would otherwise run again every epoch).
-export function defaultAugmentation(f: TrainForm, defaults?: S<"v1JobSpec">): S<"v1Augmentation"> {
+export function defaultAugmentation(f: TrainForm, defaults?: Partial<S<"v1JobSpec">>): S<"v1Augmentation"> {
   return isHeadOnly(f) ? {} : defaults?.augmentation ?? {};
 }
 
@@ -129,7 +130,7 @@ export const scheduleNames: Record<string, string> = {
 
 // optimizerSummary names a spec's optimizer and schedule as the server reads
 // them (unset is Adam with a constant rate): "AdamW · cosine lr 0.003".
-export function optimizerSummary(spec: S<"v1JobSpec">): string {
+export function optimizerSummary(spec: Partial<S<"v1JobSpec">>): string {
   const opt = optimizerNames[spec.optimizer ?? "OPTIMIZER_UNSPECIFIED"] ?? spec.optimizer;
   const sched = scheduleNames[spec.schedule ?? "LEARNING_RATE_SCHEDULE_UNSPECIFIED"] ?? spec.schedule;
   const lr = spec.learningRate ? ` ${learningRate(spec.learningRate)}` : "";
@@ -139,7 +140,7 @@ export function optimizerSummary(spec: S<"v1JobSpec">): string {
 
 // specExtras lists what a spec sets beyond the basics: fine-tuning,
 // augmentation, early stopping, seed.
-export function specExtras(spec: S<"v1JobSpec">): string[] {
+export function specExtras(spec: Partial<S<"v1JobSpec">>): string[] {
   const out: string[] = [];
   if (spec.baseVersion?.model) {
     const base = `${spec.baseVersion.model} v${num(spec.baseVersion.version)}`;

@@ -53,7 +53,7 @@ function Versions({ model, selected, onChange }: { model: string; selected: stri
   const promote = async (v: S<"v1Version">) => {
     setError(null);
     try {
-      await ok(api.PUT("/v1/models/{model}/aliases/{alias}", { params: { path: { model, alias: "production" } }, body: { version: v.version } }));
+      await ok(api.PUT("/v1/models/{model}/aliases/{alias}", { params: { path: { model, alias: "production" } }, body: { version: v.version ?? 0 } }));
       await refresh();
     } catch (e) {
       setError(e);

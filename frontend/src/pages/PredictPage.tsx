@@ -37,9 +37,8 @@ export function servedModels(loaded: Loaded[]): S<"v1Model">[] {
   const byName = new Map<string, S<"v1Model">>();
   for (const l of loaded) {
     if (!l.model) continue;
-    const m = byName.get(l.model) ?? { name: l.model, aliases: {} };
-    if (l.aliases?.includes("production") && l.version !== undefined) m.aliases = { ...m.aliases, production: num(l.version) };
-    byName.set(l.model, m);
+    const production: Record<string, number> = l.aliases?.includes("production") && l.version !== undefined ? { production: num(l.version) } : {};
+    byName.set(l.model, { name: l.model, aliases: { ...byName.get(l.model)?.aliases, ...production } });
   }
   return [...byName.values()];
 }

@@ -712,7 +712,7 @@ export interface components {
             /** @description Alias to serve when version is 0; empty for "production". */
             alias?: string;
             /** @description Encoded images; at least one. */
-            images?: string[];
+            images: string[];
             /**
              * Format: int32
              * @description Number of labels to return per image (default 5, at most the number of
@@ -799,7 +799,7 @@ export interface components {
              * Format: int64
              * @description Version number to point at.
              */
-            version?: number;
+            version: number;
         };
         rpcStatus: {
             /** Format: int32 */
@@ -819,7 +819,7 @@ export interface components {
              * Format: date-time
              * @description When it was last set.
              */
-            updateTime?: string;
+            readonly updateTime?: string;
             /**
              * Format: int64
              * @description Version it points at.
@@ -1012,7 +1012,7 @@ export interface components {
             /** @description Free text shown in the UI. */
             description?: string;
             /** @description Unique name: lower-case letters, digits, '-' and '_', 1 to 63 characters. */
-            name?: string;
+            name: string;
         };
         /** @description CreateDatasetResponse holds the created dataset. */
         v1CreateDatasetResponse: {
@@ -1023,9 +1023,9 @@ export interface components {
             /** @description Free text. */
             description?: string;
             /** @description Class names in output order; non-empty, without duplicates. */
-            labels?: string[];
+            labels: string[];
             /** @description Unique name. */
-            name?: string;
+            name: string;
         };
         /** @description CreateModelResponse holds the created model. */
         v1CreateModelResponse: {
@@ -1043,12 +1043,12 @@ export interface components {
         /** @description CreateTokenRequest names the new token and its scopes. */
         v1CreateTokenRequest: {
             /** @description name says what the token is for; 1 to 64 characters. */
-            name?: string;
+            name: string;
             /**
              * @description scopes are what the token may do; at least one of SCOPE_PREDICT,
              *     SCOPE_READ, SCOPE_WRITE, SCOPE_ADMIN.
              */
-            scopes?: components["schemas"]["v1Scope"][];
+            scopes: components["schemas"]["v1Scope"][];
             /** @description ttl is how long the token works; unset or zero: until revoked. */
             ttl?: string;
         };
@@ -1083,28 +1083,28 @@ export interface components {
              * Format: date-time
              * @description When the dataset was created.
              */
-            createTime?: string;
+            readonly createTime?: string;
             /** @description Free text shown in the UI. */
             description?: string;
             /**
              * Format: int64
              * @description Number of images in the dataset.
              */
-            imageCount?: number;
+            readonly imageCount?: number;
             /** @description Distinct labels, sorted. */
-            labels?: string[];
+            readonly labels?: string[];
             /** @description Unique name: lower-case letters, digits, '-' and '_', 1 to 63 characters. */
             name?: string;
             /**
              * Format: int64
              * @description Number of snapshots taken.
              */
-            snapshotCount?: number;
+            readonly snapshotCount?: number;
             /**
              * Format: date-time
              * @description When images were last added or removed.
              */
-            updateTime?: string;
+            readonly updateTime?: string;
         };
         /** @description DeleteAliasResponse is empty. */
         v1DeleteAliasResponse: Record<string, never>;
@@ -1249,9 +1249,9 @@ export interface components {
              * Format: date-time
              * @description When the image was added to the dataset.
              */
-            createTime?: string;
+            readonly createTime?: string;
             /** @description Dataset the image belongs to. */
-            dataset?: string;
+            readonly dataset?: string;
             /** @description The file name it was imported from. */
             fileName?: string;
             format?: components["schemas"]["v1ImageFormat"];
@@ -1259,26 +1259,26 @@ export interface components {
              * Format: int32
              * @description Height in pixels.
              */
-            height?: number;
+            readonly height?: number;
             /** @description Stable identifier of this image within its dataset. */
-            id?: string;
+            readonly id?: string;
             /** @description Class label, e.g. "Gold Fish". */
             label?: string;
             /** @description Hex SHA-256 of the bytes; also the blob key. */
-            sha256?: string;
+            readonly sha256?: string;
             /**
              * Format: int64
              * @description Size of the encoded bytes.
              */
-            sizeBytes?: number;
+            readonly sizeBytes?: number;
             split?: components["schemas"]["v1Split"];
             /** @description Where the bytes can be fetched over REST. */
-            url?: string;
+            readonly url?: string;
             /**
              * Format: int32
              * @description Width in pixels.
              */
-            width?: number;
+            readonly width?: number;
         };
         /**
          * @description ImageFormat is the decoded format of a stored image.
@@ -1383,30 +1383,30 @@ export interface components {
              * Format: date-time
              * @description When the job was created.
              */
-            createTime?: string;
+            readonly createTime?: string;
             /**
              * Format: date-time
              * @description When it finished.
              */
-            endTime?: string;
+            readonly endTime?: string;
             /** @description Per-epoch results so far. */
-            epochs?: components["schemas"]["v1EpochMetrics"][];
+            readonly epochs?: components["schemas"]["v1EpochMetrics"][];
             /** @description Why the job failed, when it did. */
-            error?: string;
+            readonly error?: string;
             /** @description Job id. */
-            id?: string;
+            readonly id?: string;
             /**
              * Format: int64
              * @description Sequence number of the job's latest event.
              */
-            lastSequence?: number;
+            readonly lastSequence?: number;
             result?: components["schemas"]["v1VersionRef"];
             spec?: components["schemas"]["v1JobSpec"];
             /**
              * Format: date-time
              * @description When it started running.
              */
-            startTime?: string;
+            readonly startTime?: string;
             state?: components["schemas"]["v1JobState"];
             testMetrics?: components["schemas"]["v1Metrics"];
         };
@@ -1429,7 +1429,7 @@ export interface components {
              */
             channels?: number;
             /** @description Dataset to train on. */
-            dataset?: string;
+            dataset: string;
             /**
              * Format: int32
              * @description Stop after this many epochs without a better validation accuracy; 0
@@ -1677,7 +1677,7 @@ export interface components {
         /** @description LocalSource is a folder the server process can read. */
         v1LocalSource: {
             /** @description Absolute or server-relative path of the tree's root. */
-            path?: string;
+            path: string;
         };
         /** @description LogLine is a message from the job, such as a phase change. */
         v1LogLine: {
@@ -1740,14 +1740,14 @@ export interface components {
         /** @description Model is a named classifier with an ordered list of class labels. */
         v1Model: {
             /** @description Aliases of this model and the versions they point at. */
-            aliases?: {
+            readonly aliases?: {
                 [key: string]: number;
             };
             /**
              * Format: date-time
              * @description When the model was created.
              */
-            createTime?: string;
+            readonly createTime?: string;
             /** @description Free text. */
             description?: string;
             /** @description Class names, in the order of the model's output. */
@@ -1756,7 +1756,7 @@ export interface components {
              * Format: int64
              * @description Highest version number; 0 when there is none.
              */
-            latestVersion?: number;
+            readonly latestVersion?: number;
             /** @description Unique name: lower-case letters, digits, '-' and '_', 1 to 63 characters. */
             name?: string;
         };
@@ -1766,7 +1766,7 @@ export interface components {
          */
         v1ObjectStoreSource: {
             /** @description Bucket name. */
-            bucket?: string;
+            bucket: string;
             /** @description Key prefix of the tree's root; empty for the bucket's root. */
             prefix?: string;
         };
@@ -1925,12 +1925,12 @@ export interface components {
         /** @description Snapshot is an immutable, numbered version of a dataset's membership. */
         v1Snapshot: {
             /** @description Counts per split and label. */
-            counts?: components["schemas"]["v1LabelCount"][];
+            readonly counts?: components["schemas"]["v1LabelCount"][];
             /**
              * Format: date-time
              * @description When the snapshot was taken.
              */
-            createTime?: string;
+            readonly createTime?: string;
             /** @description Dataset name. */
             dataset?: string;
             /** @description Free text. */
@@ -1939,17 +1939,17 @@ export interface components {
              * Format: int64
              * @description Number of images in the snapshot.
              */
-            imageCount?: number;
+            readonly imageCount?: number;
             /**
              * @description Hex SHA-256 over the sorted (split, label, sha256) manifest; two
              *     snapshots with the same membership have the same hash.
              */
-            manifestSha256?: string;
+            readonly manifestSha256?: string;
             /**
              * Format: int64
              * @description Version number: 1, 2, 3... per dataset.
              */
-            version?: number;
+            readonly version?: number;
         };
         /**
          * @description Split is the part of a dataset an image belongs to.
@@ -1965,7 +1965,7 @@ export interface components {
         v1Split: "SPLIT_UNSPECIFIED" | "SPLIT_TRAIN" | "SPLIT_VALIDATION" | "SPLIT_TEST";
         /** @description StartTrainingRequest holds the spec of a new job. */
         v1StartTrainingRequest: {
-            spec?: components["schemas"]["v1JobSpec"];
+            spec: components["schemas"]["v1JobSpec"];
         };
         /** @description StartTrainingResponse holds the queued job. */
         v1StartTrainingResponse: {
@@ -2041,32 +2041,32 @@ export interface components {
         /** @description Token describes an API token; its secret is never part of it. */
         v1Token: {
             /** @description created_by is the name of the token that created this one. */
-            createdBy?: string;
+            readonly createdBy?: string;
             /**
              * Format: date-time
              * @description create_time is when the token was made.
              */
-            createTime?: string;
+            readonly createTime?: string;
             /**
              * Format: date-time
              * @description expire_time is when the token stops working; unset if it never expires.
              */
-            expireTime?: string;
+            readonly expireTime?: string;
             /** @description id is the token's public identifier, also the prefix of its secret. */
-            id?: string;
+            readonly id?: string;
             /**
              * Format: date-time
              * @description last_used_time is when the token last passed a check (updated at most
              *     once a minute); unset if never used.
              */
-            lastUsedTime?: string;
+            readonly lastUsedTime?: string;
             /** @description name says what the token is for ("ci", "console"). */
             name?: string;
             /**
              * Format: date-time
              * @description revoke_time is when the token was revoked; unset if it was not.
              */
-            revokeTime?: string;
+            readonly revokeTime?: string;
             /** @description scopes are what the token may do. */
             scopes?: components["schemas"]["v1Scope"][];
         };
@@ -2099,7 +2099,7 @@ export interface components {
         /** @description UploadHeader starts an upload stream. */
         v1UploadHeader: {
             /** @description Dataset to add to. */
-            dataset?: string;
+            dataset: string;
         };
         /**
          * @description UploadImagesRequest is one message of an upload stream: a header first,
@@ -2119,7 +2119,7 @@ export interface components {
         /** @description Version is one immutable version of a model. */
         v1Version: {
             /** @description Aliases currently pointing at this version. */
-            aliases?: string[];
+            readonly aliases?: string[];
             /** @description Architecture name, e.g. "small-cnn" or "resnet18". */
             architecture?: string;
             artifact?: components["schemas"]["v1Artifact"];
@@ -2127,7 +2127,7 @@ export interface components {
              * Format: date-time
              * @description When it was created.
              */
-            createTime?: string;
+            readonly createTime?: string;
             /** @description Who created it (a user name or "trainer"). */
             creator?: string;
             /** @description Free text. */
@@ -2147,17 +2147,17 @@ export interface components {
              * Format: int64
              * @description Version number: 1, 2, 3... per model.
              */
-            version?: number;
+            readonly version?: number;
         };
         /** @description VersionRef points at one version of one model. */
         v1VersionRef: {
             /** @description Model name. */
-            model?: string;
+            model: string;
             /**
              * Format: int64
              * @description Version number.
              */
-            version?: number;
+            version: number;
         };
         /** @description VersionSpec is the metadata of a version being created. */
         v1VersionSpec: {
@@ -2178,7 +2178,7 @@ export interface components {
             hyperParameters?: {
                 [key: string]: string;
             };
-            inputSpec?: components["schemas"]["v1InputSpec"];
+            inputSpec: components["schemas"]["v1InputSpec"];
             /**
              * @description Class names in output order; must equal the model's labels when the
              *     model exists.
@@ -2190,7 +2190,7 @@ export interface components {
              * @description Model name. The model is created when it does not exist yet, with the
              *     labels below.
              */
-            model?: string;
+            model: string;
         };
         /** @description WatchAliasesResponse is one alias event. */
         v1WatchAliasesResponse: {
@@ -3187,11 +3187,11 @@ export interface operations {
     };
     RegistryService_CompareVersions: {
         parameters: {
-            query?: {
+            query: {
                 /** @description First version number. */
-                a?: number;
+                a: number;
                 /** @description Second version number. */
-                b?: number;
+                b: number;
             };
             header?: never;
             path: {
@@ -3584,11 +3584,11 @@ export interface operations {
     };
     RegistryService_WatchRollout: {
         parameters: {
-            query?: {
+            query: {
                 /** @description Alias; empty for "production". */
                 alias?: string;
                 /** @description Model name. */
-                model?: string;
+                model: string;
                 /**
                  * @description Version the alias is expected to name (the one just promoted); 0 for
                  *     whichever it names. When the alias names another, or is deleted, the

@@ -7,6 +7,7 @@
 package authv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -1049,37 +1050,38 @@ var File_shoal_auth_v1_auth_proto protoreflect.FileDescriptor
 
 const file_shoal_auth_v1_auth_proto_rawDesc = "" +
 	"\n" +
-	"\x18shoal/auth/v1/auth.proto\x12\rshoal.auth.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bshoal/auth/v1/options.proto\"\xf1\x02\n" +
-	"\x05Token\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x18shoal/auth/v1/auth.proto\x12\rshoal.auth.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bshoal/auth/v1/options.proto\"\x95\x03\n" +
+	"\x05Token\x12\x14\n" +
+	"\x02id\x18\x01 \x01(\tB\x04\xe2A\x01\x03R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12,\n" +
-	"\x06scopes\x18\x03 \x03(\x0e2\x14.shoal.auth.v1.ScopeR\x06scopes\x12\x1d\n" +
+	"\x06scopes\x18\x03 \x03(\x0e2\x14.shoal.auth.v1.ScopeR\x06scopes\x12#\n" +
 	"\n" +
-	"created_by\x18\x04 \x01(\tR\tcreatedBy\x12;\n" +
-	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\x12@\n" +
-	"\x0elast_used_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\flastUsedTime\x12;\n" +
-	"\vexpire_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\x12;\n" +
-	"\vrevoke_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"revokeTime\"\x83\x01\n" +
-	"\x12CreateTokenRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12,\n" +
-	"\x06scopes\x18\x02 \x03(\x0e2\x14.shoal.auth.v1.ScopeR\x06scopes\x12+\n" +
+	"created_by\x18\x04 \x01(\tB\x04\xe2A\x01\x03R\tcreatedBy\x12A\n" +
+	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampB\x04\xe2A\x01\x03R\n" +
+	"createTime\x12F\n" +
+	"\x0elast_used_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampB\x04\xe2A\x01\x03R\flastUsedTime\x12A\n" +
+	"\vexpire_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampB\x04\xe2A\x01\x03R\n" +
+	"expireTime\x12A\n" +
+	"\vrevoke_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampB\x04\xe2A\x01\x03R\n" +
+	"revokeTime\"\x8f\x01\n" +
+	"\x12CreateTokenRequest\x12\x18\n" +
+	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x04name\x122\n" +
+	"\x06scopes\x18\x02 \x03(\x0e2\x14.shoal.auth.v1.ScopeB\x04\xe2A\x01\x02R\x06scopes\x12+\n" +
 	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"Y\n" +
 	"\x13CreateTokenResponse\x12*\n" +
 	"\x05token\x18\x01 \x01(\v2\x14.shoal.auth.v1.TokenR\x05token\x12\x16\n" +
-	"\x06secret\x18\x02 \x01(\tR\x06secret\"x\n" +
-	"\x11ListTokensRequest\x12\x1b\n" +
-	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\"\x81\x01\n" +
+	"\x11ListTokensRequest\x12$\n" +
+	"\tpage_size\x18\x01 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\x12'\n" +
 	"\x0finclude_revoked\x18\x03 \x01(\bR\x0eincludeRevoked\"j\n" +
 	"\x12ListTokensResponse\x12,\n" +
 	"\x06tokens\x18\x01 \x03(\v2\x14.shoal.auth.v1.TokenR\x06tokens\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"$\n" +
-	"\x12RevokeTokenRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"A\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"0\n" +
+	"\x12RevokeTokenRequest\x12\x1a\n" +
+	"\x02id\x18\x01 \x01(\tB\n" +
+	"\xe2A\x01\x02\xbaH\x03\xc8\x01\x01R\x02id\"A\n" +
 	"\x13RevokeTokenResponse\x12*\n" +
 	"\x05token\x18\x01 \x01(\v2\x14.shoal.auth.v1.TokenR\x05token\"\x83\x01\n" +
 	"\x06Caller\x12\x19\n" +
@@ -1102,9 +1104,9 @@ const file_shoal_auth_v1_auth_proto_rawDesc = "" +
 	"\bresource\x18\x06 \x01(\tR\bresource\x12\x12\n" +
 	"\x04code\x18\a \x01(\tR\x04code\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\b \x01(\tR\trequestId\"\x87\x01\n" +
-	"\x16ListAuditEventsRequest\x12\x1b\n" +
-	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"request_id\x18\b \x01(\tR\trequestId\"\x90\x01\n" +
+	"\x16ListAuditEventsRequest\x12$\n" +
+	"\tpage_size\x18\x01 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x19\n" +
 	"\btoken_id\x18\x03 \x01(\tR\atokenId\x12\x16\n" +

@@ -7,6 +7,7 @@
 package datasetv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	_ "github.com/shoalml/shoal/gen/shoal/auth/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	httpbody "google.golang.org/genproto/googleapis/api/httpbody"
@@ -2833,65 +2834,75 @@ var File_shoal_dataset_v1_dataset_proto protoreflect.FileDescriptor
 
 const file_shoal_dataset_v1_dataset_proto_rawDesc = "" +
 	"\n" +
-	"\x1eshoal/dataset/v1/dataset.proto\x12\x10shoal.dataset.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bshoal/auth/v1/options.proto\"\x99\x02\n" +
+	"\x1eshoal/dataset/v1/dataset.proto\x12\x10shoal.dataset.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bshoal/auth/v1/options.proto\"\xb7\x02\n" +
 	"\aDataset\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
-	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x1f\n" +
-	"\vimage_count\x18\x03 \x01(\x03R\n" +
-	"imageCount\x12\x16\n" +
-	"\x06labels\x18\x04 \x03(\tR\x06labels\x12%\n" +
-	"\x0esnapshot_count\x18\x05 \x01(\x03R\rsnapshotCount\x12;\n" +
-	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\x12;\n" +
-	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xfe\x02\n" +
-	"\x05Image\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
-	"\adataset\x18\x02 \x01(\tR\adataset\x12-\n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x12%\n" +
+	"\vimage_count\x18\x03 \x01(\x03B\x04\xe2A\x01\x03R\n" +
+	"imageCount\x12\x1c\n" +
+	"\x06labels\x18\x04 \x03(\tB\x04\xe2A\x01\x03R\x06labels\x12+\n" +
+	"\x0esnapshot_count\x18\x05 \x01(\x03B\x04\xe2A\x01\x03R\rsnapshotCount\x12A\n" +
+	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampB\x04\xe2A\x01\x03R\n" +
+	"createTime\x12A\n" +
+	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampB\x04\xe2A\x01\x03R\n" +
+	"updateTime\"\xb4\x03\n" +
+	"\x05Image\x12\x14\n" +
+	"\x02id\x18\x01 \x01(\tB\x04\xe2A\x01\x03R\x02id\x12\x1e\n" +
+	"\adataset\x18\x02 \x01(\tB\x04\xe2A\x01\x03R\adataset\x12-\n" +
 	"\x05split\x18\x03 \x01(\x0e2\x17.shoal.dataset.v1.SplitR\x05split\x12\x14\n" +
 	"\x05label\x18\x04 \x01(\tR\x05label\x12\x1b\n" +
-	"\tfile_name\x18\x05 \x01(\tR\bfileName\x12\x16\n" +
-	"\x06sha256\x18\x06 \x01(\tR\x06sha256\x12\x10\n" +
-	"\x03url\x18\a \x01(\tR\x03url\x12\x14\n" +
-	"\x05width\x18\b \x01(\x05R\x05width\x12\x16\n" +
-	"\x06height\x18\t \x01(\x05R\x06height\x125\n" +
+	"\tfile_name\x18\x05 \x01(\tR\bfileName\x12\x1c\n" +
+	"\x06sha256\x18\x06 \x01(\tB\x04\xe2A\x01\x03R\x06sha256\x12\x16\n" +
+	"\x03url\x18\a \x01(\tB\x04\xe2A\x01\x03R\x03url\x12\x1a\n" +
+	"\x05width\x18\b \x01(\x05B\x04\xe2A\x01\x03R\x05width\x12\x1c\n" +
+	"\x06height\x18\t \x01(\x05B\x04\xe2A\x01\x03R\x06height\x12;\n" +
 	"\x06format\x18\n" +
-	" \x01(\x0e2\x1d.shoal.dataset.v1.ImageFormatR\x06format\x12\x1d\n" +
+	" \x01(\x0e2\x1d.shoal.dataset.v1.ImageFormatB\x04\xe2A\x01\x03R\x06format\x12#\n" +
 	"\n" +
-	"size_bytes\x18\v \x01(\x03R\tsizeBytes\x12;\n" +
-	"\vcreate_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"L\n" +
-	"\x14CreateDatasetRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
-	"\vdescription\x18\x02 \x01(\tR\vdescription\"L\n" +
+	"size_bytes\x18\v \x01(\x03B\x04\xe2A\x01\x03R\tsizeBytes\x12A\n" +
+	"\vcreate_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampB\x04\xe2A\x01\x03R\n" +
+	"createTime\"\xcb\x01\n" +
+	"\x14CreateDatasetRequest\x12\x86\x01\n" +
+	"\x04name\x18\x01 \x01(\tBr\xe2A\x01\x02\xbaHk\xba\x01e\n" +
+	"\n" +
+	"shoal.name\x123use 1 to 63 lower-case letters, digits, '-' and '_'\x1a\"this.matches('^[a-z0-9_-]{1,63}$')\xc8\x01\x01R\x04name\x12*\n" +
+	"\vdescription\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80 R\vdescription\"L\n" +
 	"\x15CreateDatasetResponse\x123\n" +
-	"\adataset\x18\x01 \x01(\v2\x19.shoal.dataset.v1.DatasetR\adataset\"'\n" +
-	"\x11GetDatasetRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"I\n" +
+	"\adataset\x18\x01 \x01(\v2\x19.shoal.dataset.v1.DatasetR\adataset\"\x9c\x01\n" +
+	"\x11GetDatasetRequest\x12\x86\x01\n" +
+	"\x04name\x18\x01 \x01(\tBr\xe2A\x01\x02\xbaHk\xba\x01e\n" +
+	"\n" +
+	"shoal.name\x123use 1 to 63 lower-case letters, digits, '-' and '_'\x1a\"this.matches('^[a-z0-9_-]{1,63}$')\xc8\x01\x01R\x04name\"I\n" +
 	"\x12GetDatasetResponse\x123\n" +
-	"\adataset\x18\x01 \x01(\v2\x19.shoal.dataset.v1.DatasetR\adataset\"Q\n" +
-	"\x13ListDatasetsRequest\x12\x1b\n" +
-	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\adataset\x18\x01 \x01(\v2\x19.shoal.dataset.v1.DatasetR\adataset\"Z\n" +
+	"\x13ListDatasetsRequest\x12$\n" +
+	"\tpage_size\x18\x01 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"u\n" +
 	"\x14ListDatasetsResponse\x125\n" +
 	"\bdatasets\x18\x01 \x03(\v2\x19.shoal.dataset.v1.DatasetR\bdatasets\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"*\n" +
-	"\x14DeleteDatasetRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"c\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9f\x01\n" +
+	"\x14DeleteDatasetRequest\x12\x86\x01\n" +
+	"\x04name\x18\x01 \x01(\tBr\xe2A\x01\x02\xbaHk\xba\x01e\n" +
+	"\n" +
+	"shoal.name\x123use 1 to 63 lower-case letters, digits, '-' and '_'\x1a\"this.matches('^[a-z0-9_-]{1,63}$')\xc8\x01\x01R\x04name\"c\n" +
 	"\x15DeleteDatasetResponse\x12%\n" +
 	"\x0eimages_deleted\x18\x01 \x01(\x03R\rimagesDeleted\x12#\n" +
-	"\rblobs_deleted\x18\x02 \x01(\x03R\fblobsDeleted\"!\n" +
-	"\vLocalSource\x12\x12\n" +
-	"\x04path\x18\x01 \x01(\tR\x04path\"C\n" +
-	"\x11ObjectStoreSource\x12\x16\n" +
-	"\x06bucket\x18\x01 \x01(\tR\x06bucket\x12\x16\n" +
-	"\x06prefix\x18\x02 \x01(\tR\x06prefix\"\xba\x01\n" +
-	"\x13ImportImagesRequest\x12\x18\n" +
-	"\adataset\x18\x01 \x01(\tR\adataset\x125\n" +
+	"\rblobs_deleted\x18\x02 \x01(\x03R\fblobsDeleted\"-\n" +
+	"\vLocalSource\x12\x1e\n" +
+	"\x04path\x18\x01 \x01(\tB\n" +
+	"\xe2A\x01\x02\xbaH\x03\xc8\x01\x01R\x04path\"O\n" +
+	"\x11ObjectStoreSource\x12\"\n" +
+	"\x06bucket\x18\x01 \x01(\tB\n" +
+	"\xe2A\x01\x02\xbaH\x03\xc8\x01\x01R\x06bucket\x12\x16\n" +
+	"\x06prefix\x18\x02 \x01(\tR\x06prefix\"\xb6\x02\n" +
+	"\x13ImportImagesRequest\x12\x8c\x01\n" +
+	"\adataset\x18\x01 \x01(\tBr\xe2A\x01\x02\xbaHk\xba\x01e\n" +
+	"\n" +
+	"shoal.name\x123use 1 to 63 lower-case letters, digits, '-' and '_'\x1a\"this.matches('^[a-z0-9_-]{1,63}$')\xc8\x01\x01R\adataset\x125\n" +
 	"\x05local\x18\x02 \x01(\v2\x1d.shoal.dataset.v1.LocalSourceH\x00R\x05local\x12H\n" +
-	"\fobject_store\x18\x03 \x01(\v2#.shoal.dataset.v1.ObjectStoreSourceH\x00R\vobjectStoreB\b\n" +
-	"\x06source\";\n" +
+	"\fobject_store\x18\x03 \x01(\v2#.shoal.dataset.v1.ObjectStoreSourceH\x00R\vobjectStoreB\x0f\n" +
+	"\x06source\x12\x05\xbaH\x02\b\x01\";\n" +
 	"\rFileRejection\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x92\x01\n" +
@@ -2911,9 +2922,11 @@ const file_shoal_dataset_v1_dataset_proto_rawDesc = "" +
 	"\bprogress\x18\x01 \x01(\v2 .shoal.dataset.v1.ImportProgressH\x00R\bprogress\x12?\n" +
 	"\trejection\x18\x02 \x01(\v2\x1f.shoal.dataset.v1.FileRejectionH\x00R\trejection\x124\n" +
 	"\x04done\x18\x03 \x01(\v2\x1e.shoal.dataset.v1.ImportCountsH\x00R\x04doneB\a\n" +
-	"\x05event\"(\n" +
-	"\fUploadHeader\x12\x18\n" +
-	"\adataset\x18\x01 \x01(\tR\adataset\"\x88\x01\n" +
+	"\x05event\"\x9d\x01\n" +
+	"\fUploadHeader\x12\x8c\x01\n" +
+	"\adataset\x18\x01 \x01(\tBr\xe2A\x01\x02\xbaHk\xba\x01e\n" +
+	"\n" +
+	"shoal.name\x123use 1 to 63 lower-case letters, digits, '-' and '_'\x1a\"this.matches('^[a-z0-9_-]{1,63}$')\xc8\x01\x01R\adataset\"\x88\x01\n" +
 	"\n" +
 	"UploadFile\x12-\n" +
 	"\x05split\x18\x01 \x01(\x0e2\x17.shoal.dataset.v1.SplitR\x05split\x12\x14\n" +
@@ -2922,39 +2935,47 @@ const file_shoal_dataset_v1_dataset_proto_rawDesc = "" +
 	"\acontent\x18\x04 \x01(\fR\acontent\"?\n" +
 	"\fArchiveChunk\x12\x1b\n" +
 	"\tfile_name\x18\x01 \x01(\tR\bfileName\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data\"\xd5\x01\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"\xdc\x01\n" +
 	"\x13UploadImagesRequest\x128\n" +
 	"\x06header\x18\x01 \x01(\v2\x1e.shoal.dataset.v1.UploadHeaderH\x00R\x06header\x122\n" +
 	"\x04file\x18\x02 \x01(\v2\x1c.shoal.dataset.v1.UploadFileH\x00R\x04file\x12E\n" +
-	"\rarchive_chunk\x18\x03 \x01(\v2\x1e.shoal.dataset.v1.ArchiveChunkH\x00R\farchiveChunkB\t\n" +
-	"\apayload\"\x8f\x01\n" +
+	"\rarchive_chunk\x18\x03 \x01(\v2\x1e.shoal.dataset.v1.ArchiveChunkH\x00R\farchiveChunkB\x10\n" +
+	"\apayload\x12\x05\xbaH\x02\b\x01\"\x8f\x01\n" +
 	"\x14UploadImagesResponse\x126\n" +
 	"\x06counts\x18\x01 \x01(\v2\x1e.shoal.dataset.v1.ImportCountsR\x06counts\x12?\n" +
 	"\n" +
 	"rejections\x18\x02 \x03(\v2\x1f.shoal.dataset.v1.FileRejectionR\n" +
-	"rejections\"\xd9\x01\n" +
-	"\x11ListImagesRequest\x12\x18\n" +
-	"\adataset\x18\x01 \x01(\tR\adataset\x12-\n" +
-	"\x05split\x18\x02 \x01(\x0e2\x17.shoal.dataset.v1.SplitR\x05split\x12\x14\n" +
-	"\x05label\x18\x03 \x01(\tR\x05label\x12)\n" +
-	"\x10snapshot_version\x18\x04 \x01(\x03R\x0fsnapshotVersion\x12\x1b\n" +
-	"\tpage_size\x18\x05 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"rejections\"\xea\x02\n" +
+	"\x11ListImagesRequest\x12\x8c\x01\n" +
+	"\adataset\x18\x01 \x01(\tBr\xe2A\x01\x02\xbaHk\xba\x01e\n" +
+	"\n" +
+	"shoal.name\x123use 1 to 63 lower-case letters, digits, '-' and '_'\x1a\"this.matches('^[a-z0-9_-]{1,63}$')\xc8\x01\x01R\adataset\x127\n" +
+	"\x05split\x18\x02 \x01(\x0e2\x17.shoal.dataset.v1.SplitB\b\xbaH\x05\x82\x01\x02\x10\x01R\x05split\x12\x14\n" +
+	"\x05label\x18\x03 \x01(\tR\x05label\x122\n" +
+	"\x10snapshot_version\x18\x04 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x0fsnapshotVersion\x12$\n" +
+	"\tpage_size\x18\x05 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x06 \x01(\tR\tpageToken\"\x8c\x01\n" +
 	"\x12ListImagesResponse\x12/\n" +
 	"\x06images\x18\x01 \x03(\v2\x17.shoal.dataset.v1.ImageR\x06images\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1d\n" +
 	"\n" +
-	"total_size\x18\x03 \x01(\x03R\ttotalSize\"F\n" +
-	"\x0fGetImageRequest\x12\x18\n" +
-	"\adataset\x18\x01 \x01(\tR\adataset\x12\x19\n" +
-	"\bimage_id\x18\x02 \x01(\tR\aimageId\"A\n" +
+	"total_size\x18\x03 \x01(\x03R\ttotalSize\"\xc7\x01\n" +
+	"\x0fGetImageRequest\x12\x8c\x01\n" +
+	"\adataset\x18\x01 \x01(\tBr\xe2A\x01\x02\xbaHk\xba\x01e\n" +
+	"\n" +
+	"shoal.name\x123use 1 to 63 lower-case letters, digits, '-' and '_'\x1a\"this.matches('^[a-z0-9_-]{1,63}$')\xc8\x01\x01R\adataset\x12%\n" +
+	"\bimage_id\x18\x02 \x01(\tB\n" +
+	"\xe2A\x01\x02\xbaH\x03\xc8\x01\x01R\aimageId\"A\n" +
 	"\x10GetImageResponse\x12-\n" +
-	"\x05image\x18\x01 \x01(\v2\x17.shoal.dataset.v1.ImageR\x05image\"t\n" +
-	"\x16GetImageContentRequest\x12\x18\n" +
-	"\adataset\x18\x01 \x01(\tR\adataset\x12\x19\n" +
-	"\bimage_id\x18\x02 \x01(\tR\aimageId\x12%\n" +
-	"\x0ethumbnail_size\x18\x03 \x01(\x05R\rthumbnailSize\"C\n" +
+	"\x05image\x18\x01 \x01(\v2\x17.shoal.dataset.v1.ImageR\x05image\"\xff\x01\n" +
+	"\x16GetImageContentRequest\x12\x8c\x01\n" +
+	"\adataset\x18\x01 \x01(\tBr\xe2A\x01\x02\xbaHk\xba\x01e\n" +
+	"\n" +
+	"shoal.name\x123use 1 to 63 lower-case letters, digits, '-' and '_'\x1a\"this.matches('^[a-z0-9_-]{1,63}$')\xc8\x01\x01R\adataset\x12%\n" +
+	"\bimage_id\x18\x02 \x01(\tB\n" +
+	"\xe2A\x01\x02\xbaH\x03\xc8\x01\x01R\aimageId\x12/\n" +
+	"\x0ethumbnail_size\x18\x03 \x01(\x05B\b\xbaH\x05\x1a\x03\x18\x80\x04R\rthumbnailSize\"C\n" +
 	"\x17GetImageContentResponse\x12(\n" +
 	"\x04body\x18\x01 \x01(\v2\x14.google.api.HttpBodyR\x04body\"g\n" +
 	"\n" +
@@ -2968,51 +2989,61 @@ const file_shoal_dataset_v1_dataset_proto_rawDesc = "" +
 	"min_pixels\x18\x01 \x01(\x05R\tminPixels\x12\x1d\n" +
 	"\n" +
 	"max_pixels\x18\x02 \x01(\x05R\tmaxPixels\x12\x14\n" +
-	"\x05count\x18\x03 \x01(\x03R\x05count\"]\n" +
-	"\x16GetDatasetStatsRequest\x12\x18\n" +
-	"\adataset\x18\x01 \x01(\tR\adataset\x12)\n" +
-	"\x10snapshot_version\x18\x02 \x01(\x03R\x0fsnapshotVersion\"\xc5\x01\n" +
+	"\x05count\x18\x03 \x01(\x03R\x05count\"\xdb\x01\n" +
+	"\x16GetDatasetStatsRequest\x12\x8c\x01\n" +
+	"\adataset\x18\x01 \x01(\tBr\xe2A\x01\x02\xbaHk\xba\x01e\n" +
+	"\n" +
+	"shoal.name\x123use 1 to 63 lower-case letters, digits, '-' and '_'\x1a\"this.matches('^[a-z0-9_-]{1,63}$')\xc8\x01\x01R\adataset\x122\n" +
+	"\x10snapshot_version\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x0fsnapshotVersion\"\xc5\x01\n" +
 	"\x17GetDatasetStatsResponse\x12\x1f\n" +
 	"\vimage_count\x18\x01 \x01(\x03R\n" +
 	"imageCount\x124\n" +
 	"\x06counts\x18\x02 \x03(\v2\x1c.shoal.dataset.v1.LabelCountR\x06counts\x122\n" +
 	"\x05sizes\x18\x03 \x03(\v2\x1c.shoal.dataset.v1.SizeBucketR\x05sizes\x12\x1f\n" +
 	"\vtotal_bytes\x18\x04 \x01(\x03R\n" +
-	"totalBytes\"\x9d\x02\n" +
+	"totalBytes\"\xbb\x02\n" +
 	"\bSnapshot\x12\x18\n" +
-	"\adataset\x18\x01 \x01(\tR\adataset\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x1f\n" +
-	"\vimage_count\x18\x03 \x01(\x03R\n" +
-	"imageCount\x124\n" +
-	"\x06counts\x18\x04 \x03(\v2\x1c.shoal.dataset.v1.LabelCountR\x06counts\x12'\n" +
-	"\x0fmanifest_sha256\x18\x05 \x01(\tR\x0emanifestSha256\x12 \n" +
-	"\vdescription\x18\x06 \x01(\tR\vdescription\x12;\n" +
-	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"|\n" +
-	"\x15CreateSnapshotRequest\x12\x18\n" +
-	"\adataset\x18\x01 \x01(\tR\adataset\x12 \n" +
-	"\vdescription\x18\x02 \x01(\tR\vdescription\x12'\n" +
+	"\adataset\x18\x01 \x01(\tR\adataset\x12\x1e\n" +
+	"\aversion\x18\x02 \x01(\x03B\x04\xe2A\x01\x03R\aversion\x12%\n" +
+	"\vimage_count\x18\x03 \x01(\x03B\x04\xe2A\x01\x03R\n" +
+	"imageCount\x12:\n" +
+	"\x06counts\x18\x04 \x03(\v2\x1c.shoal.dataset.v1.LabelCountB\x04\xe2A\x01\x03R\x06counts\x12-\n" +
+	"\x0fmanifest_sha256\x18\x05 \x01(\tB\x04\xe2A\x01\x03R\x0emanifestSha256\x12 \n" +
+	"\vdescription\x18\x06 \x01(\tR\vdescription\x12A\n" +
+	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampB\x04\xe2A\x01\x03R\n" +
+	"createTime\"\xfb\x01\n" +
+	"\x15CreateSnapshotRequest\x12\x8c\x01\n" +
+	"\adataset\x18\x01 \x01(\tBr\xe2A\x01\x02\xbaHk\xba\x01e\n" +
+	"\n" +
+	"shoal.name\x123use 1 to 63 lower-case letters, digits, '-' and '_'\x1a\"this.matches('^[a-z0-9_-]{1,63}$')\xc8\x01\x01R\adataset\x12*\n" +
+	"\vdescription\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80 R\vdescription\x12'\n" +
 	"\x0freuse_unchanged\x18\x03 \x01(\bR\x0ereuseUnchanged\"h\n" +
 	"\x16CreateSnapshotResponse\x126\n" +
 	"\bsnapshot\x18\x01 \x01(\v2\x1a.shoal.dataset.v1.SnapshotR\bsnapshot\x12\x16\n" +
-	"\x06reused\x18\x02 \x01(\bR\x06reused\"H\n" +
-	"\x12GetSnapshotRequest\x12\x18\n" +
-	"\adataset\x18\x01 \x01(\tR\adataset\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x03R\aversion\"M\n" +
+	"\x06reused\x18\x02 \x01(\bR\x06reused\"\xc6\x01\n" +
+	"\x12GetSnapshotRequest\x12\x8c\x01\n" +
+	"\adataset\x18\x01 \x01(\tBr\xe2A\x01\x02\xbaHk\xba\x01e\n" +
+	"\n" +
+	"shoal.name\x123use 1 to 63 lower-case letters, digits, '-' and '_'\x1a\"this.matches('^[a-z0-9_-]{1,63}$')\xc8\x01\x01R\adataset\x12!\n" +
+	"\aversion\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\aversion\"M\n" +
 	"\x13GetSnapshotResponse\x126\n" +
-	"\bsnapshot\x18\x01 \x01(\v2\x1a.shoal.dataset.v1.SnapshotR\bsnapshot\"l\n" +
-	"\x14ListSnapshotsRequest\x12\x18\n" +
-	"\adataset\x18\x01 \x01(\tR\adataset\x12\x1b\n" +
-	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\bsnapshot\x18\x01 \x01(\v2\x1a.shoal.dataset.v1.SnapshotR\bsnapshot\"\xea\x01\n" +
+	"\x14ListSnapshotsRequest\x12\x8c\x01\n" +
+	"\adataset\x18\x01 \x01(\tBr\xe2A\x01\x02\xbaHk\xba\x01e\n" +
+	"\n" +
+	"shoal.name\x123use 1 to 63 lower-case letters, digits, '-' and '_'\x1a\"this.matches('^[a-z0-9_-]{1,63}$')\xc8\x01\x01R\adataset\x12$\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"y\n" +
 	"\x15ListSnapshotsResponse\x128\n" +
 	"\tsnapshots\x18\x01 \x03(\v2\x1a.shoal.dataset.v1.SnapshotR\tsnapshots\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa1\x01\n" +
-	"\x13ReadSnapshotRequest\x12\x18\n" +
-	"\adataset\x18\x01 \x01(\tR\adataset\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x03R\aversion\x12-\n" +
-	"\x05split\x18\x03 \x01(\x0e2\x17.shoal.dataset.v1.SplitR\x05split\x12'\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa9\x02\n" +
+	"\x13ReadSnapshotRequest\x12\x8c\x01\n" +
+	"\adataset\x18\x01 \x01(\tBr\xe2A\x01\x02\xbaHk\xba\x01e\n" +
+	"\n" +
+	"shoal.name\x123use 1 to 63 lower-case letters, digits, '-' and '_'\x1a\"this.matches('^[a-z0-9_-]{1,63}$')\xc8\x01\x01R\adataset\x12!\n" +
+	"\aversion\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\aversion\x127\n" +
+	"\x05split\x18\x03 \x01(\x0e2\x17.shoal.dataset.v1.SplitB\b\xbaH\x05\x82\x01\x02\x10\x01R\x05split\x12'\n" +
 	"\x0finclude_content\x18\x04 \x01(\bR\x0eincludeContent\"_\n" +
 	"\x14ReadSnapshotResponse\x12-\n" +
 	"\x05image\x18\x01 \x01(\v2\x17.shoal.dataset.v1.ImageR\x05image\x12\x18\n" +

@@ -7,6 +7,7 @@
 package inferencev1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	_ "github.com/shoalml/shoal/gen/shoal/auth/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -611,13 +612,13 @@ var File_shoal_inference_v1_inference_proto protoreflect.FileDescriptor
 
 const file_shoal_inference_v1_inference_proto_rawDesc = "" +
 	"\n" +
-	"\"shoal/inference/v1/inference.proto\x12\x12shoal.inference.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bshoal/auth/v1/options.proto\"\x83\x01\n" +
+	"\"shoal/inference/v1/inference.proto\x12\x12shoal.inference.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bshoal/auth/v1/options.proto\"\xa3\x01\n" +
 	"\x0ePredictRequest\x12\x14\n" +
-	"\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x14\n" +
-	"\x05alias\x18\x03 \x01(\tR\x05alias\x12\x16\n" +
-	"\x06images\x18\x04 \x03(\fR\x06images\x12\x13\n" +
-	"\x05top_k\x18\x05 \x01(\x05R\x04topK\"Z\n" +
+	"\x05model\x18\x01 \x01(\tR\x05model\x12!\n" +
+	"\aversion\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\aversion\x12\x14\n" +
+	"\x05alias\x18\x03 \x01(\tR\x05alias\x12$\n" +
+	"\x06images\x18\x04 \x03(\fB\f\xe2A\x01\x02\xbaH\x05\x92\x01\x02\b\x01R\x06images\x12\x1c\n" +
+	"\x05top_k\x18\x05 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\x04topK\"Z\n" +
 	"\n" +
 	"LabelScore\x12\x14\n" +
 	"\x05label\x18\x01 \x01(\tR\x05label\x12\x14\n" +

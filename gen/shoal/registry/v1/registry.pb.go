@@ -7,6 +7,7 @@
 package registryv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	_ "github.com/shoalml/shoal/gen/shoal/auth/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -3305,7 +3306,7 @@ var File_shoal_registry_v1_registry_proto protoreflect.FileDescriptor
 
 const file_shoal_registry_v1_registry_proto_rawDesc = "" +
 	"\n" +
-	" shoal/registry/v1/registry.proto\x12\x11shoal.registry.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bshoal/auth/v1/options.proto\"\xec\x02\n" +
+	" shoal/registry/v1/registry.proto\x12\x11shoal.registry.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bshoal/auth/v1/options.proto\"\xec\x02\n" +
 	"\tInputSpec\x12\x1a\n" +
 	"\bchannels\x18\x01 \x01(\x05R\bchannels\x12\x16\n" +
 	"\x06height\x18\x02 \x01(\x05R\x06height\x12\x14\n" +
@@ -3342,126 +3343,150 @@ const file_shoal_registry_v1_registry_proto_rawDesc = "" +
 	"\adataset\x18\x01 \x01(\tR\adataset\x12)\n" +
 	"\x10snapshot_version\x18\x02 \x01(\x03R\x0fsnapshotVersion\x12\x15\n" +
 	"\x06job_id\x18\x03 \x01(\tR\x05jobId\x125\n" +
-	"\x06parent\x18\x04 \x01(\v2\x1d.shoal.registry.v1.VersionRefR\x06parent\"<\n" +
+	"\x06parent\x18\x04 \x01(\v2\x1d.shoal.registry.v1.VersionRefR\x06parent\"\xbe\x01\n" +
 	"\n" +
-	"VersionRef\x12\x14\n" +
-	"\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x03R\aversion\"t\n" +
+	"VersionRef\x12\x88\x01\n" +
+	"\x05model\x18\x01 \x01(\tBr\xe2A\x01\x02\xbaHk\xba\x01e\n" +
+	"\n" +
+	"shoal.name\x123use 1 to 63 lower-case letters, digits, '-' and '_'\x1a\"this.matches('^[a-z0-9_-]{1,63}$')\xc8\x01\x01R\x05model\x12%\n" +
+	"\aversion\x18\x02 \x01(\x03B\v\xe2A\x01\x02\xbaH\x04\"\x02 \x00R\aversion\"z\n" +
 	"\bArtifact\x12\x16\n" +
 	"\x06sha256\x18\x01 \x01(\tR\x06sha256\x12\x1d\n" +
 	"\n" +
 	"size_bytes\x18\x02 \x01(\x03R\tsizeBytes\x12\x16\n" +
-	"\x06format\x18\x03 \x01(\tR\x06format\x12\x19\n" +
-	"\bblob_key\x18\x04 \x01(\tR\ablobKey\"\xb6\x02\n" +
+	"\x06format\x18\x03 \x01(\tR\x06format\x12\x1f\n" +
+	"\bblob_key\x18\x04 \x01(\tB\x04\xe2A\x01\x03R\ablobKey\"\xc8\x02\n" +
 	"\x05Model\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x16\n" +
-	"\x06labels\x18\x03 \x03(\tR\x06labels\x12%\n" +
-	"\x0elatest_version\x18\x04 \x01(\x03R\rlatestVersion\x12?\n" +
-	"\aaliases\x18\x05 \x03(\v2%.shoal.registry.v1.Model.AliasesEntryR\aaliases\x12;\n" +
-	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"\x06labels\x18\x03 \x03(\tR\x06labels\x12+\n" +
+	"\x0elatest_version\x18\x04 \x01(\x03B\x04\xe2A\x01\x03R\rlatestVersion\x12E\n" +
+	"\aaliases\x18\x05 \x03(\v2%.shoal.registry.v1.Model.AliasesEntryB\x04\xe2A\x01\x03R\aaliases\x12A\n" +
+	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampB\x04\xe2A\x01\x03R\n" +
 	"createTime\x1a:\n" +
 	"\fAliasesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x8a\x05\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xa2\x05\n" +
 	"\aVersion\x12\x14\n" +
-	"\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x03R\aversion\x127\n" +
-	"\bartifact\x18\x03 \x01(\v2\x1b.shoal.registry.v1.ArtifactR\bartifact\x12;\n" +
+	"\x05model\x18\x01 \x01(\tR\x05model\x12\x1e\n" +
+	"\aversion\x18\x02 \x01(\x03B\x04\xe2A\x01\x03R\aversion\x12=\n" +
+	"\bartifact\x18\x03 \x01(\v2\x1b.shoal.registry.v1.ArtifactB\x04\xe2A\x01\x03R\bartifact\x12;\n" +
 	"\n" +
 	"input_spec\x18\x04 \x01(\v2\x1c.shoal.registry.v1.InputSpecR\tinputSpec\x12\x16\n" +
 	"\x06labels\x18\x05 \x03(\tR\x06labels\x124\n" +
 	"\ametrics\x18\x06 \x01(\v2\x1a.shoal.registry.v1.MetricsR\ametrics\x12Z\n" +
 	"\x10hyper_parameters\x18\a \x03(\v2/.shoal.registry.v1.Version.HyperParametersEntryR\x0fhyperParameters\x124\n" +
 	"\alineage\x18\b \x01(\v2\x1a.shoal.registry.v1.LineageR\alineage\x12\"\n" +
-	"\farchitecture\x18\t \x01(\tR\farchitecture\x12\x18\n" +
+	"\farchitecture\x18\t \x01(\tR\farchitecture\x12\x1e\n" +
 	"\aaliases\x18\n" +
-	" \x03(\tR\aaliases\x12\x18\n" +
+	" \x03(\tB\x04\xe2A\x01\x03R\aaliases\x12\x18\n" +
 	"\acreator\x18\v \x01(\tR\acreator\x12 \n" +
-	"\vdescription\x18\f \x01(\tR\vdescription\x12;\n" +
-	"\vcreate_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"\vdescription\x18\f \x01(\tR\vdescription\x12A\n" +
+	"\vcreate_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampB\x04\xe2A\x01\x03R\n" +
 	"createTime\x1aB\n" +
 	"\x14HyperParametersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"b\n" +
-	"\x12CreateModelRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
-	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x16\n" +
-	"\x06labels\x18\x03 \x03(\tR\x06labels\"E\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xdd\x01\n" +
+	"\x12CreateModelRequest\x12\x86\x01\n" +
+	"\x04name\x18\x01 \x01(\tBr\xe2A\x01\x02\xbaHk\xba\x01e\n" +
+	"\n" +
+	"shoal.name\x123use 1 to 63 lower-case letters, digits, '-' and '_'\x1a\"this.matches('^[a-z0-9_-]{1,63}$')\xc8\x01\x01R\x04name\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x1c\n" +
+	"\x06labels\x18\x03 \x03(\tB\x04\xe2A\x01\x02R\x06labels\"E\n" +
 	"\x13CreateModelResponse\x12.\n" +
-	"\x05model\x18\x01 \x01(\v2\x18.shoal.registry.v1.ModelR\x05model\"%\n" +
-	"\x0fGetModelRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"B\n" +
+	"\x05model\x18\x01 \x01(\v2\x18.shoal.registry.v1.ModelR\x05model\"\x9a\x01\n" +
+	"\x0fGetModelRequest\x12\x86\x01\n" +
+	"\x04name\x18\x01 \x01(\tBr\xe2A\x01\x02\xbaHk\xba\x01e\n" +
+	"\n" +
+	"shoal.name\x123use 1 to 63 lower-case letters, digits, '-' and '_'\x1a\"this.matches('^[a-z0-9_-]{1,63}$')\xc8\x01\x01R\x04name\"B\n" +
 	"\x10GetModelResponse\x12.\n" +
-	"\x05model\x18\x01 \x01(\v2\x18.shoal.registry.v1.ModelR\x05model\"O\n" +
-	"\x11ListModelsRequest\x12\x1b\n" +
-	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\x05model\x18\x01 \x01(\v2\x18.shoal.registry.v1.ModelR\x05model\"X\n" +
+	"\x11ListModelsRequest\x12$\n" +
+	"\tpage_size\x18\x01 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"n\n" +
 	"\x12ListModelsResponse\x120\n" +
 	"\x06models\x18\x01 \x03(\v2\x18.shoal.registry.v1.ModelR\x06models\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"(\n" +
-	"\x12DeleteModelRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\x15\n" +
-	"\x13DeleteModelResponse\"\xc1\x04\n" +
-	"\vVersionSpec\x12\x14\n" +
-	"\x05model\x18\x01 \x01(\tR\x05model\x12\x16\n" +
-	"\x06labels\x18\x02 \x03(\tR\x06labels\x12;\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9d\x01\n" +
+	"\x12DeleteModelRequest\x12\x86\x01\n" +
+	"\x04name\x18\x01 \x01(\tBr\xe2A\x01\x02\xbaHk\xba\x01e\n" +
 	"\n" +
-	"input_spec\x18\x03 \x01(\v2\x1c.shoal.registry.v1.InputSpecR\tinputSpec\x124\n" +
-	"\ametrics\x18\x04 \x01(\v2\x1a.shoal.registry.v1.MetricsR\ametrics\x12^\n" +
-	"\x10hyper_parameters\x18\x05 \x03(\v23.shoal.registry.v1.VersionSpec.HyperParametersEntryR\x0fhyperParameters\x124\n" +
+	"shoal.name\x123use 1 to 63 lower-case letters, digits, '-' and '_'\x1a\"this.matches('^[a-z0-9_-]{1,63}$')\xc8\x01\x01R\x04name\"\x15\n" +
+	"\x13DeleteModelResponse\"\xed\x05\n" +
+	"\vVersionSpec\x12\x88\x01\n" +
+	"\x05model\x18\x01 \x01(\tBr\xe2A\x01\x02\xbaHk\xba\x01e\n" +
+	"\n" +
+	"shoal.name\x123use 1 to 63 lower-case letters, digits, '-' and '_'\x1a\"this.matches('^[a-z0-9_-]{1,63}$')\xc8\x01\x01R\x05model\x12\x16\n" +
+	"\x06labels\x18\x02 \x03(\tR\x06labels\x12A\n" +
+	"\n" +
+	"input_spec\x18\x03 \x01(\v2\x1c.shoal.registry.v1.InputSpecB\x04\xe2A\x01\x02R\tinputSpec\x124\n" +
+	"\ametrics\x18\x04 \x01(\v2\x1a.shoal.registry.v1.MetricsR\ametrics\x12i\n" +
+	"\x10hyper_parameters\x18\x05 \x03(\v23.shoal.registry.v1.VersionSpec.HyperParametersEntryB\t\xbaH\x06\x9a\x01\x03\x10\xe8\aR\x0fhyperParameters\x124\n" +
 	"\alineage\x18\x06 \x01(\v2\x1a.shoal.registry.v1.LineageR\alineage\x12\"\n" +
 	"\farchitecture\x18\a \x01(\tR\farchitecture\x12\x18\n" +
 	"\acreator\x18\b \x01(\tR\acreator\x12 \n" +
-	"\vdescription\x18\t \x01(\tR\vdescription\x12.\n" +
+	"\vdescription\x18\t \x01(\tR\vdescription\x127\n" +
 	"\x13artifact_size_bytes\x18\n" +
-	" \x01(\x03R\x11artifactSizeBytes\x12'\n" +
-	"\x0fartifact_sha256\x18\v \x01(\tR\x0eartifactSha256\x1aB\n" +
+	" \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x11artifactSizeBytes\x12D\n" +
+	"\x0fartifact_sha256\x18\v \x01(\tB\x1b\xbaH\x18\xd8\x01\x01r\x132\x11^[0-9a-fA-F]{64}$R\x0eartifactSha256\x1aB\n" +
 	"\x14HyperParametersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"o\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"v\n" +
 	"\x14CreateVersionRequest\x124\n" +
 	"\x04spec\x18\x01 \x01(\v2\x1e.shoal.registry.v1.VersionSpecH\x00R\x04spec\x12\x16\n" +
-	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\t\n" +
-	"\apayload\"M\n" +
+	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\x10\n" +
+	"\apayload\x12\x05\xbaH\x02\b\x01\"M\n" +
 	"\x15CreateVersionResponse\x124\n" +
-	"\aversion\x18\x01 \x01(\v2\x1a.shoal.registry.v1.VersionR\aversion\"Y\n" +
-	"\x11GetVersionRequest\x12\x14\n" +
-	"\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x14\n" +
-	"\x05alias\x18\x03 \x01(\tR\x05alias\"J\n" +
+	"\aversion\x18\x01 \x01(\v2\x1a.shoal.registry.v1.VersionR\aversion\"\xbf\x02\n" +
+	"\x11GetVersionRequest\x12\x88\x01\n" +
+	"\x05model\x18\x01 \x01(\tBr\xe2A\x01\x02\xbaHk\xba\x01e\n" +
+	"\n" +
+	"shoal.name\x123use 1 to 63 lower-case letters, digits, '-' and '_'\x1a\"this.matches('^[a-z0-9_-]{1,63}$')\xc8\x01\x01R\x05model\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x84\x01\n" +
+	"\x05alias\x18\x03 \x01(\tBn\xbaHk\xba\x01e\n" +
+	"\n" +
+	"shoal.name\x123use 1 to 63 lower-case letters, digits, '-' and '_'\x1a\"this.matches('^[a-z0-9_-]{1,63}$')\xd8\x01\x01R\x05alias\"J\n" +
 	"\x12GetVersionResponse\x124\n" +
-	"\aversion\x18\x01 \x01(\v2\x1a.shoal.registry.v1.VersionR\aversion\"\xc9\x01\n" +
-	"\x13ListVersionsRequest\x12\x14\n" +
-	"\x05model\x18\x01 \x01(\tR\x05model\x12\x14\n" +
-	"\x05alias\x18\x02 \x01(\tR\x05alias\x12*\n" +
+	"\aversion\x18\x01 \x01(\v2\x1a.shoal.registry.v1.VersionR\aversion\"\xb8\x03\n" +
+	"\x13ListVersionsRequest\x12\x88\x01\n" +
+	"\x05model\x18\x01 \x01(\tBr\xe2A\x01\x02\xbaHk\xba\x01e\n" +
+	"\n" +
+	"shoal.name\x123use 1 to 63 lower-case letters, digits, '-' and '_'\x1a\"this.matches('^[a-z0-9_-]{1,63}$')\xc8\x01\x01R\x05model\x12\x84\x01\n" +
+	"\x05alias\x18\x02 \x01(\tBn\xbaHk\xba\x01e\n" +
+	"\n" +
+	"shoal.name\x123use 1 to 63 lower-case letters, digits, '-' and '_'\x1a\"this.matches('^[a-z0-9_-]{1,63}$')\xd8\x01\x01R\x05alias\x12*\n" +
 	"\x11min_test_accuracy\x18\x03 \x01(\x01R\x0fminTestAccuracy\x12\x1e\n" +
 	"\n" +
 	"descending\x18\x04 \x01(\bR\n" +
-	"descending\x12\x1b\n" +
-	"\tpage_size\x18\x05 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"descending\x12$\n" +
+	"\tpage_size\x18\x05 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x06 \x01(\tR\tpageToken\"v\n" +
 	"\x14ListVersionsResponse\x126\n" +
 	"\bversions\x18\x01 \x03(\v2\x1a.shoal.registry.v1.VersionR\bversions\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"F\n" +
-	"\x14DeleteVersionRequest\x12\x14\n" +
-	"\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x03R\aversion\"\x17\n" +
-	"\x15DeleteVersionResponse\"I\n" +
-	"\x17DownloadArtifactRequest\x12\x14\n" +
-	"\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x03R\aversion\"g\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc8\x01\n" +
+	"\x14DeleteVersionRequest\x12\x88\x01\n" +
+	"\x05model\x18\x01 \x01(\tBr\xe2A\x01\x02\xbaHk\xba\x01e\n" +
+	"\n" +
+	"shoal.name\x123use 1 to 63 lower-case letters, digits, '-' and '_'\x1a\"this.matches('^[a-z0-9_-]{1,63}$')\xc8\x01\x01R\x05model\x12%\n" +
+	"\aversion\x18\x02 \x01(\x03B\v\xe2A\x01\x02\xbaH\x04\"\x02 \x00R\aversion\"\x17\n" +
+	"\x15DeleteVersionResponse\"\xcb\x01\n" +
+	"\x17DownloadArtifactRequest\x12\x88\x01\n" +
+	"\x05model\x18\x01 \x01(\tBr\xe2A\x01\x02\xbaHk\xba\x01e\n" +
+	"\n" +
+	"shoal.name\x123use 1 to 63 lower-case letters, digits, '-' and '_'\x1a\"this.matches('^[a-z0-9_-]{1,63}$')\xc8\x01\x01R\x05model\x12%\n" +
+	"\aversion\x18\x02 \x01(\x03B\v\xe2A\x01\x02\xbaH\x04\"\x02 \x00R\aversion\"g\n" +
 	"\x18DownloadArtifactResponse\x12\x14\n" +
 	"\x05chunk\x18\x01 \x01(\fR\x05chunk\x12\x1d\n" +
 	"\n" +
 	"size_bytes\x18\x02 \x01(\x03R\tsizeBytes\x12\x16\n" +
-	"\x06sha256\x18\x03 \x01(\tR\x06sha256\"J\n" +
-	"\x16CompareVersionsRequest\x12\x14\n" +
-	"\x05model\x18\x01 \x01(\tR\x05model\x12\f\n" +
-	"\x01a\x18\x02 \x01(\x03R\x01a\x12\f\n" +
-	"\x01b\x18\x03 \x01(\x03R\x01b\"S\n" +
+	"\x06sha256\x18\x03 \x01(\tR\x06sha256\"\xd9\x01\n" +
+	"\x16CompareVersionsRequest\x12\x88\x01\n" +
+	"\x05model\x18\x01 \x01(\tBr\xe2A\x01\x02\xbaHk\xba\x01e\n" +
+	"\n" +
+	"shoal.name\x123use 1 to 63 lower-case letters, digits, '-' and '_'\x1a\"this.matches('^[a-z0-9_-]{1,63}$')\xc8\x01\x01R\x05model\x12\x19\n" +
+	"\x01a\x18\x02 \x01(\x03B\v\xe2A\x01\x02\xbaH\x04\"\x02 \x00R\x01a\x12\x19\n" +
+	"\x01b\x18\x03 \x01(\x03B\v\xe2A\x01\x02\xbaH\x04\"\x02 \x00R\x01b\"S\n" +
 	"\vMetricDelta\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\f\n" +
 	"\x01a\x18\x02 \x01(\x01R\x01a\x12\f\n" +
@@ -3470,46 +3495,64 @@ const file_shoal_registry_v1_registry_proto_rawDesc = "" +
 	"\x17CompareVersionsResponse\x12(\n" +
 	"\x01a\x18\x01 \x01(\v2\x1a.shoal.registry.v1.VersionR\x01a\x12(\n" +
 	"\x01b\x18\x02 \x01(\v2\x1a.shoal.registry.v1.VersionR\x01b\x126\n" +
-	"\x06deltas\x18\x03 \x03(\v2\x1e.shoal.registry.v1.MetricDeltaR\x06deltas\"W\n" +
-	"\x0fSetAliasRequest\x12\x14\n" +
-	"\x05model\x18\x01 \x01(\tR\x05model\x12\x14\n" +
-	"\x05alias\x18\x02 \x01(\tR\x05alias\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\x03R\aversion\"B\n" +
+	"\x06deltas\x18\x03 \x03(\v2\x1e.shoal.registry.v1.MetricDeltaR\x06deltas\"\xce\x02\n" +
+	"\x0fSetAliasRequest\x12\x88\x01\n" +
+	"\x05model\x18\x01 \x01(\tBr\xe2A\x01\x02\xbaHk\xba\x01e\n" +
+	"\n" +
+	"shoal.name\x123use 1 to 63 lower-case letters, digits, '-' and '_'\x1a\"this.matches('^[a-z0-9_-]{1,63}$')\xc8\x01\x01R\x05model\x12\x88\x01\n" +
+	"\x05alias\x18\x02 \x01(\tBr\xe2A\x01\x02\xbaHk\xba\x01e\n" +
+	"\n" +
+	"shoal.name\x123use 1 to 63 lower-case letters, digits, '-' and '_'\x1a\"this.matches('^[a-z0-9_-]{1,63}$')\xc8\x01\x01R\x05alias\x12%\n" +
+	"\aversion\x18\x03 \x01(\x03B\v\xe2A\x01\x02\xbaH\x04\"\x02 \x00R\aversion\"B\n" +
 	"\x10SetAliasResponse\x12.\n" +
-	"\x05alias\x18\x01 \x01(\v2\x18.shoal.registry.v1.AliasR\x05alias\"@\n" +
-	"\x12DeleteAliasRequest\x12\x14\n" +
-	"\x05model\x18\x01 \x01(\tR\x05model\x12\x14\n" +
-	"\x05alias\x18\x02 \x01(\tR\x05alias\"\x15\n" +
-	"\x13DeleteAliasResponse\"\x8a\x01\n" +
+	"\x05alias\x18\x01 \x01(\v2\x18.shoal.registry.v1.AliasR\x05alias\"\xaa\x02\n" +
+	"\x12DeleteAliasRequest\x12\x88\x01\n" +
+	"\x05model\x18\x01 \x01(\tBr\xe2A\x01\x02\xbaHk\xba\x01e\n" +
+	"\n" +
+	"shoal.name\x123use 1 to 63 lower-case letters, digits, '-' and '_'\x1a\"this.matches('^[a-z0-9_-]{1,63}$')\xc8\x01\x01R\x05model\x12\x88\x01\n" +
+	"\x05alias\x18\x02 \x01(\tBr\xe2A\x01\x02\xbaHk\xba\x01e\n" +
+	"\n" +
+	"shoal.name\x123use 1 to 63 lower-case letters, digits, '-' and '_'\x1a\"this.matches('^[a-z0-9_-]{1,63}$')\xc8\x01\x01R\x05alias\"\x15\n" +
+	"\x13DeleteAliasResponse\"\x90\x01\n" +
 	"\x05Alias\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x14\n" +
 	"\x05alias\x18\x02 \x01(\tR\x05alias\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\x03R\aversion\x12;\n" +
-	"\vupdate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"+\n" +
-	"\x13WatchAliasesRequest\x12\x14\n" +
-	"\x05model\x18\x01 \x01(\tR\x05model\"\x99\x01\n" +
+	"\aversion\x18\x03 \x01(\x03R\aversion\x12A\n" +
+	"\vupdate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampB\x04\xe2A\x01\x03R\n" +
+	"updateTime\"\x9c\x01\n" +
+	"\x13WatchAliasesRequest\x12\x84\x01\n" +
+	"\x05model\x18\x01 \x01(\tBn\xbaHk\xba\x01e\n" +
+	"\n" +
+	"shoal.name\x123use 1 to 63 lower-case letters, digits, '-' and '_'\x1a\"this.matches('^[a-z0-9_-]{1,63}$')\xd8\x01\x01R\x05model\"\x99\x01\n" +
 	"\x14WatchAliasesResponse\x125\n" +
 	"\x04type\x18\x01 \x01(\x0e2!.shoal.registry.v1.AliasEventTypeR\x04type\x12.\n" +
 	"\x05alias\x18\x02 \x01(\v2\x18.shoal.registry.v1.AliasR\x05alias\x12\x1a\n" +
-	"\brevision\x18\x03 \x01(\x03R\brevision\"\xc8\x01\n" +
-	"\fAliasServing\x12\x14\n" +
-	"\x05model\x18\x01 \x01(\tR\x05model\x12\x14\n" +
-	"\x05alias\x18\x02 \x01(\tR\x05alias\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\x03R\aversion\x12%\n" +
-	"\x0etarget_version\x18\x04 \x01(\x03R\rtargetVersion\x125\n" +
-	"\x05state\x18\x05 \x01(\x0e2\x1f.shoal.registry.v1.ServingStateR\x05state\x12\x14\n" +
-	"\x05error\x18\x06 \x01(\tR\x05error\"\xb6\x01\n" +
-	"\x14ReportServingRequest\x12\x18\n" +
-	"\areplica\x18\x01 \x01(\tR\areplica\x129\n" +
-	"\aaliases\x18\x02 \x03(\v2\x1f.shoal.registry.v1.AliasServingR\aaliases\x12/\n" +
+	"\brevision\x18\x03 \x01(\x03R\brevision\"\xe2\x03\n" +
+	"\fAliasServing\x12\x88\x01\n" +
+	"\x05model\x18\x01 \x01(\tBr\xe2A\x01\x02\xbaHk\xba\x01e\n" +
+	"\n" +
+	"shoal.name\x123use 1 to 63 lower-case letters, digits, '-' and '_'\x1a\"this.matches('^[a-z0-9_-]{1,63}$')\xc8\x01\x01R\x05model\x12\x88\x01\n" +
+	"\x05alias\x18\x02 \x01(\tBr\xe2A\x01\x02\xbaHk\xba\x01e\n" +
+	"\n" +
+	"shoal.name\x123use 1 to 63 lower-case letters, digits, '-' and '_'\x1a\"this.matches('^[a-z0-9_-]{1,63}$')\xc8\x01\x01R\x05alias\x12!\n" +
+	"\aversion\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\aversion\x12.\n" +
+	"\x0etarget_version\x18\x04 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\rtargetVersion\x12I\n" +
+	"\x05state\x18\x05 \x01(\x0e2\x1f.shoal.registry.v1.ServingStateB\x12\xe2A\x01\x02\xbaH\v\x82\x01\b\x18\x01\x18\x02\x18\x03\x18\x04R\x05state\x12\x1e\n" +
+	"\x05error\x18\x06 \x01(\tB\b\xbaH\x05r\x03(\x80 R\x05error\"\xd1\x01\n" +
+	"\x14ReportServingRequest\x12(\n" +
+	"\areplica\x18\x01 \x01(\tB\x0e\xe2A\x01\x02\xbaH\ar\x05\x10\x01\x18\xff\x01R\areplica\x12D\n" +
+	"\aaliases\x18\x02 \x03(\v2\x1f.shoal.registry.v1.AliasServingB\t\xbaH\x06\x92\x01\x03\x10\x90NR\aaliases\x12/\n" +
 	"\x05lease\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x05lease\x12\x18\n" +
 	"\aleaving\x18\x04 \x01(\bR\aleaving\"\x17\n" +
-	"\x15ReportServingResponse\"[\n" +
-	"\x13WatchRolloutRequest\x12\x14\n" +
-	"\x05model\x18\x01 \x01(\tR\x05model\x12\x14\n" +
-	"\x05alias\x18\x02 \x01(\tR\x05alias\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\x03R\aversion\"\xa0\x01\n" +
+	"\x15ReportServingResponse\"\xca\x02\n" +
+	"\x13WatchRolloutRequest\x12\x88\x01\n" +
+	"\x05model\x18\x01 \x01(\tBr\xe2A\x01\x02\xbaHk\xba\x01e\n" +
+	"\n" +
+	"shoal.name\x123use 1 to 63 lower-case letters, digits, '-' and '_'\x1a\"this.matches('^[a-z0-9_-]{1,63}$')\xc8\x01\x01R\x05model\x12\x84\x01\n" +
+	"\x05alias\x18\x02 \x01(\tBn\xbaHk\xba\x01e\n" +
+	"\n" +
+	"shoal.name\x123use 1 to 63 lower-case letters, digits, '-' and '_'\x1a\"this.matches('^[a-z0-9_-]{1,63}$')\xd8\x01\x01R\x05alias\x12!\n" +
+	"\aversion\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\aversion\"\xa0\x01\n" +
 	"\x0eReplicaRollout\x12\x18\n" +
 	"\areplica\x18\x01 \x01(\tR\areplica\x125\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x1f.shoal.registry.v1.ServingStateR\x05state\x12'\n" +

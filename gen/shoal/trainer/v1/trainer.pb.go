@@ -7,6 +7,7 @@
 package trainerv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	_ "github.com/shoalml/shoal/gen/shoal/auth/v1"
 	v1 "github.com/shoalml/shoal/gen/shoal/registry/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
@@ -1907,36 +1908,41 @@ var File_shoal_trainer_v1_trainer_proto protoreflect.FileDescriptor
 
 const file_shoal_trainer_v1_trainer_proto_rawDesc = "" +
 	"\n" +
-	"\x1eshoal/trainer/v1/trainer.proto\x12\x10shoal.trainer.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bshoal/auth/v1/options.proto\x1a shoal/registry/v1/registry.proto\"\xa5\x01\n" +
+	"\x1eshoal/trainer/v1/trainer.proto\x12\x10shoal.trainer.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bshoal/auth/v1/options.proto\x1a shoal/registry/v1/registry.proto\"\xc7\x01\n" +
 	"\fAugmentation\x12'\n" +
 	"\x0fhorizontal_flip\x18\x01 \x01(\bR\x0ehorizontalFlip\x12#\n" +
-	"\rvertical_flip\x18\x02 \x01(\bR\fverticalFlip\x12$\n" +
-	"\x0ecrop_min_scale\x18\x03 \x01(\x02R\fcropMinScale\x12!\n" +
-	"\fcolor_jitter\x18\x04 \x01(\x02R\vcolorJitter\"\xe1\x06\n" +
-	"\aJobSpec\x12\x18\n" +
-	"\adataset\x18\x01 \x01(\tR\adataset\x12)\n" +
-	"\x10snapshot_version\x18\x02 \x01(\x03R\x0fsnapshotVersion\x12\x14\n" +
+	"\rvertical_flip\x18\x02 \x01(\bR\fverticalFlip\x125\n" +
+	"\x0ecrop_min_scale\x18\x03 \x01(\x02B\x0f\xbaH\f\n" +
+	"\n" +
+	"\x1d\x00\x00\x80?-\x00\x00\x00\x00R\fcropMinScale\x122\n" +
+	"\fcolor_jitter\x18\x04 \x01(\x02B\x0f\xbaH\f\n" +
+	"\n" +
+	"\x15\x00\x00\x80?-\x00\x00\x00\x00R\vcolorJitter\"\xff\a\n" +
+	"\aJobSpec\x12$\n" +
+	"\adataset\x18\x01 \x01(\tB\n" +
+	"\xe2A\x01\x02\xbaH\x03\xc8\x01\x01R\adataset\x122\n" +
+	"\x10snapshot_version\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x0fsnapshotVersion\x12\x14\n" +
 	"\x05model\x18\x03 \x01(\tR\x05model\x12\"\n" +
-	"\farchitecture\x18\x04 \x01(\tR\farchitecture\x12\x1d\n" +
+	"\farchitecture\x18\x04 \x01(\tR\farchitecture\x12&\n" +
 	"\n" +
-	"image_size\x18\x05 \x01(\x05R\timageSize\x12\x1a\n" +
-	"\bchannels\x18\x06 \x01(\x05R\bchannels\x12\x16\n" +
-	"\x06epochs\x18\a \x01(\x05R\x06epochs\x12\x1d\n" +
+	"image_size\x18\x05 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\timageSize\x12\x1a\n" +
+	"\bchannels\x18\x06 \x01(\x05R\bchannels\x12\x1f\n" +
+	"\x06epochs\x18\a \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\x06epochs\x12&\n" +
 	"\n" +
-	"batch_size\x18\b \x01(\x05R\tbatchSize\x12#\n" +
-	"\rlearning_rate\x18\t \x01(\x01R\flearningRate\x12B\n" +
+	"batch_size\x18\b \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\tbatchSize\x125\n" +
+	"\rlearning_rate\x18\t \x01(\x01B\x10\xbaH\r\x12\v@\x01)\x00\x00\x00\x00\x00\x00\x00\x00R\flearningRate\x12L\n" +
 	"\bschedule\x18\n" +
-	" \x01(\x0e2&.shoal.trainer.v1.LearningRateScheduleR\bschedule\x129\n" +
-	"\toptimizer\x18\v \x01(\x0e2\x1b.shoal.trainer.v1.OptimizerR\toptimizer\x12!\n" +
-	"\fweight_decay\x18\f \x01(\x01R\vweightDecay\x12/\n" +
-	"\x13validation_fraction\x18\r \x01(\x01R\x12validationFraction\x12B\n" +
+	" \x01(\x0e2&.shoal.trainer.v1.LearningRateScheduleB\b\xbaH\x05\x82\x01\x02\x10\x01R\bschedule\x12C\n" +
+	"\toptimizer\x18\v \x01(\x0e2\x1b.shoal.trainer.v1.OptimizerB\b\xbaH\x05\x82\x01\x02\x10\x01R\toptimizer\x123\n" +
+	"\fweight_decay\x18\f \x01(\x01B\x10\xbaH\r\x12\v@\x01)\x00\x00\x00\x00\x00\x00\x00\x00R\vweightDecay\x12H\n" +
+	"\x13validation_fraction\x18\r \x01(\x01B\x17\xbaH\x14\x12\x12\x19\x00\x00\x00\x00\x00\x00\xe0?)\x00\x00\x00\x00\x00\x00\x00\x00R\x12validationFraction\x12B\n" +
 	"\faugmentation\x18\x0e \x01(\v2\x1e.shoal.trainer.v1.AugmentationR\faugmentation\x12\x12\n" +
 	"\x04seed\x18\x0f \x01(\x03R\x04seed\x12@\n" +
-	"\fbase_version\x18\x10 \x01(\v2\x1d.shoal.registry.v1.VersionRefR\vbaseVersion\x126\n" +
-	"\x17early_stopping_patience\x18\x11 \x01(\x05R\x15earlyStoppingPatience\x12?\n" +
-	"\tpromotion\x18\x12 \x01(\x0e2!.shoal.trainer.v1.PromotionPolicyR\tpromotion\x12\x18\n" +
-	"\abackend\x18\x13 \x01(\tR\abackend\x12@\n" +
-	"\ftrain_layers\x18\x14 \x01(\x0e2\x1d.shoal.trainer.v1.TrainLayersR\vtrainLayers\"\xc4\x02\n" +
+	"\fbase_version\x18\x10 \x01(\v2\x1d.shoal.registry.v1.VersionRefR\vbaseVersion\x12?\n" +
+	"\x17early_stopping_patience\x18\x11 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\x15earlyStoppingPatience\x12I\n" +
+	"\tpromotion\x18\x12 \x01(\x0e2!.shoal.trainer.v1.PromotionPolicyB\b\xbaH\x05\x82\x01\x02\x10\x01R\tpromotion\x12\x18\n" +
+	"\abackend\x18\x13 \x01(\tR\abackend\x12J\n" +
+	"\ftrain_layers\x18\x14 \x01(\x0e2\x1d.shoal.trainer.v1.TrainLayersB\b\xbaH\x05\x82\x01\x02\x10\x01R\vtrainLayers\"\xc4\x02\n" +
 	"\fEpochMetrics\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x05R\x05epoch\x12\x1d\n" +
 	"\n" +
@@ -1947,46 +1953,47 @@ const file_shoal_trainer_v1_trainer_proto_rawDesc = "" +
 	"\rlearning_rate\x18\x06 \x01(\x01R\flearningRate\x12*\n" +
 	"\x11images_per_second\x18\a \x01(\x01R\x0fimagesPerSecond\x125\n" +
 	"\bduration\x18\b \x01(\v2\x19.google.protobuf.DurationR\bduration\x12\x12\n" +
-	"\x04best\x18\t \x01(\bR\x04best\"\x8e\x04\n" +
-	"\x03Job\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12-\n" +
-	"\x04spec\x18\x02 \x01(\v2\x19.shoal.trainer.v1.JobSpecR\x04spec\x120\n" +
-	"\x05state\x18\x03 \x01(\x0e2\x1a.shoal.trainer.v1.JobStateR\x05state\x12\x14\n" +
-	"\x05error\x18\x04 \x01(\tR\x05error\x126\n" +
-	"\x06epochs\x18\x05 \x03(\v2\x1e.shoal.trainer.v1.EpochMetricsR\x06epochs\x12=\n" +
-	"\ftest_metrics\x18\x06 \x01(\v2\x1a.shoal.registry.v1.MetricsR\vtestMetrics\x125\n" +
-	"\x06result\x18\a \x01(\v2\x1d.shoal.registry.v1.VersionRefR\x06result\x12;\n" +
-	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\x129\n" +
+	"\x04best\x18\t \x01(\bR\x04best\"\xca\x04\n" +
+	"\x03Job\x12\x14\n" +
+	"\x02id\x18\x01 \x01(\tB\x04\xe2A\x01\x03R\x02id\x12-\n" +
+	"\x04spec\x18\x02 \x01(\v2\x19.shoal.trainer.v1.JobSpecR\x04spec\x126\n" +
+	"\x05state\x18\x03 \x01(\x0e2\x1a.shoal.trainer.v1.JobStateB\x04\xe2A\x01\x03R\x05state\x12\x1a\n" +
+	"\x05error\x18\x04 \x01(\tB\x04\xe2A\x01\x03R\x05error\x12<\n" +
+	"\x06epochs\x18\x05 \x03(\v2\x1e.shoal.trainer.v1.EpochMetricsB\x04\xe2A\x01\x03R\x06epochs\x12C\n" +
+	"\ftest_metrics\x18\x06 \x01(\v2\x1a.shoal.registry.v1.MetricsB\x04\xe2A\x01\x03R\vtestMetrics\x12;\n" +
+	"\x06result\x18\a \x01(\v2\x1d.shoal.registry.v1.VersionRefB\x04\xe2A\x01\x03R\x06result\x12A\n" +
+	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampB\x04\xe2A\x01\x03R\n" +
+	"createTime\x12?\n" +
 	"\n" +
-	"start_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"start_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampB\x04\xe2A\x01\x03R\tstartTime\x12;\n" +
 	"\bend_time\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12#\n" +
-	"\rlast_sequence\x18\v \x01(\x03R\flastSequence\"E\n" +
-	"\x14StartTrainingRequest\x12-\n" +
-	"\x04spec\x18\x01 \x01(\v2\x19.shoal.trainer.v1.JobSpecR\x04spec\"@\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampB\x04\xe2A\x01\x03R\aendTime\x12)\n" +
+	"\rlast_sequence\x18\v \x01(\x03B\x04\xe2A\x01\x03R\flastSequence\"Q\n" +
+	"\x14StartTrainingRequest\x129\n" +
+	"\x04spec\x18\x01 \x01(\v2\x19.shoal.trainer.v1.JobSpecB\n" +
+	"\xe2A\x01\x02\xbaH\x03\xc8\x01\x01R\x04spec\"@\n" +
 	"\x15StartTrainingResponse\x12'\n" +
-	"\x03job\x18\x01 \x01(\v2\x15.shoal.trainer.v1.JobR\x03job\"&\n" +
-	"\rGetJobRequest\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"9\n" +
+	"\x03job\x18\x01 \x01(\v2\x15.shoal.trainer.v1.JobR\x03job\"7\n" +
+	"\rGetJobRequest\x12&\n" +
+	"\x06job_id\x18\x01 \x01(\tB\x0f\xe2A\x01\x02\xbaH\b\xc8\x01\x01r\x03\xb0\x01\x01R\x05jobId\"9\n" +
 	"\x0eGetJobResponse\x12'\n" +
-	"\x03job\x18\x01 \x01(\v2\x15.shoal.trainer.v1.JobR\x03job\"\x99\x01\n" +
-	"\x0fListJobsRequest\x120\n" +
-	"\x05state\x18\x01 \x01(\x0e2\x1a.shoal.trainer.v1.JobStateR\x05state\x12\x18\n" +
-	"\adataset\x18\x02 \x01(\tR\adataset\x12\x1b\n" +
-	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\x03job\x18\x01 \x01(\v2\x15.shoal.trainer.v1.JobR\x03job\"\xac\x01\n" +
+	"\x0fListJobsRequest\x12:\n" +
+	"\x05state\x18\x01 \x01(\x0e2\x1a.shoal.trainer.v1.JobStateB\b\xbaH\x05\x82\x01\x02\x10\x01R\x05state\x12\x18\n" +
+	"\adataset\x18\x02 \x01(\tR\adataset\x12$\n" +
+	"\tpage_size\x18\x03 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\"e\n" +
 	"\x10ListJobsResponse\x12)\n" +
 	"\x04jobs\x18\x01 \x03(\v2\x15.shoal.trainer.v1.JobR\x04jobs\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\")\n" +
-	"\x10CancelJobRequest\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"<\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\":\n" +
+	"\x10CancelJobRequest\x12&\n" +
+	"\x06job_id\x18\x01 \x01(\tB\x0f\xe2A\x01\x02\xbaH\b\xc8\x01\x01r\x03\xb0\x01\x01R\x05jobId\"<\n" +
 	"\x11CancelJobResponse\x12'\n" +
-	"\x03job\x18\x01 \x01(\v2\x15.shoal.trainer.v1.JobR\x03job\"O\n" +
-	"\x0fWatchJobRequest\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12%\n" +
-	"\x0eafter_sequence\x18\x02 \x01(\x03R\rafterSequence\"W\n" +
+	"\x03job\x18\x01 \x01(\v2\x15.shoal.trainer.v1.JobR\x03job\"i\n" +
+	"\x0fWatchJobRequest\x12&\n" +
+	"\x06job_id\x18\x01 \x01(\tB\x0f\xe2A\x01\x02\xbaH\b\xc8\x01\x01r\x03\xb0\x01\x01R\x05jobId\x12.\n" +
+	"\x0eafter_sequence\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\rafterSequence\"W\n" +
 	"\vStateChange\x120\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x1a.shoal.trainer.v1.JobStateR\x05state\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xde\x01\n" +

@@ -11,19 +11,43 @@ from google.protobuf import symbol_database as _symbol_database
 _sym_db = _symbol_database.Default()
 
 
+from shoal_client._bufvalidate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from shoal_client._googleapi import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from shoal_client._googleapi import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from shoal_client.gen.shoal.auth.v1 import options_pb2 as shoal_dot_auth_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18shoal/auth/v1/auth.proto\x12\rshoal.auth.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bshoal/auth/v1/options.proto\"\xf1\x02\n\x05Token\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12,\n\x06scopes\x18\x03 \x03(\x0e\x32\x14.shoal.auth.v1.ScopeR\x06scopes\x12\x1d\n\ncreated_by\x18\x04 \x01(\tR\tcreatedBy\x12;\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12@\n\x0elast_used_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0clastUsedTime\x12;\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\x12;\n\x0brevoke_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nrevokeTime\"\x83\x01\n\x12\x43reateTokenRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12,\n\x06scopes\x18\x02 \x03(\x0e\x32\x14.shoal.auth.v1.ScopeR\x06scopes\x12+\n\x03ttl\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\x03ttl\"Y\n\x13\x43reateTokenResponse\x12*\n\x05token\x18\x01 \x01(\x0b\x32\x14.shoal.auth.v1.TokenR\x05token\x12\x16\n\x06secret\x18\x02 \x01(\tR\x06secret\"x\n\x11ListTokensRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\x12\'\n\x0finclude_revoked\x18\x03 \x01(\x08R\x0eincludeRevoked\"j\n\x12ListTokensResponse\x12,\n\x06tokens\x18\x01 \x03(\x0b\x32\x14.shoal.auth.v1.TokenR\x06tokens\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"$\n\x12RevokeTokenRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\"A\n\x13RevokeTokenResponse\x12*\n\x05token\x18\x01 \x01(\x0b\x32\x14.shoal.auth.v1.TokenR\x05token\"\x83\x01\n\x06\x43\x61ller\x12\x19\n\x08token_id\x18\x01 \x01(\tR\x07tokenId\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12,\n\x06scopes\x18\x03 \x03(\x0e\x32\x14.shoal.auth.v1.ScopeR\x06scopes\x12\x1c\n\tanonymous\x18\x04 \x01(\x08R\tanonymous\"\x12\n\x10GetCallerRequest\"e\n\x11GetCallerResponse\x12-\n\x06\x63\x61ller\x18\x01 \x01(\x0b\x32\x15.shoal.auth.v1.CallerR\x06\x63\x61ller\x12!\n\x0c\x61uth_enabled\x18\x02 \x01(\x08R\x0b\x61uthEnabled\"\xed\x01\n\nAuditEvent\x12\x0e\n\x02id\x18\x01 \x01(\x03R\x02id\x12.\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04time\x12\x19\n\x08token_id\x18\x03 \x01(\tR\x07tokenId\x12\x1d\n\ntoken_name\x18\x04 \x01(\tR\ttokenName\x12\x16\n\x06method\x18\x05 \x01(\tR\x06method\x12\x1a\n\x08resource\x18\x06 \x01(\tR\x08resource\x12\x12\n\x04\x63ode\x18\x07 \x01(\tR\x04\x63ode\x12\x1d\n\nrequest_id\x18\x08 \x01(\tR\trequestId\"\x87\x01\n\x16ListAuditEventsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\x12\x19\n\x08token_id\x18\x03 \x01(\tR\x07tokenId\x12\x16\n\x06method\x18\x04 \x01(\tR\x06method\"t\n\x17ListAuditEventsResponse\x12\x31\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.shoal.auth.v1.AuditEventR\x06\x65vents\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"-\n\x13\x41uthenticateRequest\x12\x16\n\x06secret\x18\x01 \x01(\tR\x06secret\"E\n\x14\x41uthenticateResponse\x12-\n\x06\x63\x61ller\x18\x01 \x01(\x0b\x32\x15.shoal.auth.v1.CallerR\x06\x63\x61ller\"M\n\x18RecordAuditEventsRequest\x12\x31\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.shoal.auth.v1.AuditEventR\x06\x65vents\"\x1b\n\x19RecordAuditEventsResponse2\x8a\x06\n\x0b\x41uthService\x12o\n\x0b\x43reateToken\x12!.shoal.auth.v1.CreateTokenRequest\x1a\".shoal.auth.v1.CreateTokenResponse\"\x19\x80\x80\x19\x05\x82\xd3\xe4\x93\x02\x0f:\x01*\"\n/v1/tokens\x12i\n\nListTokens\x12 .shoal.auth.v1.ListTokensRequest\x1a!.shoal.auth.v1.ListTokensResponse\"\x16\x80\x80\x19\x05\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/tokens\x12q\n\x0bRevokeToken\x12!.shoal.auth.v1.RevokeTokenRequest\x1a\".shoal.auth.v1.RevokeTokenResponse\"\x1b\x80\x80\x19\x05\x82\xd3\xe4\x93\x02\x11*\x0f/v1/tokens/{id}\x12\x66\n\tGetCaller\x12\x1f.shoal.auth.v1.GetCallerRequest\x1a .shoal.auth.v1.GetCallerResponse\"\x16\x80\x80\x19\x01\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/caller\x12w\n\x0fListAuditEvents\x12%.shoal.auth.v1.ListAuditEventsRequest\x1a&.shoal.auth.v1.ListAuditEventsResponse\"\x15\x80\x80\x19\x05\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/audit\x12]\n\x0c\x41uthenticate\x12\".shoal.auth.v1.AuthenticateRequest\x1a#.shoal.auth.v1.AuthenticateResponse\"\x04\x80\x80\x19\x06\x12l\n\x11RecordAuditEvents\x12\'.shoal.auth.v1.RecordAuditEventsRequest\x1a(.shoal.auth.v1.RecordAuditEventsResponse\"\x04\x80\x80\x19\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18shoal/auth/v1/auth.proto\x12\rshoal.auth.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bshoal/auth/v1/options.proto\"\x95\x03\n\x05Token\x12\x14\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12,\n\x06scopes\x18\x03 \x03(\x0e\x32\x14.shoal.auth.v1.ScopeR\x06scopes\x12#\n\ncreated_by\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03R\tcreatedBy\x12\x41\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12\x46\n\x0elast_used_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\x0clastUsedTime\x12\x41\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nexpireTime\x12\x41\n\x0brevoke_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nrevokeTime\"\x8f\x01\n\x12\x43reateTokenRequest\x12\x18\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x04name\x12\x32\n\x06scopes\x18\x02 \x03(\x0e\x32\x14.shoal.auth.v1.ScopeB\x04\xe2\x41\x01\x02R\x06scopes\x12+\n\x03ttl\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\x03ttl\"Y\n\x13\x43reateTokenResponse\x12*\n\x05token\x18\x01 \x01(\x0b\x32\x14.shoal.auth.v1.TokenR\x05token\x12\x16\n\x06secret\x18\x02 \x01(\tR\x06secret\"\x81\x01\n\x11ListTokensRequest\x12$\n\tpage_size\x18\x01 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\x12\'\n\x0finclude_revoked\x18\x03 \x01(\x08R\x0eincludeRevoked\"j\n\x12ListTokensResponse\x12,\n\x06tokens\x18\x01 \x03(\x0b\x32\x14.shoal.auth.v1.TokenR\x06tokens\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"0\n\x12RevokeTokenRequest\x12\x1a\n\x02id\x18\x01 \x01(\tB\n\xe2\x41\x01\x02\xbaH\x03\xc8\x01\x01R\x02id\"A\n\x13RevokeTokenResponse\x12*\n\x05token\x18\x01 \x01(\x0b\x32\x14.shoal.auth.v1.TokenR\x05token\"\x83\x01\n\x06\x43\x61ller\x12\x19\n\x08token_id\x18\x01 \x01(\tR\x07tokenId\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12,\n\x06scopes\x18\x03 \x03(\x0e\x32\x14.shoal.auth.v1.ScopeR\x06scopes\x12\x1c\n\tanonymous\x18\x04 \x01(\x08R\tanonymous\"\x12\n\x10GetCallerRequest\"e\n\x11GetCallerResponse\x12-\n\x06\x63\x61ller\x18\x01 \x01(\x0b\x32\x15.shoal.auth.v1.CallerR\x06\x63\x61ller\x12!\n\x0c\x61uth_enabled\x18\x02 \x01(\x08R\x0b\x61uthEnabled\"\xed\x01\n\nAuditEvent\x12\x0e\n\x02id\x18\x01 \x01(\x03R\x02id\x12.\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04time\x12\x19\n\x08token_id\x18\x03 \x01(\tR\x07tokenId\x12\x1d\n\ntoken_name\x18\x04 \x01(\tR\ttokenName\x12\x16\n\x06method\x18\x05 \x01(\tR\x06method\x12\x1a\n\x08resource\x18\x06 \x01(\tR\x08resource\x12\x12\n\x04\x63ode\x18\x07 \x01(\tR\x04\x63ode\x12\x1d\n\nrequest_id\x18\x08 \x01(\tR\trequestId\"\x90\x01\n\x16ListAuditEventsRequest\x12$\n\tpage_size\x18\x01 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\x12\x19\n\x08token_id\x18\x03 \x01(\tR\x07tokenId\x12\x16\n\x06method\x18\x04 \x01(\tR\x06method\"t\n\x17ListAuditEventsResponse\x12\x31\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.shoal.auth.v1.AuditEventR\x06\x65vents\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"-\n\x13\x41uthenticateRequest\x12\x16\n\x06secret\x18\x01 \x01(\tR\x06secret\"E\n\x14\x41uthenticateResponse\x12-\n\x06\x63\x61ller\x18\x01 \x01(\x0b\x32\x15.shoal.auth.v1.CallerR\x06\x63\x61ller\"M\n\x18RecordAuditEventsRequest\x12\x31\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.shoal.auth.v1.AuditEventR\x06\x65vents\"\x1b\n\x19RecordAuditEventsResponse2\x8a\x06\n\x0b\x41uthService\x12o\n\x0b\x43reateToken\x12!.shoal.auth.v1.CreateTokenRequest\x1a\".shoal.auth.v1.CreateTokenResponse\"\x19\x80\x80\x19\x05\x82\xd3\xe4\x93\x02\x0f:\x01*\"\n/v1/tokens\x12i\n\nListTokens\x12 .shoal.auth.v1.ListTokensRequest\x1a!.shoal.auth.v1.ListTokensResponse\"\x16\x80\x80\x19\x05\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/tokens\x12q\n\x0bRevokeToken\x12!.shoal.auth.v1.RevokeTokenRequest\x1a\".shoal.auth.v1.RevokeTokenResponse\"\x1b\x80\x80\x19\x05\x82\xd3\xe4\x93\x02\x11*\x0f/v1/tokens/{id}\x12\x66\n\tGetCaller\x12\x1f.shoal.auth.v1.GetCallerRequest\x1a .shoal.auth.v1.GetCallerResponse\"\x16\x80\x80\x19\x01\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/caller\x12w\n\x0fListAuditEvents\x12%.shoal.auth.v1.ListAuditEventsRequest\x1a&.shoal.auth.v1.ListAuditEventsResponse\"\x15\x80\x80\x19\x05\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/audit\x12]\n\x0c\x41uthenticate\x12\".shoal.auth.v1.AuthenticateRequest\x1a#.shoal.auth.v1.AuthenticateResponse\"\x04\x80\x80\x19\x06\x12l\n\x11RecordAuditEvents\x12\'.shoal.auth.v1.RecordAuditEventsRequest\x1a(.shoal.auth.v1.RecordAuditEventsResponse\"\x04\x80\x80\x19\x06\x62\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shoal.auth.v1.auth_pb2', globals())
 if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
+  _TOKEN.fields_by_name['id']._options = None
+  _TOKEN.fields_by_name['id']._serialized_options = b'\342A\001\003'
+  _TOKEN.fields_by_name['created_by']._options = None
+  _TOKEN.fields_by_name['created_by']._serialized_options = b'\342A\001\003'
+  _TOKEN.fields_by_name['create_time']._options = None
+  _TOKEN.fields_by_name['create_time']._serialized_options = b'\342A\001\003'
+  _TOKEN.fields_by_name['last_used_time']._options = None
+  _TOKEN.fields_by_name['last_used_time']._serialized_options = b'\342A\001\003'
+  _TOKEN.fields_by_name['expire_time']._options = None
+  _TOKEN.fields_by_name['expire_time']._serialized_options = b'\342A\001\003'
+  _TOKEN.fields_by_name['revoke_time']._options = None
+  _TOKEN.fields_by_name['revoke_time']._serialized_options = b'\342A\001\003'
+  _CREATETOKENREQUEST.fields_by_name['name']._options = None
+  _CREATETOKENREQUEST.fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _CREATETOKENREQUEST.fields_by_name['scopes']._options = None
+  _CREATETOKENREQUEST.fields_by_name['scopes']._serialized_options = b'\342A\001\002'
+  _LISTTOKENSREQUEST.fields_by_name['page_size']._options = None
+  _LISTTOKENSREQUEST.fields_by_name['page_size']._serialized_options = b'\272H\004\032\002(\000'
+  _REVOKETOKENREQUEST.fields_by_name['id']._options = None
+  _REVOKETOKENREQUEST.fields_by_name['id']._serialized_options = b'\342A\001\002\272H\003\310\001\001'
+  _LISTAUDITEVENTSREQUEST.fields_by_name['page_size']._options = None
+  _LISTAUDITEVENTSREQUEST.fields_by_name['page_size']._serialized_options = b'\272H\004\032\002(\000'
   _AUTHSERVICE.methods_by_name['CreateToken']._options = None
   _AUTHSERVICE.methods_by_name['CreateToken']._serialized_options = b'\200\200\031\005\202\323\344\223\002\017:\001*\"\n/v1/tokens'
   _AUTHSERVICE.methods_by_name['ListTokens']._options = None
@@ -38,40 +62,40 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _AUTHSERVICE.methods_by_name['Authenticate']._serialized_options = b'\200\200\031\006'
   _AUTHSERVICE.methods_by_name['RecordAuditEvents']._options = None
   _AUTHSERVICE.methods_by_name['RecordAuditEvents']._serialized_options = b'\200\200\031\006'
-  _TOKEN._serialized_start=168
-  _TOKEN._serialized_end=537
-  _CREATETOKENREQUEST._serialized_start=540
-  _CREATETOKENREQUEST._serialized_end=671
-  _CREATETOKENRESPONSE._serialized_start=673
-  _CREATETOKENRESPONSE._serialized_end=762
-  _LISTTOKENSREQUEST._serialized_start=764
-  _LISTTOKENSREQUEST._serialized_end=884
-  _LISTTOKENSRESPONSE._serialized_start=886
-  _LISTTOKENSRESPONSE._serialized_end=992
-  _REVOKETOKENREQUEST._serialized_start=994
-  _REVOKETOKENREQUEST._serialized_end=1030
-  _REVOKETOKENRESPONSE._serialized_start=1032
-  _REVOKETOKENRESPONSE._serialized_end=1097
-  _CALLER._serialized_start=1100
-  _CALLER._serialized_end=1231
-  _GETCALLERREQUEST._serialized_start=1233
-  _GETCALLERREQUEST._serialized_end=1251
-  _GETCALLERRESPONSE._serialized_start=1253
-  _GETCALLERRESPONSE._serialized_end=1354
-  _AUDITEVENT._serialized_start=1357
-  _AUDITEVENT._serialized_end=1594
-  _LISTAUDITEVENTSREQUEST._serialized_start=1597
-  _LISTAUDITEVENTSREQUEST._serialized_end=1732
-  _LISTAUDITEVENTSRESPONSE._serialized_start=1734
-  _LISTAUDITEVENTSRESPONSE._serialized_end=1850
-  _AUTHENTICATEREQUEST._serialized_start=1852
-  _AUTHENTICATEREQUEST._serialized_end=1897
-  _AUTHENTICATERESPONSE._serialized_start=1899
-  _AUTHENTICATERESPONSE._serialized_end=1968
-  _RECORDAUDITEVENTSREQUEST._serialized_start=1970
-  _RECORDAUDITEVENTSREQUEST._serialized_end=2047
-  _RECORDAUDITEVENTSRESPONSE._serialized_start=2049
-  _RECORDAUDITEVENTSRESPONSE._serialized_end=2076
-  _AUTHSERVICE._serialized_start=2079
-  _AUTHSERVICE._serialized_end=2857
+  _TOKEN._serialized_start=230
+  _TOKEN._serialized_end=635
+  _CREATETOKENREQUEST._serialized_start=638
+  _CREATETOKENREQUEST._serialized_end=781
+  _CREATETOKENRESPONSE._serialized_start=783
+  _CREATETOKENRESPONSE._serialized_end=872
+  _LISTTOKENSREQUEST._serialized_start=875
+  _LISTTOKENSREQUEST._serialized_end=1004
+  _LISTTOKENSRESPONSE._serialized_start=1006
+  _LISTTOKENSRESPONSE._serialized_end=1112
+  _REVOKETOKENREQUEST._serialized_start=1114
+  _REVOKETOKENREQUEST._serialized_end=1162
+  _REVOKETOKENRESPONSE._serialized_start=1164
+  _REVOKETOKENRESPONSE._serialized_end=1229
+  _CALLER._serialized_start=1232
+  _CALLER._serialized_end=1363
+  _GETCALLERREQUEST._serialized_start=1365
+  _GETCALLERREQUEST._serialized_end=1383
+  _GETCALLERRESPONSE._serialized_start=1385
+  _GETCALLERRESPONSE._serialized_end=1486
+  _AUDITEVENT._serialized_start=1489
+  _AUDITEVENT._serialized_end=1726
+  _LISTAUDITEVENTSREQUEST._serialized_start=1729
+  _LISTAUDITEVENTSREQUEST._serialized_end=1873
+  _LISTAUDITEVENTSRESPONSE._serialized_start=1875
+  _LISTAUDITEVENTSRESPONSE._serialized_end=1991
+  _AUTHENTICATEREQUEST._serialized_start=1993
+  _AUTHENTICATEREQUEST._serialized_end=2038
+  _AUTHENTICATERESPONSE._serialized_start=2040
+  _AUTHENTICATERESPONSE._serialized_end=2109
+  _RECORDAUDITEVENTSREQUEST._serialized_start=2111
+  _RECORDAUDITEVENTSREQUEST._serialized_end=2188
+  _RECORDAUDITEVENTSRESPONSE._serialized_start=2190
+  _RECORDAUDITEVENTSRESPONSE._serialized_end=2217
+  _AUTHSERVICE._serialized_start=2220
+  _AUTHSERVICE._serialized_end=2998
 # @@protoc_insertion_point(module_scope)

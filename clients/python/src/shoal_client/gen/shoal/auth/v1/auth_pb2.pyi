@@ -1,4 +1,6 @@
+from shoal_client._bufvalidate import validate_pb2 as _validate_pb2
 from shoal_client._googleapi import annotations_pb2 as _annotations_pb2
+from shoal_client._googleapi import field_behavior_pb2 as _field_behavior_pb2
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from shoal_client.gen.shoal.auth.v1 import options_pb2 as _options_pb2

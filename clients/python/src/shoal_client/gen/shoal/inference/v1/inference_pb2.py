@@ -11,38 +11,46 @@ from google.protobuf import symbol_database as _symbol_database
 _sym_db = _symbol_database.Default()
 
 
+from shoal_client._bufvalidate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from shoal_client._googleapi import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from shoal_client._googleapi import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from shoal_client.gen.shoal.auth.v1 import options_pb2 as shoal_dot_auth_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"shoal/inference/v1/inference.proto\x12\x12shoal.inference.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bshoal/auth/v1/options.proto\"\x83\x01\n\x0ePredictRequest\x12\x14\n\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12\x14\n\x05\x61lias\x18\x03 \x01(\tR\x05\x61lias\x12\x16\n\x06images\x18\x04 \x03(\x0cR\x06images\x12\x13\n\x05top_k\x18\x05 \x01(\x05R\x04topK\"Z\n\nLabelScore\x12\x14\n\x05label\x18\x01 \x01(\tR\x05label\x12\x14\n\x05index\x18\x02 \x01(\x05R\x05index\x12 \n\x0bprobability\x18\x03 \x01(\x02R\x0bprobability\"H\n\x0e\x43lassification\x12\x36\n\x06labels\x18\x01 \x03(\x0b\x32\x1e.shoal.inference.v1.LabelScoreR\x06labels\"\xfa\x01\n\x07Timings\x12\x39\n\npreprocess\x18\x01 \x01(\x0b\x32\x19.google.protobuf.DurationR\npreprocess\x12/\n\x05queue\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationR\x05queue\x12\x33\n\x07\x63ompute\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\x07\x63ompute\x12/\n\x05total\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationR\x05total\x12\x1d\n\nbatch_size\x18\x05 \x01(\x05R\tbatchSize\"\xb6\x01\n\x0fPredictResponse\x12\x14\n\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12<\n\x07results\x18\x03 \x03(\x0b\x32\".shoal.inference.v1.ClassificationR\x07results\x12\x35\n\x07timings\x18\x04 \x01(\x0b\x32\x1b.shoal.inference.v1.TimingsR\x07timings\"\x19\n\x17ListLoadedModelsRequest\"\xd1\x02\n\x0bLoadedModel\x12\x14\n\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12\x18\n\x07\x61liases\x18\x03 \x03(\tR\x07\x61liases\x12\x14\n\x05ready\x18\x04 \x01(\x08R\x05ready\x12\x1a\n\x08sessions\x18\x05 \x01(\x05R\x08sessions\x12$\n\x0emax_batch_size\x18\x06 \x01(\x05R\x0cmaxBatchSize\x12!\n\x0cqueue_length\x18\x07 \x01(\x05R\x0bqueueLength\x12!\n\x0cloaded_bytes\x18\x08 \x01(\x03R\x0bloadedBytes\x12(\n\x10intra_op_threads\x18\t \x01(\x05R\x0eintraOpThreads\x12\x30\n\x14wide_session_threads\x18\n \x01(\x05R\x12wideSessionThreads\"\xaa\x01\n\x18ListLoadedModelsResponse\x12\x37\n\x06models\x18\x01 \x03(\x0b\x32\x1f.shoal.inference.v1.LoadedModelR\x06models\x12.\n\x13memory_budget_bytes\x18\x02 \x01(\x03R\x11memoryBudgetBytes\x12%\n\x0eresident_bytes\x18\x03 \x01(\x03R\rresidentBytes2\xa0\x02\n\x10InferenceService\x12}\n\x07Predict\x12\".shoal.inference.v1.PredictRequest\x1a#.shoal.inference.v1.PredictResponse\")\x80\x80\x19\x02\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/models/{model}:predict\x12\x8c\x01\n\x10ListLoadedModels\x12+.shoal.inference.v1.ListLoadedModelsRequest\x1a,.shoal.inference.v1.ListLoadedModelsResponse\"\x1d\x80\x80\x19\x02\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/loaded-modelsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"shoal/inference/v1/inference.proto\x12\x12shoal.inference.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bshoal/auth/v1/options.proto\"\xa3\x01\n\x0ePredictRequest\x12\x14\n\x05model\x18\x01 \x01(\tR\x05model\x12!\n\x07version\x18\x02 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00R\x07version\x12\x14\n\x05\x61lias\x18\x03 \x01(\tR\x05\x61lias\x12$\n\x06images\x18\x04 \x03(\x0c\x42\x0c\xe2\x41\x01\x02\xbaH\x05\x92\x01\x02\x08\x01R\x06images\x12\x1c\n\x05top_k\x18\x05 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00R\x04topK\"Z\n\nLabelScore\x12\x14\n\x05label\x18\x01 \x01(\tR\x05label\x12\x14\n\x05index\x18\x02 \x01(\x05R\x05index\x12 \n\x0bprobability\x18\x03 \x01(\x02R\x0bprobability\"H\n\x0e\x43lassification\x12\x36\n\x06labels\x18\x01 \x03(\x0b\x32\x1e.shoal.inference.v1.LabelScoreR\x06labels\"\xfa\x01\n\x07Timings\x12\x39\n\npreprocess\x18\x01 \x01(\x0b\x32\x19.google.protobuf.DurationR\npreprocess\x12/\n\x05queue\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationR\x05queue\x12\x33\n\x07\x63ompute\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\x07\x63ompute\x12/\n\x05total\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationR\x05total\x12\x1d\n\nbatch_size\x18\x05 \x01(\x05R\tbatchSize\"\xb6\x01\n\x0fPredictResponse\x12\x14\n\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12<\n\x07results\x18\x03 \x03(\x0b\x32\".shoal.inference.v1.ClassificationR\x07results\x12\x35\n\x07timings\x18\x04 \x01(\x0b\x32\x1b.shoal.inference.v1.TimingsR\x07timings\"\x19\n\x17ListLoadedModelsRequest\"\xd1\x02\n\x0bLoadedModel\x12\x14\n\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12\x18\n\x07\x61liases\x18\x03 \x03(\tR\x07\x61liases\x12\x14\n\x05ready\x18\x04 \x01(\x08R\x05ready\x12\x1a\n\x08sessions\x18\x05 \x01(\x05R\x08sessions\x12$\n\x0emax_batch_size\x18\x06 \x01(\x05R\x0cmaxBatchSize\x12!\n\x0cqueue_length\x18\x07 \x01(\x05R\x0bqueueLength\x12!\n\x0cloaded_bytes\x18\x08 \x01(\x03R\x0bloadedBytes\x12(\n\x10intra_op_threads\x18\t \x01(\x05R\x0eintraOpThreads\x12\x30\n\x14wide_session_threads\x18\n \x01(\x05R\x12wideSessionThreads\"\xaa\x01\n\x18ListLoadedModelsResponse\x12\x37\n\x06models\x18\x01 \x03(\x0b\x32\x1f.shoal.inference.v1.LoadedModelR\x06models\x12.\n\x13memory_budget_bytes\x18\x02 \x01(\x03R\x11memoryBudgetBytes\x12%\n\x0eresident_bytes\x18\x03 \x01(\x03R\rresidentBytes2\xa0\x02\n\x10InferenceService\x12}\n\x07Predict\x12\".shoal.inference.v1.PredictRequest\x1a#.shoal.inference.v1.PredictResponse\")\x80\x80\x19\x02\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/models/{model}:predict\x12\x8c\x01\n\x10ListLoadedModels\x12+.shoal.inference.v1.ListLoadedModelsRequest\x1a,.shoal.inference.v1.ListLoadedModelsResponse\"\x1d\x80\x80\x19\x02\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/loaded-modelsb\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shoal.inference.v1.inference_pb2', globals())
 if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
+  _PREDICTREQUEST.fields_by_name['version']._options = None
+  _PREDICTREQUEST.fields_by_name['version']._serialized_options = b'\272H\004\"\002(\000'
+  _PREDICTREQUEST.fields_by_name['images']._options = None
+  _PREDICTREQUEST.fields_by_name['images']._serialized_options = b'\342A\001\002\272H\005\222\001\002\010\001'
+  _PREDICTREQUEST.fields_by_name['top_k']._options = None
+  _PREDICTREQUEST.fields_by_name['top_k']._serialized_options = b'\272H\004\032\002(\000'
   _INFERENCESERVICE.methods_by_name['Predict']._options = None
   _INFERENCESERVICE.methods_by_name['Predict']._serialized_options = b'\200\200\031\002\202\323\344\223\002\037:\001*\"\032/v1/models/{model}:predict'
   _INFERENCESERVICE.methods_by_name['ListLoadedModels']._options = None
   _INFERENCESERVICE.methods_by_name['ListLoadedModels']._serialized_options = b'\200\200\031\002\202\323\344\223\002\023\022\021/v1/loaded-models'
-  _PREDICTREQUEST._serialized_start=150
-  _PREDICTREQUEST._serialized_end=281
-  _LABELSCORE._serialized_start=283
-  _LABELSCORE._serialized_end=373
-  _CLASSIFICATION._serialized_start=375
-  _CLASSIFICATION._serialized_end=447
-  _TIMINGS._serialized_start=450
-  _TIMINGS._serialized_end=700
-  _PREDICTRESPONSE._serialized_start=703
-  _PREDICTRESPONSE._serialized_end=885
-  _LISTLOADEDMODELSREQUEST._serialized_start=887
-  _LISTLOADEDMODELSREQUEST._serialized_end=912
-  _LOADEDMODEL._serialized_start=915
-  _LOADEDMODEL._serialized_end=1252
-  _LISTLOADEDMODELSRESPONSE._serialized_start=1255
-  _LISTLOADEDMODELSRESPONSE._serialized_end=1425
-  _INFERENCESERVICE._serialized_start=1428
-  _INFERENCESERVICE._serialized_end=1716
+  _PREDICTREQUEST._serialized_start=212
+  _PREDICTREQUEST._serialized_end=375
+  _LABELSCORE._serialized_start=377
+  _LABELSCORE._serialized_end=467
+  _CLASSIFICATION._serialized_start=469
+  _CLASSIFICATION._serialized_end=541
+  _TIMINGS._serialized_start=544
+  _TIMINGS._serialized_end=794
+  _PREDICTRESPONSE._serialized_start=797
+  _PREDICTRESPONSE._serialized_end=979
+  _LISTLOADEDMODELSREQUEST._serialized_start=981
+  _LISTLOADEDMODELSREQUEST._serialized_end=1006
+  _LOADEDMODEL._serialized_start=1009
+  _LOADEDMODEL._serialized_end=1346
+  _LISTLOADEDMODELSRESPONSE._serialized_start=1349
+  _LISTLOADEDMODELSRESPONSE._serialized_end=1519
+  _INFERENCESERVICE._serialized_start=1522
+  _INFERENCESERVICE._serialized_end=1810
 # @@protoc_insertion_point(module_scope)

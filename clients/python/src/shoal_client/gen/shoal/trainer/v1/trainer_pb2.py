@@ -11,20 +11,86 @@ from google.protobuf import symbol_database as _symbol_database
 _sym_db = _symbol_database.Default()
 
 
+from shoal_client._bufvalidate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from shoal_client._googleapi import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from shoal_client._googleapi import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from shoal_client.gen.shoal.auth.v1 import options_pb2 as shoal_dot_auth_dot_v1_dot_options__pb2
 from shoal_client.gen.shoal.registry.v1 import registry_pb2 as shoal_dot_registry_dot_v1_dot_registry__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eshoal/trainer/v1/trainer.proto\x12\x10shoal.trainer.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bshoal/auth/v1/options.proto\x1a shoal/registry/v1/registry.proto\"\xa5\x01\n\x0c\x41ugmentation\x12\'\n\x0fhorizontal_flip\x18\x01 \x01(\x08R\x0ehorizontalFlip\x12#\n\rvertical_flip\x18\x02 \x01(\x08R\x0cverticalFlip\x12$\n\x0e\x63rop_min_scale\x18\x03 \x01(\x02R\x0c\x63ropMinScale\x12!\n\x0c\x63olor_jitter\x18\x04 \x01(\x02R\x0b\x63olorJitter\"\xe1\x06\n\x07JobSpec\x12\x18\n\x07\x64\x61taset\x18\x01 \x01(\tR\x07\x64\x61taset\x12)\n\x10snapshot_version\x18\x02 \x01(\x03R\x0fsnapshotVersion\x12\x14\n\x05model\x18\x03 \x01(\tR\x05model\x12\"\n\x0c\x61rchitecture\x18\x04 \x01(\tR\x0c\x61rchitecture\x12\x1d\n\nimage_size\x18\x05 \x01(\x05R\timageSize\x12\x1a\n\x08\x63hannels\x18\x06 \x01(\x05R\x08\x63hannels\x12\x16\n\x06\x65pochs\x18\x07 \x01(\x05R\x06\x65pochs\x12\x1d\n\nbatch_size\x18\x08 \x01(\x05R\tbatchSize\x12#\n\rlearning_rate\x18\t \x01(\x01R\x0clearningRate\x12\x42\n\x08schedule\x18\n \x01(\x0e\x32&.shoal.trainer.v1.LearningRateScheduleR\x08schedule\x12\x39\n\toptimizer\x18\x0b \x01(\x0e\x32\x1b.shoal.trainer.v1.OptimizerR\toptimizer\x12!\n\x0cweight_decay\x18\x0c \x01(\x01R\x0bweightDecay\x12/\n\x13validation_fraction\x18\r \x01(\x01R\x12validationFraction\x12\x42\n\x0c\x61ugmentation\x18\x0e \x01(\x0b\x32\x1e.shoal.trainer.v1.AugmentationR\x0c\x61ugmentation\x12\x12\n\x04seed\x18\x0f \x01(\x03R\x04seed\x12@\n\x0c\x62\x61se_version\x18\x10 \x01(\x0b\x32\x1d.shoal.registry.v1.VersionRefR\x0b\x62\x61seVersion\x12\x36\n\x17\x65\x61rly_stopping_patience\x18\x11 \x01(\x05R\x15\x65\x61rlyStoppingPatience\x12?\n\tpromotion\x18\x12 \x01(\x0e\x32!.shoal.trainer.v1.PromotionPolicyR\tpromotion\x12\x18\n\x07\x62\x61\x63kend\x18\x13 \x01(\tR\x07\x62\x61\x63kend\x12@\n\x0ctrain_layers\x18\x14 \x01(\x0e\x32\x1d.shoal.trainer.v1.TrainLayersR\x0btrainLayers\"\xc4\x02\n\x0c\x45pochMetrics\x12\x14\n\x05\x65poch\x18\x01 \x01(\x05R\x05\x65poch\x12\x1d\n\ntrain_loss\x18\x02 \x01(\x01R\ttrainLoss\x12%\n\x0etrain_accuracy\x18\x03 \x01(\x01R\rtrainAccuracy\x12\x19\n\x08val_loss\x18\x04 \x01(\x01R\x07valLoss\x12!\n\x0cval_accuracy\x18\x05 \x01(\x01R\x0bvalAccuracy\x12#\n\rlearning_rate\x18\x06 \x01(\x01R\x0clearningRate\x12*\n\x11images_per_second\x18\x07 \x01(\x01R\x0fimagesPerSecond\x12\x35\n\x08\x64uration\x18\x08 \x01(\x0b\x32\x19.google.protobuf.DurationR\x08\x64uration\x12\x12\n\x04\x62\x65st\x18\t \x01(\x08R\x04\x62\x65st\"\x8e\x04\n\x03Job\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12-\n\x04spec\x18\x02 \x01(\x0b\x32\x19.shoal.trainer.v1.JobSpecR\x04spec\x12\x30\n\x05state\x18\x03 \x01(\x0e\x32\x1a.shoal.trainer.v1.JobStateR\x05state\x12\x14\n\x05\x65rror\x18\x04 \x01(\tR\x05\x65rror\x12\x36\n\x06\x65pochs\x18\x05 \x03(\x0b\x32\x1e.shoal.trainer.v1.EpochMetricsR\x06\x65pochs\x12=\n\x0ctest_metrics\x18\x06 \x01(\x0b\x32\x1a.shoal.registry.v1.MetricsR\x0btestMetrics\x12\x35\n\x06result\x18\x07 \x01(\x0b\x32\x1d.shoal.registry.v1.VersionRefR\x06result\x12;\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12\x39\n\nstart_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartTime\x12\x35\n\x08\x65nd_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x07\x65ndTime\x12#\n\rlast_sequence\x18\x0b \x01(\x03R\x0clastSequence\"E\n\x14StartTrainingRequest\x12-\n\x04spec\x18\x01 \x01(\x0b\x32\x19.shoal.trainer.v1.JobSpecR\x04spec\"@\n\x15StartTrainingResponse\x12\'\n\x03job\x18\x01 \x01(\x0b\x32\x15.shoal.trainer.v1.JobR\x03job\"&\n\rGetJobRequest\x12\x15\n\x06job_id\x18\x01 \x01(\tR\x05jobId\"9\n\x0eGetJobResponse\x12\'\n\x03job\x18\x01 \x01(\x0b\x32\x15.shoal.trainer.v1.JobR\x03job\"\x99\x01\n\x0fListJobsRequest\x12\x30\n\x05state\x18\x01 \x01(\x0e\x32\x1a.shoal.trainer.v1.JobStateR\x05state\x12\x18\n\x07\x64\x61taset\x18\x02 \x01(\tR\x07\x64\x61taset\x12\x1b\n\tpage_size\x18\x03 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x04 \x01(\tR\tpageToken\"e\n\x10ListJobsResponse\x12)\n\x04jobs\x18\x01 \x03(\x0b\x32\x15.shoal.trainer.v1.JobR\x04jobs\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\")\n\x10\x43\x61ncelJobRequest\x12\x15\n\x06job_id\x18\x01 \x01(\tR\x05jobId\"<\n\x11\x43\x61ncelJobResponse\x12\'\n\x03job\x18\x01 \x01(\x0b\x32\x15.shoal.trainer.v1.JobR\x03job\"O\n\x0fWatchJobRequest\x12\x15\n\x06job_id\x18\x01 \x01(\tR\x05jobId\x12%\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03R\rafterSequence\"W\n\x0bStateChange\x12\x30\n\x05state\x18\x01 \x01(\x0e\x32\x1a.shoal.trainer.v1.JobStateR\x05state\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\"\xde\x01\n\x0cStepProgress\x12\x14\n\x05\x65poch\x18\x01 \x01(\x05R\x05\x65poch\x12\x16\n\x06\x65pochs\x18\x02 \x01(\x05R\x06\x65pochs\x12\x12\n\x04step\x18\x03 \x01(\x05R\x04step\x12\x14\n\x05steps\x18\x04 \x01(\x05R\x05steps\x12\x1d\n\ntrain_loss\x18\x05 \x01(\x01R\ttrainLoss\x12*\n\x11images_per_second\x18\x06 \x01(\x01R\x0fimagesPerSecond\x12+\n\x03\x65ta\x18\x07 \x01(\x0b\x32\x19.google.protobuf.DurationR\x03\x65ta\"9\n\x07LogLine\x12\x14\n\x05level\x18\x01 \x01(\tR\x05level\x12\x18\n\x07message\x18\x02 \x01(\tR\x07message\"\xc2\x03\n\x10WatchJobResponse\x12\x1a\n\x08sequence\x18\x01 \x01(\x03R\x08sequence\x12.\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04time\x12\x35\n\x05state\x18\x03 \x01(\x0b\x32\x1d.shoal.trainer.v1.StateChangeH\x00R\x05state\x12<\n\x08progress\x18\x04 \x01(\x0b\x32\x1e.shoal.trainer.v1.StepProgressH\x00R\x08progress\x12\x36\n\x05\x65poch\x18\x05 \x01(\x0b\x32\x1e.shoal.trainer.v1.EpochMetricsH\x00R\x05\x65poch\x12-\n\x03log\x18\x06 \x01(\x0b\x32\x19.shoal.trainer.v1.LogLineH\x00R\x03log\x12<\n\nevaluation\x18\x07 \x01(\x0b\x32\x1a.shoal.registry.v1.MetricsH\x00R\nevaluation\x12?\n\nregistered\x18\x08 \x01(\x0b\x32\x1d.shoal.registry.v1.VersionRefH\x00R\nregisteredB\x07\n\x05\x65vent\"\xe3\x01\n\x0c\x41rchitecture\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12 \n\x0b\x64\x65scription\x18\x02 \x01(\tR\x0b\x64\x65scription\x12,\n\x12\x64\x65\x66\x61ult_image_size\x18\x03 \x01(\x05R\x10\x64\x65\x66\x61ultImageSize\x12$\n\x0emin_image_size\x18\x04 \x01(\x05R\x0cminImageSize\x12)\n\x10\x64\x65\x66\x61ult_channels\x18\x05 \x01(\x05R\x0f\x64\x65\x66\x61ultChannels\x12\x1e\n\nparameters\x18\x06 \x01(\x03R\nparameters\"\x1a\n\x18ListArchitecturesRequest\"\x98\x01\n\x19ListArchitecturesResponse\x12\x44\n\rarchitectures\x18\x01 \x03(\x0b\x32\x1e.shoal.trainer.v1.ArchitectureR\rarchitectures\x12\x35\n\x08\x64\x65\x66\x61ults\x18\x02 \x01(\x0b\x32\x19.shoal.trainer.v1.JobSpecR\x08\x64\x65\x66\x61ults*\x9a\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05*b\n\tOptimizer\x12\x19\n\x15OPTIMIZER_UNSPECIFIED\x10\x00\x12\x12\n\x0eOPTIMIZER_ADAM\x10\x01\x12\x13\n\x0fOPTIMIZER_ADAMW\x10\x02\x12\x11\n\rOPTIMIZER_SGD\x10\x03*\xa7\x01\n\x14LearningRateSchedule\x12&\n\"LEARNING_RATE_SCHEDULE_UNSPECIFIED\x10\x00\x12#\n\x1fLEARNING_RATE_SCHEDULE_CONSTANT\x10\x01\x12!\n\x1dLEARNING_RATE_SCHEDULE_COSINE\x10\x02\x12\x1f\n\x1bLEARNING_RATE_SCHEDULE_STEP\x10\x03*\x8c\x01\n\x0fPromotionPolicy\x12 \n\x1cPROMOTION_POLICY_UNSPECIFIED\x10\x00\x12\x1a\n\x16PROMOTION_POLICY_NEVER\x10\x01\x12\x1e\n\x1aPROMOTION_POLICY_IF_BETTER\x10\x02\x12\x1b\n\x17PROMOTION_POLICY_ALWAYS\x10\x03*X\n\x0bTrainLayers\x12\x1c\n\x18TRAIN_LAYERS_UNSPECIFIED\x10\x00\x12\x14\n\x10TRAIN_LAYERS_ALL\x10\x01\x12\x15\n\x11TRAIN_LAYERS_HEAD\x10\x02\x32\xe7\x05\n\x0eTrainerService\x12y\n\rStartTraining\x12&.shoal.trainer.v1.StartTrainingRequest\x1a\'.shoal.trainer.v1.StartTrainingResponse\"\x17\x80\x80\x19\x04\x82\xd3\xe4\x93\x02\r:\x01*\"\x08/v1/jobs\x12j\n\x06GetJob\x12\x1f.shoal.trainer.v1.GetJobRequest\x1a .shoal.trainer.v1.GetJobResponse\"\x1d\x80\x80\x19\x03\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/jobs/{job_id}\x12g\n\x08ListJobs\x12!.shoal.trainer.v1.ListJobsRequest\x1a\".shoal.trainer.v1.ListJobsResponse\"\x14\x80\x80\x19\x03\x82\xd3\xe4\x93\x02\n\x12\x08/v1/jobs\x12}\n\tCancelJob\x12\".shoal.trainer.v1.CancelJobRequest\x1a#.shoal.trainer.v1.CancelJobResponse\"\'\x80\x80\x19\x04\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/jobs/{job_id}:cancel\x12x\n\x08WatchJob\x12!.shoal.trainer.v1.WatchJobRequest\x1a\".shoal.trainer.v1.WatchJobResponse\"#\x80\x80\x19\x03\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/jobs/{job_id}:watch0\x01\x12\x8b\x01\n\x11ListArchitectures\x12*.shoal.trainer.v1.ListArchitecturesRequest\x1a+.shoal.trainer.v1.ListArchitecturesResponse\"\x1d\x80\x80\x19\x03\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/architecturesb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eshoal/trainer/v1/trainer.proto\x12\x10shoal.trainer.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bshoal/auth/v1/options.proto\x1a shoal/registry/v1/registry.proto\"\xc7\x01\n\x0c\x41ugmentation\x12\'\n\x0fhorizontal_flip\x18\x01 \x01(\x08R\x0ehorizontalFlip\x12#\n\rvertical_flip\x18\x02 \x01(\x08R\x0cverticalFlip\x12\x35\n\x0e\x63rop_min_scale\x18\x03 \x01(\x02\x42\x0f\xbaH\x0c\n\n\x1d\x00\x00\x80?-\x00\x00\x00\x00R\x0c\x63ropMinScale\x12\x32\n\x0c\x63olor_jitter\x18\x04 \x01(\x02\x42\x0f\xbaH\x0c\n\n\x15\x00\x00\x80?-\x00\x00\x00\x00R\x0b\x63olorJitter\"\xff\x07\n\x07JobSpec\x12$\n\x07\x64\x61taset\x18\x01 \x01(\tB\n\xe2\x41\x01\x02\xbaH\x03\xc8\x01\x01R\x07\x64\x61taset\x12\x32\n\x10snapshot_version\x18\x02 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00R\x0fsnapshotVersion\x12\x14\n\x05model\x18\x03 \x01(\tR\x05model\x12\"\n\x0c\x61rchitecture\x18\x04 \x01(\tR\x0c\x61rchitecture\x12&\n\nimage_size\x18\x05 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00R\timageSize\x12\x1a\n\x08\x63hannels\x18\x06 \x01(\x05R\x08\x63hannels\x12\x1f\n\x06\x65pochs\x18\x07 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00R\x06\x65pochs\x12&\n\nbatch_size\x18\x08 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00R\tbatchSize\x12\x35\n\rlearning_rate\x18\t \x01(\x01\x42\x10\xbaH\r\x12\x0b@\x01)\x00\x00\x00\x00\x00\x00\x00\x00R\x0clearningRate\x12L\n\x08schedule\x18\n \x01(\x0e\x32&.shoal.trainer.v1.LearningRateScheduleB\x08\xbaH\x05\x82\x01\x02\x10\x01R\x08schedule\x12\x43\n\toptimizer\x18\x0b \x01(\x0e\x32\x1b.shoal.trainer.v1.OptimizerB\x08\xbaH\x05\x82\x01\x02\x10\x01R\toptimizer\x12\x33\n\x0cweight_decay\x18\x0c \x01(\x01\x42\x10\xbaH\r\x12\x0b@\x01)\x00\x00\x00\x00\x00\x00\x00\x00R\x0bweightDecay\x12H\n\x13validation_fraction\x18\r \x01(\x01\x42\x17\xbaH\x14\x12\x12\x19\x00\x00\x00\x00\x00\x00\xe0?)\x00\x00\x00\x00\x00\x00\x00\x00R\x12validationFraction\x12\x42\n\x0c\x61ugmentation\x18\x0e \x01(\x0b\x32\x1e.shoal.trainer.v1.AugmentationR\x0c\x61ugmentation\x12\x12\n\x04seed\x18\x0f \x01(\x03R\x04seed\x12@\n\x0c\x62\x61se_version\x18\x10 \x01(\x0b\x32\x1d.shoal.registry.v1.VersionRefR\x0b\x62\x61seVersion\x12?\n\x17\x65\x61rly_stopping_patience\x18\x11 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00R\x15\x65\x61rlyStoppingPatience\x12I\n\tpromotion\x18\x12 \x01(\x0e\x32!.shoal.trainer.v1.PromotionPolicyB\x08\xbaH\x05\x82\x01\x02\x10\x01R\tpromotion\x12\x18\n\x07\x62\x61\x63kend\x18\x13 \x01(\tR\x07\x62\x61\x63kend\x12J\n\x0ctrain_layers\x18\x14 \x01(\x0e\x32\x1d.shoal.trainer.v1.TrainLayersB\x08\xbaH\x05\x82\x01\x02\x10\x01R\x0btrainLayers\"\xc4\x02\n\x0c\x45pochMetrics\x12\x14\n\x05\x65poch\x18\x01 \x01(\x05R\x05\x65poch\x12\x1d\n\ntrain_loss\x18\x02 \x01(\x01R\ttrainLoss\x12%\n\x0etrain_accuracy\x18\x03 \x01(\x01R\rtrainAccuracy\x12\x19\n\x08val_loss\x18\x04 \x01(\x01R\x07valLoss\x12!\n\x0cval_accuracy\x18\x05 \x01(\x01R\x0bvalAccuracy\x12#\n\rlearning_rate\x18\x06 \x01(\x01R\x0clearningRate\x12*\n\x11images_per_second\x18\x07 \x01(\x01R\x0fimagesPerSecond\x12\x35\n\x08\x64uration\x18\x08 \x01(\x0b\x32\x19.google.protobuf.DurationR\x08\x64uration\x12\x12\n\x04\x62\x65st\x18\t \x01(\x08R\x04\x62\x65st\"\xca\x04\n\x03Job\x12\x14\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\x02id\x12-\n\x04spec\x18\x02 \x01(\x0b\x32\x19.shoal.trainer.v1.JobSpecR\x04spec\x12\x36\n\x05state\x18\x03 \x01(\x0e\x32\x1a.shoal.trainer.v1.JobStateB\x04\xe2\x41\x01\x03R\x05state\x12\x1a\n\x05\x65rror\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03R\x05\x65rror\x12<\n\x06\x65pochs\x18\x05 \x03(\x0b\x32\x1e.shoal.trainer.v1.EpochMetricsB\x04\xe2\x41\x01\x03R\x06\x65pochs\x12\x43\n\x0ctest_metrics\x18\x06 \x01(\x0b\x32\x1a.shoal.registry.v1.MetricsB\x04\xe2\x41\x01\x03R\x0btestMetrics\x12;\n\x06result\x18\x07 \x01(\x0b\x32\x1d.shoal.registry.v1.VersionRefB\x04\xe2\x41\x01\x03R\x06result\x12\x41\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12?\n\nstart_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\tstartTime\x12;\n\x08\x65nd_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\x07\x65ndTime\x12)\n\rlast_sequence\x18\x0b \x01(\x03\x42\x04\xe2\x41\x01\x03R\x0clastSequence\"Q\n\x14StartTrainingRequest\x12\x39\n\x04spec\x18\x01 \x01(\x0b\x32\x19.shoal.trainer.v1.JobSpecB\n\xe2\x41\x01\x02\xbaH\x03\xc8\x01\x01R\x04spec\"@\n\x15StartTrainingResponse\x12\'\n\x03job\x18\x01 \x01(\x0b\x32\x15.shoal.trainer.v1.JobR\x03job\"7\n\rGetJobRequest\x12&\n\x06job_id\x18\x01 \x01(\tB\x0f\xe2\x41\x01\x02\xbaH\x08\xc8\x01\x01r\x03\xb0\x01\x01R\x05jobId\"9\n\x0eGetJobResponse\x12\'\n\x03job\x18\x01 \x01(\x0b\x32\x15.shoal.trainer.v1.JobR\x03job\"\xac\x01\n\x0fListJobsRequest\x12:\n\x05state\x18\x01 \x01(\x0e\x32\x1a.shoal.trainer.v1.JobStateB\x08\xbaH\x05\x82\x01\x02\x10\x01R\x05state\x12\x18\n\x07\x64\x61taset\x18\x02 \x01(\tR\x07\x64\x61taset\x12$\n\tpage_size\x18\x03 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00R\x08pageSize\x12\x1d\n\npage_token\x18\x04 \x01(\tR\tpageToken\"e\n\x10ListJobsResponse\x12)\n\x04jobs\x18\x01 \x03(\x0b\x32\x15.shoal.trainer.v1.JobR\x04jobs\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\":\n\x10\x43\x61ncelJobRequest\x12&\n\x06job_id\x18\x01 \x01(\tB\x0f\xe2\x41\x01\x02\xbaH\x08\xc8\x01\x01r\x03\xb0\x01\x01R\x05jobId\"<\n\x11\x43\x61ncelJobResponse\x12\'\n\x03job\x18\x01 \x01(\x0b\x32\x15.shoal.trainer.v1.JobR\x03job\"i\n\x0fWatchJobRequest\x12&\n\x06job_id\x18\x01 \x01(\tB\x0f\xe2\x41\x01\x02\xbaH\x08\xc8\x01\x01r\x03\xb0\x01\x01R\x05jobId\x12.\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00R\rafterSequence\"W\n\x0bStateChange\x12\x30\n\x05state\x18\x01 \x01(\x0e\x32\x1a.shoal.trainer.v1.JobStateR\x05state\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\"\xde\x01\n\x0cStepProgress\x12\x14\n\x05\x65poch\x18\x01 \x01(\x05R\x05\x65poch\x12\x16\n\x06\x65pochs\x18\x02 \x01(\x05R\x06\x65pochs\x12\x12\n\x04step\x18\x03 \x01(\x05R\x04step\x12\x14\n\x05steps\x18\x04 \x01(\x05R\x05steps\x12\x1d\n\ntrain_loss\x18\x05 \x01(\x01R\ttrainLoss\x12*\n\x11images_per_second\x18\x06 \x01(\x01R\x0fimagesPerSecond\x12+\n\x03\x65ta\x18\x07 \x01(\x0b\x32\x19.google.protobuf.DurationR\x03\x65ta\"9\n\x07LogLine\x12\x14\n\x05level\x18\x01 \x01(\tR\x05level\x12\x18\n\x07message\x18\x02 \x01(\tR\x07message\"\xc2\x03\n\x10WatchJobResponse\x12\x1a\n\x08sequence\x18\x01 \x01(\x03R\x08sequence\x12.\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04time\x12\x35\n\x05state\x18\x03 \x01(\x0b\x32\x1d.shoal.trainer.v1.StateChangeH\x00R\x05state\x12<\n\x08progress\x18\x04 \x01(\x0b\x32\x1e.shoal.trainer.v1.StepProgressH\x00R\x08progress\x12\x36\n\x05\x65poch\x18\x05 \x01(\x0b\x32\x1e.shoal.trainer.v1.EpochMetricsH\x00R\x05\x65poch\x12-\n\x03log\x18\x06 \x01(\x0b\x32\x19.shoal.trainer.v1.LogLineH\x00R\x03log\x12<\n\nevaluation\x18\x07 \x01(\x0b\x32\x1a.shoal.registry.v1.MetricsH\x00R\nevaluation\x12?\n\nregistered\x18\x08 \x01(\x0b\x32\x1d.shoal.registry.v1.VersionRefH\x00R\nregisteredB\x07\n\x05\x65vent\"\xe3\x01\n\x0c\x41rchitecture\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12 \n\x0b\x64\x65scription\x18\x02 \x01(\tR\x0b\x64\x65scription\x12,\n\x12\x64\x65\x66\x61ult_image_size\x18\x03 \x01(\x05R\x10\x64\x65\x66\x61ultImageSize\x12$\n\x0emin_image_size\x18\x04 \x01(\x05R\x0cminImageSize\x12)\n\x10\x64\x65\x66\x61ult_channels\x18\x05 \x01(\x05R\x0f\x64\x65\x66\x61ultChannels\x12\x1e\n\nparameters\x18\x06 \x01(\x03R\nparameters\"\x1a\n\x18ListArchitecturesRequest\"\x98\x01\n\x19ListArchitecturesResponse\x12\x44\n\rarchitectures\x18\x01 \x03(\x0b\x32\x1e.shoal.trainer.v1.ArchitectureR\rarchitectures\x12\x35\n\x08\x64\x65\x66\x61ults\x18\x02 \x01(\x0b\x32\x19.shoal.trainer.v1.JobSpecR\x08\x64\x65\x66\x61ults*\x9a\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05*b\n\tOptimizer\x12\x19\n\x15OPTIMIZER_UNSPECIFIED\x10\x00\x12\x12\n\x0eOPTIMIZER_ADAM\x10\x01\x12\x13\n\x0fOPTIMIZER_ADAMW\x10\x02\x12\x11\n\rOPTIMIZER_SGD\x10\x03*\xa7\x01\n\x14LearningRateSchedule\x12&\n\"LEARNING_RATE_SCHEDULE_UNSPECIFIED\x10\x00\x12#\n\x1fLEARNING_RATE_SCHEDULE_CONSTANT\x10\x01\x12!\n\x1dLEARNING_RATE_SCHEDULE_COSINE\x10\x02\x12\x1f\n\x1bLEARNING_RATE_SCHEDULE_STEP\x10\x03*\x8c\x01\n\x0fPromotionPolicy\x12 \n\x1cPROMOTION_POLICY_UNSPECIFIED\x10\x00\x12\x1a\n\x16PROMOTION_POLICY_NEVER\x10\x01\x12\x1e\n\x1aPROMOTION_POLICY_IF_BETTER\x10\x02\x12\x1b\n\x17PROMOTION_POLICY_ALWAYS\x10\x03*X\n\x0bTrainLayers\x12\x1c\n\x18TRAIN_LAYERS_UNSPECIFIED\x10\x00\x12\x14\n\x10TRAIN_LAYERS_ALL\x10\x01\x12\x15\n\x11TRAIN_LAYERS_HEAD\x10\x02\x32\xe7\x05\n\x0eTrainerService\x12y\n\rStartTraining\x12&.shoal.trainer.v1.StartTrainingRequest\x1a\'.shoal.trainer.v1.StartTrainingResponse\"\x17\x80\x80\x19\x04\x82\xd3\xe4\x93\x02\r:\x01*\"\x08/v1/jobs\x12j\n\x06GetJob\x12\x1f.shoal.trainer.v1.GetJobRequest\x1a .shoal.trainer.v1.GetJobResponse\"\x1d\x80\x80\x19\x03\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/jobs/{job_id}\x12g\n\x08ListJobs\x12!.shoal.trainer.v1.ListJobsRequest\x1a\".shoal.trainer.v1.ListJobsResponse\"\x14\x80\x80\x19\x03\x82\xd3\xe4\x93\x02\n\x12\x08/v1/jobs\x12}\n\tCancelJob\x12\".shoal.trainer.v1.CancelJobRequest\x1a#.shoal.trainer.v1.CancelJobResponse\"\'\x80\x80\x19\x04\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/jobs/{job_id}:cancel\x12x\n\x08WatchJob\x12!.shoal.trainer.v1.WatchJobRequest\x1a\".shoal.trainer.v1.WatchJobResponse\"#\x80\x80\x19\x03\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/jobs/{job_id}:watch0\x01\x12\x8b\x01\n\x11ListArchitectures\x12*.shoal.trainer.v1.ListArchitecturesRequest\x1a+.shoal.trainer.v1.ListArchitecturesResponse\"\x1d\x80\x80\x19\x03\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/architecturesb\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shoal.trainer.v1.trainer_pb2', globals())
 if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
+  _AUGMENTATION.fields_by_name['crop_min_scale']._options = None
+  _AUGMENTATION.fields_by_name['crop_min_scale']._serialized_options = b'\272H\014\n\n\035\000\000\200?-\000\000\000\000'
+  _AUGMENTATION.fields_by_name['color_jitter']._options = None
+  _AUGMENTATION.fields_by_name['color_jitter']._serialized_options = b'\272H\014\n\n\025\000\000\200?-\000\000\000\000'
+  _JOBSPEC.fields_by_name['dataset']._options = None
+  _JOBSPEC.fields_by_name['dataset']._serialized_options = b'\342A\001\002\272H\003\310\001\001'
+  _JOBSPEC.fields_by_name['snapshot_version']._options = None
+  _JOBSPEC.fields_by_name['snapshot_version']._serialized_options = b'\272H\004\"\002(\000'
+  _JOBSPEC.fields_by_name['image_size']._options = None
+  _JOBSPEC.fields_by_name['image_size']._serialized_options = b'\272H\004\032\002(\000'
+  _JOBSPEC.fields_by_name['epochs']._options = None
+  _JOBSPEC.fields_by_name['epochs']._serialized_options = b'\272H\004\032\002(\000'
+  _JOBSPEC.fields_by_name['batch_size']._options = None
+  _JOBSPEC.fields_by_name['batch_size']._serialized_options = b'\272H\004\032\002(\000'
+  _JOBSPEC.fields_by_name['learning_rate']._options = None
+  _JOBSPEC.fields_by_name['learning_rate']._serialized_options = b'\272H\r\022\013@\001)\000\000\000\000\000\000\000\000'
+  _JOBSPEC.fields_by_name['schedule']._options = None
+  _JOBSPEC.fields_by_name['schedule']._serialized_options = b'\272H\005\202\001\002\020\001'
+  _JOBSPEC.fields_by_name['optimizer']._options = None
+  _JOBSPEC.fields_by_name['optimizer']._serialized_options = b'\272H\005\202\001\002\020\001'
+  _JOBSPEC.fields_by_name['weight_decay']._options = None
+  _JOBSPEC.fields_by_name['weight_decay']._serialized_options = b'\272H\r\022\013@\001)\000\000\000\000\000\000\000\000'
+  _JOBSPEC.fields_by_name['validation_fraction']._options = None
+  _JOBSPEC.fields_by_name['validation_fraction']._serialized_options = b'\272H\024\022\022\031\000\000\000\000\000\000\340?)\000\000\000\000\000\000\000\000'
+  _JOBSPEC.fields_by_name['early_stopping_patience']._options = None
+  _JOBSPEC.fields_by_name['early_stopping_patience']._serialized_options = b'\272H\004\032\002(\000'
+  _JOBSPEC.fields_by_name['promotion']._options = None
+  _JOBSPEC.fields_by_name['promotion']._serialized_options = b'\272H\005\202\001\002\020\001'
+  _JOBSPEC.fields_by_name['train_layers']._options = None
+  _JOBSPEC.fields_by_name['train_layers']._serialized_options = b'\272H\005\202\001\002\020\001'
+  _JOB.fields_by_name['id']._options = None
+  _JOB.fields_by_name['id']._serialized_options = b'\342A\001\003'
+  _JOB.fields_by_name['state']._options = None
+  _JOB.fields_by_name['state']._serialized_options = b'\342A\001\003'
+  _JOB.fields_by_name['error']._options = None
+  _JOB.fields_by_name['error']._serialized_options = b'\342A\001\003'
+  _JOB.fields_by_name['epochs']._options = None
+  _JOB.fields_by_name['epochs']._serialized_options = b'\342A\001\003'
+  _JOB.fields_by_name['test_metrics']._options = None
+  _JOB.fields_by_name['test_metrics']._serialized_options = b'\342A\001\003'
+  _JOB.fields_by_name['result']._options = None
+  _JOB.fields_by_name['result']._serialized_options = b'\342A\001\003'
+  _JOB.fields_by_name['create_time']._options = None
+  _JOB.fields_by_name['create_time']._serialized_options = b'\342A\001\003'
+  _JOB.fields_by_name['start_time']._options = None
+  _JOB.fields_by_name['start_time']._serialized_options = b'\342A\001\003'
+  _JOB.fields_by_name['end_time']._options = None
+  _JOB.fields_by_name['end_time']._serialized_options = b'\342A\001\003'
+  _JOB.fields_by_name['last_sequence']._options = None
+  _JOB.fields_by_name['last_sequence']._serialized_options = b'\342A\001\003'
+  _STARTTRAININGREQUEST.fields_by_name['spec']._options = None
+  _STARTTRAININGREQUEST.fields_by_name['spec']._serialized_options = b'\342A\001\002\272H\003\310\001\001'
+  _GETJOBREQUEST.fields_by_name['job_id']._options = None
+  _GETJOBREQUEST.fields_by_name['job_id']._serialized_options = b'\342A\001\002\272H\010\310\001\001r\003\260\001\001'
+  _LISTJOBSREQUEST.fields_by_name['state']._options = None
+  _LISTJOBSREQUEST.fields_by_name['state']._serialized_options = b'\272H\005\202\001\002\020\001'
+  _LISTJOBSREQUEST.fields_by_name['page_size']._options = None
+  _LISTJOBSREQUEST.fields_by_name['page_size']._serialized_options = b'\272H\004\032\002(\000'
+  _CANCELJOBREQUEST.fields_by_name['job_id']._options = None
+  _CANCELJOBREQUEST.fields_by_name['job_id']._serialized_options = b'\342A\001\002\272H\010\310\001\001r\003\260\001\001'
+  _WATCHJOBREQUEST.fields_by_name['job_id']._options = None
+  _WATCHJOBREQUEST.fields_by_name['job_id']._serialized_options = b'\342A\001\002\272H\010\310\001\001r\003\260\001\001'
+  _WATCHJOBREQUEST.fields_by_name['after_sequence']._options = None
+  _WATCHJOBREQUEST.fields_by_name['after_sequence']._serialized_options = b'\272H\004\"\002(\000'
   _TRAINERSERVICE.methods_by_name['StartTraining']._options = None
   _TRAINERSERVICE.methods_by_name['StartTraining']._serialized_options = b'\200\200\031\004\202\323\344\223\002\r:\001*\"\010/v1/jobs'
   _TRAINERSERVICE.methods_by_name['GetJob']._options = None
@@ -37,56 +103,56 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _TRAINERSERVICE.methods_by_name['WatchJob']._serialized_options = b'\200\200\031\003\202\323\344\223\002\031\022\027/v1/jobs/{job_id}:watch'
   _TRAINERSERVICE.methods_by_name['ListArchitectures']._options = None
   _TRAINERSERVICE.methods_by_name['ListArchitectures']._serialized_options = b'\200\200\031\003\202\323\344\223\002\023\022\021/v1/architectures'
-  _JOBSTATE._serialized_start=4023
-  _JOBSTATE._serialized_end=4177
-  _OPTIMIZER._serialized_start=4179
-  _OPTIMIZER._serialized_end=4277
-  _LEARNINGRATESCHEDULE._serialized_start=4280
-  _LEARNINGRATESCHEDULE._serialized_end=4447
-  _PROMOTIONPOLICY._serialized_start=4450
-  _PROMOTIONPOLICY._serialized_end=4590
-  _TRAINLAYERS._serialized_start=4592
-  _TRAINLAYERS._serialized_end=4680
-  _AUGMENTATION._serialized_start=211
-  _AUGMENTATION._serialized_end=376
-  _JOBSPEC._serialized_start=379
-  _JOBSPEC._serialized_end=1244
-  _EPOCHMETRICS._serialized_start=1247
-  _EPOCHMETRICS._serialized_end=1571
-  _JOB._serialized_start=1574
-  _JOB._serialized_end=2100
-  _STARTTRAININGREQUEST._serialized_start=2102
-  _STARTTRAININGREQUEST._serialized_end=2171
-  _STARTTRAININGRESPONSE._serialized_start=2173
-  _STARTTRAININGRESPONSE._serialized_end=2237
-  _GETJOBREQUEST._serialized_start=2239
-  _GETJOBREQUEST._serialized_end=2277
-  _GETJOBRESPONSE._serialized_start=2279
-  _GETJOBRESPONSE._serialized_end=2336
-  _LISTJOBSREQUEST._serialized_start=2339
-  _LISTJOBSREQUEST._serialized_end=2492
-  _LISTJOBSRESPONSE._serialized_start=2494
-  _LISTJOBSRESPONSE._serialized_end=2595
-  _CANCELJOBREQUEST._serialized_start=2597
-  _CANCELJOBREQUEST._serialized_end=2638
-  _CANCELJOBRESPONSE._serialized_start=2640
-  _CANCELJOBRESPONSE._serialized_end=2700
-  _WATCHJOBREQUEST._serialized_start=2702
-  _WATCHJOBREQUEST._serialized_end=2781
-  _STATECHANGE._serialized_start=2783
-  _STATECHANGE._serialized_end=2870
-  _STEPPROGRESS._serialized_start=2873
-  _STEPPROGRESS._serialized_end=3095
-  _LOGLINE._serialized_start=3097
-  _LOGLINE._serialized_end=3154
-  _WATCHJOBRESPONSE._serialized_start=3157
-  _WATCHJOBRESPONSE._serialized_end=3607
-  _ARCHITECTURE._serialized_start=3610
-  _ARCHITECTURE._serialized_end=3837
-  _LISTARCHITECTURESREQUEST._serialized_start=3839
-  _LISTARCHITECTURESREQUEST._serialized_end=3865
-  _LISTARCHITECTURESRESPONSE._serialized_start=3868
-  _LISTARCHITECTURESRESPONSE._serialized_end=4020
-  _TRAINERSERVICE._serialized_start=4683
-  _TRAINERSERVICE._serialized_end=5426
+  _JOBSTATE._serialized_start=4428
+  _JOBSTATE._serialized_end=4582
+  _OPTIMIZER._serialized_start=4584
+  _OPTIMIZER._serialized_end=4682
+  _LEARNINGRATESCHEDULE._serialized_start=4685
+  _LEARNINGRATESCHEDULE._serialized_end=4852
+  _PROMOTIONPOLICY._serialized_start=4855
+  _PROMOTIONPOLICY._serialized_end=4995
+  _TRAINLAYERS._serialized_start=4997
+  _TRAINLAYERS._serialized_end=5085
+  _AUGMENTATION._serialized_start=273
+  _AUGMENTATION._serialized_end=472
+  _JOBSPEC._serialized_start=475
+  _JOBSPEC._serialized_end=1498
+  _EPOCHMETRICS._serialized_start=1501
+  _EPOCHMETRICS._serialized_end=1825
+  _JOB._serialized_start=1828
+  _JOB._serialized_end=2414
+  _STARTTRAININGREQUEST._serialized_start=2416
+  _STARTTRAININGREQUEST._serialized_end=2497
+  _STARTTRAININGRESPONSE._serialized_start=2499
+  _STARTTRAININGRESPONSE._serialized_end=2563
+  _GETJOBREQUEST._serialized_start=2565
+  _GETJOBREQUEST._serialized_end=2620
+  _GETJOBRESPONSE._serialized_start=2622
+  _GETJOBRESPONSE._serialized_end=2679
+  _LISTJOBSREQUEST._serialized_start=2682
+  _LISTJOBSREQUEST._serialized_end=2854
+  _LISTJOBSRESPONSE._serialized_start=2856
+  _LISTJOBSRESPONSE._serialized_end=2957
+  _CANCELJOBREQUEST._serialized_start=2959
+  _CANCELJOBREQUEST._serialized_end=3017
+  _CANCELJOBRESPONSE._serialized_start=3019
+  _CANCELJOBRESPONSE._serialized_end=3079
+  _WATCHJOBREQUEST._serialized_start=3081
+  _WATCHJOBREQUEST._serialized_end=3186
+  _STATECHANGE._serialized_start=3188
+  _STATECHANGE._serialized_end=3275
+  _STEPPROGRESS._serialized_start=3278
+  _STEPPROGRESS._serialized_end=3500
+  _LOGLINE._serialized_start=3502
+  _LOGLINE._serialized_end=3559
+  _WATCHJOBRESPONSE._serialized_start=3562
+  _WATCHJOBRESPONSE._serialized_end=4012
+  _ARCHITECTURE._serialized_start=4015
+  _ARCHITECTURE._serialized_end=4242
+  _LISTARCHITECTURESREQUEST._serialized_start=4244
+  _LISTARCHITECTURESREQUEST._serialized_end=4270
+  _LISTARCHITECTURESRESPONSE._serialized_start=4273
+  _LISTARCHITECTURESRESPONSE._serialized_end=4425
+  _TRAINERSERVICE._serialized_start=5088
+  _TRAINERSERVICE._serialized_end=5831
 # @@protoc_insertion_point(module_scope)
