@@ -93,6 +93,11 @@ log "the split topology: compose.yaml's services as processes, with kills"
 # PostgreSQL restarts (tests/split; about 2 minutes warm).
 SHOAL_TEST_SPLIT=1 go test -count=1 -timeout 15m ./tests/split
 
+log "the compose stack in containers (podman; make test-deploy)"
+# The image built from deployments/Dockerfile, and the same scenario with
+# each service a container of it, created from compose.yaml's definition.
+scripts/test-deploy.sh
+
 log "Python SDK against shoal serve"
 scripts/test-python.sh
 
