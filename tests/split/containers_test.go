@@ -97,7 +97,12 @@ func (top *topology) containerize(name string, p *proc, image string, args, env 
 				test[i] = "-addr=" + p.grpcAddr
 			}
 		}
-		cmd, err := json.Marshal(test)
+		// podman 4 takes the exec form as a JSON array without
+		// compose's leading "CMD" (with it, the whole text is one word).
+		if test[0] != "CMD" {
+			return fmt.Errorf("compose: %s: healthcheck %q: want the exec form, [\"CMD\", ...] (the image has no shell)", name, test)
+		}
+		cmd, err := json.Marshal(test[1:])
 		if err != nil {
 			return err
 		}

@@ -246,6 +246,14 @@ func (p *proc) running() bool {
 	}
 }
 
+// killing says how kill ends the process, for the test's log.
+func (p *proc) killing() string {
+	if p.container != "" {
+		return "podman kill"
+	}
+	return "SIGKILL"
+}
+
 // kill sends SIGKILL (`podman kill` to a container) and waits until the
 // process is gone.
 func (p *proc) kill() {
