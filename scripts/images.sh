@@ -110,3 +110,7 @@ podman build -f deployments/Dockerfile --format docker \
 	--build-arg GO_IMAGE="$golang" \
 	--build-arg RUNTIME_IMAGE="$debian" \
 	-t localhost/shoal:dev .
+# Each changed source tree leaves the previous build's untagged images
+# behind (most of a gigabyte): those older than three days go, so that the
+# store stays bounded while recent layers keep the next build warm.
+podman image prune -f --filter until=72h >/dev/null
