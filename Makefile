@@ -87,8 +87,13 @@ soak:
 
 # The container image built from deployments/Dockerfile with podman (local
 # base images made with debootstrap; no registry needed) and the newcomer's
-# path run against it (scripts/test-image.sh). About 12 minutes cold on 2
-# cores, so not part of make test yet.
+# path run against it (scripts/test-image.sh).
 .PHONY: test-image
 test-image:
 	scripts/test-image.sh
+
+# The same image, and the compose stack's services as its containers, with
+# kills and a PostgreSQL restart (scripts/test-deploy.sh; a step of make test).
+.PHONY: test-deploy
+test-deploy:
+	scripts/test-deploy.sh

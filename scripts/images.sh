@@ -86,9 +86,31 @@ fi
 
 [ "${1:-}" = bases ] && exit 0
 
+# The Dockerfile's cache mounts (RUN --mount=type=cache) start out as this
+# host's Go module cache and npm cache, which make test has filled already:
+# otherwise a cold build downloads every module and npm package again. The
+# image's content does not change (the same go.sum and package-lock.json
+# are checked). Buildah keeps a cache mount without an id under
+# $TMPDIR/buildah-cache (podman 4.3; later releases add -UID) plus the
+# target path; a cache that exists there already is left alone.
+seed_cache() { # TARGET HOSTDIR
+	local dir at
+	mkdir -p "$2"
+	for dir in buildah-cache buildah-cache-"$(id -u)"; do
+		at=${TMPDIR:-/var/tmp}/$dir$1
+		[ -e "$at" ] || [ -L "$at" ] || { mkdir -p "$(dirname "$at")" && ln -s "$2" "$at"; }
+	done
+}
+seed_cache /go/pkg/mod "$(go env GOMODCACHE)"
+command -v npm >/dev/null && seed_cache /root/.npm "$(npm config get cache)"
+
 echo "images: localhost/shoal:dev from deployments/Dockerfile" >&2
 podman build -f deployments/Dockerfile --format docker \
 	--build-arg NODE_IMAGE="$node" \
 	--build-arg GO_IMAGE="$golang" \
 	--build-arg RUNTIME_IMAGE="$debian" \
 	-t localhost/shoal:dev .
+# Each changed source tree leaves the previous build's untagged images
+# behind (most of a gigabyte): those older than three days go, so that the
+# store stays bounded while recent layers keep the next build warm.
+podman image prune -f --filter until=72h >/dev/null

@@ -36,6 +36,17 @@ type composeService struct {
 		Replicas int `yaml:"replicas"`
 	} `yaml:"deploy"`
 	DependsOn map[string]any `yaml:"depends_on"`
+
+	// What a container runtime reads besides (containers_test.go).
+	ReadOnly        bool     `yaml:"read_only"`
+	Tmpfs           []string `yaml:"tmpfs"`
+	Volumes         []string `yaml:"volumes"`
+	CapDrop         []string `yaml:"cap_drop"`
+	SecurityOpt     []string `yaml:"security_opt"`
+	StopGracePeriod string   `yaml:"stop_grace_period"`
+	Healthcheck     struct {
+		Test []string `yaml:"test"`
+	} `yaml:"healthcheck"`
 }
 
 // readCompose reads the compose file, with its ${VAR:-default} references
@@ -118,16 +129,32 @@ func (s composeService) replicas() int { return max(1, s.Deploy.Replicas) }
 // args are the service's command as it runs outside a container: the
 // config files it mounts are read from beside the compose file.
 func (c *composeFile) args(name string) ([]string, error) {
-	s := c.Services[name]
-	args := slices.Clone(s.Command)
-	for _, cf := range s.Configs {
+	args := slices.Clone(c.Services[name].Command)
+	mounts, err := c.configMounts(name)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range mounts {
+		for i, a := range args {
+			args[i] = strings.ReplaceAll(a, m.target, m.source)
+		}
+	}
+	return args, nil
+}
+
+// mount is a file of the host seen at target inside a container.
+type mount struct{ source, target string }
+
+// configMounts are the config files the service mounts, with their paths
+// beside the compose file.
+func (c *composeFile) configMounts(name string) ([]mount, error) {
+	var out []mount
+	for _, cf := range c.Services[name].Configs {
 		src, ok := c.Configs[cf.Source]
 		if !ok {
 			return nil, fmt.Errorf("compose: %s mounts config %q, which is not defined", name, cf.Source)
 		}
-		for i, a := range args {
-			args[i] = strings.ReplaceAll(a, cf.Target, filepath.Join(c.dir, src.File))
-		}
+		out = append(out, mount{filepath.Join(c.dir, src.File), cf.Target})
 	}
-	return args, nil
+	return out, nil
 }

@@ -150,7 +150,7 @@ func (top *topology) killInferenceUnderLoad(ctx context.Context, t *testing.T, s
 	before, _ := grpcCount.result()
 	victim := top.procs["inference"][0]
 	victim.kill()
-	t.Logf("killed %s (SIGKILL) under load, after %d gRPC predictions", victim.name, before)
+	t.Logf("killed %s (%s) under load, after %d gRPC predictions", victim.name, victim.killing(), before)
 	time.Sleep(4 * time.Second) // load on the survivor alone
 	stop()
 	wait()

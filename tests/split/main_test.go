@@ -15,6 +15,13 @@
 // fails) and restarts PostgreSQL (everything recovers without a restart
 // of Shoal).
 //
+// With SHOAL_TEST_SPLIT_IMAGE set to an image built from
+// deployments/Dockerfile, each Shoal service runs instead as a podman
+// container of that image, created from the compose file's definition of
+// the service (containers_test.go), and a kill is `podman kill`: the same
+// scenario, on the image and the service definitions users run
+// (scripts/test-deploy.sh).
+//
 // It runs with SHOAL_TEST_SPLIT=1 and the S3 server's SHOAL_TEST_S3_*
 // variables (make test sets both; see scripts/test.sh).
 package split

@@ -21,15 +21,21 @@ import (
 )
 
 // proc is one `shoal serve --target=...` child process, on ports chosen
-// before it starts (the others' --clients.* flags name them).
+// before it starts (the others' --clients.* flags name them); or, with
+// SHOAL_TEST_SPLIT_IMAGE, the same command in a container of that image,
+// whose `podman run` is the child process (containers_test.go).
 type proc struct {
 	t        *testing.T
 	name     string // e.g. "inference-2"
-	dir      string // working directory: its ./data
-	args     []string
+	dir      string // working directory (its ./data) and log
+	argv     []string
 	env      []string
 	grpcAddr string
 	httpAddr string
+	// container is the podman container's name; empty for a process.
+	container string
+	// healthcheck: the container has the compose file's healthcheck.
+	healthcheck bool
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -83,7 +89,7 @@ func (p *proc) start() {
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	cmd := exec.Command(shoalBin, p.args...)
+	cmd := exec.Command(p.argv[0], p.argv[1:]...)
 	cmd.Dir, cmd.Env, cmd.Stdout = p.dir, p.env, logFile
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -240,12 +246,27 @@ func (p *proc) running() bool {
 	}
 }
 
-// kill sends SIGKILL and waits until the process is gone.
+// killing says how kill ends the process, for the test's log.
+func (p *proc) killing() string {
+	if p.container != "" {
+		return "podman kill"
+	}
+	return "SIGKILL"
+}
+
+// kill sends SIGKILL (`podman kill` to a container) and waits until the
+// process is gone.
 func (p *proc) kill() {
 	p.mu.Lock()
 	cmd, exited := p.cmd, p.exited
 	p.mu.Unlock()
-	_ = cmd.Process.Signal(syscall.SIGKILL)
+	if p.container != "" {
+		if out, err := podman("kill", "--signal", "KILL", p.container).CombinedOutput(); err != nil {
+			p.t.Errorf("podman kill %s: %v\n%s", p.container, err, out)
+		}
+	} else {
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+	}
 	<-exited
 }
 
@@ -262,7 +283,15 @@ func (p *proc) stop() error {
 		return nil // killed on purpose before
 	default:
 	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if p.container != "" {
+		// As Compose stops a service: SIGTERM, then SIGKILL after the
+		// stop_grace_period (the container's --stop-timeout).
+		if out, err := podman("stop", p.container).CombinedOutput(); err != nil {
+			return fmt.Errorf("podman stop %s: %v\n%s", p.container, err, out)
+		}
+	} else {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+	}
 	select {
 	case <-exited:
 	case <-time.After(30 * time.Second):
@@ -290,8 +319,17 @@ func (p *proc) cleanup() {
 	select {
 	case <-exited:
 	default:
+		if p.container != "" {
+			_ = podman("kill", "--signal", "KILL", p.container).Run()
+		}
 		_ = cmd.Process.Signal(syscall.SIGKILL)
 		<-exited
+	}
+	if p.container != "" {
+		// The container and its anonymous /data volume.
+		if out, err := podman("rm", "--force", "--volumes", p.container).CombinedOutput(); err != nil {
+			p.t.Errorf("podman rm %s: %v\n%s", p.container, err, out)
+		}
 	}
 	if p.t.Failed() {
 		p.t.Logf("%s: last log lines:\n%s", p.name, p.tail(15))

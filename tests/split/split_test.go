@@ -237,7 +237,7 @@ func (top *topology) trainThroughATrainerKill(ctx context.Context, t *testing.T)
 	}
 	holder.kill()
 	killed := time.Now()
-	t.Logf("killed %s (SIGKILL) after epoch 1 of job %s", holder.name, id)
+	t.Logf("killed %s (%s) after epoch 1 of job %s", holder.name, holder.killing(), id)
 
 	if _, err := other.waitLog(ctx, runs); err != nil {
 		t.Fatalf("%s never took job %s over: %v", other.name, id, err)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -82,6 +83,10 @@ func startTopology(ctx context.Context, t *testing.T) *topology {
 		t.Fatalf("compose: the auth service's SHOAL_DB_DSN %q: %v", c.Services["auth"].Environment["SHOAL_DB_DSN"], err)
 	}
 	top.pg = startPostgres(t, dsn.User.Username(), strings.TrimPrefix(dsn.Path, "/"))
+	image := os.Getenv(envImage)
+	if image != "" {
+		t.Cleanup(top.removeVolumes) // after the containers' own cleanups
+	}
 
 	for _, name := range order {
 		n := c.Services[name].replicas()
@@ -95,10 +100,16 @@ func startTopology(ctx context.Context, t *testing.T) *topology {
 	hosts := map[string]string{dsn.Host: top.pg.addr()}
 	for _, name := range order {
 		for _, p := range top.procs[name] {
-			if p.args, err = top.args(name, p); err != nil {
+			args, err := top.args(name, p, image != "")
+			if err != nil {
 				t.Fatal(err)
 			}
-			p.env = top.env(name, hosts)
+			env := top.env(name, hosts)
+			if image == "" {
+				p.argv, p.env = append([]string{shoalBin}, args...), append(hostEnv(), env...)
+			} else if err := top.containerize(name, p, image, args, env); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	for _, name := range order {
@@ -107,6 +118,9 @@ func startTopology(ctx context.Context, t *testing.T) *topology {
 		}
 		for _, p := range top.procs[name] {
 			if err := p.ready(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.healthy(ctx); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -127,12 +141,16 @@ func startTopology(ctx context.Context, t *testing.T) *topology {
 }
 
 // args is a process's command line: the compose file's, with the config
-// file read from beside it, the compose names in --clients.*-address made
-// the replicas' addresses, the process's own ports, and the test's flags.
-func (top *topology) args(name string, p *proc) ([]string, error) {
-	args, err := top.compose.args(name)
-	if err != nil {
-		return nil, err
+// file read from beside it (unless in a container, which mounts it), the
+// compose names in --clients.*-address made the replicas' addresses, the
+// process's own ports, and the test's flags.
+func (top *topology) args(name string, p *proc, inContainer bool) ([]string, error) {
+	args := slices.Clone(top.compose.Services[name].Command)
+	if !inContainer {
+		var err error
+		if args, err = top.compose.args(name); err != nil {
+			return nil, err
+		}
 	}
 	for i, a := range args {
 		flag, value, ok := strings.Cut(a, "=")
@@ -157,17 +175,25 @@ func (top *topology) args(name string, p *proc) ([]string, error) {
 	return append(args, extraFlags[name]...), nil
 }
 
-// env is a process's environment: the compose file's for its service, with
-// the storage servers' addresses and credentials made the test's. A
-// setting the compose file does not give a service is not given it here
-// either: a service that lacks one fails here as it would in Compose.
-func (top *topology) env(name string, hosts map[string]string) []string {
+// hostEnv is the test's environment less its SHOAL_* variables: what a
+// process inherits besides its service's settings (ONNX Runtime's library
+// path among them).
+func hostEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "SHOAL_") {
 			env = append(env, kv)
 		}
 	}
+	return env
+}
+
+// env is the compose file's environment of a service, with the storage
+// servers' addresses and credentials made the test's. A setting the
+// compose file does not give a service is not given it here either: a
+// service that lacks one fails here as it would in Compose.
+func (top *topology) env(name string, hosts map[string]string) []string {
+	var env []string
 	for k, v := range top.compose.Services[name].Environment {
 		switch k {
 		case "SHOAL_DB_DSN":
