@@ -41,6 +41,7 @@ type proc struct {
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	exitErr error
+	killed  bool // by kill, on purpose
 	lines   []logLine
 	changed chan struct{}
 }
@@ -100,7 +101,7 @@ func (p *proc) start() {
 	}
 	exited := make(chan struct{})
 	p.mu.Lock()
-	p.cmd, p.exited = cmd, exited
+	p.cmd, p.exited, p.killed = cmd, exited, false
 	p.mu.Unlock()
 	go func() {
 		p.read(io.TeeReader(stderr, logFile))
@@ -259,6 +260,7 @@ func (p *proc) killing() string {
 func (p *proc) kill() {
 	p.mu.Lock()
 	cmd, exited := p.cmd, p.exited
+	p.killed = true
 	p.mu.Unlock()
 	if p.container != "" {
 		if out, err := podman("kill", "--signal", "KILL", p.container).CombinedOutput(); err != nil {
@@ -273,14 +275,19 @@ func (p *proc) kill() {
 // stop sends SIGTERM and requires a clean exit within 30 s.
 func (p *proc) stop() error {
 	p.mu.Lock()
-	cmd, exited := p.cmd, p.exited
+	cmd, exited, killed := p.cmd, p.exited, p.killed
 	p.mu.Unlock()
 	if cmd == nil {
 		return nil
 	}
 	select {
 	case <-exited:
-		return nil // killed on purpose before
+		if killed {
+			return nil // killed on purpose before
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return fmt.Errorf("%s: exited before it was stopped (%v)", p.name, p.exitErr)
 	default:
 	}
 	if p.container != "" {
