@@ -245,7 +245,7 @@ func TestGate(t *testing.T) {
 
 func TestDisabledGateLetsEverythingThrough(t *testing.T) {
 	conn, _ := serveGate(t, auth.GateConfig{Disabled: true}, nil, nil)
-	if _, err := registrypb.NewRegistryServiceClient(conn).SetAlias(t.Context(), &registrypb.SetAliasRequest{}); err != nil {
+	if _, err := registrypb.NewRegistryServiceClient(conn).SetAlias(t.Context(), &registrypb.SetAliasRequest{Model: "fish", Alias: "production", Version: 1}); err != nil {
 		t.Errorf("SetAlias without a token, auth disabled = %v; want OK", err)
 	}
 }
