@@ -30,8 +30,7 @@ for cmd in podman runc debootstrap; do
 done
 if [ ${#need[@]} -gt 0 ]; then
 	echo "images: installing podman, runc and debootstrap (Debian packages)" >&2
-	apt-get update -qq >&2
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc debootstrap >&2
+	scripts/apt-install.sh podman runc debootstrap
 fi
 
 go_version=$(go env GOVERSION) # go1.26.8

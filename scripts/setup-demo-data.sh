@@ -10,14 +10,7 @@ dir=/usr/share/datasets/fashion-mnist
 if [ -f "$dir/t10k-labels-idx1-ubyte.gz" ]; then
 	exit 0
 fi
-sudo=""
-if [ "$(id -u)" != 0 ]; then
-	sudo=sudo
-fi
-if ! $sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1; then
-	$sudo apt-get update -qq >/dev/null
-	$sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null
-fi
+"$(dirname "$0")/apt-install.sh" dataset-fashion-mnist
 if [ ! -f "$dir/t10k-labels-idx1-ubyte.gz" ]; then
 	echo "setup-demo-data: dataset-fashion-mnist installed, but $dir has no IDX files" >&2
 	exit 1

@@ -31,14 +31,7 @@ for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-	sudo=""
-	if [ "$(id -u)" != 0 ]; then
-		sudo=sudo
-	fi
-	if ! $sudo apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1; then
-		$sudo apt-get update -qq >/dev/null
-		$sudo apt-get install -y -qq "${missing[@]}" >/dev/null
-	fi
+	"$(dirname "$0")/apt-install.sh" "${missing[@]}"
 fi
 if ! "$py" -c "import $modules" 2>/dev/null; then
 	echo "setup-python: ${packages[*]} installed, but $py cannot import $modules" >&2

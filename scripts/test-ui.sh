@@ -44,10 +44,7 @@ fi
 
 if [ ! -x /usr/bin/chromium ]; then
 	log "installing Debian's chromium (once)"
-	sudo=""
-	[ "$(id -u)" = 0 ] || sudo=sudo
-	$sudo apt-get update -qq >/dev/null
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+	scripts/apt-install.sh chromium
 fi
 
 ONNXRUNTIME_SHARED_LIBRARY_PATH=$(scripts/setup-onnxruntime.sh)

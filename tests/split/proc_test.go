@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -220,16 +221,24 @@ func (p *proc) logged(match func(logLine) bool) bool {
 }
 
 // tail is the last n log lines, for failure messages.
+//
+// The access log's lines of calls that succeeded are left out: a failed
+// run's output is read from its end, and seven processes' worth of them
+// would push the failure itself out of sight.
 func (p *proc) tail(n int) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var b strings.Builder
-	for _, l := range p.lines[max(0, len(p.lines)-n):] {
+	var keep []string
+	for i := len(p.lines) - 1; i >= 0 && len(keep) < n; i-- {
+		l := p.lines[i]
+		if l["msg"] == "rpc" && l["code"] == "OK" {
+			continue
+		}
 		j, _ := json.Marshal(l)
-		b.Write(j)
-		b.WriteByte('\n')
+		keep = append(keep, string(j))
 	}
-	return b.String()
+	slices.Reverse(keep)
+	return strings.Join(keep, "\n") + "\n"
 }
 
 // running reports whether the process has not exited.
