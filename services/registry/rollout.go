@@ -20,12 +20,11 @@ import (
 	"github.com/shoalml/shoal/internal/storage/db"
 )
 
-// Bounds of a serving report: the lease a replica may ask for, and its name
-// (registry.proto's rules bound the rest).
+// Bounds of the lease a replica may ask for in a serving report
+// (registry.proto's rules bound the rest, the replica name's length too).
 const (
 	minServingLease = time.Second
 	maxServingLease = 10 * time.Minute
-	maxReplicaName  = 255
 )
 
 // servingAlias is one AliasServing as stored in a replica's row. A plain
@@ -46,7 +45,7 @@ type servingAlias struct {
 func checkReport(req *registrypb.ReportServingRequest) ([]servingAlias, time.Duration, error) {
 	name := req.GetReplica()
 	if strings.IndexFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
-		return nil, 0, status.Errorf(codes.InvalidArgument, "replica %q: use 1 to %d printable characters", name, maxReplicaName)
+		return nil, 0, status.Errorf(codes.InvalidArgument, "replica %q: use printable characters only", name)
 	}
 	if req.GetLeaving() {
 		return nil, 0, nil
