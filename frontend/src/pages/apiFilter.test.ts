@@ -41,6 +41,8 @@ describe("operations", () => {
     const served = JSON.parse(readFileSync(resolve(process.cwd(), "../gen/openapi/shoal.swagger.json"), "utf8")) as OpenAPIDocument;
     const want = Object.values(served.paths ?? {}).reduce((n, item) => n + Object.keys(item).length, 0);
     expect(operations(served)).toHaveLength(want);
-    expect(operations(served).some((o) => o.method === "post" && o.path === "/v1/models/{model}:predict")).toBe(true);
+    for (const [method, path] of [["post", "/v1/models/{model}:predict"], ["post", "/predict"], ["post", "/v2/models/{name}/infer"]]) {
+      expect(operations(served).some((o) => o.method === method && o.path === path), `${method} ${path}`).toBe(true);
+    }
   });
 });
