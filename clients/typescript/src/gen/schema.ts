@@ -2561,23 +2561,23 @@ export interface operations {
         requestBody: {
             content: {
                 "multipart/form-data": {
-                    /** @description An alias of the model (production when neither version nor alias is given). */
+                    /** @description The alias to serve when no version is given; production when empty. */
                     alias?: string;
                     /**
                      * Format: binary
-                     * @description The image (JPEG or PNG).
+                     * @description The image (JPEG, PNG, GIF, WebP or BMP).
                      */
                     file: string;
                     /** @description The model; the server's default model when empty. */
                     model?: string;
                     /**
                      * Format: int32
-                     * @description How many labels to answer, most probable first.
+                     * @description How many labels to answer, most probable first (default 5, at most the model's labels).
                      */
                     top_k?: number;
                     /**
                      * Format: int64
-                     * @description A version of the model; excludes alias.
+                     * @description A version of the model; 0 or absent serves the alias.
                      */
                     version?: number;
                 };
