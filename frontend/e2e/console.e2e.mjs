@@ -15,7 +15,8 @@
 // to the dataset and take a snapshot, train on it and watch the live chart,
 // promote the new version and see Predict answer with it; then log out and
 // in again with a read-only token, which sees no Promote button, and read
-// the API reference rendered from /openapi.json. All along
+// the API reference rendered from /openapi.json by Swagger UI (loaded only
+// then), trying a call with that token. All along
 // it fails on any Content-Security-Policy violation the page reports and on
 // any response of the server without its security headers.
 import { mkdtemp, mkdir, readFile, rm } from "node:fs/promises";
@@ -90,6 +91,11 @@ const securityHeaders = {
   "referrer-policy": (v) => v === "no-referrer",
 };
 const headerProblems = [];
+// The console's files the page fetched, to tell what its first load carries.
+const assetsLoaded = [];
+page.on("request", (r) => {
+  if (r.url().startsWith(`${base}/assets/`)) assetsLoaded.push(r.url());
+});
 let checkedResponses = 0;
 page.on("response", async (r) => {
   if (!r.url().startsWith(base)) return;
@@ -344,24 +350,51 @@ try {
     check(await page.locator("[data-testid=train-start]").count() === 0, "a read-only token sees the training form");
   });
 
-  await step("API reference: /openapi.json rendered from the nav, under the Content-Security-Policy", async () => {
+  await step("API reference: /openapi.json in Swagger UI, loaded on demand, under the Content-Security-Policy", async () => {
     const served = await page.evaluate(() => fetch("/openapi.json").then((r) => r.json()));
-    const operations = Object.values(served.paths).reduce((n, item) => n + Object.keys(item).length, 0);
+    const operations = Object.entries(served.paths).flatMap(([path, item]) => Object.keys(item).map((m) => `${m.toUpperCase()} ${path}`));
+    const violationsBefore = cspViolations.length;
+    check(!assetsLoaded.some((u) => /ApiReference/.test(u)), `the reference's chunk was loaded before the API page: ${assetsLoaded.filter((u) => /ApiReference/.test(u))}`);
     await page.locator("nav a", { hasText: "API" }).click();
     await page.locator("[data-testid=api-page]").waitFor();
     check(page.url() === `${base}/api`, `the API link went to ${page.url()}`);
-    const shown = await page.locator("[data-testid=api-op]").count();
-    check(shown === operations && operations > 30, `the reference shows ${shown} operations; /openapi.json has ${operations}`);
+    await page.locator(".api-reference .opblock").first().waitFor();
+    const chunks = assetsLoaded.filter((u) => /\/assets\/ApiReference-.*\.(js|css)$/.test(u));
+    check(chunks.some((u) => u.endsWith(".js")) && chunks.some((u) => u.endsWith(".css")), `the reference's own script and stylesheet were not fetched: ${chunks}`);
+    const shown = await page.locator(".api-reference .opblock").evaluateAll((ops) => ops.map((o) =>
+      `${o.querySelector(".opblock-summary-method").textContent} ${o.querySelector(".opblock-summary-path").textContent.replace(/\u200b/g, "")}`));
+    check(shown.length === operations.length && operations.length > 30, `the reference shows ${shown.length} operations; /openapi.json has ${operations.length}`);
+    const missing = operations.filter((o) => !shown.includes(o));
+    check(missing.length === 0, `operations of /openapi.json not shown: ${missing.join(", ")}`);
+    // The routes generated from the contracts, and those written by hand beside them.
+    for (const want of ["POST /v1/models/{model}:predict", "GET /v1/jobs/{jobId}:watch", "POST /predict", "GET /v2/health/ready", "POST /v2/models/{name}/infer"]) {
+      check(shown.includes(want), `${want} is not listed`);
+    }
+    // The page's filter narrows Swagger UI's list; an operation opens with its parameters.
     await page.locator("[data-testid=api-filter]").fill("jobs/{jobId}:watch");
-    await page.waitForFunction(() => document.querySelectorAll("[data-testid=api-op]").length === 1);
-    const watch = page.locator("details#TrainerService_WatchJob");
-    await watch.locator("summary").click();
+    await page.waitForFunction(() => document.querySelectorAll(".api-reference .opblock").length === 1);
+    const watch = page.locator("#operations-TrainerService-TrainerService_WatchJob");
+    await watch.locator(".opblock-summary-control").click();
     await watch.getByText("afterSequence").waitFor();
+    check(page.url().endsWith("/api#/TrainerService/TrainerService_WatchJob"), `the opened operation's link is ${page.url()}`);
     await page.screenshot({ path: join(shots, "api.png") });
-    await watch.getByRole("link", { name: "v1WatchJobResponse" }).click();
-    check(page.url().endsWith("/api#schema-v1WatchJobResponse"), `the message link went to ${page.url()}`);
-    await page.locator("#schema-v1WatchJobResponse").getByText("sequence", { exact: true }).waitFor();
-    check(await page.locator("#schema-v1WatchJobResponse").isVisible(), "the linked message is not shown");
+    // Try it out calls the server with the logged-in token, and shows the answer.
+    await page.locator("[data-testid=api-filter]").fill("/v1/caller");
+    const caller = page.locator("#operations-AuthService-AuthService_GetCaller");
+    await caller.locator(".opblock-summary-control").click();
+    await caller.getByRole("button", { name: "Try it out" }).click();
+    await caller.getByRole("button", { name: "Execute" }).click();
+    await caller.locator(".live-responses-table .response-col_description", { hasText: "viewer" }).waitFor();
+    check(!(await caller.textContent()).includes(viewerToken), "the token is shown on the page");
+    // The messages, with their fields. Their list is virtual: scroll to the one wanted.
+    await page.locator("[data-testid=api-filter]").fill("");
+    const model = page.locator(".api-reference #model-v1WatchJobResponse");
+    await page.locator(".api-reference section.models").scrollIntoViewIfNeeded();
+    for (let i = 0; i < 200 && (await model.count()) === 0; i++) await page.mouse.wheel(0, 400);
+    await model.locator(".model-box-control").click();
+    await model.getByText("sequence", { exact: true }).first().waitFor();
+    const late = cspViolations.slice(violationsBefore);
+    check(late.length === 0, `Content-Security-Policy violations on the API page: ${late.join("; ")}`);
   });
 
   await step("the Kraken wakes after 20 clicks on the title", async () => {
