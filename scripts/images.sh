@@ -86,7 +86,7 @@ fi
 [ "${1:-}" = bases ] && exit 0
 
 # The Dockerfile's cache mounts (RUN --mount=type=cache) start out as this
-# host's Go module cache and npm cache, which make test has filled already:
+# host's Go module, Go build and npm caches, which make test has filled already:
 # otherwise a cold build downloads every module and npm package again. The
 # image's content does not change (the same go.sum and package-lock.json
 # are checked). Buildah keeps a cache mount without an id under
@@ -101,6 +101,10 @@ seed_cache() { # TARGET HOSTDIR
 	done
 }
 seed_cache /go/pkg/mod "$(go env GOMODCACHE)"
+# The Go build cache too: the Dockerfile builds with -trimpath, whose cache
+# keys leave out source directories, so the packages make test compiled
+# (it builds with -trimpath as well) are hits inside the container.
+seed_cache /root/.cache/go-build "$(go env GOCACHE)"
 command -v npm >/dev/null && seed_cache /root/.npm "$(npm config get cache)"
 
 echo "images: localhost/shoal:dev from deployments/Dockerfile" >&2

@@ -30,6 +30,14 @@ report_times() {
 	printf '%5ds  total, exit status %d\n' $((SECONDS - suite_start)) "$rc" >&2
 }
 
+# Every build here compiles with -trimpath, as deployments/Dockerfile's does:
+# the image's build (make test-deploy) starts from this Go build cache
+# (scripts/images.sh) and finds every package compiled already, where a
+# cold machine would otherwise compile the whole tree a second time, in the
+# container. Without it the cache keys hold the source directories, which
+# differ inside the container.
+export GOFLAGS="${GOFLAGS:+$GOFLAGS }-trimpath"
+
 log "web console build (embedded by go build)"
 scripts/build-ui.sh
 
