@@ -104,3 +104,10 @@ test-deploy:
 .PHONY: schema-snapshot
 schema-snapshot:
 	scripts/schema-snapshot.sh
+
+# The last release and this tree side by side on one MariaDB, then one
+# PostgreSQL database, each reading what the other wrote (builds the last
+# release from git; not in make test; see the script).
+.PHONY: test-upgrade
+test-upgrade:
+	scripts/test-upgrade.sh

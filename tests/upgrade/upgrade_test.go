@@ -20,7 +20,9 @@
 //     this tree gets.
 //
 // At a release, refresh the snapshot (make schema-snapshot), so that the
-// next release is held to it.
+// next release is held to it. The snapshot also names the release's
+// commit, which TestPreviousReleaseSideBySide (previous_test.go, make
+// test-upgrade) builds and runs next to this tree on one database.
 package upgrade_test
 
 import (
@@ -30,6 +32,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -60,6 +63,9 @@ const migrationsTable = "shoal_schema_migrations"
 
 // snapshot is a release's schema on one dialect.
 type snapshot struct {
+	// Commit is the release's commit (TestPreviousReleaseSideBySide
+	// builds it).
+	Commit string `json:"commit"`
 	// Migrations are the IDs each service had applied, by component.
 	Migrations map[string][]string `json:"migrations"`
 	Tables     upgrade.Schema      `json:"tables"`
@@ -158,7 +164,11 @@ func inspect(t *testing.T, gdb *gorm.DB) upgrade.Schema {
 func writeSnapshot(ctx context.Context, t *testing.T, cfg db.Config) {
 	gdb := dbtest.Open(t, cfg)
 	migrateAll(ctx, t, gdb, "on an empty database")
-	s := snapshot{Migrations: map[string][]string{}, Tables: inspect(t, gdb)}
+	head, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Fatalf("git rev-parse HEAD: %v", err)
+	}
+	s := snapshot{Commit: strings.TrimSpace(string(head)), Migrations: map[string][]string{}, Tables: inspect(t, gdb)}
 	for _, c := range components {
 		name, migs := c()
 		for _, m := range migs {
