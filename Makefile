@@ -97,3 +97,17 @@ test-image:
 .PHONY: test-deploy
 test-deploy:
 	scripts/test-deploy.sh
+
+# At a release: record the schema its migrations create, per dialect, in
+# tests/upgrade/testdata; until the next release, make test fails on a
+# migration that is not additive on it (README, "Rolling upgrades").
+.PHONY: schema-snapshot
+schema-snapshot:
+	scripts/schema-snapshot.sh
+
+# The last release and this tree side by side on one MariaDB, then one
+# PostgreSQL database, each reading what the other wrote (builds the last
+# release from git; not in make test; see the script).
+.PHONY: test-upgrade
+test-upgrade:
+	scripts/test-upgrade.sh

@@ -104,10 +104,12 @@ log "the split topology in containers: compose.yaml's services, with kills (make
 # here the containers stand for it, which covers the same scenario.
 scripts/test-deploy.sh
 
-log "rollout across the split topology's inference replicas, as processes"
+log "rollout across the split topology's inference replicas, and its MySQL settings, as processes"
 # promote --wait through the gateway returns once both inference replicas
 # serve the version; it names each replica by its process (tests/split).
-SHOAL_TEST_SPLIT=1 go test -count=1 -timeout 10m -run 'TestSplitRollout$' ./tests/split
+# Then the same services with compose.original.yaml's settings, on MariaDB
+# and the S3 server: upload, train, promote, predict (about 25 s).
+SHOAL_TEST_SPLIT=1 go test -count=1 -timeout 10m -run 'TestSplitRollout$|TestSplitOriginalStorage$' ./tests/split
 
 log "Python SDK against shoal serve"
 scripts/test-python.sh

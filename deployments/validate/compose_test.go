@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,20 +20,31 @@ import (
 
 const composeDir = "deployments/compose"
 
-// loadCompose loads compose.yaml as docker compose would: validated against
-// the Compose schema, with anchors, merges and paths resolved. No variable
-// of the test's environment is visible, so the file's defaults apply (its
-// development credentials stand in for real ones).
-func loadCompose(t *testing.T) *types.Project {
+// composeConfigurations are the ways users run the compose project: the
+// files given to docker compose -f, in order.
+var composeConfigurations = [][]string{
+	{"compose.yaml"},
+	// The original pipeline's MySQL and MinIO in place of PostgreSQL and
+	// SeaweedFS.
+	{"compose.yaml", "compose.original.yaml"},
+}
+
+// loadCompose loads the files as docker compose would: validated against
+// the Compose schema, later files merged over earlier ones (with !override
+// and !reset), anchors, merges and paths resolved, and services of a
+// profile left out. No variable of the test's environment is visible, so
+// the files' defaults apply (their development credentials stand in for
+// real ones).
+func loadCompose(t *testing.T, files ...string) *types.Project {
 	t.Helper()
 	dir := filepath.Join(repoRoot, composeDir)
-	project, err := loader.LoadWithContext(t.Context(), types.ConfigDetails{
-		WorkingDir:  dir,
-		ConfigFiles: []types.ConfigFile{{Filename: filepath.Join(dir, "compose.yaml")}},
-		Environment: types.Mapping{},
-	})
+	details := types.ConfigDetails{WorkingDir: dir, Environment: types.Mapping{}}
+	for _, f := range files {
+		details.ConfigFiles = append(details.ConfigFiles, types.ConfigFile{Filename: filepath.Join(dir, f)})
+	}
+	project, err := loader.LoadWithContext(t.Context(), details)
 	if err != nil {
-		t.Fatalf("loading %s/compose.yaml: %v", composeDir, err)
+		t.Fatalf("loading %s/%s: %v", composeDir, strings.Join(files, " + "), err)
 	}
 	return project
 }
@@ -74,8 +86,14 @@ func composeProcess(t *testing.T, project *types.Project, s types.ServiceConfig)
 }
 
 func TestCompose(t *testing.T) {
-	project := loadCompose(t)
+	for _, files := range composeConfigurations {
+		t.Run(strings.Join(files, "+"), func(t *testing.T) {
+			checkComposeProject(t, loadCompose(t, files...))
+		})
+	}
+}
 
+func checkComposeProject(t *testing.T, project *types.Project) {
 	var procs []process
 	shoal := map[string]types.ServiceConfig{} // by compose service name
 	image := ""
@@ -159,6 +177,29 @@ func TestCompose(t *testing.T) {
 	}
 }
 
+// mysqlAddr is the address of a MySQL DSN, user:pass@tcp(host:port)/db.
+var mysqlAddr = regexp.MustCompile(`@tcp\(([^)]+)\)/`)
+
+// dsnHost is the host a DSN of the driver names, or "".
+func dsnHost(driver, dsn string) string {
+	if driver == "mysql" {
+		m := mysqlAddr.FindStringSubmatch(dsn)
+		if m == nil {
+			return ""
+		}
+		host, _, err := net.SplitHostPort(m[1])
+		if err != nil {
+			return m[1]
+		}
+		return host
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return ""
+	}
+	return u.Hostname()
+}
+
 func checkComposeService(t *testing.T, project *types.Project, s types.ServiceConfig, r ran, probe string) {
 	eff := r.effective
 	grpcPort := eff.port(t, "grpc.listen-address")
@@ -193,11 +234,10 @@ func checkComposeService(t *testing.T, project *types.Project, s types.ServiceCo
 		needs[host] = "it calls " + svc
 	}
 	if r.needsDB {
-		u, err := url.Parse(eff["db.dsn"])
-		if err != nil || u.Hostname() == "" {
-			t.Errorf("db.dsn %q: want a URL DSN naming the database's compose service", eff["db.dsn"])
+		if host := dsnHost(eff["db.driver"], eff["db.dsn"]); host == "" {
+			t.Errorf("db.dsn %q: want a DSN naming the database's compose service", eff["db.dsn"])
 		} else {
-			needs[u.Hostname()] = "it uses the database"
+			needs[host] = "it uses the database"
 		}
 	}
 	if r.needsBlob {
@@ -209,7 +249,7 @@ func checkComposeService(t *testing.T, project *types.Project, s types.ServiceCo
 	}
 	for host, why := range needs {
 		if _, ok := project.Services[host]; !ok {
-			t.Errorf("%s, at %s, which is no service of compose.yaml", why, host)
+			t.Errorf("%s, at %s, which is no service of the project", why, host)
 			continue
 		}
 		if d, ok := s.DependsOn[host]; !ok || d.Condition != types.ServiceConditionHealthy {

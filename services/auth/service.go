@@ -73,7 +73,7 @@ func (s *Service) Register(r grpc.ServiceRegistrar) {
 // on a new (or upgraded) install it creates one, from --auth.bootstrap-token
 // or at random, written to --auth.admin-token-file.
 func (s *Service) Start(ctx context.Context) error {
-	if err := db.Migrate(ctx, s.deps.DB, "auth", migrations); err != nil {
+	if err := db.Migrate(ctx, s.deps.DB, schemaComponent, migrations); err != nil {
 		return err
 	}
 	if !s.deps.Enabled {

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -8,6 +9,17 @@ import (
 
 	"github.com/shoalml/shoal/internal/storage/db"
 )
+
+// schemaComponent names the service's migrations in the database's record
+// of those applied.
+const schemaComponent = "registry"
+
+// Migrations returns the component name and the migrations, in order, that
+// the service applies at start, for checks of the schema across releases
+// (tests/upgrade).
+func Migrations() (component string, migs []db.Migration) {
+	return schemaComponent, slices.Clone(migrations)
+}
 
 // migrations are the service's schema versions, in order. Each creates one
 // table from a type frozen here, so later changes to the runtime rows cannot

@@ -103,7 +103,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 // registry still serves what it holds, and uploads answer
 // FAILED_PRECONDITION saying how to install it until it is there.
 func (s *Service) Start(ctx context.Context) error {
-	if err := db.Migrate(ctx, s.deps.DB, "registry", migrations); err != nil {
+	if err := db.Migrate(ctx, s.deps.DB, schemaComponent, migrations); err != nil {
 		return err
 	}
 	s.claimUploads()

@@ -119,7 +119,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 
 // Start brings the service's tables up to date.
 func (s *Service) Start(ctx context.Context) error {
-	return db.Migrate(ctx, s.deps.DB, "trainer", migrations)
+	return db.Migrate(ctx, s.deps.DB, schemaComponent, migrations)
 }
 
 // Register adds the service's RPCs to r.

@@ -2,6 +2,7 @@ package split
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,11 +12,13 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// composeFile is what the test reads of deployments/compose/compose.yaml:
+// composeFile is what the test reads of deployments/compose/compose.yaml
+// (and of an override file given after it, as compose.original.yaml is):
 // each service's command, environment, replicas, config files and start
-// order. The YAML anchors and merge keys the file uses (x-shoal,
+// order. The YAML anchors and merge keys the files use (x-shoal,
 // <<: [*db-env, ...]) are resolved by the YAML decoder, as Compose
-// resolves them.
+// resolves them; later files are merged over earlier ones as Compose
+// merges them (merge).
 type composeFile struct {
 	dir      string
 	Services map[string]composeService `yaml:"services"`
@@ -35,7 +38,10 @@ type composeService struct {
 	Deploy struct {
 		Replicas int `yaml:"replicas"`
 	} `yaml:"deploy"`
-	DependsOn map[string]any `yaml:"depends_on"`
+	DependsOn dependsOn `yaml:"depends_on"`
+	// Profiles: a service of a profile starts only when it is asked for,
+	// which the test never does.
+	Profiles []string `yaml:"profiles"`
 
 	// What a container runtime reads besides (containers_test.go).
 	ReadOnly        bool     `yaml:"read_only"`
@@ -49,9 +55,97 @@ type composeService struct {
 	} `yaml:"healthcheck"`
 }
 
-// readCompose reads the compose file, with its ${VAR:-default} references
-// replaced by their defaults (the test sets none of those variables).
-func readCompose(path string) (*composeFile, error) {
+// dependsOn is a service's depends_on; in an override file, tagged
+// !override when it replaces the earlier file's rather than adding to it.
+type dependsOn struct {
+	services map[string]any
+	override bool
+}
+
+func (d *dependsOn) UnmarshalYAML(n *yaml.Node) error {
+	d.override = n.Tag == "!override"
+	return n.Decode(&d.services)
+}
+
+// readCompose reads the compose files, each merged over the ones before.
+func readCompose(paths ...string) (*composeFile, error) {
+	var c *composeFile
+	for _, p := range paths {
+		next, err := readComposeFile(p)
+		if err != nil {
+			return nil, err
+		}
+		if c == nil {
+			c = next
+			continue
+		}
+		if err := c.merge(next); err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	for name, s := range c.Services {
+		if len(s.Profiles) > 0 {
+			delete(c.Services, name)
+		}
+	}
+	return c, nil
+}
+
+// merge adds an override file's services and settings to c as Compose
+// merges them, for the fields an override may set here: a new service is
+// added; for an existing one, environment and depends_on entries are added
+// or replaced one by one (depends_on all at once when tagged !override),
+// profiles and a command replace the earlier file's. Anything else an
+// override file sets is refused, so the test never runs a service other
+// than Compose would.
+func (c *composeFile) merge(o *composeFile) error {
+	for name, ov := range o.Services {
+		s, ok := c.Services[name]
+		if !ok {
+			c.Services[name] = ov
+			continue
+		}
+		if ov.Image != "" || ov.Deploy.Replicas != 0 || len(ov.Configs) > 0 || len(ov.Volumes) > 0 || len(ov.Tmpfs) > 0 {
+			return fmt.Errorf("service %s: the test merges only environment, depends_on, profiles and command of an existing service", name)
+		}
+		if len(ov.Command) > 0 {
+			s.Command = ov.Command
+		}
+		if len(ov.Profiles) > 0 {
+			s.Profiles = ov.Profiles
+		}
+		env := maps.Clone(s.Environment)
+		if env == nil {
+			env = map[string]string{}
+		}
+		maps.Copy(env, ov.Environment)
+		s.Environment = env
+		if ov.DependsOn.override {
+			s.DependsOn = ov.DependsOn
+		} else if len(ov.DependsOn.services) > 0 {
+			deps := maps.Clone(s.DependsOn.services)
+			if deps == nil {
+				deps = map[string]any{}
+			}
+			maps.Copy(deps, ov.DependsOn.services)
+			s.DependsOn.services = deps
+		}
+		c.Services[name] = s
+	}
+	if c.Configs == nil {
+		c.Configs = o.Configs
+		return nil
+	}
+	for name, cf := range o.Configs {
+		c.Configs[name] = cf
+	}
+	return nil
+}
+
+// readComposeFile reads one compose file, with its ${VAR:-default}
+// references replaced by their defaults (the test sets none of those
+// variables).
+func readComposeFile(path string) (*composeFile, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -91,8 +185,8 @@ func (c *composeFile) shoalServices() ([]string, error) {
 			return nil
 		}
 		state[name] = 1
-		deps := make([]string, 0, len(c.Services[name].DependsOn))
-		for d := range c.Services[name].DependsOn {
+		deps := make([]string, 0, len(c.Services[name].DependsOn.services))
+		for d := range c.Services[name].DependsOn.services {
 			deps = append(deps, d)
 		}
 		slices.Sort(deps)

@@ -15,6 +15,11 @@
 // fails) and restarts PostgreSQL (everything recovers without a restart
 // of Shoal).
 //
+// TestSplitOriginalStorage runs the same services with the settings of
+// the override file compose.original.yaml, which puts them on MySQL and
+// MinIO: on a fresh database of the test suite's MariaDB server and on
+// its S3 server, it takes the path from upload to prediction.
+//
 // With SHOAL_TEST_SPLIT_IMAGE set to an image built from
 // deployments/Dockerfile, each Shoal service runs instead as a podman
 // container of that image, created from the compose file's definition of

@@ -15,9 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/shoalml/shoal/internal/storage/db"
+	"github.com/shoalml/shoal/internal/storage/db/dbtest"
 )
 
 // trainerLease is the trainers' --trainer.job-lease: the shortest the
@@ -30,12 +34,14 @@ type topology struct {
 	compose *composeFile
 	order   []string           // compose services in start order
 	procs   map[string][]*proc // replicas by compose service
-	pg      *postgres
-	s3      s3Server
-	bucket  string // the deployment's bucket, fresh for this run
-	admin   string // the admin token the auth service bootstraps
-	gw      *proc
-	conn    *grpc.ClientConn // to the gateway's gRPC port, with the admin token
+	pg      *postgres          // when the services use PostgreSQL
+	// dsn makes a compose service's SHOAL_DB_DSN the test's database.
+	dsn    func(string) (string, error)
+	s3     s3Server
+	bucket string // the deployment's bucket, fresh for this run
+	admin  string // the admin token the auth service bootstraps
+	gw     *proc
+	conn   *grpc.ClientConn // to the gateway's gRPC port, with the admin token
 }
 
 // s3Server is the test suite's S3 server (scripts/s3server.sh).
@@ -64,7 +70,22 @@ var extraFlags = map[string][]string{
 // as a process of its own, and waits until each is ready.
 func startTopology(ctx context.Context, t *testing.T) *topology {
 	t.Helper()
-	c, err := readCompose(filepath.Join(repoRoot, "deployments", "compose", "compose.yaml"))
+	return startTopologyOf(ctx, t, "compose.yaml")
+}
+
+// startTopologyOf is startTopology for the compose files of
+// deployments/compose given to docker compose -f, in order: later files
+// override earlier ones. The database is the one the auth service's
+// settings name: a PostgreSQL server of the test's own, or, for MySQL, a
+// fresh database on the test suite's MariaDB server
+// (SHOAL_TEST_MYSQL_DSN).
+func startTopologyOf(ctx context.Context, t *testing.T, files ...string) *topology {
+	t.Helper()
+	var paths []string
+	for _, f := range files {
+		paths = append(paths, filepath.Join(repoRoot, "deployments", "compose", f))
+	}
+	c, err := readCompose(paths...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,11 +99,36 @@ func startTopology(ctx context.Context, t *testing.T) *topology {
 	if top.admin == "" {
 		t.Fatal("compose: the auth service sets no SHOAL_AUTH_BOOTSTRAP_TOKEN; the test logs in with it")
 	}
-	dsn, err := url.Parse(c.Services["auth"].Environment["SHOAL_DB_DSN"])
-	if err != nil || dsn.User == nil {
-		t.Fatalf("compose: the auth service's SHOAL_DB_DSN %q: %v", c.Services["auth"].Environment["SHOAL_DB_DSN"], err)
+	authDSN := c.Services["auth"].Environment["SHOAL_DB_DSN"]
+	switch driver := c.Services["auth"].Environment["SHOAL_DB_DRIVER"]; driver {
+	case "", "postgres": // shoal.yaml's driver
+		dsn, err := url.Parse(authDSN)
+		if err != nil || dsn.User == nil {
+			t.Fatalf("compose: the auth service's SHOAL_DB_DSN %q: %v", authDSN, err)
+		}
+		top.pg = startPostgres(t, dsn.User.Username(), strings.TrimPrefix(dsn.Path, "/"))
+		top.dsn = func(v string) (string, error) {
+			return strings.Replace(v, "@"+dsn.Host+"/", "@"+top.pg.addr()+"/", 1), nil
+		}
+	case "mysql":
+		test, err := mysql.ParseDSN(dbtest.Config(t, db.MySQL).DSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The compose file's DSN, pointed at the test's database and
+		// logged in as the test server's user (the compose file's user
+		// exists only in its own MySQL).
+		top.dsn = func(v string) (string, error) {
+			c, err := mysql.ParseDSN(v)
+			if err != nil {
+				return "", fmt.Errorf("compose: SHOAL_DB_DSN %q: %w", v, err)
+			}
+			c.Addr, c.User, c.Passwd, c.DBName = test.Addr, test.User, test.Passwd, test.DBName
+			return c.FormatDSN(), nil
+		}
+	default:
+		t.Fatalf("compose: the auth service's SHOAL_DB_DRIVER %q: the test runs postgres and mysql", driver)
 	}
-	top.pg = startPostgres(t, dsn.User.Username(), strings.TrimPrefix(dsn.Path, "/"))
 	image := os.Getenv(envImage)
 	if image != "" {
 		t.Cleanup(top.removeVolumes) // after the containers' own cleanups
@@ -97,14 +143,16 @@ func startTopology(ctx context.Context, t *testing.T) *topology {
 			top.procs[name] = append(top.procs[name], newProc(t, fmt.Sprintf("%s-%d", name, i)))
 		}
 	}
-	hosts := map[string]string{dsn.Host: top.pg.addr()}
 	for _, name := range order {
 		for _, p := range top.procs[name] {
 			args, err := top.args(name, p, image != "")
 			if err != nil {
 				t.Fatal(err)
 			}
-			env := top.env(name, hosts)
+			env, err := top.env(name)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if image == "" {
 				p.argv, p.env = append([]string{shoalBin}, args...), append(hostEnv(), env...)
 			} else if err := top.containerize(name, p, image, args, env); err != nil {
@@ -192,25 +240,28 @@ func hostEnv() []string {
 // servers' addresses and credentials made the test's. A setting the
 // compose file does not give a service is not given it here either: a
 // service that lacks one fails here as it would in Compose.
-func (top *topology) env(name string, hosts map[string]string) []string {
+func (top *topology) env(name string) ([]string, error) {
 	var env []string
 	for k, v := range top.compose.Services[name].Environment {
 		switch k {
 		case "SHOAL_DB_DSN":
-			for from, to := range hosts {
-				v = strings.Replace(v, "@"+from+"/", "@"+to+"/", 1)
+			var err error
+			if v, err = top.dsn(v); err != nil {
+				return nil, err
 			}
+		case "SHOAL_BLOB_S3_ENDPOINT":
+			continue // the test's, with the access key below
 		case "SHOAL_BLOB_S3_ACCESS_KEY":
 			v = top.s3.accessKey
-			// shoal.yaml names the compose network's S3 server and
-			// bucket; these variables outrank it.
+			// The compose files name their own S3 server and bucket;
+			// these variables outrank them.
 			env = append(env, "SHOAL_BLOB_S3_ENDPOINT="+top.s3.endpoint, "SHOAL_BLOB_S3_BUCKET="+top.bucket)
 		case "SHOAL_BLOB_S3_SECRET_KEY":
 			v = top.s3.secretKey
 		}
 		env = append(env, k+"="+v)
 	}
-	return env
+	return env, nil
 }
 
 // all is every process, in start order.
