@@ -88,8 +88,11 @@ const (
 // holds a database-wide lock meanwhile, so processes starting together are safe.
 //
 // It refuses, changing nothing, a list that is not strictly increasing, and a
-// database that has a migration of component the list lacks (ErrSchemaTooNew:
-// a newer binary migrated it) or that skipped one (ErrSchemaGap).
+// database that has, among the list's migrations, one of component the list
+// lacks (ErrSchemaTooNew: another binary migrated it) or that skipped one
+// (ErrSchemaGap). A database with every migration of the list and newer ones
+// after them is a newer release's: Migrate logs a warning and runs nothing,
+// so that the previous release keeps running during a rolling update.
 func Migrate(ctx context.Context, db *gorm.DB, component string, migs []Migration) error {
 	if err := checkMigrations(component, migs); err != nil {
 		return fmt.Errorf("db: migrate %s: %w", component, err)
@@ -105,9 +108,16 @@ func Migrate(ctx context.Context, db *gorm.DB, component string, migs []Migratio
 			return fmt.Errorf("read %s: %w", migrationsTable, err)
 		}
 		slices.Sort(applied) // Go's order, not the column collation's
-		pending, err := pendingMigrations(migs, applied)
+		pending, newer, err := pendingMigrations(migs, applied)
 		if err != nil {
 			return err
+		}
+		if len(newer) > 0 {
+			// A rolling update runs the previous release next to the new one
+			// on the new one's schema, and restarts its processes there;
+			// migrations only add (tests/upgrade checks it), so that works.
+			conn.Logger.Warn(ctx, "%s: the database has migrations %v that this binary does not know: "+
+				"a newer release of shoal added them; running on that schema", component, newer)
 		}
 		for _, m := range pending {
 			err := conn.Transaction(func(tx *gorm.DB) error {
@@ -165,20 +175,24 @@ func validName(s string, max int) bool {
 }
 
 // pendingMigrations returns the migrations after the applied ones, which (sorted)
-// must be exactly the list's first len(applied).
-func pendingMigrations(migs []Migration, applied []string) ([]Migration, error) {
+// must start with the whole list or be its first len(applied). Applied ones
+// after the whole list are newer, returned apart: a newer release added them.
+func pendingMigrations(migs []Migration, applied []string) (pending []Migration, newer []string, err error) {
 	for i, id := range applied {
 		if i < len(migs) && migs[i].ID == id {
 			continue
 		}
-		if !slices.ContainsFunc(migs, func(m Migration) bool { return m.ID == id }) {
-			return nil, fmt.Errorf("%w: the database has migration %s, which this binary does not know: "+
-				"a newer version of shoal migrated it; run that version or newer", ErrSchemaTooNew, id)
+		if i >= len(migs) {
+			return nil, applied[i:], nil
 		}
-		return nil, fmt.Errorf("%w: the database has migration %s but not %s before it: "+
+		if !slices.ContainsFunc(migs, func(m Migration) bool { return m.ID == id }) {
+			return nil, nil, fmt.Errorf("%w: the database has migration %s, which this binary does not know, "+
+				"in place of its %s: run the version of shoal that migrated it", ErrSchemaTooNew, id, migs[i].ID)
+		}
+		return nil, nil, fmt.Errorf("%w: the database has migration %s but not %s before it: "+
 			"migrations must only be added after the last released one", ErrSchemaGap, id, migs[i].ID)
 	}
-	return migs[len(applied):], nil
+	return migs[len(applied):], nil, nil
 }
 
 // withMigrationLock runs fn while holding the database's migration lock, on a

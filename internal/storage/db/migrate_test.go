@@ -104,6 +104,7 @@ func TestMigrateRefusesUnknownSchema(t *testing.T) {
 		ctx := t.Context()
 		var log runLog
 		m1, m2, m3 := log.migration("alpha", "0001_a"), log.migration("alpha", "0002_b"), log.migration("alpha", "0003_c")
+		m4 := log.migration("alpha", "0004_d")
 		if err := db.Migrate(ctx, gdb, "alpha", []db.Migration{m1, m3}); err != nil {
 			t.Fatal(err)
 		}
@@ -113,7 +114,7 @@ func TestMigrateRefusesUnknownSchema(t *testing.T) {
 			wantErr error
 			wantMsg string
 		}{
-			{"older binary", []db.Migration{m1}, db.ErrSchemaTooNew, "has migration 0003_c, which this binary does not know"},
+			{"another binary's migration in place of one of the list", []db.Migration{m1, m4}, db.ErrSchemaTooNew, "has migration 0003_c, which this binary does not know, in place of its 0004_d"},
 			{"migration inserted before the last", []db.Migration{m1, m2, m3}, db.ErrSchemaGap, "has migration 0003_c but not 0002_b"},
 		}
 		for _, tt := range tests {
@@ -124,6 +125,29 @@ func TestMigrateRefusesUnknownSchema(t *testing.T) {
 		}
 		if got, want := log.ran(), []string{"0001_a", "0003_c"}; !slices.Equal(got, want) {
 			t.Errorf("ran %v; want %v (refusals must run nothing)", got, want)
+		}
+	})
+}
+
+// TestMigrateOlderRelease: the previous release starts on the schema a newer
+// one migrated, as a rolling update restarts it, and changes nothing.
+func TestMigrateOlderRelease(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, cfg db.Config) {
+		gdb := dbtest.Open(t, cfg)
+		ctx := t.Context()
+		var log runLog
+		m1, m2 := log.migration("alpha", "0001_a"), log.migration("alpha", "0002_b")
+		if err := db.Migrate(ctx, gdb, "alpha", []db.Migration{m1, m2}); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Migrate(ctx, gdb, "alpha", []db.Migration{m1}); err != nil {
+			t.Errorf("Migrate(the previous release's list) = %v; want nil", err)
+		}
+		if got, want := log.ran(), []string{"0001_a", "0002_b"}; !slices.Equal(got, want) {
+			t.Errorf("ran %v; want %v", got, want)
+		}
+		if got, want := applied(t, gdb, "alpha"), []string{"0001_a", "0002_b"}; !slices.Equal(got, want) {
+			t.Errorf("recorded %v; want %v", got, want)
 		}
 	})
 }
