@@ -57,7 +57,7 @@ type Config struct {
 	ReportInterval time.Duration
 	ReportLease    time.Duration
 	// ReplicaName is the name the replica reports under; empty: its host
-	// name and process id.
+	// name, process id and a random suffix.
 	ReplicaName string
 }
 
@@ -104,7 +104,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ReportLease, "inference.report-lease", 15*time.Second,
 		"how long the Registry counts the replica as live after its last report; a rollout (shoal models promote --wait) stops waiting for a replica silent this long")
 	fs.StringVar(&c.ReplicaName, "inference.replica-name", "",
-		"name the replica reports to the Registry under, unique among the replicas (e.g. the pod's name); empty: the host name and process id")
+		"name the replica reports to the Registry under, unique among the replicas (e.g. the pod's name); empty: the host name, process id and a random suffix")
 }
 
 // Validate reports settings that cannot work.

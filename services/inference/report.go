@@ -3,6 +3,7 @@ package inference
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"slices"
@@ -47,8 +48,11 @@ func (s *Service) loadedAfterAll(k versionKey) {
 }
 
 // replicaName is the name this replica reports under: the configured one,
-// else its host name and process id, which tell apart the replicas of one
-// host as well as the pods of a Kubernetes Deployment.
+// else its host name, process id and a random suffix. The host name tells
+// the pods of a Kubernetes Deployment apart and the process id the
+// processes of one host, but containers on the host's network share its
+// name and each is process 1: two of them would report as one replica,
+// and a rollout would count one of them only.
 func replicaName(cfg Config) string {
 	if cfg.ReplicaName != "" {
 		return cfg.ReplicaName
@@ -57,7 +61,7 @@ func replicaName(cfg Config) string {
 	if err != nil || host == "" {
 		host = "inference"
 	}
-	return fmt.Sprintf("%s-%d", host, os.Getpid())
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), rand.Text()[:4])
 }
 
 // pokeReport asks the reporter to report now (a change).
