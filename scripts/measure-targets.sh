@@ -97,7 +97,7 @@ mark
 "$shoal" train --dataset fish --epochs 3 --follow >/dev/null
 took train
 "$shoal" models promote fish 1 >/dev/null
-img=$(find "$work/demo/test" -name '*.png' | head -1)
+img=$(find "$work/demo/test" -name '*.png' -print -quit)
 curl -fsS -o /dev/null -F file=@"$img" "127.0.0.1:${http[gateway]}/predict?model=fish" # loads the version
 mark
 end=$(($(date +%s) + 30))
