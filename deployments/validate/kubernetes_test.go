@@ -12,9 +12,11 @@ import (
 	"strings"
 	"testing"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -35,6 +37,9 @@ const (
 	// tlsComponent is the kustomize Component that turns on mutual TLS
 	// between the processes (kubernetes_tls_test.go).
 	tlsComponent = "tls"
+	// monitoringComponent is the kustomize Component with the Prometheus
+	// Operator's ServiceMonitor (kubernetes_network_test.go).
+	monitoringComponent = "monitoring"
 )
 
 // cluster is what `kubectl apply -k deployments/kubernetes` would create,
@@ -46,6 +51,8 @@ type cluster struct {
 	services    []*corev1.Service
 	hpas        []*autoscalingv2.HorizontalPodAutoscaler
 	pdbs        []*policyv1.PodDisruptionBudget
+	netpols     []*networkingv1.NetworkPolicy
+	monitors    []*monitoringv1.ServiceMonitor
 	configMaps  map[string]*corev1.ConfigMap
 	secrets     map[string]*corev1.Secret
 }
@@ -102,12 +109,23 @@ func renderKustomization(t *testing.T, dir string, given []*corev1.Secret) *clus
 		case "policy/v1/PodDisruptionBudget":
 			o := &policyv1.PodDisruptionBudget{}
 			c.pdbs, obj = append(c.pdbs, o), o
+		case "networking.k8s.io/v1/NetworkPolicy":
+			o := &networkingv1.NetworkPolicy{}
+			c.netpols, obj = append(c.netpols, o), o
+		case "monitoring.coreos.com/v1/ServiceMonitor":
+			// A custom resource: the API server's schema does not know
+			// it; the Prometheus Operator's own types decode it.
+			o := &monitoringv1.ServiceMonitor{}
+			c.monitors, obj = append(c.monitors, o), o
 		default:
 			t.Errorf("%s: a kind these tests do not know; teach renderKubernetes to decode and check it", id)
 			continue
 		}
 		if err := decodeStrict(data, obj); err != nil {
 			t.Errorf("%s: %v", id, err)
+		}
+		if err := checkSchema(r); err != nil {
+			t.Errorf("%s: the API's schema refuses it: %v", id, err)
 		}
 	}
 	if t.Failed() {
@@ -177,7 +195,7 @@ func TestKustomizationListsEveryFile(t *testing.T) {
 	for _, e := range entries {
 		name := e.Name()
 		switch {
-		case name == "kustomization.yaml", name == "README.md", name == secretExample, name == tlsComponent:
+		case name == "kustomization.yaml", name == "README.md", name == secretExample, name == tlsComponent, name == monitoringComponent:
 		case !slices.Contains(listed, name):
 			t.Errorf("%s/%s is not used by kustomization.yaml (resources, generators or patches); list it, or remove it", kubeDir, name)
 		}
@@ -381,6 +399,11 @@ func checkCluster(t *testing.T, c *cluster) map[string]ran {
 		if len(deps) != 1 {
 			return "", fmt.Errorf("Service %s selects the pods of %d Deployments; want 1", svc.Name, len(deps))
 		}
+		// A ClusterIP is one address: the client's round robin would hold
+		// one HTTP/2 connection to one pod behind it.
+		if svc.Spec.ClusterIP != corev1.ClusterIPNone {
+			return "", fmt.Errorf("Service %s: clusterIP %q; want None (headless), so that its name resolves to every pod and each gets calls", svc.Name, svc.Spec.ClusterIP)
+		}
 		ctr := &deps[0].Spec.Template.Spec.Containers[0]
 		for _, sp := range svc.Spec.Ports {
 			if strconv.Itoa(int(sp.Port)) != port {
@@ -414,6 +437,7 @@ func checkCluster(t *testing.T, c *cluster) map[string]ran {
 		}
 	}
 	checkScaling(t, c, ran)
+	t.Run("NetworkPolicies", func(t *testing.T) { checkNetworkPolicies(t, c, ran) })
 	return ran
 }
 
@@ -432,6 +456,12 @@ func (c *cluster) objects() []metav1.Object {
 		out = append(out, o)
 	}
 	for _, o := range c.pdbs {
+		out = append(out, o)
+	}
+	for _, o := range c.netpols {
+		out = append(out, o)
+	}
+	for _, o := range c.monitors {
 		out = append(out, o)
 	}
 	for _, name := range slices.Sorted(maps.Keys(c.configMaps)) {

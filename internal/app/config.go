@@ -95,7 +95,7 @@ func (c *ClientsConfig) RegisterFlags(fs *flag.FlagSet) {
 	c.Addresses = map[string]*string{}
 	for _, s := range Services {
 		c.Addresses[s] = fs.String("clients."+s+"-address", "",
-			"host:port of the "+s+" service's gRPC server, when it does not run in this process (a name that resolves to every replica, or a comma-separated list of the replicas' host:port)")
+			"host:port of the "+s+" service's gRPC server, when it does not run in this process (a name that resolves to every replica, or a comma-separated list of the replicas' host:port; dns://SERVER/host:port resolves the name with that DNS server)")
 	}
 	fs.BoolVar(&c.TLS.Enabled, "clients.tls", false, "call the services of other processes over TLS (the system's CAs unless --clients.tls-ca-file)")
 	fs.StringVar(&c.TLS.CAFile, "clients.tls-ca-file", "", "PEM CAs that sign the other processes' gRPC certificates (implies --clients.tls)")
@@ -162,9 +162,16 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("tokens are checked, and the REST API's /v1/tokens served, by the auth service, which this process does not run: add it to --target or set --clients.auth-address=HOST:PORT"))
 	}
 	for _, s := range Services {
-		for _, addr := range addressList(*c.Clients.Addresses[s]) {
-			if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
-				errs = append(errs, fmt.Errorf("--clients.%s-address: %q is not host:port", s, addr))
+		switch list := addressList(*c.Clients.Addresses[s]); {
+		case len(list) == 1:
+			if _, err := dialTarget(list[0]); err != nil {
+				errs = append(errs, fmt.Errorf("--clients.%s-address: %w", s, err))
+			}
+		default:
+			for _, addr := range list {
+				if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+					errs = append(errs, fmt.Errorf("--clients.%s-address: %q is not host:port", s, addr))
+				}
 			}
 		}
 	}

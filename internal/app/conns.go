@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -62,7 +63,10 @@ func (a *App) dial(self net.Addr, deps []string, transport func(local bool) cred
 			target = loopback(self)
 		}
 		opts := a.clientOptions(transport(local), creds, !local)
-		if list := addressList(target); len(list) > 1 {
+		list := addressList(target)
+		switch {
+		case local:
+		case len(list) > 1:
 			// A list of replicas' addresses: each is one backend of the
 			// connection's round robin, as the addresses of a name are.
 			r := manual.NewBuilderWithScheme("shoal-replicas")
@@ -75,6 +79,13 @@ func (a *App) dial(self net.Addr, deps []string, transport func(local bool) cred
 			// service share a certificate), unless clients.tls-server-name.
 			opts = append(opts, grpc.WithResolvers(r), grpc.WithAuthority(list[0]))
 			target = r.Scheme() + ":///" + dep
+		default:
+			t, err := dialTarget(strings.TrimSpace(target))
+			if err != nil {
+				closeAll(conns)
+				return nil, fmt.Errorf("clients: %s: %w", dep, err)
+			}
+			target = t
 		}
 		c, err := grpc.NewClient(target, opts...)
 		if err != nil {
@@ -96,6 +107,31 @@ func addressList(s string) []string {
 		}
 	}
 	return out
+}
+
+// dialTarget is the gRPC target of a clients.*-address naming one host:
+// gRPC's DNS resolver (dns:///host:port), which hands the round robin every
+// address the name resolves to — each pod of a headless Service — and
+// resolves again whenever a connection closes, so pods added since join
+// the rotation (the servers' MaxConnectionAge closes every connection
+// within a minute for this; see internal/server). dns://SERVER/host:port
+// asks that DNS server instead of the system's.
+func dialTarget(addr string) (string, error) {
+	endpoint := addr
+	if strings.HasPrefix(addr, "dns:") {
+		u, err := url.Parse(addr)
+		if err != nil || u.Opaque != "" || u.RawQuery != "" || u.Fragment != "" {
+			return "", fmt.Errorf("%q is neither host:port nor dns://[SERVER]/host:port", addr)
+		}
+		endpoint = strings.TrimPrefix(u.Path, "/")
+	}
+	if host, port, err := net.SplitHostPort(endpoint); err != nil || host == "" || port == "" {
+		return "", fmt.Errorf("%q is neither host:port nor dns://[SERVER]/host:port", addr)
+	}
+	if endpoint == addr {
+		return "dns:///" + addr, nil
+	}
+	return addr, nil
 }
 
 // retryBufferBytes is how much of a call's request a connection to other

@@ -72,6 +72,14 @@ func (p *Process) Stop() error { return p.stop() }
 // or fails when the environment requires it (onnxtest.Runtime).
 func Run(t testing.TB, cfg app.Config, log io.Writer) *Process {
 	t.Helper()
+	return RunOn(t, cfg, log, app.Listeners{GRPC: Listen(t), HTTP: Listen(t)})
+}
+
+// RunOn is Run on listeners of the caller's (several replicas on one port
+// of different addresses, as a headless Service's pods are); it closes
+// them when the process stops.
+func RunOn(t testing.TB, cfg app.Config, log io.Writer, lis app.Listeners) *Process {
+	t.Helper()
 	if modules, _ := app.ParseTarget(cfg.Target); slices.Contains(modules, app.Inference) {
 		onnxtest.Runtime(t) // Inference refuses to start without ONNX Runtime
 	}
@@ -80,13 +88,14 @@ func Run(t testing.TB, cfg app.Config, log io.Writer) *Process {
 	}
 	a, err := app.New(cfg, app.NewLogger(cfg, log), "test")
 	if err != nil {
+		lis.GRPC.Close()
+		lis.HTTP.Close()
 		t.Fatalf("app.New(target=%s) = %v", cfg.Target, err)
 	}
-	grpcLis, httpLis := Listen(t), Listen(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, app.Listeners{GRPC: grpcLis, HTTP: httpLis}) }()
-	p := &Process{App: a, Config: cfg, GRPCAddr: grpcLis.Addr().String(), HTTPAddr: httpLis.Addr().String()}
+	go func() { done <- a.Run(ctx, lis) }()
+	p := &Process{App: a, Config: cfg, GRPCAddr: lis.GRPC.Addr().String(), HTTPAddr: lis.HTTP.Addr().String()}
 	p.HTTPURL = "http://" + p.HTTPAddr
 	var once sync.Once
 	p.stop = func() (err error) {
@@ -112,7 +121,13 @@ func Run(t testing.TB, cfg app.Config, log io.Writer) *Process {
 // credentials (Conn), closed when the test ends.
 func Start(t testing.TB, cfg app.Config, log io.Writer) *Process {
 	t.Helper()
-	p := Run(t, cfg, log)
+	return StartOn(t, cfg, log, app.Listeners{GRPC: Listen(t), HTTP: Listen(t)})
+}
+
+// StartOn is Start on listeners of the caller's (see RunOn).
+func StartOn(t testing.TB, cfg app.Config, log io.Writer, lis app.Listeners) *Process {
+	t.Helper()
+	p := RunOn(t, cfg, log, lis)
 	conn, err := grpc.NewClient(p.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
