@@ -17,16 +17,10 @@ import (
 )
 
 const (
-	serving      = registrypb.ServingState_SERVING_STATE_SERVING
-	loading      = registrypb.ServingState_SERVING_STATE_LOADING
-	failed       = registrypb.ServingState_SERVING_STATE_FAILED
-	pending      = registrypb.ServingState_SERVING_STATE_PENDING
-	notFollowing = registrypb.ServingState_SERVING_STATE_NOT_FOLLOWING
-
-	inProgress  = registrypb.RolloutPhase_ROLLOUT_PHASE_IN_PROGRESS
-	done        = registrypb.RolloutPhase_ROLLOUT_PHASE_DONE
-	phaseFailed = registrypb.RolloutPhase_ROLLOUT_PHASE_FAILED
-	notFollowed = registrypb.RolloutPhase_ROLLOUT_PHASE_NOT_FOLLOWED
+	serving = registrypb.ServingState_SERVING_STATE_SERVING
+	loading = registrypb.ServingState_SERVING_STATE_LOADING
+	failed  = registrypb.ServingState_SERVING_STATE_FAILED
+	pending = registrypb.ServingState_SERVING_STATE_PENDING
 )
 
 // rolloutRecv is the next message of a WatchRollout stream, or its end,
