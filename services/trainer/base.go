@@ -79,9 +79,14 @@ func (s *Service) resolveBase(ctx context.Context, spec *trainerpb.JobSpec) (*re
 		return nil, err
 	}
 	in := v.GetInputSpec()
-	head := headOnly(spec)
-	if head {
+	head := frozenPrefix(spec)
+	switch {
+	case headOnly(spec):
 		if err := s.resolveHeadBase(ctx, spec, v); err != nil {
+			return nil, err
+		}
+	case lastStages(spec):
+		if err := s.resolvePartialBase(ctx, spec, v); err != nil {
 			return nil, err
 		}
 	}
