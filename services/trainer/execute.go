@@ -227,8 +227,8 @@ func (r *jobRun) configure(ctx context.Context) error {
 		WarmupEpochs: int(spec.WarmupEpochs), BackboneRateScale: spec.BackboneLearningRateScale,
 		FreezeBatchNorm: spec.BatchNorm == trainerpb.BatchNorm_BATCH_NORM_FROZEN,
 		CheckpointDir:   s.checkpointDir(id),
-		OnCheckpoint:  func(epoch int, file string) { s.storeCheckpoint(ctx, id, epoch, file) },
-		OnStep:        prog.step,
+		OnCheckpoint:    func(epoch int, file string) { s.storeCheckpoint(ctx, id, epoch, file) },
+		OnStep:          prog.step,
 		OnEpoch: func(e ml.EpochMetrics) {
 			// The epoch is already checkpointed when this runs, so it must
 			// reach the event log even while the job is being stopped;
