@@ -129,7 +129,8 @@ func TestFreezeBatchNorm(t *testing.T) {
 	shape := InputShape{1, 12, 12}
 	train := stripes(32, shape, 1)
 	for _, frozen := range []bool{true, false} {
-		cfg := Config{NumClasses: 3, Epochs: 1, BatchSize: 16, LearningRate: 1e-2, Seed: 3, Backend: "go", FreezeBatchNorm: frozen}
+		// With a backbone rate too: a Shoal architecture's head is its own scope.
+		cfg := Config{NumClasses: 3, Epochs: 1, BatchSize: 16, LearningRate: 1e-2, Seed: 3, Backend: "go", FreezeBatchNorm: frozen, BackboneRateScale: 0.5}
 		res, err := Train(context.Background(), cfg, train, nil)
 		if err != nil {
 			t.Fatal(err)
