@@ -74,8 +74,11 @@ func analyseStages(g *onnxpb.GraphProto, feature string) (*stageInfo, error) {
 				}
 				f *= stride
 			}
-		case "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", "Flatten", "Reshape", "Gemm", "MatMul", "Shape",
-			"ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum", "ReduceL2":
+		case "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool":
+			// Anything else keeps its input's resolution: a reshape or a
+			// matrix product may work on channels-last activations
+			// (ConvNeXt), and the classification layer, which comes after
+			// the stages, is not analysed.
 			f = globalFactor
 		case "Resize", "Upsample", "ConvTranspose", "DepthToSpace", "SpaceToDepth", "Col2Im":
 			return nil, fmt.Errorf("the graph changes resolution with %s (node %q), not only by strided convolutions and pooling: no stage structure to unfreeze by", op, n.GetName())
