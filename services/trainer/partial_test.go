@@ -102,6 +102,16 @@ func TestPartialTraining(t *testing.T) {
 	}
 	t.Logf("partial ResNet-18: %d initialisers kept, %d trained; served accuracy %.2f", kept, changed, serveAccuracy(t, e, e.dataset, job.GetResult()))
 
+	// The same job again: the frozen part's outputs come from the cache,
+	// and give the same model.
+	again, evs := runJob(t, e, spec)
+	if l := logs(evs); !strings.Contains(l, "cached: the backbone does not run") || strings.Contains(l, "running the backbone") {
+		t.Errorf("second job's log does not say the frozen outputs were cached:\n%s", l)
+	}
+	if a, b := e.artifact(job.GetResult()), e.artifact(again.GetResult()); !bytes.Equal(a, b) {
+		t.Errorf("the same job on cached outputs registered a different model")
+	}
+
 	// The same through the CLI.
 	out, errOut, code := runCLI(t, e.addr, "train", "--dataset", "shapes", "--base", "resnet:1", "--unfreeze-stages", "2",
 		"--epochs", "1", "--batch-size", "8", "--follow")
