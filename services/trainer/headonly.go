@@ -160,10 +160,10 @@ func decode(images []rawImage, n int, shape ml.InputShape, pre imaging.Spec) (*m
 
 // loadFeatures reads the snapshot and gives the job its features (a
 // partial job's frozen part's outputs): from the cache, or by decoding
-// every image and running the backbone on it. Without
-// a validation split, a stratified, seeded share of the train split
-// validates, as in load. It keeps the images the job still needs: the
-// first test images, and every training image when augmenting.
+// every image and running the backbone on it. Without a validation split,
+// a stratified, seeded share of the train split validates, as in load. It
+// keeps the images the job still needs: the first test images, and every
+// training image when augmenting.
 func (r *jobRun) loadFeatures(ctx context.Context) error {
 	s, spec := r.s, r.spec
 	snap, err := s.deps.Datasets.GetSnapshot(ctx, &datasetpb.GetSnapshotRequest{Dataset: spec.Dataset, Version: spec.SnapshotVersion})
