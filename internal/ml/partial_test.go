@@ -197,3 +197,47 @@ func fineTunePartial(t *testing.T, e mltest.PyTorchExport, rt onnxrt.Config, unf
 	return p, fmt.Sprintf("%d stages, cut at %q %s; loss %.3g -> %.3g; %d frozen initialisers kept, %d trained ones changed; export vs training max |Δp| %.2g",
 		p.Stages, p.Cut, p.CutShape, first, last, frozen, changed, d.MaxAbsDiff), nil
 }
+
+// TestPartialAugmented: with augmentation, every epoch's training images,
+// augmented, go through the frozen part again; without the images and an
+// extractor, such a run is refused.
+func TestPartialAugmented(t *testing.T) {
+	needsGoMLX(t)
+	rt := ortLibrary(t)
+	c := mltest.Classifier{Channels: 1, Size: 16, Classes: 3, Input: "input", Output: "output", Seed: 1}
+	p, err := NewPartial(rt, mustBuild(t, c), importSpec(c), 3, false, 1, 2)
+	if err != nil {
+		t.Fatalf("NewPartial(2 of the small CNN's 3 stages) = %v", err)
+	}
+	if p.Stages != 3 {
+		t.Errorf("NewPartial() found %d stages in Conv, MaxPool, Conv, MaxPool; want 3", p.Stages)
+	}
+	ex, err := p.Frozen.Extractor(rt, 8, onnxrt.SessionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close()
+	images := stripes(16, importSpec(c).Shape, 1)
+	train, err := ex.Extract(context.Background(), images, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{NumClasses: 3, Epochs: 2, BatchSize: 8, LearningRate: 1e-2, Seed: 3, Backend: "go", Augment: Augmentation{HorizontalFlip: true}}
+	if _, err := TrainPartial(context.Background(), cfg, p, train, nil, nil); err == nil || !strings.Contains(err.Error(), "augmentation needs") {
+		t.Errorf("TrainPartial(augmented, no images) = %v; want a refusal", err)
+	}
+	var passes []int
+	aug := &HeadAugmentation{Images: images, Extractor: ex, OnEpochFeatures: func(epoch, done, total int) {
+		if done == total {
+			passes = append(passes, epoch)
+		}
+	}}
+	res, err := TrainPartial(context.Background(), cfg, p, train, nil, aug)
+	if err != nil {
+		t.Fatalf("TrainPartial(augmented) = %v", err)
+	}
+	res.Model.Close()
+	if !slices.Equal(passes, []int{1, 2}) {
+		t.Errorf("the frozen part ran on the augmented images in epochs %v; want [1 2]", passes)
+	}
+}
