@@ -23,12 +23,18 @@
 #      on all 1,306 images) and of a second (its features cached). Needs ONNX
 #      Runtime, not Fashion-MNIST; SHOAL_BENCH_BASE_ONNX names another
 #      ResNet-18 ONNX file (e.g. a real torchvision export) to use instead.
+#   5. finetune: PyTorch's ResNet-18 at 224x224 (Debian's python3-torch
+#      writes the export) fine-tuned three ways, every layer, the last stage
+#      and the head, the head alone, by Shoal (internal/ml, the frozen part
+#      in ONNX Runtime) and by PyTorch on the CPU in the same run, training
+#      images/s each (SHOAL_BENCH_BATCH, 16; SHOAL_BENCH_STEPS, 4).
 #
 #   make bench-train                       (or scripts/bench-train.sh)
 #   SHOAL_BENCH_ARCHS=small-cnn scripts/bench-train.sh throughput
 #   SHOAL_BENCH_BACKEND=go scripts/bench-train.sh accuracy
 #   scripts/bench-train.sh service
 #   scripts/bench-train.sh headonly
+#   scripts/bench-train.sh finetune
 #   SHOAL_BENCH_EPOCHS=8 SHOAL_BENCH_SCHEDULE=constant SHOAL_BENCH_AUGMENT=none scripts/bench-train.sh accuracy
 #
 # Env: SHOAL_BENCH_ARCHS (throughput architectures, all three),
@@ -46,7 +52,7 @@ archs=${SHOAL_BENCH_ARCHS:-small-cnn resnet-small resnet18}
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
 
-if [ "$what" != headonly ] && ! ls "${SHOAL_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}"/train-images-idx3-ubyte* >/dev/null 2>&1; then
+if [ "$what" != headonly ] && [ "$what" != finetune ] && ! ls "${SHOAL_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}"/train-images-idx3-ubyte* >/dev/null 2>&1; then
 	echo "bench-train: Fashion-MNIST missing: apt-get install dataset-fashion-mnist" >&2
 	exit 1
 fi
@@ -58,7 +64,7 @@ echo "# go: $(go version | cut -d' ' -f3-)"
 
 # Test binaries are built once per GOEXPERIMENT; -p 1 keeps the build from
 # starving other work on a small machine.
-if [ "$what" != headonly ]; then
+if [ "$what" != headonly ] && [ "$what" != finetune ]; then
 	go test -p 1 -c -o "$bin/ml" ./internal/ml
 	GOEXPERIMENT=simd go test -p 1 -c -o "$bin/ml.simd" ./internal/ml
 fi
@@ -154,5 +160,23 @@ if [ "$what" = all ] || [ "$what" = headonly ]; then
 		ONNXRUNTIME_SHARED_LIBRARY_PATH=$ort GOMLX_NO_AUTO_INSTALL=1 "$bin/trainer" -test.run '^$' -test.bench '^BenchmarkHeadOnlyJob$' \
 			-test.benchtime 1x -test.v -test.timeout 0 2>&1 | grep -vE 'level=|^Go backend' | grep -E 'generated|job|backbone|epoch|exported|wall-s|FAIL|panic' |
 			sed 's/^ *//'
+	fi
+fi
+
+if [ "$what" = all ] || [ "$what" = finetune ]; then
+	echo "## fine-tuning PyTorch's ResNet-18 at 224x224: every layer, last stage + head, head only; Shoal, then PyTorch (CPU)"
+	if [ -z "$ort" ]; then
+		echo "skipped: the frozen parts run in ONNX Runtime (run scripts/setup-onnxruntime.sh)"
+	else
+		py=$(scripts/setup-python.sh torch)
+		batch=${SHOAL_BENCH_BATCH:-16} steps=${SHOAL_BENCH_STEPS:-4}
+		"$py" scripts/bench-train-torch.py "$bin/resnet18.onnx" "$batch" "$steps" >"$bin/torch.out"
+		head -n 1 "$bin/torch.out"
+		[ -x "$bin/ml" ] || go test -p 1 -c -o "$bin/ml" ./internal/ml
+		ONNXRUNTIME_SHARED_LIBRARY_PATH=$ort GOMLX_NO_AUTO_INSTALL=1 SHOAL_BENCH_BASE_ONNX=$bin/resnet18.onnx \
+			SHOAL_BENCH_BATCH=$batch SHOAL_BENCH_STEPS=$steps "$bin/ml" -test.run '^$' -test.bench '^BenchmarkFineTuneModes$' \
+			-test.benchtime 1x -test.v -test.timeout 0 2>&1 | grep -E 'images/s|FAIL|panic' | grep -v '^Benchmark' | sed 's/^ *finetune_bench_test.go:[0-9]*: /shoal /'
+		grep pytorch "$bin/torch.out"
+		echo "load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	fi
 fi

@@ -4,6 +4,8 @@
 # fine-tuning job does with it (internal/ml's TestPyTorchExports: import,
 # check, a few training steps, export, ONNX Runtime against GoMLX) and
 # prints the table of results: fine-tunes, refused (the reason) or failing.
+# TestPartialExports then unfreezes the last stage of each (the frozen part
+# in ONNX Runtime, the rest trained, the whole network exported).
 #
 #   make test-exports    (or scripts/test-exports.sh)
 #
@@ -22,7 +24,7 @@ exported=$((SECONDS - start))
 report=$(mktemp)
 trap 'rm -f "$report"' EXIT
 rc=0
-SHOAL_TEST_EXPORTS_REPORT=$report go test -count=1 -timeout 8h -run '^TestPyTorchExports$' ./internal/ml || rc=$?
+SHOAL_TEST_EXPORTS_REPORT=$report go test -count=1 -timeout 8h -run '^(TestPyTorchExports|TestPartialExports)$' ./internal/ml || rc=$?
 echo
 cat "$report"
 echo

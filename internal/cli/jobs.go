@@ -141,8 +141,11 @@ func printJob(out io.Writer, j *trainerpb.Job) error {
 	fmt.Fprintf(w, "training:\t%d epochs, batch %d, learning rate %g\n", s.GetEpochs(), s.GetBatchSize(), s.GetLearningRate())
 	if b := s.GetBaseVersion(); b.GetModel() != "" {
 		frozen := ""
-		if s.GetTrainLayers() == trainerpb.TrainLayers_TRAIN_LAYERS_HEAD {
+		switch s.GetTrainLayers() {
+		case trainerpb.TrainLayers_TRAIN_LAYERS_HEAD:
 			frozen = ", backbone frozen (head only)"
+		case trainerpb.TrainLayers_TRAIN_LAYERS_LAST_STAGES:
+			frozen = fmt.Sprintf(", last %d stage(s) and head trained", s.GetUnfrozenStages())
 		}
 		fmt.Fprintf(w, "base:\t%s v%d%s\n", b.GetModel(), b.GetVersion(), frozen)
 	}

@@ -24,11 +24,12 @@ import (
 type trainFlags struct {
 	dataset, model, arch, promote, backend string
 	optimizer, schedule, augment, base     string
-	freeze                                 string
+	freeze, batchNorm                      string
 	snapshot, seed                         int64
 	epochs, batch, size, channels          int
-	patience                               int
+	patience, stages, warmup               int
 	lr, valFraction, weightDecay           float64
+	backboneLRScale                        float64
 	follow                                 bool
 }
 
@@ -48,6 +49,10 @@ func registerTrainFlags(fs *pflag.FlagSet) *trainFlags {
 	fs.IntVar(&f.patience, "early-stopping-patience", 0, "stop after this many epochs without a better validation accuracy; default 0 (off)")
 	fs.StringVar(&f.base, "base", "", "fine-tune from a registered version, as MODEL:VERSION")
 	fs.StringVar(&f.freeze, "freeze", "", `with --base: "backbone" trains only a new head on the base's frozen backbone, whose features are computed once in ONNX Runtime and cached (augmentation off unless --augment); default none`)
+	fs.IntVar(&f.stages, "unfreeze-stages", 0, "with --base: train only the last N stages (runs of the graph at one resolution) and the head; the frozen part runs once per image in ONNX Runtime, cached")
+	fs.Float64Var(&f.backboneLRScale, "backbone-lr-scale", 0, "the backbone's learning rate as a fraction of the head's, in (0, 1]; default 1")
+	fs.IntVar(&f.warmup, "warmup-epochs", 0, "epochs of linear learning-rate warm-up before the schedule; default 0")
+	fs.StringVar(&f.batchNorm, "batch-norm", "", "batch-norm statistics: frozen or update; default update for Shoal architectures, frozen for imported models")
 	fs.IntVar(&f.size, "image-size", 0, "input height and width; default per architecture")
 	fs.IntVar(&f.channels, "channels", 0, "input channels, 1 or 3; default per architecture")
 	fs.Float64Var(&f.valFraction, "validation-fraction", 0, "share of the train split held out for validation; default 0.2")
@@ -75,6 +80,14 @@ func (f *trainFlags) spec() (*trainerpb.JobSpec, error) {
 		ImageSize: int32(f.size), Channels: int32(f.channels), Epochs: int32(f.epochs), BatchSize: int32(f.batch),
 		LearningRate: f.lr, ValidationFraction: f.valFraction, Seed: f.seed, Backend: f.backend, Promotion: p,
 		WeightDecay: f.weightDecay, EarlyStoppingPatience: int32(f.patience),
+		BackboneLearningRateScale: f.backboneLRScale, WarmupEpochs: int32(f.warmup),
+	}
+	batchNorms := map[string]trainerpb.BatchNorm{
+		"": trainerpb.BatchNorm_BATCH_NORM_UNSPECIFIED, "frozen": trainerpb.BatchNorm_BATCH_NORM_FROZEN,
+		"update": trainerpb.BatchNorm_BATCH_NORM_UPDATE,
+	}
+	if spec.BatchNorm, ok = batchNorms[f.batchNorm]; !ok {
+		return nil, fmt.Errorf("--batch-norm=%q: want frozen or update", f.batchNorm)
 	}
 	optimizers := map[string]trainerpb.Optimizer{
 		"": trainerpb.Optimizer_OPTIMIZER_UNSPECIFIED, "adam": trainerpb.Optimizer_OPTIMIZER_ADAM,
@@ -116,6 +129,17 @@ func (f *trainFlags) spec() (*trainerpb.JobSpec, error) {
 	default:
 		return nil, fmt.Errorf("--freeze=%q: want backbone or none", f.freeze)
 	}
+	if f.stages != 0 {
+		switch {
+		case f.stages < 0:
+			return nil, fmt.Errorf("--unfreeze-stages=%d: want a positive number of stages", f.stages)
+		case spec.BaseVersion == nil:
+			return nil, errors.New("--unfreeze-stages needs --base: the stages are the base version's")
+		case spec.TrainLayers != trainerpb.TrainLayers_TRAIN_LAYERS_UNSPECIFIED:
+			return nil, errors.New("--unfreeze-stages and --freeze=backbone exclude each other")
+		}
+		spec.TrainLayers, spec.UnfrozenStages = trainerpb.TrainLayers_TRAIN_LAYERS_LAST_STAGES, int32(f.stages)
+	}
 	return spec, nil
 }
 
@@ -153,8 +177,12 @@ Zero-valued flags take the server's defaults (see GET /v1/architectures).`,
 			j := resp.GetJob()
 			s := j.GetSpec()
 			arch := s.GetArchitecture()
-			if s.GetTrainLayers() == trainerpb.TrainLayers_TRAIN_LAYERS_HEAD {
-				arch = "a new head on the frozen backbone of " + s.GetBaseVersion().GetModel() + ":" + strconv.FormatInt(s.GetBaseVersion().GetVersion(), 10)
+			base := s.GetBaseVersion().GetModel() + ":" + strconv.FormatInt(s.GetBaseVersion().GetVersion(), 10)
+			switch s.GetTrainLayers() {
+			case trainerpb.TrainLayers_TRAIN_LAYERS_HEAD:
+				arch = "a new head on the frozen backbone of " + base
+			case trainerpb.TrainLayers_TRAIN_LAYERS_LAST_STAGES:
+				arch = fmt.Sprintf("the last %d stage(s) and the head of %s", s.GetUnfrozenStages(), base)
 			}
 			fmt.Fprintf(p.env.Stdout, "job %s queued: %s on %s snapshot %d, %d epochs, batch %d, learning rate %g, %dx%dx%d\n",
 				j.GetId(), arch, s.GetDataset(), s.GetSnapshotVersion(), s.GetEpochs(), s.GetBatchSize(),

@@ -62,12 +62,22 @@ func TestTrainSpecTrainingSettings(t *testing.T) {
 	if s.GetTrainLayers() != trainerpb.TrainLayers_TRAIN_LAYERS_UNSPECIFIED {
 		t.Errorf("spec() = %v; want every layer trained without --freeze", s)
 	}
+	s, err = parse("--base", "fish:4", "--unfreeze-stages", "2", "--backbone-lr-scale", "0.1", "--warmup-epochs", "2", "--batch-norm", "frozen")
+	if err != nil || s.GetTrainLayers() != trainerpb.TrainLayers_TRAIN_LAYERS_LAST_STAGES || s.GetUnfrozenStages() != 2 ||
+		s.GetBackboneLearningRateScale() != 0.1 || s.GetWarmupEpochs() != 2 || s.GetBatchNorm() != trainerpb.BatchNorm_BATCH_NORM_FROZEN {
+		t.Errorf("--unfreeze-stages 2 --backbone-lr-scale 0.1 --warmup-epochs 2 --batch-norm frozen: spec() = %v, %v", s, err)
+	}
+	if s, err := parse("--batch-norm", "update"); err != nil || s.GetBatchNorm() != trainerpb.BatchNorm_BATCH_NORM_UPDATE {
+		t.Errorf("--batch-norm update: spec() = %v, %v; want BATCH_NORM_UPDATE", s, err)
+	}
 	if s, err := parse("--augment", "none"); err != nil || s.GetAugmentation() == nil || s.GetAugmentation().GetHorizontalFlip() {
 		t.Errorf("--augment none: spec() = %v, %v; want an empty augmentation", s, err)
 	}
 	for _, bad := range [][]string{
 		{"--optimizer", "lbfgs"}, {"--schedule", "linear"}, {"--augment", "rotate"}, {"--augment", "crop=x"},
 		{"--base", "fish"}, {"--base", "fish:0"}, {"--base", ":3"}, {"--freeze", "backbone"}, {"--freeze", "head", "--base", "fish:1"},
+		{"--unfreeze-stages", "2"}, {"--unfreeze-stages", "-1", "--base", "fish:1"},
+		{"--unfreeze-stages", "1", "--base", "fish:1", "--freeze", "backbone"}, {"--batch-norm", "train"},
 	} {
 		if _, err := parse(bad...); err == nil || !strings.Contains(err.Error(), bad[0]) {
 			t.Errorf("shoal train %q = %v; want an error naming %s", bad, err, bad[0])

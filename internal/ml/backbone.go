@@ -31,6 +31,9 @@ type Backbone struct {
 	// probabilities is set when the base's output is the Softmax of its
 	// head's scores.
 	probabilities bool
+	// shape, if set, is the layout of a frozen part's features (see
+	// Partial): Features values as [C, H, W].
+	shape InputShape
 }
 
 // NewBackbone locates the classification layer of the ONNX classifier in
@@ -56,7 +59,7 @@ func NewBackbone(data []byte, spec ImportSpec) (*Backbone, error) {
 	if feature == g.GetInput()[0].GetName() {
 		return nil, fmt.Errorf("%w: the classification layer %s reads the graph's input: there is no backbone to freeze", ErrImport, h.describe())
 	}
-	cut, err := cutBefore(g, feature, h.features)
+	cut, err := cutBefore(g, feature, matrix(feature, h.features))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrImport, err)
 	}
@@ -137,8 +140,8 @@ func dependsOnInput(g *onnxpb.GraphProto) map[string]bool {
 }
 
 // cutBefore returns a copy of g whose one output is the tensor feature,
-// declared [N, features], keeping only the nodes and initialisers it needs.
-func cutBefore(g *onnxpb.GraphProto, feature string, features int64) (*onnxpb.GraphProto, error) {
+// declared as output says, keeping only the nodes and initialisers it needs.
+func cutBefore(g *onnxpb.GraphProto, feature string, output *onnxpb.ValueInfoProto) (*onnxpb.GraphProto, error) {
 	producer := map[string]int{}
 	for i, n := range g.GetNode() {
 		for _, o := range n.GetOutput() {
@@ -180,7 +183,7 @@ func cutBefore(g *onnxpb.GraphProto, feature string, features int64) (*onnxpb.Gr
 			out.Initializer = append(out.Initializer, t)
 		}
 	}
-	out.Output = []*onnxpb.ValueInfoProto{matrix(feature, features)}
+	out.Output = []*onnxpb.ValueInfoProto{output}
 	return out, nil
 }
 

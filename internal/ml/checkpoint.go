@@ -190,3 +190,39 @@ func saveState(cfg Config, m *Model, res *Result, epoch int, bestScore float64, 
 	}
 	return writeState(cfg.CheckpointDir, st)
 }
+
+// snapshot is a host-memory copy of a model's variables.
+type snapshot map[string]*tensors.Tensor
+
+func takeSnapshot(m *Model) (snapshot, error) {
+	s := snapshot{}
+	for v := range m.store.IterVariables() {
+		t, err := v.Value()
+		if err != nil {
+			return nil, fmt.Errorf("reading variable %s: %w", v.Path(), err)
+		}
+		c, err := t.LocalClone()
+		if err != nil {
+			return nil, fmt.Errorf("copying variable %s: %w", v.Path(), err)
+		}
+		s[v.Path()] = c
+	}
+	return s, nil
+}
+
+func (s snapshot) restore(m *Model) error {
+	if s == nil {
+		return errors.New("no checkpoint to restore")
+	}
+	for path, t := range s {
+		v := m.store.GetVariable(path)
+		if v == nil {
+			return fmt.Errorf("checkpoint variable %s missing from the model", path)
+		}
+		if err := v.SetValue(t); err != nil {
+			return fmt.Errorf("restoring variable %s: %w", path, err)
+		}
+	}
+	m.dropCompiled()
+	return nil
+}

@@ -46,6 +46,9 @@ func (b *Backbone) Extractor(rt onnxrt.Config, batch int, opts onnxrt.SessionOpt
 // FeatureShape is the shape head models take: a feature vector as an
 // image of Features channels and one pixel.
 func (b *Backbone) FeatureShape() InputShape {
+	if b.shape.Size() > 0 {
+		return b.shape
+	}
 	return InputShape{Channels: b.Features, Height: 1, Width: 1}
 }
 

@@ -67,28 +67,9 @@ func TrainHead(ctx context.Context, cfg Config, train, val *Data, aug *HeadAugme
 	if train.Len() < cfg.BatchSize {
 		return nil, fmt.Errorf("%d training images is fewer than one batch of %d", train.Len(), cfg.BatchSize)
 	}
-	var epochData func(ctx context.Context, epoch int) (*Data, error)
-	if cfg.Augment.Active() {
-		if aug == nil || aug.Images == nil || aug.Extractor == nil || aug.Images.Len() != train.Len() {
-			return nil, fmt.Errorf("augmentation needs the %d training images and a feature extractor", train.Len())
-		}
-		a, shape := cfg.Augment, aug.Images.Shape
-		scratch := make([]float32, shape.Size())
-		epochData = func(ctx context.Context, epoch int) (*Data, error) {
-			var done func(int)
-			if aug.OnEpochFeatures != nil {
-				done = func(n int) { aug.OnEpochFeatures(epoch, n, aug.Images.Len()) }
-			}
-			d, err := aug.Extractor.Extract(ctx, aug.Images, func(batch []float32, first int) {
-				a.apply(batch, shape, augmentRNG(cfg.Seed, epoch, first), scratch)
-			}, done)
-			if err != nil {
-				return nil, fmt.Errorf("features of epoch %d's augmented images: %w", epoch, err)
-			}
-			d.Labels = train.Labels
-			return d, nil
-		}
-		cfg.Augment = Augmentation{} // applied to the images, not to the features
+	epochData, err := augmentedFeatures(&cfg, train, aug)
+	if err != nil {
+		return nil, err
 	}
 	backend, err := NewBackend(cfg.Backend)
 	if err != nil {
@@ -105,6 +86,37 @@ func TrainHead(ctx context.Context, cfg Config, train, val *Data, aug *HeadAugme
 		return nil, err
 	}
 	return res, nil
+}
+
+// augmentedFeatures is what training on a frozen part's outputs needs with
+// cfg.Augment active: each epoch, aug's training images (train's, in
+// order), augmented, go through the frozen part again. It turns
+// cfg.Augment off, since the images, not the features, are augmented.
+// Without augmentation it returns nil: the cached features serve.
+func augmentedFeatures(cfg *Config, train *Data, aug *HeadAugmentation) (func(ctx context.Context, epoch int) (*Data, error), error) {
+	if !cfg.Augment.Active() {
+		return nil, nil
+	}
+	if aug == nil || aug.Images == nil || aug.Extractor == nil || aug.Images.Len() != train.Len() {
+		return nil, fmt.Errorf("augmentation needs the %d training images and a feature extractor", train.Len())
+	}
+	a, shape, seed := cfg.Augment, aug.Images.Shape, cfg.Seed
+	scratch := make([]float32, shape.Size())
+	cfg.Augment = Augmentation{}
+	return func(ctx context.Context, epoch int) (*Data, error) {
+		var done func(int)
+		if aug.OnEpochFeatures != nil {
+			done = func(n int) { aug.OnEpochFeatures(epoch, n, aug.Images.Len()) }
+		}
+		d, err := aug.Extractor.Extract(ctx, aug.Images, func(batch []float32, first int) {
+			a.apply(batch, shape, augmentRNG(seed, epoch, first), scratch)
+		}, done)
+		if err != nil {
+			return nil, fmt.Errorf("features of epoch %d's augmented images: %w", epoch, err)
+		}
+		d.Labels = train.Labels
+		return d, nil
+	}, nil
 }
 
 // headWeights returns a head model's layer with its feature normalisation

@@ -98,9 +98,15 @@ func subsample2(x *Node, y0, x0, outH, outW int) *Node {
 // batchNorm normalises NHWC x over its channel axis. The backend's fused
 // batch-norm ops are avoided: their gradients were unstable on the pure-Go
 // backend, and the plain graph exports to ONNX as ordinary arithmetic.
+// With the frozenBatchNormParam set (Config.FreezeBatchNorm), training
+// normalises with the stored averages and leaves them as they are.
 func batchNorm(scope *model.Scope, x *Node) *Node {
-	return norm.BatchNorm(scope, x, -1).UseBackendInference(false).Done()
+	frozen := model.GetParamOr(scope, frozenBatchNormParam, false)
+	return norm.BatchNorm(scope, x, -1).UseBackendInference(false).FrozenAverages(frozen).Done()
 }
+
+// frozenBatchNormParam is the store's parameter for Config.FreezeBatchNorm.
+const frozenBatchNormParam = "shoal_frozen_batch_norm"
 
 // convBNReLU is the basic conv -> batch norm -> ReLU unit.
 func convBNReLU(scope *model.Scope, x *Node, outChannels, stride int) *Node {

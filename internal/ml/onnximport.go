@@ -58,6 +58,9 @@ type Imported struct {
 	graph []byte
 	// logits is the graph tensor holding the class scores.
 	logits string
+	// headWeight and headBias are the classification layer's initialisers
+	// (headBias may be empty).
+	headWeight, headBias string
 	// probabilities is set when the graph's output is the Softmax of logits.
 	probabilities bool
 	// frozen are initialisers training must not change: batch-norm
@@ -124,7 +127,8 @@ func ImportONNX(data []byte, spec ImportSpec, numClasses int, newHead bool, seed
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrImport, err)
 	}
-	imp := &Imported{Spec: spec, NumClasses: numClasses, Head: head.describe(), Rewrites: rewrites, graph: graph, logits: head.logits, probabilities: head.softmax, frozen: frozenInits(g)}
+	imp := &Imported{Spec: spec, NumClasses: numClasses, Head: head.describe(), Rewrites: rewrites, graph: graph, logits: head.logits,
+		headWeight: head.weight, headBias: head.bias, probabilities: head.softmax, frozen: frozenInits(g)}
 	return imp, nil
 }
 
@@ -397,6 +401,16 @@ func newImportedModel(m *Model, imp *Imported) error {
 	}
 	m.onnx, m.imp = om, imp
 	return nil
+}
+
+// inHead reports whether v belongs to the model's classification layer:
+// the imported head's initialisers, or a Shoal architecture's head scope.
+func (m *Model) inHead(v *model.Variable) bool {
+	if m.imp == nil {
+		return strings.HasPrefix(v.Path(), headScope)
+	}
+	name := v.Name()
+	return name == onnxVarName(m.imp.headWeight) || (m.imp.headBias != "" && name == onnxVarName(m.imp.headBias))
 }
 
 // importedLogits is the training graph of an imported model: the base's

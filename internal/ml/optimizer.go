@@ -71,6 +71,19 @@ func LearningRateAt(s Schedule, base float64, epoch, epochs int) float64 {
 	return base
 }
 
+// RateAt is the rate epoch (from 1) trains at: a linear warm-up over
+// WarmupEpochs, then Schedule over the remaining epochs, as if the run
+// started after the warm-up.
+func (c *Config) RateAt(epoch int) float64 {
+	if w := c.WarmupEpochs; w > 0 {
+		if epoch <= w {
+			return c.LearningRate * float64(epoch) / float64(w+1)
+		}
+		return LearningRateAt(c.Schedule, c.LearningRate, epoch-w, c.Epochs-w)
+	}
+	return LearningRateAt(c.Schedule, c.LearningRate, epoch, c.Epochs)
+}
+
 func checkOptimizer(o Optimizer) error {
 	switch o {
 	case "", OptimizerAdam, OptimizerAdamW, OptimizerSGD:
@@ -107,8 +120,17 @@ func setLearningRate(store *model.Store, rate float64) error {
 	})
 }
 
-// newOptimizer builds cfg's optimizer.
-func newOptimizer(cfg Config) optimizer.Interface {
+// newOptimizer builds cfg's optimizer; inHead tells the classification
+// layer's variables from the backbone's for cfg.BackboneRateScale.
+func newOptimizer(cfg Config, inHead func(*model.Variable) bool) optimizer.Interface {
+	o := baseOptimizer(cfg)
+	if s := cfg.BackboneRateScale; s > 0 && s < 1 {
+		return &scaledBackbone{inner: o, scale: s, inHead: inHead}
+	}
+	return o
+}
+
+func baseOptimizer(cfg Config) optimizer.Interface {
 	switch cfg.Optimizer {
 	case OptimizerAdamW:
 		adam := optimizer.Adam().LearningRate(cfg.LearningRate).Done()
@@ -243,3 +265,32 @@ func (o *sgdMomentum) UpdateGraph(scope *model.Scope, g *Graph, loss *Node) {
 func (o *sgdMomentum) Clear(scope *model.Scope) error {
 	return scope.Store().DeleteVariablesInScope(path.Join("/", sgdScope))
 }
+
+// scaledBackbone makes the inner optimizer's step of every backbone
+// variable scale times as large: w' = w + scale × (inner(w) - w). For SGD
+// that is exactly a learning rate scale times as large; for Adam too,
+// whose moments do not depend on the rate. PyTorch's parameter groups with
+// lr × scale do the same.
+type scaledBackbone struct {
+	inner  optimizer.Interface
+	scale  float64
+	inHead func(*model.Variable) bool
+}
+
+func (o *scaledBackbone) UpdateGraph(scope *model.Scope, g *Graph, loss *Node) {
+	var vars []*model.Variable
+	var before []*Node
+	for _, v := range trainedVariables(scope, g) {
+		if !o.inHead(v) {
+			vars = append(vars, v)
+			before = append(before, v.NodeValue(g))
+		}
+	}
+	o.inner.UpdateGraph(scope, g, loss)
+	for i, v := range vars {
+		after := v.NodeValue(g)
+		v.SetNodeValue(Add(before[i], MulScalar(Sub(after, before[i]), o.scale)))
+	}
+}
+
+func (o *scaledBackbone) Clear(scope *model.Scope) error { return o.inner.Clear(scope) }

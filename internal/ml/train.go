@@ -2,7 +2,6 @@ package ml
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -30,6 +29,20 @@ type Config struct {
 	Schedule     Schedule  // "" means ScheduleConstant.
 	// WeightDecay is the decay coefficient (see the optimizers); 0 is none.
 	WeightDecay float64
+	// WarmupEpochs, if positive, come before the schedule: epoch e <=
+	// WarmupEpochs trains at LearningRate × e / (WarmupEpochs + 1), and the
+	// schedule then runs over the remaining epochs (see RateAt).
+	WarmupEpochs int
+	// BackboneRateScale, in (0, 1), scales every step's change of the
+	// weights outside the classification layer (discriminative
+	// fine-tuning); 0 or 1 trains all at one rate. It scales the update,
+	// not the gradient, so that it means the same for Adam, whose step does
+	// not depend on the gradient's scale, as for SGD.
+	BackboneRateScale float64
+	// FreezeBatchNorm keeps the batch-norm averages of a Shoal architecture
+	// as they are and normalises with them in training too, as inference
+	// does. Imported models always do (see ImportONNX).
+	FreezeBatchNorm bool
 	// Augment transforms the training images of every batch.
 	Augment Augmentation
 	// EarlyStoppingPatience, if positive, stops the run after that many
@@ -119,6 +132,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("weight decay must be a non-negative number, got %g", c.WeightDecay)
 	case c.EarlyStoppingPatience < 0:
 		return fmt.Errorf("early-stopping patience must not be negative, got %d", c.EarlyStoppingPatience)
+	case c.WarmupEpochs < 0 || c.WarmupEpochs >= c.Epochs:
+		return fmt.Errorf("warm-up epochs must be from 0 to epochs-1 (%d), got %d", c.Epochs-1, c.WarmupEpochs)
+	case !(c.BackboneRateScale >= 0 && c.BackboneRateScale <= 1):
+		return fmt.Errorf("the backbone's learning-rate scale must be in (0, 1], got %g", c.BackboneRateScale)
 	}
 	if err := checkOptimizer(c.Optimizer); err != nil {
 		return err
@@ -179,6 +196,9 @@ func Train(ctx context.Context, cfg Config, trainData, valData *Data) (*Result, 
 		return nil, err
 	}
 	m.ownsBackend = true
+	if cfg.FreezeBatchNorm {
+		m.store.SetParam(frozenBatchNormParam, true)
+	}
 	if cfg.Base != nil {
 		if err := cfg.Base.install(m, cfg.NewHead); err != nil {
 			m.Close()
@@ -219,7 +239,7 @@ func fit(ctx context.Context, cfg Config, m *Model, trainData, valData *Data) (*
 // training's features of augmented images.
 func fitEpochs(ctx context.Context, cfg Config, m *Model, trainData, valData *Data, epochData func(context.Context, int) (*Data, error)) (*Result, error) {
 	start := time.Now()
-	trainer := train.NewTrainer(m.backend, m.store, m.logitsGraph, loss.SparseCategoricalCrossEntropyLogits, newOptimizer(cfg),
+	trainer := train.NewTrainer(m.backend, m.store, m.logitsGraph, loss.SparseCategoricalCrossEntropyLogits, newOptimizer(cfg, m.inHead),
 		[]metric.Interface{metric.NewSparseCategoricalAccuracy("Accuracy", "acc")}, nil)
 	bnImages := cfg.BatchNormImages
 
@@ -258,7 +278,7 @@ func fitEpochs(ctx context.Context, cfg Config, m *Model, trainData, valData *Da
 			break
 		}
 		epochStart := time.Now()
-		rate := LearningRateAt(cfg.Schedule, cfg.LearningRate, epoch, cfg.Epochs)
+		rate := cfg.RateAt(epoch)
 		if err := setLearningRate(m.store, rate); err != nil {
 			return nil, err
 		}
@@ -441,42 +461,6 @@ func recomputeBatchNorm(m *Model, d *Data, indices []int, batch int) error {
 	})
 	if err != nil {
 		return fmt.Errorf("re-estimating batch-norm averages: %w", err)
-	}
-	m.dropCompiled()
-	return nil
-}
-
-// snapshot is a host-memory copy of a model's variables.
-type snapshot map[string]*tensors.Tensor
-
-func takeSnapshot(m *Model) (snapshot, error) {
-	s := snapshot{}
-	for v := range m.store.IterVariables() {
-		t, err := v.Value()
-		if err != nil {
-			return nil, fmt.Errorf("reading variable %s: %w", v.Path(), err)
-		}
-		c, err := t.LocalClone()
-		if err != nil {
-			return nil, fmt.Errorf("copying variable %s: %w", v.Path(), err)
-		}
-		s[v.Path()] = c
-	}
-	return s, nil
-}
-
-func (s snapshot) restore(m *Model) error {
-	if s == nil {
-		return errors.New("no checkpoint to restore")
-	}
-	for path, t := range s {
-		v := m.store.GetVariable(path)
-		if v == nil {
-			return fmt.Errorf("checkpoint variable %s missing from the model", path)
-		}
-		if err := v.SetValue(t); err != nil {
-			return fmt.Errorf("restoring variable %s: %w", path, err)
-		}
 	}
 	m.dropCompiled()
 	return nil

@@ -229,3 +229,29 @@ func (s *Session) close() {
 	}
 	s.inputs, s.outputs, s.ort = nil, nil, nil
 }
+
+// OutputShape runs the model in onnx once on a float32 input of the given
+// shape (zeros) and returns the shape of its output named output: what a
+// graph cut at an inner tensor gives, whose shape only running it tells.
+func (r *Runtime) OutputShape(onnx []byte, input string, shape []int64, output string) ([]int64, error) {
+	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(onnx, []string{input}, []string{output}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidModel, err)
+	}
+	defer sess.Destroy()
+	n := int64(1)
+	for _, d := range shape {
+		n *= d
+	}
+	in, err := ort.NewTensor(ort.NewShape(shape...), make([]float32, n))
+	if err != nil {
+		return nil, fmt.Errorf("onnxruntime: input tensor %v: %w", shape, err)
+	}
+	defer in.Destroy()
+	outs := []ort.Value{nil}
+	if err := sess.Run([]ort.Value{in}, outs); err != nil {
+		return nil, fmt.Errorf("onnxruntime: run at input %v: %w", shape, err)
+	}
+	defer func() { _ = outs[0].Destroy() }() // its memory is ONNX Runtime's; nothing to report
+	return slices.Clone(outs[0].GetShape()), nil
+}

@@ -79,9 +79,17 @@ func (s *Service) resolveBase(ctx context.Context, spec *trainerpb.JobSpec) (*re
 		return nil, err
 	}
 	in := v.GetInputSpec()
-	head := headOnly(spec)
-	if head {
+	head := frozenPrefix(spec)
+	switch {
+	case headOnly(spec):
 		if err := s.resolveHeadBase(ctx, spec, v); err != nil {
+			return nil, err
+		}
+	case lastStages(spec) && shoal:
+		return nil, status.Errorf(codes.FailedPrecondition, "spec.trainLayers = TRAIN_LAYERS_LAST_STAGES cuts a graph imported from ONNX; %s version %d was trained by Shoal as %q: fine-tune it whole, with spec.backboneLearningRateScale for a lower rate below its head",
+			v.GetModel(), v.GetVersion(), v.GetArchitecture())
+	case lastStages(spec):
+		if err := s.resolvePartialBase(ctx, spec, v); err != nil {
 			return nil, err
 		}
 	}

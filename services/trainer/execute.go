@@ -58,7 +58,8 @@ type jobRun struct {
 	imported bool
 
 	data    *jobData            // the snapshot's images (a head-only job's features), from load
-	head    *headRun            // a head-only job's backbone, from loadFeatures
+	head    *headRun            // a head-only or partial job's frozen part, from loadFeatures
+	partial *ml.Partial         // a partial job's cut, from loadFeatures
 	backend string              // the backend's name, from configure
 	cfg     ml.Config           // from configure
 	res     *ml.Result          // from train
@@ -85,7 +86,7 @@ func (s *Service) execute(ctx context.Context, id string, spec *trainerpb.JobSpe
 	}
 	r.logf(ctx, "reading snapshot %d of dataset %q", spec.SnapshotVersion, spec.Dataset)
 	var err error
-	if headOnly(spec) {
+	if frozenPrefix(spec) {
 		err = r.loadFeatures(ctx)
 		defer r.head.close()
 	} else {
@@ -103,8 +104,11 @@ func (s *Service) execute(ctx context.Context, id string, spec *trainerpb.JobSpe
 		return nil, err
 	}
 	train := r.train
-	if headOnly(spec) {
+	switch {
+	case headOnly(spec):
 		train = r.trainHead
+	case lastStages(spec):
+		train = r.trainPartial
 	}
 	if err := train(ctx); err != nil {
 		return nil, err
@@ -113,9 +117,12 @@ func (s *Service) execute(ctx context.Context, id string, spec *trainerpb.JobSpe
 	if err := r.evaluate(ctx); err != nil {
 		return nil, err
 	}
-	if headOnly(spec) {
+	switch {
+	case headOnly(spec):
 		r.onnx, err = r.exportHead(ctx)
-	} else {
+	case lastStages(spec):
+		r.onnx, err = r.exportPartial(ctx)
+	default:
 		r.onnx, err = s.exportAndVerify(ctx, id, r.res.Model, r.cfg.Import, r.shape, len(r.data.labels), r.data.test)
 	}
 	if err != nil {
@@ -123,8 +130,8 @@ func (s *Service) execute(ctx context.Context, id string, spec *trainerpb.JobSpe
 	}
 	// An imported model's weights are its ONNX file's: a version trained
 	// from it is fine-tuned by importing that file in turn. So are those
-	// of a head-only job's.
-	if !r.imported && !headOnly(spec) {
+	// of a head-only or partial job's.
+	if !r.imported && !frozenPrefix(spec) {
 		if err := s.retryStorage(ctx, id, "saving the weights", func(int) error { return s.saveWeights(ctx, id, r.res.Model) }); err != nil {
 			return nil, err
 		}
@@ -170,11 +177,11 @@ func (r *jobRun) resolveInput(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.base, r.imported = base, !shoal && !headOnly(spec)
-	if !r.imported && !headOnly(spec) {
+	r.base, r.imported = base, !shoal && !frozenPrefix(spec)
+	if !r.imported && !frozenPrefix(spec) {
 		return nil
 	}
-	// An imported model, or a head-only job's backbone, takes images
+	// An imported model, or a head-only or partial job's frozen part, takes images
 	// prepared as the base is served: its size and resize mode.
 	is, pre, err := importSpec(base)
 	if err != nil {
@@ -192,7 +199,7 @@ func (r *jobRun) resolveInput(ctx context.Context) error {
 func (r *jobRun) configure(ctx context.Context) error {
 	s, id, spec := r.s, r.id, r.spec
 	want := spec.Backend
-	if r.imported {
+	if r.imported || lastStages(spec) {
 		// ONNX Runtime's GoMLX backend cannot build the gradients of the
 		// imported graphs' strided Conv/MaxPool (interior padding).
 		want = ml.BackendGo
@@ -202,9 +209,12 @@ func (r *jobRun) configure(ctx context.Context) error {
 		return err
 	}
 	r.backend = backendName
-	if headOnly(spec) {
+	switch {
+	case headOnly(spec):
 		r.logf(ctx, "training the new head (%s) on the %s backend", ml.HeadArchitecture, backendName)
-	} else {
+	case lastStages(spec):
+		r.logf(ctx, "training the last %d stages on the %s backend", spec.UnfrozenStages, backendName)
+	default:
 		r.logf(ctx, "training %s on the %s backend", spec.Architecture, backendName)
 	}
 	prog := &progressReporter{s: s, ctx: ctx, id: id, epochs: int(spec.Epochs)}
@@ -214,9 +224,11 @@ func (r *jobRun) configure(ctx context.Context) error {
 		BatchSize: int(spec.BatchSize), LearningRate: spec.LearningRate, Seed: spec.Seed, Backend: backend,
 		Optimizer: optimizerNames[spec.Optimizer], Schedule: scheduleNames[spec.Schedule], WeightDecay: spec.WeightDecay,
 		Augment: augmentation(spec.Augmentation), EarlyStoppingPatience: int(spec.EarlyStoppingPatience),
-		CheckpointDir: s.checkpointDir(id),
-		OnCheckpoint:  func(epoch int, file string) { s.storeCheckpoint(ctx, id, epoch, file) },
-		OnStep:        prog.step,
+		WarmupEpochs: int(spec.WarmupEpochs), BackboneRateScale: spec.BackboneLearningRateScale,
+		FreezeBatchNorm: spec.BatchNorm == trainerpb.BatchNorm_BATCH_NORM_FROZEN,
+		CheckpointDir:   s.checkpointDir(id),
+		OnCheckpoint:    func(epoch int, file string) { s.storeCheckpoint(ctx, id, epoch, file) },
+		OnStep:          prog.step,
 		OnEpoch: func(e ml.EpochMetrics) {
 			// The epoch is already checkpointed when this runs, so it must
 			// reach the event log even while the job is being stopped;
@@ -231,8 +243,9 @@ func (r *jobRun) configure(ctx context.Context) error {
 	}
 	base := r.base
 	switch {
-	case headOnly(spec):
-		// The head starts afresh whatever the labels: nothing to load.
+	case frozenPrefix(spec):
+		// The head starts afresh whatever the labels, and a partial job's
+		// cut is made: nothing to load.
 	case r.imported:
 		newHead := !slices.Equal(base.GetLabels(), labels)
 		if r.cfg.Import, err = s.importBase(ctx, base, len(labels), newHead, spec.Seed); err != nil {

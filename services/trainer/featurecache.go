@@ -59,7 +59,7 @@ var errStaleFeatures = errors.New("stored features do not fit")
 // little-endian.
 func encodeFeatures(splits []*ml.Data) []byte {
 	out := []byte(featureCacheFormat + "\n")
-	out = binary.LittleEndian.AppendUint32(out, uint32(splits[0].Shape.Channels))
+	out = binary.LittleEndian.AppendUint32(out, uint32(splits[0].Shape.Size()))
 	out = binary.LittleEndian.AppendUint32(out, uint32(len(splits)))
 	for _, d := range splits {
 		out = binary.LittleEndian.AppendUint32(out, uint32(d.Len()))
@@ -73,8 +73,9 @@ func encodeFeatures(splits []*ml.Data) []byte {
 }
 
 // decodeFeatures reads what encodeFeatures wrote into the splits, whose
-// labels are set and whose feature shape is f×1×1. A file of another
-// shape is errStaleFeatures.
+// labels are set and whose images have f values each (a head-only job's
+// f×1×1 features, a partial job's frozen outputs). A file of another size
+// is errStaleFeatures.
 func decodeFeatures(data []byte, splits []*ml.Data) error {
 	header := featureCacheFormat + "\n"
 	if !bytes.HasPrefix(data, []byte(header)) {
@@ -88,8 +89,8 @@ func decodeFeatures(data []byte, splits []*ml.Data) error {
 	if err := binary.Read(r, binary.LittleEndian, &n); err != nil {
 		return fmt.Errorf("%w: %v", errStaleFeatures, err)
 	}
-	if int(f) != splits[0].Shape.Channels || int(n) != len(splits) {
-		return fmt.Errorf("%w: %d features in %d splits, want %d in %d", errStaleFeatures, f, n, splits[0].Shape.Channels, len(splits))
+	if int(f) != splits[0].Shape.Size() || int(n) != len(splits) {
+		return fmt.Errorf("%w: %d features in %d splits, want %d in %d", errStaleFeatures, f, n, splits[0].Shape.Size(), len(splits))
 	}
 	for _, d := range splits {
 		var count uint32

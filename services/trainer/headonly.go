@@ -158,20 +158,14 @@ func decode(images []rawImage, n int, shape ml.InputShape, pre imaging.Spec) (*m
 	return d, nil
 }
 
-// loadFeatures reads the snapshot and gives the job its features: from the
-// cache, or by decoding every image and running the backbone on it. Without
-// a validation split, a stratified, seeded share of the train split
-// validates, as in load. It keeps the images the job still needs: the
-// first test images, and every training image when augmenting.
+// loadFeatures reads the snapshot and gives the job its features (a
+// partial job's frozen part's outputs): from the cache, or by decoding
+// every image and running the backbone on it. Without a validation split,
+// a stratified, seeded share of the train split validates, as in load. It
+// keeps the images the job still needs: the first test images, and every
+// training image when augmenting.
 func (r *jobRun) loadFeatures(ctx context.Context) error {
 	s, spec := r.s, r.spec
-	bb, err := s.backbone(ctx, r.base)
-	if err != nil {
-		return err
-	}
-	r.head = &headRun{bb: bb}
-	r.logf(ctx, "head-only: %s version %d up to its classification layer %s is the frozen backbone; ONNX Runtime computes its %d features per image, and a new linear head trains on them",
-		r.base.GetModel(), r.base.GetVersion(), bb.Head, bb.Features)
 	snap, err := s.deps.Datasets.GetSnapshot(ctx, &datasetpb.GetSnapshotRequest{Dataset: spec.Dataset, Version: spec.SnapshotVersion})
 	if err != nil {
 		return downstream("Dataset.GetSnapshot", err)
@@ -184,6 +178,11 @@ func (r *jobRun) loadFeatures(ctx context.Context) error {
 	for i, l := range labels {
 		index[l] = int32(i)
 	}
+	bb, err := r.frozenPart(ctx, labels)
+	if err != nil {
+		return err
+	}
+	r.head = &headRun{bb: bb}
 	key := newFeatureKey(bb, r.pre)
 	var raw [3][]rawImage
 	for i, split := range []datasetpb.Split{datasetpb.Split_SPLIT_TRAIN, datasetpb.Split_SPLIT_VALIDATION, datasetpb.Split_SPLIT_TEST} {

@@ -163,6 +163,13 @@ func TestHeadOnlyOnShoalVersion(t *testing.T) {
 	if acc := serveAccuracy(t, e, e.dataset, job.GetResult()); acc < 0.75 {
 		t.Errorf("head-only version served by ONNX Runtime: test accuracy %.2f; want >= 0.75", acc)
 	}
+	// Its last stages are not cut: it fine-tunes whole, from its weights.
+	_, err := e.client.StartTraining(t.Context(), &trainerpb.StartTrainingRequest{Spec: &trainerpb.JobSpec{Dataset: "shapes",
+		BaseVersion: base.GetResult(), TrainLayers: trainerpb.TrainLayers_TRAIN_LAYERS_LAST_STAGES, UnfrozenStages: 1}})
+	wantCode(t, "StartTraining(last stages of a Shoal version)", err, codes.FailedPrecondition)
+	if err != nil && !strings.Contains(err.Error(), "fine-tune it whole") {
+		t.Errorf("StartTraining(last stages of a Shoal version) = %v; want it told to fine-tune the version whole", err)
+	}
 }
 
 // TestHeadOnlyJobResumesOnCachedFeatures stops a head-only job's trainer

@@ -68,7 +68,10 @@ func (r *jobRun) versionSpec() *registrypb.VersionSpec {
 			"validation_fraction":     strconv.FormatFloat(spec.ValidationFraction, 'g', -1, 64),
 			"seed":                    strconv.FormatInt(spec.Seed, 10),
 			"backend":                 r.backend,
-			"train_layers":            trainLayersText(spec.TrainLayers),
+			"train_layers":            trainLayersText(spec),
+			"backbone_lr_scale":       strconv.FormatFloat(spec.BackboneLearningRateScale, 'g', -1, 64),
+			"warmup_epochs":           strconv.Itoa(int(spec.WarmupEpochs)),
+			"batch_norm":              batchNormText(spec.BatchNorm),
 			"best_epoch":              strconv.Itoa(r.res.BestEpoch),
 		},
 
@@ -144,11 +147,22 @@ func lineage(id string, spec *trainerpb.JobSpec) *registrypb.Lineage {
 }
 
 // trainLayersText names the layers a job trained.
-func trainLayersText(l trainerpb.TrainLayers) string {
-	if l == trainerpb.TrainLayers_TRAIN_LAYERS_HEAD {
+func trainLayersText(spec *trainerpb.JobSpec) string {
+	switch spec.TrainLayers {
+	case trainerpb.TrainLayers_TRAIN_LAYERS_HEAD:
 		return "head"
+	case trainerpb.TrainLayers_TRAIN_LAYERS_LAST_STAGES:
+		return fmt.Sprintf("last %d stage(s)", spec.UnfrozenStages)
 	}
 	return "all"
+}
+
+// batchNormText names a normalised spec's batch-norm choice.
+func batchNormText(b trainerpb.BatchNorm) string {
+	if b == trainerpb.BatchNorm_BATCH_NORM_FROZEN {
+		return "frozen"
+	}
+	return "update"
 }
 
 // augmentationText describes an augmentation for the hyper-parameters.

@@ -83,6 +83,15 @@ func normalizeSpec(in *trainerpb.JobSpec) (*trainerpb.JobSpec, error) {
 	if headOnly && spec.GetBaseVersion() == nil {
 		return nil, status.Error(codes.InvalidArgument, "spec.trainLayers = TRAIN_LAYERS_HEAD needs spec.baseVersion: the frozen backbone is the base version's graph")
 	}
+	partial := spec.TrainLayers == trainerpb.TrainLayers_TRAIN_LAYERS_LAST_STAGES
+	switch {
+	case partial && spec.GetBaseVersion() == nil:
+		return nil, status.Error(codes.InvalidArgument, "spec.trainLayers = TRAIN_LAYERS_LAST_STAGES needs spec.baseVersion: the stages are the base version's graph")
+	case partial && spec.UnfrozenStages <= 0:
+		return nil, status.Error(codes.InvalidArgument, "spec.trainLayers = TRAIN_LAYERS_LAST_STAGES needs spec.unfrozenStages, how many of the last stages train (at least 1)")
+	case !partial && spec.UnfrozenStages != 0:
+		return nil, status.Errorf(codes.InvalidArgument, "spec.unfrozenStages = %d applies to spec.trainLayers = TRAIN_LAYERS_LAST_STAGES only", spec.UnfrozenStages)
+	}
 	if spec.GetArchitecture() == ml.ImportedArchitecture {
 		// resolveBase set it, with the input shape, from an imported base.
 		if spec.GetBaseVersion() == nil {
@@ -149,10 +158,32 @@ func normalizeSpec(in *trainerpb.JobSpec) (*trainerpb.JobSpec, error) {
 	if _, ok := scheduleNames[spec.Schedule]; !ok {
 		return nil, status.Errorf(codes.InvalidArgument, "spec.schedule = %d is not a known learning-rate schedule", spec.Schedule)
 	}
+	if spec.WarmupEpochs >= spec.Epochs {
+		return nil, status.Errorf(codes.InvalidArgument, "spec.warmupEpochs = %d; must be fewer than spec.epochs (%d)", spec.WarmupEpochs, spec.Epochs)
+	}
+	if spec.BackboneLearningRateScale == 0 {
+		spec.BackboneLearningRateScale = 1
+	}
+	if headOnly && spec.BackboneLearningRateScale != 1 {
+		return nil, status.Errorf(codes.InvalidArgument, "spec.backboneLearningRateScale = %g: head-only training trains no backbone weights", spec.BackboneLearningRateScale)
+	}
+	// An imported graph's batch norms run in inference mode (its
+	// statistics frozen); a Shoal architecture's follow the data unless
+	// asked.
+	imported := spec.Architecture == ml.ImportedArchitecture
+	switch {
+	case spec.BatchNorm == trainerpb.BatchNorm_BATCH_NORM_UNSPECIFIED && imported:
+		spec.BatchNorm = trainerpb.BatchNorm_BATCH_NORM_FROZEN
+	case spec.BatchNorm == trainerpb.BatchNorm_BATCH_NORM_UNSPECIFIED:
+		spec.BatchNorm = trainerpb.BatchNorm_BATCH_NORM_UPDATE
+	case spec.BatchNorm == trainerpb.BatchNorm_BATCH_NORM_UPDATE && imported:
+		return nil, status.Error(codes.FailedPrecondition, "spec.batchNorm = BATCH_NORM_UPDATE: the base version is fine-tuned from its ONNX graph, whose batch norms (if PyTorch did not fold them into the convolutions) run in inference mode; their statistics stay frozen")
+	}
 	// An absent augmentation takes the defaults; a present one is taken as
-	// it is, so {} turns augmentation off. Head-only training augments
-	// nothing unless asked: augmenting runs the backbone again every epoch.
-	if spec.Augmentation == nil && headOnly {
+	// it is, so {} turns augmentation off. Head-only and partial training
+	// augment nothing unless asked: augmenting runs the frozen part again
+	// every epoch.
+	if spec.Augmentation == nil && (headOnly || partial) {
 		spec.Augmentation = &trainerpb.Augmentation{}
 	}
 	if spec.Augmentation == nil {

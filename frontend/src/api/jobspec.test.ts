@@ -29,6 +29,10 @@ describe("jobSpec", () => {
     { name: "head-only sends no augmentation: the server's default there is none", form: { baseModel: "fish", baseVersion: "2", headOnly: true }, want: { dataset: "fish", baseVersion: { model: "fish", version: 2 }, trainLayers: "TRAIN_LAYERS_HEAD" } },
     { name: "head-only with a flip sends it", form: { baseModel: "fish", baseVersion: "2", headOnly: true, horizontalFlip: true }, want: { dataset: "fish", baseVersion: { model: "fish", version: 2 }, trainLayers: "TRAIN_LAYERS_HEAD", augmentation: { horizontalFlip: true } } },
     { name: "head-only without a base is not sent", form: { headOnly: true }, want: { dataset: "fish" } },
+    { name: "last stages send the count and no augmentation", form: { baseModel: "fish", baseVersion: "2", unfrozenStages: "2" }, want: { dataset: "fish", baseVersion: { model: "fish", version: 2 }, trainLayers: "TRAIN_LAYERS_LAST_STAGES", unfrozenStages: 2 } },
+    { name: "last stages without a base are not sent", form: { unfrozenStages: "2" }, want: { dataset: "fish" } },
+    { name: "head-only wins over a stage count", form: { baseModel: "fish", baseVersion: "2", headOnly: true, unfrozenStages: "2" }, want: { dataset: "fish", baseVersion: { model: "fish", version: 2 }, trainLayers: "TRAIN_LAYERS_HEAD" } },
+    { name: "discriminative settings are sent", form: { warmupEpochs: "2", backboneLrScale: "0.1", batchNorm: "BATCH_NORM_FROZEN" }, want: { dataset: "fish", warmupEpochs: 2, backboneLearningRateScale: 0.1, batchNorm: "BATCH_NORM_FROZEN" } },
   ] as const)("with server defaults: $name", ({ form, want }) => {
     expect(jobSpec({ ...emptyForm, ...form }, "fish", undefined, defaults)).toEqual(want);
   });

@@ -27,6 +27,12 @@ export type TrainForm = {
   baseVersion: string;
   // Train only a new head on the base version's frozen backbone.
   headOnly: boolean;
+  // Train the base version's last N stages and its head (not with headOnly).
+  unfrozenStages: string;
+  warmupEpochs: string;
+  // The backbone's learning rate as a fraction of the head's, in (0, 1].
+  backboneLrScale: string;
+  batchNorm: S<"v1BatchNorm"> | "";
   backend: string;
   promotion: S<"v1PromotionPolicy"> | "";
 };
@@ -35,7 +41,8 @@ export const emptyForm: TrainForm = {
   snapshot: "0", model: "", epochs: "", batchSize: "", learningRate: "", imageSize: "", channels: "",
   optimizer: "", schedule: "", weightDecay: "", validationFraction: "", seed: "", earlyStoppingPatience: "",
   horizontalFlip: null, verticalFlip: null, cropMinScale: "", colorJitter: "",
-  baseModel: "", baseVersion: "", headOnly: false, backend: "", promotion: "",
+  baseModel: "", baseVersion: "", headOnly: false, unfrozenStages: "", warmupEpochs: "", backboneLrScale: "", batchNorm: "",
+  backend: "", promotion: "",
 };
 
 
@@ -78,6 +85,9 @@ export function jobSpec(f: TrainForm, dataset: string, architecture?: string, de
     validationFraction: set(f.validationFraction),
     seed: set64(f.seed),
     earlyStoppingPatience: set(f.earlyStoppingPatience),
+    warmupEpochs: set(f.warmupEpochs),
+    backboneLearningRateScale: set(f.backboneLrScale),
+    batchNorm: f.batchNorm || undefined,
     backend: f.backend || undefined,
     promotion: f.promotion || undefined,
   };
@@ -95,7 +105,17 @@ export function jobSpec(f: TrainForm, dataset: string, architecture?: string, de
   const baseVersion = set64(f.baseVersion);
   if (f.baseModel && baseVersion) spec.baseVersion = { model: f.baseModel, version: baseVersion };
   if (headOnly) spec.trainLayers = "TRAIN_LAYERS_HEAD";
+  if (isPartial(f)) {
+    spec.trainLayers = "TRAIN_LAYERS_LAST_STAGES";
+    spec.unfrozenStages = set(f.unfrozenStages);
+  }
   return dropUnset(spec);
+}
+
+// isPartial: training the last stages needs a base version and a number
+// of stages, and excludes head-only training.
+export function isPartial(f: TrainForm): boolean {
+  return !f.headOnly && !!f.baseModel && set64(f.baseVersion) !== undefined && (set(f.unfrozenStages) ?? 0) > 0;
 }
 
 // isHeadOnly: head-only training needs a base version.
@@ -104,10 +124,10 @@ export function isHeadOnly(f: TrainForm): boolean {
 }
 
 // defaultAugmentation is what the server augments with when the spec says
-// nothing: its defaults, or nothing for a head-only job (whose backbone
-// would otherwise run again every epoch).
+// nothing: its defaults, or nothing for a head-only or partial job (whose
+// frozen part would otherwise run again every epoch).
 export function defaultAugmentation(f: TrainForm, defaults?: Partial<S<"v1JobSpec">>): S<"v1Augmentation"> {
-  return isHeadOnly(f) ? {} : defaults?.augmentation ?? {};
+  return isHeadOnly(f) || isPartial(f) ? {} : defaults?.augmentation ?? {};
 }
 
 function dropUnset<T extends object>(o: T): T {
@@ -144,8 +164,13 @@ export function specExtras(spec: Partial<S<"v1JobSpec">>): string[] {
   const out: string[] = [];
   if (spec.baseVersion?.model) {
     const base = `${spec.baseVersion.model} v${num(spec.baseVersion.version)}`;
-    out.push(spec.trainLayers === "TRAIN_LAYERS_HEAD" ? `new head on the frozen backbone of ${base}` : `fine-tuned from ${base}`);
+    out.push(spec.trainLayers === "TRAIN_LAYERS_HEAD" ? `new head on the frozen backbone of ${base}`
+      : spec.trainLayers === "TRAIN_LAYERS_LAST_STAGES" ? `last ${spec.unfrozenStages} stage(s) and head of ${base}`
+        : `fine-tuned from ${base}`);
   }
+  if (spec.warmupEpochs) out.push(`warm-up ${spec.warmupEpochs} epoch(s)`);
+  if (spec.backboneLearningRateScale && spec.backboneLearningRateScale < 1) out.push(`backbone lr ×${spec.backboneLearningRateScale}`);
+  if (spec.batchNorm === "BATCH_NORM_FROZEN") out.push("batch norm frozen");
   const a = spec.augmentation;
   const aug = [
     a?.horizontalFlip && "horizontal flip",

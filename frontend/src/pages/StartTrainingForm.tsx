@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from "react";
 import { api, num, ok } from "../api/client";
-import { defaultAugmentation, emptyForm, jobSpec, optimizerNames, scheduleNames } from "../api/jobspec";
+import { defaultAugmentation, emptyForm, isPartial, jobSpec, optimizerNames, scheduleNames } from "../api/jobspec";
 import type { TrainForm } from "../api/jobspec";
 import { ErrorBanner } from "../components/ErrorBanner";
 import { useLoad } from "../hooks";
@@ -58,6 +58,7 @@ export function StartTrainingForm({ onStarted }: { onStarted: (id: string) => vo
   // Unticked boxes show what the server does with them (no augmentation
   // for a head-only job).
   const defAug = defaultAugmentation(form, defaults);
+  const partial = isPartial(form);
   // How many advanced fields are set, each augmentation counted apart.
   const advancedSet = Object.keys(spec).filter((k) => !basicFields.includes(k) && k !== "augmentation").length +
     Object.keys(spec.augmentation ?? {}).length;
@@ -140,6 +141,21 @@ export function StartTrainingForm({ onStarted }: { onStarted: (id: string) => vo
             <input type="number" min={0} step={1} {...text("earlyStoppingPatience")} placeholder="off" data-testid="train-patience" />
             <small className="muted">epochs without a better validation accuracy</small>
           </label>
+          <label>Warm-up epochs
+            <input type="number" min={0} step={1} {...text("warmupEpochs")} placeholder="0 (none)" data-testid="train-warmup" />
+            <small className="muted">linear ramp of the learning rate before the schedule</small>
+          </label>
+          <label>Backbone learning-rate scale
+            <input type="number" min={0} max={1} step="any" {...text("backboneLrScale")} placeholder="1 (one rate)" data-testid="train-backbone-lr-scale" />
+            <small className="muted">fraction of the head's rate, in (0, 1]</small>
+          </label>
+          <label>Batch norm
+            <select {...text("batchNorm")} data-testid="train-batch-norm">
+              <option value="">default (update; frozen for imported models)</option>
+              <option value="BATCH_NORM_FROZEN">frozen statistics</option>
+              <option value="BATCH_NORM_UPDATE">update statistics</option>
+            </select>
+          </label>
         </fieldset>
         <fieldset className="grid-form">
           <legend>Data</legend>
@@ -191,7 +207,18 @@ export function StartTrainingForm({ onStarted }: { onStarted: (id: string) => vo
             <input type="checkbox" checked={f.headOnly && !!base} disabled={!base} onChange={(e) => set("headOnly", e.target.checked)} data-testid="train-head-only" />
             {" "}train only a new head (freeze the backbone)
           </label>
-          {base && !f.headOnly && (
+          <label>Unfrozen stages
+            <input type="number" min={0} step={1} {...text("unfrozenStages")} disabled={!base || f.headOnly} placeholder="all layers" data-testid="train-unfrozen-stages" />
+            <small className="muted">train only the last N stages (resolutions) and the head</small>
+          </label>
+          {base && !f.headOnly && partial && (
+            <p className="muted wide" data-testid="train-base-note">
+              {base.model} v{base.version}'s network ({base.architecture}) is cut before its last {f.unfrozenStages} stage(s), found where its
+              resolution changes: ONNX Runtime computes the frozen part once per image (cached for later jobs on the same images), and the
+              rest trains with the classification layer. The export is the whole network. No augmentation unless set above.
+            </p>
+          )}
+          {base && !f.headOnly && !partial && (
             <p className="muted wide" data-testid="train-base-note">
               Starts from {base.model} v{base.version}'s weights with its network ({base.architecture}
               {base.inputSpec?.height ? `, ${base.inputSpec.height}×${base.inputSpec.width}×${base.inputSpec.channels}` : ""}); a new

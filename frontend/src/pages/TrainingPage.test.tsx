@@ -221,6 +221,28 @@ describe("TrainingPage", () => {
     expect(body).toEqual({ spec: { dataset: "fish", baseVersion: { model: "fish", version: 2 }, trainLayers: "TRAIN_LAYERS_HEAD" } });
   });
 
+  it("trains the base's last stages with a warm-up, a lower backbone rate and frozen batch norm", async () => {
+    window.history.replaceState(null, "", "/training");
+    const calls = mockFetch([...common, { method: "POST", path: "/v1/jobs", body: { job: { id: "j6" } } }]);
+    render(<TrainingPage />);
+    await waitFor(() => expect(screen.getAllByRole("option", { name: "fish" })).toHaveLength(2));
+    const stages = screen.getByTestId("train-unfrozen-stages") as HTMLInputElement;
+    expect(stages.disabled).toBe(true); // needs a base version
+    fireEvent.change(screen.getByTestId("train-base-model"), { target: { value: "fish" } });
+    await waitFor(() => expect((screen.getByTestId("train-base-version") as HTMLSelectElement).value).toBe("2"));
+    fireEvent.change(stages, { target: { value: "2" } });
+    expect((screen.getByTestId("train-hflip") as HTMLInputElement).checked).toBe(false);
+    expect(screen.getByTestId("train-base-note").textContent).toContain("cut before its last 2 stage(s)");
+    fireEvent.change(screen.getByTestId("train-warmup"), { target: { value: "1" } });
+    fireEvent.change(screen.getByTestId("train-backbone-lr-scale"), { target: { value: "0.1" } });
+    fireEvent.change(screen.getByTestId("train-batch-norm"), { target: { value: "BATCH_NORM_FROZEN" } });
+    fireEvent.click(screen.getByTestId("train-start"));
+    await waitFor(() => expect(window.location.search).toBe("?job=j6"));
+    const body = JSON.parse(calls.find((c) => c.method === "POST")!.body!);
+    expect(body).toEqual({ spec: { dataset: "fish", baseVersion: { model: "fish", version: 2 }, trainLayers: "TRAIN_LAYERS_LAST_STAGES", unfrozenStages: 2,
+      warmupEpochs: 1, backboneLearningRateScale: 0.1, batchNorm: "BATCH_NORM_FROZEN" } });
+  });
+
   it("shows a refused start as the server's message", async () => {
     window.history.replaceState(null, "", "/training");
     mockFetch([

@@ -1237,6 +1237,21 @@ export interface components {
             /** @description Flip top-bottom with probability 0.5. */
             verticalFlip?: boolean;
         };
+        /**
+         * @description BatchNorm says what training does to batch-norm statistics.
+         *
+         *      - BATCH_NORM_UNSPECIFIED: Not set; updated when training a Shoal architecture, frozen when
+         *     fine-tuning a model imported from ONNX.
+         *      - BATCH_NORM_FROZEN: The running means and variances stay as they are, and training
+         *     normalises with them, as inference does (the usual choice when
+         *     fine-tuning on a small dataset).
+         *      - BATCH_NORM_UPDATE: Training normalises with each batch's statistics and folds them into
+         *     the running averages. Shoal architectures only: the importer runs an
+         *     imported graph's batch norms in inference mode.
+         * @default BATCH_NORM_UNSPECIFIED
+         * @enum {string}
+         */
+        v1BatchNorm: "BATCH_NORM_UNSPECIFIED" | "BATCH_NORM_FROZEN" | "BATCH_NORM_UPDATE";
         /** @description Caller is the identity a call runs as. */
         v1Caller: {
             /** @description anonymous is true for a call without a credential. */
@@ -1710,9 +1725,17 @@ export interface components {
             /** @description Architecture name (see ListArchitectures); default "small-cnn". */
             architecture?: string;
             augmentation?: components["schemas"]["v1Augmentation"];
+            /**
+             * Format: double
+             * @description The backbone's learning rate as a fraction of the classification
+             *     layer's (discriminative fine-tuning), in (0, 1]; 0 for 1, one rate for
+             *     all. Epoch metrics report the classification layer's rate.
+             */
+            backboneLearningRateScale?: number;
             /** @description Compute backend name; empty for the server's default. */
             backend?: string;
             baseVersion?: components["schemas"]["v1VersionRef"];
+            batchNorm?: components["schemas"]["v1BatchNorm"];
             /**
              * Format: int32
              * @description Images per step; positive.
@@ -1763,11 +1786,26 @@ export interface components {
             snapshotVersion?: number;
             trainLayers?: components["schemas"]["v1TrainLayers"];
             /**
+             * Format: int32
+             * @description With train_layers = TRAIN_LAYERS_LAST_STAGES, how many stages, counted
+             *     from the end, train with the classification layer: from 1 to the
+             *     base's number of stages less one (StartTraining says how many it has).
+             *     0 with any other train_layers.
+             */
+            unfrozenStages?: number;
+            /**
              * Format: double
              * @description Fraction of the train split held out for validation when the snapshot
              *     has no validation split, in (0, 0.5].
              */
             validationFraction?: number;
+            /**
+             * Format: int32
+             * @description Epochs of linear warm-up before the schedule: epoch e <= warmup_epochs
+             *     trains at learning_rate × e / (warmup_epochs + 1), and the schedule
+             *     then runs over the remaining epochs. Fewer than epochs; 0 for none.
+             */
+            warmupEpochs?: number;
             /**
              * Format: double
              * @description Weight decay of the weight matrices, >= 0: an L2 term for Adam and SGD,
@@ -2374,10 +2412,17 @@ export interface components {
          *     input of its classification layer (the backbone) stays frozen and runs
          *     once per image in ONNX Runtime; its features are cached, and a linear
          *     head trains on them. Needs spec.base_version.
+         *      - TRAIN_LAYERS_LAST_STAGES: The last spec.unfrozen_stages stages and the classification layer of a
+         *     base version imported from ONNX. A stage is a run of the graph at one
+         *     spatial resolution (ResNet's layer1..layer4, say), found by analysing
+         *     the graph: the frozen part before the cut runs once per image in ONNX
+         *     Runtime and its outputs are cached (again every epoch when
+         *     spec.augmentation asks for augmentation), the rest trains. Needs
+         *     spec.base_version.
          * @default TRAIN_LAYERS_UNSPECIFIED
          * @enum {string}
          */
-        v1TrainLayers: "TRAIN_LAYERS_UNSPECIFIED" | "TRAIN_LAYERS_ALL" | "TRAIN_LAYERS_HEAD";
+        v1TrainLayers: "TRAIN_LAYERS_UNSPECIFIED" | "TRAIN_LAYERS_ALL" | "TRAIN_LAYERS_HEAD" | "TRAIN_LAYERS_LAST_STAGES";
         /** @description UploadFile is one image with its place in the dataset. */
         v1UploadFile: {
             /**

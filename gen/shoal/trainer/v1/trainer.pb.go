@@ -277,6 +277,14 @@ const (
 	// once per image in ONNX Runtime; its features are cached, and a linear
 	// head trains on them. Needs spec.base_version.
 	TrainLayers_TRAIN_LAYERS_HEAD TrainLayers = 2
+	// The last spec.unfrozen_stages stages and the classification layer of a
+	// base version imported from ONNX. A stage is a run of the graph at one
+	// spatial resolution (ResNet's layer1..layer4, say), found by analysing
+	// the graph: the frozen part before the cut runs once per image in ONNX
+	// Runtime and its outputs are cached (again every epoch when
+	// spec.augmentation asks for augmentation), the rest trains. Needs
+	// spec.base_version.
+	TrainLayers_TRAIN_LAYERS_LAST_STAGES TrainLayers = 3
 )
 
 // Enum value maps for TrainLayers.
@@ -285,11 +293,13 @@ var (
 		0: "TRAIN_LAYERS_UNSPECIFIED",
 		1: "TRAIN_LAYERS_ALL",
 		2: "TRAIN_LAYERS_HEAD",
+		3: "TRAIN_LAYERS_LAST_STAGES",
 	}
 	TrainLayers_value = map[string]int32{
 		"TRAIN_LAYERS_UNSPECIFIED": 0,
 		"TRAIN_LAYERS_ALL":         1,
 		"TRAIN_LAYERS_HEAD":        2,
+		"TRAIN_LAYERS_LAST_STAGES": 3,
 	}
 )
 
@@ -318,6 +328,64 @@ func (x TrainLayers) Number() protoreflect.EnumNumber {
 // Deprecated: Use TrainLayers.Descriptor instead.
 func (TrainLayers) EnumDescriptor() ([]byte, []int) {
 	return file_shoal_trainer_v1_trainer_proto_rawDescGZIP(), []int{4}
+}
+
+// BatchNorm says what training does to batch-norm statistics.
+type BatchNorm int32
+
+const (
+	// Not set; updated when training a Shoal architecture, frozen when
+	// fine-tuning a model imported from ONNX.
+	BatchNorm_BATCH_NORM_UNSPECIFIED BatchNorm = 0
+	// The running means and variances stay as they are, and training
+	// normalises with them, as inference does (the usual choice when
+	// fine-tuning on a small dataset).
+	BatchNorm_BATCH_NORM_FROZEN BatchNorm = 1
+	// Training normalises with each batch's statistics and folds them into
+	// the running averages. Shoal architectures only: the importer runs an
+	// imported graph's batch norms in inference mode.
+	BatchNorm_BATCH_NORM_UPDATE BatchNorm = 2
+)
+
+// Enum value maps for BatchNorm.
+var (
+	BatchNorm_name = map[int32]string{
+		0: "BATCH_NORM_UNSPECIFIED",
+		1: "BATCH_NORM_FROZEN",
+		2: "BATCH_NORM_UPDATE",
+	}
+	BatchNorm_value = map[string]int32{
+		"BATCH_NORM_UNSPECIFIED": 0,
+		"BATCH_NORM_FROZEN":      1,
+		"BATCH_NORM_UPDATE":      2,
+	}
+)
+
+func (x BatchNorm) Enum() *BatchNorm {
+	p := new(BatchNorm)
+	*p = x
+	return p
+}
+
+func (x BatchNorm) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (BatchNorm) Descriptor() protoreflect.EnumDescriptor {
+	return file_shoal_trainer_v1_trainer_proto_enumTypes[5].Descriptor()
+}
+
+func (BatchNorm) Type() protoreflect.EnumType {
+	return &file_shoal_trainer_v1_trainer_proto_enumTypes[5]
+}
+
+func (x BatchNorm) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use BatchNorm.Descriptor instead.
+func (BatchNorm) EnumDescriptor() ([]byte, []int) {
+	return file_shoal_trainer_v1_trainer_proto_rawDescGZIP(), []int{5}
 }
 
 // Augmentation configures random transformations of training images.
@@ -447,7 +515,22 @@ type JobSpec struct {
 	// new head on the frozen backbone's cached features. A head-only job
 	// augments nothing unless spec.augmentation asks for it; then the
 	// backbone runs again on every epoch's augmented training images.
-	TrainLayers   TrainLayers `protobuf:"varint,20,opt,name=train_layers,json=trainLayers,proto3,enum=shoal.trainer.v1.TrainLayers" json:"train_layers,omitempty"`
+	TrainLayers TrainLayers `protobuf:"varint,20,opt,name=train_layers,json=trainLayers,proto3,enum=shoal.trainer.v1.TrainLayers" json:"train_layers,omitempty"`
+	// With train_layers = TRAIN_LAYERS_LAST_STAGES, how many stages, counted
+	// from the end, train with the classification layer: from 1 to the
+	// base's number of stages less one (StartTraining says how many it has).
+	// 0 with any other train_layers.
+	UnfrozenStages int32 `protobuf:"varint,21,opt,name=unfrozen_stages,json=unfrozenStages,proto3" json:"unfrozen_stages,omitempty"`
+	// The backbone's learning rate as a fraction of the classification
+	// layer's (discriminative fine-tuning), in (0, 1]; 0 for 1, one rate for
+	// all. Epoch metrics report the classification layer's rate.
+	BackboneLearningRateScale float64 `protobuf:"fixed64,22,opt,name=backbone_learning_rate_scale,json=backboneLearningRateScale,proto3" json:"backbone_learning_rate_scale,omitempty"`
+	// Epochs of linear warm-up before the schedule: epoch e <= warmup_epochs
+	// trains at learning_rate × e / (warmup_epochs + 1), and the schedule
+	// then runs over the remaining epochs. Fewer than epochs; 0 for none.
+	WarmupEpochs int32 `protobuf:"varint,23,opt,name=warmup_epochs,json=warmupEpochs,proto3" json:"warmup_epochs,omitempty"`
+	// Whether batch-norm statistics stay frozen or follow the training data.
+	BatchNorm     BatchNorm `protobuf:"varint,24,opt,name=batch_norm,json=batchNorm,proto3,enum=shoal.trainer.v1.BatchNorm" json:"batch_norm,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -620,6 +703,34 @@ func (x *JobSpec) GetTrainLayers() TrainLayers {
 		return x.TrainLayers
 	}
 	return TrainLayers_TRAIN_LAYERS_UNSPECIFIED
+}
+
+func (x *JobSpec) GetUnfrozenStages() int32 {
+	if x != nil {
+		return x.UnfrozenStages
+	}
+	return 0
+}
+
+func (x *JobSpec) GetBackboneLearningRateScale() float64 {
+	if x != nil {
+		return x.BackboneLearningRateScale
+	}
+	return 0
+}
+
+func (x *JobSpec) GetWarmupEpochs() int32 {
+	if x != nil {
+		return x.WarmupEpochs
+	}
+	return 0
+}
+
+func (x *JobSpec) GetBatchNorm() BatchNorm {
+	if x != nil {
+		return x.BatchNorm
+	}
+	return BatchNorm_BATCH_NORM_UNSPECIFIED
 }
 
 // EpochMetrics are one epoch's results.
@@ -1917,7 +2028,8 @@ const file_shoal_trainer_v1_trainer_proto_rawDesc = "" +
 	"\x1d\x00\x00\x80?-\x00\x00\x00\x00R\fcropMinScale\x122\n" +
 	"\fcolor_jitter\x18\x04 \x01(\x02B\x0f\xbaH\f\n" +
 	"\n" +
-	"\x15\x00\x00\x80?-\x00\x00\x00\x00R\vcolorJitter\"\xff\a\n" +
+	"\x15\x00\x00\x80?-\x00\x00\x00\x00R\vcolorJitter\"\x83\n" +
+	"\n" +
 	"\aJobSpec\x12$\n" +
 	"\adataset\x18\x01 \x01(\tB\n" +
 	"\xe2A\x01\x02\xbaH\x03\xc8\x01\x01R\adataset\x122\n" +
@@ -1942,7 +2054,12 @@ const file_shoal_trainer_v1_trainer_proto_rawDesc = "" +
 	"\x17early_stopping_patience\x18\x11 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\x15earlyStoppingPatience\x12I\n" +
 	"\tpromotion\x18\x12 \x01(\x0e2!.shoal.trainer.v1.PromotionPolicyB\b\xbaH\x05\x82\x01\x02\x10\x01R\tpromotion\x12\x18\n" +
 	"\abackend\x18\x13 \x01(\tR\abackend\x12J\n" +
-	"\ftrain_layers\x18\x14 \x01(\x0e2\x1d.shoal.trainer.v1.TrainLayersB\b\xbaH\x05\x82\x01\x02\x10\x01R\vtrainLayers\"\xc4\x02\n" +
+	"\ftrain_layers\x18\x14 \x01(\x0e2\x1d.shoal.trainer.v1.TrainLayersB\b\xbaH\x05\x82\x01\x02\x10\x01R\vtrainLayers\x122\n" +
+	"\x0funfrozen_stages\x18\x15 \x01(\x05B\t\xbaH\x06\x1a\x04\x18@(\x00R\x0eunfrozenStages\x12Z\n" +
+	"\x1cbackbone_learning_rate_scale\x18\x16 \x01(\x01B\x19\xbaH\x16\x12\x14@\x01\x19\x00\x00\x00\x00\x00\x00\xf0?)\x00\x00\x00\x00\x00\x00\x00\x00R\x19backboneLearningRateScale\x12,\n" +
+	"\rwarmup_epochs\x18\x17 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\fwarmupEpochs\x12D\n" +
+	"\n" +
+	"batch_norm\x18\x18 \x01(\x0e2\x1b.shoal.trainer.v1.BatchNormB\b\xbaH\x05\x82\x01\x02\x10\x01R\tbatchNorm\"\xc4\x02\n" +
 	"\fEpochMetrics\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x05R\x05epoch\x12\x1d\n" +
 	"\n" +
@@ -2057,11 +2174,16 @@ const file_shoal_trainer_v1_trainer_proto_rawDesc = "" +
 	"\x1cPROMOTION_POLICY_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16PROMOTION_POLICY_NEVER\x10\x01\x12\x1e\n" +
 	"\x1aPROMOTION_POLICY_IF_BETTER\x10\x02\x12\x1b\n" +
-	"\x17PROMOTION_POLICY_ALWAYS\x10\x03*X\n" +
+	"\x17PROMOTION_POLICY_ALWAYS\x10\x03*v\n" +
 	"\vTrainLayers\x12\x1c\n" +
 	"\x18TRAIN_LAYERS_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10TRAIN_LAYERS_ALL\x10\x01\x12\x15\n" +
-	"\x11TRAIN_LAYERS_HEAD\x10\x022\xe7\x05\n" +
+	"\x11TRAIN_LAYERS_HEAD\x10\x02\x12\x1c\n" +
+	"\x18TRAIN_LAYERS_LAST_STAGES\x10\x03*U\n" +
+	"\tBatchNorm\x12\x1a\n" +
+	"\x16BATCH_NORM_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11BATCH_NORM_FROZEN\x10\x01\x12\x15\n" +
+	"\x11BATCH_NORM_UPDATE\x10\x022\xe7\x05\n" +
 	"\x0eTrainerService\x12y\n" +
 	"\rStartTraining\x12&.shoal.trainer.v1.StartTrainingRequest\x1a'.shoal.trainer.v1.StartTrainingResponse\"\x17\x80\x80\x19\x04\x82\xd3\xe4\x93\x02\r:\x01*\"\b/v1/jobs\x12j\n" +
 	"\x06GetJob\x12\x1f.shoal.trainer.v1.GetJobRequest\x1a .shoal.trainer.v1.GetJobResponse\"\x1d\x80\x80\x19\x03\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/jobs/{job_id}\x12g\n" +
@@ -2084,7 +2206,7 @@ func file_shoal_trainer_v1_trainer_proto_rawDescGZIP() []byte {
 	return file_shoal_trainer_v1_trainer_proto_rawDescData
 }
 
-var file_shoal_trainer_v1_trainer_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_shoal_trainer_v1_trainer_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
 var file_shoal_trainer_v1_trainer_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_shoal_trainer_v1_trainer_proto_goTypes = []any{
 	(JobState)(0),                     // 0: shoal.trainer.v1.JobState
@@ -2092,81 +2214,83 @@ var file_shoal_trainer_v1_trainer_proto_goTypes = []any{
 	(LearningRateSchedule)(0),         // 2: shoal.trainer.v1.LearningRateSchedule
 	(PromotionPolicy)(0),              // 3: shoal.trainer.v1.PromotionPolicy
 	(TrainLayers)(0),                  // 4: shoal.trainer.v1.TrainLayers
-	(*Augmentation)(nil),              // 5: shoal.trainer.v1.Augmentation
-	(*JobSpec)(nil),                   // 6: shoal.trainer.v1.JobSpec
-	(*EpochMetrics)(nil),              // 7: shoal.trainer.v1.EpochMetrics
-	(*Job)(nil),                       // 8: shoal.trainer.v1.Job
-	(*StartTrainingRequest)(nil),      // 9: shoal.trainer.v1.StartTrainingRequest
-	(*StartTrainingResponse)(nil),     // 10: shoal.trainer.v1.StartTrainingResponse
-	(*GetJobRequest)(nil),             // 11: shoal.trainer.v1.GetJobRequest
-	(*GetJobResponse)(nil),            // 12: shoal.trainer.v1.GetJobResponse
-	(*ListJobsRequest)(nil),           // 13: shoal.trainer.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),          // 14: shoal.trainer.v1.ListJobsResponse
-	(*CancelJobRequest)(nil),          // 15: shoal.trainer.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),         // 16: shoal.trainer.v1.CancelJobResponse
-	(*WatchJobRequest)(nil),           // 17: shoal.trainer.v1.WatchJobRequest
-	(*StateChange)(nil),               // 18: shoal.trainer.v1.StateChange
-	(*StepProgress)(nil),              // 19: shoal.trainer.v1.StepProgress
-	(*LogLine)(nil),                   // 20: shoal.trainer.v1.LogLine
-	(*WatchJobResponse)(nil),          // 21: shoal.trainer.v1.WatchJobResponse
-	(*Architecture)(nil),              // 22: shoal.trainer.v1.Architecture
-	(*ListArchitecturesRequest)(nil),  // 23: shoal.trainer.v1.ListArchitecturesRequest
-	(*ListArchitecturesResponse)(nil), // 24: shoal.trainer.v1.ListArchitecturesResponse
-	(*v1.VersionRef)(nil),             // 25: shoal.registry.v1.VersionRef
-	(*durationpb.Duration)(nil),       // 26: google.protobuf.Duration
-	(*v1.Metrics)(nil),                // 27: shoal.registry.v1.Metrics
-	(*timestamppb.Timestamp)(nil),     // 28: google.protobuf.Timestamp
+	(BatchNorm)(0),                    // 5: shoal.trainer.v1.BatchNorm
+	(*Augmentation)(nil),              // 6: shoal.trainer.v1.Augmentation
+	(*JobSpec)(nil),                   // 7: shoal.trainer.v1.JobSpec
+	(*EpochMetrics)(nil),              // 8: shoal.trainer.v1.EpochMetrics
+	(*Job)(nil),                       // 9: shoal.trainer.v1.Job
+	(*StartTrainingRequest)(nil),      // 10: shoal.trainer.v1.StartTrainingRequest
+	(*StartTrainingResponse)(nil),     // 11: shoal.trainer.v1.StartTrainingResponse
+	(*GetJobRequest)(nil),             // 12: shoal.trainer.v1.GetJobRequest
+	(*GetJobResponse)(nil),            // 13: shoal.trainer.v1.GetJobResponse
+	(*ListJobsRequest)(nil),           // 14: shoal.trainer.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),          // 15: shoal.trainer.v1.ListJobsResponse
+	(*CancelJobRequest)(nil),          // 16: shoal.trainer.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),         // 17: shoal.trainer.v1.CancelJobResponse
+	(*WatchJobRequest)(nil),           // 18: shoal.trainer.v1.WatchJobRequest
+	(*StateChange)(nil),               // 19: shoal.trainer.v1.StateChange
+	(*StepProgress)(nil),              // 20: shoal.trainer.v1.StepProgress
+	(*LogLine)(nil),                   // 21: shoal.trainer.v1.LogLine
+	(*WatchJobResponse)(nil),          // 22: shoal.trainer.v1.WatchJobResponse
+	(*Architecture)(nil),              // 23: shoal.trainer.v1.Architecture
+	(*ListArchitecturesRequest)(nil),  // 24: shoal.trainer.v1.ListArchitecturesRequest
+	(*ListArchitecturesResponse)(nil), // 25: shoal.trainer.v1.ListArchitecturesResponse
+	(*v1.VersionRef)(nil),             // 26: shoal.registry.v1.VersionRef
+	(*durationpb.Duration)(nil),       // 27: google.protobuf.Duration
+	(*v1.Metrics)(nil),                // 28: shoal.registry.v1.Metrics
+	(*timestamppb.Timestamp)(nil),     // 29: google.protobuf.Timestamp
 }
 var file_shoal_trainer_v1_trainer_proto_depIdxs = []int32{
 	2,  // 0: shoal.trainer.v1.JobSpec.schedule:type_name -> shoal.trainer.v1.LearningRateSchedule
 	1,  // 1: shoal.trainer.v1.JobSpec.optimizer:type_name -> shoal.trainer.v1.Optimizer
-	5,  // 2: shoal.trainer.v1.JobSpec.augmentation:type_name -> shoal.trainer.v1.Augmentation
-	25, // 3: shoal.trainer.v1.JobSpec.base_version:type_name -> shoal.registry.v1.VersionRef
+	6,  // 2: shoal.trainer.v1.JobSpec.augmentation:type_name -> shoal.trainer.v1.Augmentation
+	26, // 3: shoal.trainer.v1.JobSpec.base_version:type_name -> shoal.registry.v1.VersionRef
 	3,  // 4: shoal.trainer.v1.JobSpec.promotion:type_name -> shoal.trainer.v1.PromotionPolicy
 	4,  // 5: shoal.trainer.v1.JobSpec.train_layers:type_name -> shoal.trainer.v1.TrainLayers
-	26, // 6: shoal.trainer.v1.EpochMetrics.duration:type_name -> google.protobuf.Duration
-	6,  // 7: shoal.trainer.v1.Job.spec:type_name -> shoal.trainer.v1.JobSpec
-	0,  // 8: shoal.trainer.v1.Job.state:type_name -> shoal.trainer.v1.JobState
-	7,  // 9: shoal.trainer.v1.Job.epochs:type_name -> shoal.trainer.v1.EpochMetrics
-	27, // 10: shoal.trainer.v1.Job.test_metrics:type_name -> shoal.registry.v1.Metrics
-	25, // 11: shoal.trainer.v1.Job.result:type_name -> shoal.registry.v1.VersionRef
-	28, // 12: shoal.trainer.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	28, // 13: shoal.trainer.v1.Job.start_time:type_name -> google.protobuf.Timestamp
-	28, // 14: shoal.trainer.v1.Job.end_time:type_name -> google.protobuf.Timestamp
-	6,  // 15: shoal.trainer.v1.StartTrainingRequest.spec:type_name -> shoal.trainer.v1.JobSpec
-	8,  // 16: shoal.trainer.v1.StartTrainingResponse.job:type_name -> shoal.trainer.v1.Job
-	8,  // 17: shoal.trainer.v1.GetJobResponse.job:type_name -> shoal.trainer.v1.Job
-	0,  // 18: shoal.trainer.v1.ListJobsRequest.state:type_name -> shoal.trainer.v1.JobState
-	8,  // 19: shoal.trainer.v1.ListJobsResponse.jobs:type_name -> shoal.trainer.v1.Job
-	8,  // 20: shoal.trainer.v1.CancelJobResponse.job:type_name -> shoal.trainer.v1.Job
-	0,  // 21: shoal.trainer.v1.StateChange.state:type_name -> shoal.trainer.v1.JobState
-	26, // 22: shoal.trainer.v1.StepProgress.eta:type_name -> google.protobuf.Duration
-	28, // 23: shoal.trainer.v1.WatchJobResponse.time:type_name -> google.protobuf.Timestamp
-	18, // 24: shoal.trainer.v1.WatchJobResponse.state:type_name -> shoal.trainer.v1.StateChange
-	19, // 25: shoal.trainer.v1.WatchJobResponse.progress:type_name -> shoal.trainer.v1.StepProgress
-	7,  // 26: shoal.trainer.v1.WatchJobResponse.epoch:type_name -> shoal.trainer.v1.EpochMetrics
-	20, // 27: shoal.trainer.v1.WatchJobResponse.log:type_name -> shoal.trainer.v1.LogLine
-	27, // 28: shoal.trainer.v1.WatchJobResponse.evaluation:type_name -> shoal.registry.v1.Metrics
-	25, // 29: shoal.trainer.v1.WatchJobResponse.registered:type_name -> shoal.registry.v1.VersionRef
-	22, // 30: shoal.trainer.v1.ListArchitecturesResponse.architectures:type_name -> shoal.trainer.v1.Architecture
-	6,  // 31: shoal.trainer.v1.ListArchitecturesResponse.defaults:type_name -> shoal.trainer.v1.JobSpec
-	9,  // 32: shoal.trainer.v1.TrainerService.StartTraining:input_type -> shoal.trainer.v1.StartTrainingRequest
-	11, // 33: shoal.trainer.v1.TrainerService.GetJob:input_type -> shoal.trainer.v1.GetJobRequest
-	13, // 34: shoal.trainer.v1.TrainerService.ListJobs:input_type -> shoal.trainer.v1.ListJobsRequest
-	15, // 35: shoal.trainer.v1.TrainerService.CancelJob:input_type -> shoal.trainer.v1.CancelJobRequest
-	17, // 36: shoal.trainer.v1.TrainerService.WatchJob:input_type -> shoal.trainer.v1.WatchJobRequest
-	23, // 37: shoal.trainer.v1.TrainerService.ListArchitectures:input_type -> shoal.trainer.v1.ListArchitecturesRequest
-	10, // 38: shoal.trainer.v1.TrainerService.StartTraining:output_type -> shoal.trainer.v1.StartTrainingResponse
-	12, // 39: shoal.trainer.v1.TrainerService.GetJob:output_type -> shoal.trainer.v1.GetJobResponse
-	14, // 40: shoal.trainer.v1.TrainerService.ListJobs:output_type -> shoal.trainer.v1.ListJobsResponse
-	16, // 41: shoal.trainer.v1.TrainerService.CancelJob:output_type -> shoal.trainer.v1.CancelJobResponse
-	21, // 42: shoal.trainer.v1.TrainerService.WatchJob:output_type -> shoal.trainer.v1.WatchJobResponse
-	24, // 43: shoal.trainer.v1.TrainerService.ListArchitectures:output_type -> shoal.trainer.v1.ListArchitecturesResponse
-	38, // [38:44] is the sub-list for method output_type
-	32, // [32:38] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	5,  // 6: shoal.trainer.v1.JobSpec.batch_norm:type_name -> shoal.trainer.v1.BatchNorm
+	27, // 7: shoal.trainer.v1.EpochMetrics.duration:type_name -> google.protobuf.Duration
+	7,  // 8: shoal.trainer.v1.Job.spec:type_name -> shoal.trainer.v1.JobSpec
+	0,  // 9: shoal.trainer.v1.Job.state:type_name -> shoal.trainer.v1.JobState
+	8,  // 10: shoal.trainer.v1.Job.epochs:type_name -> shoal.trainer.v1.EpochMetrics
+	28, // 11: shoal.trainer.v1.Job.test_metrics:type_name -> shoal.registry.v1.Metrics
+	26, // 12: shoal.trainer.v1.Job.result:type_name -> shoal.registry.v1.VersionRef
+	29, // 13: shoal.trainer.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	29, // 14: shoal.trainer.v1.Job.start_time:type_name -> google.protobuf.Timestamp
+	29, // 15: shoal.trainer.v1.Job.end_time:type_name -> google.protobuf.Timestamp
+	7,  // 16: shoal.trainer.v1.StartTrainingRequest.spec:type_name -> shoal.trainer.v1.JobSpec
+	9,  // 17: shoal.trainer.v1.StartTrainingResponse.job:type_name -> shoal.trainer.v1.Job
+	9,  // 18: shoal.trainer.v1.GetJobResponse.job:type_name -> shoal.trainer.v1.Job
+	0,  // 19: shoal.trainer.v1.ListJobsRequest.state:type_name -> shoal.trainer.v1.JobState
+	9,  // 20: shoal.trainer.v1.ListJobsResponse.jobs:type_name -> shoal.trainer.v1.Job
+	9,  // 21: shoal.trainer.v1.CancelJobResponse.job:type_name -> shoal.trainer.v1.Job
+	0,  // 22: shoal.trainer.v1.StateChange.state:type_name -> shoal.trainer.v1.JobState
+	27, // 23: shoal.trainer.v1.StepProgress.eta:type_name -> google.protobuf.Duration
+	29, // 24: shoal.trainer.v1.WatchJobResponse.time:type_name -> google.protobuf.Timestamp
+	19, // 25: shoal.trainer.v1.WatchJobResponse.state:type_name -> shoal.trainer.v1.StateChange
+	20, // 26: shoal.trainer.v1.WatchJobResponse.progress:type_name -> shoal.trainer.v1.StepProgress
+	8,  // 27: shoal.trainer.v1.WatchJobResponse.epoch:type_name -> shoal.trainer.v1.EpochMetrics
+	21, // 28: shoal.trainer.v1.WatchJobResponse.log:type_name -> shoal.trainer.v1.LogLine
+	28, // 29: shoal.trainer.v1.WatchJobResponse.evaluation:type_name -> shoal.registry.v1.Metrics
+	26, // 30: shoal.trainer.v1.WatchJobResponse.registered:type_name -> shoal.registry.v1.VersionRef
+	23, // 31: shoal.trainer.v1.ListArchitecturesResponse.architectures:type_name -> shoal.trainer.v1.Architecture
+	7,  // 32: shoal.trainer.v1.ListArchitecturesResponse.defaults:type_name -> shoal.trainer.v1.JobSpec
+	10, // 33: shoal.trainer.v1.TrainerService.StartTraining:input_type -> shoal.trainer.v1.StartTrainingRequest
+	12, // 34: shoal.trainer.v1.TrainerService.GetJob:input_type -> shoal.trainer.v1.GetJobRequest
+	14, // 35: shoal.trainer.v1.TrainerService.ListJobs:input_type -> shoal.trainer.v1.ListJobsRequest
+	16, // 36: shoal.trainer.v1.TrainerService.CancelJob:input_type -> shoal.trainer.v1.CancelJobRequest
+	18, // 37: shoal.trainer.v1.TrainerService.WatchJob:input_type -> shoal.trainer.v1.WatchJobRequest
+	24, // 38: shoal.trainer.v1.TrainerService.ListArchitectures:input_type -> shoal.trainer.v1.ListArchitecturesRequest
+	11, // 39: shoal.trainer.v1.TrainerService.StartTraining:output_type -> shoal.trainer.v1.StartTrainingResponse
+	13, // 40: shoal.trainer.v1.TrainerService.GetJob:output_type -> shoal.trainer.v1.GetJobResponse
+	15, // 41: shoal.trainer.v1.TrainerService.ListJobs:output_type -> shoal.trainer.v1.ListJobsResponse
+	17, // 42: shoal.trainer.v1.TrainerService.CancelJob:output_type -> shoal.trainer.v1.CancelJobResponse
+	22, // 43: shoal.trainer.v1.TrainerService.WatchJob:output_type -> shoal.trainer.v1.WatchJobResponse
+	25, // 44: shoal.trainer.v1.TrainerService.ListArchitectures:output_type -> shoal.trainer.v1.ListArchitecturesResponse
+	39, // [39:45] is the sub-list for method output_type
+	33, // [33:39] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_shoal_trainer_v1_trainer_proto_init() }
@@ -2187,7 +2311,7 @@ func file_shoal_trainer_v1_trainer_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_trainer_v1_trainer_proto_rawDesc), len(file_shoal_trainer_v1_trainer_proto_rawDesc)),
-			NumEnums:      5,
+			NumEnums:      6,
 			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,

@@ -11,6 +11,9 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
+BATCH_NORM_FROZEN: BatchNorm
+BATCH_NORM_UNSPECIFIED: BatchNorm
+BATCH_NORM_UPDATE: BatchNorm
 DESCRIPTOR: _descriptor.FileDescriptor
 JOB_STATE_CANCELLED: JobState
 JOB_STATE_FAILED: JobState
@@ -32,6 +35,7 @@ PROMOTION_POLICY_NEVER: PromotionPolicy
 PROMOTION_POLICY_UNSPECIFIED: PromotionPolicy
 TRAIN_LAYERS_ALL: TrainLayers
 TRAIN_LAYERS_HEAD: TrainLayers
+TRAIN_LAYERS_LAST_STAGES: TrainLayers
 TRAIN_LAYERS_UNSPECIFIED: TrainLayers
 
 class Architecture(_message.Message):
@@ -135,11 +139,13 @@ class Job(_message.Message):
     def __init__(self, id: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., error: _Optional[str] = ..., epochs: _Optional[_Iterable[_Union[EpochMetrics, _Mapping]]] = ..., test_metrics: _Optional[_Union[_registry_pb2.Metrics, _Mapping]] = ..., result: _Optional[_Union[_registry_pb2.VersionRef, _Mapping]] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., last_sequence: _Optional[int] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ["architecture", "augmentation", "backend", "base_version", "batch_size", "channels", "dataset", "early_stopping_patience", "epochs", "image_size", "learning_rate", "model", "optimizer", "promotion", "schedule", "seed", "snapshot_version", "train_layers", "validation_fraction", "weight_decay"]
+    __slots__ = ["architecture", "augmentation", "backbone_learning_rate_scale", "backend", "base_version", "batch_norm", "batch_size", "channels", "dataset", "early_stopping_patience", "epochs", "image_size", "learning_rate", "model", "optimizer", "promotion", "schedule", "seed", "snapshot_version", "train_layers", "unfrozen_stages", "validation_fraction", "warmup_epochs", "weight_decay"]
     ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
     AUGMENTATION_FIELD_NUMBER: _ClassVar[int]
+    BACKBONE_LEARNING_RATE_SCALE_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     BASE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    BATCH_NORM_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
@@ -154,12 +160,16 @@ class JobSpec(_message.Message):
     SEED_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_VERSION_FIELD_NUMBER: _ClassVar[int]
     TRAIN_LAYERS_FIELD_NUMBER: _ClassVar[int]
+    UNFROZEN_STAGES_FIELD_NUMBER: _ClassVar[int]
     VALIDATION_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    WARMUP_EPOCHS_FIELD_NUMBER: _ClassVar[int]
     WEIGHT_DECAY_FIELD_NUMBER: _ClassVar[int]
     architecture: str
     augmentation: Augmentation
+    backbone_learning_rate_scale: float
     backend: str
     base_version: _registry_pb2.VersionRef
+    batch_norm: BatchNorm
     batch_size: int
     channels: int
     dataset: str
@@ -174,9 +184,11 @@ class JobSpec(_message.Message):
     seed: int
     snapshot_version: int
     train_layers: TrainLayers
+    unfrozen_stages: int
     validation_fraction: float
+    warmup_epochs: int
     weight_decay: float
-    def __init__(self, dataset: _Optional[str] = ..., snapshot_version: _Optional[int] = ..., model: _Optional[str] = ..., architecture: _Optional[str] = ..., image_size: _Optional[int] = ..., channels: _Optional[int] = ..., epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., schedule: _Optional[_Union[LearningRateSchedule, str]] = ..., optimizer: _Optional[_Union[Optimizer, str]] = ..., weight_decay: _Optional[float] = ..., validation_fraction: _Optional[float] = ..., augmentation: _Optional[_Union[Augmentation, _Mapping]] = ..., seed: _Optional[int] = ..., base_version: _Optional[_Union[_registry_pb2.VersionRef, _Mapping]] = ..., early_stopping_patience: _Optional[int] = ..., promotion: _Optional[_Union[PromotionPolicy, str]] = ..., backend: _Optional[str] = ..., train_layers: _Optional[_Union[TrainLayers, str]] = ...) -> None: ...
+    def __init__(self, dataset: _Optional[str] = ..., snapshot_version: _Optional[int] = ..., model: _Optional[str] = ..., architecture: _Optional[str] = ..., image_size: _Optional[int] = ..., channels: _Optional[int] = ..., epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., schedule: _Optional[_Union[LearningRateSchedule, str]] = ..., optimizer: _Optional[_Union[Optimizer, str]] = ..., weight_decay: _Optional[float] = ..., validation_fraction: _Optional[float] = ..., augmentation: _Optional[_Union[Augmentation, _Mapping]] = ..., seed: _Optional[int] = ..., base_version: _Optional[_Union[_registry_pb2.VersionRef, _Mapping]] = ..., early_stopping_patience: _Optional[int] = ..., promotion: _Optional[_Union[PromotionPolicy, str]] = ..., backend: _Optional[str] = ..., train_layers: _Optional[_Union[TrainLayers, str]] = ..., unfrozen_stages: _Optional[int] = ..., backbone_learning_rate_scale: _Optional[float] = ..., warmup_epochs: _Optional[int] = ..., batch_norm: _Optional[_Union[BatchNorm, str]] = ...) -> None: ...
 
 class ListArchitecturesRequest(_message.Message):
     __slots__ = []
@@ -297,4 +309,7 @@ class PromotionPolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []
 
 class TrainLayers(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = []
+
+class BatchNorm(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []
