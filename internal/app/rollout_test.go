@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -61,10 +62,11 @@ func TestPromoteWaitWithOneReplica(t *testing.T) {
 	model := cfg.Inference.DefaultModel
 	uploadVersion(t, r, model, 1)
 	broken := uploadVersion(t, r, model, 2)
-	replica := fmt.Sprintf("-%d:", os.Getpid()) // host name and process id
+	// The replica's name: host name, process id and four random characters.
+	replica := regexp.MustCompile(fmt.Sprintf(`-%d-[A-Z2-7]{4}: serving version 1`, os.Getpid()))
 
 	out, code := shoal("models", "promote", model, "1", "--wait")
-	if code != cli.ExitOK || !strings.Contains(out, replica+" serving version 1") ||
+	if code != cli.ExitOK || !replica.MatchString(out) ||
 		!strings.Contains(out, "version 1 is served by every replica that follows it (1 replica)") {
 		t.Fatalf("shoal models promote %s 1 --wait = %d\n%s\nwant exit 0 once this process's replica serves version 1", model, code, out)
 	}

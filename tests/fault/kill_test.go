@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -278,7 +279,22 @@ func TestKillDuringUpload(t *testing.T) {
 	}
 	t.Logf("%d of %d killed uploads stored their version", stored, len(points))
 	s.Stop()
-	takeInventory(t, localBackends(s.dir)).requireClean(t, "after the killed uploads")
+	// A kill that lands between storing an artifact blob and committing
+	// its rows leaves the blob, which the next start removes (below):
+	// such blobs are expected here, any other problem is not.
+	inv := takeInventory(t, localBackends(s.dir))
+	var leftovers int
+	inv.Problems = slices.DeleteFunc(inv.Problems, func(p string) bool {
+		orphan := strings.HasPrefix(p, "orphan blob registry/artifacts/") && strings.HasSuffix(p, ": no version references it")
+		if orphan {
+			leftovers++
+		}
+		return orphan
+	})
+	inv.requireClean(t, "after the killed uploads")
+	if leftovers > 0 {
+		t.Logf("the killed uploads left %d artifact blobs no version references, for the next start to remove", leftovers)
+	}
 
 	// A kill between storing the blob and committing the rows leaves an
 	// artifact blob that no row names; the random kills above rarely land
@@ -296,8 +312,8 @@ func TestKillDuringUpload(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no orphan sweep after the restart: %v", err)
 	}
-	if n, _ := swept["count"].(float64); n != 1 {
-		t.Errorf("the sweep removed %v artifact blobs; want 1", swept["count"])
+	if n, _ := swept["count"].(float64); n != float64(leftovers+1) {
+		t.Errorf("the sweep removed %v artifact blobs; want %d (the killed uploads' %d and the one made here)", swept["count"], leftovers+1, leftovers)
 	}
 	// The kills during the stream left the received part of the upload
 	// in the upload folder; the restarts removed it.
