@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -46,7 +47,7 @@ func TestSplitRollout(t *testing.T) {
 			if m := p.served(ctx, t, model); m != v {
 				t.Fatalf("%s serves %s v%d right after promote --wait returned:\n%s\nwant v%d", p.name, model, m, out, v)
 			}
-			if want := fmt.Sprintf("-%d: serving version %d", p.pid(), v); !strings.Contains(out, want) {
+			if want := replicaLine(p.pid(), fmt.Sprintf("serving version %d", v)); !want.MatchString(out) {
 				t.Errorf("shoal models promote %s %d --wait printed:\n%s\nwant %q for %s", model, v, out, want, p.name)
 			}
 		}
@@ -87,7 +88,7 @@ func TestSplitRollout(t *testing.T) {
 	if m := survivor.served(ctx, t, model); m != 4 {
 		t.Fatalf("%s serves %s v%d right after promote --wait returned:\n%s\nwant v4", survivor.name, model, m, out)
 	}
-	if want := fmt.Sprintf("-%d: gone", victim.pid()); !strings.Contains(out, want) || !strings.Contains(out, "(1 replica)") {
+	if want := replicaLine(victim.pid(), "gone"); !want.MatchString(out) || !strings.Contains(out, "(1 replica)") {
 		t.Errorf("shoal models promote %s 4 --wait after killing %s printed:\n%s\nwant %q and the survivor alone counted", model, victim.name, out, want)
 	}
 	t.Logf("promote --wait returned %.1fs after %s was killed", time.Since(killed).Seconds(), victim.name)
@@ -135,6 +136,13 @@ func (p *proc) served(ctx context.Context, t *testing.T, model string) int64 {
 		}
 	}
 	return 0
+}
+
+// replicaLine matches a rollout's line about the replica of process pid:
+// its default name is the host name, the process id and four random
+// characters.
+func replicaLine(pid int, rest string) *regexp.Regexp {
+	return regexp.MustCompile(fmt.Sprintf(`-%d-[A-Z2-7]{4}: %s`, pid, regexp.QuoteMeta(rest)))
 }
 
 // pid is the process id of p's current process.
