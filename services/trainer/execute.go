@@ -463,14 +463,25 @@ func (s *Service) exportAndVerify(ctx context.Context, id string, m *ml.Model, i
 	if err != nil {
 		return nil, fmt.Errorf("running the exported model: %w", err)
 	}
-	d, err := ml.CompareProbabilities(want, got, k)
+	d, err := verifyExport(want, got, k, "GoMLX")
 	if err != nil {
-		return nil, fmt.Errorf("verifying the exported model: %w", err)
-	}
-	if !d.Acceptable(verifyTolerance) {
-		return nil, fmt.Errorf("the exported ONNX model does not reproduce GoMLX: %d of %d test images change their top class, max |Δp| = %.3g (tolerance %g); not registering it",
-			d.Top1Differences, d.Images, d.MaxAbsDiff, verifyTolerance)
+		return nil, err
 	}
 	s.logf(ctx, id, "exported ONNX (%d bytes); ONNX Runtime matches GoMLX on %d test images (max |Δp| = %.2g)", len(onnxModel), d.Images, d.MaxAbsDiff)
 	return onnxModel, nil
+}
+
+// verifyExport compares ONNX Runtime's probabilities for the test images
+// (got) with what the training side computed for them (want, from what),
+// and refuses an export that changes more than verifyTolerance allows.
+func verifyExport(want, got []float32, k int, what string) (ml.ONNXMismatch, error) {
+	d, err := ml.CompareProbabilities(want, got, k)
+	if err != nil {
+		return d, fmt.Errorf("verifying the exported model: %w", err)
+	}
+	if !d.Acceptable(verifyTolerance) {
+		return d, fmt.Errorf("the exported ONNX model does not reproduce %s: %d of %d test images change their top class, max |Δp| = %.3g (tolerance %g); not registering it",
+			what, d.Top1Differences, d.Images, d.MaxAbsDiff, verifyTolerance)
+	}
+	return d, nil
 }

@@ -397,13 +397,9 @@ func (r *jobRun) exportHead(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("running the exported model: %w", err)
 	}
-	d, err := ml.CompareProbabilities(want, got, k)
+	d, err := verifyExport(want, got, k, "the backbone's features × the new head")
 	if err != nil {
-		return nil, fmt.Errorf("verifying the exported model: %w", err)
-	}
-	if !d.Acceptable(verifyTolerance) {
-		return nil, fmt.Errorf("the exported ONNX model does not reproduce the backbone's features × the new head: %d of %d test images change their top class, max |Δp| = %.3g (tolerance %g); not registering it",
-			d.Top1Differences, d.Images, d.MaxAbsDiff, verifyTolerance)
+		return nil, err
 	}
 	r.logf(ctx, "exported ONNX (%d bytes): the base graph with the new head; on %d test images ONNX Runtime's predictions equal the cached features × the head (max |Δp| = %.2g)",
 		len(onnxModel), d.Images, d.MaxAbsDiff)

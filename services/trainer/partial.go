@@ -140,13 +140,9 @@ func (r *jobRun) exportPartial(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("running the exported model: %w", err)
 	}
-	d, err := ml.CompareProbabilities(want, got, k)
+	d, err := verifyExport(want, got, k, "the frozen part × the trained stages")
 	if err != nil {
-		return nil, fmt.Errorf("verifying the exported model: %w", err)
-	}
-	if !d.Acceptable(verifyTolerance) {
-		return nil, fmt.Errorf("the exported ONNX model does not reproduce the frozen part × the trained stages: %d of %d test images change their top class, max |Δp| = %.3g (tolerance %g); not registering it",
-			d.Top1Differences, d.Images, d.MaxAbsDiff, verifyTolerance)
+		return nil, err
 	}
 	r.logf(ctx, "exported ONNX (%d bytes): the whole base graph with the trained stages' weights; on %d test images ONNX Runtime's predictions equal the trained part's on the cached outputs (max |Δp| = %.2g)",
 		len(onnxModel), d.Images, d.MaxAbsDiff)
