@@ -227,7 +227,7 @@ func (a *App) Run(ctx context.Context, lis Listeners) (err error) {
 		streams = gateway.ClientStreams
 		gw, err := gateway.New(ctx, gateway.Conns{
 			Auth: gwConns[Auth], Dataset: gwConns[Dataset], Trainer: gwConns[Trainer], Registry: gwConns[Registry], Inference: gwConns[Inference],
-			MaxPredicts: a.cfg.MaxPredicts(a.targets),
+			MaxPredicts: a.cfg.MaxPredicts(a.targets), PredictLatencyTarget: a.cfg.PredictLatencyTarget(a.targets),
 		})
 		if err != nil {
 			g.Server.Stop()

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/shoalml/shoal/internal/auth"
 	"github.com/shoalml/shoal/internal/onnxrt"
@@ -47,6 +48,8 @@ type Config struct {
 	// GatewayMaxPredicts bounds the inference requests the gateway
 	// forwards at once (see MaxPredicts).
 	GatewayMaxPredicts int
+	// GatewayLatencyTarget adapts that bound (see PredictLatencyTarget).
+	GatewayLatencyTarget time.Duration
 }
 
 // ClientsConfig says where the services that do not run in this process
@@ -77,6 +80,21 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.GatewayMaxPredicts, "gateway.max-predicts", 0,
 		"most inference requests (POST /predict, /v1/models/{m}:predict, /v2/models/{m}/infer) the gateway forwards at once; beyond it they get 429 with Retry-After before their body is read. "+
 			"0: as many as this process's Inference admits (inference.queue-size + inference.sessions × inference.max-batch-size) when it runs here, else no bound")
+	fs.DurationVar(&c.GatewayLatencyTarget, "gateway.latency-target", 0,
+		"shrink the gateway's bound on inference requests in flight (--gateway.max-predicts) so that 99% of those it forwards are answered within this time from their receipt; beyond it they get 429 with Retry-After before their body is read. "+
+			"0: --inference.latency-target when Inference runs in this process, else none")
+}
+
+// PredictLatencyTarget is the latency the gateway's bound on inference
+// requests follows, from its receipt of a request to the answer:
+// --gateway.latency-target, or by default --inference.latency-target when
+// Inference runs in this process (its own limit counts from admission, and
+// the gateway's covers the hop before it); none in a split gateway unless set.
+func (c *Config) PredictLatencyTarget(targets []string) time.Duration {
+	if c.GatewayLatencyTarget > 0 || !slices.Contains(targets, Inference) {
+		return c.GatewayLatencyTarget
+	}
+	return c.Inference.LatencyTarget
 }
 
 // MaxPredicts is the gateway's bound on inference requests in flight:
@@ -116,6 +134,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := ParseLogLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)
+	}
+	if c.GatewayLatencyTarget < 0 {
+		errs = append(errs, fmt.Errorf("--gateway.latency-target=%s: must not be negative", c.GatewayLatencyTarget))
 	}
 	if c.GatewayMaxPredicts < 0 {
 		errs = append(errs, fmt.Errorf("--gateway.max-predicts=%d: must not be negative", c.GatewayMaxPredicts))

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shoalml/shoal/internal/app"
 )
@@ -44,6 +45,7 @@ func TestValidate(t *testing.T) {
 		{name: "unknown db driver", set: map[string]string{"db.driver": "oracle"}, want: []string{"oracle"}},
 		{name: "postgres without dsn", set: map[string]string{"db.driver": "postgres"}, want: []string{"db.dsn"}},
 		{name: "negative predict bound", set: map[string]string{"gateway.max-predicts": "-1"}, want: []string{"--gateway.max-predicts"}},
+		{name: "negative gateway latency target", set: map[string]string{"gateway.latency-target": "-1s"}, want: []string{"--gateway.latency-target"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -129,6 +131,29 @@ func TestMaxPredicts(t *testing.T) {
 		cfg.GatewayMaxPredicts = tt.set
 		if got := cfg.MaxPredicts(tt.targets); got != tt.want {
 			t.Errorf("MaxPredicts(%v) with --gateway.max-predicts=%d = %d; want %d", tt.targets, tt.set, got, tt.want)
+		}
+	}
+}
+
+// The gateway's latency target: the process's own Inference's, none in a
+// gateway without Inference, the setting whenever it is set.
+func TestPredictLatencyTarget(t *testing.T) {
+	var cfg app.Config
+	cfg.RegisterFlags(flag.NewFlagSet("serve", flag.ContinueOnError))
+	cfg.Inference.LatencyTarget = 150 * time.Millisecond
+	for _, tt := range []struct {
+		set     time.Duration
+		targets []string
+		want    time.Duration
+	}{
+		{0, []string{app.Gateway, app.Inference}, 150 * time.Millisecond},
+		{0, []string{app.Gateway}, 0},
+		{time.Second, []string{app.Gateway}, time.Second},
+		{time.Second, []string{app.Gateway, app.Inference}, time.Second},
+	} {
+		cfg.GatewayLatencyTarget = tt.set
+		if got := cfg.PredictLatencyTarget(tt.targets); got != tt.want {
+			t.Errorf("PredictLatencyTarget(%v) with --gateway.latency-target=%v = %v; want %v", tt.targets, tt.set, got, tt.want)
 		}
 	}
 }

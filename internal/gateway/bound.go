@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -19,17 +20,80 @@ import (
 // Inference refuses what it cannot admit too, but only once a request has
 // crossed the gateway's hop to it: under overload, requests waited on that
 // hop, unbounded, and few reached the refusal (RELIABILITY.md, Overload).
+//
+// With a latency target the bound also follows what the gateway measures,
+// from a request's receipt to its answer (overload.Limit): Inference's own
+// target counts from its admission, out of sight of the time a request
+// spends on the HTTP server and the gateway's hop before it, which under
+// twice the saturating load doubled the client's p99 (RELIABILITY.md).
 type inferenceBound struct {
 	slots chan struct{}
+	// limit, when set, shrinks the requests let through below the slots.
+	limit    *overload.Limit
+	inflight atomic.Int64
 }
 
-// newInferenceBound returns a bound of most requests; nil (no bound) when
-// most is 0.
-func newInferenceBound(most int) *inferenceBound {
-	if most <= 0 {
+// adaptiveHigh is where a latency-following bound starts when no fixed
+// bound caps it: the limit shrinks from it by a quarter a window.
+const adaptiveHigh = 1024
+
+// newInferenceBound returns a bound of most requests, following target
+// when it is positive; nil (no bound) when both are 0.
+func newInferenceBound(most int, target time.Duration) *inferenceBound {
+	if most <= 0 && target <= 0 {
 		return nil
 	}
-	return &inferenceBound{slots: make(chan struct{}, most)}
+	hi := most
+	if hi <= 0 {
+		hi = adaptiveHigh
+	}
+	b := &inferenceBound{slots: make(chan struct{}, hi)}
+	if target > 0 {
+		b.limit = overload.NewLimit(target, 1, int64(hi), int64(max(1, hi/32)))
+	}
+	return b
+}
+
+// enter takes a place for a request, or reports that none is free.
+func (b *inferenceBound) enter() bool {
+	if b.limit != nil {
+		if b.inflight.Add(1) > b.limit.Current() {
+			b.inflight.Add(-1)
+			b.limit.Refused()
+			return false
+		}
+	}
+	select {
+	case b.slots <- struct{}{}:
+		return true
+	default:
+		if b.limit != nil {
+			b.inflight.Add(-1)
+			b.limit.Refused()
+		}
+		return false
+	}
+}
+
+// leave gives the place back; status is the answer's HTTP status and
+// took the time from receipt to answer. Inference's own refusals (429)
+// are not answers the latency target judges.
+func (b *inferenceBound) leave(status int, took time.Duration) {
+	<-b.slots
+	if b.limit != nil {
+		b.inflight.Add(-1)
+		if status != http.StatusTooManyRequests {
+			b.limit.Answered(took)
+		}
+	}
+}
+
+// current is the number of requests let through at once now.
+func (b *inferenceBound) current() int {
+	if b.limit != nil {
+		return int(b.limit.Current())
+	}
+	return cap(b.slots)
 }
 
 // boundedRoute says whether r runs a model, and whether it is an Open
@@ -60,11 +124,8 @@ func (b *inferenceBound) middleware(mux func() *runtime.ServeMux) runtime.Middle
 				next(w, r, params)
 				return
 			}
-			select {
-			case b.slots <- struct{}{}:
-				defer func() { <-b.slots }()
-				next(w, r, params)
-			default:
+			start := time.Now()
+			if !b.enter() {
 				// The refusal goes out first, then what the client still
 				// sends of its body is read and dropped: a server that
 				// closes a connection with bytes unread resets it, and a
@@ -73,7 +134,7 @@ func (b *inferenceBound) middleware(mux func() *runtime.ServeMux) runtime.Middle
 				// limits (internal/server) bound the read.
 				rc := http.NewResponseController(w)
 				duplex := rc.EnableFullDuplex() == nil
-				err := overload.Errorf(time.Second, "%d inference requests are in flight, the most this gateway forwards at once; retry shortly", cap(b.slots))
+				err := overload.Errorf(time.Second, "%d inference requests are in flight, the most this gateway forwards at once now; retry shortly", b.current())
 				if oip {
 					writeOIPError(w, err)
 				} else {
@@ -84,7 +145,28 @@ func (b *inferenceBound) middleware(mux func() *runtime.ServeMux) runtime.Middle
 					_ = rc.Flush()
 					_, _ = io.Copy(io.Discard, r.Body)
 				}
+				return
 			}
+			sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+			defer func() { b.leave(sw.status, time.Since(start)) }()
+			next(sw, r, params)
 		}
 	}
 }
+
+// statusWriter remembers the status of the answer it writes.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Flush sends what is buffered.
+func (w *statusWriter) Flush() { _ = http.NewResponseController(w.ResponseWriter).Flush() }
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

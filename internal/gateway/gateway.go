@@ -49,6 +49,10 @@ type Conns struct {
 	// answered 429 before their bodies are read (0: no bound). See
 	// inferenceBound.
 	MaxPredicts int
+	// PredictLatencyTarget, when set, shrinks that bound so that the
+	// requests forwarded are answered within it, from the gateway's receipt
+	// (see inferenceBound).
+	PredictLatencyTarget time.Duration
 }
 
 // ClientStreams are the REST routes of the client-streaming RPCs. Their
@@ -69,7 +73,7 @@ var JSONOptions = protojson.MarshalOptions{EmitUnpopulated: true}
 // New returns the REST handler for the services in conns.
 func New(ctx context.Context, conns Conns) (*runtime.ServeMux, error) {
 	var mux *runtime.ServeMux
-	bound := newInferenceBound(conns.MaxPredicts)
+	bound := newInferenceBound(conns.MaxPredicts, conns.PredictLatencyTarget)
 	mux = runtime.NewServeMux(
 		runtime.WithMiddlewares(traceRoute, bound.middleware(func() *runtime.ServeMux { return mux })),
 		runtime.WithIncomingHeaderMatcher(incomingHeader),

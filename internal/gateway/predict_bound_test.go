@@ -9,6 +9,7 @@ import (
 	"net/http/httptrace"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 )
@@ -23,7 +24,7 @@ func TestInferenceBound(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	var mux *runtime.ServeMux
 	mux = runtime.NewServeMux(
-		runtime.WithMiddlewares(newInferenceBound(most).middleware(func() *runtime.ServeMux { return mux })),
+		runtime.WithMiddlewares(newInferenceBound(most, 0).middleware(func() *runtime.ServeMux { return mux })),
 		runtime.WithErrorHandler(retryAfterOnOverload))
 	held := func(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
 		entered <- struct{}{}
@@ -93,7 +94,7 @@ func TestInferenceBoundRefusalReachesALargeBody(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	var mux *runtime.ServeMux
 	mux = runtime.NewServeMux(
-		runtime.WithMiddlewares(newInferenceBound(1).middleware(func() *runtime.ServeMux { return mux })),
+		runtime.WithMiddlewares(newInferenceBound(1, 0).middleware(func() *runtime.ServeMux { return mux })),
 		runtime.WithErrorHandler(retryAfterOnOverload))
 	if err := mux.HandlePath(http.MethodPost, "/predict", func(w http.ResponseWriter, r *http.Request, _ map[string]string) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -140,5 +141,57 @@ func TestInferenceBoundRefusalReachesALargeBody(t *testing.T) {
 	close(release)
 	if err := <-held; err != nil {
 		t.Errorf("the held request: %v", err)
+	}
+}
+
+// TestInferenceBoundFollowsLatencyTarget: with a latency target, answers
+// slower than the target, from the gateway's receipt, shrink the requests
+// let through down to one, and the refusal names that number; Inference's
+// own refusals (429) are not answers the target judges, and leave the
+// bound as it is.
+func TestInferenceBoundFollowsLatencyTarget(t *testing.T) {
+	const target = 10 * time.Millisecond // windows of 50 ms
+	// answer lets requests through one at a time for 600 ms
+	// of wall time, each answered with status after took.
+	answer := func(b *inferenceBound, status int, took time.Duration) {
+		for start := time.Now(); time.Since(start) < 600*time.Millisecond; {
+			if b.enter() {
+				b.leave(status, took)
+			}
+		}
+	}
+
+	slow := newInferenceBound(8, target)
+	answer(slow, http.StatusOK, 3*target)
+	if got := slow.current(); got != 1 {
+		t.Fatalf("current() after slow answers = %d; want 1", got)
+	}
+	if !slow.enter() {
+		t.Fatal("enter() with none in flight = false; want the one place")
+	}
+	if slow.enter() {
+		t.Error("enter() with one in flight = true; want a refusal at a bound of 1")
+	}
+
+	refused := newInferenceBound(8, target)
+	answer(refused, http.StatusTooManyRequests, 3*target)
+	if got := refused.current(); got != 8 {
+		t.Errorf("current() after Inference's refusals = %d; want 8, unchanged", got)
+	}
+
+	// Over HTTP: the refusal says how many are let through now.
+	var mux *runtime.ServeMux
+	mux = runtime.NewServeMux(
+		runtime.WithMiddlewares(slow.middleware(func() *runtime.ServeMux { return mux })),
+		runtime.WithErrorHandler(retryAfterOnOverload))
+	if err := mux.HandlePath(http.MethodPost, "/predict", func(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
+		w.WriteHeader(http.StatusOK)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/predict", strings.NewReader("{}")))
+	if rec.Code != http.StatusTooManyRequests || !strings.Contains(rec.Body.String(), "1 inference requests are in flight") {
+		t.Errorf("POST /predict with the one place taken = %d %s; want 429 naming a bound of 1", rec.Code, rec.Body)
 	}
 }
