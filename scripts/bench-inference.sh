@@ -30,7 +30,8 @@ go build -o bin/shoal-bench ./cmd/shoal-bench
 ONNXRUNTIME_SHARED_LIBRARY_PATH=$(scripts/setup-onnxruntime.sh)
 export ONNXRUNTIME_SHARED_LIBRARY_PATH
 
-. scripts/lib.sh # cleanup, start_platform
+. scripts/lib.sh # cleanup, start_platform, note_scheduler
+note_scheduler "$(basename "$0" .sh)"
 work=$(mktemp -d)
 pid=
 trap cleanup EXIT

@@ -40,3 +40,12 @@ start_platform() {
 	echo "scripts/run.sh: not ready within 10 minutes" >&2
 	return 1
 }
+
+# note_scheduler warns when the kernel schedules by session (autogroup):
+# then a benchmark's nice value only ranks it against its own session, and
+# work niced to 19 in another session still takes half the cores from it.
+note_scheduler() {
+	if [ "$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null)" = 1 ] && [ "$(cut -d' ' -f1 /proc/loadavg | cut -d. -f1)" -ge 1 ]; then
+		echo "$1: the kernel shares the cores between sessions whatever their nice values (kernel.sched_autogroup_enabled=1) and the load average is $(cut -d' ' -f1 /proc/loadavg): other work will move the figures; sysctl -w kernel.sched_autogroup_enabled=0 lets nice rank it below a benchmark" >&2
+	fi
+}
