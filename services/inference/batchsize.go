@@ -2,6 +2,9 @@ package inference
 
 import (
 	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shoalml/shoal/internal/onnxrt"
@@ -55,4 +58,94 @@ func batchCap(ctx context.Context, ss *onnxrt.Session, sizes []int) (int, error)
 		}
 	}
 	return sizes[len(sizes)-1], nil
+}
+
+// layoutGain is how many more images a second the wide session alone must
+// compute than the single-threaded sessions side by side for a version to
+// keep the wide session as its only one.
+//
+// Which is faster depends on the model and the machine, so each version
+// measures it as it loads. On 2 cores (BENCHMARKS.md), ResNet-18 at batch 1
+// computed 109 images/s in one session of two threads and 62 in two
+// single-threaded sessions side by side (each streams the whole weights
+// per image through the shared cache); the small model computes more in
+// single-threaded sessions, whose runs are mostly fixed cost.
+const layoutGain = 1.05
+
+// sideBySideTiming is how long the sessions are timed together at least.
+const sideBySideTiming = 100 * time.Millisecond
+
+// chooseLayout caps m's batches (batchCap on a single-threaded session) and,
+// when m has a wide session, times the single-threaded sessions computing
+// side by side at that cap against the wide session alone at its own cap.
+// When the wide session computes more than layoutGain as many images a
+// second, m keeps it as its only session: under load it then computes one
+// batch at a time with every core, and the others' memory is given back.
+// The layout setting (Config.SessionLayout) skips the measurement.
+func chooseLayout(ctx context.Context, m *model, layout string) error {
+	if !m.wide || layout != LayoutWide {
+		narrowCap, err := batchCap(ctx, m.sessions[0], m.warm)
+		if err != nil {
+			return err
+		}
+		m.batchCap = narrowCap
+	}
+	if !m.wide || layout == LayoutSideBySide {
+		return nil
+	}
+	last := len(m.sessions) - 1
+	wideCap, err := batchCap(ctx, m.sessions[last], m.warm)
+	if err != nil {
+		return err
+	}
+	if layout == LayoutAuto {
+		narrowRate, err := sideBySide(ctx, m.sessions[:last], m.batchCap)
+		if err != nil {
+			return err
+		}
+		wideRate, err := sideBySide(ctx, m.sessions[last:], wideCap)
+		if err != nil {
+			return err
+		}
+		if wideRate <= layoutGain*narrowRate {
+			return nil
+		}
+	}
+	for _, ss := range m.sessions[:last] {
+		ss.Close()
+	}
+	m.sessions, m.threads, m.native = m.sessions[last:], m.threads[last:], m.native[last:]
+	m.wide, m.wideOnly, m.batchCap = false, true, wideCap
+	onnxrt.ReleaseFreed()
+	return nil
+}
+
+// sideBySide runs each of sessions at batch b in a goroutine of its own,
+// all at once, for sideBySideTiming and at least three runs each, and
+// returns the images computed a second.
+func sideBySide(ctx context.Context, sessions []*onnxrt.Session, b int) (float64, error) {
+	var (
+		wg     sync.WaitGroup
+		images atomic.Int64
+		errs   = make([]error, len(sessions))
+	)
+	began := time.Now()
+	for i, ss := range sessions {
+		wg.Go(func() {
+			for run := 0; run < 3 || time.Since(began) < sideBySideTiming; run++ {
+				if errs[i] = ctx.Err(); errs[i] != nil {
+					return
+				}
+				if _, errs[i] = ss.Run(b); errs[i] != nil {
+					return
+				}
+				images.Add(int64(b))
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return 0, err
+	}
+	return float64(images.Load()) / time.Since(began).Seconds(), nil
 }

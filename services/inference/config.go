@@ -26,6 +26,12 @@ type Config struct {
 	// which runs a batch only when nothing else computes: a lone request
 	// gets every core the sessions share.
 	WideSession bool
+	// SessionLayout says how a version with a wide session shares the
+	// cores under load: LayoutAuto measures at load which computes more
+	// images a second (see chooseLayout); LayoutSideBySide runs a batch per
+	// single-threaded session side by side; LayoutWide keeps the wide
+	// session alone, one batch at a time.
+	SessionLayout string
 	// MaxBatchSize is the largest batch the batcher forms.
 	MaxBatchSize int
 	// MaxQueueDelay is the longest the first queued image waits for others.
@@ -76,6 +82,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.IntraOpThreads, "inference.intra-op-threads", 1, "intra-op threads of each ONNX Runtime session")
 	fs.BoolVar(&c.WideSession, "inference.wide-session", true,
 		"one more session per version with sessions × intra-op-threads threads, for a batch that finds nothing else computing")
+	fs.StringVar(&c.SessionLayout, "inference.session-layout", LayoutAuto,
+		"how a version with a wide session shares the cores under load: auto (measured at load: the wide session alone when it computes 5% more images a second than the single-threaded sessions side by side), side-by-side (a batch per single-threaded session), wide (the wide session alone, one batch at a time)")
 	// 8, measured on 2 cores (BENCHMARKS.md): the 28x28 model gains under
 	// 5% images/s past batch 8, and ResNet-18 gains nothing past it while a
 	// batch of 32 computes for 1 to 1.5 s, which every image in it waits.
@@ -124,6 +132,11 @@ func (c *Config) Validate() error {
 	if c.PinnedIdleTimeout < 0 {
 		errs = append(errs, fmt.Errorf("--inference.pinned-idle-timeout=%s: must not be negative", c.PinnedIdleTimeout))
 	}
+	switch c.SessionLayout {
+	case LayoutAuto, LayoutSideBySide, LayoutWide:
+	default:
+		errs = append(errs, fmt.Errorf("--inference.session-layout=%q: want %s, %s or %s", c.SessionLayout, LayoutAuto, LayoutSideBySide, LayoutWide))
+	}
 	if c.MemoryBudget < 0 {
 		errs = append(errs, fmt.Errorf("--inference.memory-budget=%s: must not be negative", c.MemoryBudget))
 	}
@@ -151,3 +164,10 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// The session layouts (Config.SessionLayout).
+const (
+	LayoutAuto       = "auto"
+	LayoutSideBySide = "side-by-side"
+	LayoutWide       = "wide"
+)

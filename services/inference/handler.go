@@ -40,10 +40,11 @@ func (h *handler) ListLoadedModels(context.Context, *inferencepb.ListLoadedModel
 			continue
 		}
 		lm.Ready = e.m.ready.Load()
-		lm.Sessions = int32(s.cfg.Sessions)
-		lm.IntraOpThreads = int32(s.cfg.IntraOpThreads)
+		lm.Sessions = int32(len(e.m.threads))
+		lm.IntraOpThreads = int32(e.m.threads[0])
 		if e.m.wide {
-			lm.WideSessionThreads = int32(s.cfg.Sessions * s.cfg.IntraOpThreads)
+			lm.Sessions--
+			lm.WideSessionThreads = int32(e.m.threads[len(e.m.threads)-1])
 		}
 		lm.MaxBatchSize = int32(e.m.batchCap)
 		lm.QueueLength = int32(e.m.batcher.Len())

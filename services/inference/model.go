@@ -45,6 +45,14 @@ type model struct {
 	// goroutine at a time; with a wide session, it is the last.
 	sessions []*onnxrt.Session
 	wide     bool
+	// threads are the intra-op threads of each session, and native the
+	// memory each holds outside the Go heap, measured as it opened.
+	threads []int
+	native  []int64
+	// wideOnly is true when load measured the wide session alone to compute
+	// more images a second than the single-threaded sessions side by side,
+	// and kept it as the only session (see chooseLayout).
+	wideOnly bool
 	// warm are the batch sizes warmed at load; batchCap, the largest batch
 	// the batcher forms, is the smallest of them that computes about as
 	// fast per image as any (see batchCap).
@@ -123,21 +131,22 @@ func (s *Service) load(ctx context.Context, v *registrypb.Version) (m *model, er
 			m.free()
 		}
 	}()
-	native, err := onnxrt.Footprint(func() error { return s.openSessions(ctx, m, onnx) })
-	if err != nil {
+	if err := s.openSessions(ctx, m, onnx); err != nil {
 		return nil, err
 	}
-	m.bytes = native
-	for _, ss := range m.sessions {
-		m.bytes += ss.BufferBytes()
-	}
 	maxBatch := m.buckets[len(m.buckets)-1]
-	narrow := s.cfg.Sessions
 	m.batchCap = maxBatch
 	if m.cls.Batch == 0 {
-		if m.batchCap, err = batchCap(ctx, m.sessions[0], m.warm); err != nil {
+		if err := chooseLayout(ctx, m, s.cfg.SessionLayout); err != nil {
 			return nil, fmt.Errorf("%w: timing the batch sizes: %w", errBadModel, err)
 		}
+	}
+	for i, ss := range m.sessions {
+		m.bytes += m.native[i] + ss.BufferBytes()
+	}
+	narrow := len(m.sessions)
+	if m.wide {
+		narrow--
 	}
 	m.batcher, err = batcher.New(batcher.Config{
 		MaxBatch: m.batchCap, MaxDelay: s.cfg.MaxQueueDelay, QueueSize: s.cfg.QueueSize, Workers: narrow, Wide: m.wide,
@@ -183,19 +192,27 @@ func (s *Service) openSessions(ctx context.Context, m *model, onnx []byte) error
 	}
 	m.warm = warm
 	for w, n := range threads {
-		sess, err := s.rt.NewSession(onnx, m.cls, m.buckets, onnxrt.SessionOptions{IntraOpThreads: n})
+		native, err := onnxrt.Footprint(func() error {
+			sess, err := s.rt.NewSession(onnx, m.cls, m.buckets, onnxrt.SessionOptions{IntraOpThreads: n})
+			if err != nil {
+				return fmt.Errorf("%w: %w", errBadModel, err)
+			}
+			m.sessions = append(m.sessions, sess)
+			for _, b := range warm {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				if _, err := sess.Run(b); err != nil {
+					return fmt.Errorf("%w: warm-up of session %d: %w", errBadModel, w, err)
+				}
+			}
+			return nil
+		})
 		if err != nil {
-			return fmt.Errorf("%w: %w", errBadModel, err)
+			return err
 		}
-		m.sessions = append(m.sessions, sess)
-		for _, b := range warm {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if _, err := sess.Run(b); err != nil {
-				return fmt.Errorf("%w: warm-up of session %d: %w", errBadModel, w, err)
-			}
-		}
+		m.threads = append(m.threads, n)
+		m.native = append(m.native, native)
 	}
 	return nil
 }

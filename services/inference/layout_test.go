@@ -1,0 +1,52 @@
+package inference_test
+
+import (
+	"testing"
+
+	"github.com/shoalml/shoal/services/inference"
+)
+
+// TestSessionLayout loads the same version under each layout: side by side
+// keeps two single-threaded sessions and the wide one; wide keeps the wide
+// session alone (one session of both threads, a third of the memory);
+// auto keeps one of the two, as it measured. Each answers as the model
+// computes.
+func TestSessionLayout(t *testing.T) {
+	type shape struct{ sessions, threads, wide int32 }
+	sideBySide, wide := shape{2, 1, 2}, shape{1, 2, 0}
+	sizes := map[string]int64{}
+	for _, tt := range []struct {
+		layout string
+		want   []shape
+	}{
+		{inference.LayoutSideBySide, []shape{sideBySide}},
+		{inference.LayoutWide, []shape{wide}},
+		{inference.LayoutAuto, []shape{sideBySide, wide}},
+	} {
+		t.Run(tt.layout, func(t *testing.T) {
+			e := newEnv(t, envOptions{cfg: func(c *inference.Config) {
+				c.Sessions, c.IntraOpThreads, c.WideSession, c.MaxBatchSize = 2, 1, true, 2
+				c.SessionLayout = tt.layout
+			}})
+			e.addVersion(t, "pets", 1, wideTestModel(1))
+			if err := predictVersion(t, e, 1); err != nil {
+				t.Fatalf("Predict(v1) = %v", err)
+			}
+			resp, got := listLoaded(t, e)
+			m := resp.GetModels()[0]
+			s := shape{m.GetSessions(), m.GetIntraOpThreads(), m.GetWideSessionThreads()}
+			found := false
+			for _, w := range tt.want {
+				found = found || s == w
+			}
+			if !found {
+				t.Fatalf("ListLoadedModels() = %v; want sessions, intra-op threads and wide threads one of %v", m, tt.want)
+			}
+			sizes[tt.layout] = got[1]
+		})
+	}
+	if sizes[inference.LayoutWide]*2 > sizes[inference.LayoutSideBySide] {
+		t.Errorf("the wide layout holds %d bytes, side by side %d; want at most half: one session's weights of three",
+			sizes[inference.LayoutWide], sizes[inference.LayoutSideBySide])
+	}
+}
