@@ -131,7 +131,9 @@ type Report struct {
 	// WideORT bare ONNX Runtime in one session of that many threads: its
 	// batch of 1 is the single-image latency at full threads.
 	WideThreads int
-	WideORT     []ORTPoint
+	// WideOnly is true when the version runs its wide session alone.
+	WideOnly bool
+	WideORT  []ORTPoint
 	// ConfiguredMaxBatch is the server's --inference.max-batch-size, which
 	// bounds the batches BestORT considers; MaxBatch is the largest batch
 	// the server forms for this version (see ListLoadedModels).
@@ -201,11 +203,18 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 	if n := int(loaded.GetIntraOpThreads()); n > 0 {
 		threads = n // the server says
 	}
+	sessions, wideThreads, wideOnly := int(loaded.GetSessions()), int(loaded.GetWideSessionThreads()), false
+	if sessions == 1 && wideThreads == 0 && threads > cfg.IntraOpThreads {
+		// The version keeps its wide session alone (the server's
+		// --inference.session-layout): bare ONNX Runtime still runs both
+		// layouts, so that its best is the best of either.
+		sessions, wideThreads, threads, wideOnly = threads/cfg.IntraOpThreads, threads, cfg.IntraOpThreads, true
+	}
 	r := &Report{Model: v.GetModel(), Version: v.GetVersion(), Architecture: v.GetArchitecture(),
 		Input: strings.Trim(strings.Join(strings.Fields(fmt.Sprint(imageShape)), "x"), "[]"),
-		Settings: SessionSettings{Sessions: int(loaded.GetSessions()),
+		Settings: SessionSettings{Sessions: sessions,
 			SessionOptions: onnxrt.SessionOptions{IntraOpThreads: threads}},
-		MaxBatch: int(loaded.GetMaxBatchSize()), ConfiguredMaxBatch: cfg.MaxBatch, WideThreads: int(loaded.GetWideSessionThreads()), LoadedBytes: loaded.GetLoadedBytes()}
+		MaxBatch: int(loaded.GetMaxBatchSize()), ConfiguredMaxBatch: cfg.MaxBatch, WideThreads: wideThreads, WideOnly: wideOnly, LoadedBytes: loaded.GetLoadedBytes()}
 
 	fmt.Fprintf(log, "bench: %s v%d (%s, %s): bare ONNX Runtime, %d sessions x %d intra-op threads\n",
 		r.Model, r.Version, r.Architecture, r.Input, r.Settings.Sessions, r.Settings.IntraOpThreads)

@@ -57,8 +57,13 @@ func us(d time.Duration) string {
 // Markdown writes the report as BENCHMARKS.md's tables for one model.
 func (r *Report) Markdown(w io.Writer) {
 	fmt.Fprintf(w, "### %s v%d (%s, input %s)\n\n", r.Model, r.Version, r.Architecture, r.Input)
-	fmt.Fprintf(w, "Server: %d ONNX Runtime sessions × %d intra-op thread(s), wide session %d thread(s) (0: none), max batch %d; the bare runs use the same sessions and threads. JPEG: %d bytes. The version holds %.1f MiB (ListLoadedModels).\n\n",
-		r.Settings.Sessions, r.Settings.IntraOpThreads, r.WideThreads, r.MaxBatch, r.ImageBytes, float64(r.LoadedBytes)/(1<<20))
+	if r.WideOnly {
+		fmt.Fprintf(w, "Server: the version measured at load that its wide session alone (%d intra-op threads) computes more than %d single-threaded sessions side by side and keeps it as its only session, max batch %d; the bare runs measure both. JPEG: %d bytes. The version holds %.1f MiB (ListLoadedModels).\n\n",
+			r.WideThreads, r.Settings.Sessions, r.MaxBatch, r.ImageBytes, float64(r.LoadedBytes)/(1<<20))
+	} else {
+		fmt.Fprintf(w, "Server: %d ONNX Runtime sessions × %d intra-op thread(s), wide session %d thread(s) (0: none), max batch %d; the bare runs use the same sessions and threads. JPEG: %d bytes. The version holds %.1f MiB (ListLoadedModels).\n\n",
+			r.Settings.Sessions, r.Settings.IntraOpThreads, r.WideThreads, r.MaxBatch, r.ImageBytes, float64(r.LoadedBytes)/(1<<20))
+	}
 	fmt.Fprintf(w, "CPU µs per image: the CPU time of the process (all its threads) over the images answered, warm-up included; for the served runs, the server's (from its `process_cpu_seconds_total`) apart from the load generator's, which shares the same cores.\n\n")
 	fmt.Fprintf(w, "(a) bare ONNX Runtime, no RPC\n\n| batch | images/s | ms per batch | CPU µs per image |\n|---:|---:|---:|---:|\n")
 	for _, p := range r.ORT {
