@@ -218,7 +218,7 @@ if [ "$what" = accuracy-parity ]; then
 		ONNXRUNTIME_SHARED_LIBRARY_PATH=$ort GOMLX_NO_AUTO_INSTALL=1 SHOAL_PARITY_DIR=$bin SHOAL_PARITY_SEED=$seed \
 			SHOAL_PARITY_EPOCHS=$epochs SHOAL_PARITY_BATCH=$batch SHOAL_PARITY_LR=$lr SHOAL_PARITY_MODES="$modes" \
 			"$bin/ml" -test.run '^$' -test.bench '^BenchmarkFineTuneParity$' -test.benchtime 1x -test.v -test.timeout 0 2>&1 |
-			grep -E ' epoch [0-9]+ test-acc|FAIL|panic' | sed 's/^ *finetune_parity_bench_test.go:[0-9]*: //' | tee "$bin/shoal-$seed.out"
+			grep --line-buffered -E '^shoal .* epoch [0-9]+ test-acc|FAIL|panic' | tee "$bin/shoal-$seed.out"
 	done
 	echo "## test accuracy after the last epoch (%, $(($(stat -c %s "$bin/b_test.i32") / 4)) test images); diff = Shoal - PyTorch, points"
 	printf '%-6s %-12s %8s %8s %8s\n' seed mode pytorch shoal diff
