@@ -220,14 +220,20 @@ if [ "$what" = accuracy-parity ]; then
 			"$bin/ml" -test.run '^$' -test.bench '^BenchmarkFineTuneParity$' -test.benchtime 1x -test.v -test.timeout 0 2>&1 |
 			grep --line-buffered -E '^shoal .* epoch [0-9]+ test-acc|FAIL|panic' | tee "$bin/shoal-$seed.out"
 	done
-	echo "## test accuracy after the last epoch (%, $(($(stat -c %s "$bin/b_test.i32") / 4)) test images); diff = Shoal - PyTorch, points"
-	printf '%-6s %-12s %8s %8s %8s\n' seed mode pytorch shoal diff
+	echo "## test accuracy after the last epoch (%, $(($(stat -c %s "$bin/b_test.i32") / 4)) test images)"
+	echo "# variant: PyTorch doing what Shoal does (head-only: standardised features; last-stage: batch norms folded)"
+	printf '%-5s %-11s %8s %8s %8s %13s %14s\n' seed mode pytorch variant shoal shoal-pytorch shoal-variant
+	acc() { # file, mode: the last epoch's test accuracy in %, or nothing
+		awk -v m="$2" -v e="$epochs" '$2 == m && $3 == "epoch" && $4 == e && $5 == "test-acc" { printf "%.1f", $6 * 100 }' "$1" 2>/dev/null
+	}
+	pts() { if [ -n "$1" ] && [ -n "$2" ]; then awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.1f", a - b }'; else echo -; fi; }
 	for seed in $seeds; do
 		for mode in $modes; do
-			t=$(grep "^pytorch $mode epoch $epochs " "$bin/torch-$seed.out" | awk '{print $5 * 100}')
-			s=$(grep "^shoal $mode epoch $epochs " "$bin/shoal-$seed.out" | awk '{print $5 * 100}')
-			printf '%-6s %-12s %8s %8s %8s\n' "$seed" "$mode" "${t:-?}" "${s:-?}" \
-				"$(awk -v a="${s:-nan}" -v b="${t:-nan}" 'BEGIN { printf "%+.1f", a - b }')"
+			variant=head-only-standardised
+			[ "$mode" = last-stage ] && variant=last-stage-fused
+			t=$(acc "$bin/torch-$seed.out" "$mode") v=$(acc "$bin/torch-$seed.out" "$variant") s=$(acc "$bin/shoal-$seed.out" "$mode")
+			[ "$mode" = full ] && v=""
+			printf '%-5s %-11s %8s %8s %8s %13s %14s\n' "$seed" "$mode" "${t:--}" "${v:--}" "${s:--}" "$(pts "$s" "$t")" "$(pts "$s" "$v")"
 		done
 	done
 	echo "load average $(cut -d' ' -f1-3 /proc/loadavg)"
