@@ -72,7 +72,8 @@ bench-train:
 	scripts/bench-train.sh
 
 # Fine-tuning accuracy against PyTorch: one pretrained export, one recipe,
-# the same images, test accuracy side by side (about 20 minutes on 2 cores).
+# the same images, test accuracy side by side (half an hour or more on 2 cores
+# under load: see BENCHMARKS.md).
 .PHONY: bench-train-parity
 bench-train-parity:
 	scripts/bench-train.sh accuracy-parity
