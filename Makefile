@@ -71,6 +71,13 @@ test-exports:
 bench-train:
 	scripts/bench-train.sh
 
+# Fine-tuning accuracy against PyTorch: one pretrained export, one recipe,
+# the same images, test accuracy side by side (half an hour or more on 2 cores
+# under load: see BENCHMARKS.md).
+.PHONY: bench-train-parity
+bench-train-parity:
+	scripts/bench-train.sh accuracy-parity
+
 # Inference benchmarks: a real server on free ports, the default small model
 # and ResNet-18; prints the Markdown tables of BENCHMARKS.md (see the script).
 .PHONY: bench

@@ -28,6 +28,18 @@
 #      and the head, the head alone, by Shoal (internal/ml, the frozen part
 #      in ONNX Runtime) and by PyTorch on the CPU in the same run, training
 #      images/s each (SHOAL_BENCH_BATCH, 16; SHOAL_BENCH_STEPS, 4).
+#   6. accuracy-parity (not part of "all"): PyTorch pretrains ResNet-18 at
+#      64x64 on one generated photo-like set (6 classes, 1,200 images, 3
+#      epochs) and exports it as users do (opset 13, dynamic batch); then
+#      PyTorch and Shoal (internal/ml, the frozen part in ONNX Runtime)
+#      fine-tune that export on another generated set (5 other classes,
+#      320 training images; 500 test images) with one recipe (new head,
+#      Adam, constant rate, batch 16, no augmentation, batch norms frozen),
+#      head only and last stage + head, reading the same float tensors;
+#      prints the test accuracy of each side by side for every seed
+#      (SHOAL_PARITY_SEEDS, "1 2"; SHOAL_PARITY_EPOCHS, 8; SHOAL_PARITY_LR,
+#      0.001; SHOAL_PARITY_MODES adds "full", every layer, which takes
+#      hours on 2 cores). Needs ONNX Runtime and Debian's python3-torch.
 #
 #   make bench-train                       (or scripts/bench-train.sh)
 #   SHOAL_BENCH_ARCHS=small-cnn scripts/bench-train.sh throughput
@@ -35,6 +47,7 @@
 #   scripts/bench-train.sh service
 #   scripts/bench-train.sh headonly
 #   scripts/bench-train.sh finetune
+#   scripts/bench-train.sh accuracy-parity       (make bench-train-parity)
 #   SHOAL_BENCH_EPOCHS=8 SHOAL_BENCH_SCHEDULE=constant SHOAL_BENCH_AUGMENT=none scripts/bench-train.sh accuracy
 #
 # Env: SHOAL_BENCH_ARCHS (throughput architectures, all three),
@@ -52,7 +65,12 @@ archs=${SHOAL_BENCH_ARCHS:-small-cnn resnet-small resnet18}
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
 
-if [ "$what" != headonly ] && [ "$what" != finetune ] && ! ls "${SHOAL_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}"/train-images-idx3-ubyte* >/dev/null 2>&1; then
+case $what in
+all | throughput | accuracy | service | headonly | finetune | accuracy-parity) ;;
+*) echo "bench-train: unknown part $what (throughput, accuracy, service, headonly, finetune, accuracy-parity)" >&2; exit 2 ;;
+esac
+fastml() { [ "$what" = headonly ] || [ "$what" = finetune ] || [ "$what" = accuracy-parity ]; }
+if ! fastml && ! ls "${SHOAL_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}"/train-images-idx3-ubyte* >/dev/null 2>&1; then
 	echo "bench-train: Fashion-MNIST missing: apt-get install dataset-fashion-mnist" >&2
 	exit 1
 fi
@@ -64,7 +82,7 @@ echo "# go: $(go version | cut -d' ' -f3-)"
 
 # Test binaries are built once per GOEXPERIMENT; -p 1 keeps the build from
 # starving other work on a small machine.
-if [ "$what" != headonly ] && [ "$what" != finetune ]; then
+if ! fastml; then
 	go test -p 1 -c -o "$bin/ml" ./internal/ml
 	GOEXPERIMENT=simd go test -p 1 -c -o "$bin/ml.simd" ./internal/ml
 fi
@@ -179,4 +197,44 @@ if [ "$what" = all ] || [ "$what" = finetune ]; then
 		grep pytorch "$bin/torch.out"
 		echo "load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	fi
+fi
+
+if [ "$what" = accuracy-parity ]; then
+	echo "## accuracy parity: PyTorch's ResNet-18 export fine-tuned by PyTorch and by Shoal on the same images, same recipe"
+	if [ -z "$ort" ]; then
+		echo "bench-train: the frozen parts run in ONNX Runtime (run scripts/setup-onnxruntime.sh)" >&2
+		exit 1
+	fi
+	py=$(scripts/setup-python.sh torch)
+	seeds=${SHOAL_PARITY_SEEDS:-1 2} epochs=${SHOAL_PARITY_EPOCHS:-8} lr=${SHOAL_PARITY_LR:-0.001}
+	modes=${SHOAL_PARITY_MODES:-head-only last-stage}
+	batch=16
+	"$py" scripts/bench-train-parity.py prepare "$bin"
+	go test -p 1 -c -o "$bin/ml" ./internal/ml
+	echo "# recipe: new head, Adam $lr, constant rate, batch $batch, $epochs epochs, no augmentation, batch norms frozen; modes: $modes"
+	for seed in $seeds; do
+		echo "# seed $seed (head initialisation and shuffles), load $(cut -d' ' -f1-3 /proc/loadavg)"
+		"$py" scripts/bench-train-parity.py finetune "$bin" "$seed" "$epochs" "$batch" "$lr" | tee "$bin/torch-$seed.out"
+		ONNXRUNTIME_SHARED_LIBRARY_PATH=$ort GOMLX_NO_AUTO_INSTALL=1 SHOAL_PARITY_DIR=$bin SHOAL_PARITY_SEED=$seed \
+			SHOAL_PARITY_EPOCHS=$epochs SHOAL_PARITY_BATCH=$batch SHOAL_PARITY_LR=$lr SHOAL_PARITY_MODES="$modes" \
+			"$bin/ml" -test.run '^$' -test.bench '^BenchmarkFineTuneParity$' -test.benchtime 1x -test.v -test.timeout 0 2>&1 |
+			grep --line-buffered -E '^shoal .* epoch [0-9]+ test-acc|FAIL|panic' | tee "$bin/shoal-$seed.out"
+	done
+	echo "## test accuracy after the last epoch (%, $(($(stat -c %s "$bin/b_test.i32") / 4)) test images)"
+	echo "# variant: PyTorch doing what Shoal does (head-only: standardised features; last-stage: batch norms folded)"
+	printf '%-5s %-11s %8s %8s %8s %13s %14s\n' seed mode pytorch variant shoal shoal-pytorch shoal-variant
+	acc() { # file, mode: the last epoch's test accuracy in %, or nothing
+		awk -v m="$2" -v e="$epochs" '$2 == m && $3 == "epoch" && $4 == e && $5 == "test-acc" { printf "%.1f", $6 * 100 }' "$1" 2>/dev/null
+	}
+	pts() { if [ -n "$1" ] && [ -n "$2" ]; then awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.1f", a - b }'; else echo -; fi; }
+	for seed in $seeds; do
+		for mode in $modes; do
+			variant=head-only-standardised
+			[ "$mode" = last-stage ] && variant=last-stage-fused
+			t=$(acc "$bin/torch-$seed.out" "$mode") v=$(acc "$bin/torch-$seed.out" "$variant") s=$(acc "$bin/shoal-$seed.out" "$mode")
+			[ "$mode" = full ] && v=""
+			printf '%-5s %-11s %8s %8s %8s %13s %14s\n' "$seed" "$mode" "${t:--}" "${v:--}" "${s:--}" "$(pts "$s" "$t")" "$(pts "$s" "$v")"
+		done
+	done
+	echo "load average $(cut -d' ' -f1-3 /proc/loadavg)"
 fi
