@@ -404,7 +404,7 @@ func preprocessBytes(image []byte, spec imaging.Spec) (int64, error) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	for range rounds {
-		img, _, err := imaging.Decode(image, imaging.Limits{})
+		img, _, err := imaging.DecodeFor(image, spec, imaging.Limits{})
 		if err != nil {
 			return 0, fmt.Errorf("the soak's image: %w", err)
 		}

@@ -176,6 +176,9 @@ func formatInput(in *registrypb.InputSpec) string {
 	parts := []string{strings.TrimPrefix(in.GetLayout().String(), "TENSOR_LAYOUT_"), channels,
 		fmt.Sprintf("%d×%d", in.GetHeight(), in.GetWidth()),
 		"resize " + strings.ToLower(strings.TrimPrefix(in.GetResizeMode().String(), "RESIZE_MODE_"))}
+	if in.GetJpegDecode() == registrypb.JpegDecode_JPEG_DECODE_DCT_SCALED {
+		parts = append(parts, "JPEG decode dct-scaled")
+	}
 	switch {
 	case len(in.GetMean()) == 0 && len(in.GetStd()) == 0:
 		parts = append(parts, "no normalisation")

@@ -51,7 +51,7 @@ func predictOIP(ctx context.Context, oip oippb.GRPCInferenceServiceClient, reg r
 	n := len(req.GetImages())
 	pixels := make([]float32, n*spec.Size())
 	for i, data := range req.GetImages() {
-		img, _, err := imaging.Decode(data, imaging.Limits{})
+		img, _, err := imaging.DecodeFor(data, spec, imaging.Limits{})
 		if err != nil {
 			return nil, fmt.Errorf("predict: image %d: %w", i+1, err)
 		}

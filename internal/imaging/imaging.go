@@ -116,17 +116,19 @@ func sniff(b []byte) *codec {
 // Validate checks that data is one whole image within limits, decoding it
 // fully (a truncated file fails here), and describes it.
 func Validate(data []byte, lim Limits) (Info, error) {
-	_, info, err := decode(data, lim)
+	_, info, err := decode(data, lim, nil)
 	return info, err
 }
 
 // Decode validates data as Validate does and returns the decoded image (a
 // GIF's first frame), turned upright as its EXIF orientation says (JPEG).
 func Decode(data []byte, lim Limits) (image.Image, Info, error) {
-	return decode(data, lim)
+	return decode(data, lim, nil)
 }
 
-func decode(data []byte, lim Limits) (image.Image, Info, error) {
+// decode is Decode; a JPEG is decoded as for s when s is not nil (see
+// DecodeFor).
+func decode(data []byte, lim Limits, s *Spec) (image.Image, Info, error) {
 	switch {
 	case len(data) == 0:
 		return nil, Info{}, fmt.Errorf("%w: empty file (0 bytes)", ErrInvalid)
@@ -154,7 +156,12 @@ func decode(data []byte, lim Limits) (image.Image, Info, error) {
 	if px := int64(cfg.Width) * int64(cfg.Height); lim.MaxPixels > 0 && px > lim.MaxPixels {
 		return nil, info, fmt.Errorf("%w: %dx%d is %d pixels, more than the limit of %d", ErrInvalid, cfg.Width, cfg.Height, px, lim.MaxPixels)
 	}
-	img, err := c.decode(bytes.NewReader(data))
+	var img image.Image
+	if c.format == JPEG && s != nil && s.JPEGDecode == JPEGDCTScaled {
+		img, err = decodeJPEGScaled(data, cfg, orientation, *s)
+	} else {
+		img, err = c.decode(bytes.NewReader(data))
+	}
 	if err != nil {
 		return nil, info, fmt.Errorf("%w: %s data: %s", ErrInvalid, c.format, reason(err))
 	}
@@ -186,7 +193,7 @@ func Thumbnail(data []byte, maxSide int, lim Limits) ([]byte, error) {
 	if maxSide <= 0 {
 		return nil, fmt.Errorf("imaging: thumbnail size %d must be positive", maxSide)
 	}
-	src, info, err := decode(data, lim)
+	src, info, err := decode(data, lim, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -178,6 +178,21 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		pre = append(pre, fuzztest.Seed{Name: s.Name, Args: []any{s.Args[0], i%2 == 0, uint16(3 + 5*i), uint16(40 - 3*i), uint16(i), i%3 == 0}})
 	}
 	fuzztest.WriteSeeds(t, "FuzzDecodePreprocess", pre)
+
+	// The DCT-scaled decoder: every kind of JPEG above, one large enough
+	// for 1/8 scale, and broken ones.
+	photo := jpegSeedPhoto(t)
+	scaled := []fuzztest.Seed{
+		{Name: "jpeg-photo-gray-28", Args: []any{photo, true, uint16(4), uint16(8), uint16(0)}},
+		{Name: "jpeg-photo-rgb-crop", Args: []any{photo, false, uint16(9), uint16(9), uint16(1)}},
+		{Name: "jpeg-photo-truncated", Args: []any{photo[:len(photo)*2/3], true, uint16(4), uint16(4), uint16(0)}},
+	}
+	for i, s := range images {
+		if f, _ := imaging.Sniff(s.Args[0].([]byte)); f == imaging.JPEG {
+			scaled = append(scaled, fuzztest.Seed{Name: s.Name, Args: []any{s.Args[0], i%2 == 0, uint16(1 + i), uint16(2 + i), uint16(i)}})
+		}
+	}
+	fuzztest.WriteSeeds(t, "FuzzDecodeForScaled", scaled)
 }
 
 func goOutput(t *testing.T, args ...string) string {

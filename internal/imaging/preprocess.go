@@ -53,6 +53,9 @@ type Spec struct {
 	Mean, Std []float32
 	// NHWC selects [H, W, C] per image instead of [C, H, W].
 	NHWC bool
+	// JPEGDecode is how DecodeFor decodes a JPEG; the zero value is a full
+	// decode.
+	JPEGDecode JPEGDecode
 }
 
 // SpecFromProto validates a Registry InputSpec and returns its Spec.
@@ -76,7 +79,23 @@ func SpecFromProto(in *registrypb.InputSpec) (Spec, error) {
 	default:
 		return Spec{}, fmt.Errorf("imaging: unknown resize mode %v", in.GetResizeMode())
 	}
+	switch in.GetJpegDecode() {
+	case registrypb.JpegDecode_JPEG_DECODE_UNSPECIFIED, registrypb.JpegDecode_JPEG_DECODE_FULL:
+		s.JPEGDecode = JPEGFull
+	case registrypb.JpegDecode_JPEG_DECODE_DCT_SCALED:
+		s.JPEGDecode = JPEGDCTScaled
+	default:
+		return Spec{}, fmt.Errorf("imaging: unknown JPEG decode mode %v", in.GetJpegDecode())
+	}
 	return s, s.Validate()
+}
+
+// Proto is m as the Registry's InputSpec records it.
+func (m JPEGDecode) Proto() registrypb.JpegDecode {
+	if m == JPEGDCTScaled {
+		return registrypb.JpegDecode_JPEG_DECODE_DCT_SCALED
+	}
+	return registrypb.JpegDecode_JPEG_DECODE_FULL
 }
 
 // maxSpecPixels bounds a model's input size: 4096×4096, far past what
@@ -110,6 +129,11 @@ func (s Spec) Validate() error {
 	case ResizeStretch, ResizeCenterCrop, ResizeLetterbox:
 	default:
 		return fmt.Errorf("imaging: unknown resize mode %v", s.Resize)
+	}
+	switch s.JPEGDecode {
+	case JPEGFull, JPEGDCTScaled:
+	default:
+		return fmt.Errorf("imaging: unknown JPEG decode mode %v", s.JPEGDecode)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"image"
 	"log/slog"
 	"math"
 	"sync"
@@ -199,7 +200,17 @@ func (m testModel) expect(t *testing.T, img []byte) []float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	decoded, _, err := imaging.Decode(img, imaging.Limits{})
+	decoded, _, err := imaging.DecodeFor(img, spec, imaging.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.probabilities(t, decoded)
+}
+
+// probabilities is the model's probabilities for a decoded image.
+func (m testModel) probabilities(t *testing.T, decoded image.Image) []float64 {
+	t.Helper()
+	spec, err := imaging.SpecFromProto(m.spec)
 	if err != nil {
 		t.Fatal(err)
 	}

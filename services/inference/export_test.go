@@ -17,8 +17,8 @@ func SetIdleCheckHook(s *Service, f func(model string, version int64, unloaded b
 // InjectPreprocessHook makes f run before each image's decoding until t
 // ends; call it before the service starts.
 func InjectPreprocessHook(t testing.TB, f func()) {
-	t.Cleanup(func() { decodeImage = imaging.Decode })
-	decodeImage = func(data []byte, lim imaging.Limits) (image.Image, imaging.Info, error) {
+	t.Cleanup(func() { decodeImage = imaging.DecodeFor })
+	decodeImage = func(data []byte, s imaging.Spec, lim imaging.Limits) (image.Image, imaging.Info, error) {
 		f()
 		return imaging.Decode(data, lim)
 	}

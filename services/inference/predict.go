@@ -145,9 +145,9 @@ func batchError(err error, m *model) error {
 	return err
 }
 
-// decodeImage is imaging.Decode; tests replace it to inject a panic into
+// decodeImage is imaging.DecodeFor; tests replace it to inject a panic into
 // preprocessing.
-var decodeImage = imaging.Decode
+var decodeImage = imaging.DecodeFor
 
 // preprocess decodes and preprocesses images on up to GOMAXPROCS
 // goroutines, outside the batcher so its workers only compute. Every bad
@@ -162,7 +162,7 @@ func (s *Service) preprocess(images [][]byte, spec imaging.Spec) ([][]float32, e
 		dst := vals[i*spec.Size() : (i+1)*spec.Size() : (i+1)*spec.Size()]
 		out[i] = dst
 		errs[i] = s.deps.Panics.Call("preprocess", func() error {
-			img, _, err := decodeImage(images[i], lim)
+			img, _, err := decodeImage(images[i], spec, lim)
 			if err == nil {
 				err = imaging.Preprocess(img, spec, dst)
 			}

@@ -45,8 +45,8 @@ func checkLabels(labels []string) error {
 }
 
 // normalizeInputSpec checks in and returns a copy with defaults made
-// explicit (layout NCHW, resize STRETCH), so that what is stored says
-// exactly how to preprocess.
+// explicit (layout NCHW, resize STRETCH, JPEG decode FULL), so that what
+// is stored says exactly how to preprocess.
 func normalizeInputSpec(in *registrypb.InputSpec) (*registrypb.InputSpec, error) {
 	if in == nil {
 		return nil, status.Error(codes.InvalidArgument, "inputSpec is required: channels, height, width, mean/std and layout of the model's input")
@@ -55,7 +55,7 @@ func normalizeInputSpec(in *registrypb.InputSpec) (*registrypb.InputSpec, error)
 		Channels: in.GetChannels(), Height: in.GetHeight(), Width: in.GetWidth(),
 		ResizeMode: in.GetResizeMode(), Mean: slices.Clone(in.GetMean()), Std: slices.Clone(in.GetStd()),
 		Layout: in.GetLayout(), InputName: in.GetInputName(), OutputName: in.GetOutputName(),
-		OutputIsProbabilities: in.GetOutputIsProbabilities(),
+		OutputIsProbabilities: in.GetOutputIsProbabilities(), JpegDecode: in.GetJpegDecode(),
 	}
 	if out.Channels != 1 && out.Channels != 3 {
 		return nil, status.Errorf(codes.InvalidArgument, "inputSpec.channels = %d: use 1 (grayscale) or 3 (RGB)", out.Channels)
@@ -90,6 +90,13 @@ func normalizeInputSpec(in *registrypb.InputSpec) (*registrypb.InputSpec, error)
 	case registrypb.ResizeMode_RESIZE_MODE_STRETCH, registrypb.ResizeMode_RESIZE_MODE_CENTER_CROP, registrypb.ResizeMode_RESIZE_MODE_LETTERBOX:
 	default:
 		return nil, status.Errorf(codes.InvalidArgument, "inputSpec.resizeMode = %d: unknown mode", out.ResizeMode)
+	}
+	switch out.JpegDecode {
+	case registrypb.JpegDecode_JPEG_DECODE_UNSPECIFIED:
+		out.JpegDecode = registrypb.JpegDecode_JPEG_DECODE_FULL
+	case registrypb.JpegDecode_JPEG_DECODE_FULL, registrypb.JpegDecode_JPEG_DECODE_DCT_SCALED:
+	default:
+		return nil, status.Errorf(codes.InvalidArgument, "inputSpec.jpegDecode = %d: unknown mode (JPEG_DECODE_FULL or JPEG_DECODE_DCT_SCALED)", out.JpegDecode)
 	}
 	// Inference preprocesses with this package's rules (it bounds the
 	// pixels, not only each side): a version it cannot serve is refused

@@ -4,6 +4,9 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	registrypb "github.com/shoalml/shoal/gen/shoal/registry/v1"
 )
 
@@ -25,5 +28,24 @@ func TestInputSpecServable(t *testing.T) {
 		if (tt.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
 			t.Errorf("normalizeInputSpec(%dx%d) = %v; want %q", tt.w, tt.h, err, tt.wantErr)
 		}
+	}
+}
+
+// TestInputSpecJPEGDecode: the JPEG decode mode is kept as asked, made
+// explicit (FULL) when not given, and refused when unknown.
+func TestInputSpecJPEGDecode(t *testing.T) {
+	for in, want := range map[registrypb.JpegDecode]registrypb.JpegDecode{
+		registrypb.JpegDecode_JPEG_DECODE_UNSPECIFIED: registrypb.JpegDecode_JPEG_DECODE_FULL,
+		registrypb.JpegDecode_JPEG_DECODE_FULL:        registrypb.JpegDecode_JPEG_DECODE_FULL,
+		registrypb.JpegDecode_JPEG_DECODE_DCT_SCALED:  registrypb.JpegDecode_JPEG_DECODE_DCT_SCALED,
+	} {
+		out, err := normalizeInputSpec(&registrypb.InputSpec{Channels: 1, Height: 28, Width: 28, JpegDecode: in})
+		if err != nil || out.GetJpegDecode() != want {
+			t.Errorf("normalizeInputSpec(jpeg decode %v) = %v, %v; want %v", in, out.GetJpegDecode(), err, want)
+		}
+	}
+	_, err := normalizeInputSpec(&registrypb.InputSpec{Channels: 1, Height: 28, Width: 28, JpegDecode: 9})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "inputSpec.jpegDecode = 9") {
+		t.Errorf("normalizeInputSpec(jpeg decode 9) = %v; want InvalidArgument naming the field", err)
 	}
 }

@@ -169,7 +169,10 @@ func (s *Service) execute(ctx context.Context, id string, spec *trainerpb.JobSpe
 func (r *jobRun) resolveInput(ctx context.Context) error {
 	spec := r.spec
 	r.shape = ml.InputShape{Channels: int(spec.Channels), Height: int(spec.ImageSize), Width: int(spec.ImageSize)}
-	r.pre = imaging.Spec{Channels: r.shape.Channels, Height: r.shape.Height, Width: r.shape.Width, Resize: imaging.ResizeStretch}
+	// Training decodes JPEGs DCT-scaled, and the version records it, so
+	// serving decodes them the same way.
+	r.pre = imaging.Spec{Channels: r.shape.Channels, Height: r.shape.Height, Width: r.shape.Width, Resize: imaging.ResizeStretch,
+		JPEGDecode: imaging.JPEGDCTScaled}
 	if spec.BaseVersion == nil {
 		return nil
 	}
@@ -379,7 +382,7 @@ func (s *Service) load(ctx context.Context, spec *trainerpb.JobSpec, shape ml.In
 			if !ok {
 				return nil, fmt.Errorf("image %s has label %q, which the snapshot's counts do not list", img.GetId(), img.GetLabel())
 			}
-			decoded, _, err := imaging.Decode(msg.GetContent(), imaging.Limits{})
+			decoded, _, err := imaging.DecodeFor(msg.GetContent(), pre, imaging.Limits{})
 			if err != nil {
 				return nil, fmt.Errorf("image %s (%s): %w", img.GetId(), img.GetFileName(), err)
 			}

@@ -31,9 +31,16 @@ const featureCacheFormat = "shoal-features-v1"
 type featureKey struct{ h hash.Hash }
 
 func newFeatureKey(bb *ml.Backbone, pre imaging.Spec) *featureKey {
+	return featureKeyOf(bb.Graph(), pre)
+}
+
+// featureKeyOf is newFeatureKey for a backbone's ONNX graph. The spec's
+// every field counts, the JPEG decode mode included: a DCT-scaled decode
+// gives other pixels, so other features.
+func featureKeyOf(graph []byte, pre imaging.Spec) *featureKey {
 	k := &featureKey{h: sha256.New()}
-	graph := sha256.Sum256(bb.Graph())
-	fmt.Fprintf(k.h, "%s\x00%x\x00%+v\x00", featureCacheFormat, graph, pre)
+	sum := sha256.Sum256(graph)
+	fmt.Fprintf(k.h, "%s\x00%x\x00%+v\x00", featureCacheFormat, sum, pre)
 	return k
 }
 

@@ -5,8 +5,26 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/shoalml/shoal/internal/imaging"
 	"github.com/shoalml/shoal/internal/ml"
 )
+
+// TestFeatureKeyHasJPEGDecode: the same backbone, preprocessing and images
+// under another JPEG decode mode are other features.
+func TestFeatureKeyHasJPEGDecode(t *testing.T) {
+	images := []rawImage{{id: "a", content: []byte("jpeg bytes")}}
+	key := func(m imaging.JPEGDecode) string {
+		k := featureKeyOf([]byte("graph"), imaging.Spec{Channels: 3, Height: 8, Width: 8, Resize: imaging.ResizeStretch, JPEGDecode: m})
+		k.split(images)
+		return k.blobKey()
+	}
+	if full, scaled := key(imaging.JPEGFull), key(imaging.JPEGDCTScaled); full == scaled {
+		t.Errorf("feature key %s is the same for full and DCT-scaled JPEG decoding", full)
+	}
+	if first, again := key(imaging.JPEGDCTScaled), key(imaging.JPEGDCTScaled); first != again {
+		t.Error("feature key differs between two computations of the same job")
+	}
+}
 
 func featureSplits(f int, counts ...int) []*ml.Data {
 	var out []*ml.Data

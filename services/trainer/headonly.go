@@ -146,7 +146,7 @@ func decode(images []rawImage, n int, shape ml.InputShape, pre imaging.Spec) (*m
 	n = min(n, len(images))
 	d := &ml.Data{Shape: shape, Images: make([]float32, n*shape.Size()), Labels: make([]int32, n)}
 	for i, im := range images[:n] {
-		decoded, _, err := imaging.Decode(im.content, imaging.Limits{})
+		decoded, _, err := imaging.DecodeFor(im.content, pre, imaging.Limits{})
 		if err != nil {
 			return nil, fmt.Errorf("image %s (%s): %w", im.id, im.file, err)
 		}

@@ -74,7 +74,7 @@ func TestHeadOnlyTraining(t *testing.T) {
 	}
 	if got := v.GetInputSpec(); got.GetInputName() != "input" || got.GetOutputName() != "output" || got.GetMean()[0] != 0.3 ||
 		!got.GetOutputIsProbabilities() || v.GetArchitecture() != "tiny-cnn" || len(v.GetLabels()) != 3 ||
-		v.GetHyperParameters()["train_layers"] != "head" || v.GetHyperParameters()["augmentation"] != "none" {
+		got.GetJpegDecode() != registrypb.JpegDecode_JPEG_DECODE_FULL || v.GetHyperParameters()["train_layers"] != "head" || v.GetHyperParameters()["augmentation"] != "none" {
 		t.Errorf("head-only version = %v; want the base's input spec and architecture, 3 labels, train_layers head, no augmentation", v)
 	}
 	acc := serveAccuracy(t, e, e.dataset, job.GetResult())
@@ -157,7 +157,8 @@ func TestHeadOnlyOnShoalVersion(t *testing.T) {
 		t.Errorf("job log does not name the MatMul+Add head and the backbone's pass:\n%s", l)
 	}
 	v := e.version(t, job.GetResult())
-	if v.GetArchitecture() != "small-cnn" || v.GetInputSpec().GetInputName() != "images" || v.GetHyperParameters()["train_layers"] != "head" {
+	if v.GetArchitecture() != "small-cnn" || v.GetInputSpec().GetInputName() != "images" || v.GetHyperParameters()["train_layers"] != "head" ||
+		v.GetInputSpec().GetJpegDecode() != registrypb.JpegDecode_JPEG_DECODE_DCT_SCALED {
 		t.Errorf("head-only version = %v; want the base's architecture small-cnn and input spec", v)
 	}
 	if acc := serveAccuracy(t, e, e.dataset, job.GetResult()); acc < 0.75 {

@@ -26,7 +26,7 @@ const (
 // versionSpec describes the trained model to the Registry. A model
 // fine-tuned from an imported base keeps the base's input spec, so that it
 // is served exactly as the base is, and its architecture name when it has
-// one.
+// one. Either way it records how training decoded JPEGs.
 func (r *jobRun) versionSpec() *registrypb.VersionSpec {
 	spec, id := r.spec, r.id
 	sum := sha256.Sum256(r.onnx)
@@ -47,6 +47,7 @@ func (r *jobRun) versionSpec() *registrypb.VersionSpec {
 			arch = a
 		}
 	}
+	in.JpegDecode = r.pre.JPEGDecode.Proto()
 	return &registrypb.VersionSpec{
 		Model:     spec.Model,
 		Labels:    r.data.labels,

@@ -244,7 +244,8 @@ func TestJobTrainsEvaluatesAndRegisters(t *testing.T) {
 		}
 		in := v.GetInputSpec()
 		if in.GetInputName() != "images" || in.GetOutputName() != "probabilities" || !in.GetOutputIsProbabilities() ||
-			in.GetChannels() != 1 || in.GetHeight() != 28 || in.GetLayout() != registrypb.TensorLayout_TENSOR_LAYOUT_NCHW || len(in.GetMean()) != 0 {
+			in.GetChannels() != 1 || in.GetHeight() != 28 || in.GetLayout() != registrypb.TensorLayout_TENSOR_LAYOUT_NCHW || len(in.GetMean()) != 0 ||
+			in.GetJpegDecode() != registrypb.JpegDecode_JPEG_DECODE_DCT_SCALED {
 			t.Errorf("input spec = %v", in)
 		}
 		if len(v.GetLabels()) != 3 || v.GetCreator() != "trainer" || v.GetArchitecture() != "small-cnn" ||

@@ -129,7 +129,7 @@ function VersionDetail({ version: v }: { version: S<"v1Version"> }) {
       </div>
       <p>
         Test accuracy <strong>{pct(v.metrics?.testAccuracy)}</strong> on {num(v.metrics?.testExamples)} images · test loss {v.metrics?.testLoss?.toFixed(3)} ·
-        validation accuracy {pct(v.metrics?.valAccuracy)} · input {v.inputSpec?.channels}×{v.inputSpec?.height}×{v.inputSpec?.width} · artifact {num(v.artifact?.sizeBytes).toLocaleString()} bytes
+        validation accuracy {pct(v.metrics?.valAccuracy)} · input {v.inputSpec?.channels}×{v.inputSpec?.height}×{v.inputSpec?.width}{v.inputSpec?.jpegDecode === "JPEG_DECODE_DCT_SCALED" ? " (JPEGs decoded DCT-scaled)" : ""} · artifact {num(v.artifact?.sizeBytes).toLocaleString()} bytes
       </p>
       <div className="detail-grid">
         <div>

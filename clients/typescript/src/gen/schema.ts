@@ -1668,6 +1668,7 @@ export interface components {
             height?: number;
             /** @description Name of the ONNX graph's input tensor. */
             inputName?: string;
+            jpegDecode?: components["schemas"]["v1JpegDecode"];
             layout?: components["schemas"]["v1TensorLayout"];
             /** @description Per-channel mean subtracted after scaling pixels to [0, 1]. */
             mean?: number[];
@@ -1826,6 +1827,24 @@ export interface components {
          * @enum {string}
          */
         v1JobState: "JOB_STATE_UNSPECIFIED" | "JOB_STATE_QUEUED" | "JOB_STATE_RUNNING" | "JOB_STATE_SUCCEEDED" | "JOB_STATE_FAILED" | "JOB_STATE_CANCELLED";
+        /**
+         * @description JpegDecode is how a JPEG is decoded before it is resized to the model's
+         *     input. Other formats are always decoded in full.
+         *
+         *      - JPEG_DECODE_UNSPECIFIED: Not set: a full decode, as JPEG_DECODE_FULL. Every version registered
+         *     before the field existed has it, and keeps answering as it did.
+         *      - JPEG_DECODE_FULL: Decode every pixel at full size, then resize.
+         *      - JPEG_DECODE_DCT_SCALED: Decode at 1/2, 1/4 or 1/8 scale in the DCT (each 8x8 block becomes 4x4,
+         *     2x2 or 1x1 pixels): the largest reduction that still leaves at least
+         *     the pixels the resize mode samples in both dimensions, then resize as
+         *     usual. A one-channel model gets the JPEG's luma alone (its chroma is
+         *     never transformed). Much cheaper when the model's input is much
+         *     smaller than the photo; the pixels differ slightly from a full decode,
+         *     so a model should be served with the mode it was trained with.
+         * @default JPEG_DECODE_UNSPECIFIED
+         * @enum {string}
+         */
+        v1JpegDecode: "JPEG_DECODE_UNSPECIFIED" | "JPEG_DECODE_FULL" | "JPEG_DECODE_DCT_SCALED";
         /** @description LabelCount is the number of images of one label in one split. */
         v1LabelCount: {
             /**

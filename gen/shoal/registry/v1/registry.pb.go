@@ -136,6 +136,67 @@ func (ResizeMode) EnumDescriptor() ([]byte, []int) {
 	return file_shoal_registry_v1_registry_proto_rawDescGZIP(), []int{1}
 }
 
+// JpegDecode is how a JPEG is decoded before it is resized to the model's
+// input. Other formats are always decoded in full.
+type JpegDecode int32
+
+const (
+	// Not set: a full decode, as JPEG_DECODE_FULL. Every version registered
+	// before the field existed has it, and keeps answering as it did.
+	JpegDecode_JPEG_DECODE_UNSPECIFIED JpegDecode = 0
+	// Decode every pixel at full size, then resize.
+	JpegDecode_JPEG_DECODE_FULL JpegDecode = 1
+	// Decode at 1/2, 1/4 or 1/8 scale in the DCT (each 8x8 block becomes 4x4,
+	// 2x2 or 1x1 pixels): the largest reduction that still leaves at least
+	// the pixels the resize mode samples in both dimensions, then resize as
+	// usual. A one-channel model gets the JPEG's luma alone (its chroma is
+	// never transformed). Much cheaper when the model's input is much
+	// smaller than the photo; the pixels differ slightly from a full decode,
+	// so a model should be served with the mode it was trained with.
+	JpegDecode_JPEG_DECODE_DCT_SCALED JpegDecode = 2
+)
+
+// Enum value maps for JpegDecode.
+var (
+	JpegDecode_name = map[int32]string{
+		0: "JPEG_DECODE_UNSPECIFIED",
+		1: "JPEG_DECODE_FULL",
+		2: "JPEG_DECODE_DCT_SCALED",
+	}
+	JpegDecode_value = map[string]int32{
+		"JPEG_DECODE_UNSPECIFIED": 0,
+		"JPEG_DECODE_FULL":        1,
+		"JPEG_DECODE_DCT_SCALED":  2,
+	}
+)
+
+func (x JpegDecode) Enum() *JpegDecode {
+	p := new(JpegDecode)
+	*p = x
+	return p
+}
+
+func (x JpegDecode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (JpegDecode) Descriptor() protoreflect.EnumDescriptor {
+	return file_shoal_registry_v1_registry_proto_enumTypes[2].Descriptor()
+}
+
+func (JpegDecode) Type() protoreflect.EnumType {
+	return &file_shoal_registry_v1_registry_proto_enumTypes[2]
+}
+
+func (x JpegDecode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use JpegDecode.Descriptor instead.
+func (JpegDecode) EnumDescriptor() ([]byte, []int) {
+	return file_shoal_registry_v1_registry_proto_rawDescGZIP(), []int{2}
+}
+
 // AliasEventType says what happened to an alias.
 type AliasEventType int32
 
@@ -181,11 +242,11 @@ func (x AliasEventType) String() string {
 }
 
 func (AliasEventType) Descriptor() protoreflect.EnumDescriptor {
-	return file_shoal_registry_v1_registry_proto_enumTypes[2].Descriptor()
+	return file_shoal_registry_v1_registry_proto_enumTypes[3].Descriptor()
 }
 
 func (AliasEventType) Type() protoreflect.EnumType {
-	return &file_shoal_registry_v1_registry_proto_enumTypes[2]
+	return &file_shoal_registry_v1_registry_proto_enumTypes[3]
 }
 
 func (x AliasEventType) Number() protoreflect.EnumNumber {
@@ -194,7 +255,7 @@ func (x AliasEventType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AliasEventType.Descriptor instead.
 func (AliasEventType) EnumDescriptor() ([]byte, []int) {
-	return file_shoal_registry_v1_registry_proto_rawDescGZIP(), []int{2}
+	return file_shoal_registry_v1_registry_proto_rawDescGZIP(), []int{3}
 }
 
 // ServingState is where an Inference replica stands with the version an
@@ -257,11 +318,11 @@ func (x ServingState) String() string {
 }
 
 func (ServingState) Descriptor() protoreflect.EnumDescriptor {
-	return file_shoal_registry_v1_registry_proto_enumTypes[3].Descriptor()
+	return file_shoal_registry_v1_registry_proto_enumTypes[4].Descriptor()
 }
 
 func (ServingState) Type() protoreflect.EnumType {
-	return &file_shoal_registry_v1_registry_proto_enumTypes[3]
+	return &file_shoal_registry_v1_registry_proto_enumTypes[4]
 }
 
 func (x ServingState) Number() protoreflect.EnumNumber {
@@ -270,7 +331,7 @@ func (x ServingState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ServingState.Descriptor instead.
 func (ServingState) EnumDescriptor() ([]byte, []int) {
-	return file_shoal_registry_v1_registry_proto_rawDescGZIP(), []int{3}
+	return file_shoal_registry_v1_registry_proto_rawDescGZIP(), []int{4}
 }
 
 // RolloutPhase says how far an alias's version has gone out.
@@ -322,11 +383,11 @@ func (x RolloutPhase) String() string {
 }
 
 func (RolloutPhase) Descriptor() protoreflect.EnumDescriptor {
-	return file_shoal_registry_v1_registry_proto_enumTypes[4].Descriptor()
+	return file_shoal_registry_v1_registry_proto_enumTypes[5].Descriptor()
 }
 
 func (RolloutPhase) Type() protoreflect.EnumType {
-	return &file_shoal_registry_v1_registry_proto_enumTypes[4]
+	return &file_shoal_registry_v1_registry_proto_enumTypes[5]
 }
 
 func (x RolloutPhase) Number() protoreflect.EnumNumber {
@@ -335,7 +396,7 @@ func (x RolloutPhase) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RolloutPhase.Descriptor instead.
 func (RolloutPhase) EnumDescriptor() ([]byte, []int) {
-	return file_shoal_registry_v1_registry_proto_rawDescGZIP(), []int{4}
+	return file_shoal_registry_v1_registry_proto_rawDescGZIP(), []int{5}
 }
 
 // InputSpec says how to turn an image into the model's input tensor, exactly
@@ -363,8 +424,10 @@ type InputSpec struct {
 	// Whether the output is already a probability distribution (softmax
 	// applied in the graph); otherwise serving applies softmax to logits.
 	OutputIsProbabilities bool `protobuf:"varint,10,opt,name=output_is_probabilities,json=outputIsProbabilities,proto3" json:"output_is_probabilities,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// How JPEGs are decoded before resizing; unspecified is a full decode.
+	JpegDecode    JpegDecode `protobuf:"varint,11,opt,name=jpeg_decode,json=jpegDecode,proto3,enum=shoal.registry.v1.JpegDecode" json:"jpeg_decode,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *InputSpec) Reset() {
@@ -465,6 +528,13 @@ func (x *InputSpec) GetOutputIsProbabilities() bool {
 		return x.OutputIsProbabilities
 	}
 	return false
+}
+
+func (x *InputSpec) GetJpegDecode() JpegDecode {
+	if x != nil {
+		return x.JpegDecode
+	}
+	return JpegDecode_JPEG_DECODE_UNSPECIFIED
 }
 
 // ClassMetrics are one class's scores on an evaluation split.
@@ -3306,7 +3376,7 @@ var File_shoal_registry_v1_registry_proto protoreflect.FileDescriptor
 
 const file_shoal_registry_v1_registry_proto_rawDesc = "" +
 	"\n" +
-	" shoal/registry/v1/registry.proto\x12\x11shoal.registry.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bshoal/auth/v1/options.proto\"\xec\x02\n" +
+	" shoal/registry/v1/registry.proto\x12\x11shoal.registry.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bshoal/auth/v1/options.proto\"\xac\x03\n" +
 	"\tInputSpec\x12\x1a\n" +
 	"\bchannels\x18\x01 \x01(\x05R\bchannels\x12\x16\n" +
 	"\x06height\x18\x02 \x01(\x05R\x06height\x12\x14\n" +
@@ -3321,7 +3391,9 @@ const file_shoal_registry_v1_registry_proto_rawDesc = "" +
 	"\voutput_name\x18\t \x01(\tR\n" +
 	"outputName\x126\n" +
 	"\x17output_is_probabilities\x18\n" +
-	" \x01(\bR\x15outputIsProbabilities\"\x84\x01\n" +
+	" \x01(\bR\x15outputIsProbabilities\x12>\n" +
+	"\vjpeg_decode\x18\v \x01(\x0e2\x1d.shoal.registry.v1.JpegDecodeR\n" +
+	"jpegDecode\"\x84\x01\n" +
 	"\fClassMetrics\x12\x14\n" +
 	"\x05label\x18\x01 \x01(\tR\x05label\x12\x1c\n" +
 	"\tprecision\x18\x02 \x01(\x01R\tprecision\x12\x16\n" +
@@ -3573,7 +3645,12 @@ const file_shoal_registry_v1_registry_proto_rawDesc = "" +
 	"\x17RESIZE_MODE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13RESIZE_MODE_STRETCH\x10\x01\x12\x1b\n" +
 	"\x17RESIZE_MODE_CENTER_CROP\x10\x02\x12\x19\n" +
-	"\x15RESIZE_MODE_LETTERBOX\x10\x03*\xa5\x01\n" +
+	"\x15RESIZE_MODE_LETTERBOX\x10\x03*[\n" +
+	"\n" +
+	"JpegDecode\x12\x1b\n" +
+	"\x17JPEG_DECODE_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10JPEG_DECODE_FULL\x10\x01\x12\x1a\n" +
+	"\x16JPEG_DECODE_DCT_SCALED\x10\x02*\xa5\x01\n" +
 	"\x0eAliasEventType\x12 \n" +
 	"\x1cALIAS_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18ALIAS_EVENT_TYPE_CURRENT\x10\x01\x12\x18\n" +
@@ -3628,137 +3705,139 @@ func file_shoal_registry_v1_registry_proto_rawDescGZIP() []byte {
 	return file_shoal_registry_v1_registry_proto_rawDescData
 }
 
-var file_shoal_registry_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_shoal_registry_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
 var file_shoal_registry_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_shoal_registry_v1_registry_proto_goTypes = []any{
 	(TensorLayout)(0),                // 0: shoal.registry.v1.TensorLayout
 	(ResizeMode)(0),                  // 1: shoal.registry.v1.ResizeMode
-	(AliasEventType)(0),              // 2: shoal.registry.v1.AliasEventType
-	(ServingState)(0),                // 3: shoal.registry.v1.ServingState
-	(RolloutPhase)(0),                // 4: shoal.registry.v1.RolloutPhase
-	(*InputSpec)(nil),                // 5: shoal.registry.v1.InputSpec
-	(*ClassMetrics)(nil),             // 6: shoal.registry.v1.ClassMetrics
-	(*ConfusionMatrix)(nil),          // 7: shoal.registry.v1.ConfusionMatrix
-	(*Metrics)(nil),                  // 8: shoal.registry.v1.Metrics
-	(*Lineage)(nil),                  // 9: shoal.registry.v1.Lineage
-	(*VersionRef)(nil),               // 10: shoal.registry.v1.VersionRef
-	(*Artifact)(nil),                 // 11: shoal.registry.v1.Artifact
-	(*Model)(nil),                    // 12: shoal.registry.v1.Model
-	(*Version)(nil),                  // 13: shoal.registry.v1.Version
-	(*CreateModelRequest)(nil),       // 14: shoal.registry.v1.CreateModelRequest
-	(*CreateModelResponse)(nil),      // 15: shoal.registry.v1.CreateModelResponse
-	(*GetModelRequest)(nil),          // 16: shoal.registry.v1.GetModelRequest
-	(*GetModelResponse)(nil),         // 17: shoal.registry.v1.GetModelResponse
-	(*ListModelsRequest)(nil),        // 18: shoal.registry.v1.ListModelsRequest
-	(*ListModelsResponse)(nil),       // 19: shoal.registry.v1.ListModelsResponse
-	(*DeleteModelRequest)(nil),       // 20: shoal.registry.v1.DeleteModelRequest
-	(*DeleteModelResponse)(nil),      // 21: shoal.registry.v1.DeleteModelResponse
-	(*VersionSpec)(nil),              // 22: shoal.registry.v1.VersionSpec
-	(*CreateVersionRequest)(nil),     // 23: shoal.registry.v1.CreateVersionRequest
-	(*CreateVersionResponse)(nil),    // 24: shoal.registry.v1.CreateVersionResponse
-	(*GetVersionRequest)(nil),        // 25: shoal.registry.v1.GetVersionRequest
-	(*GetVersionResponse)(nil),       // 26: shoal.registry.v1.GetVersionResponse
-	(*ListVersionsRequest)(nil),      // 27: shoal.registry.v1.ListVersionsRequest
-	(*ListVersionsResponse)(nil),     // 28: shoal.registry.v1.ListVersionsResponse
-	(*DeleteVersionRequest)(nil),     // 29: shoal.registry.v1.DeleteVersionRequest
-	(*DeleteVersionResponse)(nil),    // 30: shoal.registry.v1.DeleteVersionResponse
-	(*DownloadArtifactRequest)(nil),  // 31: shoal.registry.v1.DownloadArtifactRequest
-	(*DownloadArtifactResponse)(nil), // 32: shoal.registry.v1.DownloadArtifactResponse
-	(*CompareVersionsRequest)(nil),   // 33: shoal.registry.v1.CompareVersionsRequest
-	(*MetricDelta)(nil),              // 34: shoal.registry.v1.MetricDelta
-	(*CompareVersionsResponse)(nil),  // 35: shoal.registry.v1.CompareVersionsResponse
-	(*SetAliasRequest)(nil),          // 36: shoal.registry.v1.SetAliasRequest
-	(*SetAliasResponse)(nil),         // 37: shoal.registry.v1.SetAliasResponse
-	(*DeleteAliasRequest)(nil),       // 38: shoal.registry.v1.DeleteAliasRequest
-	(*DeleteAliasResponse)(nil),      // 39: shoal.registry.v1.DeleteAliasResponse
-	(*Alias)(nil),                    // 40: shoal.registry.v1.Alias
-	(*WatchAliasesRequest)(nil),      // 41: shoal.registry.v1.WatchAliasesRequest
-	(*WatchAliasesResponse)(nil),     // 42: shoal.registry.v1.WatchAliasesResponse
-	(*AliasServing)(nil),             // 43: shoal.registry.v1.AliasServing
-	(*ReportServingRequest)(nil),     // 44: shoal.registry.v1.ReportServingRequest
-	(*ReportServingResponse)(nil),    // 45: shoal.registry.v1.ReportServingResponse
-	(*WatchRolloutRequest)(nil),      // 46: shoal.registry.v1.WatchRolloutRequest
-	(*ReplicaRollout)(nil),           // 47: shoal.registry.v1.ReplicaRollout
-	(*WatchRolloutResponse)(nil),     // 48: shoal.registry.v1.WatchRolloutResponse
-	nil,                              // 49: shoal.registry.v1.Model.AliasesEntry
-	nil,                              // 50: shoal.registry.v1.Version.HyperParametersEntry
-	nil,                              // 51: shoal.registry.v1.VersionSpec.HyperParametersEntry
-	(*timestamppb.Timestamp)(nil),    // 52: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 53: google.protobuf.Duration
+	(JpegDecode)(0),                  // 2: shoal.registry.v1.JpegDecode
+	(AliasEventType)(0),              // 3: shoal.registry.v1.AliasEventType
+	(ServingState)(0),                // 4: shoal.registry.v1.ServingState
+	(RolloutPhase)(0),                // 5: shoal.registry.v1.RolloutPhase
+	(*InputSpec)(nil),                // 6: shoal.registry.v1.InputSpec
+	(*ClassMetrics)(nil),             // 7: shoal.registry.v1.ClassMetrics
+	(*ConfusionMatrix)(nil),          // 8: shoal.registry.v1.ConfusionMatrix
+	(*Metrics)(nil),                  // 9: shoal.registry.v1.Metrics
+	(*Lineage)(nil),                  // 10: shoal.registry.v1.Lineage
+	(*VersionRef)(nil),               // 11: shoal.registry.v1.VersionRef
+	(*Artifact)(nil),                 // 12: shoal.registry.v1.Artifact
+	(*Model)(nil),                    // 13: shoal.registry.v1.Model
+	(*Version)(nil),                  // 14: shoal.registry.v1.Version
+	(*CreateModelRequest)(nil),       // 15: shoal.registry.v1.CreateModelRequest
+	(*CreateModelResponse)(nil),      // 16: shoal.registry.v1.CreateModelResponse
+	(*GetModelRequest)(nil),          // 17: shoal.registry.v1.GetModelRequest
+	(*GetModelResponse)(nil),         // 18: shoal.registry.v1.GetModelResponse
+	(*ListModelsRequest)(nil),        // 19: shoal.registry.v1.ListModelsRequest
+	(*ListModelsResponse)(nil),       // 20: shoal.registry.v1.ListModelsResponse
+	(*DeleteModelRequest)(nil),       // 21: shoal.registry.v1.DeleteModelRequest
+	(*DeleteModelResponse)(nil),      // 22: shoal.registry.v1.DeleteModelResponse
+	(*VersionSpec)(nil),              // 23: shoal.registry.v1.VersionSpec
+	(*CreateVersionRequest)(nil),     // 24: shoal.registry.v1.CreateVersionRequest
+	(*CreateVersionResponse)(nil),    // 25: shoal.registry.v1.CreateVersionResponse
+	(*GetVersionRequest)(nil),        // 26: shoal.registry.v1.GetVersionRequest
+	(*GetVersionResponse)(nil),       // 27: shoal.registry.v1.GetVersionResponse
+	(*ListVersionsRequest)(nil),      // 28: shoal.registry.v1.ListVersionsRequest
+	(*ListVersionsResponse)(nil),     // 29: shoal.registry.v1.ListVersionsResponse
+	(*DeleteVersionRequest)(nil),     // 30: shoal.registry.v1.DeleteVersionRequest
+	(*DeleteVersionResponse)(nil),    // 31: shoal.registry.v1.DeleteVersionResponse
+	(*DownloadArtifactRequest)(nil),  // 32: shoal.registry.v1.DownloadArtifactRequest
+	(*DownloadArtifactResponse)(nil), // 33: shoal.registry.v1.DownloadArtifactResponse
+	(*CompareVersionsRequest)(nil),   // 34: shoal.registry.v1.CompareVersionsRequest
+	(*MetricDelta)(nil),              // 35: shoal.registry.v1.MetricDelta
+	(*CompareVersionsResponse)(nil),  // 36: shoal.registry.v1.CompareVersionsResponse
+	(*SetAliasRequest)(nil),          // 37: shoal.registry.v1.SetAliasRequest
+	(*SetAliasResponse)(nil),         // 38: shoal.registry.v1.SetAliasResponse
+	(*DeleteAliasRequest)(nil),       // 39: shoal.registry.v1.DeleteAliasRequest
+	(*DeleteAliasResponse)(nil),      // 40: shoal.registry.v1.DeleteAliasResponse
+	(*Alias)(nil),                    // 41: shoal.registry.v1.Alias
+	(*WatchAliasesRequest)(nil),      // 42: shoal.registry.v1.WatchAliasesRequest
+	(*WatchAliasesResponse)(nil),     // 43: shoal.registry.v1.WatchAliasesResponse
+	(*AliasServing)(nil),             // 44: shoal.registry.v1.AliasServing
+	(*ReportServingRequest)(nil),     // 45: shoal.registry.v1.ReportServingRequest
+	(*ReportServingResponse)(nil),    // 46: shoal.registry.v1.ReportServingResponse
+	(*WatchRolloutRequest)(nil),      // 47: shoal.registry.v1.WatchRolloutRequest
+	(*ReplicaRollout)(nil),           // 48: shoal.registry.v1.ReplicaRollout
+	(*WatchRolloutResponse)(nil),     // 49: shoal.registry.v1.WatchRolloutResponse
+	nil,                              // 50: shoal.registry.v1.Model.AliasesEntry
+	nil,                              // 51: shoal.registry.v1.Version.HyperParametersEntry
+	nil,                              // 52: shoal.registry.v1.VersionSpec.HyperParametersEntry
+	(*timestamppb.Timestamp)(nil),    // 53: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 54: google.protobuf.Duration
 }
 var file_shoal_registry_v1_registry_proto_depIdxs = []int32{
 	1,  // 0: shoal.registry.v1.InputSpec.resize_mode:type_name -> shoal.registry.v1.ResizeMode
 	0,  // 1: shoal.registry.v1.InputSpec.layout:type_name -> shoal.registry.v1.TensorLayout
-	6,  // 2: shoal.registry.v1.Metrics.per_class:type_name -> shoal.registry.v1.ClassMetrics
-	7,  // 3: shoal.registry.v1.Metrics.confusion_matrix:type_name -> shoal.registry.v1.ConfusionMatrix
-	10, // 4: shoal.registry.v1.Lineage.parent:type_name -> shoal.registry.v1.VersionRef
-	49, // 5: shoal.registry.v1.Model.aliases:type_name -> shoal.registry.v1.Model.AliasesEntry
-	52, // 6: shoal.registry.v1.Model.create_time:type_name -> google.protobuf.Timestamp
-	11, // 7: shoal.registry.v1.Version.artifact:type_name -> shoal.registry.v1.Artifact
-	5,  // 8: shoal.registry.v1.Version.input_spec:type_name -> shoal.registry.v1.InputSpec
-	8,  // 9: shoal.registry.v1.Version.metrics:type_name -> shoal.registry.v1.Metrics
-	50, // 10: shoal.registry.v1.Version.hyper_parameters:type_name -> shoal.registry.v1.Version.HyperParametersEntry
-	9,  // 11: shoal.registry.v1.Version.lineage:type_name -> shoal.registry.v1.Lineage
-	52, // 12: shoal.registry.v1.Version.create_time:type_name -> google.protobuf.Timestamp
-	12, // 13: shoal.registry.v1.CreateModelResponse.model:type_name -> shoal.registry.v1.Model
-	12, // 14: shoal.registry.v1.GetModelResponse.model:type_name -> shoal.registry.v1.Model
-	12, // 15: shoal.registry.v1.ListModelsResponse.models:type_name -> shoal.registry.v1.Model
-	5,  // 16: shoal.registry.v1.VersionSpec.input_spec:type_name -> shoal.registry.v1.InputSpec
-	8,  // 17: shoal.registry.v1.VersionSpec.metrics:type_name -> shoal.registry.v1.Metrics
-	51, // 18: shoal.registry.v1.VersionSpec.hyper_parameters:type_name -> shoal.registry.v1.VersionSpec.HyperParametersEntry
-	9,  // 19: shoal.registry.v1.VersionSpec.lineage:type_name -> shoal.registry.v1.Lineage
-	22, // 20: shoal.registry.v1.CreateVersionRequest.spec:type_name -> shoal.registry.v1.VersionSpec
-	13, // 21: shoal.registry.v1.CreateVersionResponse.version:type_name -> shoal.registry.v1.Version
-	13, // 22: shoal.registry.v1.GetVersionResponse.version:type_name -> shoal.registry.v1.Version
-	13, // 23: shoal.registry.v1.ListVersionsResponse.versions:type_name -> shoal.registry.v1.Version
-	13, // 24: shoal.registry.v1.CompareVersionsResponse.a:type_name -> shoal.registry.v1.Version
-	13, // 25: shoal.registry.v1.CompareVersionsResponse.b:type_name -> shoal.registry.v1.Version
-	34, // 26: shoal.registry.v1.CompareVersionsResponse.deltas:type_name -> shoal.registry.v1.MetricDelta
-	40, // 27: shoal.registry.v1.SetAliasResponse.alias:type_name -> shoal.registry.v1.Alias
-	52, // 28: shoal.registry.v1.Alias.update_time:type_name -> google.protobuf.Timestamp
-	2,  // 29: shoal.registry.v1.WatchAliasesResponse.type:type_name -> shoal.registry.v1.AliasEventType
-	40, // 30: shoal.registry.v1.WatchAliasesResponse.alias:type_name -> shoal.registry.v1.Alias
-	3,  // 31: shoal.registry.v1.AliasServing.state:type_name -> shoal.registry.v1.ServingState
-	43, // 32: shoal.registry.v1.ReportServingRequest.aliases:type_name -> shoal.registry.v1.AliasServing
-	53, // 33: shoal.registry.v1.ReportServingRequest.lease:type_name -> google.protobuf.Duration
-	3,  // 34: shoal.registry.v1.ReplicaRollout.state:type_name -> shoal.registry.v1.ServingState
-	4,  // 35: shoal.registry.v1.WatchRolloutResponse.phase:type_name -> shoal.registry.v1.RolloutPhase
-	47, // 36: shoal.registry.v1.WatchRolloutResponse.replicas:type_name -> shoal.registry.v1.ReplicaRollout
-	14, // 37: shoal.registry.v1.RegistryService.CreateModel:input_type -> shoal.registry.v1.CreateModelRequest
-	16, // 38: shoal.registry.v1.RegistryService.GetModel:input_type -> shoal.registry.v1.GetModelRequest
-	18, // 39: shoal.registry.v1.RegistryService.ListModels:input_type -> shoal.registry.v1.ListModelsRequest
-	20, // 40: shoal.registry.v1.RegistryService.DeleteModel:input_type -> shoal.registry.v1.DeleteModelRequest
-	23, // 41: shoal.registry.v1.RegistryService.CreateVersion:input_type -> shoal.registry.v1.CreateVersionRequest
-	25, // 42: shoal.registry.v1.RegistryService.GetVersion:input_type -> shoal.registry.v1.GetVersionRequest
-	27, // 43: shoal.registry.v1.RegistryService.ListVersions:input_type -> shoal.registry.v1.ListVersionsRequest
-	29, // 44: shoal.registry.v1.RegistryService.DeleteVersion:input_type -> shoal.registry.v1.DeleteVersionRequest
-	31, // 45: shoal.registry.v1.RegistryService.DownloadArtifact:input_type -> shoal.registry.v1.DownloadArtifactRequest
-	33, // 46: shoal.registry.v1.RegistryService.CompareVersions:input_type -> shoal.registry.v1.CompareVersionsRequest
-	36, // 47: shoal.registry.v1.RegistryService.SetAlias:input_type -> shoal.registry.v1.SetAliasRequest
-	38, // 48: shoal.registry.v1.RegistryService.DeleteAlias:input_type -> shoal.registry.v1.DeleteAliasRequest
-	41, // 49: shoal.registry.v1.RegistryService.WatchAliases:input_type -> shoal.registry.v1.WatchAliasesRequest
-	44, // 50: shoal.registry.v1.RegistryService.ReportServing:input_type -> shoal.registry.v1.ReportServingRequest
-	46, // 51: shoal.registry.v1.RegistryService.WatchRollout:input_type -> shoal.registry.v1.WatchRolloutRequest
-	15, // 52: shoal.registry.v1.RegistryService.CreateModel:output_type -> shoal.registry.v1.CreateModelResponse
-	17, // 53: shoal.registry.v1.RegistryService.GetModel:output_type -> shoal.registry.v1.GetModelResponse
-	19, // 54: shoal.registry.v1.RegistryService.ListModels:output_type -> shoal.registry.v1.ListModelsResponse
-	21, // 55: shoal.registry.v1.RegistryService.DeleteModel:output_type -> shoal.registry.v1.DeleteModelResponse
-	24, // 56: shoal.registry.v1.RegistryService.CreateVersion:output_type -> shoal.registry.v1.CreateVersionResponse
-	26, // 57: shoal.registry.v1.RegistryService.GetVersion:output_type -> shoal.registry.v1.GetVersionResponse
-	28, // 58: shoal.registry.v1.RegistryService.ListVersions:output_type -> shoal.registry.v1.ListVersionsResponse
-	30, // 59: shoal.registry.v1.RegistryService.DeleteVersion:output_type -> shoal.registry.v1.DeleteVersionResponse
-	32, // 60: shoal.registry.v1.RegistryService.DownloadArtifact:output_type -> shoal.registry.v1.DownloadArtifactResponse
-	35, // 61: shoal.registry.v1.RegistryService.CompareVersions:output_type -> shoal.registry.v1.CompareVersionsResponse
-	37, // 62: shoal.registry.v1.RegistryService.SetAlias:output_type -> shoal.registry.v1.SetAliasResponse
-	39, // 63: shoal.registry.v1.RegistryService.DeleteAlias:output_type -> shoal.registry.v1.DeleteAliasResponse
-	42, // 64: shoal.registry.v1.RegistryService.WatchAliases:output_type -> shoal.registry.v1.WatchAliasesResponse
-	45, // 65: shoal.registry.v1.RegistryService.ReportServing:output_type -> shoal.registry.v1.ReportServingResponse
-	48, // 66: shoal.registry.v1.RegistryService.WatchRollout:output_type -> shoal.registry.v1.WatchRolloutResponse
-	52, // [52:67] is the sub-list for method output_type
-	37, // [37:52] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	2,  // 2: shoal.registry.v1.InputSpec.jpeg_decode:type_name -> shoal.registry.v1.JpegDecode
+	7,  // 3: shoal.registry.v1.Metrics.per_class:type_name -> shoal.registry.v1.ClassMetrics
+	8,  // 4: shoal.registry.v1.Metrics.confusion_matrix:type_name -> shoal.registry.v1.ConfusionMatrix
+	11, // 5: shoal.registry.v1.Lineage.parent:type_name -> shoal.registry.v1.VersionRef
+	50, // 6: shoal.registry.v1.Model.aliases:type_name -> shoal.registry.v1.Model.AliasesEntry
+	53, // 7: shoal.registry.v1.Model.create_time:type_name -> google.protobuf.Timestamp
+	12, // 8: shoal.registry.v1.Version.artifact:type_name -> shoal.registry.v1.Artifact
+	6,  // 9: shoal.registry.v1.Version.input_spec:type_name -> shoal.registry.v1.InputSpec
+	9,  // 10: shoal.registry.v1.Version.metrics:type_name -> shoal.registry.v1.Metrics
+	51, // 11: shoal.registry.v1.Version.hyper_parameters:type_name -> shoal.registry.v1.Version.HyperParametersEntry
+	10, // 12: shoal.registry.v1.Version.lineage:type_name -> shoal.registry.v1.Lineage
+	53, // 13: shoal.registry.v1.Version.create_time:type_name -> google.protobuf.Timestamp
+	13, // 14: shoal.registry.v1.CreateModelResponse.model:type_name -> shoal.registry.v1.Model
+	13, // 15: shoal.registry.v1.GetModelResponse.model:type_name -> shoal.registry.v1.Model
+	13, // 16: shoal.registry.v1.ListModelsResponse.models:type_name -> shoal.registry.v1.Model
+	6,  // 17: shoal.registry.v1.VersionSpec.input_spec:type_name -> shoal.registry.v1.InputSpec
+	9,  // 18: shoal.registry.v1.VersionSpec.metrics:type_name -> shoal.registry.v1.Metrics
+	52, // 19: shoal.registry.v1.VersionSpec.hyper_parameters:type_name -> shoal.registry.v1.VersionSpec.HyperParametersEntry
+	10, // 20: shoal.registry.v1.VersionSpec.lineage:type_name -> shoal.registry.v1.Lineage
+	23, // 21: shoal.registry.v1.CreateVersionRequest.spec:type_name -> shoal.registry.v1.VersionSpec
+	14, // 22: shoal.registry.v1.CreateVersionResponse.version:type_name -> shoal.registry.v1.Version
+	14, // 23: shoal.registry.v1.GetVersionResponse.version:type_name -> shoal.registry.v1.Version
+	14, // 24: shoal.registry.v1.ListVersionsResponse.versions:type_name -> shoal.registry.v1.Version
+	14, // 25: shoal.registry.v1.CompareVersionsResponse.a:type_name -> shoal.registry.v1.Version
+	14, // 26: shoal.registry.v1.CompareVersionsResponse.b:type_name -> shoal.registry.v1.Version
+	35, // 27: shoal.registry.v1.CompareVersionsResponse.deltas:type_name -> shoal.registry.v1.MetricDelta
+	41, // 28: shoal.registry.v1.SetAliasResponse.alias:type_name -> shoal.registry.v1.Alias
+	53, // 29: shoal.registry.v1.Alias.update_time:type_name -> google.protobuf.Timestamp
+	3,  // 30: shoal.registry.v1.WatchAliasesResponse.type:type_name -> shoal.registry.v1.AliasEventType
+	41, // 31: shoal.registry.v1.WatchAliasesResponse.alias:type_name -> shoal.registry.v1.Alias
+	4,  // 32: shoal.registry.v1.AliasServing.state:type_name -> shoal.registry.v1.ServingState
+	44, // 33: shoal.registry.v1.ReportServingRequest.aliases:type_name -> shoal.registry.v1.AliasServing
+	54, // 34: shoal.registry.v1.ReportServingRequest.lease:type_name -> google.protobuf.Duration
+	4,  // 35: shoal.registry.v1.ReplicaRollout.state:type_name -> shoal.registry.v1.ServingState
+	5,  // 36: shoal.registry.v1.WatchRolloutResponse.phase:type_name -> shoal.registry.v1.RolloutPhase
+	48, // 37: shoal.registry.v1.WatchRolloutResponse.replicas:type_name -> shoal.registry.v1.ReplicaRollout
+	15, // 38: shoal.registry.v1.RegistryService.CreateModel:input_type -> shoal.registry.v1.CreateModelRequest
+	17, // 39: shoal.registry.v1.RegistryService.GetModel:input_type -> shoal.registry.v1.GetModelRequest
+	19, // 40: shoal.registry.v1.RegistryService.ListModels:input_type -> shoal.registry.v1.ListModelsRequest
+	21, // 41: shoal.registry.v1.RegistryService.DeleteModel:input_type -> shoal.registry.v1.DeleteModelRequest
+	24, // 42: shoal.registry.v1.RegistryService.CreateVersion:input_type -> shoal.registry.v1.CreateVersionRequest
+	26, // 43: shoal.registry.v1.RegistryService.GetVersion:input_type -> shoal.registry.v1.GetVersionRequest
+	28, // 44: shoal.registry.v1.RegistryService.ListVersions:input_type -> shoal.registry.v1.ListVersionsRequest
+	30, // 45: shoal.registry.v1.RegistryService.DeleteVersion:input_type -> shoal.registry.v1.DeleteVersionRequest
+	32, // 46: shoal.registry.v1.RegistryService.DownloadArtifact:input_type -> shoal.registry.v1.DownloadArtifactRequest
+	34, // 47: shoal.registry.v1.RegistryService.CompareVersions:input_type -> shoal.registry.v1.CompareVersionsRequest
+	37, // 48: shoal.registry.v1.RegistryService.SetAlias:input_type -> shoal.registry.v1.SetAliasRequest
+	39, // 49: shoal.registry.v1.RegistryService.DeleteAlias:input_type -> shoal.registry.v1.DeleteAliasRequest
+	42, // 50: shoal.registry.v1.RegistryService.WatchAliases:input_type -> shoal.registry.v1.WatchAliasesRequest
+	45, // 51: shoal.registry.v1.RegistryService.ReportServing:input_type -> shoal.registry.v1.ReportServingRequest
+	47, // 52: shoal.registry.v1.RegistryService.WatchRollout:input_type -> shoal.registry.v1.WatchRolloutRequest
+	16, // 53: shoal.registry.v1.RegistryService.CreateModel:output_type -> shoal.registry.v1.CreateModelResponse
+	18, // 54: shoal.registry.v1.RegistryService.GetModel:output_type -> shoal.registry.v1.GetModelResponse
+	20, // 55: shoal.registry.v1.RegistryService.ListModels:output_type -> shoal.registry.v1.ListModelsResponse
+	22, // 56: shoal.registry.v1.RegistryService.DeleteModel:output_type -> shoal.registry.v1.DeleteModelResponse
+	25, // 57: shoal.registry.v1.RegistryService.CreateVersion:output_type -> shoal.registry.v1.CreateVersionResponse
+	27, // 58: shoal.registry.v1.RegistryService.GetVersion:output_type -> shoal.registry.v1.GetVersionResponse
+	29, // 59: shoal.registry.v1.RegistryService.ListVersions:output_type -> shoal.registry.v1.ListVersionsResponse
+	31, // 60: shoal.registry.v1.RegistryService.DeleteVersion:output_type -> shoal.registry.v1.DeleteVersionResponse
+	33, // 61: shoal.registry.v1.RegistryService.DownloadArtifact:output_type -> shoal.registry.v1.DownloadArtifactResponse
+	36, // 62: shoal.registry.v1.RegistryService.CompareVersions:output_type -> shoal.registry.v1.CompareVersionsResponse
+	38, // 63: shoal.registry.v1.RegistryService.SetAlias:output_type -> shoal.registry.v1.SetAliasResponse
+	40, // 64: shoal.registry.v1.RegistryService.DeleteAlias:output_type -> shoal.registry.v1.DeleteAliasResponse
+	43, // 65: shoal.registry.v1.RegistryService.WatchAliases:output_type -> shoal.registry.v1.WatchAliasesResponse
+	46, // 66: shoal.registry.v1.RegistryService.ReportServing:output_type -> shoal.registry.v1.ReportServingResponse
+	49, // 67: shoal.registry.v1.RegistryService.WatchRollout:output_type -> shoal.registry.v1.WatchRolloutResponse
+	53, // [53:68] is the sub-list for method output_type
+	38, // [38:53] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_shoal_registry_v1_registry_proto_init() }
@@ -3775,7 +3854,7 @@ func file_shoal_registry_v1_registry_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_registry_v1_registry_proto_rawDesc), len(file_shoal_registry_v1_registry_proto_rawDesc)),
-			NumEnums:      5,
+			NumEnums:      6,
 			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   1,

@@ -16,6 +16,9 @@ ALIAS_EVENT_TYPE_SET: AliasEventType
 ALIAS_EVENT_TYPE_SYNCED: AliasEventType
 ALIAS_EVENT_TYPE_UNSPECIFIED: AliasEventType
 DESCRIPTOR: _descriptor.FileDescriptor
+JPEG_DECODE_DCT_SCALED: JpegDecode
+JPEG_DECODE_FULL: JpegDecode
+JPEG_DECODE_UNSPECIFIED: JpegDecode
 RESIZE_MODE_CENTER_CROP: ResizeMode
 RESIZE_MODE_LETTERBOX: ResizeMode
 RESIZE_MODE_STRETCH: ResizeMode
@@ -229,10 +232,11 @@ class GetVersionResponse(_message.Message):
     def __init__(self, version: _Optional[_Union[Version, _Mapping]] = ...) -> None: ...
 
 class InputSpec(_message.Message):
-    __slots__ = ["channels", "height", "input_name", "layout", "mean", "output_is_probabilities", "output_name", "resize_mode", "std", "width"]
+    __slots__ = ["channels", "height", "input_name", "jpeg_decode", "layout", "mean", "output_is_probabilities", "output_name", "resize_mode", "std", "width"]
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     INPUT_NAME_FIELD_NUMBER: _ClassVar[int]
+    JPEG_DECODE_FIELD_NUMBER: _ClassVar[int]
     LAYOUT_FIELD_NUMBER: _ClassVar[int]
     MEAN_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_IS_PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
@@ -243,6 +247,7 @@ class InputSpec(_message.Message):
     channels: int
     height: int
     input_name: str
+    jpeg_decode: JpegDecode
     layout: TensorLayout
     mean: _containers.RepeatedScalarFieldContainer[float]
     output_is_probabilities: bool
@@ -250,7 +255,7 @@ class InputSpec(_message.Message):
     resize_mode: ResizeMode
     std: _containers.RepeatedScalarFieldContainer[float]
     width: int
-    def __init__(self, channels: _Optional[int] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., resize_mode: _Optional[_Union[ResizeMode, str]] = ..., mean: _Optional[_Iterable[float]] = ..., std: _Optional[_Iterable[float]] = ..., layout: _Optional[_Union[TensorLayout, str]] = ..., input_name: _Optional[str] = ..., output_name: _Optional[str] = ..., output_is_probabilities: bool = ...) -> None: ...
+    def __init__(self, channels: _Optional[int] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., resize_mode: _Optional[_Union[ResizeMode, str]] = ..., mean: _Optional[_Iterable[float]] = ..., std: _Optional[_Iterable[float]] = ..., layout: _Optional[_Union[TensorLayout, str]] = ..., input_name: _Optional[str] = ..., output_name: _Optional[str] = ..., output_is_probabilities: bool = ..., jpeg_decode: _Optional[_Union[JpegDecode, str]] = ...) -> None: ...
 
 class Lineage(_message.Message):
     __slots__ = ["dataset", "job_id", "parent", "snapshot_version"]
@@ -523,6 +528,9 @@ class TensorLayout(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []
 
 class ResizeMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = []
+
+class JpegDecode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []
 
 class AliasEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
