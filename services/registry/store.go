@@ -26,6 +26,12 @@ import (
 	"github.com/shoalml/shoal/internal/storage/db"
 )
 
+// storedJSON reads the messages stored as JSON. Unknown fields are skipped:
+// rows written by a newer release (a field added since) stay readable by
+// this one, as the schema itself does (db.Migrate runs an older release on a
+// newer schema).
+var storedJSON = protojson.UnmarshalOptions{DiscardUnknown: true}
+
 // The runtime rows are the migrations' types until a migration changes a
 // table; then the new shape gets its own frozen type and the alias moves.
 type (
@@ -183,7 +189,7 @@ func versionProto(model string, v versionRow, aliases []string) (*registrypb.Ver
 		s string
 		m proto.Message
 	}{{v.InputSpec, out.InputSpec}, {v.Metrics, out.Metrics}, {v.Lineage, out.Lineage}} {
-		if err := protojson.Unmarshal([]byte(f.s), f.m); err != nil {
+		if err := storedJSON.Unmarshal([]byte(f.s), f.m); err != nil {
 			return nil, fmt.Errorf("stored %T of %s/%d: %w", f.m, model, v.Number, err)
 		}
 	}

@@ -17,6 +17,12 @@ import (
 	"github.com/shoalml/shoal/internal/storage/db"
 )
 
+// storedJSON reads the messages stored as JSON. Unknown fields are skipped:
+// rows written by a newer release (a field added since) stay readable by
+// this one, as the schema itself does (db.Migrate runs an older release on a
+// newer schema).
+var storedJSON = protojson.UnmarshalOptions{DiscardUnknown: true}
+
 // jobRow is a trainer_jobs row.
 type jobRow struct {
 	ID              string
@@ -249,7 +255,7 @@ func decodeEvents(rows []eventRow) ([]*trainerpb.WatchJobResponse, error) {
 	out := make([]*trainerpb.WatchJobResponse, 0, len(rows))
 	for _, r := range rows {
 		var e trainerpb.WatchJobResponse
-		if err := protojson.Unmarshal([]byte(r.Payload), &e); err != nil {
+		if err := storedJSON.Unmarshal([]byte(r.Payload), &e); err != nil {
 			return nil, fmt.Errorf("decode event %d of job %s: %w", r.Sequence, r.JobID, err)
 		}
 		out = append(out, &e)
@@ -340,7 +346,7 @@ func (s store) requestCancel(ctx context.Context, id string) error {
 // toProto turns a row into the API's Job.
 func (s store) toProto(ctx context.Context, j *jobRow) (*trainerpb.Job, error) {
 	var spec trainerpb.JobSpec
-	if err := protojson.Unmarshal([]byte(j.Spec), &spec); err != nil {
+	if err := storedJSON.Unmarshal([]byte(j.Spec), &spec); err != nil {
 		return nil, fmt.Errorf("decode spec of job %s: %w", j.ID, err)
 	}
 	out := &trainerpb.Job{
@@ -355,7 +361,7 @@ func (s store) toProto(ctx context.Context, j *jobRow) (*trainerpb.Job, error) {
 	}
 	if j.TestMetrics != "" {
 		var m registrypb.Metrics
-		if err := protojson.Unmarshal([]byte(j.TestMetrics), &m); err != nil {
+		if err := storedJSON.Unmarshal([]byte(j.TestMetrics), &m); err != nil {
 			return nil, fmt.Errorf("decode metrics of job %s: %w", j.ID, err)
 		}
 		out.TestMetrics = &m

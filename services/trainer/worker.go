@@ -131,7 +131,7 @@ func (s *Service) runJob(ctx context.Context, row *jobRow) {
 	var spec trainerpb.JobSpec
 	var out *outcome
 	err := s.deps.Panics.Call("trainer job", func() (err error) {
-		if err := protojson.Unmarshal([]byte(row.Spec), &spec); err != nil {
+		if err := storedJSON.Unmarshal([]byte(row.Spec), &spec); err != nil {
 			return fmt.Errorf("decode spec: %w", err)
 		}
 		out, err = s.execute(jobCtx, row.ID, &spec)
