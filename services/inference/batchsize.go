@@ -2,9 +2,6 @@ package inference
 
 import (
 	"context"
-	"errors"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/shoalml/shoal/internal/onnxrt"
@@ -60,52 +57,27 @@ func batchCap(ctx context.Context, ss *onnxrt.Session, sizes []int) (int, error)
 	return sizes[len(sizes)-1], nil
 }
 
-// layoutGain is how many more images a second the wide session alone must
-// compute than the single-threaded sessions side by side for a version to
-// keep the wide session as its only one.
-//
-// Which is faster depends on the model and the machine, so each version
-// measures it as it loads. On 2 cores (BENCHMARKS.md), ResNet-18 at batch 1
-// computed 109 images/s in one session of two threads and 62 in two
-// single-threaded sessions side by side (each streams the whole weights
-// per image through the shared cache); the small model computes more in
-// single-threaded sessions, whose runs are mostly fixed cost.
-const layoutGain = 1.05
-
-// sideBySideTiming is how long the sessions are timed together at least.
-const sideBySideTiming = 100 * time.Millisecond
-
 // chooseLayout caps m's batches (batchCap on a single-threaded session) and,
-// when m has a wide session, times the single-threaded sessions computing
-// side by side at that cap against the wide session alone at the same cap
-// (timing the wide session at every size too made ResNet-18's start 0.4 s
-// longer, for a cap that came out the same).
-// When the wide session computes more than layoutGain as many images a
-// second, m keeps it as its only session: under load it then computes one
-// batch at a time with every core, and the others' memory is given back.
-// The layout setting (Config.SessionLayout) skips the measurement.
+// with LayoutWide, keeps m's wide session as its only one: under load it
+// then computes one batch at a time with every core, and the others' memory
+// (two thirds of the version's, on 2 cores) is given back.
+//
+// Side by side stays the default, from measurements: on 2 cores the wide
+// session alone computed ResNet-18 as fast as two single-threaded sessions
+// side by side when timed alone (109–113 against 62–120 images/s at batch 1,
+// from run to run), but served 50–59% of bare ONNX Runtime's best under
+// load against 60–72% side by side, its two threads taking 24–28 ms of CPU
+// an image against 20–21 while requests were decoded beside it
+// (BENCHMARKS.md). A choice timed at load, alone, picked it and served less.
 func chooseLayout(ctx context.Context, m *model, layout string) error {
 	var err error
 	if m.batchCap, err = batchCap(ctx, m.sessions[0], m.warm); err != nil {
 		return err
 	}
-	if !m.wide || layout == LayoutSideBySide {
+	if !m.wide || layout != LayoutWide {
 		return nil
 	}
 	last := len(m.sessions) - 1
-	if layout == LayoutAuto {
-		narrowRate, err := sideBySide(ctx, m.sessions[:last], m.batchCap)
-		if err != nil {
-			return err
-		}
-		wideRate, err := sideBySide(ctx, m.sessions[last:], m.batchCap)
-		if err != nil {
-			return err
-		}
-		if wideRate <= layoutGain*narrowRate {
-			return nil
-		}
-	}
 	for _, ss := range m.sessions[:last] {
 		ss.Close()
 	}
@@ -113,34 +85,4 @@ func chooseLayout(ctx context.Context, m *model, layout string) error {
 	m.wide, m.wideOnly = false, true
 	onnxrt.ReleaseFreed()
 	return nil
-}
-
-// sideBySide runs each of sessions at batch b in a goroutine of its own,
-// all at once, for sideBySideTiming and at least three runs each, and
-// returns the images computed a second.
-func sideBySide(ctx context.Context, sessions []*onnxrt.Session, b int) (float64, error) {
-	var (
-		wg     sync.WaitGroup
-		images atomic.Int64
-		errs   = make([]error, len(sessions))
-	)
-	began := time.Now()
-	for i, ss := range sessions {
-		wg.Go(func() {
-			for run := 0; run < 3 || time.Since(began) < sideBySideTiming; run++ {
-				if errs[i] = ctx.Err(); errs[i] != nil {
-					return
-				}
-				if _, errs[i] = ss.Run(b); errs[i] != nil {
-					return
-				}
-				images.Add(int64(b))
-			}
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return 0, err
-	}
-	return float64(images.Load()) / time.Since(began).Seconds(), nil
 }

@@ -27,10 +27,9 @@ type Config struct {
 	// gets every core the sessions share.
 	WideSession bool
 	// SessionLayout says how a version with a wide session shares the
-	// cores under load: LayoutAuto measures at load which computes more
-	// images a second (see chooseLayout); LayoutSideBySide runs a batch per
-	// single-threaded session side by side; LayoutWide keeps the wide
-	// session alone, one batch at a time.
+	// cores under load: LayoutSideBySide runs a batch per single-threaded
+	// session side by side; LayoutWide keeps the wide session alone, one
+	// batch at a time, in a third of the memory (see chooseLayout).
 	SessionLayout string
 	// MaxBatchSize is the largest batch the batcher forms.
 	MaxBatchSize int
@@ -82,8 +81,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.IntraOpThreads, "inference.intra-op-threads", 1, "intra-op threads of each ONNX Runtime session")
 	fs.BoolVar(&c.WideSession, "inference.wide-session", true,
 		"one more session per version with sessions × intra-op-threads threads, for a batch that finds nothing else computing")
-	fs.StringVar(&c.SessionLayout, "inference.session-layout", LayoutAuto,
-		"how a version with a wide session shares the cores under load: auto (measured at load: the wide session alone when it computes 5% more images a second than the single-threaded sessions side by side), side-by-side (a batch per single-threaded session), wide (the wide session alone, one batch at a time)")
+	fs.StringVar(&c.SessionLayout, "inference.session-layout", LayoutSideBySide,
+		"how a version with a wide session shares the cores under load: side-by-side (a batch per single-threaded session, the wide one only for a batch that finds nothing else computing) or wide (the wide session alone, one batch at a time: a third of the memory, and on 2 cores less throughput under load)")
 	// 8, measured on 2 cores (BENCHMARKS.md): the 28x28 model gains under
 	// 5% images/s past batch 8, and ResNet-18 gains nothing past it while a
 	// batch of 32 computes for 1 to 1.5 s, which every image in it waits.
@@ -133,9 +132,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("--inference.pinned-idle-timeout=%s: must not be negative", c.PinnedIdleTimeout))
 	}
 	switch c.SessionLayout {
-	case LayoutAuto, LayoutSideBySide, LayoutWide:
+	case LayoutSideBySide, LayoutWide:
 	default:
-		errs = append(errs, fmt.Errorf("--inference.session-layout=%q: want %s, %s or %s", c.SessionLayout, LayoutAuto, LayoutSideBySide, LayoutWide))
+		errs = append(errs, fmt.Errorf("--inference.session-layout=%q: want %s or %s", c.SessionLayout, LayoutSideBySide, LayoutWide))
 	}
 	if c.MemoryBudget < 0 {
 		errs = append(errs, fmt.Errorf("--inference.memory-budget=%s: must not be negative", c.MemoryBudget))
@@ -167,7 +166,6 @@ func (c *Config) Validate() error {
 
 // The session layouts (Config.SessionLayout).
 const (
-	LayoutAuto       = "auto"
 	LayoutSideBySide = "side-by-side"
 	LayoutWide       = "wide"
 )

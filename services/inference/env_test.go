@@ -272,9 +272,6 @@ func defaultConfig() inference.Config {
 	var cfg inference.Config
 	cfg.RegisterFlags(flag.NewFlagSet("inference", flag.ContinueOnError))
 	cfg.DefaultModel = "pets"
-	// Sizes and session counts the tests expect do not depend on what a
-	// load measures; TestSessionLayout covers the others.
-	cfg.SessionLayout = inference.LayoutSideBySide
 	return cfg
 }
 

@@ -8,9 +8,8 @@ import (
 
 // TestSessionLayout loads the same version under each layout: side by side
 // keeps two single-threaded sessions and the wide one; wide keeps the wide
-// session alone (one session of both threads, a third of the memory);
-// auto keeps one of the two, as it measured. Each answers as the model
-// computes.
+// session alone (one session of both threads, a third of the memory).
+// Each answers as the model computes.
 func TestSessionLayout(t *testing.T) {
 	type shape struct{ sessions, threads, wide int32 }
 	sideBySide, wide := shape{2, 1, 2}, shape{1, 2, 0}
@@ -21,7 +20,6 @@ func TestSessionLayout(t *testing.T) {
 	}{
 		{inference.LayoutSideBySide, []shape{sideBySide}},
 		{inference.LayoutWide, []shape{wide}},
-		{inference.LayoutAuto, []shape{sideBySide, wide}},
 	} {
 		t.Run(tt.layout, func(t *testing.T) {
 			e := newEnv(t, envOptions{cfg: func(c *inference.Config) {

@@ -49,9 +49,8 @@ type model struct {
 	// memory each holds outside the Go heap, measured as it opened.
 	threads []int
 	native  []int64
-	// wideOnly is true when load measured the wide session alone to compute
-	// more images a second than the single-threaded sessions side by side,
-	// and kept it as the only session (see chooseLayout).
+	// wideOnly is true when the version keeps its wide session as its only
+	// one (Config.SessionLayout, chooseLayout).
 	wideOnly bool
 	// warm are the batch sizes warmed at load; batchCap, the largest batch
 	// the batcher forms, is the smallest of them that computes about as
