@@ -27,8 +27,8 @@ import (
 // spends on the HTTP server and the gateway's hop before it, which under
 // twice the saturating load doubled the client's p99 (RELIABILITY.md).
 type inferenceBound struct {
-	slots chan struct{}
-	// limit, when set, shrinks the requests let through below the slots.
+	most int64
+	// limit, when set, holds the bound below most as the target says.
 	limit    *overload.Limit
 	inflight atomic.Int64
 }
@@ -43,57 +43,44 @@ func newInferenceBound(most int, target time.Duration) *inferenceBound {
 	if most <= 0 && target <= 0 {
 		return nil
 	}
-	hi := most
-	if hi <= 0 {
-		hi = adaptiveHigh
+	if most <= 0 {
+		most = adaptiveHigh
 	}
-	b := &inferenceBound{slots: make(chan struct{}, hi)}
+	b := &inferenceBound{most: int64(most)}
 	if target > 0 {
-		b.limit = overload.NewLimit(target, 1, int64(hi), int64(max(1, hi/32)))
+		b.limit = overload.NewLimit(target, 1, b.most, max(1, b.most/32))
 	}
 	return b
 }
 
 // enter takes a place for a request, or reports that none is free.
 func (b *inferenceBound) enter() bool {
-	if b.limit != nil {
-		if b.inflight.Add(1) > b.limit.Current() {
-			b.inflight.Add(-1)
-			b.limit.Refused()
-			return false
-		}
-	}
-	select {
-	case b.slots <- struct{}{}:
-		return true
-	default:
+	if b.inflight.Add(1) > b.current() {
+		b.inflight.Add(-1)
 		if b.limit != nil {
-			b.inflight.Add(-1)
 			b.limit.Refused()
 		}
 		return false
 	}
+	return true
 }
 
 // leave gives the place back; status is the answer's HTTP status and
 // took the time from receipt to answer. Inference's own refusals (429)
 // are not answers the latency target judges.
 func (b *inferenceBound) leave(status int, took time.Duration) {
-	<-b.slots
-	if b.limit != nil {
-		b.inflight.Add(-1)
-		if status != http.StatusTooManyRequests {
-			b.limit.Answered(took)
-		}
+	b.inflight.Add(-1)
+	if b.limit != nil && status != http.StatusTooManyRequests {
+		b.limit.Answered(took)
 	}
 }
 
 // current is the number of requests let through at once now.
-func (b *inferenceBound) current() int {
+func (b *inferenceBound) current() int64 {
 	if b.limit != nil {
-		return int(b.limit.Current())
+		return b.limit.Current()
 	}
-	return cap(b.slots)
+	return b.most
 }
 
 // boundedRoute says whether r runs a model, and whether it is an Open
