@@ -1,9 +1,13 @@
 package gateway
 
 import (
+	"bytes"
 	"io"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,7 +35,33 @@ type inferenceBound struct {
 	// limit, when set, holds the bound below most as the target says.
 	limit    *overload.Limit
 	inflight atomic.Int64
+	// refusals are rendered refusals by refusalKey: under overload the
+	// gateway refuses most of what it receives, and each refusal's
+	// rendering (a status with its RetryInfo, marshalled) cost as much as
+	// the rest of it (RELIABILITY.md, Overload).
+	refusals sync.Map
 }
+
+// refusalKey tells rendered refusals apart: their error form, content
+// type and the bound they state.
+type refusalKey struct {
+	oip         bool
+	contentType string
+	bound       int64
+}
+
+// refusal is a rendered 429: its headers and body.
+type refusal struct {
+	header http.Header
+	code   int
+	body   []byte
+}
+
+// smallBody is the most of a refused request's body read before the
+// refusal is written; a longer or unknown body is read after it is sent.
+// It is what Go's HTTP server itself reads of a body a handler left, to
+// keep the connection.
+const smallBody = 256 << 10
 
 // adaptiveHigh is where a latency-following bound starts when no fixed
 // bound caps it: the limit shrinks from it by a quarter a window.
@@ -113,25 +143,7 @@ func (b *inferenceBound) middleware(mux func() *runtime.ServeMux) runtime.Middle
 			}
 			start := time.Now()
 			if !b.enter() {
-				// The refusal goes out first, then what the client still
-				// sends of its body is read and dropped: a server that
-				// closes a connection with bytes unread resets it, and a
-				// client still writing a large body then saw "broken
-				// pipe" instead of the 429. The body's size and time
-				// limits (internal/server) bound the read.
-				rc := http.NewResponseController(w)
-				duplex := rc.EnableFullDuplex() == nil
-				err := overload.Errorf(time.Second, "%d inference requests are in flight, the most this gateway forwards at once now; retry shortly", b.current())
-				if oip {
-					writeOIPError(w, err)
-				} else {
-					_, outbound := runtime.MarshalerForRequest(mux(), r)
-					retryAfterOnOverload(r.Context(), mux(), outbound, w, r, err)
-				}
-				if duplex && r.Body != nil {
-					_ = rc.Flush()
-					_, _ = io.Copy(io.Discard, r.Body)
-				}
+				b.refuse(w, r, oip, mux())
 				return
 			}
 			sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
@@ -140,6 +152,60 @@ func (b *inferenceBound) middleware(mux func() *runtime.ServeMux) runtime.Middle
 		}
 	}
 }
+
+// refuse answers r with 429 and Retry-After: in the Open Inference
+// Protocol's error form when oip, else the gateway's.
+func (b *inferenceBound) refuse(w http.ResponseWriter, r *http.Request, oip bool, mux *runtime.ServeMux) {
+	_, outbound := runtime.MarshalerForRequest(mux, r)
+	key := refusalKey{oip: oip, contentType: outbound.ContentType(nil), bound: b.current()}
+	cached, ok := b.refusals.Load(key)
+	if !ok {
+		rec := &recorder{header: http.Header{}, code: http.StatusOK}
+		err := overload.Errorf(time.Second, "%d inference requests are in flight, the most this gateway forwards at once now; retry shortly", key.bound)
+		if oip {
+			writeOIPError(rec, err)
+		} else {
+			retryAfterOnOverload(r.Context(), mux, outbound, rec, r, err)
+		}
+		cached, _ = b.refusals.LoadOrStore(key, &refusal{header: rec.header, code: rec.code, body: rec.body.Bytes()})
+	}
+	ans := cached.(*refusal)
+	// A small body the client has sent by now: read and dropped first
+	// (within the body's size and time limits, internal/server), then the
+	// answer goes out in one write. A larger or unknown one: the refusal
+	// goes out first, then what the client still sends is read and
+	// dropped, as a server that closes a connection with bytes unread
+	// resets it, and a client still writing a large body then saw "broken
+	// pipe" instead of the 429.
+	small := r.ContentLength >= 0 && r.ContentLength <= smallBody
+	if small && r.Body != nil {
+		_, _ = io.Copy(io.Discard, r.Body)
+	}
+	rc := http.NewResponseController(w)
+	duplex := !small && rc.EnableFullDuplex() == nil
+	h := w.Header()
+	for k, v := range ans.header {
+		h[k] = slices.Clone(v)
+	}
+	h.Set("Content-Length", strconv.Itoa(len(ans.body)))
+	w.WriteHeader(ans.code)
+	_, _ = w.Write(ans.body)
+	if duplex && r.Body != nil {
+		_ = rc.Flush()
+		_, _ = io.Copy(io.Discard, r.Body)
+	}
+}
+
+// recorder keeps what a handler writes, to render a refusal once.
+type recorder struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header         { return r.header }
+func (r *recorder) WriteHeader(code int)        { r.code = code }
+func (r *recorder) Write(p []byte) (int, error) { return r.body.Write(p) }
 
 // statusWriter remembers the status of the answer it writes.
 type statusWriter struct {

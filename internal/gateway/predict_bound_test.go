@@ -90,6 +90,8 @@ func TestInferenceBound(t *testing.T) {
 // a connection that stays open for its next request: the gateway reads and
 // drops the rest of the body after answering, rather than close a
 // connection with bytes unread, which resets it under the client's write.
+// A small body is read first and the refusal sent with its length; every
+// refusal keeps the connection.
 func TestInferenceBoundRefusalReachesALargeBody(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	var mux *runtime.ServeMux
@@ -120,22 +122,41 @@ func TestInferenceBoundRefusalReachesALargeBody(t *testing.T) {
 
 	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
 	defer client.CloseIdleConnections()
-	body := bytes.Repeat([]byte{'x'}, 16<<20) // far over what socket buffers hold
-	for i := range 3 {
-		reused := false
-		trace := &httptrace.ClientTrace{GotConn: func(c httptrace.GotConnInfo) { reused = c.Reused }}
-		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(t.Context(), trace), http.MethodPost, srv.URL+"/predict", bytes.NewReader(body))
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatalf("request %d with the bound full: %v; want a 429", i+1, err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
-			t.Errorf("request %d = %d %s (Retry-After %q); want 429 with Retry-After", i+1, resp.StatusCode, b, resp.Header.Get("Retry-After"))
-		}
-		if i > 0 && !reused {
-			t.Errorf("request %d came on a new connection; want the refused one's, kept open", i+1)
+	// A large body (read after the refusal is sent), a photo's (read
+	// before it, the refusal then written at once with its length) and a
+	// body of unknown length (chunked; read after).
+	for _, c := range []struct {
+		name    string
+		size    int
+		chunked bool
+	}{{"16 MiB", 16 << 20, false}, {"22 KiB", 22 << 10, false}, {"22 KiB chunked", 22 << 10, true}} {
+		body := bytes.Repeat([]byte{'x'}, c.size)
+		for i := range 3 {
+			reused := false
+			trace := &httptrace.ClientTrace{GotConn: func(c httptrace.GotConnInfo) { reused = c.Reused }}
+			var rd io.Reader = bytes.NewReader(body)
+			if c.chunked {
+				rd = io.MultiReader(rd) // no length known: sent chunked
+			}
+			req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(t.Context(), trace), http.MethodPost, srv.URL+"/predict", rd)
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatalf("%s body, request %d with the bound full: %v; want a 429", c.name, i+1, err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+				t.Errorf("%s body, request %d = %d %s (Retry-After %q); want 429 with Retry-After", c.name, i+1, resp.StatusCode, b, resp.Header.Get("Retry-After"))
+			}
+			if !json.Valid(b) || !bytes.Contains(b, []byte("inference requests are in flight")) {
+				t.Errorf("%s body, request %d: refusal %q; want the gateway's JSON error naming the bound", c.name, i+1, b)
+			}
+			if resp.ContentLength != int64(len(b)) {
+				t.Errorf("%s body, request %d: Content-Length %d for a %d-byte refusal; want it sent with its length", c.name, i+1, resp.ContentLength, len(b))
+			}
+			if (i > 0 || c.size != 16<<20) && !reused {
+				t.Errorf("%s body, request %d came on a new connection; want the refused one's, kept open", c.name, i+1)
+			}
 		}
 	}
 	close(release)
