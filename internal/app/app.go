@@ -250,6 +250,7 @@ func (a *App) Run(ctx context.Context, lis Listeners) (err error) {
 			MetricsAuth: a.metricsAuth(gate),
 		}),
 		ReadHeaderTimeout: a.cfg.Server.ReadHeaderTimeout,
+		IdleTimeout:       a.cfg.Server.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
 	httpTLS, _, err := a.cfg.Server.HTTPTLS.Config()

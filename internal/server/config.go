@@ -27,8 +27,12 @@ type Config struct {
 	// slot of the gateway's bound.
 	ReadHeaderTimeout time.Duration
 	ReadBodyTimeout   time.Duration
-	CORSOrigins       string
-	Pprof             bool
+	// IdleTimeout closes a kept-alive HTTP connection that sends no next
+	// request for that long: without it, idle connections stayed open for
+	// ever, and enough of them use up the process's open files.
+	IdleTimeout time.Duration
+	CORSOrigins string
+	Pprof       bool
 	// GRPCTLS and HTTPTLS are the listeners' TLS files; empty: plaintext.
 	GRPCTLS tlsfiles.Server
 	HTTPTLS tlsfiles.Server
@@ -49,6 +53,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	// at 1.1 MB/s, a 10 MB photo at 170 kB/s.
 	fs.DurationVar(&c.ReadBodyTimeout, "http.read-body-timeout", time.Minute,
 		"longest an HTTP request's body may take to arrive (for the REST upload streams: the longest wait between two of its reads); slower bodies get 408")
+	fs.DurationVar(&c.IdleTimeout, "http.idle-timeout", 2*time.Minute, "how long a kept-alive HTTP connection may wait for its next request before it is closed")
 	fs.StringVar(&c.CORSOrigins, "http.cors-origins", "", "comma-separated origins allowed to call the REST API from a browser (\"*\" for any); empty disables CORS")
 	for _, l := range []struct {
 		name string
@@ -73,8 +78,8 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("--grpc.max-message-bytes=%d is too small: photos need at least %d (4 MiB)", c.MaxMessageBytes, 4*MiB))
 	}
 	errs = append(errs, c.GRPCTLS.Validate("grpc"), c.HTTPTLS.Validate("http"))
-	if c.ReadHeaderTimeout <= 0 || c.ReadBodyTimeout <= 0 {
-		errs = append(errs, errors.New("--http.read-header-timeout and --http.read-body-timeout must be positive"))
+	if c.ReadHeaderTimeout <= 0 || c.ReadBodyTimeout <= 0 || c.IdleTimeout <= 0 {
+		errs = append(errs, errors.New("--http.read-header-timeout, --http.read-body-timeout and --http.idle-timeout must be positive"))
 	}
 	if c.ShutdownDelay < 0 || c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("--server.shutdown-delay must be >= 0 and --server.shutdown-timeout > 0"))

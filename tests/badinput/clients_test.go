@@ -42,7 +42,7 @@ const slowTimeout = 500 * time.Millisecond
 func TestSlowClients(t *testing.T) {
 	const slots = 2
 	s := startServer(t, func(c *app.Config) {
-		c.Server.ReadHeaderTimeout, c.Server.ReadBodyTimeout = slowTimeout, slowTimeout
+		c.Server.ReadHeaderTimeout, c.Server.ReadBodyTimeout, c.Server.IdleTimeout = slowTimeout, slowTimeout, slowTimeout
 		c.GatewayMaxPredicts = slots
 	})
 	createDataset(t, s, "slow")
@@ -68,6 +68,21 @@ func TestSlowClients(t *testing.T) {
 		closed <- time.Since(began)
 	}()
 	go trickle(conn, []byte("POST /predict HTTP/1.1\r\nHost: shoal\r\nX-Slow: "+strings.Repeat("x", 400)), 20*time.Millisecond)
+
+	// A kept-alive connection that sends no next request is closed once
+	// the idle bound passes.
+	idle, err := net.Dial("tcp", strings.TrimPrefix(s.http, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	idleClosed := make(chan time.Duration, 1)
+	go func() {
+		_, _ = fmt.Fprint(idle, "GET /healthz HTTP/1.1\r\nHost: shoal\r\n\r\n")
+		answered := time.Now()
+		_, _ = io.Copy(io.Discard, idle) // the answer, then nothing until closed
+		idleClosed <- time.Since(answered)
+	}()
 
 	// Bodies, a byte at a time, on the inference route: each holds one of
 	// the gateway's slots while it trickles.
@@ -116,6 +131,15 @@ func TestSlowClients(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Errorf("a connection trickling its headers is still open after 30s; want it closed after %v", slowTimeout)
+	}
+
+	select {
+	case d := <-idleClosed:
+		if d < slowTimeout/2 {
+			t.Errorf("an idle kept-alive connection was closed after %v; want the idle bound of %v first", d, slowTimeout)
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("an idle kept-alive connection is still open after 30s; want it closed after %v", slowTimeout)
 	}
 
 	// An upload stream may take as long as it keeps sending; one that
