@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/shoalml/shoal/internal/bench"
@@ -55,11 +56,23 @@ func run(ctx context.Context, args []string) error {
 	case "soak":
 		var cfg bench.SoakConfig
 		cfg.RegisterFlags(fs)
+		profile := fs.String("cpuprofile", "", "write the generator's own CPU profile to this file")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
 		if err := cfg.Validate(); err != nil {
 			return err
+		}
+		if *profile != "" {
+			f, err := os.Create(*profile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+			defer pprof.StopCPUProfile()
 		}
 		r, err := bench.Soak(ctx, cfg, os.Stderr)
 		if err != nil {

@@ -46,6 +46,10 @@ type SoakConfig struct {
 	// kernel's accept queue, not the server, decides what waits.
 	Connections    int
 	RequestTimeout time.Duration
+	// Client is the generator's HTTP client: "lean" (LeanPredictCall,
+	// the default: it shares the server's cores, and takes less of them)
+	// or "net/http" (Go's client, as RESTPredictCall).
+	Client string
 	// During are shell commands started with the open loop (an import, a
 	// training job); each must succeed, within Background of the start.
 	During     []string
@@ -86,6 +90,7 @@ func (c *SoakConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxOutstanding, "max-outstanding", 20000, "most open-loop requests in flight")
 	fs.IntVar(&c.Connections, "connections", 256, "most HTTP connections to the server (kept alive)")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", 60*time.Second, "client deadline of each request")
+	fs.StringVar(&c.Client, "client", "lean", "the generator's HTTP client: lean (a request prepared once, on raw kept-alive connections) or net/http")
 	fs.Func("during", "shell command run while the overload is offered; repeatable; each must succeed", func(s string) error {
 		c.During = append(c.During, s)
 		return nil
@@ -110,6 +115,9 @@ func (c *SoakConfig) Validate() error {
 	if c.SaturationCallers <= 0 || c.MaxOutstanding <= 0 || c.Connections <= 0 || c.ImageSize <= 0 || c.QueueSize <= 0 {
 		errs = append(errs, errors.New("--saturation-callers, --max-outstanding, --image-size and --queue-size must be positive"))
 	}
+	if c.Client != "lean" && c.Client != "net/http" {
+		errs = append(errs, fmt.Errorf("--client %q: want lean or net/http", c.Client))
+	}
 	if c.Duration <= 0 || c.SaturationTime <= 0 || c.Factor <= 0 {
 		errs = append(errs, errors.New("--duration, --saturation-time and --factor must be positive"))
 	}
@@ -122,17 +130,27 @@ type Level struct {
 	RSS             int64
 }
 
+// PhaseCPU is the CPU the generator (this process) and the server used in
+// a phase of the soak, which share the machine's cores.
+type PhaseCPU struct {
+	Elapsed           time.Duration
+	Generator, Server time.Duration
+	Requests          int
+}
+
 // SoakReport is what a soak measured.
 type SoakReport struct {
-	Config          SoakConfig
-	Machine         string
-	LoadBefore      string
-	LoadAfter       string
-	Model           string
-	Version         int64
-	Saturation      Stats
-	Overload        LoopStats
-	Baseline, After Level
+	Config     SoakConfig
+	Machine    string
+	LoadBefore string
+	LoadAfter  string
+	Model      string
+	Version    int64
+	Saturation Stats
+	Overload   LoopStats
+	// SaturationCPU and OverloadCPU are the CPU used in those phases.
+	SaturationCPU, OverloadCPU PhaseCPU
+	Baseline, After            Level
 	// Peak is the highest RSS from the start of the overload to the end
 	// of the commands (VmHWM after a reset; else the highest sampled).
 	Peak, PeakSampled int64
@@ -201,15 +219,53 @@ func Soak(ctx context.Context, cfg SoakConfig, log io.Writer) (*SoakReport, erro
 	} else if r.Admitted = int64(m[limitName]); r.Admitted == 0 {
 		return nil, fmt.Errorf("%s: not in the server's /metrics", limitName)
 	}
-	httpClient := &http.Client{Timeout: cfg.RequestTimeout,
-		Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Connections, MaxConnsPerHost: cfg.Connections}}
-	rest, err := RESTPredictCall(httpClient, "http://"+cfg.HTTPAddr, r.Model, r.Version, image)
+	var (
+		rest       CallFunc
+		closeConns func()
+	)
+	switch cfg.Client {
+	case "net/http":
+		httpClient := &http.Client{Timeout: cfg.RequestTimeout,
+			Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Connections, MaxConnsPerHost: cfg.Connections}}
+		rest, err = RESTPredictCall(httpClient, "http://"+cfg.HTTPAddr, r.Model, r.Version, image)
+		closeConns = httpClient.CloseIdleConnections
+	default:
+		var closePool func()
+		rest, closePool, err = LeanPredictCall(cfg.HTTPAddr, cfg.Connections, cfg.RequestTimeout, r.Model, r.Version, image)
+		// The pool is closed between the phases and made again: the
+		// baseline and the end count the server's open files without it.
+		call := rest
+		closeConns = func() {
+			closePool()
+			var again CallFunc
+			again, closePool, _ = LeanPredictCall(cfg.HTTPAddr, cfg.Connections, cfg.RequestTimeout, r.Model, r.Version, image)
+			call = again
+		}
+		rest = func(ctx context.Context) (Timings, error) { return call(ctx) }
+	}
 	if err != nil {
 		return nil, err
 	}
+	serverCPU := ServerCPU(probe, metricsURL)
+	// phaseCPU measures the generator's and the server's CPU over fn.
+	phaseCPU := func(requests func() int, fn func()) PhaseCPU {
+		g0, _ := SelfCPU(ctx)
+		s0, serr := serverCPU(ctx)
+		start := time.Now()
+		fn()
+		g1, _ := SelfCPU(ctx)
+		s1, serr1 := serverCPU(ctx)
+		p := PhaseCPU{Elapsed: time.Since(start), Generator: g1 - g0, Requests: requests()}
+		if serr == nil && serr1 == nil {
+			p.Server = s1 - s0
+		}
+		return p
+	}
 
 	fmt.Fprintf(log, "soak: %s v%d: saturation, %d callers for %v after %v\n", r.Model, r.Version, cfg.SaturationCallers, cfg.SaturationTime, cfg.Warmup)
-	r.Saturation = Load(ctx, cfg.SaturationCallers, 1, cfg.Warmup, cfg.SaturationTime, rest, nil)
+	r.SaturationCPU = phaseCPU(func() int { return r.Saturation.Requests }, func() {
+		r.Saturation = Load(ctx, cfg.SaturationCallers, 1, cfg.Warmup, cfg.SaturationTime, rest, nil)
+	})
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -218,7 +274,7 @@ func Soak(ctx context.Context, cfg SoakConfig, log io.Writer) (*SoakReport, erro
 	}
 	fmt.Fprintf(log, "soak: saturation %.1f requests/s, p99 %v, errors %d\n", r.Saturation.ImagesPerSecond, r.Saturation.P99, r.Saturation.Errors)
 
-	httpClient.CloseIdleConnections()
+	closeConns()
 	if r.Baseline, err = settled(ctx, cfg, probe, metricsURL, nil, 30*time.Second); err != nil {
 		return nil, err
 	}
@@ -239,7 +295,9 @@ func Soak(ctx context.Context, cfg SoakConfig, log io.Writer) (*SoakReport, erro
 		r.sample(sampleCtx, cfg.PID, probe, metricsURL, log)
 	}()
 	r.Commands = runAll(ctx, cfg.During, cfg.Background, log, func() {
-		r.Overload = OpenLoop(ctx, rate, cfg.Duration, cfg.MaxOutstanding, rest)
+		r.OverloadCPU = phaseCPU(func() int { return r.Overload.Offered }, func() {
+			r.Overload = OpenLoop(ctx, rate, cfg.Duration, cfg.MaxOutstanding, rest)
+		})
 		fmt.Fprintf(log, "soak: overload done: %v, accepted %.1f/s, p99 %v\n", r.Overload.Counts, r.Overload.Accepted, r.Overload.P99)
 	})
 	stopSampling()
@@ -253,7 +311,7 @@ func Soak(ctx context.Context, cfg SoakConfig, log io.Writer) (*SoakReport, erro
 		return nil, err
 	}
 
-	httpClient.CloseIdleConnections()
+	closeConns()
 	start := time.Now()
 	r.After, err = settled(ctx, cfg, probe, metricsURL, &r.Baseline, cfg.Settle)
 	if err != nil {

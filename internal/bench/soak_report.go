@@ -82,6 +82,23 @@ func (r *SoakReport) Passed() bool {
 	return true
 }
 
+// describe says how many cores the generator and the server used in a
+// phase, and the generator's CPU per request at perSecond requests.
+func (p PhaseCPU) describe(phase string, perSecond float64) string {
+	if p.Elapsed <= 0 {
+		return phase + ": not measured"
+	}
+	gen := p.Generator.Seconds() / p.Elapsed.Seconds()
+	s := fmt.Sprintf("%s: generator %.2f cores", phase, gen)
+	if perSecond > 0 {
+		s += fmt.Sprintf(" (%.0f µs a request)", 1e6*gen/perSecond)
+	}
+	if p.Server > 0 {
+		s += fmt.Sprintf(", server %.2f cores", p.Server.Seconds()/p.Elapsed.Seconds())
+	}
+	return s
+}
+
 // Markdown writes the soak's summary.
 func (r *SoakReport) Markdown(w io.Writer) {
 	c, sat, o := r.Config, r.Saturation, r.Overload
@@ -101,6 +118,8 @@ func (r *SoakReport) Markdown(w io.Writer) {
 	fmt.Fprintf(w, "| overload: open loop, %v | %.1f/s (%d) | %.1f | %v | %v | %s; %d sent late; at most %d in flight |\n\n",
 		o.Elapsed.Round(time.Second), o.Rate, o.Offered, o.Accepted, o.P50.Round(time.Millisecond), o.P99.Round(time.Millisecond),
 		strings.Join(outs, ", "), o.Late, o.MaxOut)
+	fmt.Fprintf(w, "CPU (the generator shares the server's cores; %s client): %s; %s.\n\n", c.Client,
+		r.SaturationCPU.describe("saturation", sat.ImagesPerSecond), r.OverloadCPU.describe("overload", o.Rate))
 	fmt.Fprintf(w, "| resource | baseline (idle) | peak under load | after (%v later) |\n|---|---|---|---|\n", r.SettledIn.Round(time.Second))
 	peakNote := "VmHWM"
 	if r.PeakResetFailed != nil {

@@ -81,24 +81,11 @@ func ModelInferCall(conns []*grpc.ClientConn, model string, version int64, input
 // RESTPredictCall posts one image to the gateway's POST /predict as a
 // multipart upload, as the original API's clients do.
 func RESTPredictCall(client *http.Client, baseURL, model string, version int64, image []byte) (CallFunc, error) {
-	var body bytes.Buffer
-	mw := multipart.NewWriter(&body)
-	for k, v := range map[string]string{"model": model, "version": fmt.Sprint(version), "top_k": "1"} {
-		if err := mw.WriteField(k, v); err != nil {
-			return nil, err
-		}
-	}
-	fw, err := mw.CreateFormFile("file", "image.jpg")
+	payload, contentType, err := predictForm(model, version, image)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := fw.Write(image); err != nil {
-		return nil, err
-	}
-	if err := mw.Close(); err != nil {
-		return nil, err
-	}
-	payload, contentType, url := body.Bytes(), mw.FormDataContentType(), baseURL+"/predict"
+	url := baseURL + "/predict"
 	return func(ctx context.Context) (Timings, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(payload))
 		if err != nil {
@@ -114,20 +101,49 @@ func RESTPredictCall(client *http.Client, baseURL, model string, version int64, 
 		if err != nil {
 			return Timings{}, err
 		}
-		if resp.StatusCode != http.StatusOK {
-			return Timings{}, &HTTPStatusError{Code: resp.StatusCode, RetryAfter: resp.Header.Get("Retry-After"), Body: string(bytes.TrimSpace(b))}
-		}
-		var out struct {
-			Timings struct {
-				Preprocess, Queue, Compute float64
-				BatchSize                  int `json:"batch_size"`
-			} `json:"timings_ms"`
-		}
-		if err := json.Unmarshal(b, &out); err != nil {
-			return Timings{}, fmt.Errorf("POST /predict: %w", err)
-		}
-		ms := func(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }
-		return Timings{Preprocess: ms(out.Timings.Preprocess), Queue: ms(out.Timings.Queue),
-			Compute: ms(out.Timings.Compute), BatchSize: out.Timings.BatchSize}, nil
+		return predictAnswer(resp.StatusCode, resp.Header.Get("Retry-After"), b)
 	}, nil
+}
+
+// predictForm is POST /predict's multipart body for one image, and its
+// content type.
+func predictForm(model string, version int64, image []byte) ([]byte, string, error) {
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	for k, v := range map[string]string{"model": model, "version": fmt.Sprint(version), "top_k": "1"} {
+		if err := mw.WriteField(k, v); err != nil {
+			return nil, "", err
+		}
+	}
+	fw, err := mw.CreateFormFile("file", "image.jpg")
+	if err != nil {
+		return nil, "", err
+	}
+	if _, err := fw.Write(image); err != nil {
+		return nil, "", err
+	}
+	if err := mw.Close(); err != nil {
+		return nil, "", err
+	}
+	return body.Bytes(), mw.FormDataContentType(), nil
+}
+
+// predictAnswer reads POST /predict's answer: its timings when it is 200,
+// else an *HTTPStatusError.
+func predictAnswer(code int, retryAfter string, b []byte) (Timings, error) {
+	if code != http.StatusOK {
+		return Timings{}, &HTTPStatusError{Code: code, RetryAfter: retryAfter, Body: string(bytes.TrimSpace(b))}
+	}
+	var out struct {
+		Timings struct {
+			Preprocess, Queue, Compute float64
+			BatchSize                  int `json:"batch_size"`
+		} `json:"timings_ms"`
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		return Timings{}, fmt.Errorf("POST /predict: %w", err)
+	}
+	ms := func(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }
+	return Timings{Preprocess: ms(out.Timings.Preprocess), Queue: ms(out.Timings.Queue),
+		Compute: ms(out.Timings.Compute), BatchSize: out.Timings.BatchSize}, nil
 }
