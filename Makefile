@@ -28,7 +28,7 @@ flake:
 
 generate:
 	scripts/protodeps.sh
-	go tool -modfile=tools.go.mod buf generate
+	scripts/buf.sh generate
 	go run ./cmd/shoal-openapi gen/openapi/shoal.swagger.json
 	scripts/gen-python.sh
 	scripts/gen-typescript.sh

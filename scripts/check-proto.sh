@@ -9,7 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-buf() { go tool -modfile=tools.go.mod buf "$@"; }
+bufsh="$(pwd)/scripts/buf.sh"
+buf() { "$bufsh" "$@"; }
 log() { echo "check-proto: $*" >&2; }
 
 scripts/protodeps.sh

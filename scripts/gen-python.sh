@@ -13,7 +13,7 @@ scripts/setup-python.sh >/dev/null
 scripts/protodeps.sh
 gen=$out/clients/python/src/shoal_client/gen
 rm -rf "$gen"
-go tool -modfile=tools.go.mod buf generate --template buf.gen.python.yaml -o "$out"
+scripts/buf.sh generate --template buf.gen.python.yaml -o "$out"
 
 # protoc writes imports by proto path (`from shoal.trainer.v1 import ...`),
 # which would need gen/ on sys.path as top-level packages named shoal,
