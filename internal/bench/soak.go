@@ -64,6 +64,9 @@ type SoakConfig struct {
 	// and --grpc.max-message-bytes: they make the memory bound.
 	QueueSize       int
 	MaxMessageBytes int64
+	// SaturationOnly ends the soak after the saturation phase (a first
+	// measurement to set the server's latency target from).
+	SaturationOnly bool
 	// LatencyTarget is the server's --inference.latency-target, reported.
 	LatencyTarget time.Duration
 	// Settle is how long goroutines and open files may take to return to
@@ -100,6 +103,7 @@ func (c *SoakConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Background, "background-timeout", 20*time.Minute, "how long the --during commands may take")
 	fs.IntVar(&c.QueueSize, "queue-size", 512, "the server's --inference.queue-size")
 	fs.Int64Var(&c.MaxMessageBytes, "max-message-bytes", 64<<20, "the server's --grpc.max-message-bytes")
+	fs.BoolVar(&c.SaturationOnly, "saturation-only", false, "measure the saturation throughput and p99 only, and print them")
 	fs.DurationVar(&c.LatencyTarget, "latency-target", 0, "the server's --inference.latency-target (reported)")
 	fs.DurationVar(&c.Settle, "settle", 2*time.Minute, "how long goroutines and open files may take to return to their baseline")
 	fs.IntVar(&c.GoroutineSlack, "goroutine-slack", 5, "goroutines above the baseline still counted as returned")
@@ -273,6 +277,9 @@ func Soak(ctx context.Context, cfg SoakConfig, log io.Writer) (*SoakReport, erro
 		return nil, fmt.Errorf("saturation: no request answered (first error: %v)", r.Saturation.FirstError)
 	}
 	fmt.Fprintf(log, "soak: saturation %.1f requests/s, p99 %v, errors %d\n", r.Saturation.ImagesPerSecond, r.Saturation.P99, r.Saturation.Errors)
+	if cfg.SaturationOnly {
+		return r, nil
+	}
 
 	closeConns()
 	if r.Baseline, err = settled(ctx, cfg, probe, metricsURL, nil, 30*time.Second); err != nil {

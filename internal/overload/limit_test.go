@@ -14,6 +14,7 @@ func newTestLimit(target time.Duration, lo, hi, step int64) (*Limit, *clock) {
 	c := &clock{t: time.Unix(0, 0)}
 	l := NewLimit(target, lo, hi, step)
 	l.now, l.start = c.now, c.t
+	l.minAnswers = 100 // the windows below hold 100 answers
 	return l, c
 }
 
@@ -79,6 +80,31 @@ func TestLimitGrowsOnlyWhenItHoldsRequestsBack(t *testing.T) {
 	}
 	if got := windowOf(l, c, 0, 0, 10); got != 520 {
 		t.Errorf("a window with refusals but no answers: limit %d; want it unchanged", got)
+	}
+}
+
+// TestLimitWindowWaitsForAnswers: a window with fewer answers than it
+// needs runs on, up to four times its time, rather than judge a 1% tail
+// on a few answers.
+func TestLimitWindowWaitsForAnswers(t *testing.T) {
+	l, c := newTestLimit(100*time.Millisecond, 16, 520, 8)
+	l.minAnswers = windowAnswers
+	if got := windowOf(l, c, 100, 2, 50); got != 520 {
+		t.Fatalf("100 answers, 2 late, after one window's time: limit %d; want 520 (too few answers to judge)", got)
+	}
+	if got := windowOf(l, c, 100, 1, 50); got != 390 {
+		t.Fatalf("200 answers, 3 late, after two windows' time: limit %d; want 390 (over 1%% late; a quarter off)", got)
+	}
+	// Few answers: decided four windows' time after the last decision
+	// all the same (that decision came with the 200th answer, a window's
+	// time before the end of the call above).
+	for i := range 2 {
+		if got := windowOf(l, c, 10, 1, 5); got != 390 {
+			t.Fatalf("window time %d with 10 answers each: limit %d; want 390 held", i+2, got)
+		}
+	}
+	if got := windowOf(l, c, 10, 1, 5); got != 293 {
+		t.Errorf("after four windows' time, 30 answers, 3 late: limit %d; want 293", got)
 	}
 }
 
