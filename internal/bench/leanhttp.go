@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"time"
 )
 
@@ -130,9 +129,4 @@ func (p *leanPool) close() {
 			c.conn.Close()
 		}
 	}
-}
-
-// String names the pool in logs.
-func (p *leanPool) String() string {
-	return "lean HTTP/1.1 pool to " + p.addr + " (" + strconv.Itoa(cap(p.slots)) + " connections)"
 }
