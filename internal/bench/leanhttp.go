@@ -122,11 +122,15 @@ func (c *leanConn) exchange(request []byte, deadline time.Time) (code int, retry
 	return resp.StatusCode, resp.Header.Get("Retry-After"), body, st, nil
 }
 
-// close closes the idle connections; call it once no call is running.
+// close closes the pool's connections, leaving their slots free to dial
+// again; call it once no call is running.
 func (p *leanPool) close() {
 	for range cap(p.slots) {
 		if c := <-p.slots; c != nil {
 			c.conn.Close()
 		}
+	}
+	for range cap(p.slots) {
+		p.slots <- nil
 	}
 }

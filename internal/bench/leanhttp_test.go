@@ -109,6 +109,11 @@ func TestLeanPredictCall(t *testing.T) {
 			t.Errorf("call %d after the server closed the idle connections: %v", i+1, err)
 		}
 	}
+	// Closed, the pool dials again for the next call.
+	closePool()
+	if _, err := call(t.Context()); Classify(err) != OK && Classify(err) != Shed {
+		t.Errorf("a call after the pool was closed: %v", err)
+	}
 	closePool()
 
 	// A call with no free connection waits for one, and gives up with

@@ -139,7 +139,6 @@ type Level struct {
 type PhaseCPU struct {
 	Elapsed           time.Duration
 	Generator, Server time.Duration
-	Requests          int
 }
 
 // SoakReport is what a soak measured.
@@ -234,32 +233,23 @@ func Soak(ctx context.Context, cfg SoakConfig, log io.Writer) (*SoakReport, erro
 		rest, err = RESTPredictCall(httpClient, "http://"+cfg.HTTPAddr, r.Model, r.Version, image)
 		closeConns = httpClient.CloseIdleConnections
 	default:
-		var closePool func()
-		rest, closePool, err = LeanPredictCall(cfg.HTTPAddr, cfg.Connections, cfg.RequestTimeout, r.Model, r.Version, image)
-		// The pool is closed between the phases and made again: the
-		// baseline and the end count the server's open files without it.
-		call := rest
-		closeConns = func() {
-			closePool()
-			var again CallFunc
-			again, closePool, _ = LeanPredictCall(cfg.HTTPAddr, cfg.Connections, cfg.RequestTimeout, r.Model, r.Version, image)
-			call = again
-		}
-		rest = func(ctx context.Context) (Timings, error) { return call(ctx) }
+		// The pool's connections are closed between the phases: the
+		// baseline and the end count the server's open files without them.
+		rest, closeConns, err = LeanPredictCall(cfg.HTTPAddr, cfg.Connections, cfg.RequestTimeout, r.Model, r.Version, image)
 	}
 	if err != nil {
 		return nil, err
 	}
 	serverCPU := ServerCPU(probe, metricsURL)
 	// phaseCPU measures the generator's and the server's CPU over fn.
-	phaseCPU := func(requests func() int, fn func()) PhaseCPU {
+	phaseCPU := func(fn func()) PhaseCPU {
 		g0, _ := SelfCPU(ctx)
 		s0, serr := serverCPU(ctx)
 		start := time.Now()
 		fn()
 		g1, _ := SelfCPU(ctx)
 		s1, serr1 := serverCPU(ctx)
-		p := PhaseCPU{Elapsed: time.Since(start), Generator: g1 - g0, Requests: requests()}
+		p := PhaseCPU{Elapsed: time.Since(start), Generator: g1 - g0}
 		if serr == nil && serr1 == nil {
 			p.Server = s1 - s0
 		}
@@ -267,7 +257,7 @@ func Soak(ctx context.Context, cfg SoakConfig, log io.Writer) (*SoakReport, erro
 	}
 
 	fmt.Fprintf(log, "soak: %s v%d: saturation, %d callers for %v after %v\n", r.Model, r.Version, cfg.SaturationCallers, cfg.SaturationTime, cfg.Warmup)
-	r.SaturationCPU = phaseCPU(func() int { return r.Saturation.Requests }, func() {
+	r.SaturationCPU = phaseCPU(func() {
 		r.Saturation = Load(ctx, cfg.SaturationCallers, 1, cfg.Warmup, cfg.SaturationTime, rest, nil)
 	})
 	if err := ctx.Err(); err != nil {
@@ -302,7 +292,7 @@ func Soak(ctx context.Context, cfg SoakConfig, log io.Writer) (*SoakReport, erro
 		r.sample(sampleCtx, cfg.PID, probe, metricsURL, log)
 	}()
 	r.Commands = runAll(ctx, cfg.During, cfg.Background, log, func() {
-		r.OverloadCPU = phaseCPU(func() int { return r.Overload.Offered }, func() {
+		r.OverloadCPU = phaseCPU(func() {
 			r.Overload = OpenLoop(ctx, rate, cfg.Duration, cfg.MaxOutstanding, rest)
 		})
 		fmt.Fprintf(log, "soak: overload done: %v, accepted %.1f/s, p99 %v\n", r.Overload.Counts, r.Overload.Accepted, r.Overload.P99)
