@@ -13,9 +13,10 @@ import (
 // $SHOAL_BENCH_BASE_ONNX (input "input" [N, 3, 224, 224], output "output",
 // 5 classes: scripts/bench-train-torch.py writes it) three ways at batch
 // $SHOAL_BENCH_BATCH (16), $SHOAL_BENCH_STEPS (4) training steps each, and
-// reports images/s: every layer (the import on the pure-Go backend); the
-// last stage and the head on the frozen part's outputs; the head alone on
-// the backbone's features. For the last two it reports the frozen part's
+// reports images/s, on ONNX Runtime's GoMLX backend (the Trainer's where
+// it is installed; SHOAL_BENCH_BACKEND=go for the pure-Go one): every
+// layer; the last stage and the head on the frozen part's outputs; the
+// head alone on the backbone's features. For the last two it reports the frozen part's
 // pass in ONNX Runtime (once per image, then cached) apart from the
 // training steps. Steady state: the first (compiling) step is not counted.
 func BenchmarkFineTuneModes(b *testing.B) {
@@ -33,7 +34,18 @@ func BenchmarkFineTuneModes(b *testing.B) {
 		Std: []float32{0.229, 0.224, 0.225}, InputName: "input", OutputName: "output", Classes: 5}
 	images := stripes(batch*steps, spec.Shape, 1)
 	ctx := context.Background()
-	cfg := Config{NumClasses: 5, Epochs: 1, BatchSize: batch, LearningRate: 1e-3, Seed: 1, Backend: "go"}
+	backend := os.Getenv("SHOAL_BENCH_BACKEND")
+	if backend == "" || backend == BackendONNX {
+		lib, err := rt.LibraryPath()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if backend, err = BackendConfig(BackendONNX, lib); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Logf("training on the %s backend", backendName(backend))
+	cfg := Config{NumClasses: 5, Epochs: 1, BatchSize: batch, LearningRate: 1e-3, Seed: 1, Backend: backend}
 	trained := func(name string, res *Result, err error) {
 		if err != nil {
 			b.Fatalf("%s: %v", name, err)

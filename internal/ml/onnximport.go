@@ -471,3 +471,27 @@ func (m *Model) exportImported() ([]byte, error) {
 	}
 	return out.Bytes(), nil
 }
+
+// GroupedConvolutions counts the graph's convolutions with groups
+// (depthwise ones, say). ONNX Runtime's GoMLX backend builds the gradient
+// of a grouped convolution one group at a time (a depthwise convolution
+// of 960 channels as 960 convolutions), which it takes longer to compile
+// than the pure-Go backend takes to train: such graphs train there.
+func (imp *Imported) GroupedConvolutions() int {
+	mp := &onnxpb.ModelProto{}
+	if err := proto.Unmarshal(imp.graph, mp); err != nil {
+		return 0
+	}
+	n := 0
+	for _, node := range mp.GetGraph().GetNode() {
+		if node.GetOpType() != "Conv" {
+			continue
+		}
+		for _, a := range node.GetAttribute() {
+			if a.GetName() == "group" && a.GetI() > 1 {
+				n++
+			}
+		}
+	}
+	return n
+}

@@ -106,10 +106,6 @@ func (s *Service) resolveBase(ctx context.Context, spec *trainerpb.JobSpec) (*re
 				spec.Architecture, name, v.GetArchitecture())
 		}
 		spec.Architecture = ml.ImportedArchitecture
-		if spec.Backend == ml.BackendONNX {
-			return nil, status.Errorf(codes.InvalidArgument, "spec.backend = %q: a model imported from ONNX trains on the %q backend only (ONNX Runtime's cannot build its convolution gradients)",
-				spec.Backend, ml.BackendGo)
-		}
 		if in.GetHeight() != in.GetWidth() {
 			return nil, status.Errorf(codes.FailedPrecondition, "spec.baseVersion: %s takes %dx%d images; fine-tuning takes square images only", name, in.GetWidth(), in.GetHeight())
 		}

@@ -72,10 +72,6 @@ func (s *Service) resolvePartialBase(ctx context.Context, spec *trainerpb.JobSpe
 			spec.Architecture, name, v.GetArchitecture())
 	}
 	spec.Architecture = ml.ImportedArchitecture
-	if spec.Backend == ml.BackendONNX {
-		return status.Errorf(codes.InvalidArgument, "spec.backend = %q: the unfrozen part of an ONNX graph trains on the %q backend only (ONNX Runtime's cannot build its convolution gradients)",
-			spec.Backend, ml.BackendGo)
-	}
 	in := v.GetInputSpec()
 	if in.GetHeight() != in.GetWidth() {
 		return status.Errorf(codes.FailedPrecondition, "spec.baseVersion: %s takes %dx%d images; training takes square images only", name, in.GetWidth(), in.GetHeight())
@@ -118,6 +114,7 @@ func (r *jobRun) trainPartial(ctx context.Context) error {
 	if r.head.trainImages != nil {
 		aug = &ml.HeadAugmentation{Images: r.head.trainImages, Extractor: r.head.ex}
 	}
+	r.importBackend(ctx, r.partial.Suffix)
 	res, err := ml.TrainPartial(ctx, r.cfg, r.partial, r.data.train, r.data.val, aug)
 	return r.trained(ctx, "training the last stages", res, err)
 }

@@ -131,7 +131,6 @@ func TestPartialTraining(t *testing.T) {
 		{"no base version", &trainerpb.JobSpec{TrainLayers: last, UnfrozenStages: 1}, codes.InvalidArgument, "needs spec.baseVersion"},
 		{"batch-norm update on an imported graph", &trainerpb.JobSpec{TrainLayers: last, UnfrozenStages: 1, BaseVersion: base,
 			BatchNorm: trainerpb.BatchNorm_BATCH_NORM_UPDATE}, codes.FailedPrecondition, "inference mode"},
-		{"the onnx backend", &trainerpb.JobSpec{TrainLayers: last, UnfrozenStages: 1, BaseVersion: base, Backend: "onnx"}, codes.InvalidArgument, "spec.backend"},
 		{"warm-up as long as training", &trainerpb.JobSpec{Epochs: 2, WarmupEpochs: 2}, codes.InvalidArgument, "spec.warmupEpochs"},
 		{"a backbone rate above the head's", &trainerpb.JobSpec{BackboneLearningRateScale: 1.5}, codes.InvalidArgument, "spec.backboneLearningRateScale"},
 		{"a negative backbone rate", &trainerpb.JobSpec{BackboneLearningRateScale: -0.5}, codes.InvalidArgument, "spec.backboneLearningRateScale"},
