@@ -38,8 +38,9 @@
 #      head only and last stage + head, reading the same float tensors;
 #      prints the test accuracy of each side by side for every seed
 #      (SHOAL_PARITY_SEEDS, "1 2"; SHOAL_PARITY_EPOCHS, 8; SHOAL_PARITY_LR,
-#      0.001; SHOAL_PARITY_MODES adds "full", every layer, which takes
-#      hours on 2 cores). Needs ONNX Runtime and Debian's python3-torch.
+#      0.001; SHOAL_PARITY_MODES="head-only last-stage full" adds every
+#      layer, on ONNX Runtime's GoMLX backend, minutes more on 2 cores).
+#      Needs ONNX Runtime and Debian's python3-torch.
 #
 #   make bench-train                       (or scripts/bench-train.sh)
 #   SHOAL_BENCH_ARCHS=small-cnn scripts/bench-train.sh throughput
@@ -214,14 +215,23 @@ if [ "$what" = accuracy-parity ]; then
 	echo "# recipe: new head, Adam $lr, constant rate, batch $batch, $epochs epochs, no augmentation, batch norms frozen; modes: $modes"
 	for seed in $seeds; do
 		echo "# seed $seed (head initialisation and shuffles), load $(cut -d' ' -f1-3 /proc/loadavg)"
-		"$py" scripts/bench-train-parity.py finetune "$bin" "$seed" "$epochs" "$batch" "$lr" | tee "$bin/torch-$seed.out"
+		torch_modes=""
+		for mode in $modes; do
+			case $mode in
+			head-only) torch_modes+=" head-only head-only-standardised" ;;
+			last-stage) torch_modes+=" last-stage last-stage-fused" ;;
+			full) torch_modes+=" full full-fused" ;;
+			esac
+		done
+		# shellcheck disable=SC2086 # one mode a word
+		"$py" scripts/bench-train-parity.py finetune "$bin" "$seed" "$epochs" "$batch" "$lr" $torch_modes | tee "$bin/torch-$seed.out"
 		ONNXRUNTIME_SHARED_LIBRARY_PATH=$ort GOMLX_NO_AUTO_INSTALL=1 SHOAL_PARITY_DIR=$bin SHOAL_PARITY_SEED=$seed \
 			SHOAL_PARITY_EPOCHS=$epochs SHOAL_PARITY_BATCH=$batch SHOAL_PARITY_LR=$lr SHOAL_PARITY_MODES="$modes" \
 			"$bin/ml" -test.run '^$' -test.bench '^BenchmarkFineTuneParity$' -test.benchtime 1x -test.v -test.timeout 0 2>&1 |
 			grep --line-buffered -E '^shoal .* epoch [0-9]+ test-acc|FAIL|panic' | tee "$bin/shoal-$seed.out"
 	done
 	echo "## test accuracy after the last epoch (%, $(($(stat -c %s "$bin/b_test.i32") / 4)) test images)"
-	echo "# variant: PyTorch doing what Shoal does (head-only: standardised features; last-stage: batch norms folded)"
+	echo "# variant: PyTorch doing what Shoal does (head-only: standardised features; last-stage, full: batch norms folded)"
 	printf '%-5s %-11s %8s %8s %8s %13s %14s\n' seed mode pytorch variant shoal shoal-pytorch shoal-variant
 	acc() { # file, mode: the last epoch's test accuracy in %, or nothing
 		awk -v m="$2" -v e="$epochs" '$2 == m && $3 == "epoch" && $4 == e && $5 == "test-acc" { printf "%.1f", $6 * 100 }' "$1" 2>/dev/null
@@ -231,8 +241,8 @@ if [ "$what" = accuracy-parity ]; then
 		for mode in $modes; do
 			variant=head-only-standardised
 			[ "$mode" = last-stage ] && variant=last-stage-fused
+			[ "$mode" = full ] && variant=full-fused
 			t=$(acc "$bin/torch-$seed.out" "$mode") v=$(acc "$bin/torch-$seed.out" "$variant") s=$(acc "$bin/shoal-$seed.out" "$mode")
-			[ "$mode" = full ] && v=""
 			printf '%-5s %-11s %8s %8s %8s %13s %14s\n' "$seed" "$mode" "${t:--}" "${v:--}" "${s:--}" "$(pts "$s" "$t")" "$(pts "$s" "$v")"
 		done
 	done

@@ -97,7 +97,15 @@ func BenchmarkFineTuneParity(b *testing.B) {
 		}
 	}
 	cfg := Config{NumClasses: meta.BClasses, Epochs: envInt("SHOAL_PARITY_EPOCHS", 8), BatchSize: envInt("SHOAL_PARITY_BATCH", 16),
-		LearningRate: lr, Optimizer: OptimizerAdam, Schedule: ScheduleConstant, Seed: seed, Backend: "go"}
+		LearningRate: lr, Optimizer: OptimizerAdam, Schedule: ScheduleConstant, Seed: seed}
+	// The Trainer's backend where ONNX Runtime is installed.
+	lib, err := onnxrt.Config{}.LibraryPath()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if cfg.Backend, err = BackendConfig(BackendONNX, lib); err != nil {
+		b.Fatal(err)
+	}
 	modes := strings.Fields(os.Getenv("SHOAL_PARITY_MODES"))
 	if len(modes) == 0 {
 		modes = []string{"head-only", "last-stage"}
