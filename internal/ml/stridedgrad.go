@@ -99,15 +99,22 @@ func strided(strides []int) bool {
 // opFields is a node's parameters, which GoMLX keeps in unexported fields:
 // read, never written, by reflection (the tests check they are found for
 // the GoMLX version this module requires). A field that is not there
-// panics, which the readers turn into ok = false: GoMLX's own gradient.
+// panics, which readFields turns into false: GoMLX's own gradient.
 type opFields struct{ v reflect.Value }
 
-func fieldsOf(node *Node) (opFields, bool) {
+// readFields calls read with node's parameters: false if they are not
+// where read looks (it panics), or read says so.
+func readFields(node *Node, read func(opFields) bool) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
 	in := reflect.ValueOf(node).Elem().FieldByName("inputs")
 	for in.Kind() == reflect.Interface || in.Kind() == reflect.Pointer {
 		in = in.Elem()
 	}
-	return opFields{in}, in.Kind() == reflect.Struct
+	return in.Kind() == reflect.Struct && read(opFields{in})
 }
 
 func (f opFields) int(name string) int { return int(f.v.FieldByName(name).Int()) }
@@ -147,25 +154,19 @@ type convParams struct {
 }
 
 func readConvParams(node *Node) (p convParams, ok bool) {
-	defer func() {
-		if recover() != nil {
-			ok = false
+	ok = readFields(node, func(f opFields) bool {
+		axes := opFields{f.v.FieldByName("axes")}
+		p.axes = compute.ConvolveAxesConfig{
+			InputBatch: axes.int("InputBatch"), InputChannels: axes.int("InputChannels"), InputSpatial: axes.ints("InputSpatial"),
+			KernelInputChannels: axes.int("KernelInputChannels"), KernelOutputChannels: axes.int("KernelOutputChannels"), KernelSpatial: axes.ints("KernelSpatial"),
+			OutputBatch: axes.int("OutputBatch"), OutputChannels: axes.int("OutputChannels"), OutputSpatial: axes.ints("OutputSpatial"),
 		}
-	}()
-	f, ok := fieldsOf(node)
-	if !ok {
-		return p, false
-	}
-	axes := opFields{f.v.FieldByName("axes")}
-	p.axes = compute.ConvolveAxesConfig{
-		InputBatch: axes.int("InputBatch"), InputChannels: axes.int("InputChannels"), InputSpatial: axes.ints("InputSpatial"),
-		KernelInputChannels: axes.int("KernelInputChannels"), KernelOutputChannels: axes.int("KernelOutputChannels"), KernelSpatial: axes.ints("KernelSpatial"),
-		OutputBatch: axes.int("OutputBatch"), OutputChannels: axes.int("OutputChannels"), OutputSpatial: axes.ints("OutputSpatial"),
-	}
-	p.strides, p.paddings = f.ints("strides"), f.pairs("paddings")
-	p.inputDilations, p.kernelDilations = f.ints("inputDilations"), f.ints("kernelDilations")
-	p.channelGroupCount, p.batchGroupCount = f.int("channelGroupCount"), f.int("batchGroupCount")
-	return p, len(p.axes.OutputSpatial) == len(p.axes.InputSpatial) && len(p.axes.InputSpatial) > 0
+		p.strides, p.paddings = f.ints("strides"), f.pairs("paddings")
+		p.inputDilations, p.kernelDilations = f.ints("inputDilations"), f.ints("kernelDilations")
+		p.channelGroupCount, p.batchGroupCount = f.int("channelGroupCount"), f.int("batchGroupCount")
+		return len(p.axes.OutputSpatial) == len(p.axes.InputSpatial) && len(p.axes.InputSpatial) > 0
+	})
+	return p, ok
 }
 
 // windowParams are a ReduceWindow node's parameters.
@@ -177,20 +178,14 @@ type windowParams struct {
 }
 
 func readWindowParams(node *Node) (p windowParams, ok bool) {
-	defer func() {
-		if recover() != nil {
-			ok = false
-		}
-	}()
-	f, ok := fieldsOf(node)
-	if !ok {
-		return p, false
-	}
-	p.reduction = ReduceOpType(f.int("reductionType"))
-	p.window, p.strides = f.ints("windowDimensions"), f.ints("strides")
-	p.inputDilations, p.windowDilations = f.ints("inputDilations"), f.ints("windowDilations")
-	p.paddings = f.pairs("paddings")
-	return p, len(p.window) == node.Rank() && len(p.strides) == node.Rank()
+	ok = readFields(node, func(f opFields) bool {
+		p.reduction = ReduceOpType(f.int("reductionType"))
+		p.window, p.strides = f.ints("windowDimensions"), f.ints("strides")
+		p.inputDilations, p.windowDilations = f.ints("inputDilations"), f.ints("windowDilations")
+		p.paddings = f.pairs("paddings")
+		return len(p.window) == node.Rank() && len(p.strides) == node.Rank()
+	})
+	return p, ok
 }
 
 // spread places v's values, along each of axes, every strides[i]

@@ -21,25 +21,7 @@ import (
 // 3x3 at stride 2 with padding, 1x1 at stride 2, odd sizes, unequal
 // strides, grouped and depthwise convolutions, NHWC.
 func TestStridedConvolutionGradientsOnONNXRuntime(t *testing.T) {
-	needsGoMLX(t)
-	lib, err := ortLibrary(t).LibraryPath()
-	if err != nil {
-		t.Fatal(err)
-	}
-	onnxConfig, err := BackendConfig(BackendONNX, lib)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ort, err := NewBackend(onnxConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ort.Finalize()
-	pure, err := NewBackend(BackendGo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pure.Finalize()
+	ort, pure := bothBackends(t)
 
 	type conv struct {
 		in, out, groups, h, w, k int
@@ -158,25 +140,7 @@ func TestReadConvParams(t *testing.T) {
 // window's share where windows overlap) are the pure-Go backend's, ties
 // included.
 func TestStridedPoolingGradientsOnONNXRuntime(t *testing.T) {
-	needsGoMLX(t)
-	lib, err := ortLibrary(t).LibraryPath()
-	if err != nil {
-		t.Fatal(err)
-	}
-	onnxConfig, err := BackendConfig(BackendONNX, lib)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ort, err := NewBackend(onnxConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ort.Finalize()
-	pure, err := NewBackend(BackendGo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pure.Finalize()
+	ort, pure := bothBackends(t)
 	for _, c := range []struct {
 		kind         string
 		h, w, window int
@@ -242,4 +206,28 @@ func TestStridedPoolingGradientsOnONNXRuntime(t *testing.T) {
 			t.Errorf("%s: gradient differs from the pure-Go backend's by up to %.2g (relative)", name, worst)
 		}
 	}
+}
+
+// bothBackends opens ONNX Runtime's backend and the pure-Go one, finalised
+// when t ends.
+func bothBackends(t *testing.T) (ort, pure compute.Backend) {
+	t.Helper()
+	needsGoMLX(t)
+	lib, err := ortLibrary(t).LibraryPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	onnxConfig, err := BackendConfig(BackendONNX, lib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ort, err = NewBackend(onnxConfig); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ort.Finalize)
+	if pure, err = NewBackend(BackendGo); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pure.Finalize)
+	return ort, pure
 }
