@@ -121,6 +121,12 @@ func TestSlowClients(t *testing.T) {
 			t.Errorf("POST /predict with a trickled body = %d %q; want 408 saying it arrived too slowly", a.code, a.msg)
 		}
 	}
+	// The server closes connections idle for slowTimeout here; a pooled
+	// one reused as it does so fails a POST with EOF (the client cannot
+	// tell whether it was read, so it does not retry). The requests below
+	// go on new connections.
+	noIdle := http.DefaultClient.CloseIdleConnections
+	noIdle()
 	if r := predictForm200(t, s, img); r != http.StatusOK {
 		t.Errorf("POST /predict after the tricklers were cut off = %d; want 200: their slots are free", r)
 	}
@@ -146,6 +152,7 @@ func TestSlowClients(t *testing.T) {
 	// stops is cut off, and the part of it that was read is not stored.
 	line := fmt.Sprintf(`{"file":{"split":"train","label":"Cat","fileName":"a.png","content":"%s"}}`+"\n", base64.StdEncoding.EncodeToString(img))
 	stalled := append([]byte(`{"header":{"dataset":"slow"}}`+"\n"), line[:len(line)/2]...)
+	noIdle()
 	code, msg := postStream(t, s, "/v1/images:upload", stalled, true)
 	if code != http.StatusRequestTimeout || !strings.Contains(msg, "no byte of it for") {
 		t.Errorf("an upload stream that stops midway = %d %q; want 408 saying it stopped", code, msg)
@@ -160,6 +167,7 @@ func TestSlowClients(t *testing.T) {
 		}
 	}
 	stream := []byte(`{"header":{"dataset":"slow"}}` + "\n" + line)
+	noIdle()
 	if code, msg := postStream(t, s, "/v1/images:upload", stream, false); code != http.StatusOK || !strings.Contains(msg, `"added":1`) {
 		t.Errorf("an upload stream trickled for longer than the bound, each piece within it = %d %q; want 200, 1 added", code, msg)
 	}
