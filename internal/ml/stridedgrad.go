@@ -9,7 +9,8 @@ import (
 	. "github.com/gomlx/gomlx/core/graph"
 )
 
-// Strided convolutions and sum pooling on the ONNX Runtime backend.
+// Gradients of strided convolutions and of pooling on the ONNX Runtime
+// backend.
 //
 // GoMLX writes the gradient of a convolution with strides, with respect to
 // its input, as a convolution of the output's gradient dilated by the
