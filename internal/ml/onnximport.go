@@ -67,6 +67,8 @@ type Imported struct {
 	// statistics (kept in inference mode, as usual for fine-tuning) and
 	// non-float tensors.
 	frozen []string
+	// groupedConvs counts the graph's grouped convolutions.
+	groupedConvs int
 }
 
 // readClassifier parses an ONNX classifier whose one input and one output
@@ -128,7 +130,8 @@ func ImportONNX(data []byte, spec ImportSpec, numClasses int, newHead bool, seed
 		return nil, fmt.Errorf("%w: %v", ErrImport, err)
 	}
 	imp := &Imported{Spec: spec, NumClasses: numClasses, Head: head.describe(), Rewrites: rewrites, graph: graph, logits: head.logits,
-		headWeight: head.weight, headBias: head.bias, probabilities: head.softmax, frozen: frozenInits(g)}
+		headWeight: head.weight, headBias: head.bias, probabilities: head.softmax, frozen: frozenInits(g),
+		groupedConvs: groupedConvolutions(g)}
 	return imp, nil
 }
 
@@ -472,19 +475,18 @@ func (m *Model) exportImported() ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-// GroupedConvolutions counts the graph's convolutions with groups
-// (depthwise ones, say). ONNX Runtime's GoMLX backend builds the gradient
-// of a grouped convolution one group at a time (a depthwise convolution
-// of 960 channels as 960 convolutions): a few steps of MobileNetV2 did
-// not end within 10 minutes there, against seconds on the pure-Go
-// backend, so such graphs train on the latter.
-func (imp *Imported) GroupedConvolutions() int {
-	mp := &onnxpb.ModelProto{}
-	if err := proto.Unmarshal(imp.graph, mp); err != nil {
-		return 0
-	}
+// GroupedConvolutions is how many of the graph's convolutions have
+// groups (depthwise ones, say). ONNX Runtime's GoMLX backend builds the
+// gradient of a grouped convolution one group at a time (a depthwise
+// convolution of 960 channels as 960 convolutions): a few steps of
+// MobileNetV2 did not end within 10 minutes there, against seconds on the
+// pure-Go backend, so such graphs train on the latter.
+func (imp *Imported) GroupedConvolutions() int { return imp.groupedConvs }
+
+// groupedConvolutions counts g's Conv nodes with a group above 1.
+func groupedConvolutions(g *onnxpb.GraphProto) int {
 	n := 0
-	for _, node := range mp.GetGraph().GetNode() {
+	for _, node := range g.GetNode() {
 		if node.GetOpType() != "Conv" {
 			continue
 		}
