@@ -82,14 +82,7 @@ func TestSubsample2(t *testing.T) {
 // where it is installed), whose Pad has no interior padding.
 func TestStridedArchitecturesTrainOnONNXRuntime(t *testing.T) {
 	needsGoMLX(t)
-	lib, err := ortLibrary(t).LibraryPath()
-	if err != nil {
-		t.Fatal(err)
-	}
-	backend, err := BackendConfig(BackendONNX, lib)
-	if err != nil {
-		t.Fatal(err)
-	}
+	backend := onnxBackendConfig(t)
 	for _, tc := range []struct {
 		arch  string
 		shape InputShape

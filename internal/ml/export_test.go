@@ -38,6 +38,21 @@ func ortLibrary(t *testing.T) onnxrt.Config {
 	return cfg
 }
 
+// onnxBackendConfig is the GoMLX configuration of ONNX Runtime's backend
+// (skipping the test where ONNX Runtime is not installed).
+func onnxBackendConfig(t *testing.T) string {
+	t.Helper()
+	lib, err := ortLibrary(t).LibraryPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	config, err := BackendConfig(BackendONNX, lib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return config
+}
+
 // TestExportONNXReproducesGoMLX exports trained models once and runs the
 // file in ONNX Runtime at several batch sizes: the batch dimension is
 // symbolic, and every batch size reproduces GoMLX's probabilities.

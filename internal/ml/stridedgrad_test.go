@@ -213,15 +213,8 @@ func TestStridedPoolingGradientsOnONNXRuntime(t *testing.T) {
 func bothBackends(t *testing.T) (ort, pure compute.Backend) {
 	t.Helper()
 	needsGoMLX(t)
-	lib, err := ortLibrary(t).LibraryPath()
-	if err != nil {
-		t.Fatal(err)
-	}
-	onnxConfig, err := BackendConfig(BackendONNX, lib)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ort, err = NewBackend(onnxConfig); err != nil {
+	var err error
+	if ort, err = NewBackend(onnxBackendConfig(t)); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(ort.Finalize)
