@@ -3,9 +3,11 @@ package ml
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -204,13 +206,34 @@ func TestBackendConfig(t *testing.T) {
 		wantErr         bool
 	}{
 		{"go", "", DefaultBackend, false},
-		{"onnx", "/x/libonnxruntime.so.1", "onnx:/x/libonnxruntime.so.1", false},
+		{"onnx", "/x/libonnxruntime.so.1", fmt.Sprintf("onnx:/x/libonnxruntime.so.1,threads=%d", runtime.GOMAXPROCS(0)), false},
 		{"onnx", "", "", true},
 		{"xla", "", "", true},
 	} {
 		got, err := BackendConfig(tc.name, tc.lib)
 		if got != tc.want || (err != nil) != tc.wantErr {
 			t.Errorf("BackendConfig(%q, %q) = %q, %v; want %q, error %v", tc.name, tc.lib, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+// ONNX Runtime's backend takes the thread count BackendConfig gives it
+// (third_party/compute-onnx adds the option) and refuses one that is not a
+// count, rather than ignoring it.
+func TestONNXBackendThreadsOption(t *testing.T) {
+	config := onnxBackendConfig(t)
+	if !strings.Contains(config, ",threads=") {
+		t.Fatalf("BackendConfig = %q; want a threads option", config)
+	}
+	b, err := NewBackend(config)
+	if err != nil {
+		t.Fatalf("NewBackend(%q): %v", config, err)
+	}
+	b.Finalize()
+	lib := strings.TrimPrefix(config[:strings.Index(config, ",")], "onnx:")
+	for _, bad := range []string{"two", "-1"} {
+		if _, err := NewBackend("onnx:" + lib + ",threads=" + bad); err == nil || !strings.Contains(err.Error(), "threads") {
+			t.Errorf("threads=%s: error %v; want one naming the threads option", bad, err)
 		}
 	}
 }
