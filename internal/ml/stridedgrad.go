@@ -9,8 +9,7 @@ import (
 	. "github.com/gomlx/gomlx/core/graph"
 )
 
-// Gradients of strided convolutions and of pooling on the ONNX Runtime
-// backend.
+// Gradients of convolutions and of pooling on the ONNX Runtime backend.
 //
 // GoMLX writes the gradient of a convolution with strides, with respect to
 // its input, as a convolution of the output's gradient dilated by the
@@ -24,7 +23,7 @@ import (
 // input, padding and window, read every s positions. So its gradients are
 // the stride-1 operation's, for the output gradient spread over the
 // stride-1 output: each value at its position, zeros between. Spreading is
-// a reshape and an edge pad, which every backend has; the stride-1
+// a stack with zeros and a reshape, which every backend has; the stride-1
 // gradients need neither input dilation nor interior padding. The stride-1
 // operation built to state that gradient is never computed: only its shape
 // is read, and the backend compiles only what the outputs reach. The
@@ -36,6 +35,14 @@ import (
 // without adding up, so where windows overlap (ResNet's 3x3 stride-2 stem
 // pooling) an input that is the maximum of two windows kept only one of
 // their gradients.
+//
+// Speed, from ONNX Runtime's profile of a ResNet-18 training step (224x224,
+// batch 16; the backend's "profile" option, third_party/README.md): pads
+// here are concatenations (padWith), as ONNX Runtime's Pad took 2.1 of the
+// step's 5.3 s; max pooling's gradient works on the output's grid, not
+// the input's, until its last step; and a convolution's kernel gradient
+// is matrix products (kernelGradient), not a convolution with a kernel the
+// size of the image. The step went from 5.3 s to 1.8 s.
 
 func init() {
 	gomlxConvVJP := VJPRegistration[NodeTypeConvGeneral]
@@ -44,16 +51,23 @@ func init() {
 			return gomlxConvVJP(node, vjpOutputs, outputShape)
 		}
 		p, ok := readConvParams(node)
-		if !ok || !strided(p.strides) || len(p.inputDilations) > 0 {
+		if !ok || len(p.inputDilations) > 0 {
 			return gomlxConvVJP(node, vjpOutputs, outputShape)
 		}
 		x, kernel := node.Inputs()[0], node.Inputs()[1]
-		dense := ConvGeneral(x, kernel, p.axes, nil, p.paddings, nil, p.kernelDilations, p.channelGroupCount, p.batchGroupCount)
-		v := spread(vjpOutputs[0], dense.Shape(), p.axes.OutputSpatial, p.strides)
-		grads := gomlxConvVJP(dense, []*Node{v}, dense.Shape())
+		var grads []*Node
+		if strided(p.strides) {
+			dense := ConvGeneral(x, kernel, p.axes, nil, p.paddings, nil, p.kernelDilations, p.channelGroupCount, p.batchGroupCount)
+			v := spread(vjpOutputs[0], dense.Shape(), p.axes.OutputSpatial, p.strides)
+			grads = gomlxConvVJP(dense, []*Node{v}, dense.Shape())
+		} else {
+			grads = gomlxConvVJP(node, vjpOutputs, outputShape)
+		}
 		if k := kernelGradient(x, kernel, vjpOutputs[0], p); k != nil {
-			// Without the spread's zeros: a quarter of the work at
-			// stride 2. The stride-1 one above is then not computed.
+			// Matrix products, without the spread's zeros (a quarter of
+			// the work at stride 2). The kernel gradient above is then
+			// not computed: the backend compiles only what the outputs
+			// reach.
 			grads[1] = k
 		}
 		return grads
@@ -195,30 +209,60 @@ func readWindowParams(node *Node) (p windowParams, ok bool) {
 func spread(v *Node, dense shapes.Shape, axes, strides []int) *Node {
 	zero := ScalarZero(v.Graph(), v.DType())
 	for i, axis := range axes {
-		s := 1
-		if i < len(strides) {
-			s = strides[i]
+		if i < len(strides) && strides[i] > 1 {
+			parts := []*Node{v}
+			for range strides[i] - 1 {
+				parts = append(parts, ZerosLike(v))
+			}
+			v = interleave(parts, axis)
 		}
 		want := dense.Dimensions[axis]
-		if s > 1 {
-			// [.., n, ..] -> [.., n, 1, ..] -> [.., n, s, ..] -> [.., n*s, ..]
-			dims := v.Shape().Dimensions
-			n := dims[axis]
-			v = InsertAxes(v, axis+1)
-			pads := make([]compute.PadAxis, v.Rank())
-			pads[axis+1].End = s - 1
-			v = Pad(v, zero, pads...)
-			merged := append(append(append([]int(nil), dims[:axis]...), n*s), dims[axis+1:]...)
-			v = Reshape(v, merged...)
-		}
 		switch have := v.Shape().Dimensions[axis]; {
 		case have > want:
 			v = SliceAxis(v, axis, AxisRange(0, want))
 		case have < want:
 			pads := make([]compute.PadAxis, v.Rank())
 			pads[axis].End = want - have
-			v = Pad(v, zero, pads...)
+			v = padWith(v, zero, pads)
 		}
+	}
+	return v
+}
+
+// interleave merges same-shaped parts along axis: parts[r]'s values at
+// positions r, r+s, r+2s, ... (s = len(parts)). A stack and a reshape.
+func interleave(parts []*Node, axis int) *Node {
+	if len(parts) == 1 {
+		return parts[0]
+	}
+	dims := append([]int(nil), parts[0].Shape().Dimensions...)
+	dims[axis] *= len(parts)
+	return Reshape(Stack(parts, axis+1), dims...)
+}
+
+// padWith pads v with value (a scalar) by concatenating filled blocks:
+// what Pad does, but ONNX Runtime's Pad copies a large tensor many times
+// slower than its Concat (a 16x64x112x112 pad took it 130 ms, most of a
+// training step's time in the max pooling gradient).
+func padWith(v, value *Node, pads []compute.PadAxis) *Node {
+	for axis, p := range pads {
+		if p.Start <= 0 && p.End <= 0 {
+			continue
+		}
+		block := func(n int) *Node {
+			dims := append([]int(nil), v.Shape().Dimensions...)
+			dims[axis] = n
+			return BroadcastToDims(value, dims...)
+		}
+		var parts []*Node
+		if p.Start > 0 {
+			parts = append(parts, block(p.Start))
+		}
+		parts = append(parts, v)
+		if p.End > 0 {
+			parts = append(parts, block(p.End))
+		}
+		v = Concatenate(parts, axis)
 	}
 	return v
 }
@@ -229,7 +273,11 @@ func spread(v *Node, dense shapes.Shape, axes, strides []int) *Node {
 // input that is the maximum of several windows gets the sum of theirs. It
 // visits the window's offsets one at a time: the inputs at that offset of
 // every window (a strided slice of the padded input), which of them are
-// the window's first maximum, and their gradients put back in place.
+// the window's first maximum, and their gradients. Offset o = s*q + r
+// (stride s) lands on the input positions r, r+s, r+2s, ... shifted by q
+// of them: so the gradients of the offsets of one phase r add up on the
+// output's grid, and the phases are interleaved once at the end. All but
+// that last step work on tensors of the output's size.
 func maxPoolGradient(x, y, v *Node, p windowParams) *Node {
 	g := x.Graph()
 	rank := x.Rank()
@@ -237,18 +285,24 @@ func maxPoolGradient(x, y, v *Node, p windowParams) *Node {
 	for i := range p.paddings {
 		pads[i] = compute.PadAxis{Start: p.paddings[i][0], End: p.paddings[i][1]}
 	}
-	xp := Pad(x, Infinity(g, x.DType(), -1), pads...)
+	xp := padWith(x, Infinity(g, x.DType(), -1), pads)
 	zero := ScalarZero(g, v.DType())
-	axes := make([]int, rank)
-	for i := range axes {
-		axes[i] = i
+	out := y.Shape().Dimensions
+	// lattice[i]: positions of one phase along axis i, enough to cover the
+	// padded input; phases: one sum per phase vector, row-major.
+	lattice := make([]int, rank)
+	phases := 1
+	for i := range lattice {
+		lattice[i] = (xp.Shape().Dimensions[i] + p.strides[i] - 1) / p.strides[i]
+		phases *= p.strides[i]
 	}
+	sums := make([]*Node, phases)
 	offset := make([]int, rank)
-	var taken, sum *Node
+	var taken *Node
 	for {
 		at := make([]SliceAxisSpec, rank)
 		for i := range at {
-			at[i] = AxisRange(offset[i], offset[i]+(y.Shape().Dimensions[i]-1)*p.strides[i]+1).Stride(p.strides[i])
+			at[i] = AxisRange(offset[i], offset[i]+(out[i]-1)*p.strides[i]+1).Stride(p.strides[i])
 		}
 		first := Equal(Slice(xp, at...), y)
 		if taken != nil {
@@ -257,20 +311,19 @@ func maxPoolGradient(x, y, v *Node, p windowParams) *Node {
 		} else {
 			taken = first
 		}
-		// Each output's share at this offset, at its input's position in
-		// the padded input.
 		share := Where(first, v, ZerosLike(v))
-		rest := xp.Shape().Clone()
 		shift := make([]compute.PadAxis, rank)
-		for i := range rest.Dimensions {
-			rest.Dimensions[i] -= offset[i]
-			shift[i].Start = offset[i]
+		phase := 0
+		for i := range shift {
+			q := offset[i] / p.strides[i]
+			shift[i] = compute.PadAxis{Start: q, End: lattice[i] - out[i] - q}
+			phase = phase*p.strides[i] + offset[i]%p.strides[i]
 		}
-		placed := Pad(spread(share, rest, axes, p.strides), zero, shift...)
-		if sum == nil {
-			sum = placed
+		placed := padWith(share, zero, shift)
+		if sums[phase] == nil {
+			sums[phase] = placed
 		} else {
-			sum = Add(sum, placed)
+			sums[phase] = Add(sums[phase], placed)
 		}
 		// The next offset, row-major.
 		i := rank - 1
@@ -284,22 +337,134 @@ func maxPoolGradient(x, y, v *Node, p windowParams) *Node {
 			break
 		}
 	}
+	for i, s := range sums {
+		if s == nil { // a phase no offset reaches (window smaller than the stride)
+			sums[i] = Zeros(g, shapes.Make(v.DType(), lattice...))
+		}
+	}
+	// Interleave the phases, last axis first: consecutive groups of
+	// strides[axis] differ only in that axis's phase.
+	for axis := rank - 1; axis >= 0; axis-- {
+		s := p.strides[axis]
+		if s == 1 {
+			continue
+		}
+		merged := make([]*Node, 0, len(sums)/s)
+		for j := 0; j < len(sums); j += s {
+			merged = append(merged, interleave(sums[j:j+s], axis))
+		}
+		sums = merged
+	}
 	inside := make([]SliceAxisSpec, rank)
 	for i := range inside {
 		inside[i] = AxisRange(pads[i].Start, pads[i].Start+x.Shape().Dimensions[i])
 	}
-	return Slice(sum, inside...)
+	return Slice(sums[0], inside...)
 }
 
-// kernelGradient is the gradient of a strided convolution (parameters p,
-// no groups, no kernel dilation) with respect to its kernel, for the
-// output's gradient v: each kernel weight's gradient sums, over the batch
-// and the output positions, v times the input it met. That is a
-// convolution of the input by v, the batch axis contracted (the input's
+// kernelGradient is the gradient of a convolution (parameters p, no
+// groups) with respect to its kernel, for the output's gradient v: each
+// kernel weight's gradient sums, over the batch and the output positions,
+// v times the input it met. For each kernel offset that is a matrix
+// product per image, [input channels, positions] by [positions, output
+// channels], of the input read at that offset (a strided slice of the
+// padded input) and v; summed over the batch. ONNX Runtime runs those
+// products (MatMul) about 4x faster than the same sum written as a
+// convolution of the input by v, GoMLX's way (a 3x3 64->64 kernel at batch
+// 16 and 56x56: 26 ms against 101 ms on 2 threads), but not with few
+// input channels: for a 7x7 stem on 3 channels, 49 thin products took 218
+// ms where the convolution took 39, so below 16 input channels the
+// convolution stays. nil when p has groups, or for a convolution GoMLX's
+// own gradient serves as well.
+func kernelGradient(x, kernel, v *Node, p convParams) *Node {
+	if p.channelGroupCount > 1 || p.batchGroupCount > 1 {
+		return nil
+	}
+	a := p.axes
+	if x.Shape().Dimensions[a.InputChannels] < 16 {
+		if !strided(p.strides) {
+			return nil
+		}
+		return kernelGradientByConvolution(x, kernel, v, p)
+	}
+	spatial := len(a.InputSpatial)
+	// x as [N, I, spatial...], v as [N, positions, O].
+	xt := transposeTo(x, append([]int{a.InputBatch, a.InputChannels}, a.InputSpatial...))
+	vt := transposeTo(v, append(append([]int{a.OutputBatch}, a.OutputSpatial...), a.OutputChannels))
+	vdims := vt.Shape().Dimensions
+	positions := 1
+	for _, d := range vdims[1 : 1+spatial] {
+		positions *= d
+	}
+	batch, inC, outC := vdims[0], xt.Shape().Dimensions[1], vdims[1+spatial]
+	vt = Reshape(vt, batch, positions, outC)
+	pads := make([]compute.PadAxis, xt.Rank())
+	for j := range spatial {
+		if j < len(p.paddings) {
+			pads[2+j] = compute.PadAxis{Start: p.paddings[j][0], End: p.paddings[j][1]}
+		}
+	}
+	xp := padWith(xt, ScalarZero(x.Graph(), x.DType()), pads)
+	size := make([]int, spatial) // the kernel's spatial dimensions
+	for j, axis := range a.KernelSpatial {
+		size[j] = kernel.Shape().Dimensions[axis]
+	}
+	param := func(values []int, j int) int {
+		if j < len(values) && values[j] > 0 {
+			return values[j]
+		}
+		return 1
+	}
+	offset := make([]int, spatial)
+	var parts []*Node
+	for {
+		at := make([]SliceAxisSpec, xp.Rank())
+		at[0], at[1] = AxisRange(), AxisRange()
+		for j := range spatial {
+			s, start := param(p.strides, j), offset[j]*param(p.kernelDilations, j)
+			at[2+j] = AxisRange(start, start+(vdims[1+j]-1)*s+1).Stride(s)
+		}
+		xk := Reshape(Slice(xp, at...), batch, inC, positions)
+		parts = append(parts, ReduceSum(DotGeneral(xk, []int{2}, []int{0}, vt, []int{1}, []int{0}), 0)) // [I, O]
+		j := spatial - 1
+		for ; j >= 0; j-- {
+			if offset[j]++; offset[j] < size[j] {
+				break
+			}
+			offset[j] = 0
+		}
+		if j < 0 {
+			break
+		}
+	}
+	// [I, O, offsets] -> [I, O, spatial...] -> the kernel's layout.
+	g := Reshape(Stack(parts, 2), append([]int{inC, outC}, size...)...)
+	perm := make([]int, kernel.Rank())
+	perm[a.KernelInputChannels], perm[a.KernelOutputChannels] = 0, 1
+	for j, axis := range a.KernelSpatial {
+		perm[axis] = 2 + j
+	}
+	return transposeTo(g, perm)
+}
+
+// transposeTo returns x with its axes in the order given (axis i of the
+// result is x's axis order[i]); x itself when that is its order.
+func transposeTo(x *Node, order []int) *Node {
+	for i, axis := range order {
+		if i != axis {
+			return TransposeAllDims(x, order...)
+		}
+	}
+	return x
+}
+
+// kernelGradientByConvolution is kernelGradient's for few input channels
+// and a strided convolution (parameters p, no groups, no kernel dilation):
+// a convolution of the input by v, the batch axis contracted (the input's
 // channels as its batch), v's values dilated by the strides (a kernel
 // dilation, which ONNX's Conv has), read at each kernel offset. nil when p
 // is not of that kind.
-func kernelGradient(x, kernel, v *Node, p convParams) *Node {
+func kernelGradientByConvolution(x, kernel, v *Node, p convParams) *Node {
 	if p.channelGroupCount > 1 || p.batchGroupCount > 1 {
 		return nil
 	}

@@ -14,20 +14,23 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 )
 
-// TestStridedConvolutionGradientsOnONNXRuntime: the gradients of strided
-// convolutions, with respect to input and kernel, computed on ONNX
-// Runtime's backend (whose Conv has no input dilation) are the pure-Go
-// backend's (GoMLX's own), over the shapes ImageNet networks use: 7x7 and
-// 3x3 at stride 2 with padding, 1x1 at stride 2, odd sizes, unequal
-// strides, grouped and depthwise convolutions, NHWC.
-func TestStridedConvolutionGradientsOnONNXRuntime(t *testing.T) {
+// TestConvolutionGradientsOnONNXRuntime: the gradients of convolutions,
+// with respect to input and kernel, computed on ONNX Runtime's backend
+// (whose Conv has no input dilation; kernel gradients as matrix products
+// from 16 input channels) are the pure-Go backend's (GoMLX's own), over
+// the shapes ImageNet networks use: 7x7 and 3x3 at stride 2 with padding,
+// 1x1 at strides 1 and 2, 3x3 at stride 1, odd sizes, unequal strides,
+// kernel dilation, grouped and depthwise convolutions, NHWC with an HWIO
+// kernel.
+func TestConvolutionGradientsOnONNXRuntime(t *testing.T) {
 	ort, pure := bothBackends(t)
 
 	type conv struct {
 		in, out, groups, h, w, k int
 		strides                  [2]int
 		pads                     [2][2]int
-		nhwc                     bool
+		nhwc, hwio               bool // NHWC input and output; kernel as [h, w, in, out]
+		dilation                 int  // of the kernel, when > 1
 	}
 	for _, c := range []conv{
 		{in: 3, out: 4, groups: 1, h: 16, w: 16, k: 7, strides: [2]int{2, 2}, pads: [2][2]int{{3, 3}, {3, 3}}},
@@ -37,10 +40,28 @@ func TestStridedConvolutionGradientsOnONNXRuntime(t *testing.T) {
 		{in: 4, out: 4, groups: 4, h: 9, w: 9, k: 3, strides: [2]int{2, 2}, pads: [2][2]int{{1, 1}, {1, 1}}},
 		{in: 4, out: 6, groups: 2, h: 10, w: 10, k: 5, strides: [2]int{2, 2}, pads: [2][2]int{{2, 2}, {2, 2}}},
 		{in: 3, out: 4, groups: 1, h: 12, w: 12, k: 3, strides: [2]int{2, 2}, pads: [2][2]int{{1, 1}, {1, 1}}, nhwc: true},
+		// 16 input channels or more: the kernel gradient is Shoal's matrix
+		// products, for every convolution without groups, strided or not.
+		{in: 16, out: 6, groups: 1, h: 9, w: 8, k: 3, strides: [2]int{1, 1}, pads: [2][2]int{{1, 1}, {1, 1}}},
+		{in: 16, out: 8, groups: 1, h: 9, w: 9, k: 3, strides: [2]int{2, 2}, pads: [2][2]int{{1, 1}, {1, 1}}},
+		{in: 20, out: 3, groups: 1, h: 7, w: 7, k: 1, strides: [2]int{1, 1}},
+		{in: 16, out: 4, groups: 1, h: 8, w: 11, k: 1, strides: [2]int{2, 2}},
+		{in: 16, out: 5, groups: 1, h: 11, w: 10, k: 3, strides: [2]int{1, 1}, pads: [2][2]int{{2, 2}, {0, 1}}, dilation: 2},
+		{in: 16, out: 4, groups: 1, h: 12, w: 12, k: 3, strides: [2]int{2, 1}, pads: [2][2]int{{1, 1}, {1, 1}}, nhwc: true, hwio: true},
+		{in: 3, out: 4, groups: 1, h: 12, w: 12, k: 3, strides: [2]int{2, 1}, pads: [2][2]int{{1, 1}, {1, 1}}, nhwc: true, hwio: true},
+		{in: 16, out: 16, groups: 4, h: 9, w: 9, k: 3, strides: [2]int{1, 1}, pads: [2][2]int{{1, 1}, {1, 1}}},
 	} {
 		name := fmt.Sprintf("%dx%d/%v %d->%d groups %d on %dx%d", c.k, c.k, c.strides, c.in, c.out, c.groups, c.h, c.w)
 		if c.nhwc {
 			name += " NHWC"
+		}
+		if c.hwio {
+			name += " HWIO"
+		}
+		var dilations []int
+		if c.dilation > 1 {
+			name += fmt.Sprintf(" dilation %d", c.dilation)
+			dilations = []int{c.dilation, c.dilation}
 		}
 		rng := rand.New(rand.NewPCG(uint64(c.h), uint64(c.k)))
 		const batch = 2
@@ -54,6 +75,10 @@ func TestStridedConvolutionGradientsOnONNXRuntime(t *testing.T) {
 			axes.OutputChannels, axes.OutputSpatial = 3, []int{1, 2}
 		}
 		kDims := []int{c.out, c.in / c.groups, c.k, c.k}
+		if c.hwio {
+			kDims = []int{c.k, c.k, c.in / c.groups, c.out}
+			axes.KernelSpatial, axes.KernelInputChannels, axes.KernelOutputChannels = []int{0, 1}, 2, 3
+		}
 		random := func(dims []int) []float32 {
 			n := 1
 			for _, d := range dims {
@@ -70,7 +95,7 @@ func TestStridedConvolutionGradientsOnONNXRuntime(t *testing.T) {
 		// every output position's gradient is distinct.
 		grads := func(backend compute.Backend) [][]float32 {
 			exec, err := NewExec(backend, func(x, k *Node) []*Node {
-				y := ConvGeneral(x, k, axes, c.strides[:], [][2]int{c.pads[0], c.pads[1]}, nil, nil, c.groups, 1)
+				y := ConvGeneral(x, k, axes, c.strides[:], [][2]int{c.pads[0], c.pads[1]}, nil, dilations, c.groups, 1)
 				w := Sin(Add(Iota(x.Graph(), y.Shape(), -1), Mul(Iota(x.Graph(), y.Shape(), 1), Scalar(x.Graph(), y.DType(), 7))))
 				loss := ReduceAllSum(Mul(y, w))
 				return Gradient(loss, x, k)
@@ -154,6 +179,9 @@ func TestStridedPoolingGradientsOnONNXRuntime(t *testing.T) {
 		{"max", 11, 11, 3, [2]int{2, 2}, [2][2]int{}},
 		{"max", 11, 11, 3, [2]int{1, 1}, [2][2]int{{1, 1}, {1, 1}}},
 		{"max", 12, 12, 2, [2]int{2, 2}, [2][2]int{}},
+		{"max", 9, 11, 3, [2]int{2, 3}, [2][2]int{{1, 0}, {0, 1}}},
+		{"max", 10, 10, 2, [2]int{3, 3}, [2][2]int{}}, // phases no window offset reaches
+		{"max", 13, 7, 5, [2]int{2, 1}, [2][2]int{{2, 2}, {1, 1}}},
 		{"max with ties", 11, 11, 3, [2]int{2, 2}, [2][2]int{{1, 1}, {1, 1}}},
 	} {
 		name := fmt.Sprintf("%s pooling %dx%d/%v on %dx%d", c.kind, c.window, c.window, c.strides, c.h, c.w)
