@@ -67,8 +67,6 @@ type Imported struct {
 	// statistics (kept in inference mode, as usual for fine-tuning) and
 	// non-float tensors.
 	frozen []string
-	// groupedConvs counts the graph's grouped convolutions.
-	groupedConvs int
 }
 
 // readClassifier parses an ONNX classifier whose one input and one output
@@ -130,8 +128,7 @@ func ImportONNX(data []byte, spec ImportSpec, numClasses int, newHead bool, seed
 		return nil, fmt.Errorf("%w: %v", ErrImport, err)
 	}
 	imp := &Imported{Spec: spec, NumClasses: numClasses, Head: head.describe(), Rewrites: rewrites, graph: graph, logits: head.logits,
-		headWeight: head.weight, headBias: head.bias, probabilities: head.softmax, frozen: frozenInits(g),
-		groupedConvs: groupedConvolutions(g)}
+		headWeight: head.weight, headBias: head.bias, probabilities: head.softmax, frozen: frozenInits(g)}
 	return imp, nil
 }
 
@@ -473,28 +470,4 @@ func (m *Model) exportImported() ([]byte, error) {
 		return nil, fmt.Errorf("writing the trained weights into the ONNX model: %w", err)
 	}
 	return out.Bytes(), nil
-}
-
-// GroupedConvolutions is how many of the graph's convolutions have
-// groups (depthwise ones, say). ONNX Runtime's GoMLX backend builds the
-// gradient of a grouped convolution one group at a time (a depthwise
-// convolution of 960 channels as 960 convolutions): a few steps of
-// MobileNetV2 did not end within 10 minutes there, against seconds on the
-// pure-Go backend, so such graphs train on the latter.
-func (imp *Imported) GroupedConvolutions() int { return imp.groupedConvs }
-
-// groupedConvolutions counts g's Conv nodes with a group above 1.
-func groupedConvolutions(g *onnxpb.GraphProto) int {
-	n := 0
-	for _, node := range g.GetNode() {
-		if node.GetOpType() != "Conv" {
-			continue
-		}
-		for _, a := range node.GetAttribute() {
-			if a.GetName() == "group" && a.GetI() > 1 {
-				n++
-			}
-		}
-	}
-	return n
 }

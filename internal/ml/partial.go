@@ -140,7 +140,6 @@ func NewPartial(rt onnxrt.Config, data []byte, spec ImportSpec, numClasses int, 
 		Spec:       ImportSpec{Shape: p.CutShape, InputName: cut, OutputName: spec.OutputName, Classes: numClasses},
 		NumClasses: numClasses, Head: h.describe(), Rewrites: rewrites,
 		graph: graph, logits: h.logits, headWeight: h.weight, headBias: h.bias, probabilities: h.softmax, frozen: frozenInits(suffix),
-		groupedConvs: groupedConvolutions(suffix),
 	}
 	return p, nil
 }

@@ -132,8 +132,7 @@ func fineTuneExport(t *testing.T, e mltest.PyTorchExport, lib string) (string, e
 		return "", err
 	}
 	// On both backends: ONNX Runtime's, which jobs use where it is
-	// installed (but for graphs with grouped convolutions), and the
-	// pure-Go one; the latter's model is exported.
+	// installed, and the pure-Go one; the latter's model is exported.
 	onnxBackend, err := BackendConfig(BackendONNX, lib)
 	if err != nil {
 		return "", err
@@ -141,10 +140,6 @@ func fineTuneExport(t *testing.T, e mltest.PyTorchExport, lib string) (string, e
 	var res *Result
 	var losses []string
 	backends := []string{onnxBackend, BackendGo}
-	if n := imp.GroupedConvolutions(); n > 0 {
-		backends = backends[1:]
-		losses = append(losses, fmt.Sprintf("%d grouped convolutions: trains on the go backend only", n))
-	}
 	for _, backend := range backends {
 		cfg := Config{NumClasses: 3, Epochs: 4, BatchSize: 12, LearningRate: 1e-4, Seed: 3, Backend: backend, Import: imp}
 		start := time.Now()

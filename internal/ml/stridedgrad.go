@@ -51,11 +51,23 @@ func init() {
 			return gomlxConvVJP(node, vjpOutputs, outputShape)
 		}
 		p, ok := readConvParams(node)
-		if !ok || len(p.inputDilations) > 0 {
+		if !ok || len(p.inputDilations) > 0 || p.batchGroupCount > 1 {
 			return gomlxConvVJP(node, vjpOutputs, outputShape)
 		}
 		x, kernel := node.Inputs()[0], node.Inputs()[1]
 		var grads []*Node
+		if p.channelGroupCount > 1 {
+			v := vjpOutputs[0]
+			if strided(p.strides) {
+				dense := ConvGeneral(x, kernel, p.axes, nil, p.paddings, nil, p.kernelDilations, p.channelGroupCount, 1)
+				v = spread(v, dense.Shape(), p.axes.OutputSpatial, p.strides)
+			}
+			dx := groupedInputGradient(x, kernel, v, p)
+			if dx == nil {
+				return gomlxConvVJP(node, vjpOutputs, outputShape)
+			}
+			return []*Node{dx, kernelGradient(x, kernel, vjpOutputs[0], p)}
+		}
 		if strided(p.strides) {
 			dense := ConvGeneral(x, kernel, p.axes, nil, p.paddings, nil, p.kernelDilations, p.channelGroupCount, p.batchGroupCount)
 			v := spread(vjpOutputs[0], dense.Shape(), p.axes.OutputSpatial, p.strides)
@@ -360,131 +372,4 @@ func maxPoolGradient(x, y, v *Node, p windowParams) *Node {
 		inside[i] = AxisRange(pads[i].Start, pads[i].Start+x.Shape().Dimensions[i])
 	}
 	return Slice(sums[0], inside...)
-}
-
-// kernelGradient is the gradient of a convolution (parameters p, no
-// groups) with respect to its kernel, for the output's gradient v: each
-// kernel weight's gradient sums, over the batch and the output positions,
-// v times the input it met. For each kernel offset that is a matrix
-// product per image, [input channels, positions] by [positions, output
-// channels], of the input read at that offset (a strided slice of the
-// padded input) and v; summed over the batch. ONNX Runtime runs those
-// products (MatMul) about 4x faster than the same sum written as a
-// convolution of the input by v, GoMLX's way (a 3x3 64->64 kernel at batch
-// 16 and 56x56: 26 ms against 101 ms on 2 threads), but not with few
-// input channels: for a 7x7 stem on 3 channels, 49 thin products took 218
-// ms where the convolution took 39, so below 16 input channels the
-// convolution stays. nil when p has groups, or for a convolution GoMLX's
-// own gradient serves as well.
-func kernelGradient(x, kernel, v *Node, p convParams) *Node {
-	if p.channelGroupCount > 1 || p.batchGroupCount > 1 {
-		return nil
-	}
-	a := p.axes
-	if x.Shape().Dimensions[a.InputChannels] < 16 {
-		if !strided(p.strides) {
-			return nil
-		}
-		return kernelGradientByConvolution(x, kernel, v, p)
-	}
-	spatial := len(a.InputSpatial)
-	// x as [N, I, spatial...], v as [N, positions, O].
-	xt := transposeTo(x, append([]int{a.InputBatch, a.InputChannels}, a.InputSpatial...))
-	vt := transposeTo(v, append(append([]int{a.OutputBatch}, a.OutputSpatial...), a.OutputChannels))
-	vdims := vt.Shape().Dimensions
-	positions := 1
-	for _, d := range vdims[1 : 1+spatial] {
-		positions *= d
-	}
-	batch, inC, outC := vdims[0], xt.Shape().Dimensions[1], vdims[1+spatial]
-	vt = Reshape(vt, batch, positions, outC)
-	pads := make([]compute.PadAxis, xt.Rank())
-	for j := range spatial {
-		if j < len(p.paddings) {
-			pads[2+j] = compute.PadAxis{Start: p.paddings[j][0], End: p.paddings[j][1]}
-		}
-	}
-	xp := padWith(xt, ScalarZero(x.Graph(), x.DType()), pads)
-	size := make([]int, spatial) // the kernel's spatial dimensions
-	for j, axis := range a.KernelSpatial {
-		size[j] = kernel.Shape().Dimensions[axis]
-	}
-	param := func(values []int, j int) int {
-		if j < len(values) && values[j] > 0 {
-			return values[j]
-		}
-		return 1
-	}
-	offset := make([]int, spatial)
-	var parts []*Node
-	for {
-		at := make([]SliceAxisSpec, xp.Rank())
-		at[0], at[1] = AxisRange(), AxisRange()
-		for j := range spatial {
-			s, start := param(p.strides, j), offset[j]*param(p.kernelDilations, j)
-			at[2+j] = AxisRange(start, start+(vdims[1+j]-1)*s+1).Stride(s)
-		}
-		xk := Reshape(Slice(xp, at...), batch, inC, positions)
-		parts = append(parts, ReduceSum(DotGeneral(xk, []int{2}, []int{0}, vt, []int{1}, []int{0}), 0)) // [I, O]
-		j := spatial - 1
-		for ; j >= 0; j-- {
-			if offset[j]++; offset[j] < size[j] {
-				break
-			}
-			offset[j] = 0
-		}
-		if j < 0 {
-			break
-		}
-	}
-	// [I, O, offsets] -> [I, O, spatial...] -> the kernel's layout.
-	g := Reshape(Stack(parts, 2), append([]int{inC, outC}, size...)...)
-	perm := make([]int, kernel.Rank())
-	perm[a.KernelInputChannels], perm[a.KernelOutputChannels] = 0, 1
-	for j, axis := range a.KernelSpatial {
-		perm[axis] = 2 + j
-	}
-	return transposeTo(g, perm)
-}
-
-// transposeTo returns x with its axes in the order given (axis i of the
-// result is x's axis order[i]); x itself when that is its order.
-func transposeTo(x *Node, order []int) *Node {
-	for i, axis := range order {
-		if i != axis {
-			return TransposeAllDims(x, order...)
-		}
-	}
-	return x
-}
-
-// kernelGradientByConvolution is kernelGradient's for few input channels
-// and a strided convolution (parameters p, no groups, no kernel dilation):
-// a convolution of the input by v, the batch axis contracted (the input's
-// channels as its batch), v's values dilated by the strides (a kernel
-// dilation, which ONNX's Conv has), read at each kernel offset. nil when p
-// is not of that kind.
-func kernelGradientByConvolution(x, kernel, v *Node, p convParams) *Node {
-	if p.channelGroupCount > 1 || p.batchGroupCount > 1 {
-		return nil
-	}
-	for _, d := range p.kernelDilations {
-		if d > 1 {
-			return nil
-		}
-	}
-	a := p.axes
-	rev := compute.ConvolveAxesConfig{
-		InputBatch: a.InputChannels, InputChannels: a.InputBatch, InputSpatial: a.InputSpatial,
-		KernelInputChannels: a.OutputBatch, KernelOutputChannels: a.OutputChannels, KernelSpatial: a.OutputSpatial,
-		OutputBatch: a.KernelInputChannels, OutputChannels: a.KernelOutputChannels, OutputSpatial: a.KernelSpatial,
-	}
-	g := ConvGeneral(x, v, rev, nil, p.paddings, nil, p.strides, 1, 1)
-	// Offsets past the kernel's (where the padded input outlasts the last
-	// window by less than a stride) are dropped.
-	at := make([]SliceAxisSpec, g.Rank())
-	for i := range at {
-		at[i] = AxisRange(0, kernel.Shape().Dimensions[i])
-	}
-	return Slice(g, at...)
 }

@@ -49,7 +49,14 @@ func TestConvolutionGradientsOnONNXRuntime(t *testing.T) {
 		{in: 16, out: 5, groups: 1, h: 11, w: 10, k: 3, strides: [2]int{1, 1}, pads: [2][2]int{{2, 2}, {0, 1}}, dilation: 2},
 		{in: 16, out: 4, groups: 1, h: 12, w: 12, k: 3, strides: [2]int{2, 1}, pads: [2][2]int{{1, 1}, {1, 1}}, nhwc: true, hwio: true},
 		{in: 3, out: 4, groups: 1, h: 12, w: 12, k: 3, strides: [2]int{2, 1}, pads: [2][2]int{{1, 1}, {1, 1}}, nhwc: true, hwio: true},
+		// Grouped and depthwise: both gradients are Shoal's.
 		{in: 16, out: 16, groups: 4, h: 9, w: 9, k: 3, strides: [2]int{1, 1}, pads: [2][2]int{{1, 1}, {1, 1}}},
+		{in: 6, out: 6, groups: 6, h: 9, w: 10, k: 3, strides: [2]int{1, 1}, pads: [2][2]int{{1, 1}, {1, 1}}},
+		{in: 6, out: 6, groups: 6, h: 11, w: 11, k: 5, strides: [2]int{2, 2}, pads: [2][2]int{{2, 2}, {2, 2}}},
+		{in: 4, out: 8, groups: 4, h: 10, w: 9, k: 3, strides: [2]int{1, 2}, pads: [2][2]int{{0, 1}, {1, 1}}},
+		{in: 6, out: 6, groups: 6, h: 11, w: 10, k: 3, strides: [2]int{1, 1}, pads: [2][2]int{{2, 2}, {2, 2}}, dilation: 2},
+		{in: 8, out: 8, groups: 8, h: 9, w: 9, k: 3, strides: [2]int{2, 2}, pads: [2][2]int{{1, 1}, {1, 1}}, nhwc: true, hwio: true},
+		{in: 8, out: 4, groups: 2, h: 9, w: 9, k: 3, strides: [2]int{1, 1}, pads: [2][2]int{{1, 1}, {1, 1}}, nhwc: true, hwio: true},
 	} {
 		name := fmt.Sprintf("%dx%d/%v %d->%d groups %d on %dx%d", c.k, c.k, c.strides, c.in, c.out, c.groups, c.h, c.w)
 		if c.nhwc {

@@ -285,30 +285,8 @@ func (r *jobRun) restore(ctx context.Context) error {
 
 // train trains the network; r.res holds the best epoch's weights.
 func (r *jobRun) train(ctx context.Context) error {
-	if r.cfg.Import != nil {
-		r.importBackend(ctx, r.cfg.Import)
-	}
 	res, err := ml.Train(ctx, r.cfg, r.data.train, r.data.val)
 	return r.trained(ctx, "training", res, err)
-}
-
-// importBackend moves the training of an imported graph with grouped
-// convolutions from ONNX Runtime's backend to the pure-Go one (see
-// ml.Imported.GroupedConvolutions), and says so.
-func (r *jobRun) importBackend(ctx context.Context, imp *ml.Imported) {
-	if r.backend != ml.BackendONNX {
-		return
-	}
-	n := imp.GroupedConvolutions()
-	if n == 0 {
-		return
-	}
-	cfg, err := ml.BackendConfig(ml.BackendGo, "")
-	if err != nil {
-		return
-	}
-	r.cfg.Backend, r.backend = cfg, ml.BackendGo
-	r.logf(ctx, "the graph has %d grouped (e.g. depthwise) convolutions, whose gradients ONNX Runtime's backend builds a group at a time: training on the %s backend instead", n, ml.BackendGo)
 }
 
 // trained keeps a finished training's result in r.res and says when it

@@ -114,7 +114,6 @@ func (r *jobRun) trainPartial(ctx context.Context) error {
 	if r.head.trainImages != nil {
 		aug = &ml.HeadAugmentation{Images: r.head.trainImages, Extractor: r.head.ex}
 	}
-	r.importBackend(ctx, r.partial.Suffix)
 	res, err := ml.TrainPartial(ctx, r.cfg, r.partial, r.data.train, r.data.val, aug)
 	return r.trained(ctx, "training the last stages", res, err)
 }

@@ -222,7 +222,7 @@ export function StartTrainingForm({ onStarted }: { onStarted: (id: string) => vo
             <p className="muted wide" data-testid="train-base-note">
               Starts from {base.model} v{base.version}'s weights with its network ({base.architecture}
               {base.inputSpec?.height ? `, ${base.inputSpec.height}×${base.inputSpec.width}×${base.inputSpec.channels}` : ""}); a new
-              classification head when the dataset's labels differ. Uploaded ONNX models are imported and train on the server's backend (the pure-Go one for graphs with grouped convolutions).
+              classification head when the dataset's labels differ. Uploaded ONNX models are imported and train on the server's backend.
             </p>
           )}
           {base && f.headOnly && (
