@@ -87,7 +87,7 @@ func MeasureColdStart(ctx context.Context, cfg ColdStartConfig, log io.Writer) (
 }
 
 func coldStartOnce(ctx context.Context, cfg ColdStartConfig, client *http.Client) (ready, model time.Duration, err error) {
-	cmd := exec.Command(cfg.Command[0], cfg.Command[1:]...)
+	cmd := exec.Command(cfg.Command[0], cfg.Command[1:]...) //nolint:gosec // the command the benchmark's caller configured
 	cmd.Dir = cfg.Dir
 	out, err := os.CreateTemp("", "shoal-coldstart-*.log")
 	if err != nil {
@@ -105,10 +105,12 @@ func coldStartOnce(ctx context.Context, cfg ColdStartConfig, client *http.Client
 	defer func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-exited:
+		case err := <-exited:
+			_ = err // the server's exit status after SIGTERM says nothing
 		case <-time.After(30 * time.Second):
 			_ = cmd.Process.Kill()
-			<-exited
+			err := <-exited
+			_ = err
 		}
 	}()
 	tick := time.NewTicker(5 * time.Millisecond)

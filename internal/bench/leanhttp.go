@@ -83,7 +83,7 @@ func (p *leanPool) roundTrip(ctx context.Context, c **leanConn, request []byte, 
 		}
 		code, retryAfter, body, answered, err := (*c).exchange(request, deadline)
 		if err != nil || answered.close {
-			(*c).conn.Close()
+			_ = (*c).conn.Close()
 			*c = nil
 		}
 		if err != nil && reused && !answered.started && attempt == 0 {
@@ -127,7 +127,7 @@ func (c *leanConn) exchange(request []byte, deadline time.Time) (code int, retry
 func (p *leanPool) close() {
 	for range cap(p.slots) {
 		if c := <-p.slots; c != nil {
-			c.conn.Close()
+			_ = c.conn.Close()
 		}
 	}
 	for range cap(p.slots) {
