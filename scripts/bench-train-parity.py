@@ -17,6 +17,10 @@ prepare writes into DIR:
                            torch.onnx.export does for users: eval mode,
                            opset 13, dynamic batch, input "input", output
                            "output" (logits)
+  base-bn.onnx             the same, exported keeping its batch norms as
+                           BatchNormalization nodes (training=PRESERVE)
+                           instead of folding them into the convolutions:
+                           what Shoal trains then has PyTorch's parameters
   base.pt                  the same weights as a state dict
 
 Images are float32 NCHW in [0, 1], written once and read as they are by
@@ -196,7 +200,10 @@ def prepare(d):
     with torch.no_grad():
         torch.onnx.export(model, tx[:1], os.path.join(d, "base.onnx"), opset_version=13, input_names=["input"],
                           output_names=["output"], dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
-    print(f"torch {torch.__version__}: exported base.onnx (opset 13, dynamic batch)")
+        torch.onnx.export(model, tx[:1], os.path.join(d, "base-bn.onnx"), opset_version=13, input_names=["input"],
+                          output_names=["output"], dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+                          training=torch.onnx.TrainingMode.PRESERVE)
+    print(f"torch {torch.__version__}: exported base.onnx and base-bn.onnx (opset 13, dynamic batch)")
 
 
 def fold(torch, block):

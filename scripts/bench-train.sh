@@ -39,7 +39,9 @@
 #      prints the test accuracy of each side by side for every seed
 #      (SHOAL_PARITY_SEEDS, "1 2"; SHOAL_PARITY_EPOCHS, 8; SHOAL_PARITY_LR,
 #      0.001; SHOAL_PARITY_MODES="head-only last-stage full" adds every
-#      layer, on ONNX Runtime's GoMLX backend, minutes more on 2 cores).
+#      layer, on ONNX Runtime's GoMLX backend, minutes more on 2 cores;
+#      SHOAL_PARITY_EXPORT=bn gives Shoal the export with its batch norms
+#      kept as nodes, not folded into the convolutions).
 #      Needs ONNX Runtime and Debian's python3-torch.
 #
 #   make bench-train                       (or scripts/bench-train.sh)
@@ -213,6 +215,9 @@ if [ "$what" = accuracy-parity ]; then
 	"$py" scripts/bench-train-parity.py prepare "$bin"
 	go test -p 1 -c -o "$bin/ml" ./internal/ml
 	echo "# recipe: new head, Adam $lr, constant rate, batch $batch, $epochs epochs, no augmentation, batch norms frozen; modes: $modes"
+	if [ "${SHOAL_PARITY_EXPORT:-}" = bn ]; then
+		echo "# Shoal fine-tunes base-bn.onnx: the export with its batch norms kept as nodes (PyTorch's parameters)"
+	fi
 	for seed in $seeds; do
 		echo "# seed $seed (head initialisation and shuffles), load $(cut -d' ' -f1-3 /proc/loadavg)"
 		torch_modes=""
@@ -227,6 +232,7 @@ if [ "$what" = accuracy-parity ]; then
 		"$py" scripts/bench-train-parity.py finetune "$bin" "$seed" "$epochs" "$batch" "$lr" $torch_modes | tee "$bin/torch-$seed.out"
 		ONNXRUNTIME_SHARED_LIBRARY_PATH=$ort GOMLX_NO_AUTO_INSTALL=1 SHOAL_PARITY_DIR=$bin SHOAL_PARITY_SEED=$seed \
 			SHOAL_PARITY_EPOCHS=$epochs SHOAL_PARITY_BATCH=$batch SHOAL_PARITY_LR=$lr SHOAL_PARITY_MODES="$modes" \
+			SHOAL_PARITY_EXPORT=${SHOAL_PARITY_EXPORT:-} \
 			"$bin/ml" -test.run '^$' -test.bench '^BenchmarkFineTuneParity$' -test.benchtime 1x -test.v -test.timeout 0 2>&1 |
 			grep --line-buffered -E '^shoal .* epoch [0-9]+ test-acc|FAIL|panic' | tee "$bin/shoal-$seed.out"
 	done

@@ -52,8 +52,10 @@ func readParitySplit(dir, name string, shape InputShape) (*Data, error) {
 }
 
 // BenchmarkFineTuneParity fine-tunes the ResNet-18 export in
-// $SHOAL_PARITY_DIR (base.onnx, pretrained by PyTorch on another dataset;
-// scripts/bench-train-parity.py prepare writes the directory) on its
+// $SHOAL_PARITY_DIR (base.onnx, pretrained by PyTorch on another dataset,
+// or with SHOAL_PARITY_EXPORT=bn base-bn.onnx, the same export with its
+// batch norms kept as nodes; scripts/bench-train-parity.py prepare writes
+// the directory) on its
 // dataset B with PyTorch's side's recipe: a new head (seed
 // $SHOAL_PARITY_SEED), Adam at $SHOAL_PARITY_LR, batch $SHOAL_PARITY_BATCH,
 // $SHOAL_PARITY_EPOCHS epochs, constant rate, no augmentation, batch norms
@@ -75,7 +77,12 @@ func BenchmarkFineTuneParity(b *testing.B) {
 	if err := json.Unmarshal(raw, &meta); err != nil {
 		b.Fatal(err)
 	}
-	base, err := os.ReadFile(filepath.Join(dir, "base.onnx"))
+	export := "base.onnx"
+	if os.Getenv("SHOAL_PARITY_EXPORT") == "bn" {
+		export = "base-bn.onnx" // batch norms kept as nodes, not folded
+	}
+	b.Logf("fine-tuning %s", export)
+	base, err := os.ReadFile(filepath.Join(dir, export))
 	if err != nil {
 		b.Fatal(err)
 	}
