@@ -45,10 +45,10 @@ Accelerator Selection:
 
 ONNX Runtime Internal Logging:
   - log=<level>: Sets ONNX Runtime internal logging severity level:
-    - log=0: Errors only (ERROR)
-    - log=1: Warnings (WARNING)
-    - log=2: Informational (INFO)
-    - log=3: Verbose (VERBOSE)
+  - log=0: Errors only (ERROR)
+  - log=1: Warnings (WARNING)
+  - log=2: Informational (INFO)
+  - log=3: Verbose (VERBOSE)
 
 Example:
 

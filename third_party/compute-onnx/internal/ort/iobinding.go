@@ -132,6 +132,7 @@ func (b *IoBinding) ClearBoundInputs() {
 func (b *IoBinding) ClearBoundOutputs() {
 	C.wrapper_ClearBoundOutputs(ortApi, b.binding)
 }
+
 // NewCUDAMemoryInfo creates a MemoryInfo for CUDA device memory (device 0).
 func NewCUDAMemoryInfo() (*MemoryInfo, error) {
 	var info *C.OrtMemoryInfo
