@@ -89,14 +89,7 @@ func kernelGradient(x, kernel, v *Node, p convParams) *Node {
 			at[2+j] = AxisRange(start, start+(vdims[1+j]-1)*s+1).Stride(s)
 		}
 		parts = append(parts, product(Reshape(Slice(xp, at...), batch, inC, positions)))
-		j := spatial - 1
-		for ; j >= 0; j-- {
-			if offset[j]++; offset[j] < size[j] {
-				break
-			}
-			offset[j] = 0
-		}
-		if j < 0 {
+		if !nextOffset(offset, size) {
 			break
 		}
 	}
@@ -226,4 +219,16 @@ func kernelGradientByConvolution(x, kernel, v *Node, p convParams) *Node {
 		at[i] = AxisRange(0, kernel.Shape().Dimensions[i])
 	}
 	return Slice(g, at...)
+}
+
+// nextOffset advances offset to the next position of a window of size
+// (row-major, in place); false after the last.
+func nextOffset(offset, size []int) bool {
+	for i := len(offset) - 1; i >= 0; i-- {
+		if offset[i]++; offset[i] < size[i] {
+			return true
+		}
+		offset[i] = 0
+	}
+	return false
 }

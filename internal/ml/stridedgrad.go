@@ -337,15 +337,7 @@ func maxPoolGradient(x, y, v *Node, p windowParams) *Node {
 		} else {
 			sums[phase] = Add(sums[phase], placed)
 		}
-		// The next offset, row-major.
-		i := rank - 1
-		for ; i >= 0; i-- {
-			if offset[i]++; offset[i] < p.window[i] {
-				break
-			}
-			offset[i] = 0
-		}
-		if i < 0 {
+		if !nextOffset(offset, p.window) {
 			break
 		}
 	}
