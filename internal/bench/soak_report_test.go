@@ -3,6 +3,7 @@ package bench
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // memoryCriterion is the soak's criterion on peak RSS.
@@ -33,5 +34,41 @@ func TestSoakMemoryBound(t *testing.T) {
 	r.Peak = 519 * mb
 	if c := memoryCriterion(t, r); c.Met {
 		t.Errorf("peak 519 MiB over a 518 MiB bound: %+v; want unmet", c)
+	}
+}
+
+// criterion returns the soak's criterion whose name starts with prefix.
+func criterion(t *testing.T, r *SoakReport, prefix string) Criterion {
+	t.Helper()
+	for _, c := range r.Criteria() {
+		if strings.HasPrefix(c.Name, prefix) {
+			return c
+		}
+	}
+	t.Fatalf("no criterion %q", prefix)
+	return Criterion{}
+}
+
+// With a second saturation measurement after the overload, the overload
+// is held to the mean of both, throughput and p99 each; without one, to
+// the first alone.
+func TestSoakSaturationBaseline(t *testing.T) {
+	r := &SoakReport{
+		Saturation: Stats{Requests: 100, ImagesPerSecond: 1000, P99: 80 * time.Millisecond},
+		Overload:   LoopStats{Accepted: 880, P99: 170 * time.Millisecond},
+	}
+	if c := criterion(t, r, "accepted throughput"); c.Met || !strings.Contains(c.Measured, "vs 1000.0/s at saturation (88%)") {
+		t.Errorf("one measurement: %+v; want 88%% of 1000/s, unmet", c)
+	}
+	if c := criterion(t, r, "accepted p99"); c.Met {
+		t.Errorf("one measurement: %+v; want 170 ms against 2 x 80 ms unmet", c)
+	}
+	r.SaturationAfter = Stats{Requests: 100, ImagesPerSecond: 900, P99: 90 * time.Millisecond}
+	c := criterion(t, r, "accepted throughput")
+	if !c.Met || !strings.Contains(c.Measured, "vs 950.0/s at saturation, the mean of 1000.0/s (p99 80ms) before and 900.0/s (p99 90ms) after (93%)") {
+		t.Errorf("both measurements: %+v; want 93%% of their mean 950/s, met", c)
+	}
+	if c := criterion(t, r, "accepted p99"); !c.Met || !strings.Contains(c.Measured, "vs 85ms at saturation") {
+		t.Errorf("both measurements: %+v; want 170 ms against 2 x the mean 85 ms, met", c)
 	}
 }
