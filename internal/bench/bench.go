@@ -151,6 +151,9 @@ type Report struct {
 	ModelInferBatched []Stats
 	Predict           []Stats
 	REST              []Stats
+	// Floor is grpc.health.v1.Health/Check in a closed loop (one "image"
+	// a call): the CPU any gRPC call costs the server and the generator.
+	Floor Stats
 }
 
 // dial connects to a server's gRPC address in plaintext, sending token
@@ -277,6 +280,20 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 			*target.into = append(*target.into, s)
 		}
 	}
+	// The floor of a gRPC call, at the most callers the sweeps use up to
+	// 32: what any call costs the server and this load generator.
+	floorAt := 1
+	for _, c := range cfg.Concurrency {
+		if c <= 32 {
+			floorAt = max(floorAt, c)
+		}
+	}
+	r.Floor = Load(ctx, floorAt, 1, cfg.Warmup, cfg.Point, HealthCheckCall(conns), serverCPU)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(log, "  %-14s c=%-3d %8.1f calls/s; CPU per call: server %v, load generator %v\n",
+		"Health.Check", r.Floor.Concurrency, r.Floor.ImagesPerSecond, r.Floor.ServerCPU, r.Floor.ClientCPU)
 	best := r.BestORT()
 	r.point = cfg.Point
 	for range cfg.Rounds {

@@ -136,6 +136,7 @@ func (r *Report) Markdown(w io.Writer) {
 			}
 		}
 	}
+	r.ceilings(w, best)
 	if len(r.Rounds) > 0 {
 		fmt.Fprintf(w, "\nThe same ratios from %d rounds of back-to-back runs (bare ONNX Runtime as its best above, at batch %d, then each target at its saturating concurrency; %s per run), which the machine's changing load affects less; median and range:\n\n",
 			len(r.Rounds), best.Batch, r.point)
@@ -157,6 +158,32 @@ func (r *Report) Markdown(w io.Writer) {
 		}
 	}
 	fmt.Fprintln(w)
+}
+
+// ceilings writes the floor of a gRPC call and what it bounds: the load
+// generator shares the server's cores, so a served image costs those cores
+// at least bare ONNX Runtime's CPU plus its share of a call's floor (server
+// and generator) and, for a JPEG, its decoding; bare's best throughput
+// times bare's CPU over that sum is the most a target can reach, however
+// well the server schedules.
+func (r *Report) ceilings(w io.Writer, best ORTPoint) {
+	f := r.Floor
+	if f.Requests == 0 || f.ServerCPU <= 0 || best.CPU <= 0 {
+		return
+	}
+	call := f.ServerCPU + f.ClientCPU
+	fmt.Fprintf(w, "\n(d) The floor of a gRPC call: `grpc.health.v1.Health/Check` through the server's interceptors, %d callers: %.1f calls/s, CPU per call %s µs of the server's and %s µs of the load generator's. The most each target can reach against bare's best, if an image cost the shared cores no more than bare ONNX Runtime's CPU (%s µs) plus its share of that floor (and its decoding, measured as the server's decode+preprocess time of a lone request):\n\n",
+		f.Concurrency, f.ImagesPerSecond, us(f.ServerCPU), us(f.ClientCPU), us(best.CPU))
+	ceiling := func(extra time.Duration) string {
+		return fmt.Sprintf("%.0f%%", 100*float64(best.CPU)/float64(best.CPU+extra))
+	}
+	fmt.Fprintf(w, "- (b) OIP ModelInfer, 1 image a call: %s\n", ceiling(call))
+	if r.OIPImages > 0 {
+		fmt.Fprintf(w, "- (b') OIP ModelInfer, %d images a call: %s\n", r.OIPImages, ceiling(call/time.Duration(r.OIPImages)))
+	}
+	if one, ok := at(r.Predict, 1); ok && one.Preprocess > 0 {
+		fmt.Fprintf(w, "- (c) gRPC Predict, a JPEG decoded in %s ms: %s\n", ms(one.Preprocess), ceiling(call+one.Preprocess))
+	}
 }
 
 // targets writes the serving targets, each served figure against bare

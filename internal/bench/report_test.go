@@ -18,9 +18,10 @@ func TestMarkdownRatios(t *testing.T) {
 		WideORT:           []ORTPoint{{Batch: 1, ImagesPerSecond: 150, BatchLatency: 8 * time.Millisecond, Settings: wide}},
 		ModelInfer:        []Stats{{Concurrency: 1, ImagesPerSecond: 90}, {Concurrency: 8, ImagesPerSecond: 180, ServerCPU: 100 * time.Microsecond, ClientCPU: 40 * time.Microsecond}},
 		ModelInferBatched: []Stats{{Concurrency: 1, ImagesPerSecond: 190}},
-		Predict: []Stats{{Concurrency: 1, ImagesPerSecond: 50, P50: 10 * time.Millisecond},
+		Predict: []Stats{{Concurrency: 1, ImagesPerSecond: 50, P50: 10 * time.Millisecond, Preprocess: 180 * time.Microsecond},
 			{Concurrency: 32, ImagesPerSecond: 160, P99: 30 * time.Millisecond}},
-		REST: []Stats{{Concurrency: 8, ImagesPerSecond: 100}},
+		REST:  []Stats{{Concurrency: 8, ImagesPerSecond: 100}},
+		Floor: Stats{Concurrency: 32, Requests: 1000, ImagesPerSecond: 5000, ServerCPU: 60 * time.Microsecond, ClientCPU: 30 * time.Microsecond},
 		Rounds: []Round{
 			{ORT: 200, Served: []RoundPoint{{"OIP ModelInfer", 8, 180}}},
 			{ORT: 100, Served: []RoundPoint{{"OIP ModelInfer", 8, 95}}},
@@ -41,6 +42,11 @@ func TestMarkdownRatios(t *testing.T) {
 		"| 8 | 200.0 | 0.00 | 90.0 |",
 		"| 8 | 180.0 | 0.00 | 0.00 | 100.0 | 40.0 | 0 |",
 		"- (b) OIP ModelInfer: 100.0 µs, bare's is 90% of it (load generator: 40.0 µs per image)",
+		// The floor: 90 µs a call against bare's 90 µs an image.
+		"CPU per call 60.0 µs of the server's and 30.0 µs of the load generator's",
+		"- (b) OIP ModelInfer, 1 image a call: 50%",
+		"- (b') OIP ModelInfer, 8 images a call: 89%",        // 90 / (90 + 90/8)
+		"- (c) gRPC Predict, a JPEG decoded in 0.18 ms: 25%", // 90 / (90 + 90 + 180)
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("Markdown() lacks %q; got:\n%s", want, out)

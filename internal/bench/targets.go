@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	oippb "github.com/shoalml/shoal/gen/inference"
 	inferencepb "github.com/shoalml/shoal/gen/shoal/inference/v1"
@@ -74,6 +75,22 @@ func ModelInferCall(conns []*grpc.ClientConn, model string, version int64, input
 	}
 	return func(ctx context.Context) (Timings, error) {
 		_, err := rr.get().ModelInfer(ctx, req)
+		return Timings{}, err
+	}
+}
+
+// HealthCheckCall calls the standard health service, whose handler does
+// next to nothing: what it costs the server and the client is the floor of
+// any gRPC call to this server (the transport, protobuf, the interceptors),
+// against which a call that carries images spreads its own overhead.
+func HealthCheckCall(conns []*grpc.ClientConn) CallFunc {
+	rr := &roundRobin[healthpb.HealthClient]{}
+	for _, c := range conns {
+		rr.clients = append(rr.clients, healthpb.NewHealthClient(c))
+	}
+	req := &healthpb.HealthCheckRequest{}
+	return func(ctx context.Context) (Timings, error) {
+		_, err := rr.get().Check(ctx, req)
 		return Timings{}, err
 	}
 }
