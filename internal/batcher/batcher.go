@@ -50,6 +50,15 @@ type Config struct {
 	// every other worker is idle and fewer items are queued than there are
 	// workers, and nothing else starts until it is done.
 	Wide bool
+	// Pending, when set, counts the items on their way to the batcher as
+	// well as those queued (the images a server admitted and is still
+	// decoding): the wide worker then runs a batch only when nothing more
+	// is on its way, i.e. for a request that really came alone. Under
+	// load that is decoded faster than it computes, items arrive one at a
+	// time to idle workers; on the wide worker each such batch of one left
+	// its session's extra threads spinning, waiting for more work, on
+	// cores the decoding needed (RELIABILITY.md, Overload).
+	Pending func() int64
 	// Panics recovers a panic of the RunFunc: it fails that batch's items
 	// only, and the worker goes on with the next batch.
 	Panics *panics.Guard
@@ -278,7 +287,7 @@ func (b *Batcher[In, Out]) next(d *dispatch) (batches []assignment[In, Out], wai
 			return nil, b.cfg.MaxDelay - waited, false
 		}
 	}
-	if b.cfg.Wide && d.running == 0 && n < b.cfg.Workers {
+	if b.cfg.Wide && d.running == 0 && n < b.cfg.Workers && (b.cfg.Pending == nil || b.cfg.Pending() <= int64(n)) {
 		d.running++
 		d.wide = true
 		return []assignment[In, Out]{{b.cfg.Workers, b.take(n)}}, 0, false

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -198,5 +199,30 @@ func doAfterIdle(t *testing.T, b *batcher.Batcher[int, int], s *stepper) ([]int,
 			return r.out, r.info, r.err
 		}
 		// A narrow worker was still being handed back: try again.
+	}
+}
+
+// TestWideWorkerOnlyWhenNothingIsPending: a lone queued item whose
+// request is not the only one on its way (Pending counts more) runs on a
+// narrow worker; once Pending counts only what is queued, on the wide one.
+func TestWideWorkerOnlyWhenNothingIsPending(t *testing.T) {
+	s := newStepper()
+	var pending atomic.Int64
+	b, _ := batcher.New(batcher.Config{MaxBatch: 8, QueueSize: 100, Workers: 2, Wide: true, Pending: pending.Load}, s.run)
+	start(t, b)
+	pending.Store(5) // four more images are being decoded
+	done := make(chan struct{})
+	go func() { _, _, _ = b.Do(context.Background(), []int{1}); close(done) }()
+	st := s.next(t)
+	close(st.release)
+	if st.worker == 2 {
+		t.Fatalf("[1] ran on the wide worker while 4 more images were pending")
+	}
+	<-done
+	pending.Store(1)
+	waitFor(t, "the workers idle", func() bool { return b.Len() == 0 })
+	out, info, err := doAfterIdle(t, b, s)
+	if err != nil || out[0] != 14 || !info.Wide {
+		t.Fatalf("Do([7]) alone = %v, %+v, %v; want [14] on the wide worker", out, info, err)
 	}
 }

@@ -149,7 +149,7 @@ func (s *Service) load(ctx context.Context, v *registrypb.Version) (m *model, er
 	}
 	m.batcher, err = batcher.New(batcher.Config{
 		MaxBatch: m.batchCap, MaxDelay: s.cfg.MaxQueueDelay, QueueSize: s.cfg.QueueSize, Workers: narrow, Wide: m.wide,
-		Panics: s.deps.Panics,
+		Pending: m.admitted.Load, Panics: s.deps.Panics,
 	}, func(ctx context.Context, w int, in [][]float32) ([][]float32, error) { return runBatch(m, ctx, w, in) })
 	if err != nil {
 		return nil, err
