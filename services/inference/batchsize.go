@@ -31,19 +31,11 @@ const minTiming = 20 * time.Millisecond
 func batchCap(ctx context.Context, ss *onnxrt.Session, sizes []int) (int, error) {
 	perImage := make([]time.Duration, len(sizes))
 	for i, b := range sizes {
-		began := time.Now()
-		for run := 0; run < 3 || time.Since(began) < minTiming; run++ {
-			if err := ctx.Err(); err != nil {
-				return 0, err
-			}
-			t0 := time.Now()
-			if _, err := ss.Run(b); err != nil {
-				return 0, err
-			}
-			if d := time.Since(t0) / time.Duration(b); run == 0 || d < perImage[i] {
-				perImage[i] = d
-			}
+		d, err := fastestRun(ctx, ss, b)
+		if err != nil {
+			return 0, err
 		}
+		perImage[i] = d / time.Duration(b)
 	}
 	best := perImage[0]
 	for _, d := range perImage {
@@ -55,6 +47,58 @@ func batchCap(ctx context.Context, ss *onnxrt.Session, sizes []int) (int, error)
 		}
 	}
 	return sizes[len(sizes)-1], nil
+}
+
+// fastestRun times ss at batch b, at least three times and for minTiming,
+// and returns the fastest run: the least disturbed by whatever else the
+// machine runs.
+func fastestRun(ctx context.Context, ss *onnxrt.Session, b int) (time.Duration, error) {
+	var best time.Duration
+	began := time.Now()
+	for run := 0; run < 3 || time.Since(began) < minTiming; run++ {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		t0 := time.Now()
+		if _, err := ss.Run(b); err != nil {
+			return 0, err
+		}
+		if d := time.Since(t0); run == 0 || d < best {
+			best = d
+		}
+	}
+	return best, nil
+}
+
+// keepWide times m's wide session and a single-threaded one at batch 1 and
+// closes the wide session unless it is at least minGain times faster (0:
+// always kept). The wide session serves a request that comes alone; where
+// a second thread does not make that faster (a small model: a 28x28
+// image computes in about 20 µs), it only costs: under load that decodes
+// slower than it computes, batches of one reached it all the time, and its
+// idle thread spun after each, taking a third of a core from decoding
+// (RELIABILITY.md, Overload).
+func keepWide(ctx context.Context, m *model, minGain float64) error {
+	if !m.wide || minGain <= 0 {
+		return nil
+	}
+	last := len(m.sessions) - 1
+	narrow, err := fastestRun(ctx, m.sessions[0], 1)
+	if err != nil {
+		return err
+	}
+	wide, err := fastestRun(ctx, m.sessions[last], 1)
+	if err != nil {
+		return err
+	}
+	if float64(narrow) >= minGain*float64(wide) {
+		return nil
+	}
+	m.sessions[last].Close()
+	m.sessions, m.threads, m.native = m.sessions[:last], m.threads[:last], m.native[:last]
+	m.wide = false
+	onnxrt.ReleaseFreed()
+	return nil
 }
 
 // chooseLayout caps m's batches (batchCap on a single-threaded session) and,
@@ -69,12 +113,15 @@ func batchCap(ctx context.Context, ss *onnxrt.Session, sizes []int) (int, error)
 // load against 60–72% side by side, its two threads taking 24–28 ms of CPU
 // an image against 20–21 while requests were decoded beside it
 // (BENCHMARKS.md). A choice timed at load, alone, picked it and served less.
-func chooseLayout(ctx context.Context, m *model, layout string) error {
+func chooseLayout(ctx context.Context, m *model, layout string, wideMinGain float64) error {
 	var err error
 	if m.batchCap, err = batchCap(ctx, m.sessions[0], m.warm); err != nil {
 		return err
 	}
-	if !m.wide || layout != LayoutWide {
+	if layout != LayoutWide {
+		return keepWide(ctx, m, wideMinGain)
+	}
+	if !m.wide {
 		return nil
 	}
 	last := len(m.sessions) - 1

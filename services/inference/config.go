@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"runtime"
 	"strings"
 	"time"
@@ -26,6 +27,13 @@ type Config struct {
 	// which runs a batch only when nothing else computes: a lone request
 	// gets every core the sessions share.
 	WideSession bool
+	// WideSessionMinGain is how much faster than a single-threaded session
+	// the wide one must compute a lone image, timed when a version loads,
+	// for the version to keep it (0: always kept). A small model gains
+	// nothing from a second thread, and its wide session's idle thread
+	// spins after each batch, on cores the decoding needs (RELIABILITY.md,
+	// Overload).
+	WideSessionMinGain float64
 	// SessionLayout says how a version with a wide session shares the
 	// cores under load: LayoutSideBySide runs a batch per single-threaded
 	// session side by side; LayoutWide keeps the wide session alone, one
@@ -81,6 +89,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.IntraOpThreads, "inference.intra-op-threads", 1, "intra-op threads of each ONNX Runtime session")
 	fs.BoolVar(&c.WideSession, "inference.wide-session", true,
 		"one more session per version with sessions × intra-op-threads threads, for a batch that finds nothing else computing")
+	fs.Float64Var(&c.WideSessionMinGain, "inference.wide-session-min-gain", 1.25,
+		"how many times faster than a single-threaded session the wide session must compute a lone image, timed when a version loads, for the version to keep it (0: always kept)")
 	fs.StringVar(&c.SessionLayout, "inference.session-layout", LayoutSideBySide,
 		"how a version with a wide session shares the cores under load: side-by-side (a batch per single-threaded session, the wide one only for a batch that finds nothing else computing) or wide (the wide session alone, one batch at a time: a third of the memory, and on 2 cores less throughput under load)")
 	// 8, measured on 2 cores (BENCHMARKS.md): the 28x28 model gains under
@@ -128,6 +138,9 @@ func (c *Config) Validate() error {
 	positive("queue-size", int64(c.QueueSize))
 	positive("max-image-bytes", c.MaxImageBytes)
 	positive("max-image-pixels", c.MaxImagePixels)
+	if c.WideSessionMinGain < 0 || math.IsNaN(c.WideSessionMinGain) {
+		errs = append(errs, fmt.Errorf("--inference.wide-session-min-gain=%v: must be 0 or more", c.WideSessionMinGain))
+	}
 	if c.PinnedIdleTimeout < 0 {
 		errs = append(errs, fmt.Errorf("--inference.pinned-idle-timeout=%s: must not be negative", c.PinnedIdleTimeout))
 	}

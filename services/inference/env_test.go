@@ -272,6 +272,10 @@ func defaultConfig() inference.Config {
 	var cfg inference.Config
 	cfg.RegisterFlags(flag.NewFlagSet("inference", flag.ContinueOnError))
 	cfg.DefaultModel = "pets"
+	// Versions keep their wide sessions however they time, so that their
+	// layouts and sizes do not depend on the machine's speed at load;
+	// TestWideSessionOnlyWhereFaster checks the choice.
+	cfg.WideSessionMinGain = 0
 	return cfg
 }
 

@@ -25,6 +25,7 @@ func TestSessionLayout(t *testing.T) {
 			e := newEnv(t, envOptions{cfg: func(c *inference.Config) {
 				c.Sessions, c.IntraOpThreads, c.WideSession, c.MaxBatchSize = 2, 1, true, 2
 				c.SessionLayout = tt.layout
+				c.WideSessionMinGain = 0 // kept however it times
 			}})
 			e.addVersion(t, "pets", 1, wideTestModel(1))
 			if err := predictVersion(t, e, 1); err != nil {
@@ -46,5 +47,25 @@ func TestSessionLayout(t *testing.T) {
 	if sizes[inference.LayoutWide]*2 > sizes[inference.LayoutSideBySide] {
 		t.Errorf("the wide layout holds %d bytes, side by side %d; want at most half: one session's weights of three",
 			sizes[inference.LayoutWide], sizes[inference.LayoutSideBySide])
+	}
+}
+
+// TestWideSessionOnlyWhereFaster: a version whose wide session does not
+// compute a lone image the required times faster than a single-threaded
+// one (no session is a thousand times faster with two threads) keeps its
+// single-threaded sessions only, and answers from them.
+func TestWideSessionOnlyWhereFaster(t *testing.T) {
+	e := newEnv(t, envOptions{cfg: func(c *inference.Config) {
+		c.Sessions, c.IntraOpThreads, c.WideSession, c.MaxBatchSize = 2, 1, true, 2
+		c.WideSessionMinGain = 1000
+	}})
+	e.addVersion(t, "pets", 1, newTestModel(1))
+	if err := predictVersion(t, e, 1); err != nil {
+		t.Fatalf("Predict(v1) = %v", err)
+	}
+	resp, _ := listLoaded(t, e)
+	m := resp.GetModels()[0]
+	if m.GetSessions() != 2 || m.GetIntraOpThreads() != 1 || m.GetWideSessionThreads() != 0 {
+		t.Fatalf("ListLoadedModels() = %v; want 2 single-threaded sessions and no wide one", m)
 	}
 }

@@ -136,7 +136,7 @@ func (s *Service) load(ctx context.Context, v *registrypb.Version) (m *model, er
 	maxBatch := m.buckets[len(m.buckets)-1]
 	m.batchCap = maxBatch
 	if m.cls.Batch == 0 {
-		if err := chooseLayout(ctx, m, s.cfg.SessionLayout); err != nil {
+		if err := chooseLayout(ctx, m, s.cfg.SessionLayout, s.cfg.WideSessionMinGain); err != nil {
 			return nil, fmt.Errorf("%w: timing the batch sizes: %w", errBadModel, err)
 		}
 	}

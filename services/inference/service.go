@@ -355,7 +355,7 @@ func (s *Service) loadEntry(runCtx context.Context, k versionKey, v *registrypb.
 	s.mu.Unlock()
 	s.unload(victims)
 	s.deps.Log.Info("inference: model loaded", "model", k.model, "version", k.version,
-		"sessions", len(m.sessions), "wide_only", m.wideOnly, "max_batch", m.batchCap, "bytes", m.bytes)
+		"sessions", len(m.sessions), "wide", m.wide, "wide_only", m.wideOnly, "max_batch", m.batchCap, "bytes", m.bytes)
 	s.owned.Go(func() {
 		if err := s.deps.Panics.Call("batcher", func() error { return m.batcher.Run(runCtx) }); err != nil {
 			// A panic closed the batcher: forget the version, so that the
