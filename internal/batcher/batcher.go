@@ -53,11 +53,10 @@ type Config struct {
 	// Pending, when set, counts the items on their way to the batcher as
 	// well as those queued (the images a server admitted and is still
 	// decoding): the wide worker then runs a batch only when nothing more
-	// is on its way, i.e. for a request that really came alone. Under
-	// load that is decoded faster than it computes, items arrive one at a
-	// time to idle workers; on the wide worker each such batch of one left
-	// its session's extra threads spinning, waiting for more work, on
-	// cores the decoding needed (RELIABILITY.md, Overload).
+	// is on its way, i.e. for a request that really came alone. An item
+	// that finds the workers idle while another is being decoded goes to
+	// a single-threaded worker, leaving the other for the next one,
+	// instead of holding every worker until it is done.
 	Pending func() int64
 	// Panics recovers a panic of the RunFunc: it fails that batch's items
 	// only, and the worker goes on with the next batch.
