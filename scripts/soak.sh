@@ -75,7 +75,7 @@ http=127.0.0.1:$hport
 log "platform ready (gRPC $grpc, HTTP $http)"
 # run.sh's child is the server, whose memory the soak reads.
 server=$(ps -o pid=,comm= --ppid "$pid" | awk '$2 == "shoal" { print $1; exit }')
-[ -n "$server" ] || { log "no shoal process under scripts/run.sh ($pid)"; exit 1; }
+[ -n "$server" ] || { log "no shoal process under scripts/run.sh ($pid)"; ps -o pid=,stat=,comm= --ppid "$pid" >&2; tail -n 40 "$work/run.log" >&2; exit 1; }
 
 # The admin token the new install wrote, for the CLI and the soak's calls.
 SHOAL_TOKEN=$(cat "$work/data/admin-token")
