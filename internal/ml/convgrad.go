@@ -39,10 +39,14 @@ func kernelGradient(x, kernel, v *Node, p convParams) *Node {
 	}
 	groups = max(groups, 1)
 	spatial := len(a.InputSpatial)
-	// x as [N, I, spatial...], v as [N, positions, O].
+	// x as [N, I, spatial...]; v's dimensions as [N, spatial..., O], the
+	// layout of its transpose vt, which only the non-depthwise products use.
 	xt := transposeTo(x, append([]int{a.InputBatch, a.InputChannels}, a.InputSpatial...))
-	vt := transposeTo(v, append(append([]int{a.OutputBatch}, a.OutputSpatial...), a.OutputChannels))
-	vdims := vt.Shape().Dimensions
+	vAxes := append(append([]int{a.OutputBatch}, a.OutputSpatial...), a.OutputChannels)
+	vdims := make([]int, len(vAxes))
+	for i, axis := range vAxes {
+		vdims[i] = v.Shape().Dimensions[axis]
+	}
 	positions := 1
 	for _, d := range vdims[1 : 1+spatial] {
 		positions *= d
@@ -59,13 +63,14 @@ func kernelGradient(x, kernel, v *Node, p convParams) *Node {
 		vc := Reshape(transposeTo(v, append([]int{a.OutputBatch, a.OutputChannels}, a.OutputSpatial...)), batch, outC, positions)
 		product = func(xk *Node) *Node { return ReduceSum(Mul(xk, vc), 0, 2) }
 	case groups > 1:
+		vt := transposeTo(v, vAxes)
 		vg := TransposeAllDims(Reshape(vt, batch, positions, groups, outG), 0, 2, 1, 3) // [N, G, positions, O/G]
 		product = func(xk *Node) *Node {
 			xg := Reshape(xk, batch, groups, inG, positions)
 			return ReduceSum(DotGeneral(xg, []int{3}, []int{0, 1}, vg, []int{2}, []int{0, 1}), 0)
 		}
 	default:
-		vt = Reshape(vt, batch, positions, outC)
+		vt := Reshape(transposeTo(v, vAxes), batch, positions, outC)
 		product = func(xk *Node) *Node { return ReduceSum(DotGeneral(xk, []int{2}, []int{0}, vt, []int{1}, []int{0}), 0) }
 	}
 	pads := make([]compute.PadAxis, xt.Rank())
