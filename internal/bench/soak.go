@@ -268,17 +268,22 @@ func Soak(ctx context.Context, cfg SoakConfig, log io.Writer) (*SoakReport, erro
 		return p
 	}
 
-	fmt.Fprintf(log, "soak: %s v%d: saturation, %d callers for %v after %v\n", r.Model, r.Version, cfg.SaturationCallers, cfg.SaturationTime, cfg.Warmup)
-	r.SaturationCPU = phaseCPU(func() {
-		r.Saturation = Load(ctx, cfg.SaturationCallers, 1, cfg.Warmup, cfg.SaturationTime, rest, nil)
-	})
+	// saturation measures the closed loop once (phase names it in the log).
+	saturation := func(phase string) (Stats, PhaseCPU) {
+		fmt.Fprintf(log, "soak: %s v%d: %s, %d callers for %v after %v\n", r.Model, r.Version, phase, cfg.SaturationCallers, cfg.SaturationTime, cfg.Warmup)
+		var s Stats
+		cpu := phaseCPU(func() { s = Load(ctx, cfg.SaturationCallers, 1, cfg.Warmup, cfg.SaturationTime, rest, nil) })
+		fmt.Fprintf(log, "soak: %s %.1f requests/s, p99 %v, errors %d\n", phase, s.ImagesPerSecond, s.P99, s.Errors)
+		return s, cpu
+	}
+
+	r.Saturation, r.SaturationCPU = saturation("saturation")
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	if r.Saturation.ImagesPerSecond == 0 {
 		return nil, fmt.Errorf("saturation: no request answered (first error: %v)", r.Saturation.FirstError)
 	}
-	fmt.Fprintf(log, "soak: saturation %.1f requests/s, p99 %v, errors %d\n", r.Saturation.ImagesPerSecond, r.Saturation.P99, r.Saturation.Errors)
 	if cfg.SaturationOnly {
 		return r, nil
 	}
@@ -328,16 +333,11 @@ func Soak(ctx context.Context, cfg SoakConfig, log io.Writer) (*SoakReport, erro
 	}
 	r.SettledIn = time.Since(start)
 	if cfg.SaturationAfter {
-		fmt.Fprintf(log, "soak: saturation again, %d callers for %v after %v\n", cfg.SaturationCallers, cfg.SaturationTime, cfg.Warmup)
-		r.SaturationAfterCPU = phaseCPU(func() {
-			r.SaturationAfter = Load(ctx, cfg.SaturationCallers, 1, cfg.Warmup, cfg.SaturationTime, rest, nil)
-		})
+		r.SaturationAfter, r.SaturationAfterCPU = saturation("saturation after the overload")
 		closeConns()
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(log, "soak: saturation after %.1f requests/s, p99 %v, errors %d\n",
-			r.SaturationAfter.ImagesPerSecond, r.SaturationAfter.P99, r.SaturationAfter.Errors)
 	}
 	// Each admitted image holds its JPEG, its tensor and, while it is
 	// decoded, what decoding and preprocessing allocate; a Go heap grows
