@@ -222,6 +222,7 @@ func (a *App) Run(ctx context.Context, lis Listeners) (err error) {
 	go func() { errc <- g.Server.Serve(lis.GRPC) }()
 
 	var api http.Handler
+	var admit func(http.Handler) http.Handler
 	var streams []string
 	if slices.Contains(a.targets, Gateway) {
 		streams = gateway.ClientStreams
@@ -236,6 +237,7 @@ func (a *App) Run(ctx context.Context, lis Listeners) (err error) {
 		// The web console shares the REST API's server, so the all-in-one
 		// mode needs nothing else.
 		api = webui.Handler(webui.App(), a.tracer.HTTP(gw))
+		admit = gw.Admit
 	}
 	var restMetrics *server.HTTPMetrics
 	if api != nil {
@@ -246,7 +248,7 @@ func (a *App) Run(ctx context.Context, lis Listeners) (err error) {
 	}
 	httpSrv := &http.Server{
 		Handler: server.NewHTTPHandler(a.cfg.Server, server.HTTPOptions{
-			API: api, Gatherer: a.metrics, Metrics: restMetrics, Ready: a.ready.Load, Checks: checks, ClientStreams: streams,
+			API: api, Admit: admit, Gatherer: a.metrics, Metrics: restMetrics, Ready: a.ready.Load, Checks: checks, ClientStreams: streams,
 			MetricsAuth: a.metricsAuth(gate),
 		}),
 		ReadHeaderTimeout: a.cfg.Server.ReadHeaderTimeout,

@@ -70,12 +70,21 @@ const requestIDHeader = "X-Request-Id"
 // rather than {}, as the Open Inference Protocol's clients expect.
 var JSONOptions = protojson.MarshalOptions{EmitUnpopulated: true}
 
+// Gateway is the REST handler for the services it was built with.
+type Gateway struct {
+	*runtime.ServeMux
+	bound *inferenceBound
+}
+
 // New returns the REST handler for the services in conns.
-func New(ctx context.Context, conns Conns) (*runtime.ServeMux, error) {
+func New(ctx context.Context, conns Conns) (*Gateway, error) {
 	var mux *runtime.ServeMux
 	bound := newInferenceBound(conns.MaxPredicts, conns.PredictLatencyTarget)
+	if bound != nil {
+		bound.mux = func() *runtime.ServeMux { return mux }
+	}
 	mux = runtime.NewServeMux(
-		runtime.WithMiddlewares(traceRoute, bound.middleware(func() *runtime.ServeMux { return mux })),
+		runtime.WithMiddlewares(traceRoute, bound.middleware),
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
 		runtime.WithForwardResponseOption(httpBodyContentType),
@@ -124,7 +133,7 @@ func New(ctx context.Context, conns Conns) (*runtime.ServeMux, error) {
 	if err := mux.HandlePath(http.MethodGet, "/openapi.json", serveOpenAPI); err != nil {
 		return nil, fmt.Errorf("gateway: register /openapi.json: %w", err)
 	}
-	return mux, nil
+	return &Gateway{ServeMux: mux, bound: bound}, nil
 }
 
 // serveOpenAPI answers GET /openapi.json with the OpenAPI document of the

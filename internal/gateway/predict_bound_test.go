@@ -26,7 +26,7 @@ func TestInferenceBound(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	var mux *runtime.ServeMux
 	mux = runtime.NewServeMux(
-		runtime.WithMiddlewares(newInferenceBound(most, 0).middleware(func() *runtime.ServeMux { return mux })),
+		runtime.WithMiddlewares(boundFor(newInferenceBound(most, 0), &mux).middleware),
 		runtime.WithErrorHandler(retryAfterOnOverload))
 	held := func(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
 		entered <- struct{}{}
@@ -101,7 +101,7 @@ func TestInferenceBoundRefusalReachesALargeBody(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	var mux *runtime.ServeMux
 	mux = runtime.NewServeMux(
-		runtime.WithMiddlewares(newInferenceBound(1, 0).middleware(func() *runtime.ServeMux { return mux })),
+		runtime.WithMiddlewares(boundFor(newInferenceBound(1, 0), &mux).middleware),
 		runtime.WithErrorHandler(retryAfterOnOverload))
 	if err := mux.HandlePath(http.MethodPost, "/predict", func(w http.ResponseWriter, r *http.Request, _ map[string]string) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -227,7 +227,7 @@ func TestInferenceBoundFollowsLatencyTarget(t *testing.T) {
 	// Over HTTP: the refusal says how many are let through now.
 	var mux *runtime.ServeMux
 	mux = runtime.NewServeMux(
-		runtime.WithMiddlewares(slow.middleware(func() *runtime.ServeMux { return mux })),
+		runtime.WithMiddlewares(boundFor(slow, &mux).middleware),
 		runtime.WithErrorHandler(retryAfterOnOverload))
 	if err := mux.HandlePath(http.MethodPost, "/predict", func(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
 		w.WriteHeader(http.StatusOK)
@@ -238,5 +238,41 @@ func TestInferenceBoundFollowsLatencyTarget(t *testing.T) {
 	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/predict", strings.NewReader("{}")))
 	if rec.Code != http.StatusTooManyRequests || !strings.Contains(rec.Body.String(), "1 inference requests are in flight") {
 		t.Errorf("POST /predict with the one place taken = %d %s; want 429 naming a bound of 1", rec.Code, rec.Body)
+	}
+}
+
+// boundFor gives b the error form of the mux *mux will hold.
+func boundFor(b *inferenceBound, mux **runtime.ServeMux) *inferenceBound {
+	b.mux = func() *runtime.ServeMux { return *mux }
+	return b
+}
+
+// TestFrontRoute: only a POST whose path plainly names one inference
+// route, each name one whole segment, is bounded in front of the gateway.
+func TestFrontRoute(t *testing.T) {
+	for target, want := range map[string]string{
+		"/predict":                           routePredict,
+		"/v1/models/fish:predict":            routeModelPredict,
+		"/v2/models/fish/infer":              routeInfer,
+		"/v2/models/fish/versions/2/infer":   routeVersionInfer,
+		"/predict/":                          "",
+		"/v1/models/:predict":                "",
+		"/v1/models/a/b:predict":             "",
+		"/v1/models/fish":                    "",
+		"/v2/models//infer":                  "",
+		"/v2/models/a/b/infer":               "",
+		"/v2/models/fish/versions//infer":    "",
+		"/v2/models/fish/versions/2/3/infer": "",
+		"/v2/models/fish/ready":              "",
+		"/v1/models/a%2Fb:predict":           "",
+		"/v1/models/fi%73h:predict":          "",
+	} {
+		r := httptest.NewRequest(http.MethodPost, target, nil)
+		if got, _ := frontRoute(r); got != want {
+			t.Errorf("frontRoute(POST %s) = %q; want %q", target, got, want)
+		}
+	}
+	if got, _ := frontRoute(httptest.NewRequest(http.MethodGet, "/predict", nil)); got != "" {
+		t.Errorf("frontRoute(GET /predict) = %q; want none", got)
 	}
 }

@@ -28,6 +28,10 @@ type HTTPOptions struct {
 	// API serves the REST gateway and the web console; nil serves only the
 	// probes and metrics.
 	API http.Handler
+	// Admit, when set, wraps the API inside the metrics and the body
+	// limits but in front of the rest: the gateway's bound on inference
+	// requests, whose refusals then skip the API's own layers.
+	Admit func(http.Handler) http.Handler
 	// Gatherer is the registry /metrics exposes.
 	Gatherer prometheus.Gatherer
 	// Metrics, when set, counts and times the API's requests.
@@ -77,7 +81,11 @@ func NewHTTPHandler(cfg Config, opts HTTPOptions) http.Handler {
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	if opts.API != nil {
-		mux.Handle("/", opts.Metrics.wrap(refuseURLTokens(limitBody(opts.API, int64(cfg.MaxMessageBytes), cfg.ReadBodyTimeout, opts.ClientStreams))))
+		api := opts.API
+		if opts.Admit != nil {
+			api = opts.Admit(api)
+		}
+		mux.Handle("/", opts.Metrics.wrap(refuseURLTokens(limitBody(api, int64(cfg.MaxMessageBytes), cfg.ReadBodyTimeout, opts.ClientStreams))))
 	}
 	return securityHeaders(cors(mux, cfg.CORSOrigins))
 }
@@ -106,6 +114,10 @@ var urlTokenParams = []string{"access_token", "token", "api_key", "apikey", "aut
 // refuseURLTokens answers 400 to a request with a credential in its URL.
 func refuseURLTokens(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.RawQuery == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
 		q := r.URL.Query()
 		for _, p := range urlTokenParams {
 			if q.Has(p) {
