@@ -31,6 +31,15 @@
 # saturation p99 moved between 59 and 131 ms from run to run, so any fixed
 # target was either above twice it or far below (RELIABILITY.md,
 # "Overload and soak").
+#
+# SOAK_SERVER_CPUS confines the server to that many cores of CPU time (a
+# CFS quota, scripts/lib.sh confine_cpu; needs root): by default (auto)
+# all the machine's cores but half of one, so that the generator and the
+# commands' clients run on the half left over, as if on a machine of
+# their own. Without it the generator takes its CPU from the server's,
+# and twice the saturating rate costs it twice what saturation did: on 2
+# cores that alone was 6% of the machine (RELIABILITY.md). 0 runs the
+# server without a quota.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,12 +49,16 @@ duration=${SOAK_DURATION:-10m}
 queue=${SOAK_QUEUE_SIZE:-64}
 target=${SOAK_LATENCY_TARGET:-auto}
 factor=${SOAK_TARGET_FACTOR:-1.5}
+cpus=${SOAK_SERVER_CPUS:-auto}
+if [ "$cpus" = auto ]; then
+	cpus=$(python3 -c 'import os; n = os.cpu_count(); print(n - 0.5 if n >= 2 else 0)')
+fi
 go build -o bin/shoal ./cmd/shoal
 go build -o bin/shoal-bench ./cmd/shoal-bench
 ONNXRUNTIME_SHARED_LIBRARY_PATH=$(scripts/setup-onnxruntime.sh)
 export ONNXRUNTIME_SHARED_LIBRARY_PATH
 
-. scripts/lib.sh # cleanup, start_platform, note_scheduler
+. scripts/lib.sh # cleanup, start_platform, note_scheduler, confine_cpu
 note_scheduler "$(basename "$0" .sh)"
 work=$(mktemp -d)
 pid=
@@ -55,6 +68,7 @@ log "starting the platform in $work; training the small model takes a few minute
 if [ "$target" = auto ]; then
 	start_platform "$work" --inference.queue-size="$queue" || { tail -n 40 "$work/run.log" >&2; exit 1; }
 	server=$(ps -o pid=,comm= --ppid "$pid" | awk '$2 == "shoal" { print $1; exit }')
+	confine_cpu "$server" "$cpus" || true
 	first=$(SHOAL_TOKEN=$(cat "$work/data/admin-token") bin/shoal-bench soak --grpc "127.0.0.1:$gport" --http "127.0.0.1:$hport" \
 		--pid "$server" --queue-size "$queue" --saturation-only "$@")
 	log "first saturation measurement: $first"
@@ -76,6 +90,8 @@ log "platform ready (gRPC $grpc, HTTP $http)"
 # run.sh's child is the server, whose memory the soak reads.
 server=$(ps -o pid=,comm= --ppid "$pid" | awk '$2 == "shoal" { print $1; exit }')
 [ -n "$server" ] || { log "no shoal process under scripts/run.sh ($pid)"; ps -o pid=,stat=,comm= --ppid "$pid" >&2; tail -n 40 "$work/run.log" >&2; exit 1; }
+# The report says whether the quota took.
+confine_cpu "$server" "$cpus" && [ "$cpus" != 0 ] && log "the server ($server) is confined to $cpus cores of CPU time"
 
 # The admin token the new install wrote, for the CLI and the soak's calls.
 SHOAL_TOKEN=$(cat "$work/data/admin-token")

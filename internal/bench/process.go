@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -121,4 +123,69 @@ func machine() string {
 		}
 	}
 	return fmt.Sprintf("%d cores, %s", runtime.NumCPU(), cpu)
+}
+
+// CPUQuota is the CPU time, in cores, that process pid's cgroup allows it
+// (a CFS quota: cgroup v2's cpu.max, or v1's cpu controller), read from
+// /proc and /sys/fs/cgroup; 0 when it has none. A benchmark confines its
+// server so that its load generator, on the same machine, runs on the
+// cores left over (scripts/lib.sh, confine_cpu).
+func CPUQuota(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return 0, err
+	}
+	return cpuQuotaIn(string(b), "/sys/fs/cgroup")
+}
+
+// cpuQuotaIn is CPUQuota for a process whose /proc/PID/cgroup reads
+// cgroups, with the cgroup filesystems mounted under root.
+func cpuQuotaIn(cgroups, root string) (float64, error) {
+	for line := range strings.Lines(cgroups) {
+		f := strings.SplitN(strings.TrimSpace(line), ":", 3)
+		if len(f) != 3 {
+			continue
+		}
+		controllers, path := f[1], f[2]
+		if f[0] == "0" && controllers == "" {
+			if q, err := os.ReadFile(filepath.Join(root, path, "cpu.max")); err == nil {
+				if quota, period, ok := strings.Cut(strings.TrimSpace(string(q)), " "); ok && quota != "max" {
+					return ratio(quota, period)
+				}
+			}
+			continue
+		}
+		if !slices.Contains(strings.Split(controllers, ","), "cpu") {
+			continue
+		}
+		dir := filepath.Join(root, controllers, path)
+		if _, err := os.Stat(dir); err != nil {
+			dir = filepath.Join(root, "cpu", path)
+		}
+		quota, err := os.ReadFile(filepath.Join(dir, "cpu.cfs_quota_us"))
+		if err != nil {
+			return 0, err
+		}
+		period, err := os.ReadFile(filepath.Join(dir, "cpu.cfs_period_us"))
+		if err != nil {
+			return 0, err
+		}
+		if q := strings.TrimSpace(string(quota)); q != "-1" {
+			return ratio(q, strings.TrimSpace(string(period)))
+		}
+	}
+	return 0, nil
+}
+
+// ratio is quota / period, two integers in text.
+func ratio(quota, period string) (float64, error) {
+	q, err := strconv.ParseFloat(quota, 64)
+	if err != nil {
+		return 0, fmt.Errorf("cgroup quota %q: %w", quota, err)
+	}
+	p, err := strconv.ParseFloat(period, 64)
+	if err != nil || p <= 0 {
+		return 0, fmt.Errorf("cgroup period %q: not a positive number", period)
+	}
+	return q / p, nil
 }

@@ -151,13 +151,17 @@ type PhaseCPU struct {
 
 // SoakReport is what a soak measured.
 type SoakReport struct {
-	Config     SoakConfig
-	Machine    string
-	LoadBefore string
-	LoadAfter  string
-	Model      string
-	Version    int64
-	Saturation Stats
+	Config  SoakConfig
+	Machine string
+	// ServerCores is the CPU time the server's cgroup allows it, in
+	// cores (0: no quota; the generator then takes its CPU from the
+	// server's).
+	ServerCores float64
+	LoadBefore  string
+	LoadAfter   string
+	Model       string
+	Version     int64
+	Saturation  Stats
 	// SaturationAfter is the second saturation measurement, after the
 	// overload (Requests 0 when not made).
 	SaturationAfter Stats
@@ -200,6 +204,11 @@ type CommandResult struct {
 // settle afterwards. Progress goes to log.
 func Soak(ctx context.Context, cfg SoakConfig, log io.Writer) (*SoakReport, error) {
 	r := &SoakReport{Config: cfg, Machine: machine(), LoadBefore: loadAverage()}
+	cores, err := CPUQuota(cfg.PID)
+	if err != nil {
+		return nil, fmt.Errorf("the server's CPU quota: %w", err)
+	}
+	r.ServerCores = cores
 	conn, err := dial(cfg.GRPCAddr, cfg.Token)
 	if err != nil {
 		return nil, err

@@ -120,8 +120,13 @@ func (r *SoakReport) Markdown(w io.Writer) {
 	c, sat, o := r.Config, r.Saturation, r.Overload
 	fmt.Fprintf(w, "### Soak: %s v%d, REST /predict\n\n", r.Model, r.Version)
 	fmt.Fprintf(w, "Machine: %s; load average before %s, after %s.\n", r.Machine, r.LoadBefore, r.LoadAfter)
-	fmt.Fprintf(w, "Server: --inference.queue-size %d, --inference.latency-target %v, --grpc.max-message-bytes %d; a %d px JPEG (%d bytes, %d tensor bytes).\n\n",
+	fmt.Fprintf(w, "Server: --inference.queue-size %d, --inference.latency-target %v, --grpc.max-message-bytes %d; a %d px JPEG (%d bytes, %d tensor bytes).\n",
 		c.QueueSize, c.LatencyTarget, c.MaxMessageBytes, c.ImageSize, r.ImageBytes, r.TensorBytes)
+	if r.ServerCores > 0 {
+		fmt.Fprintf(w, "The server is confined to %.2f cores of CPU time (a CFS quota); the generator and the commands' clients run on the rest.\n\n", r.ServerCores)
+	} else {
+		fmt.Fprintf(w, "The server has no CPU quota: the generator, on the same machine, takes its CPU from the server's.\n\n")
+	}
 	fmt.Fprintf(w, "| phase | offered | accepted/s | p50 | p99 | outcomes |\n|---|---|---|---|---|---|\n")
 	fmt.Fprintf(w, "| saturation: closed loop, %d callers, %v | - | %.1f | %v | %v | %d requests, %d errors |\n",
 		sat.Concurrency, c.SaturationTime, sat.ImagesPerSecond, sat.P50.Round(time.Millisecond), sat.P99.Round(time.Millisecond), sat.Requests, sat.Errors)
