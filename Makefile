@@ -78,6 +78,12 @@ bench-train:
 bench-train-parity:
 	scripts/bench-train.sh accuracy-parity
 
+# What a refused /predict costs the server and the load generator
+# (seconds; see the script).
+.PHONY: bench-refusals
+bench-refusals:
+	scripts/bench-refusals.sh
+
 # Inference benchmarks: a real server on free ports, the default small model
 # and ResNet-18; prints the Markdown tables of BENCHMARKS.md (see the script).
 .PHONY: bench

@@ -3,6 +3,7 @@
 //
 //	shoal-bench run --grpc ADDR --http ADDR --model NAME [flags]   measure and print Markdown
 //	shoal-bench soak --pid PID --grpc ADDR --http ADDR [flags]         overload /predict; exit 1 when a criterion fails
+//	shoal-bench refusals --http ADDR [flags]                        CPU a refused /predict costs (scripts/bench-refusals.sh)
 //	shoal-bench coldstart --model NAME --http ADDR -- shoal serve ...  time starts until the model is ready
 //	shoal-bench export --arch ARCH --size 224 --out FILE            write an untrained, batch-dynamic ONNX model
 //	shoal-bench ports N                                             print N free TCP ports
@@ -34,7 +35,7 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: shoal-bench run|soak|coldstart|export|ports [flags]")
+		return fmt.Errorf("usage: shoal-bench run|soak|refusals|coldstart|export|ports [flags]")
 	}
 	fs := flag.NewFlagSet("shoal-bench "+args[0], flag.ContinueOnError)
 	switch args[0] {
@@ -86,6 +87,21 @@ func run(ctx context.Context, args []string) error {
 		if !r.Passed() {
 			return fmt.Errorf("soak: a criterion was not met (see the table)")
 		}
+		return nil
+	case "refusals":
+		var cfg bench.RefusalConfig
+		cfg.RegisterFlags(fs)
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if err := cfg.Validate(); err != nil {
+			return err
+		}
+		r, err := bench.MeasureRefusals(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		r.Markdown(os.Stdout, cfg)
 		return nil
 	case "coldstart":
 		var cfg bench.ColdStartConfig
