@@ -146,7 +146,11 @@ func (r *SoakReport) Markdown(w io.Writer) {
 			after.Concurrency, c.SaturationTime, after.ImagesPerSecond, after.P50.Round(time.Millisecond), after.P99.Round(time.Millisecond), after.Requests, after.Errors)
 		cpu = append(cpu, r.SaturationAfterCPU.describe("saturation after", after.ImagesPerSecond))
 	}
-	fmt.Fprintf(w, "\nCPU (the generator shares the server's cores; %s client): %s.\n\n", c.Client, strings.Join(cpu, "; "))
+	where := "the generator shares the server's cores"
+	if r.ServerCores > 0 {
+		where = fmt.Sprintf("the server within its quota of %.2f cores, the generator outside it", r.ServerCores)
+	}
+	fmt.Fprintf(w, "\nCPU (%s; %s client): %s.\n\n", where, c.Client, strings.Join(cpu, "; "))
 	fmt.Fprintf(w, "| resource | baseline (idle) | peak under load | after (%v later) |\n|---|---|---|---|\n", r.SettledIn.Round(time.Second))
 	peakNote := "VmHWM"
 	if r.PeakResetFailed != nil {

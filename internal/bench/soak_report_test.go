@@ -72,3 +72,21 @@ func TestSoakSaturationBaseline(t *testing.T) {
 		t.Errorf("both measurements: %+v; want 170 ms against 2 x the mean 85 ms, met", c)
 	}
 }
+
+// TestSoakReportQuota: the report says whether the server ran within a
+// CPU quota, the generator outside it, or shared its cores.
+func TestSoakReportQuota(t *testing.T) {
+	for cores, want := range map[float64][]string{
+		1.5: {"confined to 1.50 cores of CPU time", "the server within its quota of 1.50 cores, the generator outside it"},
+		0:   {"has no CPU quota", "the generator shares the server's cores"},
+	} {
+		r := &SoakReport{ServerCores: cores, Saturation: Stats{Requests: 1, ImagesPerSecond: 1}}
+		var b strings.Builder
+		r.Markdown(&b)
+		for _, w := range want {
+			if !strings.Contains(b.String(), w) {
+				t.Errorf("quota %v: the report lacks %q:\n%s", cores, w, b.String())
+			}
+		}
+	}
+}
