@@ -38,8 +38,9 @@ import (
 // before the console's router, the tracing and the gateway's routing
 // (under twice the saturating load the gateway refuses about as many
 // requests as it forwards; behind those layers a refusal cost the server
-// 119-133 µs of CPU, in front of them 88-95 µs: RELIABILITY.md). A request whose path is not plainly one of those routes (an
-// escaped character in it) is admitted or refused by the gateway's own
+// 119-133 µs of CPU, in front of them 88-95 µs: RELIABILITY.md). A
+// request whose path is not plainly one of those routes (an escaped
+// character in it) is admitted or refused by the gateway's own
 // middleware, once its route has matched.
 type inferenceBound struct {
 	most int64
@@ -204,21 +205,16 @@ func (g *Gateway) Admit(next http.Handler) http.Handler {
 	if b == nil {
 		return next
 	}
+	forward := func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), admittedKey{}, true)))
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		route, oip := frontRoute(r)
 		if route == "" {
 			next.ServeHTTP(w, r)
 			return
 		}
-		start := time.Now()
-		if !b.enter() {
-			server.SetHTTPRoute(r.Context(), route)
-			b.refuse(w, r, oip)
-			return
-		}
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		defer func() { b.leave(sw.status, time.Since(start)) }()
-		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), admittedKey{}, true)))
+		b.admit(w, r, oip, route, forward)
 	})
 }
 
@@ -231,15 +227,26 @@ func (b *inferenceBound) middleware(next runtime.HandlerFunc) runtime.HandlerFun
 			next(w, r, params)
 			return
 		}
-		start := time.Now()
-		if !b.enter() {
-			b.refuse(w, r, oip)
-			return
-		}
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		defer func() { b.leave(sw.status, time.Since(start)) }()
-		next(sw, r, params)
+		b.admit(w, r, oip, "", func(w http.ResponseWriter, r *http.Request) { next(w, r, params) })
 	}
+}
+
+// admit forwards r to next within a place of the bound, its answer timed
+// from now, or refuses it when no place is free; route, when set, names
+// the refused request's route in the metrics (the gateway's routing has
+// named it otherwise).
+func (b *inferenceBound) admit(w http.ResponseWriter, r *http.Request, oip bool, route string, next func(http.ResponseWriter, *http.Request)) {
+	start := time.Now()
+	if !b.enter() {
+		if route != "" {
+			server.SetHTTPRoute(r.Context(), route)
+		}
+		b.refuse(w, r, oip)
+		return
+	}
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	defer func() { b.leave(sw.status, time.Since(start)) }()
+	next(sw, r)
 }
 
 // refuse answers r with 429 and Retry-After: in the Open Inference
